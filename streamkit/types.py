@@ -1,0 +1,104 @@
+"""Plain value types shared by every layer: messages, partitions, metadata.
+
+This module imports nothing from streamkit, so every layer may import it.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+Headers = list[tuple[str, bytes]]
+
+#: ``Message.timestamp_type`` values, as in Kafka.
+CREATE_TIME = 0
+LOG_APPEND_TIME = 1
+
+
+class TopicPartition(NamedTuple):
+    """One partition of one topic."""
+
+    topic: str
+    partition: int
+
+
+class RecordMetadata(NamedTuple):
+    """Where a produced record landed (returned once the broker acknowledged it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+class Message:
+    """One record read from a topic partition.
+
+    ``timestamp`` is milliseconds since the epoch; ``timestamp_type`` is
+    ``CREATE_TIME`` (the producer's) or ``LOG_APPEND_TIME`` (the broker's).
+    """
+
+    __slots__ = ("topic", "partition", "offset", "timestamp", "timestamp_type",
+                 "key", "value", "headers")
+
+    def __init__(self, topic: str, partition: int, offset: int, timestamp: int,
+                 timestamp_type: int, key: bytes | None, value: bytes | None,
+                 headers: Headers) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.timestamp_type = timestamp_type
+        self.key = key
+        self.value = value
+        self.headers = headers
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def __repr__(self) -> str:
+        return (f"<Message {self.topic}[{self.partition}]@{self.offset} "
+                f"ts={self.timestamp} key={self.key!r} value={self.value!r:.60}>")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class OutgoingRecord(NamedTuple):
+    """A record handed to ``Broker.produce``: key and value already in bytes.
+
+    ``partition=None`` lets the broker choose (Kafka's default partitioner for keyed
+    records, spread for unkeyed ones); ``timestamp=None`` means "now".
+    """
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = []
+    timestamp: int | None = None
+    partition: int | None = None
+
+
+class TopicInfo(NamedTuple):
+    """What ``Broker.describe_topic`` reports."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+    start_offsets: list[int]     # first offset still in the log, per partition
+    end_offsets: list[int]       # the offset the next record will get, per partition
+
+
+class GroupOffset(NamedTuple):
+    """A committed offset of a consumer group and how far it lags the log end."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    end_offset: int
+
+    @property
+    def lag(self) -> int:
+        return self.end_offset - (self.committed or 0)
