@@ -62,3 +62,97 @@ class ValidationError(StreamkitError, ValueError):
 
 class ImproperlyConfigured(StreamkitError):
     """An App, topic or table set up in a way that cannot work."""
+
+
+class StoreLocked(StreamkitError):
+    """A table store already opened by another live worker process (RocksDB allows one
+    process per store). ``path`` names the store."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+# -- Schema Registry (streamkit.avro). ``http_status`` and ``error_code`` are the ones
+# Confluent's Schema Registry answers with, so REST clients see the same errors.
+
+class SchemaRegistryError(StreamkitError):
+    """A Schema Registry operation that failed; ``error_code`` is Confluent's code."""
+
+    http_status = 500
+    error_code = 50001
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidSchema(SchemaRegistryError):
+    """A schema that is not valid Avro (bad JSON, unknown type, bad default...)."""
+
+    http_status, error_code = 422, 42201
+
+
+class InvalidVersion(SchemaRegistryError):
+    """A version that is neither ``latest`` nor an integer from 1 to 2**31-1."""
+
+    http_status, error_code = 422, 42202
+
+
+class InvalidCompatibilityLevel(SchemaRegistryError):
+    """A compatibility level outside NONE, BACKWARD[_TRANSITIVE], FORWARD[...], FULL[...]."""
+
+    http_status, error_code = 422, 42203
+
+
+class IncompatibleSchema(SchemaRegistryError):
+    """A schema refused by the subject's compatibility level; ``messages`` says which
+    field breaks which rule against which version."""
+
+    http_status, error_code = 409, 409
+
+    def __init__(self, message: str, messages: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.messages = list(messages or [])
+
+
+class SubjectNotFound(SchemaRegistryError):
+    http_status, error_code = 404, 40401
+
+
+class VersionNotFound(SchemaRegistryError):
+    http_status, error_code = 404, 40402
+
+
+class SchemaNotFound(SchemaRegistryError):
+    http_status, error_code = 404, 40403
+
+
+class SubjectSoftDeleted(SchemaRegistryError):
+    """Soft-deleting a subject that is already soft-deleted."""
+
+    http_status, error_code = 404, 40404
+
+
+class SubjectNotSoftDeleted(SchemaRegistryError):
+    """A permanent delete of a subject that was not soft-deleted first."""
+
+    http_status, error_code = 404, 40405
+
+
+class VersionSoftDeleted(SchemaRegistryError):
+    """Soft-deleting a version that is already soft-deleted."""
+
+    http_status, error_code = 404, 40406
+
+
+class VersionNotSoftDeleted(SchemaRegistryError):
+    """A permanent delete of a version that was not soft-deleted first."""
+
+    http_status, error_code = 404, 40407
+
+
+class SubjectConfigNotFound(SchemaRegistryError):
+    """A subject with no compatibility level of its own (asked without defaultToGlobal)."""
+
+    http_status, error_code = 404, 40408
