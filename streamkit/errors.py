@@ -156,3 +156,10 @@ class SubjectConfigNotFound(SchemaRegistryError):
     """A subject with no compatibility level of its own (asked without defaultToGlobal)."""
 
     http_status, error_code = 404, 40408
+
+
+class UnknownCodec(ImproperlyConfigured, KeyError):
+    """A serializer name that is not registered. Names the known ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

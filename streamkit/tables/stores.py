@@ -1,0 +1,314 @@
+"""Table stores: the bytes under a table, per partition, with the changelog offset applied.
+
+A store is chosen by URL::
+
+    open_store("memory://", path, "counts")    # dicts, lost at exit
+    open_store("rocksdb://", path, "counts")   # RocksDB at <path>/counts.db
+
+Keys and values are bytes here; the table layer encodes and decodes them. Every store
+keeps, per partition, the changelog offset its data reaches: :meth:`apply` writes a batch
+of changes and that offset together, atomically (one RocksDB ``WriteBatch``), so after a
+crash the data and the offset agree and only the changelog tail past the offset needs
+replaying.
+
+RocksDB layout: one column family per partition (``p<N>``), plus a column family
+``__offsets`` holding each partition's offset. Measured against a 4-byte partition prefix
+on every key (benchmarks/store_bench.py, docs/decisions/301-store-layout.md): the column
+family layout avoids a bytes concatenation per key and per read, and makes
+:meth:`clear` a constant-time drop of the column family rather than a range delete.
+
+Writes use ``sync=False`` with the write-ahead log on: a process crash (SIGKILL) loses
+nothing that :meth:`apply` returned from, a power loss may lose the last writes, which
+the changelog (the durable copy) then restores.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+from urllib.parse import urlsplit
+
+from ..errors import ImproperlyConfigured, StoreLocked
+
+__all__ = ["MemoryStore", "RocksDBStore", "open_store", "Change"]
+
+Change = tuple[bytes, "bytes | None"]
+
+_OFFSETS_CF = "__offsets"
+_OFFSET = struct.Struct(">q")
+
+
+class MemoryStore:
+    """A store kept in dicts, one per partition. For tests and notebooks: nothing
+    survives the process."""
+
+    def __init__(self, table_name: str = "") -> None:
+        self.table_name = table_name
+        self._data: dict[int, dict[bytes, bytes]] = {}
+        self._offsets: dict[int, int] = {}
+
+    def _partition(self, partition: int) -> dict[bytes, bytes]:
+        data = self._data.get(partition)
+        if data is None:
+            data = self._data[partition] = {}
+        return data
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        """The value of ``key`` in ``partition``, or None."""
+        data = self._data.get(partition)
+        return None if data is None else data.get(key)
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of ``partition`` (a snapshot: safe to apply meanwhile)."""
+        return iter(list(self._data.get(partition, {}).items()))
+
+    def keys(self, partition: int) -> Iterator[bytes]:
+        """Every key of ``partition`` (a snapshot)."""
+        return iter(list(self._data.get(partition, {})))
+
+    def apply(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
+        """Write ``changes`` (a None value deletes the key) and record ``offset`` as the
+        changelog offset they reach (None leaves the recorded offset as it is)."""
+        data = self._partition(partition)
+        for key, value in changes:
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        if offset is not None:
+            self._offsets[partition] = offset
+
+    def offset(self, partition: int) -> int | None:
+        """The changelog offset last recorded by :meth:`apply`, or None."""
+        return self._offsets.get(partition)
+
+    def clear(self, partition: int) -> None:
+        """Drop the data and the offset of ``partition`` (to rebuild it from the
+        changelog)."""
+        self._data.pop(partition, None)
+        self._offsets.pop(partition, None)
+
+    def size(self, partition: int) -> int:
+        """Number of keys in ``partition`` (exact)."""
+        return len(self._data.get(partition, ()))
+
+    def partitions(self) -> list[int]:
+        """Partitions holding data or an offset, ascending."""
+        return sorted(set(self._data) | set(self._offsets))
+
+    def close(self) -> None:
+        """Nothing to release; kept for the common store shape."""
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({self.table_name!r})"
+
+
+class RocksDBStore:
+    """A store in one RocksDB database (through rocksdict), one column family per
+    partition. Only one process may open it at a time."""
+
+    def __init__(self, path: str | os.PathLike[str], table_name: str = "") -> None:
+        from rocksdict import Options, Rdict, WriteOptions
+
+        self.path = Path(path)
+        self.table_name = table_name
+        self._db = None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(self.path)
+        try:
+            self._cf_options = _cf_options()
+            options = _db_options()
+            names = Rdict.list_cf(str(self.path), options) if (self.path / "CURRENT").exists() else ["default"]
+            families = {name: self._cf_options for name in names if name != "default"}
+            families.setdefault(_OFFSETS_CF, self._cf_options)
+            self._db = Rdict(str(self.path), options, column_families=families)
+        except BaseException:
+            _unlock(self._lock_fd)
+            raise
+        self._write_options = WriteOptions()
+        self._write_options.sync = False
+        self._db.set_write_options(self._write_options)
+        self._offsets_cf = self._db.get_column_family(_OFFSETS_CF)
+        self._offsets_handle = self._db.get_column_family_handle(_OFFSETS_CF)
+        # partition -> (Rdict view of its column family, handle for WriteBatch)
+        self._families: dict[int, tuple[object, object]] = {}
+        for name in names:
+            if name.startswith("p") and name[1:].isdigit():
+                self._open_family(int(name[1:]), create=False)
+
+    def _open_family(self, partition: int, *, create: bool) -> tuple[object, object]:
+        name = f"p{partition}"
+        if create:
+            cf = self._db.create_column_family(name, self._cf_options)
+        else:
+            cf = self._db.get_column_family(name)
+        pair = (cf, self._db.get_column_family_handle(name))
+        self._families[partition] = pair
+        return pair
+
+    def _family(self, partition: int) -> tuple[object, object]:
+        pair = self._families.get(partition)
+        if pair is None:
+            pair = self._open_family(partition, create=True)
+        return pair
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        """The value of ``key`` in ``partition``, or None."""
+        pair = self._families.get(partition)
+        return None if pair is None else pair[0].get(key)
+
+    def get_many(self, partition: int, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Values of ``keys`` in ``partition`` (None where missing), in one call."""
+        pair = self._families.get(partition)
+        if pair is None:
+            return [None] * len(keys)
+        return pair[0].get(list(keys))
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of ``partition`` in key order."""
+        pair = self._families.get(partition)
+        return iter(()) if pair is None else pair[0].items()
+
+    def keys(self, partition: int) -> Iterator[bytes]:
+        """Every key of ``partition`` in key order."""
+        pair = self._families.get(partition)
+        return iter(()) if pair is None else pair[0].keys()
+
+    def apply(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
+        """Write ``changes`` (a None value deletes the key) and ``offset`` in one atomic
+        WriteBatch: after a crash either all of it is there or none of it is."""
+        from rocksdict import WriteBatch
+
+        handle = self._family(partition)[1]
+        batch = WriteBatch(raw_mode=True)
+        batch.set_default_column_family(handle)
+        put, delete = batch.put, batch.delete
+        for key, value in changes:
+            if value is None:
+                delete(key)
+            else:
+                put(key, value)
+        if offset is not None:
+            batch.put(_partition_key(partition), _OFFSET.pack(offset), self._offsets_handle)
+        self._db.write(batch, self._write_options)
+
+    def offset(self, partition: int) -> int | None:
+        """The changelog offset last recorded by :meth:`apply`, or None. Survives close,
+        reopen and SIGKILL."""
+        raw = self._offsets_cf.get(_partition_key(partition))
+        return None if raw is None else _OFFSET.unpack(raw)[0]
+
+    def clear(self, partition: int) -> None:
+        """Drop the data and the offset of ``partition`` (to rebuild it from the
+        changelog): its column family is dropped and recreated empty."""
+        self._offsets_cf.delete(_partition_key(partition))
+        if self._families.pop(partition, None) is not None:
+            self._db.drop_column_family(f"p{partition}")
+        self._open_family(partition, create=True)
+
+    def size(self, partition: int) -> int:
+        """Approximate number of keys in ``partition`` (RocksDB's estimate-num-keys:
+        deletes and overwrites not yet compacted make it drift)."""
+        pair = self._families.get(partition)
+        if pair is None:
+            return 0
+        return pair[0].property_int_value("rocksdb.estimate-num-keys") or 0
+
+    def partitions(self) -> list[int]:
+        """Partitions holding a column family, ascending."""
+        return sorted(self._families)
+
+    def flush(self) -> None:
+        """Flush memtables to SST files (not needed for durability: the WAL has it)."""
+        for cf, _ in self._families.values():
+            cf.flush()
+        self._offsets_cf.flush()
+
+    def close(self) -> None:
+        """Close the database and release the lock. Idempotent."""
+        if self._db is None:
+            return
+        # Every column family view keeps RocksDB open: release them all first.
+        for cf, _ in self._families.values():
+            cf.close()
+        self._families.clear()
+        self._offsets_cf.close()
+        self._offsets_cf = self._offsets_handle = None
+        self._db.close()
+        self._db = None
+        _unlock(self._lock_fd)
+
+    def __repr__(self) -> str:
+        return f"RocksDBStore({str(self.path)!r})"
+
+
+def _partition_key(partition: int) -> bytes:
+    return b"%d" % partition
+
+
+def _db_options():
+    from rocksdict import Options
+
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.create_missing_column_families(True)
+    options.set_max_background_jobs(2)
+    return options
+
+
+def _cf_options():
+    from rocksdict import Options
+
+    options = Options(raw_mode=True)
+    return options
+
+
+def _lock(path: Path) -> int:
+    """Take an exclusive lock next to the store, naming our pid; the OS frees it when
+    the process dies, SIGKILL included."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        who = ("this process already has it open" if holder == str(os.getpid())
+               else f"another worker holds it (pid {holder})")
+        raise StoreLocked(
+            f"table store {str(path)!r} is locked: {who}. Only one process may open a "
+            f"RocksDB store; stop that worker or give this one another datadir.",
+            str(path)) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def _unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+def open_store(url: str, path: str | os.PathLike[str] | None, table_name: str,
+               partitions: int | None = None) -> MemoryStore | RocksDBStore:
+    """Open the store of table ``table_name``.
+
+    ``memory://``: dicts. ``rocksdb://``: RocksDB at ``<path>/<table_name>.db`` where
+    ``path`` is the app's table directory (``<datadir>/<app id>/tables``);
+    ``rocksdb:///abs/dir`` puts it under ``/abs/dir`` instead. ``partitions`` is a hint
+    only: partitions are created on first use.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        return MemoryStore(table_name)
+    if scheme == "rocksdb":
+        location = url[len("rocksdb://"):]
+        directory = Path(location) if location else (Path(path) if path is not None else None)
+        if directory is None:
+            raise ImproperlyConfigured(
+                f"table {table_name!r}: store {url!r} needs a directory (the app's datadir)")
+        return RocksDBStore(directory / f"{table_name}.db", table_name)
+    raise ImproperlyConfigured(
+        f"table {table_name!r}: unknown store URL {url!r}; use 'memory://' or 'rocksdb://'")
