@@ -163,3 +163,12 @@ class UnknownCodec(ImproperlyConfigured, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class StoreLocked(StreamkitError):
+    """A table store already opened by another live worker process (RocksDB allows one
+    process per store). ``path`` names the store."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
