@@ -1,0 +1,409 @@
+"""Record: a typed message value, declared with class annotations.
+
+Each Record class gets code generated for its own fields (``__init__``, the decoder
+``_from_wire``, ``__eq__``, ``__hash__``, ``__repr__``, ``asdict``). The generated
+code checks each value with an inline ``type(v) is T`` and calls the field's converter
+only when that fails, so decoding a well-formed message costs no function call per
+field. Values live in the instance ``__dict__``; the field descriptors are served by
+the metaclass (``TaxiRide.vendorId``), not stored in the class, so reading
+``ride.vendorId`` is an ordinary, fully specialised instance attribute read.
+"""
+from __future__ import annotations
+
+import base64
+import enum
+import sys
+import typing
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any, Callable, ClassVar
+from uuid import UUID
+
+from streamkit.errors import DecodeError, ImproperlyConfigured, ValidationError
+from streamkit.models.fields import (
+    FAST_TYPES,
+    MISSING,
+    FieldDescriptor,
+    Invalid,
+    describe,
+    make_converter,
+)
+from streamkit.serializers import codecs
+
+__all__ = ["Record", "RecordOptions"]
+
+_PREFIX = "_sk_"  # generated code's own names; fields may not start with it
+
+
+class RecordOptions:
+    """The class options of a Record: ``class R(Record, serializer="json", ...)``.
+
+    ``serializer``: codec name used by ``dumps``/``loads`` and by topics whose
+    ``value_type`` is this Record (``None``: the topic's or ``"json"``).
+    ``validation``: raise ValidationError for values of the wrong type (default True).
+    ``coerce``: convert compatible values: ``"9.3"`` -> 9.3, ``"42"`` -> 42,
+    42 -> ``"42"`` for str fields (default True).
+    ``namespace``: a stable name for the schema (default ``module.QualName``).
+    """
+
+    __slots__ = ("serializer", "validation", "coerce", "namespace")
+
+    def __init__(self, serializer: str | None, validation: bool, coerce: bool,
+                 namespace: str) -> None:
+        self.serializer = serializer
+        self.validation = validation
+        self.coerce = coerce
+        self.namespace = namespace
+
+    def __repr__(self) -> str:
+        return (f"RecordOptions(serializer={self.serializer!r}, validation="
+                f"{self.validation!r}, coerce={self.coerce!r}, namespace="
+                f"{self.namespace!r})")
+
+
+class RecordMeta(type):
+    """Builds the fields and the generated methods of every Record class."""
+
+    def __new__(mcs, name: str, bases: tuple, ns: dict[str, Any],
+                serializer: str | None = None, validation: bool | None = None,
+                coerce: bool | None = None, namespace: str | None = None,
+                **kwargs: Any) -> RecordMeta:
+        annotations = ns.get("__annotations__", {})
+        # Field defaults must not stay class attributes: a class attribute named like
+        # the field would slow every instance attribute read (see module docstring).
+        defaults = {f: ns.pop(f) for f in list(annotations) if f in ns}
+        cls = super().__new__(mcs, name, bases, ns, **kwargs)
+        parent = getattr(cls, "_options", None)
+        cls._options = RecordOptions(
+            serializer if serializer is not None else (parent and parent.serializer),
+            validation if validation is not None else (
+                parent.validation if parent else True),
+            coerce if coerce is not None else (parent.coerce if parent else True),
+            namespace or f"{cls.__module__}.{cls.__qualname__}",
+        )
+        fields = _collect_fields(cls, annotations, defaults)
+        cls._fields = fields
+        cls.__match_args__ = tuple(fields)
+        _install_generated(cls, fields)
+        return cls
+
+    def __init__(cls, name: str, bases: tuple, ns: dict[str, Any],
+                 **kwargs: Any) -> None:
+        super().__init__(name, bases, ns)
+
+    def __getattr__(cls, name: str) -> FieldDescriptor:
+        # Only called when normal class lookup fails: that is how TaxiRide.vendorId
+        # reaches its descriptor while instances never see a class attribute.
+        try:
+            return type.__getattribute__(cls, "_fields")[name]
+        except KeyError:
+            raise AttributeError(
+                f"type object {cls.__name__!r} has no attribute {name!r}") from None
+
+    def __dir__(cls) -> list[str]:
+        return sorted(set(super().__dir__()) | set(cls._fields))
+
+
+def _collect_fields(cls: type, annotations: dict[str, Any],
+                    defaults: dict[str, Any]) -> dict[str, FieldDescriptor]:
+    """Parent fields first, then this class's annotations, in declaration order."""
+    merged: dict[str, tuple[Any, Any]] = {}
+    for base in reversed(cls.__mro__[1:]):
+        for fd in base.__dict__.get("_fields", {}).values():
+            merged[fd.field] = (fd.type, fd.default)
+    reserved = _reserved_names()
+    module = sys.modules.get(cls.__module__)
+    globalns = dict(vars(module)) if module else {}
+    localns = {cls.__name__: cls}
+    for field, annotation in annotations.items():
+        tp = _resolve(cls, field, annotation, globalns, localns)
+        if typing.get_origin(tp) is ClassVar or tp is ClassVar:
+            if field in defaults:
+                setattr(cls, field, defaults[field])
+            continue
+        if field.startswith(_PREFIX) or field in reserved:
+            raise ImproperlyConfigured(
+                f"{cls.__name__}.{field}: field name clashes with a Record attribute; "
+                "rename the field")
+        default = defaults.get(field, merged.get(field, (None, MISSING))[1])
+        merged[field] = (tp, default)
+    return {f: FieldDescriptor(f, tp, default, cls, i)
+            for i, (f, (tp, default)) in enumerate(merged.items())}
+
+
+def _resolve(cls: type, field: str, annotation: Any, globalns: dict,
+             localns: dict) -> Any:
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, globalns, localns)  # noqa: S307 - the class's own code
+    except Exception as exc:
+        raise ImproperlyConfigured(
+            f"{cls.__name__}.{field}: cannot resolve annotation {annotation!r}: {exc}"
+        ) from None
+
+
+_RESERVED: set[str] = set()
+
+
+def _reserved_names() -> set[str]:
+    if not _RESERVED and "Record" in globals():
+        _RESERVED.update(n for n in dir(Record) if not n.startswith("__"))
+    return _RESERVED
+
+
+# ------------------------------------------------------------------ code generation
+
+def _fast_type(tp: Any) -> tuple[Any, bool]:
+    """(T, optional) when values can be checked inline with ``type(v) is T``."""
+    optional = False
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is __import__("types").UnionType:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1 or len(typing.get_args(tp)) != 2:
+            return None, False
+        tp, optional = args[0], True
+    if tp in FAST_TYPES or (isinstance(tp, type) and (
+            isinstance(tp, RecordMeta) or issubclass(tp, enum.Enum))):
+        return tp, optional
+    return None, False
+
+
+def _field_converter(cls: type, fd: FieldDescriptor) -> Callable[[Any], Any]:
+    """Converter that raises ValidationError naming record, field and value."""
+    convert = make_converter(fd.type, cls._options.coerce)
+    validation = cls._options.validation
+    where = f"{cls.__name__}.{fd.field}"
+    record, field = cls.__name__, fd.field
+
+    def convert_field(value: Any) -> Any:
+        if value is MISSING:
+            err = ValidationError(f"{where}: missing required field")
+        else:
+            try:
+                return convert(value)
+            except Invalid as exc:
+                if not validation:
+                    return value
+                err = ValidationError(exc.message(where))
+        err.record, err.field, err.value = record, field, value
+        raise err
+
+    return convert_field
+
+
+def _check_lines(var: str, target: str, i: int, tp: Any, optional: bool,
+                 indent: str) -> list[str]:
+    """Code that converts ``var`` in place when it is not already of type T."""
+    guard = f"{var} is not None and " if optional else ""
+    if tp is None:
+        return [f"{indent}{target} = _sk_c{i}({var})"] if not optional else [
+            f"{indent}if {var} is not None: {target} = _sk_c{i}({var})"]
+    if tp is datetime:
+        # The wire form of a datetime is an ISO string: parse it without a call chain.
+        return [
+            f"{indent}if {guard}type({var}) is not _sk_T{i}:",
+            f"{indent}    if type({var}) is str:",
+            f"{indent}        try: {target} = _sk_fromiso({var})",
+            f"{indent}        except ValueError: {target} = _sk_c{i}({var})",
+            f"{indent}    else: {target} = _sk_c{i}({var})",
+        ]
+    return [f"{indent}if {guard}type({var}) is not _sk_T{i}: "
+            f"{target} = _sk_c{i}({var})"]
+
+
+def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
+    names = list(fields)
+    env: dict[str, Any] = {
+        "_sk_cls": cls, "_sk_MISSING": MISSING, "_sk_new": object.__new__,
+        "_sk_fromiso": datetime.fromisoformat, "_sk_plain": _plain,
+        "_sk_jsonable": _jsonable, "_sk_Mapping": Mapping,
+        "_sk_ValidationError": ValidationError, "_sk_describe": describe,
+    }
+    params, init_body, wire_body = [], [], []
+    for i, (name, fd) in enumerate(fields.items()):
+        tp, optional = _fast_type(fd.type)
+        env[f"_sk_T{i}"] = tp
+        env[f"_sk_c{i}"] = _field_converter(cls, fd)
+        env[f"_sk_f{i}"] = fd
+        if fd.required or fd._copy_default:
+            params.append(f"{name}=_sk_MISSING")
+            if fd._copy_default:
+                init_body.append(f"    if {name} is _sk_MISSING: "
+                                 f"{name} = _sk_f{i}.default_value()")
+        else:
+            env[f"_sk_d{i}"] = fd.default
+            params.append(f"{name}=_sk_d{i}")
+        if fd.type is Any or fd.type is object:
+            if fd.required:
+                init_body.append(f"    if {name} is _sk_MISSING: _sk_c{i}({name})")
+            wire_body.append(f"        d[{name!r}]")  # KeyError when missing
+            continue
+        init_body += _check_lines(name, name, i, tp, optional, "    ")
+        wire_body.append(f"        v = d[{name!r}]")
+        wire_body += _check_lines("v", f"d[{name!r}]", i, tp, optional, "        ")
+    post_init = "__post_init__" in dir(cls)
+    dict_literal = "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}"
+    src = [f"def __init__(_sk_self, {', '.join(params)}):" if params
+           else "def __init__(_sk_self):"]
+    src += init_body
+    src.append(f"    _sk_self.__dict__ = {dict_literal}")
+    if post_init:
+        src.append("    _sk_self.__post_init__()")
+    # Decoder: adopt the codec's fresh dict as the instance __dict__ when it holds
+    # exactly the fields; anything else (missing, unknown keys) takes the slow path.
+    src += [
+        "def _from_wire(d):",
+        f"    if type(d) is not dict or len(d) != {len(names)}:",
+        "        return _sk_slow(d)",
+        "    try:",
+        *(wire_body or ["        pass"]),
+        "    except KeyError:",
+        "        return _sk_slow(d)",
+        "    self = _sk_new(_sk_cls)",
+        "    self.__dict__ = d",
+    ]
+    if post_init:
+        src.append("    self.__post_init__()")
+    src.append("    return self")
+    src += [
+        "def _sk_slow(d):",
+        "    if not isinstance(d, _sk_Mapping):",
+        f"        raise _sk_ValidationError({cls.__name__ + ': expected a mapping of fields, got '!r} + _sk_describe(d))",
+        f"    return _sk_cls(**{{k: d[k] for k in {tuple(names)!r} if k in d}})",
+    ]
+    values = lambda obj: ", ".join(f"{obj}[{n!r}]" for n in names)  # noqa: E731
+    tuple_of = lambda obj: f"({values(obj)},)" if names else "()"  # noqa: E731
+    src += [
+        "def __eq__(self, other):",
+        "    if other.__class__ is not self.__class__: return NotImplemented",
+        "    a = self.__dict__; b = other.__dict__",
+        f"    return {tuple_of('a')} == {tuple_of('b')}",
+        "def __hash__(self):",
+        "    a = self.__dict__",
+        f"    return hash(({cls.__name__!r}, {tuple_of('a')}))",
+        "def __repr__(self):",
+        "    a = self.__dict__",
+        '    return f"<' + cls.__name__ + (": " if names else "")
+        + ", ".join(f"{n}={{a[{n!r}]!r}}" for n in names) + '>"',
+        "def asdict(self):",
+        "    a = self.__dict__",
+        "    return {" + ", ".join(
+            f"{n!r}: " + (f"a[{n!r}]" if _is_plain(fields[n].type)
+                          else f"_sk_plain(a[{n!r}])") for n in names) + "}",
+        "def to_representation(self):",
+        "    a = self.__dict__",
+        "    return {" + ", ".join(
+            f"{n!r}: " + (f"a[{n!r}]" if _is_jsonable(fields[n].type)
+                          else f"_sk_jsonable(a[{n!r}])") for n in names) + "}",
+        "def _streamkit_fields_(self):",
+        "    a = self.__dict__",
+        f"    if len(a) == {len(names)}: return a",
+        "    return {" + ", ".join(f"{n!r}: a[{n!r}]" for n in names) + "}",
+    ]
+    code = compile("\n".join(src), f"<streamkit record {cls.__qualname__}>", "exec")
+    exec(code, env)  # noqa: S102 - source built above from field names only
+    for fn_name in ("__init__", "__eq__", "__hash__", "__repr__", "asdict",
+                    "to_representation", "_streamkit_fields_"):
+        fn = env[fn_name]
+        fn.__qualname__ = f"{cls.__qualname__}.{fn_name}"
+        setattr(cls, fn_name, fn)
+    cls.__init__.__doc__ = f"Build a {cls.__name__} from field values (validated)."
+    cls._from_wire = staticmethod(env["_from_wire"])
+
+
+_PLAIN_TYPES = (int, float, str, bool, bytes, datetime, date, time, Decimal, UUID)
+
+
+def _is_plain(tp: Any) -> bool:
+    """True when asdict() can return the value as it is (no Record inside)."""
+    if tp in _PLAIN_TYPES:
+        return True
+    args = typing.get_args(tp)
+    return bool(args) and typing.get_origin(tp) in (typing.Union, __import__(
+        "types").UnionType) and all(a is type(None) or a in _PLAIN_TYPES for a in args)
+
+
+def _is_jsonable(tp: Any) -> bool:
+    json_types = (int, float, str, bool)
+    if tp in json_types:
+        return True
+    args = typing.get_args(tp)
+    return bool(args) and typing.get_origin(tp) in (typing.Union, __import__(
+        "types").UnionType) and all(a is type(None) or a in json_types for a in args)
+
+
+def _plain(value: Any) -> Any:
+    """asdict() of a value: Records become dicts, containers are walked."""
+    if isinstance(value, Record):
+        return value.asdict()
+    if type(value) is list:
+        return [_plain(v) for v in value]
+    if type(value) is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if type(value) is tuple:
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    """to_representation() of a value: only JSON types remain."""
+    if value is None or type(value) in (int, float, str, bool):
+        return value
+    if isinstance(value, Record):
+        return value.to_representation()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, (str, int, float, bool)) else str(_jsonable(k)):
+                _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(value).decode("ascii")
+    return codecs.wire_form(value)
+
+
+class Record(metaclass=RecordMeta):
+    """Base class of typed records. Declare fields as annotations::
+
+        class TaxiRide(Record, serializer="json"):
+            vendorId: int
+            total_amount: float = 0.0
+            pickup: datetime | None = None
+
+    Class options: ``serializer=``, ``validation=``, ``coerce=``, ``namespace=``
+    (see :class:`RecordOptions`). ``Record._fields`` maps field names, in
+    declaration order, to their :class:`FieldDescriptor`.
+    """
+
+    _fields: ClassVar[dict[str, FieldDescriptor]]
+    _options: ClassVar[RecordOptions]
+    _from_wire: ClassVar[Callable[[Any], Record]]
+
+    def asdict(self) -> dict[str, Any]:
+        """Field values by name; nested Records become dicts."""
+        raise NotImplementedError  # replaced by the generated method
+
+    def to_representation(self) -> dict[str, Any]:
+        """Field values as JSON types: datetimes as ISO strings, Decimal as str."""
+        raise NotImplementedError  # replaced by the generated method
+
+    def dumps(self, serializer: str | None = None) -> bytes:
+        """Encode with ``serializer`` (default: the class's, else ``"json"``)."""
+        return codecs.get(serializer or self._options.serializer or "json").dumps(self)
+
+    @classmethod
+    def loads(cls, data: bytes, serializer: str | None = None) -> Record:
+        """Decode bytes into a record. Bad bytes raise DecodeError, bad fields
+        ValidationError."""
+        name = serializer or cls._options.serializer or "json"
+        try:
+            obj = codecs.get(name).loads(data)
+        except Exception as exc:
+            raise DecodeError(f"{cls.__name__}.loads: invalid {name}: {exc}") from exc
+        return cls._from_wire(obj)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Record:
+        """Build a record from a mapping of field values (unknown keys ignored)."""
+        return cls._from_wire(dict(data) if isinstance(data, Mapping) else data)

@@ -1,0 +1,202 @@
+"""Codecs: turn Python objects into bytes and back, looked up by name.
+
+A codec is any object with ``dumps(obj) -> bytes`` and ``loads(data: bytes) -> obj``.
+Built-ins: ``json``, ``msgpack`` and ``raw``. Add your own with :func:`register`.
+
+Records are encoded as plain maps of their fields. Values JSON and msgpack cannot hold
+natively take one *wire form* each (the Record turns them back when it decodes):
+
+=================  ==========================  ==========================
+Python value       json                        msgpack
+=================  ==========================  ==========================
+datetime/date/time ISO-8601 string             ISO-8601 string
+Decimal            string (``"12.30"``)        string
+bytes              base64 string               bin (native)
+UUID               string                      string
+Enum               its ``.value``              its ``.value``
+set/frozenset      array                       array
+Record             object of its fields        map of its fields
+=================  ==========================  ==========================
+"""
+from __future__ import annotations
+
+import base64
+import json
+import json.scanner
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+import msgpack
+
+from streamkit.errors import UnknownCodec
+
+__all__ = ["Codec", "JSONCodec", "MsgpackCodec", "RawCodec", "register", "get", "names",
+           "wire_form"]
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """What a codec is: two functions between Python objects and bytes."""
+
+    def dumps(self, obj: Any) -> bytes:
+        """Encode ``obj`` to bytes."""
+
+    def loads(self, data: bytes) -> Any:
+        """Decode bytes produced by :meth:`dumps` (or by another producer)."""
+
+
+def wire_form(obj: Any) -> Any:
+    """The value a codec writes for ``obj`` when the format has no native type for it.
+
+    Used as the ``default`` hook of the json and msgpack encoders, so it only sees
+    objects those encoders cannot handle themselves. Records are recognised by their
+    ``_streamkit_fields_`` method (no import of the models layer).
+    """
+    fields = getattr(obj, "_streamkit_fields_", None)
+    if fields is not None:
+        return fields()
+    if isinstance(obj, (datetime, date, time)):
+        return obj.isoformat()
+    if isinstance(obj, (Decimal, UUID)):
+        return str(obj)
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} value {obj!r:.80}")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return base64.b64encode(obj).decode("ascii")
+    return wire_form(obj)
+
+
+class JSONCodec:
+    """UTF-8 JSON, compact separators, non-ASCII kept as UTF-8.
+
+    Decoding calls the C scanner directly: ``json.loads`` spends a third of its time
+    in Python-level whitespace handling and encoding detection for a 200-byte object.
+    """
+
+    name = "json"
+
+    def __init__(self) -> None:
+        self._encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                        default=_json_default).encode
+        self._decoder = json.JSONDecoder()
+        self._scan = json.scanner.make_scanner(self._decoder)
+
+    def dumps(self, obj: Any) -> bytes:
+        """Encode ``obj`` as UTF-8 JSON bytes."""
+        return self._encode(obj).encode()
+
+    def loads(self, data: bytes | str) -> Any:
+        """Decode UTF-8 JSON bytes (or a str)."""
+        text = data.decode() if type(data) is bytes else (
+            data if type(data) is str else bytes(data).decode())
+        try:
+            obj, end = self._scan(text, 0)
+        except StopIteration:
+            # Leading whitespace or no value: let the full decoder say which.
+            return self._decoder.decode(text)
+        if end != len(text):
+            return self._decoder.decode(text)  # trailing whitespace, or "Extra data"
+        return obj
+
+
+class MsgpackCodec:
+    """MessagePack: maps with str keys, bin for bytes, ISO strings for datetimes.
+
+    Datetimes use the ISO string wire form rather than msgpack's timestamp extension
+    because the extension cannot hold naive datetimes and other readers of the topic
+    (JSON tools, other languages) read strings everywhere.
+    """
+
+    name = "msgpack"
+
+    def __init__(self) -> None:
+        self._packer = msgpack.Packer(default=wire_form)
+        self._unpackb = msgpack.unpackb
+
+    def dumps(self, obj: Any) -> bytes:
+        """Encode ``obj`` as msgpack bytes."""
+        return self._packer.pack(obj)
+
+    def loads(self, data: bytes) -> Any:
+        """Decode msgpack bytes (exactly one object)."""
+        try:
+            return self._unpackb(data)
+        except ValueError as exc:
+            # Non-str map keys (dict[int, ...] fields): allowed, but only on this
+            # slower retry so str-keyed maps pay nothing for the keyword argument.
+            if "map key" not in str(exc):
+                raise
+            return self._unpackb(data, strict_map_key=False)
+
+
+class RawCodec:
+    """Bytes pass through unchanged; str is encoded as UTF-8."""
+
+    name = "raw"
+
+    def dumps(self, obj: Any) -> bytes:
+        """``bytes`` as they are, ``str`` as UTF-8, bytearray/memoryview copied."""
+        if type(obj) is bytes:
+            return obj
+        if isinstance(obj, str):
+            return obj.encode()
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return bytes(obj)
+        raise TypeError(f"raw codec encodes bytes or str, got {type(obj).__name__} "
+                        f"{obj!r:.80}")
+
+    def loads(self, data: bytes) -> bytes:
+        """The bytes, unchanged."""
+        return data
+
+
+_registry: dict[str, Codec] = {}
+
+
+def register(name: str, codec: Codec | type) -> None:
+    """Make ``codec`` available as ``serializer=name`` (replaces an earlier one).
+
+    ``codec`` is an object with ``dumps`` and ``loads``, or a class of such objects
+    (instantiated once, with no arguments).
+    """
+    if isinstance(codec, type):
+        codec = codec()
+    if not callable(getattr(codec, "dumps", None)) or not callable(
+            getattr(codec, "loads", None)):
+        raise TypeError(f"codec {name!r} must have dumps(obj) and loads(data) methods, "
+                        f"got {codec!r}")
+    _registry[name] = codec
+
+
+def get(name: str | Codec) -> Codec:
+    """The codec registered as ``name``; a codec object is returned as it is."""
+    try:
+        return _registry[name]  # type: ignore[index]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable: not a name
+        pass
+    if not isinstance(name, str) and isinstance(name, Codec):
+        return name
+    raise UnknownCodec(f"unknown serializer {name!r}; known serializers: "
+                       f"{', '.join(sorted(_registry))} "
+                       "(add one with streamkit.serializers.codecs.register)")
+
+
+def names() -> list[str]:
+    """Names of the registered codecs, sorted."""
+    return sorted(_registry)
+
+
+register("json", JSONCodec())
+register("msgpack", MsgpackCodec())
+register("raw", RawCodec())
