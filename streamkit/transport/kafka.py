@@ -1,0 +1,344 @@
+"""The ``kafka://`` broker: Apache Kafka (or any Kafka-protocol broker) through
+confluent-kafka.
+
+Kafka is the engine here: partitions, replication, retention, compaction and group
+coordination all run in the cluster; this driver only maps the ``Broker`` protocol onto
+librdkafka's producer, consumer and admin clients. See docs/kafka.md.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, \
+    Producer
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from streamkit import errors
+from streamkit.transport.base import Acks, RebalanceCallback
+from streamkit.transport.kafka_common import bootstrap_servers, broker_error, \
+    check_topic_name, client_config, error_code
+from streamkit.transport.kafka_consumer import EndOffsets, Fetcher, KafkaGroupConsumer
+from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
+                             TopicInfo, TopicPartition)
+
+__all__ = ["KafkaBroker"]
+
+_ACKS = {0: 0, 1: 1, "all": -1, -1: -1, "0": 0, "1": 1, "-1": -1}
+
+
+class KafkaBroker:
+    """A connection to a Kafka cluster, implementing ``streamkit.transport.Broker``.
+
+    ``config`` holds librdkafka settings (``security.protocol``, ``sasl.*``,
+    ``ssl.*``, ...) given to every client; ``{"producer": {...}, "consumer": {...},
+    "admin": {...}}`` sections apply to one kind of client only. ``timeout`` bounds
+    every admin and metadata wait and a produce's delivery (seconds; librdkafka's
+    ``socket.timeout.ms`` in ``config`` sets it too).
+    """
+
+    def __init__(self, url: str, *, default_partitions: int = 1,
+                 config: dict[str, Any] | None = None, timeout: float | None = None) -> None:
+        self.url = url
+        self.servers = bootstrap_servers(url)
+        self.default_partitions = default_partitions
+        self._config = dict(config or {})
+        if timeout is None:
+            timeout = float(self._config.get("socket.timeout.ms", 10_000)) / 1000
+        self.timeout = timeout
+        self._base = {"bootstrap.servers": self.servers}
+        self._admin = AdminClient(client_config(self._base, self._config, "admin"))
+        self._producers: dict[int, Producer] = {}
+        self._fetcher: Fetcher | None = None
+        self._end_offsets: EndOffsets | None = None
+        self._known_topics: set[str] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<KafkaBroker {self.servers}>"
+
+    # -- topics ------------------------------------------------------------------
+    def _metadata(self, what: str) -> Any:
+        try:
+            return self._admin.list_topics(timeout=self.timeout)
+        except KafkaException as exc:
+            raise broker_error(exc, what, self.servers) from None
+
+    def create_topic(self, name: str, partitions: int | None = None,
+                     config: dict[str, str] | None = None,
+                     replication_factor: int = 1, exist_ok: bool = True) -> None:
+        """Create a topic with ``partitions`` (default ``default_partitions``),
+        replication factor and topic ``config``; waits until the cluster reports it."""
+        check_topic_name(name)
+        partitions = partitions or self.default_partitions
+        what = f"create topic {name!r}"
+        topic = NewTopic(name, num_partitions=partitions,
+                         replication_factor=replication_factor,
+                         config={k: str(v) for k, v in (config or {}).items()})
+        future = self._admin.create_topics([topic], request_timeout=self.timeout,
+                                           operation_timeout=self.timeout)[name]
+        try:
+            future.result(timeout=self.timeout + 1)
+        except KafkaException as exc:
+            if error_code(exc) == KafkaError.TOPIC_ALREADY_EXISTS and exist_ok:
+                self._known_topics.add(name)
+                return
+            raise broker_error(exc, what, self.servers) from None
+        self._wait_for(name, present=True)
+        self._known_topics.add(name)
+
+    def _wait_for(self, name: str, present: bool) -> None:
+        # Kafka creates and deletes topics asynchronously: wait until metadata agrees.
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            topic = self._metadata(f"metadata of {name!r}").topics.get(name)
+            if (topic is not None and topic.error is None) == present:
+                return
+            time.sleep(0.05)
+
+    def delete_topic(self, name: str) -> None:
+        """Delete a topic; raises ``UnknownTopic`` if there is none."""
+        future = self._admin.delete_topics([name], request_timeout=self.timeout,
+                                           operation_timeout=self.timeout)[name]
+        try:
+            future.result(timeout=self.timeout + 1)
+        except KafkaException as exc:
+            raise broker_error(exc, f"delete topic {name!r}", self.servers) from None
+        self._known_topics.discard(name)
+        self._wait_for(name, present=False)
+
+    def list_topics(self) -> list[str]:
+        """Names of the cluster's topics, without Kafka's internal ``__*`` topics."""
+        topics = self._metadata("list topics").topics
+        return sorted(t for t in topics if not t.startswith("__"))
+
+    def partition_count(self, name: str) -> int | None:
+        """Number of partitions of ``name``, or None if there is no such topic."""
+        topic = self._metadata(f"metadata of {name!r}").topics.get(name)
+        if topic is None or topic.error is not None:
+            return None
+        return len(topic.partitions)
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        """Partitions, the topic's configs as the cluster reports them, and start/end
+        offsets per partition."""
+        count = self.partition_count(name)
+        if count is None:
+            raise errors.UnknownTopic(f"describe topic {name!r}: no such topic on "
+                                      f"{self.servers}")
+        resource = ConfigResource("topic", name)
+        try:
+            entries = self._admin.describe_configs(
+                [resource], request_timeout=self.timeout)[resource].result(
+                    timeout=self.timeout + 1)
+        except KafkaException as exc:
+            raise broker_error(exc, f"configs of topic {name!r}", self.servers) from None
+        config = {k: e.value for k, e in entries.items()
+                  if e.value is not None and not e.is_sensitive}
+        offsets = self._offsets_of([TopicPartition(name, p) for p in range(count)])
+        return TopicInfo(name, count, config,
+                         [offsets[TopicPartition(name, p)][0] for p in range(count)],
+                         [offsets[TopicPartition(name, p)][1] for p in range(count)])
+
+    def cleanup(self, name: str) -> None:
+        """No-op: Kafka enforces retention and compaction itself, on its own schedule."""
+
+    # -- produce -----------------------------------------------------------------
+    def _producer(self, acks: Acks) -> Producer:
+        try:
+            level = _ACKS[acks]
+        except (KeyError, TypeError):
+            raise errors.InvalidConfig(f"acks={acks!r}: use 0, 1 or 'all'") from None
+        producer = self._producers.get(level)
+        if producer is None:
+            defaults = {"message.timeout.ms": int(self.timeout * 1000), "linger.ms": 5}
+            base = {**self._base, "acks": level, "partitioner": "murmur2_random"}
+            producer = Producer(client_config(base, self._config, "producer", defaults))
+            self._producers[level] = producer
+        return producer
+
+    def _ensure_topic(self, topic: str) -> None:
+        # Kafka clusters often run with auto-create off: create it the way the
+        # embedded log would, with default_partitions.
+        if topic not in self._known_topics:
+            if self.partition_count(topic) is None:
+                self.create_topic(topic, self.default_partitions, exist_ok=True)
+            self._known_topics.add(topic)
+
+    def produce(self, topic: str, records: Sequence[OutgoingRecord],
+                acks: Acks = 1) -> list[RecordMetadata]:
+        """Send ``records`` and return where they landed, once delivered as ``acks``
+        says (with ``acks=0`` offsets are -1: nobody reports them)."""
+        if not records:
+            return []
+        self._ensure_topic(topic)
+        producer = self._producer(acks)
+        results: list[RecordMetadata | None] = [None] * len(records)
+        failures: list[tuple[int, Any, Any]] = []
+
+        def delivered(i: int) -> Any:
+            def report(err: Any, msg: Any) -> None:
+                if err is not None:
+                    failures.append((i, err, msg))
+                offset = msg.offset()
+                results[i] = RecordMetadata(topic, msg.partition(),
+                                            -1 if offset is None or offset < 0 else offset,
+                                            msg.timestamp()[1])
+            return report
+
+        for i, rec in enumerate(records):
+            while True:
+                try:
+                    producer.produce(topic, rec.value, rec.key,
+                                     partition=-1 if rec.partition is None else rec.partition,
+                                     on_delivery=delivered(i),
+                                     timestamp=rec.timestamp or 0,
+                                     headers=rec.headers or None)
+                    break
+                except BufferError:
+                    producer.poll(0.05)   # local queue full: let deliveries drain it
+                except KafkaException as exc:
+                    raise broker_error(exc, f"produce to {topic}[{rec.partition}]",
+                                       self.servers) from None
+        self._wait_delivered(producer, results, topic)
+        if failures:
+            i, err, msg = failures[0]
+            raise errors.BrokerError(
+                f"produce to {topic}[{msg.partition()}] on {self.servers} failed for "
+                f"{len(failures)} of {len(records)} records (first: record {i}): "
+                f"{err.str()}")
+        return results  # type: ignore[return-value]
+
+    def _wait_delivered(self, producer: Producer, results: list[Any], topic: str) -> None:
+        # message.timeout.ms bounds each record, so every callback fires eventually;
+        # the deadline only guards against a user config without that bound.
+        deadline = time.monotonic() + max(self.timeout * 2, 30.0)
+        while None in results:
+            producer.flush(0.5)
+            if time.monotonic() > deadline:
+                raise errors.KafkaTimeoutError(
+                    f"produce to {topic!r}: {results.count(None)} records not delivered "
+                    f"by {self.servers} in time")
+
+    # -- fetch without a group ----------------------------------------------------
+    def _consumer_conf(self, streamkit_conf: dict[str, Any]) -> dict[str, Any]:
+        return client_config({**self._base, **streamkit_conf}, self._config, "consumer",
+                             {"fetch.wait.max.ms": 100})
+
+    def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
+              timeout: float = 0.0) -> list[Message]:
+        """Messages of one partition from ``offset``, waiting up to ``timeout`` for one."""
+        if self._fetcher is None:
+            self._fetcher = Fetcher(self._consumer_conf(Fetcher.config()), self.servers)
+        return self._fetcher.fetch(tp, offset, max_records, timeout)
+
+    def _offsets_of(self, tps: list[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+        if self._end_offsets is None:
+            self._end_offsets = EndOffsets(self._consumer_conf(EndOffsets.config()),
+                                           self.servers)
+        return self._end_offsets.offsets(tps, self.timeout)
+
+    def offsets(self, tp: TopicPartition) -> tuple[int, int]:
+        """(start offset, end offset) of a partition."""
+        return self._offsets_of([tp])[tp]
+
+    # -- consumer groups ---------------------------------------------------------
+    def group_consumer(self, group_id: str, topics: Sequence[str], *,
+                       auto_offset_reset: Literal["earliest", "latest"] = "earliest",
+                       enable_auto_commit: bool = False,
+                       auto_commit_interval: float = 5.0,
+                       session_timeout: float = 10.0,
+                       on_assign: RebalanceCallback | None = None,
+                       on_revoke: RebalanceCallback | None = None) -> KafkaGroupConsumer:
+        """Join ``group_id`` on ``topics`` (created if missing). Kafka's group
+        coordinator assigns partitions; ``on_revoke``/``on_assign`` get the partitions
+        given up / taken in each rebalance."""
+        if auto_offset_reset not in ("earliest", "latest"):
+            raise errors.InvalidConfig(f"auto_offset_reset={auto_offset_reset!r}: use "
+                                       "'earliest' or 'latest'")
+        for topic in topics:
+            self._ensure_topic(topic)
+        session_ms = int(session_timeout * 1000)
+        conf = self._consumer_conf({
+            "group.id": group_id,
+            "auto.offset.reset": auto_offset_reset,
+            "enable.auto.commit": enable_auto_commit,
+            # librdkafka stores the position of each message consume() hands over, so
+            # an auto commit covers what was consumed, never more.
+            "enable.auto.offset.store": True,
+            "auto.commit.interval.ms": int(auto_commit_interval * 1000),
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(100, session_ms // 4),
+        })
+        conf.setdefault("partition.assignment.strategy", "cooperative-sticky")
+        return KafkaGroupConsumer(conf, group_id, topics, servers=self.servers,
+                                  enable_auto_commit=enable_auto_commit,
+                                  on_assign=on_assign, on_revoke=on_revoke,
+                                  auto_offset_reset=auto_offset_reset)
+
+    def list_groups(self) -> list[str]:
+        """Ids of the cluster's consumer groups."""
+        try:
+            listing = self._admin.list_consumer_groups(
+                request_timeout=self.timeout).result(timeout=self.timeout + 1)
+        except KafkaException as exc:
+            raise broker_error(exc, "list groups", self.servers) from None
+        return sorted(g.group_id for g in listing.valid)
+
+    def group_offsets(self, group_id: str) -> list[GroupOffset]:
+        """Committed offset, end offset and lag of each partition ``group_id`` has
+        committed."""
+        request = [ConsumerGroupTopicPartitions(group_id)]
+        try:
+            result = self._admin.list_consumer_group_offsets(
+                request, request_timeout=self.timeout)[group_id].result(
+                    timeout=self.timeout + 1)
+        except KafkaException as exc:
+            if error_code(exc) == KafkaError.GROUP_ID_NOT_FOUND:
+                return []
+            raise broker_error(exc, f"offsets of group {group_id!r}", self.servers) from None
+        committed = {TopicPartition(p.topic, p.partition): p.offset
+                     for p in result.topic_partitions or [] if p.offset >= 0}
+        if not committed:
+            return []
+        ends = self._offsets_of(sorted(committed))
+        return [GroupOffset(tp.topic, tp.partition, off, ends[tp][1])
+                for tp, off in sorted(committed.items())]
+
+    def delete_group(self, group_id: str) -> None:
+        """Delete the group and its committed offsets; refused (``BrokerError``) while
+        it has live members. A group that does not exist is left alone."""
+        try:
+            self._admin.delete_consumer_groups(
+                [group_id], request_timeout=self.timeout)[group_id].result(
+                    timeout=self.timeout + 1)
+        except KafkaException as exc:
+            code = error_code(exc)
+            if code == KafkaError.GROUP_ID_NOT_FOUND:
+                return
+            if code == KafkaError.NON_EMPTY_GROUP:
+                raise errors.BrokerError(
+                    f"delete group {group_id!r}: refused, the group has live members "
+                    f"on {self.servers}") from None
+            raise broker_error(exc, f"delete group {group_id!r}", self.servers) from None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def close(self) -> None:
+        """Deliver what is still queued and free the clients."""
+        if self._closed:
+            return
+        self._closed = True
+        for producer in self._producers.values():
+            producer.flush(self.timeout)
+        self._producers.clear()
+        for client in (self._fetcher, self._end_offsets):
+            if client is not None:
+                client.close()
+        self._fetcher = self._end_offsets = None
+
+    def __enter__(self) -> KafkaBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

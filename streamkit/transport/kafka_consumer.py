@@ -1,0 +1,374 @@
+"""Reading from Kafka: a consumer-group member, a group-less fetcher and an end-offset
+reader, each over one confluent-kafka ``Consumer``.
+
+confluent-kafka runs its network I/O on librdkafka threads; every call here only moves
+what those threads already fetched, so ``timeout=0`` never waits.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KTP
+
+from streamkit import errors
+from streamkit.transport.kafka_common import broker_error, error_code, log, to_message
+from streamkit.types import Message, TopicPartition
+
+RebalanceCallback = Callable[[list[TopicPartition]], None]
+
+#: Errors a consumer reports that do not stop consumption (librdkafka retries them).
+_TRANSIENT = {KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART,
+              KafkaError._UNKNOWN_TOPIC, KafkaError._TRANSPORT,
+              KafkaError._ALL_BROKERS_DOWN, KafkaError.LEADER_NOT_AVAILABLE,
+              KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError._TIMED_OUT}
+
+
+def _tps(parts: Iterable[Any]) -> list[TopicPartition]:
+    return [TopicPartition(p.topic, p.partition) for p in parts]
+
+
+def drain(consumer: Consumer, max_records: int, timeout: float,
+          on_error: Callable[[Any], None]) -> list[Any]:
+    """Up to ``max_records`` raw messages, waiting at most ``timeout`` for the first.
+
+    ``Consumer.consume`` waits for the *whole* batch or the timeout, so take what is
+    queued at once and, only if that is nothing, wait for one more with ``poll``.
+    """
+    raw = consumer.consume(max_records, 0)
+    if not raw and timeout > 0:
+        deadline = time.monotonic() + timeout
+        while not raw:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            first = consumer.poll(left)
+            if first is None:
+                break
+            raw = [first]
+            if max_records > 1:
+                raw.extend(consumer.consume(max_records - 1, 0))
+            raw = _keep_data(raw, on_error)
+        return raw
+    return _keep_data(raw, on_error)
+
+
+def _keep_data(raw: list[Any], on_error: Callable[[Any], None]) -> list[Any]:
+    if all(m.error() is None for m in raw):
+        return raw
+    out = []
+    for m in raw:
+        if m.error() is None:
+            out.append(m)
+        else:
+            on_error(m)
+    return out
+
+
+class KafkaGroupConsumer:
+    """One member of a Kafka consumer group (``Broker.group_consumer``)."""
+
+    def __init__(self, conf: dict[str, Any], group_id: str, topics: Sequence[str], *,
+                 servers: str, enable_auto_commit: bool,
+                 on_assign: RebalanceCallback | None,
+                 on_revoke: RebalanceCallback | None,
+                 auto_offset_reset: str) -> None:
+        self.group_id = group_id
+        self._servers = servers
+        self._auto_commit = enable_auto_commit
+        self._auto_offset_reset = auto_offset_reset
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._closed = False
+        self._consumer = Consumer(conf)
+        self._consumer.subscribe(list(topics), on_assign=self._assigned,
+                                 on_revoke=self._revoked, on_lost=self._revoked)
+
+    @property
+    def member_id(self) -> str:
+        """The id the group coordinator gave this member ("" before the first join)."""
+        try:
+            return self._consumer.memberid() or ""
+        except (KafkaException, RuntimeError):
+            return ""
+
+    # librdkafka calls these from inside consume()/poll()/close() on this thread; it
+    # assigns/unassigns by itself after they return.
+    def _assigned(self, _consumer: Consumer, parts: list[KTP]) -> None:
+        if self._on_assign is not None and parts:
+            self._on_assign(_tps(parts))
+
+    def _revoked(self, _consumer: Consumer, parts: list[KTP]) -> None:
+        if self._on_revoke is not None and parts:
+            self._on_revoke(_tps(parts))
+
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this member owns right now."""
+        return set(_tps(self._consumer.assignment()))
+
+    def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Message]:
+        """Up to ``max_records`` messages of owned partitions; runs heartbeats and
+        rebalance callbacks as a side effect."""
+        raw = drain(self._consumer, max_records, timeout, self._on_error)
+        return [to_message(m) for m in raw]
+
+    def _on_error(self, msg: Any) -> None:
+        err = msg.error()
+        if err.fatal() or err.code() not in _TRANSIENT:
+            where = f"{msg.topic()}[{msg.partition()}]" if msg.topic() else "group"
+            raise errors.BrokerError(f"group {self.group_id!r} consuming {where} from "
+                                     f"{self._servers}: {err.str()}")
+        log.debug("group %s: %s", self.group_id, err.str())
+
+    def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        """Synchronously commit ``offsets`` (next offsets to read), or the current
+        positions when None."""
+        try:
+            if offsets is None:
+                self._consumer.commit(asynchronous=False)
+            elif offsets:
+                self._consumer.commit(
+                    offsets=[KTP(tp.topic, tp.partition, off) for tp, off in offsets.items()],
+                    asynchronous=False)
+        except KafkaException as exc:
+            if error_code(exc) == KafkaError._NO_OFFSET:
+                return  # nothing consumed since the last commit
+            raise broker_error(exc, f"commit of group {self.group_id!r}",
+                               self._servers) from None
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset of ``tp``, or None."""
+        try:
+            [part] = self._consumer.committed([KTP(tp.topic, tp.partition)], timeout=10)
+        except KafkaException as exc:
+            raise broker_error(exc, f"committed offset of group {self.group_id!r} on "
+                               f"{tp.topic}[{tp.partition}]", self._servers) from None
+        return part.offset if part.offset >= 0 else None
+
+    def position(self, tp: TopicPartition) -> int:
+        """Offset of the next message ``poll`` returns for ``tp``: the position after
+        what was consumed, else the committed offset, else ``auto.offset.reset``."""
+        [part] = self._consumer.position([KTP(tp.topic, tp.partition)])
+        if part.offset >= 0:
+            return part.offset
+        committed = self.committed(tp)
+        if committed is not None:
+            return committed
+        low, high = self._consumer.get_watermark_offsets(KTP(tp.topic, tp.partition),
+                                                         timeout=10)
+        return low if self._auto_offset_reset == "earliest" else high
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Make the next ``poll`` of ``tp`` start at ``offset`` (``tp`` must be owned)."""
+        try:
+            self._consumer.seek(KTP(tp.topic, tp.partition, offset))
+        except KafkaException as exc:
+            if error_code(exc) != KafkaError._STATE:
+                raise broker_error(exc, f"seek {tp.topic}[{tp.partition}] to {offset}",
+                                   self._servers) from None
+            # Not fetching yet (just assigned): re-assigning at the offset does it.
+            self._consumer.incremental_unassign([KTP(tp.topic, tp.partition)])
+            self._consumer.incremental_assign([KTP(tp.topic, tp.partition, offset)])
+
+    def pause(self, tps: Iterable[TopicPartition]) -> None:
+        """Stop returning messages of ``tps`` until ``resume``."""
+        parts = [KTP(tp.topic, tp.partition) for tp in tps]
+        if parts:
+            self._consumer.pause(parts)
+
+    def resume(self, tps: Iterable[TopicPartition]) -> None:
+        """Undo ``pause``."""
+        parts = [KTP(tp.topic, tp.partition) for tp in tps]
+        if parts:
+            self._consumer.resume(parts)
+
+    def close(self, commit: bool = True) -> None:
+        """Commit positions (unless told not to), leave the group, free the client."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if commit and not self._auto_commit and self._consumer.assignment():
+                self.commit()
+        finally:
+            self._consumer.close()
+
+
+class Fetcher:
+    """Group-less reads of single partitions (``Broker.fetch``) over one assigned
+    consumer, reused across calls: assigning costs a round trip, a reused assignment
+    keeps prefetching the partition being restored.
+
+    Several partitions may be read in turn; messages librdkafka hands over for a
+    partition other than the one asked for wait in a per-partition buffer.
+    """
+
+    MAX_PARTITIONS = 128       # assigned at once; the least recently used goes first
+    MAX_BUFFERED = 20_000      # messages per partition before it is paused
+
+    def __init__(self, conf: dict[str, Any], servers: str) -> None:
+        self._servers = servers
+        self._consumer = Consumer(conf)
+        self._cursor: dict[TopicPartition, int] = {}   # where each stream continues
+        self._buffers: dict[TopicPartition, list[Message]] = {}
+        self._paused: set[TopicPartition] = set()
+        self._error: errors.BrokerError | None = None
+
+    @staticmethod
+    def config() -> dict[str, Any]:
+        """Settings streamkit needs on the fetcher's consumer."""
+        return {"group.id": f"streamkit-fetch-{uuid.uuid4().hex[:12]}",
+                "enable.auto.commit": False, "enable.auto.offset.store": False,
+                "auto.offset.reset": "error", "enable.partition.eof": False}
+
+    def fetch(self, tp: TopicPartition, offset: int, max_records: int,
+              timeout: float) -> list[Message]:
+        """Messages of ``tp`` from ``offset`` on (first offset >= it)."""
+        self._position(tp, offset)
+        buf = self._buffers[tp]
+        if len(buf) < max_records:
+            self._take(max_records - len(buf), 0.0)
+        deadline = time.monotonic() + timeout
+        while not buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._take(max_records, left)
+        out = buf[:max_records]
+        del buf[:max_records]
+        if out:
+            self._cursor[tp] = out[-1].offset + 1
+        if tp in self._paused and len(buf) < self.MAX_BUFFERED // 2:
+            self._consumer.resume([KTP(tp.topic, tp.partition)])
+            self._paused.discard(tp)
+        return out
+
+    def _position(self, tp: TopicPartition, offset: int) -> None:
+        if tp in self._cursor:
+            # Move to the end of the LRU order.
+            cursor = self._cursor.pop(tp)
+            self._cursor[tp] = cursor
+            if offset == cursor:
+                return
+            buf = self._buffers[tp]
+            if buf and buf[0].offset <= offset <= buf[-1].offset + 1:
+                del buf[:sum(1 for m in buf if m.offset < offset)]
+                self._cursor[tp] = offset
+                return
+            self._buffers[tp] = []
+            self._cursor[tp] = offset
+            self._consumer.incremental_unassign([KTP(tp.topic, tp.partition)])
+            self._paused.discard(tp)
+        else:
+            if len(self._cursor) >= self.MAX_PARTITIONS:
+                self._forget(next(iter(self._cursor)))
+            self._cursor[tp] = offset
+            self._buffers[tp] = []
+        self._consumer.incremental_assign([KTP(tp.topic, tp.partition, offset)])
+
+    def _forget(self, tp: TopicPartition) -> None:
+        self._consumer.incremental_unassign([KTP(tp.topic, tp.partition)])
+        self._cursor.pop(tp, None)
+        self._buffers.pop(tp, None)
+        self._paused.discard(tp)
+
+    def _take(self, max_records: int, timeout: float) -> None:
+        for raw in drain(self._consumer, max_records, timeout, self._on_error):
+            tp = TopicPartition(raw.topic(), raw.partition())
+            buf = self._buffers.get(tp)
+            if buf is None:
+                continue   # a partition unassigned since librdkafka fetched it
+            buf.append(to_message(raw))
+            if len(buf) >= self.MAX_BUFFERED and tp not in self._paused:
+                self._consumer.pause([KTP(tp.topic, tp.partition)])
+                self._paused.add(tp)
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise exc
+
+    def _on_error(self, msg: Any) -> None:
+        err = msg.error()
+        tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
+        if err.code() == KafkaError.OFFSET_OUT_OF_RANGE and tp in self._cursor:
+            low, high = self._consumer.get_watermark_offsets(
+                KTP(tp.topic, tp.partition), timeout=10)
+            wanted = self._cursor[tp]
+            if wanted < low:
+                # Retention removed it: start at the first offset still there.
+                self._forget(tp)
+                self._position(tp, low)
+                self._cursor[tp] = wanted
+                return
+            self._forget(tp)
+            self._error = errors.OffsetOutOfRange(
+                f"fetch {tp.topic}[{tp.partition}] at offset {wanted}: partition holds "
+                f"offsets {low}..{high}")
+            return
+        if err.fatal() or err.code() not in _TRANSIENT:
+            self._error = errors.BrokerError(
+                f"fetch {tp.topic}[{tp.partition}] from {self._servers}: {err.str()}")
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class EndOffsets:
+    """Start and end offsets of partitions, the end taken from a fetch response's high
+    watermark: some Kafka-protocol brokers (tansu) answer list-offsets "latest" wrong
+    when a batch holds several records, while every broker fills the fetch high
+    watermark right."""
+
+    def __init__(self, conf: dict[str, Any], servers: str) -> None:
+        self._servers = servers
+        self._consumer = Consumer(conf)
+
+    @staticmethod
+    def config() -> dict[str, Any]:
+        return {"group.id": f"streamkit-offsets-{uuid.uuid4().hex[:12]}",
+                "enable.auto.commit": False, "enable.auto.offset.store": False,
+                "auto.offset.reset": "latest", "enable.partition.eof": True,
+                # An end-of-partition fetch waits this long at the broker.
+                "fetch.wait.max.ms": 10, "fetch.max.bytes": 1 << 20,
+                "max.partition.fetch.bytes": 1 << 16}
+
+    def offsets(self, tps: Sequence[TopicPartition],
+                timeout: float) -> dict[TopicPartition, tuple[int, int]]:
+        """``{tp: (start, end)}``."""
+        listed: dict[TopicPartition, tuple[int, int]] = {}
+        for tp in tps:
+            try:
+                listed[tp] = self._consumer.get_watermark_offsets(
+                    KTP(tp.topic, tp.partition), timeout=timeout, cached=False)
+            except KafkaException as exc:
+                raise broker_error(exc, f"offsets of {tp.topic}[{tp.partition}]",
+                                   self._servers) from None
+        # Fetch from the listed end: a fetch reaching the real end reports its high
+        # watermark with an end-of-partition event.
+        self._consumer.assign([KTP(tp.topic, tp.partition, max(hi, lo))
+                               for tp, (lo, hi) in listed.items()])
+        waiting = set(listed)
+        ends: dict[TopicPartition, int] = {}
+        deadline = time.monotonic() + timeout
+        out = {}
+        try:
+            while waiting and time.monotonic() < deadline:
+                for msg in self._consumer.consume(1000, min(0.05, timeout)):
+                    tp = TopicPartition(msg.topic(), msg.partition())
+                    err = msg.error()
+                    if err is None:
+                        ends[tp] = max(ends.get(tp, 0), msg.offset() + 1)
+                    elif err.code() == KafkaError._PARTITION_EOF:
+                        waiting.discard(tp)
+            for tp, (lo, hi) in listed.items():
+                _, fetched_hi = self._consumer.get_watermark_offsets(
+                    KTP(tp.topic, tp.partition), cached=True)
+                out[tp] = (lo, max(hi, ends.get(tp, 0), fetched_hi))
+        finally:
+            self._consumer.unassign()
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()
