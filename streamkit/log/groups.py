@@ -1,0 +1,288 @@
+"""Consumer groups of the embedded log, coordinated through shared state with no server.
+
+How a member lives (see streamkit.log.groupstore for the files):
+
+- joining: under the group lock, drop members found dead, add itself, bump the
+  generation and write a new assignment (range assignor per topic, members sorted by
+  id, as Kafka's RangeAssignor);
+- in every ``poll``: heartbeat (every ``session_timeout / 3`` at most, 1 s at most), check
+  whether other members died (their member-file lock is free, or no heartbeat for
+  ``session_timeout``) and if so rebalance, and follow a new generation written by anyone:
+  ``on_revoke`` and release the partitions taken away, then take the new ones;
+- a partition is read only while holding its ownership lock. A partition moved to us is
+  taken only once its previous owner released it, so two members never read one
+  partition at once, even mid-rebalance. ``on_assign``/``on_revoke`` get the partitions
+  that changed (incremental, as Kafka's cooperative protocol), not the whole set.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+
+from streamkit.errors import InvalidConfig
+from streamkit.types import Message, TopicPartition
+
+log = logging.getLogger("streamkit.log")
+
+RebalanceCallback = Callable[[list[TopicPartition]], None]
+
+
+def range_assignment(members: dict[str, Sequence[str]],
+                     partitions: dict[str, int]) -> dict[str, list[list]]:
+    """Kafka's range assignor: per topic, consecutive partitions to sorted members."""
+    out: dict[str, list[list]] = {m: [] for m in members}
+    for topic in sorted(partitions):
+        subscribers = sorted(m for m, topics in members.items() if topic in topics)
+        if not subscribers:
+            continue
+        per, extra = divmod(partitions[topic], len(subscribers))
+        start = 0
+        for i, member in enumerate(subscribers):
+            count = per + (1 if i < extra else 0)
+            out[member].extend([topic, p] for p in range(start, start + count))
+            start += count
+    return out
+
+
+class LogGroupConsumer:
+    """One member of a consumer group on the embedded log (the GroupConsumer protocol)."""
+
+    def __init__(self, broker, store, group_id: str, topics: Sequence[str], *,
+                 auto_offset_reset: str = "earliest", enable_auto_commit: bool = False,
+                 auto_commit_interval: float = 5.0, session_timeout: float = 10.0,
+                 on_assign: RebalanceCallback | None = None,
+                 on_revoke: RebalanceCallback | None = None) -> None:
+        if auto_offset_reset not in ("earliest", "latest"):
+            raise InvalidConfig(f"auto_offset_reset={auto_offset_reset!r}: use earliest "
+                                "or latest")
+        self.group_id = group_id
+        self.member_id = f"m{time.time_ns() // 1000:x}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.topics = list(dict.fromkeys(topics))
+        self._broker = broker
+        self._store = store
+        self._reset = auto_offset_reset
+        self._auto_commit = enable_auto_commit
+        self._commit_interval = auto_commit_interval
+        self._session_timeout = session_timeout
+        self._heartbeat_interval = min(session_timeout / 3, 1.0)
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self._generation = -1
+        self._state_version: object = None
+        self._positions: dict[TopicPartition, int] = {}     # owned partitions
+        self._pending: set[TopicPartition] = set()           # assigned, not yet free
+        self._paused: set[TopicPartition] = set()
+        self._last_committed: dict[TopicPartition, int] = {}
+        self._next_heartbeat = 0.0
+        self._next_commit = time.monotonic() + auto_commit_interval
+        self._rr = 0
+        self._closed = False
+        for topic in self.topics:
+            broker.create_topic(topic, exist_ok=True)
+        store.register(self.member_id)
+        self._join()
+
+    # -- membership ------------------------------------------------------------------
+    def _join(self) -> None:
+        with self._store.locked():
+            state = self._store.read_state()
+            self._drop_dead(state)
+            state["members"][self.member_id] = {"topics": self.topics}
+            self._rebalance(state)
+        self._follow(state)
+
+    def _drop_dead(self, state: dict) -> bool:
+        """Remove members that died from ``state`` (call under the group lock)."""
+        dead = [m for m in state["members"] if m != self.member_id and
+                not self._store.is_alive(m, self._session_timeout)]
+        for member in dead:
+            log.info("group %s: member %s is gone (no lock, or no heartbeat for %.1fs)",
+                     self.group_id, member, self._session_timeout)
+            del state["members"][member]
+            self._store.forget(member)
+        return bool(dead)
+
+    def _rebalance(self, state: dict) -> None:
+        """New generation and assignment in ``state``, written (under the group lock)."""
+        topics = {t for info in state["members"].values() for t in info["topics"]}
+        counts = {t: self._broker.partition_count(t) or 0 for t in topics}
+        state["generation"] += 1
+        state["assignment"] = range_assignment(
+            {m: info["topics"] for m, info in state["members"].items()}, counts)
+        self._store.write_state(state)
+        log.info("group %s: generation %d, %d member(s)", self.group_id,
+                 state["generation"], len(state["members"]))
+
+    def _check_members(self) -> None:
+        state = self._store.read_state()
+        others = [m for m in state["members"] if m != self.member_id]
+        if all(self._store.is_alive(m, self._session_timeout) for m in others):
+            return
+        with self._store.locked():
+            state = self._store.read_state()
+            if self._drop_dead(state):
+                self._rebalance(state)
+
+    def _follow(self, state: dict) -> None:
+        """Move to the generation in ``state``: give up what we lost, take what we got."""
+        if self.member_id not in state["members"]:
+            # the others decided we were dead (we did not poll for session_timeout)
+            log.warning("group %s: member %s was removed from the group; rejoining",
+                        self.group_id, self.member_id)
+            self._revoke(set(self._positions) | self._pending)
+            self._join()
+            return
+        self._generation = state["generation"]
+        target = {TopicPartition(t, p) for t, p in state["assignment"].get(self.member_id, [])}
+        self._revoke((set(self._positions) | self._pending) - target)
+        self._pending |= target - set(self._positions)
+        self._take_pending()
+
+    def _revoke(self, tps: set[TopicPartition]) -> None:
+        owned = sorted(tp for tp in tps if tp in self._positions)
+        self._pending -= tps
+        if not owned:
+            return
+        if self._auto_commit:
+            self._commit_positions(owned)
+        if self._on_revoke is not None:
+            self._on_revoke(owned)
+        for tp in owned:
+            del self._positions[tp]
+            self._paused.discard(tp)
+            self._store.release(tp, self.member_id)
+
+    def _take_pending(self) -> None:
+        taken = [tp for tp in sorted(self._pending)
+                 if self._store.acquire(tp, self.member_id)]
+        if not taken:
+            return
+        committed = self._store.read_offsets()
+        for tp in taken:
+            self._pending.discard(tp)
+            self._positions[tp] = self._start_position(tp, committed.get(tp))
+            self._last_committed[tp] = committed.get(tp, -1)
+        if self._on_assign is not None:
+            self._on_assign(taken)
+
+    def _start_position(self, tp: TopicPartition, committed: int | None) -> int:
+        start, end = self._broker.offsets(tp)
+        if committed is None or committed < start or committed > end:
+            return start if self._reset == "earliest" else end
+        return committed
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self._heartbeat_interval
+            self._store.heartbeat(self.member_id)
+            self._check_members()
+        version = self._store.state_version()
+        if version != self._state_version:
+            self._state_version = version
+            state = self._store.read_state()
+            if state["generation"] != self._generation or \
+                    self.member_id not in state["members"]:
+                self._follow(state)
+        if self._pending:
+            self._take_pending()
+        if self._auto_commit and now >= self._next_commit:
+            self._next_commit = now + self._commit_interval
+            self._commit_positions(list(self._positions))
+
+    # -- the GroupConsumer protocol ----------------------------------------------------
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._positions)
+
+    def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        backoff = 0.001
+        while True:
+            self._housekeeping()
+            messages = self._fetch(max_records)
+            if messages:
+                return messages
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return messages
+            time.sleep(min(backoff, remaining))
+            backoff = min(backoff * 2, 0.02)
+
+    def _fetch(self, max_records: int) -> list[Message]:
+        active = [tp for tp in self._positions if tp not in self._paused]
+        if not active:
+            return []
+        self._rr = (self._rr + 1) % len(active)
+        out: list[Message] = []
+        for tp in active[self._rr:] + active[:self._rr]:
+            messages = self._broker.fetch(tp, self._positions[tp], max_records - len(out))
+            if messages:
+                self._positions[tp] = messages[-1].offset + 1
+                out.extend(messages)
+                if len(out) >= max_records:
+                    break
+        return out
+
+    def _commit_positions(self, tps: Iterable[TopicPartition]) -> None:
+        changed = {tp: self._positions[tp] for tp in tps
+                   if tp in self._positions and
+                   self._positions[tp] != self._last_committed.get(tp)}
+        if changed:
+            self._store.write_offsets(changed)
+            self._last_committed.update(changed)
+
+    def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        if offsets is None:
+            self._commit_positions(list(self._positions))
+            return
+        mine = {tp: off for tp, off in offsets.items() if tp in self._positions}
+        if len(mine) != len(offsets):
+            log.warning("group %s: not committing offsets of partitions this member does "
+                        "not own: %s", self.group_id,
+                        sorted(set(offsets) - set(mine)))
+        if mine:
+            self._store.write_offsets(mine)
+            self._last_committed.update(mine)
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        return self._store.read_offsets().get(tp)
+
+    def position(self, tp: TopicPartition) -> int:
+        if tp not in self._positions:
+            raise KeyError(f"{tp.topic}[{tp.partition}] is not assigned to member "
+                           f"{self.member_id} of group {self.group_id}")
+        return self._positions[tp]
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp not in self._positions:
+            raise KeyError(f"{tp.topic}[{tp.partition}] is not assigned to member "
+                           f"{self.member_id} of group {self.group_id}")
+        self._positions[tp] = offset
+
+    def pause(self, tps: Iterable[TopicPartition]) -> None:
+        self._paused.update(tps)
+
+    def resume(self, tps: Iterable[TopicPartition]) -> None:
+        self._paused.difference_update(tps)
+
+    def close(self, commit: bool = True) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if commit:
+            self._commit_positions(list(self._positions))
+        self._revoke(set(self._positions) | self._pending)
+        with self._store.locked():
+            state = self._store.read_state()
+            if state["members"].pop(self.member_id, None) is not None:
+                self._drop_dead(state)
+                self._rebalance(state)
+            self._store.unregister(self.member_id)
+        self._store.close()
+
+    def __del__(self) -> None:
+        # a member dropped without close(): its flocks go with its fds; nothing to do
+        pass

@@ -1,0 +1,273 @@
+"""Where consumer-group state lives: a directory shared by processes (log://), or this
+process's memory (memory://). ``streamkit.log.groups`` holds the protocol on top.
+
+On disk, ``<root>/__consumer_groups/<group>/``::
+
+    lock               flock'd while the state or the offsets change
+    state.json         {"generation": g, "members": {id: {"topics": [...]}},
+                        "assignment": {id: [[topic, partition], ...]}}
+    offsets.json       {"<topic>": {"<partition>": next offset to read}}
+    members/<id>       flock'd by the member for its whole life; mtime = last heartbeat
+    owners/<topic>-<p> flock'd by the member reading that partition right now
+
+A process that dies loses its flocks at once, so its member file can be locked by
+anyone: that is how the others know it is gone, with no server and no waiting.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from streamkit.errors import InvalidConfig
+from streamkit.log.storage import write_atomic
+from streamkit.types import TopicPartition
+
+Offsets = dict[TopicPartition, int]
+
+
+def group_dir_name(group_id: str) -> str:
+    """A file name for any group id (ids are free text in Kafka)."""
+    if not isinstance(group_id, str) or not group_id:
+        raise InvalidConfig(f"group id {group_id!r} must be a non-empty string")
+    name = quote(group_id, safe="")
+    return "%2E" + name[1:] if name.startswith(".") else name
+
+
+def _encode_offsets(offsets: Offsets) -> bytes:
+    out: dict[str, dict[str, int]] = {}
+    for (topic, partition), offset in sorted(offsets.items()):
+        out.setdefault(topic, {})[str(partition)] = offset
+    return json.dumps(out, sort_keys=True).encode()
+
+
+def _decode_offsets(data: bytes) -> Offsets:
+    return {TopicPartition(topic, int(p)): offset
+            for topic, parts in json.loads(data).items() for p, offset in parts.items()}
+
+
+def _try_flock(path: Path, create: bool = False) -> int | None:
+    """An fd holding an exclusive flock on ``path``, or None if someone else holds it
+    (or, without ``create``, the file is gone)."""
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return None
+        raise
+    return fd
+
+
+class FileGroupStore:
+    """One member's handle on a group directory (holds that member's flocks)."""
+
+    def __init__(self, root: Path, group_id: str) -> None:
+        self.path = root / group_dir_name(group_id)
+        self._members = self.path / "members"
+        self._owners = self.path / "owners"
+        self._members.mkdir(parents=True, exist_ok=True)
+        self._owners.mkdir(exist_ok=True)
+        self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._member_fd = -1
+        self._owned: dict[TopicPartition, int] = {}
+
+    # -- membership ------------------------------------------------------------------
+    def register(self, member_id: str) -> None:
+        """Create our member file already locked (locked under a temp name, then
+        renamed, so nobody ever sees it unlocked and mistakes us for dead)."""
+        tmp = self._members / f".{member_id}.tmp"
+        fd = _try_flock(tmp, create=True)
+        assert fd is not None
+        os.rename(tmp, self._members / member_id)
+        self._member_fd = fd
+
+    def heartbeat(self, member_id: str) -> None:
+        os.utime(self._member_fd)
+
+    def is_alive(self, member_id: str, session_timeout: float) -> bool:
+        path = self._members / member_id
+        fd = _try_flock(path)
+        if fd is not None:             # nobody holds it: the process is gone
+            os.close(fd)
+            return False
+        try:
+            age = time.time() - os.stat(path).st_mtime
+        except FileNotFoundError:
+            return False
+        return age <= session_timeout
+
+    def forget(self, member_id: str) -> None:
+        """Remove a dead member's file (under the group lock)."""
+        try:
+            os.unlink(self._members / member_id)
+        except FileNotFoundError:
+            pass
+
+    def unregister(self, member_id: str) -> None:
+        self.forget(member_id)
+        if self._member_fd >= 0:
+            os.close(self._member_fd)
+            self._member_fd = -1
+
+    # -- state -------------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def state_version(self) -> object:
+        try:
+            st = os.stat(self.path / "state.json")
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def read_state(self) -> dict:
+        try:
+            return json.loads((self.path / "state.json").read_bytes())
+        except FileNotFoundError:
+            return {"generation": 0, "members": {}, "assignment": {}}
+
+    def write_state(self, state: dict) -> None:
+        write_atomic(self.path / "state.json", json.dumps(state, sort_keys=True).encode(),
+                     fsync=False)
+
+    # -- partition ownership -----------------------------------------------------------
+    def acquire(self, tp: TopicPartition, member_id: str) -> bool:
+        if tp in self._owned:
+            return True
+        fd = _try_flock(self._owners / f"{tp.topic}-{tp.partition}", create=True)
+        if fd is None:
+            return False
+        self._owned[tp] = fd
+        return True
+
+    def release(self, tp: TopicPartition, member_id: str) -> None:
+        fd = self._owned.pop(tp, None)
+        if fd is not None:
+            os.close(fd)
+
+    # -- committed offsets ---------------------------------------------------------------
+    def read_offsets(self) -> Offsets:
+        try:
+            return _decode_offsets((self.path / "offsets.json").read_bytes())
+        except FileNotFoundError:
+            return {}
+
+    def write_offsets(self, offsets: Offsets) -> None:
+        """Merge ``offsets`` into the group's committed offsets, durably."""
+        with self.locked():
+            merged = self.read_offsets()
+            merged.update(offsets)
+            write_atomic(self.path / "offsets.json", _encode_offsets(merged))
+
+    def close(self) -> None:
+        for tp in list(self._owned):
+            self.release(tp, "")
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+        if self._member_fd >= 0:
+            os.close(self._member_fd)
+            self._member_fd = -1
+
+
+class MemoryGroup:
+    """A group's state held in memory, shared by every member in this process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.state: dict = {"generation": 0, "members": {}, "assignment": {}}
+        self.version = 0
+        self.heartbeats: dict[str, float] = {}
+        self.owners: dict[TopicPartition, str] = {}
+        self.offsets: Offsets = {}
+
+
+class MemoryGroupStore:
+    """A member's handle on a ``MemoryGroup``."""
+
+    def __init__(self, group: MemoryGroup) -> None:
+        self.group = group
+
+    def register(self, member_id: str) -> None:
+        self.group.heartbeats[member_id] = time.monotonic()
+
+    def heartbeat(self, member_id: str) -> None:
+        self.group.heartbeats[member_id] = time.monotonic()
+
+    def is_alive(self, member_id: str, session_timeout: float) -> bool:
+        seen = self.group.heartbeats.get(member_id)
+        return seen is not None and time.monotonic() - seen <= session_timeout
+
+    def forget(self, member_id: str) -> None:
+        self.group.heartbeats.pop(member_id, None)
+
+    def unregister(self, member_id: str) -> None:
+        self.forget(member_id)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        with self.group.lock:
+            yield
+
+    def state_version(self) -> object:
+        return self.group.version
+
+    def read_state(self) -> dict:
+        return json.loads(json.dumps(self.group.state))
+
+    def write_state(self, state: dict) -> None:
+        self.group.state = json.loads(json.dumps(state))
+        self.group.version += 1
+
+    def acquire(self, tp: TopicPartition, member_id: str) -> bool:
+        with self.group.lock:
+            owner = self.group.owners.get(tp)
+            if owner is not None and owner != member_id and \
+                    owner in self.group.heartbeats:
+                return False
+            self.group.owners[tp] = member_id
+            return True
+
+    def release(self, tp: TopicPartition, member_id: str) -> None:
+        with self.group.lock:
+            if self.group.owners.get(tp) == member_id:
+                del self.group.owners[tp]
+
+    def read_offsets(self) -> Offsets:
+        return dict(self.group.offsets)
+
+    def write_offsets(self, offsets: Offsets) -> None:
+        with self.group.lock:
+            self.group.offsets.update(offsets)
+
+    def close(self) -> None:
+        pass
+
+
+def file_list_groups(root: Path) -> list[str]:
+    try:
+        return sorted(unquote(n) for n in os.listdir(root) if (root / n).is_dir())
+    except FileNotFoundError:
+        return []
+
+
+def file_delete_group(root: Path, group_id: str) -> None:
+    shutil.rmtree(root / group_dir_name(group_id), ignore_errors=True)

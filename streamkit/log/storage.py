@@ -1,0 +1,326 @@
+"""Where the log's bytes live: a directory tree (log://) or this process's memory
+(memory://). Both give the same small set of operations, so every rule of the log
+(offsets, segments, retention, compaction, groups) is written once, above them.
+
+On disk::
+
+    <root>/<topic>/topic.json                 {"partitions": N, "config": {...}}
+    <root>/<topic>/<partition>/<base>.log     segments (20-digit base offset)
+    <root>/<topic>/<partition>/lock           flock'd by a process appending
+    <root>/<topic>/<partition>/synced         flock'd to fsync; holds "fsynced up to"
+    <root>/__consumer_groups/<group>/...      consumer groups (streamkit.log.groups)
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from streamkit.errors import TopicExists, UnknownTopic
+from streamkit.log.config import RESERVED_NAMES
+from streamkit.log.segment import FileHandle, Handle, MemoryHandle, segment_name
+
+_SYNCED = struct.Struct("<qq")
+
+
+def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new bytes, never
+    half (temp file + rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def fsync_dir(path: Path | str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilePartitionStore:
+    """The segment files of one partition directory, and its two locks."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._dir = str(path)
+        self._lock_fd = -1
+        self._sync_fd = -1
+
+    def version(self) -> tuple[int, int]:
+        """Changes when segments are created, replaced or deleted (or the topic is
+        recreated). Raises FileNotFoundError once the partition is gone."""
+        st = os.stat(self._dir)
+        return st.st_ino, st.st_mtime_ns
+
+    def segment_bases(self) -> list[int]:
+        return sorted(int(n[:-4]) for n in os.listdir(self._dir)
+                      if n.endswith(".log") and n[:-4].isdigit())
+
+    def open(self, base: int) -> Handle | None:
+        try:
+            return FileHandle(os.path.join(self._dir, segment_name(base)))
+        except FileNotFoundError:
+            return None
+
+    def identity(self, base: int) -> object:
+        try:
+            return os.stat(os.path.join(self._dir, segment_name(base))).st_ino
+        except FileNotFoundError:
+            return None
+
+    def create(self, base: int) -> Handle:
+        handle = FileHandle(os.path.join(self._dir, segment_name(base)), create=True)
+        fsync_dir(self._dir)
+        return handle
+
+    def replace(self, base: int, data: bytes) -> None:
+        write_atomic(self.path / segment_name(base), data)
+
+    def delete(self, base: int) -> None:
+        try:
+            os.unlink(os.path.join(self._dir, segment_name(base)))
+        except FileNotFoundError:
+            pass
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive across processes: held while appending or cleaning."""
+        if self._lock_fd < 0:
+            self._lock_fd = os.open(os.path.join(self._dir, "lock"), os.O_RDWR | os.O_CREAT,
+                                    0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def sync_lock(self) -> Iterator[tuple[int, int]]:
+        """Held while fsyncing; yields the (segment base, byte) already fsynced."""
+        if self._sync_fd < 0:
+            self._sync_fd = os.open(os.path.join(self._dir, "synced"),
+                                    os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._sync_fd, fcntl.LOCK_EX)
+        try:
+            raw = os.pread(self._sync_fd, _SYNCED.size, 0)
+            yield _SYNCED.unpack(raw) if len(raw) == _SYNCED.size else (-1, -1)
+        finally:
+            fcntl.flock(self._sync_fd, fcntl.LOCK_UN)
+
+    def set_synced(self, mark: tuple[int, int]) -> None:
+        """Record ``mark`` as fsynced (call inside ``sync_lock``)."""
+        os.pwrite(self._sync_fd, _SYNCED.pack(*mark), 0)
+
+    def close(self) -> None:
+        for fd in (self._lock_fd, self._sync_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._lock_fd = self._sync_fd = -1
+
+
+class MemoryPartitionStore:
+    """The segments of one partition held in bytearrays."""
+
+    def __init__(self) -> None:
+        self.segments: dict[int, MemoryHandle] = {0: MemoryHandle()}
+        self._version = 0
+        self._lock = threading.RLock()
+        self.deleted = False
+
+    def version(self) -> int:
+        if self.deleted:
+            raise FileNotFoundError("partition deleted")
+        return self._version
+
+    def segment_bases(self) -> list[int]:
+        return sorted(self.segments)
+
+    def open(self, base: int) -> Handle | None:
+        return self.segments.get(base)
+
+    def identity(self, base: int) -> object:
+        handle = self.segments.get(base)
+        return None if handle is None else handle.identity
+
+    def create(self, base: int) -> Handle:
+        handle = self.segments[base] = MemoryHandle()
+        self._version += 1
+        return handle
+
+    def replace(self, base: int, data: bytes) -> None:
+        self.segments[base] = MemoryHandle(data)
+        self._version += 1
+
+    def delete(self, base: int) -> None:
+        self.segments.pop(base, None)
+        self._version += 1
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    @contextmanager
+    def sync_lock(self) -> Iterator[tuple[int, int]]:
+        yield (1 << 62, 0)          # memory is never fsynced: nothing to wait for
+
+    def set_synced(self, mark: tuple[int, int]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class FileStorage:
+    """Topics as directories under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.groups_root = root / "__consumer_groups"
+
+    def ensure_root(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _meta_path(self, name: str) -> Path:
+        return self.root / name / "topic.json"
+
+    def read_topic(self, name: str) -> tuple[int, dict[str, str], object] | None:
+        """(partitions, config, identity) of a topic, or None if it does not exist."""
+        path = self._meta_path(name)
+        try:
+            with open(path, "rb") as f:
+                meta = json.loads(f.read())
+                ident = os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            return None
+        return meta["partitions"], meta["config"], ident
+
+    def topic_identity(self, name: str) -> object:
+        try:
+            return os.stat(self._meta_path(name)).st_ino
+        except FileNotFoundError:
+            return None
+
+    def create_topic(self, name: str, partitions: int, config: dict[str, str]) -> None:
+        """Create the topic's directories, then publish topic.json last: a topic
+        exists once its topic.json does. Raises TopicExists if it already does."""
+        self.ensure_root()
+        topic_dir = self.root / name
+        try:
+            topic_dir.mkdir()
+        except FileExistsError:
+            if self._wait_for_meta(name):
+                raise TopicExists(f"topic {name!r} already exists") from None
+            # a creator died half way: finish its work
+        for p in range(partitions):
+            part = topic_dir / str(p)
+            part.mkdir(exist_ok=True)
+            seg = part / segment_name(0)
+            if not any(part.glob("*.log")):
+                seg.touch()
+            fsync_dir(part)
+        data = json.dumps({"partitions": partitions, "config": config},
+                          sort_keys=True).encode()
+        tmp = topic_dir / f".topic.json.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, self._meta_path(name))       # fails if another creator won
+        except FileExistsError:
+            raise TopicExists(f"topic {name!r} already exists") from None
+        finally:
+            os.unlink(tmp)
+        fsync_dir(topic_dir)
+        fsync_dir(self.root)
+
+    def _wait_for_meta(self, name: str, timeout: float = 2.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._meta_path(name).exists():
+                return True
+            time.sleep(0.005)
+        return self._meta_path(name).exists()
+
+    def delete_topic(self, name: str) -> None:
+        topic_dir = self.root / name
+        if not self._meta_path(name).exists():
+            raise UnknownTopic(f"topic {name!r} does not exist")
+        trash = self.root / "__trash"
+        trash.mkdir(exist_ok=True)
+        target = trash / f"{name}.{uuid.uuid4().hex}"
+        try:
+            os.rename(topic_dir, target)     # atomic: the topic vanishes at once
+        except FileNotFoundError:
+            raise UnknownTopic(f"topic {name!r} does not exist") from None
+        shutil.rmtree(target, ignore_errors=True)
+
+    def list_topics(self) -> list[str]:
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if n not in RESERVED_NAMES
+                      and (self.root / n / "topic.json").exists())
+
+    def partition_store(self, name: str, partition: int) -> FilePartitionStore:
+        return FilePartitionStore(self.root / name / str(partition))
+
+
+class MemoryStorage:
+    """Topics held in this process's memory (shared by every memory:// broker of one
+    name)."""
+
+    def __init__(self) -> None:
+        self.topics: dict[str, tuple[int, dict[str, str], list[MemoryPartitionStore]]] = {}
+        self.lock = threading.RLock()
+        self.groups: dict[str, object] = {}
+
+    def ensure_root(self) -> None:
+        pass
+
+    def read_topic(self, name: str) -> tuple[int, dict[str, str], object] | None:
+        entry = self.topics.get(name)
+        if entry is None:
+            return None
+        return entry[0], entry[1], id(entry)
+
+    def topic_identity(self, name: str) -> object:
+        entry = self.topics.get(name)
+        return None if entry is None else id(entry)
+
+    def create_topic(self, name: str, partitions: int, config: dict[str, str]) -> None:
+        with self.lock:
+            if name in self.topics:
+                raise TopicExists(f"topic {name!r} already exists")
+            self.topics[name] = (partitions, config,
+                                 [MemoryPartitionStore() for _ in range(partitions)])
+
+    def delete_topic(self, name: str) -> None:
+        with self.lock:
+            entry = self.topics.pop(name, None)
+        if entry is None:
+            raise UnknownTopic(f"topic {name!r} does not exist")
+        for store in entry[2]:
+            store.deleted = True
+
+    def list_topics(self) -> list[str]:
+        return sorted(self.topics)
+
+    def partition_store(self, name: str, partition: int) -> MemoryPartitionStore:
+        return self.topics[name][2][partition]
