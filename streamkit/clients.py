@@ -1,0 +1,504 @@
+"""Synchronous Producer, Consumer and Admin clients in the style of kafka-python.
+
+They work over any broker URL (``log://``, ``memory://``, ``kafka://``) or an open
+``Broker``, and use only the Broker protocol, so a script ported from kafka-python
+changes one line::
+
+    producer = streamkit.Producer(broker="log://", value_serializer=json_bytes)
+    producer.send("demo_1", value={"a": 1}, key=b"k").get(timeout=10)
+
+There is no background thread. With ``linger_ms=0`` (the default) ``send`` writes at
+once; with ``linger_ms > 0`` records wait in a buffer until ``batch_size`` records are
+waiting, ``linger_ms`` has passed (checked on each ``send``), or ``flush``/``get``/
+``close`` is called. See docs/clients.md.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from streamkit.errors import DecodeError, InvalidConfig, KafkaTimeoutError
+from streamkit.transport import connect
+from streamkit.transport.base import Broker, GroupConsumer
+from streamkit.types import (GroupOffset, Headers, Message, OutgoingRecord,
+                             RecordMetadata, TopicInfo, TopicPartition)
+
+log = logging.getLogger("streamkit.clients")
+
+Serializer = Callable[[Any], bytes]
+Deserializer = Callable[[bytes], Any]
+
+__all__ = ["Admin", "Consumer", "FutureRecordMetadata", "Producer"]
+
+
+def _open(broker: str | Broker, datadir: str | Path, default_partitions: int,
+          config: dict[str, Any] | None = None) -> tuple[Broker, bool]:
+    """(broker, owned): open a URL, or use a Broker object the caller keeps."""
+    if isinstance(broker, str):
+        return connect(broker, datadir=datadir, default_partitions=default_partitions,
+                       config=config), True
+    return broker, False
+
+
+class FutureRecordMetadata:
+    """The result of ``Producer.send``: ``get()`` returns the ``RecordMetadata``
+    (``.topic .partition .offset .timestamp``) or raises the send's error."""
+
+    __slots__ = ("_producer", "_value", "_error", "_callbacks", "_errbacks")
+
+    def __init__(self, producer: Producer) -> None:
+        self._producer = producer
+        self._value: RecordMetadata | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[RecordMetadata], Any]] = []
+        self._errbacks: list[Callable[[BaseException], Any]] = []
+
+    @property
+    def is_done(self) -> bool:
+        """True once the record was sent (or failed)."""
+        return self._value is not None or self._error is not None
+
+    def succeeded(self) -> bool:
+        return self._value is not None
+
+    def failed(self) -> bool:
+        return self._error is not None
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+    def get(self, timeout: float | None = None) -> RecordMetadata:
+        """Send the record now if it is still buffered, then return its metadata."""
+        if not self.is_done:
+            self._producer.flush(timeout)
+        if self._error is not None:
+            raise self._error
+        if self._value is None:
+            raise KafkaTimeoutError(f"record not sent within {timeout}s")
+        return self._value
+
+    def add_callback(self, fn: Callable[[RecordMetadata], Any]) -> FutureRecordMetadata:
+        if self._value is not None:
+            fn(self._value)
+        else:
+            self._callbacks.append(fn)
+        return self
+
+    def add_errback(self, fn: Callable[[BaseException], Any]) -> FutureRecordMetadata:
+        if self._error is not None:
+            fn(self._error)
+        else:
+            self._errbacks.append(fn)
+        return self
+
+    def _resolve(self, value: RecordMetadata) -> None:
+        self._value = value
+        for fn in self._callbacks:
+            fn(value)
+
+    def _fail(self, error: BaseException) -> None:
+        self._error = error
+        if not self._errbacks:
+            log.error("send failed: %s", error)
+        for fn in self._errbacks:
+            fn(error)
+
+
+def _to_bytes(what: str, topic: str, data: Any, serializer: Serializer | None) -> bytes | None:
+    if data is None:
+        return None                           # None stays None: a tombstone / null key
+    if serializer is not None:
+        data = serializer(data)
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"send to {topic!r}: {what} is {type(data).__name__}, not bytes; "
+                    f"pass {what}_serializer=")
+
+
+def _headers(topic: str, headers: Iterable[tuple[str, Any]] | None) -> Headers:
+    out: Headers = []
+    for name, value in headers or ():
+        if isinstance(value, str):
+            value = value.encode()
+        if not isinstance(name, str) or not isinstance(value, (bytes, type(None))):
+            raise TypeError(f"send to {topic!r}: header {name!r} must be (str, bytes)")
+        out.append((name, value))
+    return out
+
+
+class Producer:
+    """Sends records to topics (auto-creating them with ``default_partitions``)."""
+
+    def __init__(self, broker: str | Broker = "log://", *,
+                 value_serializer: Serializer | None = None,
+                 key_serializer: Serializer | None = None, acks: int | str = 1,
+                 linger_ms: float = 0, batch_size: int = 1000,
+                 datadir: str | Path = "stores", default_partitions: int = 1,
+                 config: dict[str, Any] | None = None) -> None:
+        if acks in (-1, "-1"):
+            acks = "all"
+        if acks not in (0, 1, "all", "0", "1"):
+            raise InvalidConfig(f"Producer acks={acks!r}: use 0, 1 or 'all'")
+        if batch_size < 1:
+            raise InvalidConfig(f"Producer batch_size={batch_size} must be >= 1")
+        self.acks = int(acks) if acks != "all" else "all"
+        self.linger_ms = linger_ms
+        self.batch_size = batch_size
+        self._value_serializer = value_serializer
+        self._key_serializer = key_serializer
+        self._broker, self._owned = _open(broker, datadir, default_partitions, config)
+        self._buffer: list[tuple[str, OutgoingRecord, FutureRecordMetadata]] = []
+        self._buffered_since = 0.0
+        self._closed = False
+
+    def send(self, topic: str, value: Any = None, key: Any = None,
+             headers: Iterable[tuple[str, Any]] | None = None,
+             partition: int | None = None,
+             timestamp_ms: int | None = None) -> FutureRecordMetadata:
+        """Queue one record; returns a future whose ``get()`` gives its metadata."""
+        if self._closed:
+            raise InvalidConfig("send on a closed Producer")
+        record = OutgoingRecord(
+            _to_bytes("key", topic, key, self._key_serializer),
+            _to_bytes("value", topic, value, self._value_serializer),
+            _headers(topic, headers), timestamp_ms, partition)
+        future = FutureRecordMetadata(self)
+        if not self._buffer:
+            self._buffered_since = time.monotonic()
+        self._buffer.append((topic, record, future))
+        if self.linger_ms <= 0 or len(self._buffer) >= self.batch_size or \
+                (time.monotonic() - self._buffered_since) * 1000 >= self.linger_ms:
+            self.flush()
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Write every buffered record and resolve its future (errors go to futures)."""
+        buffer, self._buffer = self._buffer, []
+        start = 0
+        while start < len(buffer):
+            topic = buffer[start][0]
+            stop = start + 1
+            while stop < len(buffer) and buffer[stop][0] == topic:
+                stop += 1
+            chunk = buffer[start:stop]
+            try:
+                metas = self._broker.produce(topic, [r for _, r, _ in chunk], self.acks)
+            except Exception as exc:                     # noqa: BLE001 - to the futures
+                for _, _, future in chunk:
+                    future._fail(exc)
+            else:
+                for (_, _, future), meta in zip(chunk, metas):
+                    future._resolve(meta)
+            start = stop
+
+    def partitions_for(self, topic: str) -> set[int]:
+        count = self._broker.partition_count(topic)
+        return set(range(count)) if count else set()
+
+    def close(self, timeout: float | None = None) -> None:
+        if self._closed:
+            return
+        self.flush(timeout)
+        self._closed = True
+        if self._owned:
+            self._broker.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AllPartitions:
+    """Reads every partition of some topics with no group (no commits)."""
+
+    def __init__(self, broker: Broker, topics: list[str], reset: str) -> None:
+        self._broker = broker
+        self._positions: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
+        for topic in topics:
+            broker.create_topic(topic, exist_ok=True)
+            for p in range(broker.partition_count(topic) or 0):
+                tp = TopicPartition(topic, p)
+                start, end = broker.offsets(tp)
+                self._positions[tp] = start if reset == "earliest" else end
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._positions)
+
+    def poll(self, max_records: int, timeout: float) -> list[Message]:
+        deadline = time.monotonic() + timeout
+        backoff = 0.001
+        while True:
+            out: list[Message] = []
+            for tp, position in self._positions.items():
+                if tp in self._paused:
+                    continue
+                messages = self._broker.fetch(tp, position, max_records - len(out))
+                if messages:
+                    self._positions[tp] = messages[-1].offset + 1
+                    out.extend(messages)
+                    if len(out) >= max_records:
+                        break
+            remaining = deadline - time.monotonic()
+            if out or remaining <= 0:
+                return out
+            time.sleep(min(backoff, remaining))
+            backoff = min(backoff * 2, 0.02)
+
+    def position(self, tp: TopicPartition) -> int:
+        return self._positions[tp]
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        if tp not in self._positions:
+            raise KeyError(f"{tp.topic}[{tp.partition}] is not assigned")
+        self._positions[tp] = offset
+
+    def pause(self, tps: Iterable[TopicPartition]) -> None:
+        self._paused.update(tps)
+
+    def resume(self, tps: Iterable[TopicPartition]) -> None:
+        self._paused.difference_update(tps)
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        return None
+
+    def close(self, commit: bool = True) -> None:
+        pass
+
+
+class Consumer:
+    """Reads topics, as one member of ``group_id`` or (without one) all partitions.
+
+    Iterating yields messages (``.topic .partition .offset .key .value .timestamp
+    .headers``) until ``consumer_timeout_ms`` passes with none (forever by default).
+    """
+
+    def __init__(self, *topics: str, broker: str | Broker = "log://",
+                 group_id: str | None = None, auto_offset_reset: str = "latest",
+                 enable_auto_commit: bool = True, auto_commit_interval_ms: float = 5000,
+                 value_deserializer: Deserializer | None = None,
+                 key_deserializer: Deserializer | None = None,
+                 consumer_timeout_ms: float | None = None,
+                 session_timeout_ms: float = 10000, max_poll_records: int = 500,
+                 datadir: str | Path = "stores", default_partitions: int = 1,
+                 config: dict[str, Any] | None = None) -> None:
+        if auto_offset_reset not in ("earliest", "latest"):
+            raise InvalidConfig(f"Consumer auto_offset_reset={auto_offset_reset!r}: use "
+                                "earliest or latest")
+        if not topics:
+            raise InvalidConfig("Consumer needs at least one topic")
+        self.group_id = group_id
+        self._topics = list(topics)
+        self._value_deserializer = value_deserializer
+        self._key_deserializer = key_deserializer
+        self._timeout = None if consumer_timeout_ms is None else consumer_timeout_ms / 1000
+        self._max_poll_records = max_poll_records
+        self._broker, self._owned = _open(broker, datadir, default_partitions, config)
+        self._buffer: list[Message] = []
+        self._iter_buffer: list[Message] = []
+        self._closed = False
+        self._member: GroupConsumer | _AllPartitions
+        if group_id is None:
+            self._member = _AllPartitions(self._broker, self._topics, auto_offset_reset)
+        else:
+            self._member = self._broker.group_consumer(
+                group_id, self._topics, auto_offset_reset=auto_offset_reset,
+                enable_auto_commit=enable_auto_commit,
+                auto_commit_interval=auto_commit_interval_ms / 1000,
+                session_timeout=session_timeout_ms / 1000)
+
+    # -- reading -----------------------------------------------------------------------
+    def poll(self, timeout_ms: float = 0, max_records: int | None = None
+             ) -> dict[TopicPartition, list[Message]]:
+        """Messages by partition, waiting up to ``timeout_ms`` for the first."""
+        limit = max_records or self._max_poll_records
+        messages = self._next_batch(limit, timeout_ms / 1000)
+        out: dict[TopicPartition, list[Message]] = {}
+        for message in messages:
+            out.setdefault(TopicPartition(message.topic, message.partition),
+                           []).append(message)
+        return out
+
+    def _next_batch(self, limit: int, timeout: float) -> list[Message]:
+        if self._buffer:
+            batch, self._buffer = self._buffer[:limit], self._buffer[limit:]
+            return batch
+        raw = self._member.poll(limit, timeout)
+        return self._decode(raw)
+
+    def _decode(self, raw: list[Message]) -> list[Message]:
+        kd, vd = self._key_deserializer, self._value_deserializer
+        if kd is None and vd is None:
+            return raw
+        for i, message in enumerate(raw):
+            try:
+                if kd is not None and message.key is not None:
+                    message.key = kd(message.key)
+                if vd is not None and message.value is not None:
+                    message.value = vd(message.value)
+            except Exception as exc:
+                self._rewind_after_failure(raw, i)
+                raise DecodeError(
+                    f"cannot deserialize {message.topic}[{message.partition}]@"
+                    f"{message.offset}: {exc!r} (the message is skipped)") from exc
+        return raw
+
+    def _rewind_after_failure(self, raw: list[Message], bad: int) -> None:
+        """Keep the good messages before ``bad`` for the next poll, skip ``bad``, and
+        seek back so the messages after it are fetched again."""
+        self._buffer = raw[:bad]
+        rewind: dict[TopicPartition, int] = {}
+        failed = raw[bad]
+        for message in raw[bad + 1:]:
+            rewind.setdefault(message.tp, message.offset)
+        rewind.setdefault(failed.tp, failed.offset + 1)
+        for tp, offset in rewind.items():
+            self._member.seek(tp, offset)
+
+    def __iter__(self) -> Iterator[Message]:
+        return self
+
+    def __next__(self) -> Message:
+        if not self._iter_buffer:
+            timeout = self._timeout
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._iter_buffer:
+                wait = 1.0 if deadline is None else max(deadline - time.monotonic(), 0)
+                self._iter_buffer = self._next_batch(self._max_poll_records, wait)
+                if self._iter_buffer:
+                    self._iter_buffer.reverse()
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise StopIteration
+        return self._iter_buffer.pop()
+
+    # -- positions and commits ---------------------------------------------------------
+    def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        """Commit ``offsets`` (next offsets to read), or the current positions."""
+        if self.group_id is None:
+            raise InvalidConfig("commit needs a Consumer with a group_id")
+        if offsets is None and self._iter_buffer:
+            # messages taken from poll but not yet handed out by the iterator
+            offsets = {tp: pos for tp in self._member.assignment()
+                       for pos in [self._member.position(tp)]}
+            for message in self._iter_buffer:
+                offsets[message.tp] = min(offsets.get(message.tp, message.offset),
+                                          message.offset)
+        self._member.commit(offsets)
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        return self._member.committed(tp)
+
+    def assignment(self) -> set[TopicPartition]:
+        return self._member.assignment()
+
+    def subscription(self) -> set[str]:
+        return set(self._topics)
+
+    def topics(self) -> set[str]:
+        return set(self._broker.list_topics())
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        count = self._broker.partition_count(topic)
+        return set(range(count)) if count else set()
+
+    def position(self, tp: TopicPartition) -> int:
+        return self._member.position(tp)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._iter_buffer = [m for m in self._iter_buffer if m.tp != tp]
+        self._buffer = [m for m in self._buffer if m.tp != tp]
+        self._member.seek(tp, offset)
+
+    def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        for tp in tps or sorted(self.assignment()):
+            self.seek(tp, self._broker.offsets(tp)[0])
+
+    def seek_to_end(self, *tps: TopicPartition) -> None:
+        for tp in tps or sorted(self.assignment()):
+            self.seek(tp, self._broker.offsets(tp)[1])
+
+    def end_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self._broker.offsets(tp)[1] for tp in tps}
+
+    def beginning_offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self._broker.offsets(tp)[0] for tp in tps}
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self._member.pause(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self._member.resume(tps)
+
+    def close(self, autocommit: bool = True) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.group_id is not None and autocommit and self._iter_buffer:
+            self.commit()
+        self._member.close(commit=autocommit and not self._iter_buffer)
+        if self._owned:
+            self._broker.close()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Admin:
+    """Topics and groups: create, describe, delete, clean up, offsets and lag."""
+
+    def __init__(self, broker: str | Broker = "log://", *, datadir: str | Path = "stores",
+                 default_partitions: int = 1, config: dict[str, Any] | None = None) -> None:
+        self._broker, self._owned = _open(broker, datadir, default_partitions, config)
+
+    def create_topic(self, name: str, partitions: int | None = None,
+                     config: dict[str, Any] | None = None, replication_factor: int = 1,
+                     exist_ok: bool = False) -> None:
+        """Create a topic; raises TopicExists unless ``exist_ok``."""
+        self._broker.create_topic(name, partitions,
+                                  {k: str(v) for k, v in (config or {}).items()},
+                                  replication_factor=replication_factor, exist_ok=exist_ok)
+
+    def delete_topic(self, name: str) -> None:
+        self._broker.delete_topic(name)
+
+    def list_topics(self) -> list[str]:
+        return self._broker.list_topics()
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        """Partitions, config, start and end offsets per partition."""
+        return self._broker.describe_topic(name)
+
+    def cleanup(self, name: str) -> None:
+        """Run retention and compaction on ``name`` now."""
+        self._broker.cleanup(name)
+
+    def list_groups(self) -> list[str]:
+        return self._broker.list_groups()
+
+    def group_offsets(self, group_id: str) -> list[GroupOffset]:
+        """Committed offset, end offset and ``.lag`` of each partition of the group."""
+        return self._broker.group_offsets(group_id)
+
+    def delete_group(self, group_id: str) -> None:
+        self._broker.delete_group(group_id)
+
+    def close(self) -> None:
+        if self._owned:
+            self._broker.close()
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
