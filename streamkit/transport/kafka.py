@@ -20,6 +20,7 @@ from streamkit.transport.base import Acks, RebalanceCallback
 from streamkit.transport.kafka_common import bootstrap_servers, broker_error, \
     check_topic_name, client_config, error_code
 from streamkit.transport.kafka_consumer import EndOffsets, Fetcher, KafkaGroupConsumer
+from streamkit.transport.kafka_tx import KafkaTransactionalProducer
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
                              TopicInfo, TopicPartition)
 
@@ -173,7 +174,10 @@ class KafkaBroker:
         if not records:
             return []
         self._ensure_topic(topic)
-        producer = self._producer(acks)
+        return self._deliver(self._producer(acks), topic, records)
+
+    def _deliver(self, producer: Producer, topic: str,
+                 records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         results: list[RecordMetadata | None] = [None] * len(records)
         failures: list[tuple[int, Any, Any]] = []
 
@@ -209,6 +213,17 @@ class KafkaBroker:
                 f"{len(failures)} of {len(records)} records (first: record {i}): "
                 f"{err.str()}")
         return results  # type: ignore[return-value]
+
+    def transactional_producer(self, transactional_id: str) -> KafkaTransactionalProducer:
+        """A producer whose sends and consumer offsets commit atomically (Kafka
+        transactions, for ``exactly_once``). One per ``transactional_id`` at a time:
+        a new one fences the old."""
+        defaults = {"transaction.timeout.ms": 60_000}
+        base = {**self._base, "transactional.id": transactional_id,
+                "partitioner": "murmur2_random", "acks": -1, "enable.idempotence": True}
+        conf = client_config(base, self._config, "producer", defaults)
+        return KafkaTransactionalProducer(conf, transactional_id, self.servers,
+                                          self.timeout, self._deliver, self._ensure_topic)
 
     def _wait_delivered(self, producer: Producer, results: list[Any], topic: str) -> None:
         # message.timeout.ms bounds each record, so every callback fires eventually;

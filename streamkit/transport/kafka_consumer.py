@@ -185,6 +185,10 @@ class KafkaGroupConsumer:
         if parts:
             self._consumer.resume(parts)
 
+    def group_metadata(self) -> Any:
+        """librdkafka's group metadata, for ``send_offsets`` of a transaction."""
+        return self._consumer.consumer_group_metadata()
+
     def close(self, commit: bool = True) -> None:
         """Commit positions (unless told not to), leave the group, free the client."""
         if self._closed:
