@@ -1,0 +1,250 @@
+"""``App``: what a streamkit program declares (topics, agents, tables, timers) and runs.
+
+The App is the wiring: it holds the settings, the broker connection, the registries
+and the per-worker parts (fetcher, output buffer, monitor). Running is in
+``streamkit.worker``; the command line in ``streamkit.cli``.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from streamkit.agents.agent import Agent
+from streamkit.errors import ImproperlyConfigured
+from streamkit.monitor import Monitor
+from streamkit.settings import Settings
+from streamkit.streams.fetcher import Fetcher
+from streamkit.streams.stream import Stream
+from streamkit.topics import OutputBuffer, Topic
+from streamkit.transport import Broker, connect
+from streamkit.types import TopicPartition
+
+if TYPE_CHECKING:
+    from streamkit.agents.testing import AgentTestContext
+    from streamkit.tables.table import Table
+
+logger = logging.getLogger("streamkit.app")
+
+
+class Timer:
+    """A function the worker calls every ``interval`` seconds or on a cron schedule."""
+
+    def __init__(self, fun: Callable[..., Any], *, interval: float | None = None,
+                 cron: str | None = None, timezone: Any = None, on_start: bool = False,
+                 name: str | None = None) -> None:
+        self.fun = fun
+        self.interval = interval
+        self.cron = cron
+        self.timezone = timezone
+        self.on_start = on_start
+        self.name = name or fun.__name__
+        self.runs = 0
+        self.errors = 0
+
+
+class App:
+    """A streamkit application. See DESIGN.md for the arguments."""
+
+    def __init__(self, id: str, **settings: Any) -> None:
+        self.conf = Settings(id=id, **settings)
+        self.agents: dict[str, Agent] = {}
+        self.tables: dict[str, Table] = {}
+        self.timers: list[Timer] = []
+        self.pages: dict[str, Callable[..., Any]] = {}
+        self._topics: dict[str, Topic] = {}
+        self._broker: Broker | None = None
+        self.monitor = Monitor()
+        self.output = OutputBuffer(self)
+        self.fetcher = Fetcher(self)
+        self._spawner: Callable[..., None] | None = None
+        self._spawn_queue: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
+        self._test_context: AgentTestContext | None = None
+        self._saved_broker: Broker | None = None
+        self.worker: Any = None
+
+    def __repr__(self) -> str:
+        return f"<App {self.conf.id} broker={self.conf.broker}>"
+
+    # -- the broker ----------------------------------------------------------------
+    @property
+    def broker(self) -> Broker:
+        """The broker connection, opened on first use."""
+        if self._broker is None:
+            self._broker = connect(self.conf.broker, datadir=self.conf.datadir,
+                                   default_partitions=self.conf.topic_partitions,
+                                   config=self.conf.broker_config)
+        return self._broker
+
+    @property
+    def datadir(self) -> Path:
+        """``<datadir>/<app id>``: where this app keeps its table stores."""
+        return Path(self.conf.datadir) / self.conf.id
+
+    # -- declaring -----------------------------------------------------------------
+    def topic(self, *names: str, **options: Any) -> Topic:
+        """A topic description (see DESIGN.md). ``app.topic(name)`` with no options
+        returns the topic already declared under that name, if any."""
+        if not options and len(names) == 1 and names[0] in self._topics:
+            return self._topics[names[0]]
+        topic = Topic(self, *names, **options)
+        for name in names:
+            self._topics.setdefault(name, topic)
+        return topic
+
+    def internal_topic(self, name: str, *, partitions: int | None = None,
+                       compacting: bool = False, key_type: Any = None,
+                       value_type: Any = None, value_serializer: str | None = None
+                       ) -> Topic:
+        """A topic the app owns (repartition, changelog), created when needed."""
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = Topic(self, name, partitions=partitions, compacting=compacting,
+                          key_type=key_type, value_type=value_type,
+                          value_serializer=value_serializer, internal=True)
+            self._topics[name] = topic
+            if self.worker is not None:
+                topic.declare()
+        return topic
+
+    def agent(self, channel: Any = None, *, name: str | None = None, concurrency: int = 1,
+              sink: list[Any] | None = None, help: str | None = None
+              ) -> Callable[[Callable[..., Any]], Agent]:
+        """Decorate ``async def f(stream)`` to run it over ``channel`` (a Topic, a
+        topic name, or None for the topic ``<app id>-<agent name>``)."""
+        if concurrency < 1:
+            raise ImproperlyConfigured(f"agent concurrency={concurrency}: must be >= 1")
+
+        def register(fun: Callable[..., Any]) -> Agent:
+            agent_name = name or fun.__name__
+            if agent_name in self.agents:
+                raise ImproperlyConfigured(f"two agents named {agent_name!r}")
+            if channel is None:
+                topic = self.topic(f"{self.conf.id}-{agent_name}")
+            elif isinstance(channel, str):
+                topic = self.topic(channel)
+            else:
+                topic = channel
+            agent = Agent(self, fun, topic, name=agent_name, concurrency=concurrency,
+                          sink=[self.topic(s) if isinstance(s, str) else s
+                                for s in (sink or [])], help=help)
+            self.agents[agent_name] = agent
+            return agent
+
+        return register
+
+    def Table(self, name: str, *, default: Callable[[], Any] | None = None,
+              **options: Any) -> Table:
+        """A table backed by the compacted changelog ``<app id>-<name>-changelog``."""
+        from streamkit.tables.table import Table
+        return self._add_table(Table(self, name, default=default, **options))
+
+    def GlobalTable(self, name: str, *, default: Callable[[], Any] | None = None,
+                    **options: Any) -> Table:
+        """A table every worker holds whole (all partitions)."""
+        from streamkit.tables.table import GlobalTable
+        return self._add_table(GlobalTable(self, name, default=default, **options))
+
+    def _add_table(self, table: Table) -> Table:
+        if table.name in self.tables:
+            raise ImproperlyConfigured(f"two tables named {table.name!r}")
+        self.tables[table.name] = table
+        return table
+
+    def timer(self, interval: float, *, on_leader: bool = False, name: str | None = None
+              ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Call the decorated function (``async`` or not, with or without ``app``)
+        every ``interval`` seconds while the worker runs."""
+        def register(fun: Callable[..., Any]) -> Callable[..., Any]:
+            self.timers.append(Timer(fun, interval=float(interval), name=name))
+            return fun
+        return register
+
+    def crontab(self, cron: str, *, timezone: Any = None, on_leader: bool = False
+                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Call the decorated function on a cron schedule (``"*/5 * * * *"``)."""
+        from croniter import croniter
+        if not croniter.is_valid(cron):
+            raise ImproperlyConfigured(f"crontab({cron!r}): not a valid cron expression")
+
+        def register(fun: Callable[..., Any]) -> Callable[..., Any]:
+            self.timers.append(Timer(fun, cron=cron, timezone=timezone))
+            return fun
+        return register
+
+    def page(self, path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Serve the decorated function's return value (dict/list as JSON, str as
+        HTML) at ``path`` on the worker's web server."""
+        def register(fun: Callable[..., Any]) -> Callable[..., Any]:
+            self.pages[path] = fun
+            return fun
+        return register
+
+    # -- used while running ------------------------------------------------------------
+    def add_stream(self, channel: Topic, *, index: int = 0, agent: Any = None) -> Stream:
+        stream = Stream(self, channel, index=index, agent=agent)
+        self.fetcher.add_stream(stream)
+        return stream
+
+    def partitions_of(self, channel: Topic) -> int:
+        count = self.broker.partition_count(channel.name)
+        return count or channel.partitions or self.conf.topic_partitions
+
+    def spawn(self, name: str, fun: Callable[..., Any], *args: Any) -> None:
+        """Run ``fun(*args)`` as a task of the worker (queued until it starts)."""
+        if self._spawner is not None:
+            self._spawner(fun, *args, name=name)
+        elif self._test_context is not None:
+            raise ImproperlyConfigured(f"{name}: not available inside test_context()")
+        else:
+            self._spawn_queue.append((name, fun, args))
+
+    def agent_results(self, agent: Agent, value: Any) -> None:
+        if self._test_context is not None and self._test_context.agent is agent:
+            self._test_context.results.append(value)
+
+    def commit(self) -> None:
+        """Flush sends and table changes, then commit what the agents are done with."""
+        if self.worker is not None:
+            self.worker.commit()
+
+    # -- test contexts -----------------------------------------------------------------
+    @property
+    def in_test_context(self) -> bool:
+        return self._test_context is not None
+
+    def enter_test_context(self, broker_url: str, context: AgentTestContext) -> None:
+        self._test_context = context
+        self._saved_broker = self._broker
+        self._broker = connect(broker_url, default_partitions=self.conf.topic_partitions)
+        for table in self.tables.values():
+            table.use_memory_store()
+
+    def after_test_event(self) -> None:
+        for table in self.tables.values():
+            table.after_test_event()
+
+    def leave_test_context(self) -> None:
+        self.output.flush()
+        self._test_context = None
+        self._broker = self._saved_broker
+
+    # -- command line --------------------------------------------------------------------
+    def main(self, argv: list[str] | None = None) -> None:
+        """Give the script a command line: ``python app.py worker``, ``agents``, ..."""
+        from streamkit.cli import app_main
+        app_main(self, argv)
+
+    def run_worker(self, **options: Any) -> None:
+        """Run a worker in this process until SIGINT/SIGTERM."""
+        from streamkit.worker import Worker
+        Worker(self, **options).run()
+
+    def on_partitions_assigned(self, tps: list[TopicPartition]) -> None:
+        for table in self.tables.values():
+            table.on_partitions_assigned(tps)
+
+    def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
+        if self.worker is not None:
+            self.worker.on_partitions_revoked(tps)

@@ -1,0 +1,196 @@
+"""The worker's fetch loop: poll the consumer group, decode in batches, feed streams.
+
+One group consumer per worker reads every topic the app's streams consume. Each poll
+returns up to ``max_poll_records`` messages; they are cut into runs of one partition,
+decoded once per subscribing channel, and handed to the streams as ``Batch``es. A
+message that does not decode goes to the dead-letter topic ``<app id>-<topic>-dlq``
+with the error in its headers, and the stream goes on without it.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from streamkit.errors import DecodeError
+from streamkit.streams.stream import Batch, Stream
+from streamkit.types import Message, OutgoingRecord, TopicPartition
+
+if TYPE_CHECKING:
+    from streamkit.app import App
+    from streamkit.topics import Topic
+    from streamkit.transport.base import GroupConsumer
+
+logger = logging.getLogger("streamkit.worker")
+
+#: stop fetching while the streams hold this many undelivered events
+MAX_BUFFERED = 20_000
+
+
+def partition_runs(messages: list[Message]) -> Iterator[tuple[TopicPartition, list[Message]]]:
+    """Cut a poll result into runs of consecutive messages of one partition."""
+    start = 0
+    n = len(messages)
+    while start < n:
+        first = messages[start]
+        topic, partition = first.topic, first.partition
+        end = start + 1
+        while end < n:
+            m = messages[end]
+            if m.partition != partition or m.topic != topic:
+                break
+            end += 1
+        yield TopicPartition(topic, partition), messages[start:end]
+        start = end
+
+
+class Subscription:
+    """The streams of one channel (an agent with ``concurrency`` instances)."""
+
+    __slots__ = ("channel", "streams")
+
+    def __init__(self, channel: Topic) -> None:
+        self.channel = channel
+        self.streams: list[Stream] = []
+
+    def stream_for(self, partition: int) -> Stream:
+        streams = self.streams
+        return streams[partition % len(streams)]
+
+
+def _subscription_positions(sub: Subscription, topic: str) -> dict[TopicPartition, int]:
+    positions: dict[TopicPartition, int] = {}
+    for stream in sub.streams:
+        for tp, offset in stream.positions().items():
+            if tp.topic == topic:
+                positions[tp] = offset
+    return positions
+
+
+class Fetcher:
+    """Reads the app's source topics and feeds its streams."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.subscriptions: dict[str, list[Subscription]] = {}
+        self.consumer: GroupConsumer | None = None
+        self._stopping = False
+        self.subscription_changed = False
+        self.dead_lettered = 0
+
+    # -- registration --------------------------------------------------------------
+    def add_stream(self, stream: Stream) -> None:
+        channel = stream.channel
+        for name in channel.topics:
+            subs = self.subscriptions.setdefault(name, [])
+            sub = next((s for s in subs if s.channel is channel), None)
+            if sub is None:
+                sub = Subscription(channel)
+                subs.append(sub)
+                if self.consumer is not None:
+                    self.subscription_changed = True
+            sub.streams.append(stream)
+
+    def topics(self) -> list[str]:
+        return sorted(self.subscriptions)
+
+    def streams(self) -> Iterator[Stream]:
+        for subs in self.subscriptions.values():
+            for sub in subs:
+                yield from sub.streams
+
+    def buffered(self) -> int:
+        return sum(s.buffered() for s in self.streams())
+
+    # -- positions -------------------------------------------------------------------
+    def positions(self) -> dict[TopicPartition, int]:
+        """Per partition, the offset every subscriber of it is done with (a partition
+        some subscriber has not reached yet is left out)."""
+        merged: dict[TopicPartition, int] = {}
+        for name, subs in self.subscriptions.items():
+            first, *rest = [_subscription_positions(sub, name) for sub in subs]
+            for tp, offset in first.items():
+                offsets = [offset] + [p.get(tp) for p in rest]
+                if None not in offsets:
+                    merged[tp] = min(offsets)  # type: ignore[type-var]
+        return merged
+
+    # -- the loop ----------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self, consumer: GroupConsumer) -> None:
+        """Poll and dispatch until stopped."""
+        self.consumer = consumer
+        max_records = self.app.conf.max_poll_records
+        idle = 0.001
+        while not self._stopping:
+            if self.buffered() >= MAX_BUFFERED:
+                await anyio.sleep(0.0005)
+                continue
+            messages = consumer.poll(max_records, 0.0)
+            if not messages:
+                await anyio.sleep(idle)
+                idle = min(idle * 2, 0.02)
+                continue
+            idle = 0.001
+            self.dispatch(messages)
+            await anyio.sleep(0)
+
+    def dispatch(self, messages: list[Message]) -> None:
+        for tp, run in partition_runs(messages):
+            for sub in self.subscriptions.get(tp.topic, ()):
+                batch = self.decode(sub.channel, tp, run)
+                sub.stream_for(tp.partition).deliver(batch)
+        self.app.monitor.on_fetch(messages)
+
+    def decode(self, channel: Topic, tp: TopicPartition, messages: list[Message]) -> Batch:
+        end_offset = messages[-1].offset + 1
+        key_serde, value_serde = channel.key_serde, channel.value_serde
+        try:
+            keys = key_serde.loads_many([m.key for m in messages])
+            values = value_serde.loads_many([m.value for m in messages])
+        except DecodeError:
+            messages, keys, values = self._decode_one_by_one(channel, messages)
+        extractor = channel.timestamp_extractor
+        if extractor is not None:
+            for m, v in zip(messages, values):
+                m.timestamp = int(extractor(m, v) * 1000)
+        return Batch(tp, messages, keys, values, end_offset)
+
+    def _decode_one_by_one(self, channel: Topic, messages: list[Message]
+                           ) -> tuple[list[Message], list[Any], list[Any]]:
+        good: list[Message] = []
+        keys: list[Any] = []
+        values: list[Any] = []
+        for m in messages:
+            try:
+                key = channel.key_serde.loads(m.key)
+                value = channel.value_serde.loads(m.value)
+            except DecodeError as exc:
+                self.dead_letter(m, exc)
+                continue
+            good.append(m)
+            keys.append(key)
+            values.append(value)
+        return good, keys, values
+
+    def dead_letter(self, message: Message, error: Exception) -> None:
+        """Write an undecodable message, unchanged, to ``<app id>-<topic>-dlq``."""
+        dlq = f"{self.app.conf.id}-{message.topic}-dlq"
+        headers = list(message.headers) + [
+            ("streamkit.error", str(error).encode()),
+            ("streamkit.error.type", type(error).__name__.encode()),
+            ("streamkit.source.topic", message.topic.encode()),
+            ("streamkit.source.partition", str(message.partition).encode()),
+            ("streamkit.source.offset", str(message.offset).encode()),
+        ]
+        self.app.output.append(dlq, OutgoingRecord(message.key, message.value, headers,
+                                                   message.timestamp, None),
+                               want_result=False)
+        self.dead_lettered += 1
+        self.app.monitor.on_dead_letter(message.topic)
+        logger.warning("undecodable message %s[%d]@%d sent to %s: %s", message.topic,
+                       message.partition, message.offset, dlq, error)

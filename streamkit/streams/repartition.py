@@ -1,0 +1,147 @@
+"""``group_by`` and ``through``: continue a stream on another topic.
+
+``stream.group_by(TaxiRide.vendorId)`` writes every event, with its new key, to the
+internal topic ``<app id>-<name>-repartition`` and returns the stream of that topic, so
+the agent goes on with each event on the partition that owns its new key (and a table
+updated there is partitioned by that key). The moving is done a whole batch at a time
+by a task of its own; the source offsets are committed only after the batch is written.
+
+Inside ``agent.test_context()`` there is no broker: the event keeps going in place with
+its new key.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
+from streamkit.errors import ImproperlyConfigured
+from streamkit.streams.stream import TICK, DerivedStream, Stream
+from streamkit.types import OutgoingRecord
+
+if TYPE_CHECKING:
+    from streamkit.streams.stream import _Operators
+    from streamkit.topics import Topic
+
+logger = logging.getLogger("streamkit.streams")
+
+
+def key_function(key: Any) -> tuple[Callable[[Any], Any], str]:
+    """A callable that picks the new key from a value, and a name for it."""
+    field = getattr(key, "field", None)
+    if isinstance(field, str):
+        return attrgetter(field), field
+    if callable(key):
+        return key, getattr(key, "__name__", "key")
+    raise ImproperlyConfigured(
+        f"group_by({key!r}): expected a Record field (like TaxiRide.vendorId) "
+        "or a callable of the value")
+
+
+def group_by(parent: _Operators, key: Any, *, name: str | None = None,
+             partitions: int | None = None) -> Any:
+    root = parent._root
+    app = root.app
+    pick_key, key_name = key_function(key)
+    if app.in_test_context:
+        return DerivedStream(root, lambda: _rekey_in_place(parent, pick_key))
+    if name is None:
+        name = f"{root.channel.name}-{key_name}"
+    source = root.channel
+    topic = app.internal_topic(f"{app.conf.id}-{name}-repartition",
+                               partitions=partitions or app.partitions_of(source),
+                               value_type=source.value_type,
+                               value_serializer=source.value_serde.serializer)
+    return _continue_on(parent, topic, pick_key)
+
+
+def through(parent: _Operators, channel: Any) -> Any:
+    root = parent._root
+    app = root.app
+    topic = app.topic(channel) if isinstance(channel, str) else channel
+    if app.in_test_context:
+        return DerivedStream(root, lambda: parent.__aiter__())
+    return _continue_on(parent, topic, None)
+
+
+def _continue_on(parent: _Operators, topic: Topic, pick_key: Callable[[Any], Any] | None
+                 ) -> Stream:
+    root = parent._root
+    app = root.app
+    # an agent restarted after a crash calls group_by again: keep the first one
+    existing = root.continuations.get(topic.name)
+    if existing is not None:
+        return existing
+    stream = root.continuations[topic.name] = app.add_stream(topic, index=root.index,
+                                                             agent=root.agent)
+    if parent is root:
+        root.consumed_by_repartition = True
+        app.spawn(f"repartition {root.channel.name} -> {topic.name}",
+                  _move_batches, root, topic, pick_key)
+    else:
+        app.spawn(f"repartition {root.channel.name} -> {topic.name}",
+                  _move_values, parent, topic, pick_key)
+    return stream
+
+
+async def _move_batches(root: Stream, topic: Topic,
+                        pick_key: Callable[[Any], Any] | None) -> None:
+    output = root.app.output
+    dump_key = topic.key_serde.dumps
+    async for batch in root.batches():
+        messages = batch.messages
+        if pick_key is None:
+            records = [OutgoingRecord(m.key, m.value, m.headers, m.timestamp, None)
+                       for m in messages]
+        else:
+            try:
+                records = [OutgoingRecord(dump_key(pick_key(v)), m.value, m.headers,
+                                          m.timestamp, None)
+                           for v, m in zip(batch.values, messages)]
+            except Exception:
+                records = _records_one_by_one(batch.values, messages, pick_key, dump_key)
+        output.extend(topic.name, records)
+
+
+def _records_one_by_one(values: list[Any], messages: list[Any],
+                        pick_key: Callable[[Any], Any],
+                        dump_key: Callable[[Any], Any]) -> list[OutgoingRecord]:
+    records = []
+    for value, m in zip(values, messages):
+        try:
+            records.append(OutgoingRecord(dump_key(pick_key(value)), m.value, m.headers,
+                                          m.timestamp, None))
+        except Exception as exc:
+            logger.error("group_by: cannot take the key of %s[%d]@%d (%r): %s; "
+                         "event skipped", m.topic, m.partition, m.offset, value, exc)
+    return records
+
+
+async def _move_values(parent: _Operators, topic: Topic,
+                       pick_key: Callable[[Any], Any] | None) -> None:
+    root = parent._root
+    output = root.app.output
+    dump_key = topic.key_serde.dumps
+    async for value in parent:
+        if value is TICK:
+            continue
+        event = root.current_event()
+        if event is None:
+            continue
+        m = event.message
+        raw_key = m.key if pick_key is None else dump_key(pick_key(value))
+        output.append(topic.name, OutgoingRecord(raw_key, m.value, m.headers,
+                                                 m.timestamp, None), want_result=False)
+
+
+async def _rekey_in_place(parent: _Operators, pick_key: Callable[[Any], Any]
+                          ) -> AsyncIterator[Any]:
+    root = parent._root
+    async for value in parent:
+        if value is not TICK:
+            batch = root._batch
+            if batch is not None:
+                batch.keys[root._index] = pick_key(value)
+                root._event = None
+        yield value

@@ -1,0 +1,405 @@
+"""``Stream``: what an agent iterates with ``async for``.
+
+The worker's fetcher hands a stream whole ``Batch``es (one topic partition, already
+decoded); the stream gives the agent one value at a time from the batch it holds. An
+event is *done* when the agent asks for the next one: ``positions()`` reports, per
+partition, the offset after the last done event, and that is what the worker commits.
+
+Operators (``filter``, ``take``, ``enumerate``, ``echo``, ``items``, ``events``) are
+async generators over the values; ``group_by`` and ``through`` continue on another topic
+(see ``streamkit.streams.repartition``).
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from streamkit.streams.event import Event, current_stream
+from streamkit.types import Message, TopicPartition
+
+if TYPE_CHECKING:
+    from streamkit.app import App
+    from streamkit.topics import Topic
+
+
+class _Tick:
+    """Yielded up an operator chain when a ``take(within=)`` deadline passes with no
+    new event; every operator passes it on and ``take`` consumes it."""
+
+    def __repr__(self) -> str:
+        return "<tick>"
+
+
+TICK: Any = _Tick()
+
+
+class Batch:
+    """Decoded messages of one topic partition, in offset order.
+
+    ``end_offset`` is the offset after the batch, which also covers messages that were
+    dropped before the agent (undecodable ones sent to the dead-letter topic).
+    """
+
+    __slots__ = ("tp", "messages", "keys", "values", "end_offset", "done")
+
+    def __init__(self, tp: TopicPartition, messages: list[Message], keys: list[Any],
+                 values: list[Any], end_offset: int, done: anyio.Event | None = None
+                 ) -> None:
+        self.tp = tp
+        self.messages = messages
+        self.keys = keys
+        self.values = values
+        self.end_offset = end_offset
+        self.done = done
+
+
+class _Operators:
+    """Stream operators shared by root and derived streams."""
+
+    _root: Stream
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        raise NotImplementedError
+
+    def _derive(self, make: Callable[[], AsyncIterator[Any]]) -> DerivedStream:
+        return DerivedStream(self._root, make)
+
+    def filter(self, predicate: Callable[[Any], Any]) -> DerivedStream:
+        """Only the values for which ``predicate(value)`` is true (may be async)."""
+        return self._derive(lambda: _filter(self, predicate))
+
+    def enumerate(self, start: int = 0) -> DerivedStream:
+        """``(index, value)`` pairs."""
+        return self._derive(lambda: _enumerate(self, start))
+
+    def take(self, max_: int, within: float | None = None) -> DerivedStream:
+        """Lists of up to ``max_`` values; with ``within`` (seconds) a shorter list is
+        given once that long has passed since its first value. The events in a list
+        count as done only when the agent asks for the next list."""
+        return self._derive(lambda: _take(self, max_, within))
+
+    def echo(self, *channels: Any) -> DerivedStream:
+        """Forward every event unchanged to ``channels`` and yield its value."""
+        return self._derive(lambda: _echo(self, channels))
+
+    def items(self) -> DerivedStream:
+        """``(key, value)`` pairs."""
+        return self._derive(lambda: _items(self))
+
+    def events(self) -> DerivedStream:
+        """``Event`` objects (key, value, headers, message)."""
+        return self._derive(lambda: _events(self))
+
+    def group_by(self, key: Any, *, name: str | None = None,
+                 partitions: int | None = None) -> Stream:
+        """Re-key the stream by ``key`` (a Record field such as ``TaxiRide.vendorId``
+        or a callable of the value) through the internal topic
+        ``<app id>-<name>-repartition``, and continue on the partition that owns
+        the new key."""
+        from streamkit.streams.repartition import group_by
+        return group_by(self, key, name=name, partitions=partitions)
+
+    def through(self, channel: Any) -> Stream:
+        """Forward every event to ``channel`` (a topic or its name) and continue by
+        consuming that topic."""
+        from streamkit.streams.repartition import through
+        return through(self, channel)
+
+    def current_event(self) -> Event | None:
+        return self._root.current_event()
+
+
+class Stream(_Operators):
+    """The stream of one topic (or one agent instance of it)."""
+
+    def __init__(self, app: App, channel: Topic, *, index: int = 0,
+                 agent: Any = None) -> None:
+        self.app = app
+        self.channel = channel
+        self.index = index
+        self.agent = agent
+        self._root = self
+        self._batches: deque[Batch] = deque()
+        self._waiter: anyio.Event | None = None
+        self._batch: Batch | None = None
+        self._index = 0
+        self._event: Event | None = None
+        self._positions: dict[TopicPartition, int] = {}
+        self._held: dict[TopicPartition, int] | None = None
+        self._stopping = False
+        self._tick_after: float | None = None
+        self.events_total = 0
+        #: set by ``group_by``/``through``: a task moves this stream to another topic
+        self.consumed_by_repartition = False
+        #: the streams ``group_by``/``through`` continued on, by topic name
+        self.continuations: dict[str, Stream] = {}
+
+    def __repr__(self) -> str:
+        return f"<Stream {self.channel.name}#{self.index}>"
+
+    # -- fed by the fetcher ----------------------------------------------------------
+    def deliver(self, batch: Batch) -> None:
+        self._batches.append(batch)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    def buffered(self) -> int:
+        """Events waiting in this stream, not yet given to the agent."""
+        return sum(len(b.values) for b in self._batches)
+
+    def drop_partitions(self, tps: set[TopicPartition]) -> None:
+        """Forget buffered batches and positions of partitions given up on rebalance."""
+        self._batches = deque(b for b in self._batches if b.tp not in tps)
+        for tp in tps:
+            self._positions.pop(tp, None)
+
+    def stop(self) -> None:
+        """End the agent's iteration after the event in hand."""
+        self._stopping = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    # -- progress ----------------------------------------------------------------------
+    def positions(self) -> dict[TopicPartition, int]:
+        """Per partition, the offset after the last event the agent is done with."""
+        if self._held is not None:
+            return dict(self._held)
+        positions = dict(self._positions)
+        batch = self._batch
+        if batch is not None and self._index > 0:
+            positions[batch.tp] = batch.messages[self._index - 1].offset + 1
+        return positions
+
+    def hold(self) -> None:
+        """Freeze ``positions()`` where it is (``take`` holds while it collects)."""
+        if self._held is None:
+            self._held = self.positions()
+
+    def release(self) -> None:
+        self._held = None
+
+    def skip_in_flight(self) -> None:
+        """Count the event in hand as done (its agent raised on it)."""
+        batch = self._batch
+        if batch is not None and self._index < len(batch.values):
+            self._index += 1
+        self._held = None
+
+    def current_event(self) -> Event | None:
+        batch = self._batch
+        if batch is None or self._index >= len(batch.values):
+            return None
+        event = self._event
+        i = self._index
+        message = batch.messages[i]
+        if event is None or event.message is not message:
+            event = self._event = Event(self.app, batch.keys[i], batch.values[i],
+                                        message.headers, message)
+        return event
+
+    # -- iteration -----------------------------------------------------------------------
+    async def _next_batch(self) -> Batch | None:
+        """The next batch; None when the stream stops; TICK when a take() deadline
+        passes first."""
+        while not self._batches:
+            if self._stopping:
+                return None
+            waiter = self._waiter = anyio.Event()
+            if self._tick_after is None:
+                await waiter.wait()
+            else:
+                with anyio.move_on_after(max(0.0, self._tick_after - time.monotonic())):
+                    await waiter.wait()
+                if not waiter.is_set():
+                    self._waiter = None
+                    return TICK
+        batch = self._batches.popleft()
+        self._batch = batch
+        self._index = 0
+        return batch
+
+    def _finish_batch(self, batch: Batch) -> None:
+        self._positions[batch.tp] = batch.end_offset
+        self.events_total += len(batch.values)
+        self._batch = None
+        self._index = 0
+        if batch.done is not None:
+            batch.done.set()
+
+    async def _iterate(self, pick: Callable[[Batch, int], Any] | None
+                       ) -> AsyncIterator[Any]:
+        current_stream.set(self)
+        while True:
+            batch = self._batch
+            if batch is None:
+                batch = await self._next_batch()
+                if batch is None:
+                    return
+                if batch is TICK:
+                    yield TICK
+                    continue
+            i = self._index
+            n = len(batch.values)
+            if pick is None:
+                values = batch.values
+                while i < n:
+                    yield values[i]
+                    i += 1
+                    self._index = i
+                    if self._stopping:
+                        break
+            else:
+                while i < n:
+                    yield pick(batch, i)
+                    i += 1
+                    self._index = i
+                    if self._stopping:
+                        break
+            if i >= n:
+                self._finish_batch(batch)
+            if self._stopping:
+                return
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._iterate(None)
+
+    def items(self) -> DerivedStream:
+        return self._derive(lambda: self._iterate(_pick_item))
+
+    def events(self) -> DerivedStream:
+        return self._derive(lambda: self._iterate(self._pick_event))
+
+    def _pick_event(self, batch: Batch, i: int) -> Event:
+        message = batch.messages[i]
+        event = self._event = Event(self.app, batch.keys[i], batch.values[i],
+                                    message.headers, message)
+        return event
+
+    async def batches(self) -> AsyncIterator[Batch]:
+        """Whole batches; each counts as done when the next is asked for."""
+        current_stream.set(self)
+        while True:
+            batch = self._batch
+            if batch is None:
+                batch = await self._next_batch()
+                if batch is None:
+                    return
+            self._index = 0
+            yield batch
+            self._index = len(batch.values)
+            self._finish_batch(batch)
+            if self._stopping:
+                return
+
+
+def _pick_item(batch: Batch, i: int) -> tuple[Any, Any]:
+    return batch.keys[i], batch.values[i]
+
+
+class DerivedStream(_Operators):
+    """A stream made by an operator over another stream."""
+
+    def __init__(self, root: Stream, make: Callable[[], AsyncIterator[Any]]) -> None:
+        self._root = root
+        self._make = make
+        self.app = root.app
+        self.channel = root.channel
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._make()
+
+
+async def _maybe_await(value: Any) -> Any:
+    if hasattr(value, "__await__"):
+        return await value
+    return value
+
+
+async def _filter(parent: _Operators, predicate: Callable[[Any], Any]) -> AsyncIterator[Any]:
+    async for value in parent:
+        if value is TICK:
+            yield value
+            continue
+        keep = predicate(value)
+        if hasattr(keep, "__await__"):
+            keep = await keep
+        if keep:
+            yield value
+
+
+async def _enumerate(parent: _Operators, start: int) -> AsyncIterator[Any]:
+    n = start
+    async for value in parent:
+        if value is TICK:
+            yield value
+            continue
+        yield n, value
+        n += 1
+
+
+async def _items(parent: _Operators) -> AsyncIterator[Any]:
+    root = parent._root
+    async for value in parent:
+        if value is TICK:
+            yield value
+            continue
+        event = root.current_event()
+        yield (event.key if event is not None else None), value
+
+
+async def _events(parent: _Operators) -> AsyncIterator[Any]:
+    root = parent._root
+    async for value in parent:
+        if value is TICK:
+            yield value
+            continue
+        yield root.current_event()
+
+
+async def _echo(parent: _Operators, channels: tuple[Any, ...]) -> AsyncIterator[Any]:
+    root = parent._root
+    async for value in parent:
+        if value is not TICK:
+            event = root.current_event()
+            if event is not None:
+                for channel in channels:
+                    await event.forward(_resolve(root.app, channel))
+        yield value
+
+
+def _resolve(app: App, channel: Any) -> Any:
+    return app.topic(channel) if isinstance(channel, str) else channel
+
+
+async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIterator[Any]:
+    root = parent._root
+    buffer: list[Any] = []
+    try:
+        async for value in parent:
+            if value is not TICK:
+                if not buffer:
+                    root.hold()
+                    if within is not None:
+                        root._tick_after = time.monotonic() + within
+                buffer.append(value)
+                if len(buffer) < max_:
+                    continue
+            elif not buffer:
+                continue
+            out, buffer = buffer, []
+            root._tick_after = None
+            yield out
+            root.release()
+    finally:
+        root._tick_after = None
+    if buffer:
+        yield buffer
+        root.release()

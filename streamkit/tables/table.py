@@ -1,0 +1,378 @@
+"""``Table``: a dict-like view over a store, partitioned like the stream updating it.
+
+A key lives in the partition of the event being processed when it is written (after
+``group_by`` that is the partition owning the key). Reads and writes go to an
+in-memory cache per partition; changed keys are written out at each commit, in one
+changelog batch per partition (``<app id>-<name>-changelog``, compacted) and then in one
+store batch that also records the changelog offset reached. On start (and when a
+partition is assigned) a table replays only the changelog past that offset.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from streamkit.errors import ImproperlyConfigured
+from streamkit.log.partitioner import partition_for_key
+from streamkit.serializers import Serde
+from streamkit.streams.event import current_stream
+from streamkit.tables.stores import open_store
+from streamkit.types import OutgoingRecord, TopicPartition
+
+if TYPE_CHECKING:
+    from streamkit.app import App
+    from streamkit.tables.windowed import WindowWrapper
+
+logger = logging.getLogger("streamkit.tables")
+
+_DELETED: Any = object()
+_ABSENT: Any = object()
+#: how many changelog records a restore reads per fetch
+RESTORE_BATCH = 10_000
+
+
+class Table:
+    """See the module docstring and DESIGN.md."""
+
+    is_global = False
+
+    def __init__(self, app: App, name: str, *, default: Callable[[], Any] | None = None,
+                 key_type: Any = None, value_type: Any = None,
+                 partitions: int | None = None, help: str | None = None,
+                 on_window_close: Callable[[Any, Any], Any] | None = None,
+                 key_serializer: str | None = None, value_serializer: str | None = None,
+                 store: str | None = None) -> None:
+        if default is not None and not callable(default):
+            raise ImproperlyConfigured(
+                f"table {name!r}: default={default!r} must be callable (like int or list)")
+        self.app = app
+        self.name = name
+        self.default = default
+        self.key_type = key_type
+        self.value_type = value_type
+        self.partitions = partitions
+        self.help = help or ""
+        self.on_window_close = on_window_close
+        self.store_url = store or app.conf.store
+        self.changelog_topic = f"{app.conf.id}-{name}-changelog"
+        self.key_serde = Serde(key_type, key_serializer or "json")
+        self.value_serde = Serde(value_type, value_serializer or "json")
+        self.window: WindowWrapper | None = None
+        self._store: Any = None
+        self._cache: dict[int, dict[Any, Any]] = {}
+        self._dirty: dict[int, set[Any]] = {}
+        self._active: set[int] = set()
+        self._extra_changes: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self._test_mode = False
+
+    def __repr__(self) -> str:
+        return f"<Table {self.name}>"
+
+    # -- windowing ---------------------------------------------------------------------
+    def tumbling(self, size: Any, expires: Any = None, grace: Any = 0) -> WindowWrapper:
+        """Tumbling windows of ``size`` (seconds or timedelta), ``[start, end)``."""
+        from streamkit.windows import TumblingWindow
+        return self._windowed(TumblingWindow(size, expires=expires, grace=grace))
+
+    def hopping(self, size: Any, step: Any, expires: Any = None, grace: Any = 0
+                ) -> WindowWrapper:
+        """Hopping windows of ``size`` every ``step``."""
+        from streamkit.windows import HoppingWindow
+        return self._windowed(HoppingWindow(size, step, expires=expires, grace=grace))
+
+    def sliding(self, size: Any, grace: Any = 0, expires: Any = None) -> WindowWrapper:
+        """Kafka Streams' sliding windows (both ends inclusive)."""
+        from streamkit.windows import SlidingWindow
+        return self._windowed(SlidingWindow(size, grace=grace))
+
+    def session(self, gap: Any, grace: Any = 0) -> WindowWrapper:
+        """Session windows: records closer than ``gap`` share a session."""
+        from streamkit.windows import SessionWindow
+        return self._windowed(SessionWindow(gap, grace=grace))
+
+    def _windowed(self, window: Any) -> WindowWrapper:
+        from streamkit.tables.windowed import WindowWrapper
+        self.window = WindowWrapper(self, window)
+        return self.window
+
+    # -- which partition -----------------------------------------------------------------
+    def _partition(self) -> int | None:
+        stream = current_stream.get()
+        if stream is not None:
+            batch = stream._batch
+            if batch is not None:
+                return batch.tp.partition
+        return None
+
+    def _partition_of_key(self, key: Any) -> int:
+        count = self.partition_count()
+        return partition_for_key(self.key_serde.dumps(key), count)
+
+    def partition_count(self) -> int:
+        return self.partitions or self.app.conf.topic_partitions
+
+    def _cache_of(self, partition: int) -> dict[Any, Any]:
+        cache = self._cache.get(partition)
+        if cache is None:
+            cache = self._cache[partition] = {}
+            self._dirty[partition] = set()
+        return cache
+
+    # -- reading -----------------------------------------------------------------------
+    def _lookup(self, partition: int, key: Any) -> Any:
+        cache = self._cache_of(partition)
+        value = cache.get(key, _ABSENT)
+        if value is _ABSENT:
+            raw = self._store.get(partition, self.key_serde.dumps(key)) if self._store else None
+            value = _DELETED if raw is None else self.value_serde.loads(raw)
+            cache[key] = value
+        return value
+
+    def _find(self, key: Any) -> Any:
+        partition = self._partition()
+        if partition is not None:
+            return self._lookup(partition, key)
+        for p in self._readable_partitions():
+            value = self._lookup(p, key)
+            if value is not _DELETED:
+                return value
+        return _DELETED
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._find(key)
+        if value is _DELETED:
+            if self.default is None:
+                raise KeyError(key)
+            return self.default()
+        return value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = self._find(key)
+        return default if value is _DELETED else value
+
+    def __contains__(self, key: Any) -> bool:
+        return self._find(key) is not _DELETED
+
+    def _readable_partitions(self) -> list[int]:
+        known = set(self._cache) | self._active
+        if self._store is not None:
+            known.update(self._store.partitions())
+        return sorted(known)
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """Every (key, value) the worker holds, across its partitions."""
+        for partition in self._readable_partitions():
+            yield from self._partition_items(partition)
+
+    def _partition_items(self, partition: int) -> Iterator[tuple[Any, Any]]:
+        cache = self._cache_of(partition)
+        seen: set[Any] = set()
+        for key, value in list(cache.items()):
+            seen.add(key)
+            if value is not _DELETED:
+                yield key, value
+        if self._store is not None:
+            for raw_key, raw_value in self._store.items(partition):
+                if raw_key[:1] == b"\x00":
+                    continue  # streamkit's own bookkeeping (window watermark)
+                key = _hashable(self.key_serde.loads(raw_key))
+                if key not in seen:
+                    yield key, self.value_serde.loads(raw_value)
+
+    def keys(self) -> Iterator[Any]:
+        return (k for k, _ in self.items())
+
+    def values(self) -> Iterator[Any]:
+        return (v for _, v in self.items())
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.keys()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())
+
+    def as_dict(self) -> dict[Any, Any]:
+        return dict(self.items())
+
+    # -- writing -------------------------------------------------------------------------
+    def _write(self, key: Any, value: Any) -> None:
+        partition = self._partition()
+        if partition is None:
+            partition = self._partition_of_key(key)
+        self._write_at(partition, key, value)
+
+    def _write_at(self, partition: int, key: Any, value: Any) -> None:
+        cache = self._cache.get(partition)
+        if cache is None:
+            cache = self._cache_of(partition)
+        cache[key] = value
+        self._dirty[partition].add(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._write(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._write(key, _DELETED)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        self._write(key, _DELETED)
+        return value
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            self._write(key, default)
+            return default
+        return value
+
+    def update(self, other: Any = (), **kwargs: Any) -> None:
+        items = other.items() if hasattr(other, "items") else other
+        for key, value in items:
+            self._write(key, value)
+        for key, value in kwargs.items():
+            self._write(key, value)
+
+    def clear(self) -> None:
+        for key in list(self.keys()):
+            self._write(key, _DELETED)
+
+    # -- lifecycle (called by the worker) -----------------------------------------------
+    def open(self) -> None:
+        """Open the store and create the changelog topic (worker start)."""
+        if self._store is None:
+            self._store = open_store(self.store_url, self.app.datadir / "tables", self.name,
+                                     self.partition_count())
+        self.app.broker.create_topic(self.changelog_topic, partitions=self.partition_count(),
+                                     config={"cleanup.policy": "compact"}, exist_ok=True)
+        if self.is_global:
+            self.on_partitions_assigned([TopicPartition(self.changelog_topic, p)
+                                         for p in range(self.partition_count())])
+
+    def use_memory_store(self) -> None:
+        """Inside ``agent.test_context()``: a fresh memory store, no changelog."""
+        if self._store is not None:
+            self._store.close()
+        self._store = open_store("memory://", None, self.name)
+        self._cache.clear()
+        self._dirty.clear()
+        self._test_mode = True
+
+    def after_test_event(self) -> None:
+        if self.window is not None:
+            self.window.close_due_windows()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._cache.clear()
+        self._dirty.clear()
+        self._active.clear()
+
+    async def run_background(self) -> None:
+        """Window closing for windowed tables; following the changelog for global ones."""
+        if self.window is not None:
+            await self.window.run_background()
+
+    # -- flushing ------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write changed keys to the changelog and the store (one batch per partition)."""
+        if self.window is not None:
+            self.window.before_flush()
+        for partition, dirty in self._dirty.items():
+            if dirty or partition in self._extra_changes:
+                self._flush_partition(partition, dirty)
+                dirty.clear()
+        for partition in list(self._extra_changes):
+            self._flush_partition(partition, set())
+
+    def _flush_partition(self, partition: int, keys: set[Any]) -> None:
+        cache = self._cache_of(partition)
+        dump_key, dump_value = self.key_serde.dumps, self.value_serde.dumps
+        changes: list[tuple[bytes, bytes | None]] = self._extra_changes.pop(partition, [])
+        for key in keys:
+            value = cache[key]
+            changes.append((dump_key(key), None if value is _DELETED else dump_value(value)))
+        if not changes:
+            return
+        if self._test_mode:
+            self._store.apply(partition, changes, None)
+            return
+        records = [OutgoingRecord(k, v, [], None, partition) for k, v in changes]
+        metadata = self.app.broker.produce(self.changelog_topic, records,
+                                           acks=self.app.conf.producer_acks)
+        offset = None if self.is_global else metadata[-1].offset + 1
+        self._store.apply(partition, changes, offset)
+        for key in keys:
+            if cache.get(key) is _DELETED:
+                del cache[key]
+
+    # -- rebalancing ---------------------------------------------------------------------
+    def on_partitions_assigned(self, tps: list[TopicPartition]) -> None:
+        """Restore the table partitions whose numbers were assigned."""
+        for partition in sorted({tp.partition for tp in tps} - self._active):
+            if partition >= self.partition_count():
+                continue
+            self.restore(partition)
+            self._active.add(partition)
+
+    def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
+        if self.is_global:
+            return
+        assigned = self.app.worker.consumer.assignment() if (
+            self.app.worker and self.app.worker.consumer) else set()
+        still_owned = {tp.partition for tp in assigned if tp not in set(tps)}
+        for partition in {tp.partition for tp in tps} - still_owned:
+            self._active.discard(partition)
+            self._cache.pop(partition, None)
+            self._dirty.pop(partition, None)
+
+    def restore(self, partition: int) -> int:
+        """Replay the changelog past the store's offset; returns records applied."""
+        broker = self.app.broker
+        tp = TopicPartition(self.changelog_topic, partition)
+        start, end = broker.offsets(tp)
+        offset = self._store.offset(partition)
+        if offset is None or offset < start or offset > end:
+            if offset is not None and offset > end:
+                logger.warning("table %s[%d]: store is ahead of its changelog (%d > %d); "
+                               "rebuilding it from the changelog", self.name, partition,
+                               offset, end)
+            self._store.clear(partition)
+            offset = start
+        applied = 0
+        while offset < end:
+            messages = broker.fetch(tp, offset, RESTORE_BATCH)
+            if not messages:
+                break
+            changes = [(m.key, m.value) for m in messages if m.key is not None]
+            offset = messages[-1].offset + 1
+            self._store.apply(partition, changes, offset)
+            applied += len(changes)
+        self._cache.pop(partition, None)
+        self._dirty.pop(partition, None)
+        if self.window is not None:
+            self.window.on_restored(partition)
+        if applied:
+            logger.info("table %s[%d]: restored %d changelog records", self.name,
+                        partition, applied)
+        return applied
+
+
+class GlobalTable(Table):
+    """A table every worker holds whole: it reads every changelog partition."""
+
+    is_global = True
+
+
+def _hashable(key: Any) -> Any:
+    """JSON gives lists where the table had tuples (window keys ``(key, (start, end))``)."""
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key

@@ -1,0 +1,447 @@
+"""Windowed tables: ``app.Table(...).tumbling(60)[key] += 1``.
+
+Stored keys are ``(key, (start, end))``. Which timestamp places an event in windows is
+chosen by ``relative_to_stream()`` (the message timestamp, the default),
+``relative_to_now()`` (the wall clock) or ``relative_to_field(Record.field)``.
+
+Stream time, per partition, is the largest such timestamp the table has seen. A window
+closes when stream time reaches ``end + grace``: ``on_window_close(key, value)`` is
+called once with its final value, and later events for it are dropped and counted as
+late. The partition's close watermark is written to the changelog with the table's
+changes, so a restarted worker neither closes a window twice nor forgets one. Windows
+are deleted once stream time passes their expiry.
+"""
+from __future__ import annotations
+
+import heapq
+import inspect
+import logging
+import operator
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from streamkit.streams.event import current_stream
+from streamkit.windows import SessionWindow, SlidingWindow
+
+if TYPE_CHECKING:
+    from streamkit.tables.table import Table
+
+logger = logging.getLogger("streamkit.tables")
+
+#: the changelog key that holds a partition's close watermark (not valid JSON, so no
+#: user key can collide with it)
+WATERMARK_KEY = b"\x00streamkit.window.closed"
+
+Range = tuple[float, float]
+
+
+def to_seconds(value: Any) -> float:
+    """A timestamp from a datetime (naive means UTC), an ISO-8601 string, or epoch
+    seconds."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.timestamp()
+    raise TypeError(f"cannot use {value!r} as a window timestamp")
+
+
+class WindowWrapper:
+    """The windowed view of a table; ``wrapper[key]`` is a ``WindowSet``."""
+
+    def __init__(self, table: Table, window: Any) -> None:
+        self.table = table
+        self.window = window
+        self._event_time: Callable[[Any, Any], float] = _message_time
+        self.relative_to_name = "stream"
+        self.stream_time: dict[int, float] = {}
+        self.closed_through: dict[int, float] = {}
+        self._watermark_dirty: set[int] = set()
+        self._open: dict[int, dict[Range, set[Any]]] = {}
+        self._close_heap: dict[int, list[tuple[float, Range]]] = {}
+        self._expiry_heap: dict[int, list[tuple[float, Range, Any]]] = {}
+        self._sessions: dict[int, dict[Any, list[Range]]] = {}
+        self._sliding: dict[int, dict[Any, dict[Range, float]]] = {}
+        self.late_events = 0
+        self.closed_windows = 0
+
+    def __repr__(self) -> str:
+        return f"<WindowWrapper {self.table.name} {self.window!r}>"
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    # -- which time --------------------------------------------------------------------
+    def relative_to_stream(self) -> WindowWrapper:
+        """Windows by message timestamp: event time if the producer set it, ingestion
+        time on a LogAppendTime topic (or the topic's timestamp_extractor)."""
+        self._event_time = _message_time
+        self.relative_to_name = "stream"
+        return self
+
+    def relative_to_now(self) -> WindowWrapper:
+        """Windows by the wall clock when the event is processed."""
+        self._event_time = lambda message, value: time.time()
+        self.relative_to_name = "now"
+        return self
+
+    def relative_to_field(self, field: Any) -> WindowWrapper:
+        """Windows by a field of the value (datetime, ISO string or epoch seconds)."""
+        name = getattr(field, "field", field)
+        get = operator.attrgetter(name)
+        self._event_time = lambda message, value: to_seconds(get(value))
+        self.relative_to_name = f"field {name}"
+        return self
+
+    def relative_to(self, timestamp_of: Callable[[Any], Any]) -> WindowWrapper:
+        """Windows by ``timestamp_of(value)``."""
+        self._event_time = lambda message, value: to_seconds(timestamp_of(value))
+        self.relative_to_name = getattr(timestamp_of, "__name__", "function")
+        return self
+
+    def _current(self) -> tuple[int, Any, Any] | None:
+        stream = current_stream.get()
+        if stream is None or stream._batch is None:
+            return None
+        batch, i = stream._batch, stream._index
+        if i >= len(batch.values):
+            return None
+        return batch.tp.partition, batch.messages[i], batch.values[i]
+
+    # -- dict-like -----------------------------------------------------------------------
+    def __getitem__(self, key: Any) -> WindowSet:
+        return WindowSet(self, key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, WindowSet):
+            return  # `wrapper[k] += 1` stores through the WindowSet already
+        self._update(key, lambda current, operand: operand, value)
+
+    def keys(self) -> Iterator[Any]:
+        return (k for k, _ in self.items())
+
+    def items(self) -> Iterator[tuple[Any, Any]]:
+        """(key, value of the key's latest window) for every key held."""
+        latest: dict[Any, tuple[Range, Any]] = {}
+        for (key, window), value in self.table.items():
+            seen = latest.get(key)
+            if seen is None or window > seen[0]:
+                latest[key] = (window, value)
+        return ((k, v) for k, (_, v) in latest.items())
+
+    def values(self) -> Iterator[Any]:
+        return (v for _, v in self.items())
+
+    def windows(self, key: Any) -> list[tuple[Range, Any]]:
+        """Every window held for ``key``, oldest first, with its value."""
+        return sorted((w, v) for (k, w), v in self.table.items() if k == key)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    # -- updating ------------------------------------------------------------------------
+    def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
+        current = self._current()
+        if current is None:
+            partition, ts = self.table._partition_of_key(key), time.time()
+        else:
+            partition, message, value = current
+            ts = self._event_time(message, value)
+        self._advance(partition, ts)
+        window = self.window
+        if isinstance(window, SessionWindow):
+            self._update_session(partition, key, ts, op, operand)
+        elif isinstance(window, SlidingWindow):
+            self._update_sliding(partition, key, ts, op, operand)
+        else:
+            self._update_aligned(partition, key, ts, op, operand)
+
+    def _value_at(self, partition: int, stored_key: Any) -> Any:
+        table = self.table
+        value = table._lookup(partition, stored_key)
+        from streamkit.tables.table import _DELETED
+        if value is _DELETED:
+            return table.default() if table.default is not None else None
+        return value
+
+    def _update_aligned(self, partition: int, key: Any, ts: float,
+                        op: Callable[[Any, Any], Any], operand: Any) -> None:
+        window, table = self.window, self.table
+        stream_time = self.stream_time[partition]
+        late = False
+        for rng in window.ranges(ts):
+            if window.is_closed(rng, stream_time):
+                late = True
+                continue
+            stored_key = (key, rng)
+            table._write_at(partition, stored_key,
+                            op(self._value_at(partition, stored_key), operand))
+            self._track_open(partition, rng, key)
+        if late:
+            self._count_late()
+
+    def _update_session(self, partition: int, key: Any, ts: float,
+                        op: Callable[[Any, Any], Any], operand: Any) -> None:
+        window, table = self.window, self.table
+        sessions = self._sessions.setdefault(partition, {}).setdefault(key, [])
+        new, joined = window.merge(sessions, ts)
+        if window.is_late(ts, joined, self.stream_time[partition]):
+            self._count_late()
+            return
+        values = [self._value_at(partition, (key, s)) for s in joined]
+        combined = values[0] if values else self._value_at(partition, (key, new))
+        for extra in values[1:]:
+            combined = combined + extra
+        for old in joined:
+            sessions.remove(old)
+            if old != new:
+                table._write_at(partition, (key, old), _deleted())
+                self._forget_open(partition, old, key)
+        sessions.append(new)
+        table._write_at(partition, (key, new), op(combined, operand))
+        self._track_open(partition, new, key)
+
+    def _update_sliding(self, partition: int, key: Any, ts: float,
+                        op: Callable[[Any, Any], Any], operand: Any) -> None:
+        window, table = self.window, self.table
+        known = self._sliding.setdefault(partition, {}).setdefault(key, {})
+        update = window.update(known, ts, self.stream_time[partition])
+        if update.late:
+            self._count_late()
+            return
+        seeds = {seed: self._value_at(partition, (key, seed))
+                 for _, seed in update.create if seed is not None}
+        for rng, seed in update.create:
+            start_value = seeds[seed] if seed is not None else self._value_at(
+                partition, (key, rng))
+            table._write_at(partition, (key, rng), start_value)
+            self._track_open(partition, rng, key)
+        for rng in update.add:
+            stored_key = (key, rng)
+            table._write_at(partition, stored_key,
+                            op(self._value_at(partition, stored_key), operand))
+            self._track_open(partition, rng, key)
+        known.update(update.max_ts)
+
+    def _count_late(self) -> None:
+        self.late_events += 1
+        self.table.app.monitor.on_late_event(self.table.name)
+
+    # -- closing and expiring --------------------------------------------------------------
+    def _track_open(self, partition: int, rng: Range, key: Any) -> None:
+        open_windows = self._open.setdefault(partition, {})
+        keys = open_windows.get(rng)
+        if keys is None:
+            keys = open_windows[rng] = set()
+            heapq.heappush(self._close_heap.setdefault(partition, []),
+                           (self.window.closes_at(rng), rng))
+        keys.add(key)
+
+    def _forget_open(self, partition: int, rng: Range, key: Any) -> None:
+        keys = self._open.get(partition, {}).get(rng)
+        if keys is not None:
+            keys.discard(key)
+
+    def _advance(self, partition: int, ts: float) -> None:
+        if ts > self.stream_time.get(partition, float("-inf")):
+            self.stream_time[partition] = ts
+            heap = self._close_heap.get(partition)
+            if heap and heap[0][0] <= ts:
+                self._close_due(partition)
+            expiring = self._expiry_heap.get(partition)
+            if expiring and expiring[0][0] <= ts:
+                self._expire_due(partition)
+        elif partition not in self.stream_time:
+            self.stream_time[partition] = ts
+
+    def close_due_windows(self) -> None:
+        """Close every window whose time has come (after each test-context event)."""
+        for partition in list(self._close_heap):
+            self._close_due(partition)
+
+    def _close_due(self, partition: int) -> None:
+        stream_time = self.stream_time.get(partition)
+        heap = self._close_heap.get(partition)
+        if stream_time is None or not heap:
+            return
+        window = self.window
+        open_windows = self._open.setdefault(partition, {})
+        while heap and window.is_closed(heap[0][1], stream_time):
+            closes_at, rng = heapq.heappop(heap)
+            for key in sorted(open_windows.pop(rng, ()), key=repr):
+                value = self.table._lookup(partition, (key, rng))
+                from streamkit.tables.table import _DELETED
+                if value is _DELETED:
+                    continue
+                self.closed_windows += 1
+                self._call_on_close((key, rng), value)
+                expires_at = self._expires_at(rng)
+                if expires_at is not None:
+                    heapq.heappush(self._expiry_heap.setdefault(partition, []),
+                                   (expires_at, rng, key))
+            self.closed_through[partition] = max(
+                self.closed_through.get(partition, float("-inf")), closes_at)
+            self._watermark_dirty.add(partition)
+        if isinstance(window, SessionWindow):
+            self._drop_closed_sessions(partition, stream_time)
+
+    def _drop_closed_sessions(self, partition: int, stream_time: float) -> None:
+        for key, sessions in self._sessions.get(partition, {}).items():
+            sessions[:] = [s for s in sessions
+                           if not self.window.is_closed(s, stream_time)]
+
+    def _expires_at(self, rng: Range) -> float | None:
+        expires_at = getattr(self.window, "expires_at", None)
+        return expires_at(rng) if expires_at is not None else None
+
+    def _expire_due(self, partition: int) -> None:
+        heap = self._expiry_heap[partition]
+        stream_time = self.stream_time[partition]
+        while heap and heap[0][0] <= stream_time:
+            _, rng, key = heapq.heappop(heap)
+            self.table._write_at(partition, (key, rng), _deleted())
+
+    def _call_on_close(self, key: Any, value: Any) -> None:
+        callback = self.table.on_window_close
+        if callback is None:
+            return
+        try:
+            outcome = callback(key, value)
+            if inspect.isawaitable(outcome):
+                self.table.app.spawn(f"on_window_close {self.table.name}",
+                                     _await, outcome)
+        except Exception:
+            logger.exception("on_window_close of table %s raised for %r", self.table.name,
+                             key)
+
+    # -- persistence hooks (called by the table) --------------------------------------------
+    def before_flush(self) -> None:
+        for partition in self._watermark_dirty:
+            self.table._extra_changes.setdefault(partition, []).append(
+                (WATERMARK_KEY, msgpack.packb(self.closed_through[partition])))
+        self._watermark_dirty.clear()
+
+    def on_restored(self, partition: int) -> None:
+        """Rebuild which windows are open from the store after a restore."""
+        table = self.table
+        raw = table._store.get(partition, WATERMARK_KEY)
+        watermark = msgpack.unpackb(raw) if raw is not None else None
+        self._open.pop(partition, None)
+        self._close_heap.pop(partition, None)
+        self._expiry_heap.pop(partition, None)
+        self._sessions.pop(partition, None)
+        self._sliding.pop(partition, None)
+        if watermark is not None:
+            self.closed_through[partition] = watermark
+            self.stream_time[partition] = watermark
+        for (key, rng), _value in table._partition_items(partition):
+            rng = (rng[0], rng[1])
+            closes_at = self.window.closes_at(rng)
+            if watermark is not None and closes_at <= watermark:
+                expires_at = self._expires_at(rng)
+                if expires_at is not None:
+                    heapq.heappush(self._expiry_heap.setdefault(partition, []),
+                                   (expires_at, rng, key))
+                continue
+            self._track_open(partition, rng, key)
+            if isinstance(self.window, SessionWindow):
+                self._sessions.setdefault(partition, {}).setdefault(key, []).append(rng)
+            elif isinstance(self.window, SlidingWindow):
+                self._sliding.setdefault(partition, {}).setdefault(key, {})[rng] = rng[1]
+
+    async def run_background(self) -> None:
+        """Nothing periodic: windows close on stream time, as events arrive."""
+
+
+class WindowSet:
+    """The windows of one key. ``+=`` and friends update every window the event's
+    timestamp falls in; ``current()``, ``now()``, ``value()``, ``delta(s)`` read one."""
+
+    __slots__ = ("wrapper", "key")
+
+    def __init__(self, wrapper: WindowWrapper, key: Any) -> None:
+        self.wrapper = wrapper
+        self.key = key
+
+    def __repr__(self) -> str:
+        return f"<WindowSet {self.wrapper.name}[{self.key!r}]>"
+
+    def _read(self, ts: float) -> Any:
+        wrapper = self.wrapper
+        current = wrapper._current()
+        partition = current[0] if current is not None else wrapper.table._partition_of_key(
+            self.key)
+        return wrapper._value_at(partition, (self.key, wrapper.window.current(ts)))
+
+    def _event_ts(self, relative: bool) -> float:
+        wrapper = self.wrapper
+        current = wrapper._current()
+        if current is None:
+            return time.time()
+        _, message, value = current
+        return wrapper._event_time(message, value) if relative else _message_time(
+            message, value)
+
+    def current(self) -> Any:
+        """The window of the current event's (message) timestamp; for hopping windows
+        the latest window holding it."""
+        return self._read(self._event_ts(relative=False))
+
+    def value(self) -> Any:
+        """The window of the timestamp the table's ``relative_to_*`` picks."""
+        return self._read(self._event_ts(relative=True))
+
+    def now(self) -> Any:
+        """The window of the wall clock."""
+        return self._read(time.time())
+
+    def delta(self, seconds: Any) -> Any:
+        """The window of the (relative_to) timestamp minus ``seconds``."""
+        from streamkit.windows import want_seconds
+        return self._read(self._event_ts(relative=True) - want_seconds(seconds))
+
+    def _op(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
+        self.wrapper._update(self.key, op, operand)
+        return self
+
+    def __iadd__(self, other: Any) -> WindowSet:
+        return self._op(operator.add, other)
+
+    def __isub__(self, other: Any) -> WindowSet:
+        return self._op(operator.sub, other)
+
+    def __imul__(self, other: Any) -> WindowSet:
+        return self._op(operator.mul, other)
+
+    def __itruediv__(self, other: Any) -> WindowSet:
+        return self._op(operator.truediv, other)
+
+    def __ifloordiv__(self, other: Any) -> WindowSet:
+        return self._op(operator.floordiv, other)
+
+    def __ior__(self, other: Any) -> WindowSet:
+        return self._op(operator.or_, other)
+
+    def __iand__(self, other: Any) -> WindowSet:
+        return self._op(operator.and_, other)
+
+
+def _message_time(message: Any, value: Any) -> float:
+    return message.timestamp / 1000.0
+
+
+def _deleted() -> Any:
+    from streamkit.tables.table import _DELETED
+    return _DELETED
+
+
+async def _await(awaitable: Any) -> None:
+    await awaitable

@@ -1,0 +1,274 @@
+"""Topics as an app sees them, and the app's buffered producer.
+
+A ``Topic`` names one or more broker topics and how their keys and values are encoded.
+Sending comes in two speeds:
+
+- ``await topic.send(...)`` writes the record now and returns its ``RecordMetadata``;
+- ``topic.send_soon(...)``, ``event.forward(...)`` and an agent's sinks append to the
+  app's ``OutputBuffer`` and return a ``PendingSend`` at once. The buffer is written in
+  one broker call per topic when it fills, every few milliseconds, and always before
+  offsets are committed, so nothing an agent sent is lost by at-least-once processing.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from streamkit.errors import ImproperlyConfigured
+from streamkit.serializers import Serde
+from streamkit.types import Headers, Message, OutgoingRecord, RecordMetadata
+
+if TYPE_CHECKING:
+    from streamkit.app import App
+    from streamkit.streams.stream import Stream
+
+TimestampExtractor = Callable[[Message, Any], float]
+
+
+def _seconds_to_ms(value: float | timedelta | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return int(round(value * 1000))
+
+
+def _normalize_headers(headers: Any) -> Headers:
+    if not headers:
+        return []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+
+
+class PendingSend:
+    """A record waiting in the output buffer. ``await`` it for its ``RecordMetadata``
+    (awaiting writes the buffer out now if it has not been written yet)."""
+
+    __slots__ = ("_buffer", "metadata")
+
+    def __init__(self, buffer: OutputBuffer) -> None:
+        self._buffer = buffer
+        self.metadata: RecordMetadata | None = None
+
+    def __await__(self) -> Generator[Any, None, RecordMetadata]:
+        if self.metadata is None:
+            self._buffer.flush()
+        assert self.metadata is not None
+        return self.metadata
+        yield  # pragma: no cover  (makes this a generator)
+
+
+class OutputBuffer:
+    """Records the app will send, grouped per topic, written in batches."""
+
+    def __init__(self, app: App, batch_size: int = 1000) -> None:
+        self._app = app
+        self._batch_size = batch_size
+        self._records: dict[str, list[OutgoingRecord]] = {}
+        self._pending: dict[str, list[PendingSend | None]] = {}
+        self._count = 0
+        self.sent_total = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, topic: str, record: OutgoingRecord, want_result: bool = True
+               ) -> PendingSend | None:
+        records = self._records.get(topic)
+        if records is None:
+            records = self._records[topic] = []
+            self._pending[topic] = []
+        records.append(record)
+        pending = PendingSend(self) if want_result else None
+        self._pending[topic].append(pending)
+        self._count += 1
+        if self._count >= self._batch_size:
+            self.flush()
+        return pending
+
+    def extend(self, topic: str, records: list[OutgoingRecord]) -> None:
+        """Queue many records at once (no ``PendingSend`` for them)."""
+        if not records:
+            return
+        batch = self._records.get(topic)
+        if batch is None:
+            batch = self._records[topic] = []
+            self._pending[topic] = []
+        batch.extend(records)
+        self._pending[topic].extend([None] * len(records))
+        self._count += len(records)
+        if self._count >= self._batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered record (one ``produce`` call per topic)."""
+        if not self._count:
+            return
+        broker = self._app.broker
+        acks = self._app.conf.producer_acks
+        records, pending = self._records, self._pending
+        self._records, self._pending, self._count = {}, {}, 0
+        for topic, batch in records.items():
+            metadata = broker.produce(topic, batch, acks=acks)
+            self.sent_total += len(batch)
+            self._app.monitor.on_send(topic, len(batch))
+            for future, meta in zip(pending[topic], metadata):
+                if future is not None:
+                    future.metadata = meta
+
+
+class Topic:
+    """One or more broker topics with their key and value types.
+
+    Created with ``app.topic(name, ...)``; see DESIGN.md for the arguments.
+    """
+
+    def __init__(self, app: App, *names: str, key_type: Any = None, value_type: Any = None,
+                 key_serializer: str | None = None, value_serializer: str | None = None,
+                 partitions: int | None = None, retention: float | timedelta | None = None,
+                 compacting: bool | None = None, deleting: bool | None = None,
+                 replicas: int | None = None, config: dict[str, Any] | None = None,
+                 timestamp_extractor: TimestampExtractor | None = None,
+                 internal: bool = False, acks: Any = None) -> None:
+        if not names:
+            raise ImproperlyConfigured("app.topic() needs at least one topic name")
+        self.app = app
+        self.topics: tuple[str, ...] = tuple(names)
+        self.key_type = key_type
+        self.value_type = value_type
+        self.key_serializer = key_serializer or app.conf.key_serializer
+        self.value_serializer = value_serializer or app.conf.value_serializer
+        self.key_serde = Serde(key_type, key_serializer or _default_key_serializer(
+            key_type, app.conf.key_serializer))
+        self.value_serde = Serde(value_type, value_serializer or _default_value_serializer(
+            value_type, app.conf.value_serializer))
+        self.partitions = partitions
+        self.replicas = replicas
+        self.retention = retention
+        self.compacting = compacting
+        self.deleting = deleting
+        self.config = {k: str(v) for k, v in (config or {}).items()}
+        self.timestamp_extractor = timestamp_extractor
+        self.internal = internal
+        self.acks = acks
+
+    def __repr__(self) -> str:
+        return f"<Topic {', '.join(self.topics)}>"
+
+    @property
+    def name(self) -> str:
+        """The first (usually only) topic name."""
+        return self.topics[0]
+
+    def get_topic_name(self) -> str:
+        """Faust's name for ``.name``."""
+        return self.topics[0]
+
+    # -- declaring ---------------------------------------------------------------
+    def broker_config(self) -> dict[str, str]:
+        """The Kafka topic configs this topic is created with."""
+        config = dict(self.config)
+        retention_ms = _seconds_to_ms(self.retention)
+        if retention_ms is not None:
+            config.setdefault("retention.ms", str(retention_ms))
+        policies = []
+        if self.compacting:
+            policies.append("compact")
+        if self.deleting or (self.compacting and self.retention is not None):
+            policies.append("delete")
+        if policies:
+            config.setdefault("cleanup.policy", ",".join(policies))
+        return config
+
+    def declare(self) -> None:
+        """Create the topics on the broker if they do not exist yet."""
+        broker = self.app.broker
+        partitions = self.partitions or self.app.conf.topic_partitions
+        for name in self.topics:
+            if broker.partition_count(name) is None:
+                broker.create_topic(name, partitions=partitions, config=self.broker_config(),
+                                    replication_factor=self.replicas or 1, exist_ok=True)
+
+    # -- encoding ----------------------------------------------------------------
+    def prepare(self, key: Any, value: Any, headers: Any = None,
+                timestamp: float | None = None, partition: int | None = None
+                ) -> OutgoingRecord:
+        """An ``OutgoingRecord`` with key and value encoded by this topic's serdes."""
+        return OutgoingRecord(
+            self.key_serde.dumps(key) if key is not None else None,
+            self.value_serde.dumps(value) if value is not None else None,
+            _normalize_headers(headers),
+            int(timestamp * 1000) if timestamp is not None else None,
+            partition,
+        )
+
+    # -- sending -----------------------------------------------------------------
+    async def send(self, *, key: Any = None, value: Any = None, headers: Any = None,
+                   timestamp: float | None = None, partition: int | None = None
+                   ) -> RecordMetadata:
+        """Send one record now; returns where it landed once the broker acknowledged."""
+        record = self.prepare(key, value, headers, timestamp, partition)
+        acks = self.acks if self.acks is not None else self.app.conf.producer_acks
+        (meta,) = self.app.broker.produce(self.name, [record], acks=acks)
+        self.app.monitor.on_send(self.name, 1)
+        return meta
+
+    def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None,
+                  timestamp: float | None = None, partition: int | None = None
+                  ) -> PendingSend:
+        """Queue one record in the app's output buffer (written within milliseconds,
+        and before the next commit). Returns a ``PendingSend``."""
+        record = self.prepare(key, value, headers, timestamp, partition)
+        pending = self.app.output.append(self.name, record)
+        assert pending is not None
+        return pending
+
+    def send_raw_soon(self, record: OutgoingRecord) -> PendingSend:
+        """Queue an already encoded record."""
+        pending = self.app.output.append(self.name, record)
+        assert pending is not None
+        return pending
+
+    # -- consuming ---------------------------------------------------------------
+    def stream(self) -> Stream:
+        """A new ``Stream`` over this topic (agents get one automatically)."""
+        from streamkit.streams.stream import Stream
+        return Stream(self.app, self)
+
+    def __aiter__(self):  # pragma: no cover - convenience, as Faust allows
+        return self.stream().__aiter__()
+
+
+def _default_key_serializer(key_type: Any, app_default: str) -> str:
+    if key_type in (str, bytes):
+        return "raw"
+    return app_default
+
+
+def _default_value_serializer(value_type: Any, app_default: str) -> str | None:
+    from streamkit.models import Record
+    if isinstance(value_type, type) and issubclass(value_type, Record):
+        return None  # the Record's own serializer
+    if value_type in (str, bytes):
+        return "raw"
+    return app_default
+
+
+def timestamp_of(message: Message) -> float:
+    """A message's timestamp in seconds."""
+    return message.timestamp / 1000.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def topics_named(channels: Sequence[Topic]) -> list[str]:
+    names: list[str] = []
+    for channel in channels:
+        for name in channel.topics:
+            if name not in names:
+                names.append(name)
+    return names

@@ -1,0 +1,317 @@
+"""The worker: runs an App's agents, timers and tables in one anyio task group.
+
+Start-up: declare the topics, start the agents (so ``group_by`` calls register their
+repartition topics), join the consumer group, then fetch. Every ``commit_interval`` the
+worker writes buffered sends, flushes table changes to their changelogs and stores, and
+commits the offsets the agents are done with — in that order, which is what makes
+processing at-least-once. SIGINT/SIGTERM: stop fetching, let every agent finish the
+event in hand, commit, leave the group, exit 0.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import signal
+import sys
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from streamkit.types import TopicPartition
+
+if TYPE_CHECKING:
+    from streamkit.app import App, Timer
+    from streamkit.transport.base import GroupConsumer
+
+logger = logging.getLogger("streamkit.worker")
+
+
+class Worker:
+    """One worker process of an App."""
+
+    def __init__(self, app: App, *, install_signal_handlers: bool = True,
+                 shutdown_timeout: float = 10.0, status_interval: float | None = None,
+                 web_port: int | None = None, web_host: str | None = None) -> None:
+        self.app = app
+        self.install_signal_handlers = install_signal_handlers
+        self.shutdown_timeout = shutdown_timeout
+        self.status_interval = status_interval
+        self.consumer: GroupConsumer | None = None
+        self._stop: anyio.Event | None = None
+        self._agents_running = 0
+        self._agents_done: anyio.Event | None = None
+        self._stopping = False
+        self._committed: dict[TopicPartition, int] = {}
+        self.ready = False
+        if web_port is not None:
+            app.conf.web_port = web_port
+        if web_host is not None:
+            app.conf.web_host = web_host
+
+    def run(self) -> None:
+        """Run until stopped (blocking)."""
+        anyio.run(self.run_async)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def run_async(self) -> None:
+        app = self.app
+        app.worker = self
+        self._stop = anyio.Event()
+        try:
+            self._declare_topics()
+            for table in app.tables.values():
+                table.open()
+            async with anyio.create_task_group() as services:
+                async with anyio.create_task_group() as agents:
+                    self._start_agents(agents)
+                    # let every agent reach its first await: group_by registers there
+                    for _ in range(10):
+                        await anyio.sleep(0)
+                    self._declare_topics()
+                    self.consumer = self._join_group()
+                    services.start_soon(self._fetch)
+                    services.start_soon(self._commit_loop)
+                    services.start_soon(self._flush_loop)
+                    for timer in app.timers:
+                        services.start_soon(self._run_timer, timer)
+                    for table in app.tables.values():
+                        services.start_soon(table.run_background)
+                    if self.install_signal_handlers:
+                        services.start_soon(self._watch_signals)
+                    if app.conf.web_enabled:
+                        services.start_soon(self._serve_web)
+                    if self.status_interval:
+                        services.start_soon(self._status_loop)
+                    logger.info("worker %s ready: agents %s, topics %s", app.conf.id,
+                                ", ".join(f"@{a}" for a in app.agents),
+                                ", ".join(app.fetcher.topics()))
+                    self.ready = True
+                    await self._stop.wait()
+                    self._stop_streams()
+                    with anyio.move_on_after(self.shutdown_timeout) as scope:
+                        await self._wait_agents_done(agents)
+                    if scope.cancelled_caught:
+                        logger.warning("agents did not finish in %.0fs; cancelling them",
+                                       self.shutdown_timeout)
+                    agents.cancel_scope.cancel()
+                self._final_commit()
+                services.cancel_scope.cancel()
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        """Ask the worker to stop gracefully."""
+        self._stopping = True
+        if self._stop is not None:
+            self._stop.set()
+
+    def _declare_topics(self) -> None:
+        app = self.app
+        for topic in list(app._topics.values()):
+            topic.declare()
+        for agent in app.agents.values():
+            agent.channel.declare()
+
+    def _start_agents(self, agents: TaskGroup) -> None:
+        app = self.app
+
+        self._agents_done = anyio.Event()
+
+        def spawn(fun: Any, *args: Any, name: str | None = None) -> None:
+            agents.start_soon(self._tracked, fun, *args, name=name)
+
+        app._spawner = spawn
+        for name, fun, args in app._spawn_queue:
+            spawn(fun, *args, name=name)
+        app._spawn_queue.clear()
+        for agent in app.agents.values():
+            for stream in agent.create_streams():
+                spawn(agent.run, stream, name=f"agent @{agent.name}")
+
+    async def _tracked(self, fun: Any, *args: Any) -> None:
+        self._agents_running += 1
+        try:
+            await fun(*args)
+        finally:
+            self._agents_running -= 1
+            if self._agents_running == 0 and self._agents_done is not None:
+                self._agents_done.set()
+
+    def _join_group(self) -> GroupConsumer:
+        app = self.app
+        return app.broker.group_consumer(
+            app.conf.id, app.fetcher.topics(),
+            auto_offset_reset=app.conf.consumer_auto_offset_reset,
+            enable_auto_commit=False,
+            session_timeout=app.conf.session_timeout,
+            on_assign=app.on_partitions_assigned,
+            on_revoke=app.on_partitions_revoked)
+
+    def _stop_streams(self) -> None:
+        self.app.fetcher.stop()
+        for stream in self.app.fetcher.streams():
+            stream.stop()
+
+    async def _wait_agents_done(self, agents: TaskGroup) -> None:
+        if self._agents_running and self._agents_done is not None:
+            await self._agents_done.wait()
+
+    def _final_commit(self) -> None:
+        try:
+            self.commit()
+        except Exception:
+            logger.exception("final commit failed")
+
+    def _close(self) -> None:
+        app = self.app
+        if self.consumer is not None:
+            try:
+                self.consumer.close(commit=False)
+            except Exception:
+                logger.exception("leaving the consumer group failed")
+        for table in app.tables.values():
+            table.close()
+        app._spawner = None
+        app.worker = None
+
+    # -- tasks ---------------------------------------------------------------------------
+    async def _fetch(self) -> None:
+        assert self.consumer is not None
+        fetcher = self.app.fetcher
+        while True:
+            await fetcher.run(self.consumer)
+            if not fetcher.subscription_changed or self._stopping:
+                return
+            # group_by was first called after the worker joined: join again with the
+            # new topic in the subscription
+            fetcher.subscription_changed = False
+            self.commit()
+            self.consumer.close(commit=False)
+            self._declare_topics()
+            self.consumer = self._join_group()
+            fetcher._stopping = False
+
+    async def _commit_loop(self) -> None:
+        interval = self.app.conf.commit_interval
+        while True:
+            await anyio.sleep(interval)
+            self.commit()
+            self.app.monitor.sample()
+
+    async def _flush_loop(self) -> None:
+        output = self.app.output
+        while True:
+            await anyio.sleep(0.01)
+            if len(output):
+                output.flush()
+
+    async def _watch_signals(self) -> None:
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    logger.info("received %s: stopping", signal.Signals(signum).name)
+                    self.stop()
+                    return
+        except (NotImplementedError, ValueError):  # not the main thread
+            return
+
+    async def _run_timer(self, timer: Timer) -> None:
+        while True:
+            await anyio.sleep(_seconds_until_next(timer))
+            try:
+                result = _call_timer(timer.fun, self.app)
+                if inspect.isawaitable(result):
+                    await result
+                timer.runs += 1
+            except Exception:
+                timer.errors += 1
+                logger.exception("timer %s raised", timer.name)
+
+    async def _serve_web(self) -> None:
+        try:
+            from streamkit.web.server import serve
+        except ImportError:
+            logger.info("web server not available (pip install 'streamkit[web]')")
+            return
+        await serve(self.app)
+
+    async def _status_loop(self) -> None:
+        assert self.status_interval
+        while True:
+            await anyio.sleep(self.status_interval)
+            print(self.status_line(), file=sys.stderr, flush=True)
+
+    def status_line(self) -> str:
+        app = self.app
+        lag = self.total_lag()
+        tables = " ".join(f"{t.name}={len(t)}" for t in app.tables.values())
+        return (f"[{datetime.now():%H:%M:%S}] {app.monitor.events_per_second():,.0f} events/s"
+                f"  processed {sum(a.events_total for a in app.agents.values()):,}"
+                f"  lag {lag:,}" + (f"  tables {tables}" if tables else ""))
+
+    def total_lag(self) -> int:
+        consumer = self.consumer
+        if consumer is None:
+            return 0
+        lag = 0
+        for tp in consumer.assignment():
+            _start, end = self.app.broker.offsets(tp)
+            lag += max(0, end - consumer.position(tp))
+        return lag
+
+    # -- commits and rebalances ---------------------------------------------------------
+    def commit(self) -> None:
+        """Write sends, flush tables, then commit the offsets agents are done with."""
+        consumer = self.consumer
+        app = self.app
+        started = time.perf_counter()
+        positions = app.fetcher.positions()
+        app.output.flush()
+        for table in app.tables.values():
+            table.flush()
+        if consumer is None:
+            return
+        assigned = consumer.assignment()
+        offsets = {tp: offset for tp, offset in positions.items()
+                   if tp in assigned and self._committed.get(tp) != offset}
+        if offsets:
+            consumer.commit(offsets)
+            self._committed.update(offsets)
+            app.monitor.on_commit(time.perf_counter() - started)
+
+    def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
+        revoked = set(tps)
+        app = self.app
+        positions = app.fetcher.positions()
+        app.output.flush()
+        for table in app.tables.values():
+            table.flush()
+        offsets = {tp: o for tp, o in positions.items()
+                   if tp in revoked and self._committed.get(tp) != o}
+        if offsets and self.consumer is not None:
+            self.consumer.commit(offsets)
+        for stream in app.fetcher.streams():
+            stream.drop_partitions(revoked)
+        for tp in revoked:
+            self._committed.pop(tp, None)
+        for table in app.tables.values():
+            table.on_partitions_revoked(tps)
+
+
+def _seconds_until_next(timer: Timer) -> float:
+    if timer.interval is not None:
+        return timer.interval
+    from croniter import croniter
+    now = datetime.now(timer.timezone) if timer.timezone else datetime.now()
+    return max(0.0, (croniter(timer.cron, now).get_next(datetime) - now).total_seconds())
+
+
+def _call_timer(fun: Any, app: App) -> Any:
+    try:
+        params = inspect.signature(fun).parameters
+    except (TypeError, ValueError):
+        params = {}
+    return fun(app) if params else fun()
