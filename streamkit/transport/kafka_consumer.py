@@ -245,10 +245,24 @@ class Fetcher:
         del buf[:max_records]
         if out:
             self._cursor[tp] = out[-1].offset + 1
+        else:
+            self._check_in_range(tp, offset)
         if tp in self._paused and len(buf) < self.MAX_BUFFERED // 2:
             self._consumer.resume([KTP(tp.topic, tp.partition)])
             self._paused.discard(tp)
         return out
+
+    def _check_in_range(self, tp: TopicPartition, offset: int) -> None:
+        # Kafka answers a fetch past the end with OFFSET_OUT_OF_RANGE (see _on_error);
+        # some brokers (tansu) answer with nothing, so compare with the high watermark
+        # of the last fetch response too.
+        _, high = self._consumer.get_watermark_offsets(KTP(tp.topic, tp.partition),
+                                                       cached=True)
+        if 0 <= high < offset:
+            self._forget(tp)
+            raise errors.OffsetOutOfRange(
+                f"fetch {tp.topic}[{tp.partition}] at offset {offset}: past the end "
+                f"offset {high}")
 
     def _position(self, tp: TopicPartition, offset: int) -> None:
         if tp in self._cursor:

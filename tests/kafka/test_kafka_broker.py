@@ -174,3 +174,12 @@ def test_unreachable_broker_fails_fast_naming_the_servers():
 def test_bad_urls_are_refused(url):
     with pytest.raises(errors.InvalidBrokerURL):
         KafkaBroker(url)
+
+
+def test_fetch_past_the_end_raises_offset_out_of_range(broker, topic_name):
+    broker.produce(topic_name, [OutgoingRecord(b"k", b"v", partition=0)] * 3)
+    tp = TopicPartition(topic_name, 0)
+    assert len(broker.fetch(tp, 0, 10, timeout=5)) == 3
+    with pytest.raises(errors.OffsetOutOfRange, match=rf"{topic_name}\[0\].*offset 9"):
+        broker.fetch(tp, 9, 10, timeout=1)
+    assert [m.offset for m in broker.fetch(tp, 2, 10, timeout=5)] == [2]
