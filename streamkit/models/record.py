@@ -62,17 +62,25 @@ class RecordOptions:
                 f"{self.namespace!r})")
 
 
+_BY_CLASS: dict[type, dict[str, FieldDescriptor]] = {}
+
+
 class RecordMeta(type):
-    """Builds the fields and the generated methods of every Record class."""
+    """Builds the fields, slots and generated methods of every Record class."""
 
     def __new__(mcs, name: str, bases: tuple, ns: dict[str, Any],
                 serializer: str | None = None, validation: bool | None = None,
                 coerce: bool | None = None, namespace: str | None = None,
                 **kwargs: Any) -> RecordMeta:
         annotations = ns.get("__annotations__", {})
-        # Field defaults must not stay class attributes: a class attribute named like
-        # the field would slow every instance attribute read (see module docstring).
-        defaults = {f: ns.pop(f) for f in list(annotations) if f in ns}
+        own = [f for f, a in annotations.items() if not _is_classvar(a)]
+        inherited = {f for base in bases for f in getattr(base, "_fields", ())}
+        _check_names(name, own, ns)
+        # Values live in slots named like the fields; the defaults move into the
+        # field descriptors (a class attribute would clash with the slot).
+        defaults = {f: ns.pop(f) for f in own if f in ns}
+        ns["__slots__"] = tuple(ns.get("__slots__", ())) + tuple(
+            f for f in own if f not in inherited)
         cls = super().__new__(mcs, name, bases, ns, **kwargs)
         parent = getattr(cls, "_options", None)
         cls._options = RecordOptions(
@@ -82,27 +90,49 @@ class RecordMeta(type):
             coerce if coerce is not None else (parent.coerce if parent else True),
             namespace or f"{cls.__module__}.{cls.__qualname__}",
         )
-        fields = _collect_fields(cls, annotations, defaults)
+        fields = _collect_fields(cls, {f: annotations[f] for f in own}, defaults)
         cls._fields = fields
         cls.__match_args__ = tuple(fields)
         _install_generated(cls, fields)
+        _BY_CLASS[cls] = fields
         return cls
 
     def __init__(cls, name: str, bases: tuple, ns: dict[str, Any],
                  **kwargs: Any) -> None:
         super().__init__(name, bases, ns)
 
-    def __getattr__(cls, name: str) -> FieldDescriptor:
-        # Only called when normal class lookup fails: that is how TaxiRide.vendorId
-        # reaches its descriptor while instances never see a class attribute.
-        try:
-            return type.__getattribute__(cls, "_fields")[name]
-        except KeyError:
-            raise AttributeError(
-                f"type object {cls.__name__!r} has no attribute {name!r}") from None
+    def __getattribute__(cls, name: str, _get: Callable = type.__getattribute__,
+                         _by_class: dict = _BY_CLASS) -> Any:
+        # Class-level reads only (instances never come here): TaxiRide.vendorId is
+        # the field descriptor, not the slot member that holds instance values.
+        fields = _by_class.get(cls)
+        if fields is not None:
+            fd = fields.get(name)
+            if fd is not None:
+                return fd
+        return _get(cls, name)
 
     def __dir__(cls) -> list[str]:
         return sorted(set(super().__dir__()) | set(cls._fields))
+
+
+def _is_classvar(annotation: Any) -> bool:
+    if isinstance(annotation, str):
+        return annotation.startswith(("ClassVar", "typing.ClassVar", "t.ClassVar"))
+    return annotation is ClassVar or typing.get_origin(annotation) is ClassVar
+
+
+def _check_names(record: str, fields: list[str], ns: dict[str, Any]) -> None:
+    reserved = _reserved_names()
+    for field in fields:
+        if field.startswith(("__", _PREFIX)) or field in reserved:
+            raise ImproperlyConfigured(
+                f"{record}.{field}: field name clashes with a Record attribute; "
+                "rename the field")
+        value = ns.get(field)
+        if callable(value) or isinstance(value, (property, classmethod, staticmethod)):
+            raise ImproperlyConfigured(
+                f"{record}.{field}: a field and a method or property share this name")
 
 
 def _collect_fields(cls: type, annotations: dict[str, Any],
@@ -110,22 +140,13 @@ def _collect_fields(cls: type, annotations: dict[str, Any],
     """Parent fields first, then this class's annotations, in declaration order."""
     merged: dict[str, tuple[Any, Any]] = {}
     for base in reversed(cls.__mro__[1:]):
-        for fd in base.__dict__.get("_fields", {}).values():
+        for fd in _BY_CLASS.get(base, {}).values():
             merged[fd.field] = (fd.type, fd.default)
-    reserved = _reserved_names()
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module else {}
     localns = {cls.__name__: cls}
     for field, annotation in annotations.items():
         tp = _resolve(cls, field, annotation, globalns, localns)
-        if typing.get_origin(tp) is ClassVar or tp is ClassVar:
-            if field in defaults:
-                setattr(cls, field, defaults[field])
-            continue
-        if field.startswith(_PREFIX) or field in reserved:
-            raise ImproperlyConfigured(
-                f"{cls.__name__}.{field}: field name clashes with a Record attribute; "
-                "rename the field")
         default = defaults.get(field, merged.get(field, (None, MISSING))[1])
         merged[field] = (tp, default)
     return {f: FieldDescriptor(f, tp, default, cls, i)
@@ -193,24 +214,36 @@ def _field_converter(cls: type, fd: FieldDescriptor) -> Callable[[Any], Any]:
     return convert_field
 
 
-def _check_lines(var: str, target: str, i: int, tp: Any, optional: bool,
+def _check_lines(var: str, i: int, tp: Any, optional: bool,
                  indent: str) -> list[str]:
     """Code that converts ``var`` in place when it is not already of type T."""
     guard = f"{var} is not None and " if optional else ""
     if tp is None:
-        return [f"{indent}{target} = _sk_c{i}({var})"] if not optional else [
-            f"{indent}if {var} is not None: {target} = _sk_c{i}({var})"]
+        return [f"{indent}{var} = _sk_c{i}({var})"] if not optional else [
+            f"{indent}if {var} is not None: {var} = _sk_c{i}({var})"]
     if tp is datetime:
         # The wire form of a datetime is an ISO string: parse it without a call chain.
         return [
             f"{indent}if {guard}type({var}) is not _sk_T{i}:",
             f"{indent}    if type({var}) is str:",
-            f"{indent}        try: {target} = _sk_fromiso({var})",
-            f"{indent}        except ValueError: {target} = _sk_c{i}({var})",
-            f"{indent}    else: {target} = _sk_c{i}({var})",
+            f"{indent}        try: {var} = _sk_fromiso({var})",
+            f"{indent}        except ValueError: {var} = _sk_c{i}({var})",
+            f"{indent}    else: {var} = _sk_c{i}({var})",
         ]
-    return [f"{indent}if {guard}type({var}) is not _sk_T{i}: "
-            f"{target} = _sk_c{i}({var})"]
+    return [f"{indent}if {guard}type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})"]
+
+
+def _wire_lines(fields: dict[str, FieldDescriptor], fast: list, indent: str,
+                obj: str) -> list[str]:
+    """Read every field from dict ``d`` into ``obj`` (KeyError when one is absent)."""
+    lines = []
+    for i, name in enumerate(fields):
+        tp, optional, check = fast[i]
+        lines.append(f"{indent}v = d[{name!r}]")
+        if check:
+            lines += _check_lines("v", i, tp, optional, indent)
+        lines.append(f"{indent}{obj}.{name} = v")
+    return lines
 
 
 def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
@@ -221,9 +254,11 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         "_sk_jsonable": _jsonable, "_sk_Mapping": Mapping,
         "_sk_ValidationError": ValidationError, "_sk_describe": describe,
     }
-    params, init_body, wire_body = [], [], []
+    params, init_body, fast = [], [], []
     for i, (name, fd) in enumerate(fields.items()):
         tp, optional = _fast_type(fd.type)
+        check = fd.type is not Any and fd.type is not object
+        fast.append((tp, optional, check))
         env[f"_sk_T{i}"] = tp
         env[f"_sk_c{i}"] = _field_converter(cls, fd)
         env[f"_sk_f{i}"] = fd
@@ -232,75 +267,86 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
             if fd._copy_default:
                 init_body.append(f"    if {name} is _sk_MISSING: "
                                  f"{name} = _sk_f{i}.default_value()")
+            elif not check:
+                init_body.append(f"    if {name} is _sk_MISSING: _sk_c{i}({name})")
         else:
             env[f"_sk_d{i}"] = fd.default
             params.append(f"{name}=_sk_d{i}")
-        if fd.type is Any or fd.type is object:
-            if fd.required:
-                init_body.append(f"    if {name} is _sk_MISSING: _sk_c{i}({name})")
-            wire_body.append(f"        d[{name!r}]")  # KeyError when missing
-            continue
-        init_body += _check_lines(name, name, i, tp, optional, "    ")
-        wire_body.append(f"        v = d[{name!r}]")
-        wire_body += _check_lines("v", f"d[{name!r}]", i, tp, optional, "        ")
-    post_init = "__post_init__" in dir(cls)
-    dict_literal = "{" + ", ".join(f"{n!r}: {n}" for n in names) + "}"
+        if check:
+            init_body += _check_lines(name, i, tp, optional, "    ")
+    for name in names:
+        init_body.append(f"    _sk_self.{name} = {name}")
+    post = ["    _sk_self.__post_init__()"] if hasattr(cls, "__post_init__") else []
     src = [f"def __init__(_sk_self, {', '.join(params)}):" if params
            else "def __init__(_sk_self):"]
-    src += init_body
-    src.append(f"    _sk_self.__dict__ = {dict_literal}")
-    if post_init:
-        src.append("    _sk_self.__post_init__()")
-    # Decoder: adopt the codec's fresh dict as the instance __dict__ when it holds
-    # exactly the fields; anything else (missing, unknown keys) takes the slow path.
+    src += init_body + post + ["    pass"]
+    post = ["    self.__post_init__()"] if post else []
+    # Decoders: a dict from a codec -> instance. Unknown keys are ignored; a missing
+    # key or a non-dict takes the slow path (defaults, error messages).
     src += [
         "def _from_wire(d):",
-        f"    if type(d) is not dict or len(d) != {len(names)}:",
-        "        return _sk_slow(d)",
+        "    if type(d) is not dict: return _sk_slow(d)",
+        "    self = _sk_new(_sk_cls)",
         "    try:",
-        *(wire_body or ["        pass"]),
+        *_wire_lines(fields, fast, "        ", "self"),
+        "        pass",
         "    except KeyError:",
         "        return _sk_slow(d)",
-        "    self = _sk_new(_sk_cls)",
-        "    self.__dict__ = d",
+        *post,
+        "    return self",
     ]
-    if post_init:
-        src.append("    self.__post_init__()")
-    src.append("    return self")
+    # Batch decoder: the same per-field code inlined into the loop, so one message
+    # costs the codec call and no further Python call. Any error -> caller retries
+    # the batch one message at a time.
+    src += [
+        "def _many(datas, unpack):",
+        "    out = []",
+        "    append = out.append",
+        "    for data in datas:",
+        "        if data is None:",
+        "            append(None)",
+        "            continue",
+        "        d = unpack(data)",
+        "        if type(d) is not dict:",
+        "            append(_sk_slow(d))",
+        "            continue",
+        "        self = _sk_new(_sk_cls)",
+        "        try:",
+        *_wire_lines(fields, fast, "            ", "self"),
+        "            pass",
+        "        except KeyError:",
+        "            self = _sk_slow(d)",
+        *("        " + line for line in post),
+        "        append(self)",
+        "    return out",
+    ]
     src += [
         "def _sk_slow(d):",
         "    if not isinstance(d, _sk_Mapping):",
         f"        raise _sk_ValidationError({cls.__name__ + ': expected a mapping of fields, got '!r} + _sk_describe(d))",
         f"    return _sk_cls(**{{k: d[k] for k in {tuple(names)!r} if k in d}})",
     ]
-    values = lambda obj: ", ".join(f"{obj}[{n!r}]" for n in names)  # noqa: E731
+    values = lambda obj: ", ".join(f"{obj}.{n}" for n in names)  # noqa: E731
     tuple_of = lambda obj: f"({values(obj)},)" if names else "()"  # noqa: E731
     src += [
         "def __eq__(self, other):",
         "    if other.__class__ is not self.__class__: return NotImplemented",
-        "    a = self.__dict__; b = other.__dict__",
-        f"    return {tuple_of('a')} == {tuple_of('b')}",
+        f"    return {tuple_of('self')} == {tuple_of('other')}",
         "def __hash__(self):",
-        "    a = self.__dict__",
-        f"    return hash(({cls.__name__!r}, {tuple_of('a')}))",
+        f"    return hash(({cls.__name__!r}, {tuple_of('self')}))",
         "def __repr__(self):",
-        "    a = self.__dict__",
         '    return f"<' + cls.__name__ + (": " if names else "")
-        + ", ".join(f"{n}={{a[{n!r}]!r}}" for n in names) + '>"',
+        + ", ".join(f"{n}={{self.{n}!r}}" for n in names) + '>"',
         "def asdict(self):",
-        "    a = self.__dict__",
         "    return {" + ", ".join(
-            f"{n!r}: " + (f"a[{n!r}]" if _is_plain(fields[n].type)
-                          else f"_sk_plain(a[{n!r}])") for n in names) + "}",
+            f"{n!r}: " + (f"self.{n}" if _is_plain(fields[n].type)
+                          else f"_sk_plain(self.{n})") for n in names) + "}",
         "def to_representation(self):",
-        "    a = self.__dict__",
         "    return {" + ", ".join(
-            f"{n!r}: " + (f"a[{n!r}]" if _is_jsonable(fields[n].type)
-                          else f"_sk_jsonable(a[{n!r}])") for n in names) + "}",
+            f"{n!r}: " + (f"self.{n}" if _is_jsonable(fields[n].type)
+                          else f"_sk_jsonable(self.{n})") for n in names) + "}",
         "def _streamkit_fields_(self):",
-        "    a = self.__dict__",
-        f"    if len(a) == {len(names)}: return a",
-        "    return {" + ", ".join(f"{n!r}: a[{n!r}]" for n in names) + "}",
+        "    return {" + ", ".join(f"{n!r}: self.{n}" for n in names) + "}",
     ]
     code = compile("\n".join(src), f"<streamkit record {cls.__qualname__}>", "exec")
     exec(code, env)  # noqa: S102 - source built above from field names only
@@ -311,6 +357,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         setattr(cls, fn_name, fn)
     cls.__init__.__doc__ = f"Build a {cls.__name__} from field values (validated)."
     cls._from_wire = staticmethod(env["_from_wire"])
+    cls._many = staticmethod(env["_many"])
 
 
 _PLAIN_TYPES = (int, float, str, bool, bytes, datetime, date, time, Decimal, UUID)
@@ -376,9 +423,11 @@ class Record(metaclass=RecordMeta):
     declaration order, to their :class:`FieldDescriptor`.
     """
 
+    __slots__ = ()
     _fields: ClassVar[dict[str, FieldDescriptor]]
     _options: ClassVar[RecordOptions]
     _from_wire: ClassVar[Callable[[Any], Record]]
+    _many: ClassVar[Callable[[list, Callable[[bytes], Any]], list]]
 
     def asdict(self) -> dict[str, Any]:
         """Field values by name; nested Records become dicts."""

@@ -121,6 +121,8 @@ class MsgpackCodec:
     def __init__(self) -> None:
         self._packer = msgpack.Packer(default=wire_form)
         self._unpackb = msgpack.unpackb
+        #: str map keys only (fails on int keys, which ``loads`` accepts).
+        self.fast_loads = msgpack.unpackb
 
     def dumps(self, obj: Any) -> bytes:
         """Encode ``obj`` as msgpack bytes."""

@@ -37,7 +37,7 @@ class Serde:
     """
 
     __slots__ = ("type_", "serializer", "codec", "loads", "_describe", "_loads_one",
-                 "_dumps_one")
+                 "_dumps_one", "_fast_one", "_many")
 
     loads: Callable[[bytes | None], Any]
 
@@ -56,6 +56,14 @@ class Serde:
         tname = getattr(type_, "__name__", None) or repr(type_)
         self._describe = f"{tname} ({label})" if type_ is not None else label
         self._loads_one = self._make_loads()
+        # A codec may offer ``fast_loads``: quicker, but allowed to fail on unusual
+        # input that ``loads`` accepts (a failure is retried the careful way).
+        self._fast_one, self._many = self._loads_one, None
+        fast = getattr(self.codec, "fast_loads", None) or self.codec.loads
+        if _is_record_type(type_):
+            build, many = type_._from_wire, type_._many
+            self._fast_one = lambda data: build(fast(data))
+            self._many = lambda datas: many(datas, fast)
         self._dumps_one = self._make_dumps()
         self.loads = self._make_checked_loads()
 
@@ -101,13 +109,17 @@ class Serde:
         return decode_converted
 
     def _make_checked_loads(self) -> Callable[[bytes | None], Any]:
-        one = self._loads_one
+        one, fast = self._loads_one, self._fast_one
         fail = self._failure
 
         def loads(data: bytes | None) -> Any:
             """Decode one payload; ``None`` (no key, a tombstone) stays ``None``."""
             if data is None:
                 return None
+            try:
+                return fast(data)
+            except Exception:
+                pass
             try:
                 return one(data)
             except Exception as exc:
@@ -126,8 +138,10 @@ class Serde:
         is given: then ``(index, DecodeError)`` is appended to it, the result holds
         the DecodeError at that index, and the rest of the batch is decoded.
         """
-        one = self._loads_one
+        one, many = self._loads_one, self._many
         try:
+            if many is not None:
+                return many(datas)
             return [None if data is None else one(data) for data in datas]
         except Exception:
             pass  # rare: find the bad payloads one by one
