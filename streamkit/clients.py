@@ -195,6 +195,9 @@ class Producer:
                 for (_, _, future), meta in zip(chunk, metas):
                     future._resolve(meta)
             start = stop
+        flush = getattr(self._broker, "flush", None)
+        if flush is not None and self.acks == 0:
+            flush()             # a broker that queues acks=0 records writes them now
 
     def partitions_for(self, topic: str) -> set[int]:
         count = self._broker.partition_count(topic)

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -28,6 +29,11 @@ from streamkit.log.partitioner import KeyPartitioner
 from streamkit.log.storage import FileStorage, MemoryStorage
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
                              TopicInfo, TopicPartition)
+
+logger = logging.getLogger("streamkit.log")
+
+#: acks=0 records a broker holds before writing them.
+UNACKED_LIMIT = 10_000
 
 _MEMORY: dict[str, MemoryStorage] = {}
 _MEMORY_LOCK = threading.Lock()
@@ -63,6 +69,9 @@ class LogBroker:
         self._default_config = default_config or {}
         self._topics: dict[str, _Topic] = {}
         self._partitioner = KeyPartitioner()
+        self._key_cache: dict[int, dict[bytes, int]] = {}
+        self._unacked: list[tuple[Partition, list]] = []
+        self._unacked_count = 0
         self._spread = random.randrange(1 << 16)
         self._groups: list[LogGroupConsumer] = []
 
@@ -70,6 +79,8 @@ class LogBroker:
     def create_topic(self, name: str, partitions: int | None = None,
                      config: dict[str, str] | None = None,
                      replication_factor: int = 1, exist_ok: bool = True) -> None:
+        if self._unacked:
+            self._drain()
         check_topic_name(name)
         check_replication_factor(replication_factor)
         checked = check_topic_config({**self._default_config, **(config or {})})
@@ -87,26 +98,36 @@ class LogBroker:
                 raise
 
     def delete_topic(self, name: str) -> None:
+        if self._unacked:
+            self._drain()
         check_topic_name(name)
         self._forget(name)
         self._storage.delete_topic(name)
 
     def list_topics(self) -> list[str]:
+        if self._unacked:
+            self._drain()
         return self._storage.list_topics()
 
     def describe_topic(self, name: str) -> TopicInfo:
+        if self._unacked:
+            self._drain()
         topic = self._topic(name)
         offsets = [log.offsets() for log in topic.logs]
         return TopicInfo(name, topic.partitions, topic.config.full(),
                          [s for s, _ in offsets], [e for _, e in offsets])
 
     def partition_count(self, name: str) -> int | None:
+        if self._unacked:
+            self._drain()
         try:
             return self._topic(name).partitions
         except UnknownTopic:
             return None
 
     def cleanup(self, name: str) -> None:
+        if self._unacked:
+            self._drain()
         for log in self._topic(name).logs:
             log.cleanup(force=True)
 
@@ -150,54 +171,105 @@ class LogBroker:
     # -- produce -------------------------------------------------------------------------
     def produce(self, topic: str, records: Sequence[OutgoingRecord],
                 acks: Literal[0, 1, "all"] = 1) -> list[RecordMetadata]:
+        """Append records. ``acks=0`` only queues them in this broker (offset -1 in the
+        metadata, as Kafka); they are written once ``UNACKED_LIMIT`` records wait, or
+        at the next call of any other method of this broker, or on ``close``."""
         if acks not in (0, 1, "all", -1):
             raise InvalidConfig(f"acks={acks!r}: use 0, 1 or 'all'")
         if not records:
             return []
         state = self._topic(topic, create=True)
-        count = state.partitions
-        by_partition: dict[int, list[int]] = {}
-        partitioner = self._partitioner
-        for i, record in enumerate(records):
-            p = record[4]
-            if p is None:
-                key = record[0]
-                if key is not None:
-                    if isinstance(key, str):
-                        key = key.encode()
-                    p = partitioner(key, count)
-                else:
-                    p = self._spread % count
-                    self._spread += 1
-            elif not 0 <= p < count:
-                raise UnknownPartition(f"topic {topic!r} has no partition {p} (it has "
-                                       f"{count})")
-            group = by_partition.get(p)
-            if group is None:
-                by_partition[p] = [i]
-            else:
-                group.append(i)
+        groups, indexes = self._place(state, records)
         out: list[Any] = [None] * len(records)
+        new = tuple.__new__
+        if acks == 0:
+            now = time.time_ns() // 1_000_000
+            lat = state.config.log_append_time
+            for p, rows in enumerate(groups):
+                if rows:
+                    self._unacked.append((state.logs[p], rows))
+                    self._unacked_count += len(rows)
+                    for i, r in zip(indexes[p], rows):
+                        ts = now if lat or r[3] is None else r[3]
+                        out[i] = new(RecordMetadata, (topic, p, -1, ts))
+            if self._unacked_count >= UNACKED_LIMIT:
+                self._drain()
+            return out
+        if self._unacked:
+            self._drain()
         marks = []
-        for p, indexes in by_partition.items():
+        for p, rows in enumerate(groups):
+            if not rows:
+                continue
             log = state.logs[p]
-            rows = [records[i] for i in indexes]
-            first, stamps, mark = log.append(rows)
+            offset, stamps, mark = log.append(rows)
             marks.append((log, mark))
-            if acks == 0:
-                for i, ts in zip(indexes, stamps):
-                    out[i] = RecordMetadata(topic, p, -1, ts)
-            else:
-                for n, (i, ts) in enumerate(zip(indexes, stamps)):
-                    out[i] = RecordMetadata(topic, p, first + n, ts)
+            for i, ts in zip(indexes[p], stamps):
+                out[i] = new(RecordMetadata, (topic, p, offset, ts))
+                offset += 1
         if acks in ("all", -1):
             for log, mark in marks:
                 log.fsync(mark)
         return out
 
+    def flush(self) -> None:
+        """Write the records produced with acks=0 now (not part of the Broker
+        protocol; ``streamkit.Producer.flush`` calls it when a broker has it)."""
+        if self._unacked:
+            self._drain()
+
+    def _place(self, state: _Topic, records: Sequence[OutgoingRecord]
+               ) -> tuple[list[list], list[list[int]]]:
+        """Records and their indexes per partition: explicit partition, else Kafka's
+        partitioner for keyed records, else round robin."""
+        count = state.partitions
+        cache = self._key_cache.get(count)
+        if cache is None or len(cache) > 65536:
+            cache = self._key_cache[count] = {}
+        groups: list[list] = [[] for _ in range(count)]
+        indexes: list[list[int]] = [[] for _ in range(count)]
+        for i, record in enumerate(records):
+            p = record[4]
+            if p is None:
+                key = record[0]
+                if key is None:
+                    p = self._spread % count
+                    self._spread += 1
+                else:
+                    p = cache.get(key)
+                    if p is None:
+                        p = cache[key] = self._partitioner(
+                            key.encode() if isinstance(key, str) else key, count)
+            elif not 0 <= p < count:
+                raise UnknownPartition(f"topic {state.name!r} has no partition {p} (it "
+                                       f"has {count})")
+            groups[p].append(record)
+            indexes[p].append(i)
+        return groups, indexes
+
+    def _drain(self) -> None:
+        """Write the records produced with acks=0, per partition in order."""
+        pending, self._unacked = self._unacked, []
+        self._unacked_count = 0
+        merged: dict[int, tuple[Partition, list]] = {}
+        for log, rows in pending:
+            entry = merged.get(id(log))
+            if entry is None:
+                merged[id(log)] = (log, list(rows))
+            else:
+                entry[1].extend(rows)
+        for log, rows in merged.values():
+            try:
+                log.append(rows)
+            except UnknownTopic:
+                logger.warning("dropped %d acks=0 records of %s[%d]: topic deleted",
+                               len(rows), log.topic, log.partition)
+
     # -- fetch ---------------------------------------------------------------------------
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
               timeout: float = 0.0) -> list[Message]:
+        if self._unacked:
+            self._drain()
         log = self._partition(tp)
         messages = log.read(offset, max_records)
         if messages:
@@ -220,6 +292,8 @@ class LogBroker:
                 return messages
 
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
+        if self._unacked:
+            self._drain()
         return self._partition(tp).offsets()
 
     # -- groups --------------------------------------------------------------------------
@@ -239,6 +313,8 @@ class LogBroker:
                        session_timeout: float = 10.0,
                        on_assign: RebalanceCallback | None = None,
                        on_revoke: RebalanceCallback | None = None) -> LogGroupConsumer:
+        if self._unacked:
+            self._drain()
         for topic in topics:
             check_topic_name(topic)
         member = LogGroupConsumer(
@@ -250,11 +326,15 @@ class LogBroker:
         return member
 
     def list_groups(self) -> list[str]:
+        if self._unacked:
+            self._drain()
         if isinstance(self._storage, MemoryStorage):
             return sorted(self._storage.groups)
         return groupstore.file_list_groups(self._storage.groups_root)
 
     def group_offsets(self, group_id: str) -> list[GroupOffset]:
+        if self._unacked:
+            self._drain()
         if group_id not in self.list_groups():
             return []
         store = self._group_store(group_id)
@@ -272,6 +352,8 @@ class LogBroker:
         return out
 
     def delete_group(self, group_id: str) -> None:
+        if self._unacked:
+            self._drain()
         if group_id not in self.list_groups():
             return
         store = self._group_store(group_id)
@@ -290,6 +372,8 @@ class LogBroker:
             store.close()
 
     def close(self) -> None:
+        if self._unacked:
+            self._drain()
         for member in self._groups:
             member.close()
         self._groups.clear()

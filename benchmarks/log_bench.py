@@ -1,0 +1,205 @@
+"""Throughput of the embedded log: produce (acks 0/1/all, one and two producer processes)
+and consume (Broker.fetch, group poll, streamkit.Consumer), in records/s.
+
+    python benchmarks/log_bench.py [--records 200000] [--runs 5] [--batch 1000]
+
+Each figure is the median of ``--runs`` runs, each on a fresh log directory in /tmp.
+Records are ~200-byte JSON taxi rides keyed by vendor/location, 4 partitions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import streamkit  # noqa: E402
+from streamkit.transport import connect  # noqa: E402
+from streamkit.types import OutgoingRecord, TopicPartition  # noqa: E402
+
+TOPIC = "rides"
+PARTITIONS = 4
+
+
+def make_records(n: int, seed: int = 0) -> list[OutgoingRecord]:
+    out = []
+    for i in range(n):
+        ride = {"vendorId": i % 3 + 1, "passenger_count": i % 5 + 1,
+                "trip_distance": round((i % 97) * 0.37, 2), "payment_type": i % 4,
+                "total_amount": round(5 + (i % 311) * 0.21, 2),
+                "pickup": "2019-01-01T00:%02d:%02d" % (i // 60 % 60, i % 60),
+                "dropoff": "2019-01-01T00:%02d:%02d" % ((i // 60 + 9) % 60, i % 60),
+                "PULocationID": i % 263, "DOLocationID": (i * 7) % 263, "seq": seed + i}
+        out.append(OutgoingRecord(str(i % 263).encode(), json.dumps(ride).encode()))
+    return out
+
+
+def produce(url: str, records: list[OutgoingRecord], acks, batch: int) -> None:
+    broker = connect(url, default_partitions=PARTITIONS)
+    for start in range(0, len(records), batch):
+        broker.produce(TOPIC, records[start:start + batch], acks=acks)
+    broker.close()
+
+
+def _child(url: str, n: int, seed: int, acks, batch: int, ready, go) -> None:
+    records = make_records(n, seed)
+    ready.wait()
+    go.wait()
+    produce(url, records, acks, batch)
+
+
+def fresh(root: Path) -> str:
+    shutil.rmtree(root, ignore_errors=True)
+    url = f"log://{root}"
+    connect(url).create_topic(TOPIC, partitions=PARTITIONS)
+    return url
+
+
+def bench_produce_one(root: Path, records, acks, batch: int) -> float:
+    url = fresh(root)
+    start = time.perf_counter()
+    produce(url, records, acks, batch)
+    return len(records) / (time.perf_counter() - start)
+
+
+def bench_produce_two(root: Path, n: int, acks, batch: int) -> float:
+    url = fresh(root)
+    ctx = mp.get_context("fork")
+    ready = ctx.Barrier(3)
+    go = ctx.Barrier(3)
+    procs = [ctx.Process(target=_child, args=(url, n // 2, k * n, acks, batch, ready, go))
+             for k in range(2)]
+    for proc in procs:
+        proc.start()
+    ready.wait()
+    start = time.perf_counter()
+    go.wait()
+    for proc in procs:
+        proc.join()
+    elapsed = time.perf_counter() - start
+    total = sum(connect(url).offsets(TopicPartition(TOPIC, p))[1] for p in range(PARTITIONS))
+    assert total == n // 2 * 2, (total, n)
+    return total / elapsed
+
+
+def bench_producer_client(root: Path, records, linger_ms: float, batch: int) -> float:
+    url = fresh(root)
+    producer = streamkit.Producer(broker=url, acks=1, linger_ms=linger_ms, batch_size=batch)
+    start = time.perf_counter()
+    for r in records:
+        producer.send(TOPIC, value=r.value, key=r.key)
+    producer.flush()
+    elapsed = time.perf_counter() - start
+    producer.close()
+    return len(records) / elapsed
+
+
+def bench_fetch(url: str, n: int, max_records: int = 1000) -> float:
+    broker = connect(url)
+    start = time.perf_counter()
+    count = 0
+    for p in range(PARTITIONS):
+        tp = TopicPartition(TOPIC, p)
+        offset = 0
+        while True:
+            messages = broker.fetch(tp, offset, max_records)
+            if not messages:
+                break
+            count += len(messages)
+            offset = messages[-1].offset + 1
+    elapsed = time.perf_counter() - start
+    assert count == n, (count, n)
+    broker.close()
+    return count / elapsed
+
+
+def bench_group_poll(url: str, n: int, group: str) -> float:
+    broker = connect(url)
+    member = broker.group_consumer(group, [TOPIC])
+    start = time.perf_counter()
+    count = 0
+    while count < n:
+        count += len(member.poll(max_records=1000, timeout=0.5))
+    elapsed = time.perf_counter() - start
+    member.close()
+    broker.close()
+    return count / elapsed
+
+
+def bench_consumer_client(url: str, n: int) -> float:
+    consumer = streamkit.Consumer(TOPIC, broker=url, auto_offset_reset="earliest",
+                                  consumer_timeout_ms=500)
+    start = time.perf_counter()
+    count = 0
+    for _ in consumer:
+        count += 1
+        if count == n:
+            break
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    return count / elapsed
+
+
+def consume_all(url: str, n: int, group: str, queue) -> None:
+    queue.put({"consume Broker.fetch (raw)": bench_fetch(url, n),
+               "consume group poll (raw)": bench_group_poll(url, n, group),
+               "consume streamkit.Consumer iterator": bench_consumer_client(url, n)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=1000)
+    args = parser.parse_args()
+    n, batch = args.records, args.batch
+    records = make_records(n)
+    size = sum(len(r.value) + len(r.key) for r in records) / n
+    print(f"{n} records of ~{size:.0f} B, {PARTITIONS} partitions, batches of {batch}, "
+          f"median of {args.runs} runs, {os.cpu_count()} CPUs")
+    root = Path(tempfile.mkdtemp(prefix="log_bench_", dir="/tmp"))
+    results: dict[str, list[float]] = {}
+
+    def record(name: str, value: float) -> None:
+        results.setdefault(name, []).append(value)
+
+    try:
+        for run in range(args.runs):
+            for acks in (0, 1, "all"):
+                record(f"produce acks={acks}, 1 producer (Broker.produce)",
+                       bench_produce_one(root / "p", records, acks, batch))
+            for acks in (1, "all"):
+                record(f"produce acks={acks}, 2 producer processes",
+                       bench_produce_two(root / "p2", n, acks, batch))
+            record("produce acks=all, 2 producer processes, batches of 100",
+                   bench_produce_two(root / "p3", n, "all", 100))
+            record("Producer.send acks=1 linger_ms=5 (client, one by one)",
+                   bench_producer_client(root / "c", records, 5, batch))
+            url = fresh(root / "r")
+            produce(url, records, 1, batch)
+            # consumers run in a fresh process: one holding the producer's 200k records
+            # would measure Python's GC walking them, not the log
+            ctx = mp.get_context("spawn")
+            queue = ctx.Queue()
+            proc = ctx.Process(target=consume_all, args=(url, n, f"g{run}", queue))
+            proc.start()
+            for name, value in queue.get().items():
+                record(name, value)
+            proc.join()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    width = max(map(len, results))
+    for name, values in results.items():
+        print(f"{name:<{width}}  {statistics.median(values):>12,.0f} records/s")
+
+
+if __name__ == "__main__":
+    main()
