@@ -37,6 +37,7 @@ logger = logging.getLogger("streamkit.tables")
 WATERMARK_KEY = b"\x00streamkit.window.closed"
 
 Range = tuple[float, float]
+_MISSING: Any = object()
 
 
 def to_seconds(value: Any) -> float:
@@ -376,10 +377,11 @@ class WindowSet:
 
     def _read(self, ts: float) -> Any:
         wrapper = self.wrapper
-        current = wrapper._current()
-        partition = current[0] if current is not None else wrapper.table._partition_of_key(
-            self.key)
-        return wrapper._value_at(partition, (self.key, wrapper.window.current(ts)))
+        table = wrapper.table
+        value = table.get((self.key, wrapper.window.current(ts)), _MISSING)
+        if value is _MISSING:
+            return table.default() if table.default is not None else None
+        return value
 
     def _event_ts(self, relative: bool) -> float:
         wrapper = self.wrapper
