@@ -1,0 +1,141 @@
+"""Segment files: rolling, torn tails, corrupt batches (log:// only: these are files)."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from streamkit.errors import CorruptRecord
+from streamkit.log.segment import HEADER_SIZE, MAGIC
+from streamkit.transport import connect
+from streamkit.types import OutgoingRecord, TopicPartition
+
+TP = TopicPartition("t", 0)
+
+
+def _root(url: str) -> Path:
+    return Path(url[len("log://"):])
+
+
+def _segments(url: str) -> list[Path]:
+    return sorted((_root(url) / "t" / "0").glob("*.log"))
+
+
+def _produce_batches(broker, batches: int, per_batch: int = 10) -> None:
+    for b in range(batches):
+        broker.produce("t", [OutgoingRecord(b"k", b"b%d-%d" % (b, i))
+                             for i in range(per_batch)])
+
+
+def _values(broker, offset: int = 0) -> list[bytes]:
+    return [m.value for m in broker.fetch(TP, offset, max_records=100_000)]
+
+
+def test_segments_roll_at_segment_bytes_and_reads_cross_them(log_url):
+    broker = connect(log_url)
+    broker.create_topic("t", partitions=1, config={"segment.bytes": 1000})
+    _produce_batches(broker, 20)
+    names = [p.name for p in _segments(log_url)]
+    assert len(names) > 3
+    assert all(len(n) == len("00000000000000000000.log") for n in names)
+    assert names[0] == "00000000000000000000.log"
+    # each segment is named after the first offset it holds
+    reader = connect(log_url)
+    messages = reader.fetch(TP, 0, max_records=1000)
+    assert [m.offset for m in messages] == list(range(200))
+    bases = [int(n[:20]) for n in names]
+    assert all(b % 10 == 0 for b in bases)
+    assert [m.offset for m in reader.fetch(TP, bases[2] + 3, max_records=5)] == \
+        list(range(bases[2] + 3, bases[2] + 8))
+
+
+def test_torn_tail_truncated_on_reopen(log_url, caplog):
+    broker = connect(log_url)
+    broker.create_topic("t", partitions=1)
+    _produce_batches(broker, 3)
+    broker.close()
+    seg = _segments(log_url)[-1]
+    good_size = seg.stat().st_size
+    data = seg.read_bytes()
+    # half of a copy of the last batch: what a write cut short by a crash leaves
+    last_batch = data[data.rindex(MAGIC):]
+    with open(seg, "ab") as f:
+        f.write(last_batch[:len(last_batch) // 2])
+    assert seg.stat().st_size > good_size
+    caplog.set_level(logging.WARNING, logger="streamkit.log")
+    reopened = connect(log_url)
+    assert _values(reopened) == [b"b%d-%d" % (b, i) for b in range(3) for i in range(10)]
+    meta = reopened.produce("t", [OutgoingRecord(None, b"after")])[0]
+    assert meta.offset == 30
+    assert seg.stat().st_size > good_size
+    assert any("torn tail" in r.getMessage() for r in caplog.records)
+    assert _values(connect(log_url))[-2:] == [b"b2-9", b"after"]
+
+
+@pytest.mark.parametrize("garbage", [b"\x00" * 100, os.urandom(7), MAGIC + b"\xff" * 20,
+                                     os.urandom(5000)])
+def test_garbage_tail_truncated(log_url, garbage):
+    broker = connect(log_url)
+    broker.create_topic("t", partitions=1)
+    _produce_batches(broker, 2)
+    broker.close()
+    with open(_segments(log_url)[-1], "ab") as f:
+        f.write(garbage)
+    reader = connect(log_url)
+    assert len(_values(reader)) == 20           # a reader stops at the garbage
+    writer = connect(log_url)
+    assert writer.produce("t", [OutgoingRecord(None, b"x")])[0].offset == 20
+    assert _values(reader, 20) == [b"x"]        # and then reads on past the repair
+
+
+def test_last_batch_with_bad_crc_truncated_on_reopen(log_url):
+    broker = connect(log_url)
+    broker.create_topic("t", partitions=1)
+    _produce_batches(broker, 3)
+    broker.close()
+    seg = _segments(log_url)[-1]
+    data = bytearray(seg.read_bytes())
+    data[-3] ^= 0xFF                             # flip a byte inside the last batch
+    seg.write_bytes(bytes(data))
+    writer = connect(log_url)
+    assert writer.produce("t", [OutgoingRecord(None, b"x")])[0].offset == 20
+    assert len(_values(writer)) == 21
+
+
+def test_corrupt_batch_in_the_middle_names_topic_partition_offset(log_url):
+    broker = connect(log_url)
+    broker.create_topic("t", partitions=1)
+    _produce_batches(broker, 3)
+    broker.close()
+    seg = _segments(log_url)[-1]
+    data = bytearray(seg.read_bytes())
+    second_batch = data.index(MAGIC, HEADER_SIZE)
+    data[second_batch + HEADER_SIZE + 5] ^= 0xFF   # inside the body of batch 2 (offsets 10-19)
+    seg.write_bytes(bytes(data))
+    reader = connect(log_url)
+    assert len(reader.fetch(TP, 0, max_records=10)) == 10
+    with pytest.raises(CorruptRecord) as info:
+        reader.fetch(TP, 0, max_records=100)
+    err = info.value
+    assert (err.topic, err.partition, err.offset) == ("t", 0, 10)
+    assert "t[0]" in str(err) and "offset 10" in str(err)
+    with pytest.raises(CorruptRecord):
+        reader.fetch(TP, 15)
+    # the records after it are still readable, and appends still work
+    assert [m.offset for m in reader.fetch(TP, 20)] == list(range(20, 30))
+    writer = connect(log_url)
+    assert writer.produce("t", [OutgoingRecord(None, b"x")])[0].offset == 30
+
+
+def test_reader_follows_rolls_by_another_writer(log_url):
+    writer = connect(log_url)
+    writer.create_topic("t", partitions=1, config={"segment.bytes": 200})
+    reader = connect(log_url)
+    seen = []
+    for round_ in range(10):
+        writer.produce("t", [OutgoingRecord(None, b"r%d-%d" % (round_, i)) for i in range(5)])
+        seen += reader.fetch(TP, len(seen), max_records=1000, timeout=1)
+    assert [m.offset for m in seen] == list(range(50))
+    assert len(_segments(log_url)) > 3
