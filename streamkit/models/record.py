@@ -281,10 +281,21 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
            else "def __init__(_sk_self):"]
     src += init_body + post + ["    pass"]
     post = ["    self.__post_init__()"] if post else []
+    src += [
+        "def _sk_slow(d):",
+        "    if not isinstance(d, _sk_Mapping):",
+        f"        raise _sk_ValidationError({cls.__name__ + ': expected a mapping of fields, got '!r} + _sk_describe(d))",
+        f"    return _sk_cls(**{{k: d[k] for k in {tuple(names)!r} if k in d}})",
+    ]
+    # Hot loops read these as locals (bound as defaults): no global lookups.
+    binds = ", ".join(["_sk_new=_sk_new", "_sk_cls=_sk_cls", "_sk_slow=_sk_slow",
+                       "_sk_fromiso=_sk_fromiso", "type=type", "dict=dict", "str=str"]
+                      + [f"_sk_{k}{i}=_sk_{k}{i}" for i in range(len(names))
+                         for k in ("T", "c")])
     # Decoders: a dict from a codec -> instance. Unknown keys are ignored; a missing
     # key or a non-dict takes the slow path (defaults, error messages).
     src += [
-        "def _from_wire(d):",
+        f"def _from_wire(d, *, {binds}):",
         "    if type(d) is not dict: return _sk_slow(d)",
         "    self = _sk_new(_sk_cls)",
         "    try:",
@@ -299,7 +310,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
     # costs the codec call and no further Python call. Any error -> caller retries
     # the batch one message at a time.
     src += [
-        "def _many(datas, unpack):",
+        f"def _many(datas, unpack, *, {binds}):",
         "    out = []",
         "    append = out.append",
         "    for data in datas:",
@@ -319,12 +330,6 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         *("        " + line for line in post),
         "        append(self)",
         "    return out",
-    ]
-    src += [
-        "def _sk_slow(d):",
-        "    if not isinstance(d, _sk_Mapping):",
-        f"        raise _sk_ValidationError({cls.__name__ + ': expected a mapping of fields, got '!r} + _sk_describe(d))",
-        f"    return _sk_cls(**{{k: d[k] for k in {tuple(names)!r} if k in d}})",
     ]
     values = lambda obj: ", ".join(f"{obj}.{n}" for n in names)  # noqa: E731
     tuple_of = lambda obj: f"({values(obj)},)" if names else "()"  # noqa: E731

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import json.encoder
 import json.scanner
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -87,11 +88,18 @@ class JSONCodec:
     def __init__(self) -> None:
         self._encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                                         default=_json_default).encode
+        # JSONEncoder.encode builds a C encoder on every call; build it once. No
+        # circular-reference markers: a self-containing value ends in RecursionError.
+        make = json.encoder.c_make_encoder
+        self._c_encode = make(None, _json_default, json.encoder.encode_basestring,
+                              None, ":", ",", False, False, True) if make else None
         self._decoder = json.JSONDecoder()
         self._scan = json.scanner.make_scanner(self._decoder)
 
     def dumps(self, obj: Any) -> bytes:
         """Encode ``obj`` as UTF-8 JSON bytes."""
+        if self._c_encode is not None:
+            return "".join(self._c_encode(obj, 0)).encode()
         return self._encode(obj).encode()
 
     def loads(self, data: bytes | str) -> Any:

@@ -1,0 +1,296 @@
+"""Codecs (json, msgpack, raw, registry) and Serde (how topics decode keys/values)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamkit.errors import DecodeError, ImproperlyConfigured, UnknownCodec
+from streamkit.models import Record
+from streamkit.serializers import Serde, codecs
+
+
+class Ride(Record):
+    vendorId: int
+    passenger_count: int
+    trip_distance: float
+    payment_type: int
+    total_amount: float
+    pickup: datetime | None = None
+
+
+class Item(Record):
+    sku: str
+    price: Decimal
+    blob: bytes = b""
+
+
+class Order(Record, serializer="msgpack"):
+    id: int
+    items: list[Item]
+    meta: dict[str, str] = {}
+    when: datetime | None = None
+
+
+# ------------------------------------------------------------------ registry
+
+
+def test_builtin_codecs_are_registered() -> None:
+    assert {"json", "msgpack", "raw"} <= set(codecs.names())
+    assert codecs.get("json") is codecs.get("json")
+
+
+def test_unknown_codec_names_the_known_ones() -> None:
+    with pytest.raises(UnknownCodec) as info:
+        codecs.get("yaml")
+    text = str(info.value)
+    assert text.startswith("unknown serializer 'yaml'; known serializers: ")
+    assert "json, msgpack, raw" in text
+    assert isinstance(info.value, ImproperlyConfigured)
+    with pytest.raises(UnknownCodec, match="unknown serializer 'yaml'"):
+        Serde(None, "yaml")
+
+
+def test_register_a_custom_codec() -> None:
+    class Reversed:
+        def dumps(self, obj: object) -> bytes:
+            return str(obj)[::-1].encode()
+
+        def loads(self, data: bytes) -> str:
+            return data.decode()[::-1]
+
+    codecs.register("reversed", Reversed)
+    assert codecs.get("reversed").dumps("abc") == b"cba"
+    serde = Serde(str, "reversed")
+    assert serde.dumps("hello") == b"olleh"
+    assert serde.loads(b"olleh") == "hello"
+    with pytest.raises(TypeError, match="must have dumps"):
+        codecs.register("broken", object())
+
+
+def test_a_codec_object_can_be_passed_instead_of_a_name() -> None:
+    codec = codecs.MsgpackCodec()
+    assert codecs.get(codec) is codec
+    assert Serde(Ride, codec).loads(codec.dumps({"vendorId": 1, "passenger_count": 1,
+                                                  "trip_distance": 1.0,
+                                                  "payment_type": 1,
+                                                  "total_amount": 1.0})).vendorId == 1
+
+
+# ------------------------------------------------------------------ json
+
+
+def test_json_wire_forms() -> None:
+    j = codecs.get("json")
+    data = j.dumps({"t": datetime(2020, 7, 1, 0, 25, 32), "d": Decimal("1.10"),
+                    "b": b"\x00\xff", "s": {1}, "u": "é"})
+    assert data == ('{"t":"2020-07-01T00:25:32","d":"1.10","b":"AP8=","s":[1],'
+                    '"u":"é"}').encode()
+    assert j.loads(data)["u"] == "é"
+
+
+def test_json_loads_accepts_whitespace_and_rejects_garbage() -> None:
+    j = codecs.get("json")
+    assert j.loads(b'  {"a": 1}\n') == {"a": 1}
+    assert j.loads('[1]') == [1]
+    with pytest.raises(ValueError, match="Extra data"):
+        j.loads(b'{"a": 1} x')
+    with pytest.raises(ValueError, match="Expecting value"):
+        j.loads(b"")
+    with pytest.raises(UnicodeDecodeError):
+        j.loads(b"\xff\xfe")
+
+
+def test_json_refuses_unknown_objects() -> None:
+    with pytest.raises(TypeError, match="cannot encode object"):
+        codecs.get("json").dumps({"x": object()})
+
+
+# ------------------------------------------------------------------ msgpack
+
+
+def test_msgpack_records_are_maps_with_iso_datetimes() -> None:
+    ride = Ride(1, 2, 3.5, 1, 12.0, "2020-07-01 00:25:32")
+    raw = msgpack.unpackb(codecs.get("msgpack").dumps(ride))
+    assert raw == {"vendorId": 1, "passenger_count": 2, "trip_distance": 3.5,
+                   "payment_type": 1, "total_amount": 12.0,
+                   "pickup": "2020-07-01T00:25:32"}
+
+
+def test_msgpack_int_map_keys() -> None:
+    m = codecs.get("msgpack")
+    assert m.loads(m.dumps({1: "a", 2: "b"})) == {1: "a", 2: "b"}
+
+
+# ------------------------------------------------------------------ raw
+
+
+def test_raw_codec() -> None:
+    raw = codecs.get("raw")
+    assert raw.dumps(b"\x00x") == b"\x00x"
+    assert raw.dumps("é") == "é".encode()
+    assert raw.dumps(bytearray(b"ab")) == b"ab"
+    assert raw.loads(b"\x01") == b"\x01"
+    with pytest.raises(TypeError, match="raw codec encodes bytes or str, got int"):
+        raw.dumps(5)
+
+
+# ------------------------------------------------------------------ Serde
+
+
+def test_serde_record_default_serializer_and_override() -> None:
+    ride = Ride(1, 1, 2.0, 1, 9.5)
+    assert Serde(Ride).serializer == "json"
+    assert Serde(Order).serializer == "msgpack"  # the Record's own
+    for name in ("json", "msgpack"):
+        serde = Serde(Ride, name)
+        assert serde.loads(serde.dumps(ride)) == ride
+
+
+def test_serde_record_accepts_dicts_and_passes_bytes() -> None:
+    serde = Serde(Ride)
+    data = serde.dumps({"vendorId": "2", "passenger_count": 1, "trip_distance": 1,
+                        "payment_type": 1, "total_amount": 1})
+    assert serde.loads(data) == Ride(2, 1, 1.0, 1, 1.0)
+    assert serde.dumps(b"already encoded") == b"already encoded"
+    assert serde.dumps(None) is None and serde.loads(None) is None
+    with pytest.raises(TypeError, match="expected Ride .or a dict of its fields., got str"):
+        serde.dumps("nope")
+
+
+def test_serde_plain_types() -> None:
+    assert Serde(str).loads(b"caf\xc3\xa9") == "café"
+    assert Serde(str).dumps("café") == b"caf\xc3\xa9"
+    assert Serde(bytes).loads(b"\x00") == b"\x00"
+    assert Serde(bytes).dumps("a") == b"a"
+    assert Serde(int).loads(b"5") == 5 and Serde(int).loads(b'"6"') == 6
+    assert Serde(int).dumps(5) == b"5"
+    assert Serde(float).loads(b"1") == 1.0
+    assert Serde(str, "json").loads(b'"x"') == "x"
+    assert Serde().loads(b'{"a": [1, null]}') == {"a": [1, None]}
+    assert Serde().dumps({"a": 1}) == b'{"a":1}'
+    assert Serde(None, "raw").loads(b"x") == b"x"
+    assert Serde(None, "msgpack").loads(msgpack.packb([1, "a"])) == [1, "a"]
+    with pytest.raises(TypeError, match="expected str, got int"):
+        Serde(str).dumps(5)
+
+
+@pytest.mark.parametrize("serde, data, message", [
+    (Serde(Ride), b'{"vendorId": ', "cannot decode Ride (json): Expecting value"),
+    (Serde(Ride), b'{"vendorId": "x"}',
+     "cannot decode Ride (json): Ride.vendorId: expected int, got 'x' (str)"),
+    (Serde(Ride), b'[1, 2]',
+     "cannot decode Ride (json): Ride: expected a mapping of fields, got [1, 2] (list)"),
+    (Serde(Ride), b'{"vendorId": 1}',
+     "cannot decode Ride (json): Ride.passenger_count: missing required field"),
+    (Serde(Ride, "msgpack"), b"\xc1", "cannot decode Ride (msgpack): "),
+    (Serde(str), b"\xff", "cannot decode str (raw): 'utf-8' codec can't decode"),
+    (Serde(int), b'"x"', "cannot decode int (json): value: expected int, got 'x'"),
+    (Serde(), b"{", "cannot decode json: Expecting property name"),
+])
+def test_serde_decode_errors(serde: Serde, data: bytes, message: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        serde.loads(data)
+    assert str(info.value).startswith(message)
+    assert info.value.__cause__ is not None
+    assert info.value.data == data
+
+
+def test_loads_many_decodes_a_batch() -> None:
+    serde = Serde(Ride, "msgpack")
+    rides = [Ride(i, 1, 1.0, 1, float(i)) for i in range(5)]
+    payloads = [serde.dumps(r) for r in rides] + [None]
+    assert serde.loads_many(payloads) == rides + [None]
+    assert Serde().loads_many([b"1", b'"a"', None]) == [1, "a", None]
+
+
+def test_loads_many_with_poison_messages() -> None:
+    serde = Serde(Ride)
+    good = serde.dumps(Ride(1, 1, 1.0, 1, 1.0))
+    batch = [good, b"not json", good, b'{"vendorId": "x"}']
+    with pytest.raises(DecodeError, match="Expecting value"):
+        serde.loads_many(batch)
+    errors: list = []
+    out = serde.loads_many(batch, errors)
+    assert [i for i, _ in errors] == [1, 3]
+    assert out[0] == out[2] == Ride(1, 1, 1.0, 1, 1.0)
+    assert out[1] is errors[0][1] and isinstance(out[3], DecodeError)
+    assert "Ride.vendorId: expected int" in str(errors[1][1])
+
+
+def test_loads_many_missing_fields_take_defaults() -> None:
+    serde = Serde(Ride, "msgpack")
+    payload = msgpack.packb({"vendorId": 1, "passenger_count": 1, "trip_distance": 1.0,
+                             "payment_type": 1, "total_amount": 2, "x": 1})
+    assert serde.loads_many([payload]) == [Ride(1, 1, 1.0, 1, 2.0, None)]
+
+
+# ------------------------------------------------------------------ round trips
+
+_ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_floats = st.floats(allow_nan=False, allow_infinity=False)
+_datetimes = st.one_of(
+    st.none(),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1),
+                 timezones=st.sampled_from([timezone.utc,
+                                            timezone(timedelta(hours=-5))])),
+)
+_rides = st.builds(Ride, vendorId=_ints, passenger_count=_ints, trip_distance=_floats,
+                   payment_type=_ints, total_amount=_floats, pickup=_datetimes)
+_items = st.builds(Item, sku=st.text(), blob=st.binary(max_size=20),
+                   price=st.decimals(allow_nan=False, allow_infinity=False))
+_orders = st.builds(Order, id=_ints, items=st.lists(_items, max_size=3),
+                    meta=st.dictionaries(st.text(max_size=5), st.text(max_size=5),
+                                         max_size=3),
+                    when=_datetimes)
+
+
+@settings(max_examples=150, deadline=None)
+@given(ride=_rides, codec=st.sampled_from(["json", "msgpack"]))
+def test_ride_round_trip(ride: Ride, codec: str) -> None:
+    serde = Serde(Ride, codec)
+    data = serde.dumps(ride)
+    assert serde.loads(data) == ride
+    assert serde.loads_many([data]) == [ride]
+    assert Ride.loads(ride.dumps(codec), codec) == ride
+
+
+@settings(max_examples=100, deadline=None)
+@given(order=_orders, codec=st.sampled_from(["json", "msgpack"]))
+def test_nested_round_trip(order: Order, codec: str) -> None:
+    assert Order.loads(order.dumps(codec), codec) == order
+    assert Order.from_data(order.asdict()) == order
+    assert Order.from_data(order.to_representation()) == order
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=st.recursive(
+    st.none() | st.booleans() | _ints | _floats | st.text(),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=5), inner, max_size=4), max_leaves=12),
+    codec=st.sampled_from(["json", "msgpack"]))
+def test_plain_value_round_trip(value: object, codec: str) -> None:
+    serde = Serde(None, codec)
+    assert serde.loads(serde.dumps(value)) == value
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary())
+def test_raw_round_trip(data: bytes) -> None:
+    serde = Serde(bytes)
+    assert serde.loads(serde.dumps(data)) == data
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=64))
+def test_garbage_never_escapes_as_anything_but_decode_error(data: bytes) -> None:
+    for codec in ("json", "msgpack"):
+        try:
+            Serde(Ride, codec).loads(data)
+        except DecodeError:
+            pass

@@ -1,0 +1,376 @@
+"""Records: declaration, construction, coercion, errors, repr, descriptors, equality."""
+from __future__ import annotations
+
+import copy
+import pickle
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from enum import Enum
+from typing import Any, ClassVar, Optional
+
+import pytest
+
+from streamkit.errors import DecodeError, ImproperlyConfigured, ValidationError
+from streamkit.models import MISSING, FieldDescriptor, Record
+
+
+class TaxiRide(Record, serializer="json", validation=True, coerce=True):
+    vendorId: int
+    total_amount: float = 0.0
+    pickup: datetime | None = None
+
+
+class Address(Record):
+    street: str
+    zip: int
+
+
+class Color(Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Customer(Record, serializer="msgpack"):
+    name: str
+    address: Address
+    previous: list[Address] = []
+    tags: list[str] = []
+    scores: dict[str, float] = {}
+    balance: Decimal = Decimal("0")
+    birthday: Optional[date] = None
+    color: Color = Color.RED
+    extra: Any = None
+
+
+class Strict(Record, coerce=False):
+    n: int
+    x: float
+    s: str
+
+
+class Loose(Record, validation=False):
+    n: int
+
+
+class Node(Record):
+    name: str
+    children: list[Node] = []
+
+
+class Child(TaxiRide):
+    note: str = ""
+
+
+class WithClassVar(Record):
+    kind: ClassVar[str] = "ride"
+    n: int
+
+
+class PostInit(Record):
+    a: int
+    b: int = 0
+
+    def __post_init__(self) -> None:
+        self.b = self.a * 2
+
+
+# ------------------------------------------------------------------ declaration
+
+
+def test_fields_in_declaration_order_with_descriptors() -> None:
+    assert list(TaxiRide._fields) == ["vendorId", "total_amount", "pickup"]
+    fd = TaxiRide.vendorId
+    assert isinstance(fd, FieldDescriptor)
+    assert TaxiRide._fields["vendorId"] is fd
+    assert (fd.field, fd.type, fd.required, fd.default) == ("vendorId", int, True, MISSING)
+    amount = TaxiRide.total_amount
+    assert (amount.type, amount.required, amount.default) == (float, False, 0.0)
+    assert TaxiRide.pickup.type == (datetime | None)
+    assert fd.ident == "TaxiRide.vendorId"
+    assert repr(fd) == "<FieldDescriptor: TaxiRide.vendorId: int>"
+
+
+def test_descriptor_getattr_reads_the_value() -> None:
+    ride = TaxiRide(vendorId=7, total_amount=1.5)
+    assert TaxiRide.vendorId.getattr(ride) == 7
+    assert TaxiRide.total_amount.getattr(ride) == 1.5
+    assert ride.vendorId == 7  # instance read: the plain value
+
+
+def test_class_options() -> None:
+    assert TaxiRide._options.serializer == "json"
+    assert TaxiRide._options.validation is True and TaxiRide._options.coerce is True
+    assert Strict._options.coerce is False
+    assert Customer._options.serializer == "msgpack"
+    assert TaxiRide._options.namespace == f"{__name__}.TaxiRide"
+    assert Child._options.serializer == "json"  # inherited
+
+
+def test_namespace_option() -> None:
+    class Named(Record, namespace="com.example.Named"):
+        a: int
+    assert Named._options.namespace == "com.example.Named"
+
+
+def test_inheritance_appends_fields() -> None:
+    assert list(Child._fields) == ["vendorId", "total_amount", "pickup", "note"]
+    c = Child(vendorId=1, note="x")
+    assert repr(c) == "<Child: vendorId=1, total_amount=0.0, pickup=None, note='x'>"
+    assert Child.vendorId.model is Child
+
+
+def test_classvar_is_not_a_field() -> None:
+    assert list(WithClassVar._fields) == ["n"]
+    assert WithClassVar.kind == "ride"
+
+
+def test_field_clashing_with_record_api_is_refused() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"Bad\.dumps: field name clashes"):
+        class Bad(Record):
+            dumps: int
+
+
+def test_self_referencing_record() -> None:
+    tree = Node.from_data({"name": "a", "children": [{"name": "b"}]})
+    assert tree.children == [Node(name="b")]
+
+
+# ------------------------------------------------------------------ construction
+
+
+def test_keyword_and_positional_construction() -> None:
+    assert TaxiRide(vendorId=1, total_amount=9.3) == TaxiRide(1, 9.3)
+    assert TaxiRide(1).total_amount == 0.0
+    assert TaxiRide(1).pickup is None
+
+
+def test_unknown_keyword_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="vendorID"):
+        TaxiRide(vendorID=1)
+
+
+def test_repr_exact() -> None:
+    ride = TaxiRide(vendorId=1, total_amount=9.3)
+    assert repr(ride) == "<TaxiRide: vendorId=1, total_amount=9.3, pickup=None>"
+    assert repr(Address("Main", 1)) == "<Address: street='Main', zip=1>"
+
+
+def test_coercion_of_numbers_and_strings() -> None:
+    ride = TaxiRide(vendorId="42", total_amount="9.3")
+    assert ride.vendorId == 42 and type(ride.vendorId) is int
+    assert ride.total_amount == 9.3
+    one = TaxiRide(vendorId=1, total_amount=1)
+    assert type(one.total_amount) is float and one.total_amount == 1.0
+    assert TaxiRide(vendorId=3.0).vendorId == 3
+    assert Address(street=12, zip=1).street == "12"
+
+
+def test_datetime_coercion() -> None:
+    naive = TaxiRide(1, pickup="2020-07-01 00:25:32").pickup
+    assert naive == datetime(2020, 7, 1, 0, 25, 32)
+    zulu = TaxiRide(1, pickup="2020-07-01T00:25:32Z").pickup
+    assert zulu == datetime(2020, 7, 1, 0, 25, 32, tzinfo=timezone.utc)
+    epoch = TaxiRide(1, pickup=1593563132).pickup
+    assert epoch == datetime(2020, 7, 1, 0, 25, 32, tzinfo=timezone.utc)
+    assert TaxiRide(1, pickup=1593563132.5).pickup.microsecond == 500000
+    dt = datetime(2021, 1, 1)
+    assert TaxiRide(1, pickup=dt).pickup is dt
+
+
+def test_decimal_enum_date_and_containers() -> None:
+    c = Customer.from_data({
+        "name": "ann", "address": {"street": "Main", "zip": "1000"},
+        "previous": [{"street": "Old", "zip": 1}], "tags": ["a", "b"],
+        "scores": {"x": 1, "y": "2.5"}, "balance": "12.30", "birthday": "1990-02-03",
+        "color": "blue", "extra": {"anything": [1]},
+    })
+    assert c.address == Address("Main", 1000)
+    assert c.previous == [Address("Old", 1)]
+    assert c.scores == {"x": 1.0, "y": 2.5}
+    assert c.balance == Decimal("12.30")
+    assert c.birthday == date(1990, 2, 3)
+    assert c.color is Color.BLUE
+    assert c.extra == {"anything": [1]}
+    assert Customer(name="a", address=Address("s", 1), balance=9.3).balance == \
+        Decimal("9.3")
+
+
+def test_mutable_defaults_are_not_shared() -> None:
+    a = Customer(name="a", address=Address("s", 1))
+    b = Customer(name="b", address=Address("s", 1))
+    a.tags.append("x")
+    assert b.tags == []
+
+
+def test_post_init_runs() -> None:
+    assert PostInit(a=2).b == 4
+    assert PostInit.from_data({"a": 3}).b == 6
+
+
+def test_without_coerce_strings_are_not_numbers() -> None:
+    with pytest.raises(ValidationError,
+                       match=r"^Strict\.n: expected int, got '1' \(str\)$"):
+        Strict(n="1", x=1.0, s="a")
+    with pytest.raises(ValidationError, match=r"^Strict\.s: expected str, got 5 \(int\)$"):
+        Strict(n=1, x=1.0, s=5)
+    assert Strict(n=1, x=2, s="a").x == 2.0  # int is a float (numeric tower)
+
+
+def test_without_validation_values_are_kept() -> None:
+    assert Loose(n="abc").n == "abc"
+    assert Loose(n="5").n == 5  # still coerced when it can be
+    with pytest.raises(ValidationError, match="missing required field"):
+        Loose()
+
+
+# ------------------------------------------------------------------ errors
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"vendorId": "abc"}, "TaxiRide.vendorId: expected int, got 'abc' (str)"),
+    ({"vendorId": True}, "TaxiRide.vendorId: expected int, got True (bool)"),
+    ({"vendorId": 1.5}, "TaxiRide.vendorId: expected int, got 1.5 (float)"),
+    ({"vendorId": None}, "TaxiRide.vendorId: expected int, got None (NoneType)"),
+    ({}, "TaxiRide.vendorId: missing required field"),
+    ({"vendorId": 1, "total_amount": "x"},
+     "TaxiRide.total_amount: expected float, got 'x' (str)"),
+    ({"vendorId": 1, "total_amount": False},
+     "TaxiRide.total_amount: expected float, got False (bool)"),
+    ({"vendorId": 1, "pickup": "yesterday"},
+     "TaxiRide.pickup: expected datetime, got 'yesterday' (str): "
+     "not an ISO-8601 date-time"),
+    ({"vendorId": 1, "pickup": [1]},
+     "TaxiRide.pickup: expected datetime, got [1] (list)"),
+])
+def test_validation_error_messages(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        TaxiRide(**kwargs)
+    assert str(info.value) == message
+
+
+def test_validation_error_carries_record_field_value() -> None:
+    with pytest.raises(ValidationError) as info:
+        TaxiRide(vendorId="abc")
+    err = info.value
+    assert (err.record, err.field, err.value) == ("TaxiRide", "vendorId", "abc")
+    assert isinstance(err, ValueError)
+
+
+def test_nested_and_container_error_messages() -> None:
+    with pytest.raises(ValidationError) as info:
+        Customer.from_data({"name": "a", "address": {"street": "s", "zip": "x"}})
+    assert str(info.value) == \
+        "Customer.address: Address.zip: expected int, got 'x' (str)"
+    with pytest.raises(ValidationError) as info:
+        Customer.from_data({"name": "a", "address": {"street": "s", "zip": 1},
+                            "tags": ["a", None]})
+    assert str(info.value) == "Customer.tags[1]: expected str, got None (NoneType)"
+    with pytest.raises(ValidationError) as info:
+        Customer.from_data({"name": "a", "address": {"street": "s", "zip": 1},
+                            "scores": {"k": "high"}})
+    assert str(info.value) == "Customer.scores['k']: expected float, got 'high' (str)"
+    with pytest.raises(ValidationError) as info:
+        Customer.from_data({"name": "a", "address": {"street": "s"}})
+    assert str(info.value) == "Customer.address: Address.zip: missing required field"
+
+
+def test_long_values_are_shortened_in_messages() -> None:
+    with pytest.raises(ValidationError) as info:
+        TaxiRide(vendorId="x" * 500)
+    assert len(str(info.value)) < 150
+    assert str(info.value).endswith("... (str)")
+
+
+def test_from_data_ignores_unknown_fields() -> None:
+    ride = TaxiRide.from_data({"vendorId": 2, "surcharge": 1.0, "__faust": {"ns": "x"}})
+    assert ride == TaxiRide(vendorId=2)
+
+
+def test_from_data_of_a_non_mapping() -> None:
+    with pytest.raises(ValidationError,
+                       match=r"^TaxiRide: expected a mapping of fields, got \[1, 2\] \(list\)$"):
+        TaxiRide.from_data([1, 2])
+
+
+def test_from_data_does_not_touch_the_input() -> None:
+    data = {"vendorId": "5", "total_amount": 1}
+    TaxiRide.from_data(data)
+    assert data == {"vendorId": "5", "total_amount": 1}
+
+
+# ------------------------------------------------------------------ values
+
+
+def test_equality_and_hash_by_value() -> None:
+    a = TaxiRide(1, 9.3, "2020-07-01 00:25:32")
+    b = TaxiRide(vendorId=1, total_amount=9.3, pickup=datetime(2020, 7, 1, 0, 25, 32))
+    assert a == b and hash(a) == hash(b)
+    assert a != TaxiRide(2, 9.3)
+    assert len({a, b, TaxiRide(2)}) == 2
+    assert a != Child(1, 9.3, "2020-07-01 00:25:32")  # different class
+    assert a != {"vendorId": 1}
+
+
+def test_asdict_and_to_representation() -> None:
+    c = Customer(name="a", address=Address("s", 1), balance=Decimal("1.50"),
+                 birthday=date(2000, 1, 2), previous=[Address("o", 2)])
+    d = c.asdict()
+    assert d["address"] == {"street": "s", "zip": 1}
+    assert d["previous"] == [{"street": "o", "zip": 2}]
+    assert d["balance"] == Decimal("1.50") and d["birthday"] == date(2000, 1, 2)
+    assert d["color"] is Color.RED
+    rep = c.to_representation()
+    assert rep["balance"] == "1.50" and rep["birthday"] == "2000-01-02"
+    assert rep["color"] == "red" and rep["address"] == {"street": "s", "zip": 1}
+    ride = TaxiRide(1, 2.0, "2020-07-01 00:25:32")
+    assert ride.asdict() == {"vendorId": 1, "total_amount": 2.0,
+                             "pickup": datetime(2020, 7, 1, 0, 25, 32)}
+    assert ride.to_representation()["pickup"] == "2020-07-01T00:25:32"
+
+
+def test_pickle_and_copy() -> None:
+    c = Customer(name="a", address=Address("s", 1), tags=["x"])
+    for proto in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(c, protocol=proto)) == c
+    assert pickle.loads(pickle.dumps(TaxiRide.vendorId)) is TaxiRide.vendorId
+    deep = copy.deepcopy(c)
+    assert deep == c and deep.tags is not c.tags
+    assert copy.copy(c) == c
+
+
+def test_records_have_no_instance_dict() -> None:
+    ride = TaxiRide(1)
+    with pytest.raises(AttributeError):
+        ride.not_a_field = 1  # type: ignore[attr-defined]
+    ride.total_amount = 3.0  # fields stay assignable
+    assert ride.total_amount == 3.0
+
+
+def test_match_args() -> None:
+    match TaxiRide(4, 1.0):
+        case TaxiRide(vendor, amount):
+            assert (vendor, amount) == (4, 1.0)
+
+
+# ------------------------------------------------------------------ dumps/loads
+
+
+def test_dumps_loads_with_class_serializer() -> None:
+    ride = TaxiRide(1, 9.3, "2020-07-01 00:25:32")
+    data = ride.dumps()
+    assert data == (b'{"vendorId":1,"total_amount":9.3,'
+                    b'"pickup":"2020-07-01T00:25:32"}')
+    assert TaxiRide.loads(data) == ride
+    packed = ride.dumps(serializer="msgpack")
+    assert TaxiRide.loads(packed, serializer="msgpack") == ride
+
+
+def test_loads_errors() -> None:
+    with pytest.raises(DecodeError, match=r"^TaxiRide\.loads: invalid json: Expecting"):
+        TaxiRide.loads(b"{not json")
+    with pytest.raises(ValidationError, match=r"TaxiRide\.vendorId: expected int"):
+        TaxiRide.loads(b'{"vendorId": "x"}')
+
+
+def test_record_with_default_serializer_is_json() -> None:
+    assert Address("s", 1).dumps() == b'{"street":"s","zip":1}'
