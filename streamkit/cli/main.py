@@ -1,54 +1,112 @@
-"""``streamkit`` and ``python app.py``: the command groups."""
+"""``streamkit`` and ``python app.py``: the command groups and their error handling.
+
+Every command runs under ``Group.invoke`` below: an error a user can cause (unknown
+APP, no such topic, a broker URL that cannot be read, a store locked by another worker)
+prints one line and exits 1; ``--debug`` (or ``STREAMKIT_DEBUG=1``) shows the traceback.
+"""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from streamkit.cli import app_commands, broker_commands
 
 if TYPE_CHECKING:
     from streamkit.app import App
 
 
 def setup_logging(level: str) -> None:
+    """Log to stderr at ``level`` (debug, info, warning, error)."""
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
                         format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
 
 
-@click.group()
-def cli() -> None:
+def _debug_wanted(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.obj or {}).get("debug")) or \
+        os.environ.get("STREAMKIT_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+class Group(click.Group):
+    """A click group that turns exceptions into one clear line (unless ``--debug``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if _debug_wanted(ctx):
+                raise
+            raise click.ClickException(one_line(exc)) from None
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line: its message, with the class name when that says more."""
+    from streamkit.errors import StreamkitError
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, StreamkitError) or isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {text}" if isinstance(exc, OSError) else text
+    return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"
+
+
+@click.group(cls=Group)
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="streamkit", prog_name="streamkit")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """streamkit: stream processing on an embedded log or on Kafka."""
+    ctx.ensure_object(dict)["debug"] = debug
 
 
-def _worker_command(app_getter: Any) -> click.Command:
-    @click.command("worker")
-    @click.option("--loglevel", "-l", default="info", show_default=True)
-    @click.option("--broker", default=None, help="Override the app's broker URL.")
-    @click.option("--web-port", type=int, default=None)
-    @click.option("--web-host", default=None)
-    @click.option("--without-web", is_flag=True, help="Do not start the web server.")
-    def worker(loglevel: str, broker: str | None, web_port: int | None,
-               web_host: str | None, without_web: bool) -> None:
-        """Run a worker until Ctrl-C / SIGTERM."""
-        setup_logging(loglevel)
-        app = app_getter()
-        if broker:
-            app.conf.broker = broker
-        if without_web:
-            app.conf.web_enabled = False
-        app.run_worker(web_port=web_port, web_host=web_host,
-                       status_interval=5.0 if sys.stderr.isatty() else None)
-    return worker
+for _command in app_commands.COMMANDS + broker_commands.COMMANDS:
+    cli.add_command(_command)
+
+
+@cli.command("demo")
+@click.option("--datadir", default=None,
+              help="Keep the demo's log and tables here (default: a temporary directory).")
+@click.option("--seconds", default=10.0, show_default=True,
+              help="Stop after this long even if events remain.")
+def demo(datadir: str | None, seconds: float) -> None:
+    """Produce the bundled taxi-ride sample and count it, live, in one worker."""
+    from streamkit.cli.demo import run_demo
+    run_demo(datadir=datadir, max_seconds=seconds)
+
+
+def _attach_avro_commands() -> None:
+    """``streamkit registry`` / ``streamkit schemas``, when streamkit.avro is usable."""
+    try:
+        from streamkit.avro.cli import registry, schemas
+    except ImportError:          # no fastavro, or the module is not there
+        return
+    cli.add_command(registry)
+    cli.add_command(schemas)
+
+
+_attach_avro_commands()
 
 
 def app_main(app: App, argv: list[str] | None = None) -> None:
-    """The command line of one app script (``python app.py worker``)."""
-    group = click.Group(help=f"Commands of the streamkit app {app.conf.id!r}.")
-    group.add_command(_worker_command(lambda: app))
-    group.main(args=argv, prog_name=sys.argv[0] if sys.argv else "app")
+    """The command line of one app script: ``python app.py worker|agents|tables|reset``."""
+
+    @click.group(cls=Group, help=f"Commands of the streamkit app {app.conf.id!r}.")
+    @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+    @click.pass_context
+    def group(ctx: click.Context, debug: bool) -> None:
+        ctx.ensure_object(dict)["debug"] = debug
+
+    for command in app_commands.commands_for(app):
+        group.add_command(command)
+    group.main(args=argv, prog_name=os.path.basename(sys.argv[0]) if sys.argv else "app")
 
 
 def main() -> None:
-    cli()
+    """The ``streamkit`` console script."""
+    cli(prog_name="streamkit")

@@ -1,0 +1,156 @@
+"""Commands about one App: ``worker``, ``agents``, ``tables``, ``reset``.
+
+Each exists twice: ``streamkit worker APP`` (APP found by ``load_app``) and
+``python app.py worker`` (the app is the script's own). ``_app_command`` builds both
+shapes from one function whose first argument is the App.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from streamkit.cli.loading import load_app
+from streamkit.cli.output import echo_table
+
+if TYPE_CHECKING:
+    from streamkit.app import App
+
+APP_HELP = "APP is module:attribute, module (attribute app), or path/to/file.py[:attribute]."
+
+
+def _app_command(name: str, fun: Callable[..., None], options: list[Callable[..., Any]],
+                 app: App | None) -> click.Command:
+    """A click command running ``fun(app, **options)``; with ``app=None`` it takes APP."""
+    if app is None:
+        def callback(app_spec: str, **kwargs: Any) -> None:
+            fun(load_app(app_spec), **kwargs)
+        params_decorators = [click.argument("app_spec", metavar="APP"), *options]
+        help_text = f"{fun.__doc__}\n\n{APP_HELP}"
+    else:
+        def callback(**kwargs: Any) -> None:
+            fun(app, **kwargs)
+        params_decorators = list(options)
+        help_text = fun.__doc__
+    command: Any = callback
+    for decorate in reversed(params_decorators):
+        command = decorate(command)
+    return click.command(name, help=help_text)(command)
+
+
+# -- worker ------------------------------------------------------------------------------
+def run_worker(app: App, *, broker: str | None, datadir: str | None, loglevel: str,
+               concurrency: int | None, web_port: int | None, web_host: str | None,
+               without_web: bool) -> None:
+    """Run a worker of the app until Ctrl-C or SIGTERM (exit 0 after a graceful stop)."""
+    from streamkit.cli.main import setup_logging
+    setup_logging(loglevel)
+    if broker:
+        app.conf.broker = broker
+    if datadir:
+        app.conf.datadir = datadir
+    if concurrency is not None:
+        if concurrency < 1:
+            raise click.BadParameter(f"{concurrency}: must be >= 1", param_hint="--concurrency")
+        for agent in app.agents.values():
+            agent.concurrency = concurrency
+    if without_web:
+        app.conf.web_enabled = False
+    app.broker                                   # a bad broker URL fails here, in one line
+    app.run_worker(web_port=web_port, web_host=web_host,
+                   status_interval=5.0 if sys.stderr.isatty() else None)
+
+
+WORKER_OPTIONS = [
+    click.option("--broker", "-b", default=None,
+                 help="Broker URL (log://, memory://, kafka://host:port); overrides the app."),
+    click.option("--datadir", default=None, help="Data directory; overrides the app."),
+    click.option("--loglevel", "-l", default="info", show_default=True,
+                 type=click.Choice(["debug", "info", "warning", "error"],
+                                   case_sensitive=False)),
+    click.option("--concurrency", "-c", type=int, default=None,
+                 help="Instances of every agent in this worker."),
+    click.option("--web-port", type=int, default=None, help="Port of the web server."),
+    click.option("--web-host", default=None, help="Address of the web server."),
+    click.option("--without-web", is_flag=True, help="Do not start the web server."),
+]
+
+
+# -- agents, tables ----------------------------------------------------------------------
+def show_agents(app: App) -> None:
+    """List the app's agents: name, topic, help."""
+    rows = [(f"@{agent.name}", ", ".join(agent.channel.topics), _first_line(agent.help))
+            for agent in sorted(app.agents.values(), key=lambda a: a.name)]
+    echo_table(["name", "topic", "help"], rows, title="Agents")
+
+
+def show_tables(app: App) -> None:
+    """List the app's tables: name, default, windowing, changelog topic, help."""
+    rows = []
+    for table in sorted(app.tables.values(), key=lambda t: t.name):
+        window = table.window
+        windowing = (f"{window.window!r} relative to {window.relative_to_name}"
+                     if window is not None else None)
+        default = getattr(table.default, "__name__", table.default)
+        kind = "global " if getattr(table, "is_global", False) else ""
+        rows.append((f"{kind}{table.name}", default, windowing, table.changelog_topic,
+                     _first_line(table.help)))
+    echo_table(["name", "default", "windowing", "changelog topic", "help"], rows,
+               title="Tables")
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+# -- reset -------------------------------------------------------------------------------
+def reset_app(app: App, *, yes: bool, broker: str | None, datadir: str | None) -> None:
+    """Forget the app's progress: delete its group's committed offsets, its table
+    stores and its changelog and repartition topics (asks first unless --yes)."""
+    if broker:
+        app.conf.broker = broker
+    if datadir:
+        app.conf.datadir = datadir
+    conn = app.broker
+    group = app.conf.id
+    prefix = f"{group}-"
+    internal = sorted(t for t in conn.list_topics() if t.startswith(prefix) and
+                      (t.endswith("-changelog") or t.endswith("-repartition")))
+    store_dir = app.datadir
+    click.echo(f"This deletes, for app {group!r} on {app.conf.broker}:")
+    click.echo(f"  the committed offsets of consumer group {group!r}")
+    click.echo(f"  the table stores under {store_dir}/" +
+               ("" if store_dir.exists() else " (none there)"))
+    click.echo("  topics: " + (", ".join(internal) if internal else "(none)"))
+    if not yes:
+        click.confirm("Go on?", abort=True)
+    conn.delete_group(group)       # refused (one line) while a worker is in the group
+    for topic in internal:
+        conn.delete_topic(topic)
+    if store_dir.exists():
+        shutil.rmtree(store_dir)
+    click.echo(f"reset {group!r}: the next worker starts from "
+               f"{app.conf.consumer_auto_offset_reset} offsets with empty tables")
+
+
+RESET_OPTIONS = [
+    click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation."),
+    click.option("--broker", "-b", default=None, help="Broker URL; overrides the app."),
+    click.option("--datadir", default=None, help="Data directory; overrides the app."),
+]
+
+
+def commands_for(app: App | None) -> list[click.Command]:
+    """The app commands, taking an APP argument when ``app`` is None."""
+    return [
+        _app_command("worker", run_worker, WORKER_OPTIONS, app),
+        _app_command("agents", show_agents, [], app),
+        _app_command("tables", show_tables, [], app),
+        _app_command("reset", reset_app, RESET_OPTIONS, app),
+    ]
+
+
+COMMANDS = commands_for(None)

@@ -1,0 +1,236 @@
+"""Commands about the broker, no App needed: ``topics``, ``send``, ``tail``, ``groups``.
+
+``--broker`` defaults to ``$STREAMKIT_BROKER`` or ``log://`` and ``--datadir`` to
+``$STREAMKIT_DATADIR`` or ``stores``, the same defaults an App has, so running these
+in the directory where a worker runs shows that worker's log.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from streamkit.cli.output import echo_table
+from streamkit.errors import UnknownTopic
+
+if TYPE_CHECKING:
+    from streamkit.transport.base import Broker
+    from streamkit.types import Message
+
+
+def broker_options(fun: Callable[..., Any]) -> Callable[..., Any]:
+    """``--broker`` and ``--datadir``, with the App's defaults and environment."""
+    fun = click.option("--datadir", envvar="STREAMKIT_DATADIR", default="stores",
+                       show_default=True, help="Data root of log:// ($STREAMKIT_DATADIR).")(fun)
+    fun = click.option("--broker", "-b", envvar="STREAMKIT_BROKER", default="log://",
+                       show_default=True,
+                       help="Broker URL: log://, log:///path, kafka://host:port "
+                            "($STREAMKIT_BROKER).")(fun)
+    return fun
+
+
+def open_broker(url: str, datadir: str) -> Broker:
+    from streamkit.transport import connect
+    return connect(url, datadir=datadir)
+
+
+def _require_topic(broker: Broker, topic: str) -> int:
+    count = broker.partition_count(topic)
+    if count is None:
+        raise UnknownTopic(f"no such topic {topic!r} on {broker.url} "
+                           f"(topics: {', '.join(sorted(broker.list_topics())) or 'none'})")
+    return count
+
+
+# -- topics ------------------------------------------------------------------------------
+@click.group("topics", invoke_without_command=True)
+@broker_options
+@click.pass_context
+def topics(ctx: click.Context, broker: str, datadir: str) -> None:
+    """List topics: partitions, start/end offsets, messages, retention, cleanup.policy."""
+    ctx.obj = dict(ctx.obj or {}, broker=broker, datadir=datadir)
+    if ctx.invoked_subcommand is not None:
+        return
+    conn = open_broker(broker, datadir)
+    try:
+        rows = []
+        for name in sorted(conn.list_topics()):
+            info = conn.describe_topic(name)
+            messages = sum(e - s for s, e in zip(info.start_offsets, info.end_offsets))
+            rows.append((name, info.partitions,
+                         " ".join(map(str, info.start_offsets)),
+                         " ".join(map(str, info.end_offsets)), messages,
+                         _retention(info.config.get("retention.ms")),
+                         info.config.get("cleanup.policy", "delete")))
+    finally:
+        conn.close()
+    echo_table(["topic", "partitions", "start offsets", "end offsets", "messages",
+                "retention", "cleanup.policy"], rows, title=f"Topics on {broker}")
+
+
+def _retention(ms: str | None) -> str:
+    if ms is None or int(ms) < 0:
+        return "forever"
+    seconds = int(ms) / 1000
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+@topics.command("create")
+@click.argument("name")
+@click.option("--partitions", "-p", type=int, default=1, show_default=True)
+@click.option("--config", "-c", "configs", multiple=True, metavar="KEY=VALUE",
+              help="A topic config (retention.ms, cleanup.policy, ...); repeatable.")
+@click.pass_obj
+def topics_create(obj: dict[str, Any], name: str, partitions: int,
+                  configs: tuple[str, ...]) -> None:
+    """Create topic NAME."""
+    config = {}
+    for item in configs:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: write KEY=VALUE", param_hint="--config")
+        config[key.strip()] = value.strip()
+    conn = open_broker(obj["broker"], obj["datadir"])
+    try:
+        conn.create_topic(name, partitions=partitions, config=config, exist_ok=False)
+    finally:
+        conn.close()
+    click.echo(f"created topic {name!r} with {partitions} partition(s)")
+
+
+@topics.command("delete")
+@click.argument("name")
+@click.pass_obj
+def topics_delete(obj: dict[str, Any], name: str) -> None:
+    """Delete topic NAME and its messages."""
+    conn = open_broker(obj["broker"], obj["datadir"])
+    try:
+        _require_topic(conn, name)
+        conn.delete_topic(name)
+    finally:
+        conn.close()
+    click.echo(f"deleted topic {name!r}")
+
+
+# -- send, tail --------------------------------------------------------------------------
+@click.command("send")
+@click.argument("topic")
+@click.argument("value")
+@click.option("--key", "-k", default=None, help="The record key (sent as UTF-8 bytes).")
+@click.option("--partition", "-p", type=int, default=None,
+              help="Send to this partition instead of the key's.")
+@broker_options
+def send(topic: str, value: str, key: str | None, partition: int | None, broker: str,
+         datadir: str) -> None:
+    """Send VALUE to TOPIC (created if missing); VALUE '-' sends each stdin line."""
+    from streamkit.clients import Producer
+    conn = open_broker(broker, datadir)
+    try:
+        count = conn.partition_count(topic)
+        if partition is not None and count is not None and not 0 <= partition < count:
+            raise click.BadParameter(f"topic {topic!r} has partitions 0..{count - 1}",
+                                     param_hint="--partition")
+        values = (line.rstrip("\n") for line in sys.stdin) if value == "-" else [value]
+        with Producer(conn) as producer:
+            for text in values:
+                meta = producer.send(topic, value=text, key=key, partition=partition).get()
+                click.echo(f"{meta.topic}[{meta.partition}]@{meta.offset}")
+    finally:
+        conn.close()
+
+
+@click.command("tail")
+@click.argument("topic")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest message.")
+@click.option("--group", "-g", default=None,
+              help="Read as a member of this consumer group (and commit).")
+@click.option("-n", "count", type=int, default=None, help="Stop after N messages.")
+@click.option("--format", "fmt", type=click.Choice(["json", "raw"]), default="json",
+              show_default=True, help="json: one object per message; raw: the value.")
+@click.option("--timeout", type=float, default=None,
+              help="Stop when no message came for this many seconds.")
+@broker_options
+def tail(topic: str, from_beginning: bool, group: str | None, count: int | None,
+         fmt: str, timeout: float | None, broker: str, datadir: str) -> None:
+    """Print the messages of TOPIC as they arrive (Ctrl-C stops)."""
+    from streamkit.clients import Consumer
+    conn = open_broker(broker, datadir)
+    consumer = None
+    try:
+        _require_topic(conn, topic)
+        consumer = Consumer(topic, broker=conn, group_id=group,
+                            auto_offset_reset="earliest" if from_beginning else "latest",
+                            consumer_timeout_ms=None if timeout is None else timeout * 1000)
+        seen = 0
+        for message in consumer:
+            click.echo(format_message(message, fmt))
+            seen += 1
+            if count is not None and seen >= count:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if consumer is not None:
+            consumer.close()
+        conn.close()
+
+
+def format_message(message: Message, fmt: str) -> str:
+    """One message as a JSON line (values that are JSON stay JSON) or as raw text."""
+    if fmt == "raw":
+        return _text(message.value) if message.value is not None else ""
+    when = datetime.fromtimestamp(message.timestamp / 1000, tz=timezone.utc)
+    return json.dumps({
+        "topic": message.topic, "partition": message.partition, "offset": message.offset,
+        "timestamp": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "key": _decoded(message.key), "value": _decoded(message.value),
+        **({"headers": {k: _text(v) for k, v in message.headers}}
+           if message.headers else {}),
+    }, ensure_ascii=False)
+
+
+def _text(data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    return data.decode("utf-8", errors="backslashreplace")
+
+
+def _decoded(data: bytes | None) -> Any:
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return _text(data)
+
+
+# -- groups ------------------------------------------------------------------------------
+@click.command("groups")
+@broker_options
+def groups(broker: str, datadir: str) -> None:
+    """List consumer groups: partition, committed offset, end offset, lag."""
+    conn = open_broker(broker, datadir)
+    try:
+        rows = []
+        for group_id in sorted(conn.list_groups()):
+            offsets = conn.group_offsets(group_id)
+            if not offsets:
+                rows.append((group_id, None, None, None, None, None))
+            for o in offsets:
+                rows.append((group_id, o.topic, o.partition, o.committed, o.end_offset,
+                             o.lag))
+    finally:
+        conn.close()
+    echo_table(["group", "topic", "partition", "committed", "end offset", "lag"], rows,
+               title=f"Consumer groups on {broker}")
+
+
+COMMANDS: list[click.Command] = [topics, send, tail, groups]
+
