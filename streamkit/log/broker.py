@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -73,7 +74,7 @@ class LogBroker:
         self._unacked: list[tuple[Partition, list]] = []
         self._unacked_count = 0
         self._spread = random.randrange(1 << 16)
-        self._groups: list[LogGroupConsumer] = []
+        self._groups: weakref.WeakSet[LogGroupConsumer] = weakref.WeakSet()
 
     # -- topics ------------------------------------------------------------------------
     def create_topic(self, name: str, partitions: int | None = None,
@@ -322,7 +323,7 @@ class LogBroker:
             auto_offset_reset=auto_offset_reset, enable_auto_commit=enable_auto_commit,
             auto_commit_interval=auto_commit_interval, session_timeout=session_timeout,
             on_assign=on_assign, on_revoke=on_revoke)
-        self._groups.append(member)
+        self._groups.add(member)
         return member
 
     def list_groups(self) -> list[str]:
@@ -374,7 +375,7 @@ class LogBroker:
     def close(self) -> None:
         if self._unacked:
             self._drain()
-        for member in self._groups:
+        for member in list(self._groups):
             member.close()
         self._groups.clear()
         for name in list(self._topics):

@@ -22,6 +22,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -177,6 +178,13 @@ class FileGroupStore:
             merged.update(offsets)
             write_atomic(self.path / "offsets.json", _encode_offsets(merged))
 
+    def __del__(self) -> None:
+        # a member dropped without close(): give its flocks back with its fds
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
     def close(self) -> None:
         for tp in list(self._owned):
             self.release(tp, "")
@@ -196,17 +204,26 @@ class MemoryGroup:
         self.state: dict = {"generation": 0, "members": {}, "assignment": {}}
         self.version = 0
         self.heartbeats: dict[str, float] = {}
+        self.stores: weakref.WeakValueDictionary[str, MemoryGroupStore] = \
+            weakref.WeakValueDictionary()
         self.owners: dict[TopicPartition, str] = {}
         self.offsets: Offsets = {}
 
 
 class MemoryGroupStore:
-    """A member's handle on a ``MemoryGroup``."""
+    """A member's handle on a ``MemoryGroup``. A member is alive while its handle is
+    open (not closed, not garbage collected): the in-memory twin of holding a flock."""
 
     def __init__(self, group: MemoryGroup) -> None:
         self.group = group
+        self.closed = False
+
+    def _open(self, member_id: str) -> bool:
+        store = self.group.stores.get(member_id)
+        return store is not None and not store.closed
 
     def register(self, member_id: str) -> None:
+        self.group.stores[member_id] = self
         self.group.heartbeats[member_id] = time.monotonic()
 
     def heartbeat(self, member_id: str) -> None:
@@ -214,13 +231,15 @@ class MemoryGroupStore:
 
     def is_alive(self, member_id: str, session_timeout: float) -> bool:
         seen = self.group.heartbeats.get(member_id)
-        return seen is not None and time.monotonic() - seen <= session_timeout
+        return self._open(member_id) and seen is not None and \
+            time.monotonic() - seen <= session_timeout
 
     def forget(self, member_id: str) -> None:
         self.group.heartbeats.pop(member_id, None)
 
     def unregister(self, member_id: str) -> None:
         self.forget(member_id)
+        self.group.stores.pop(member_id, None)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -240,8 +259,7 @@ class MemoryGroupStore:
     def acquire(self, tp: TopicPartition, member_id: str) -> bool:
         with self.group.lock:
             owner = self.group.owners.get(tp)
-            if owner is not None and owner != member_id and \
-                    owner in self.group.heartbeats:
+            if owner is not None and owner != member_id and self._open(owner):
                 return False
             self.group.owners[tp] = member_id
             return True
@@ -259,7 +277,7 @@ class MemoryGroupStore:
             self.group.offsets.update(offsets)
 
     def close(self) -> None:
-        pass
+        self.closed = True
 
 
 def file_list_groups(root: Path) -> list[str]:

@@ -158,18 +158,19 @@ class Partition:
             for start in range(0, len(rows), MAX_BATCH_RECORDS):
                 part = rows[start:start + MAX_BATCH_RECORDS]
                 ts = stamps[start:start + MAX_BATCH_RECORDS]
-                body = [[i, t, r[0], r[1], r[2] or None]
+                body = [(i, t, r[0], r[1], r[2] or None)
                         for i, (r, t) in enumerate(zip(part, ts))]
                 base = first + start
-                data = encode_batch(base, base + len(part) - 1, body, max(ts), lat)
+                maxts = max(ts)
+                data = encode_batch(base, base + len(part) - 1, body, maxts, lat)
                 chunks.append(data)
                 seg.positions.append(pos)
                 seg.firsts.append(base)
                 seg.lasts.append(base + len(part) - 1)
                 seg.counts.append(len(part))
                 pos += len(data)
-                if ts and max(ts) > seg.max_timestamp:
-                    seg.max_timestamp = max(ts)
+                if maxts > seg.max_timestamp:
+                    seg.max_timestamp = maxts
             try:
                 end = seg.handle.append(b"".join(chunks))
             except BaseException:

@@ -285,7 +285,7 @@ class Segment:
                 if not count:
                     continue
                 tstype = LOG_APPEND_TIME if attrs & ATTR_LOG_APPEND_TIME else CREATE_TIME
-                rows = _unpackb(view[pos + HEADER_SIZE:body_end])
+                rows = _unpackb(view[pos + HEADER_SIZE:body_end], use_list=False)
                 if first < offset:
                     rows = [r for r in rows if first + r[0] >= offset]
                 if len(rows) > wanted:
@@ -294,7 +294,7 @@ class Segment:
                 wanted -= len(rows)
                 out.extend([
                     Message(topic, partition, first + d, ts, tstype, key, value,
-                            [tuple(h) for h in hs] if hs else [])
+                            list(hs) if hs else [])
                     for d, ts, key, value, hs in rows])
                 if wanted <= 0:
                     return next_offset

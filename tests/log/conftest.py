@@ -24,6 +24,11 @@ def subprocess_env() -> dict[str, str]:
 PYTHON = sys.executable
 
 
+@pytest.fixture
+def child_env() -> dict[str, str]:
+    return subprocess_env()
+
+
 @pytest.fixture(params=["log", "memory"])
 def url(request, tmp_path) -> str:
     """A broker URL of each kind, empty."""

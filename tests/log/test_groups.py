@@ -1,0 +1,199 @@
+"""Consumer groups of the embedded log, members in one process (log:// and memory://)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from streamkit.errors import BrokerError
+from streamkit.transport import connect
+from streamkit.types import OutgoingRecord, TopicPartition
+
+
+def _fill(broker, topic: str = "t", per_partition: int = 5, partitions: int = 4) -> None:
+    broker.create_topic(topic, partitions=partitions)
+    for p in range(partitions):
+        broker.produce(topic, [OutgoingRecord(None, b"%d-%d" % (p, i), partition=p)
+                               for i in range(per_partition)])
+
+
+def _poll_until(member, predicate, timeout: float = 5.0) -> list:
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got += member.poll(max_records=500, timeout=0.01)
+        if predicate(got):
+            return got
+    raise AssertionError(f"condition not met in {timeout}s; got {len(got)} messages")
+
+
+def test_single_member_reads_everything_in_offset_order(broker):
+    _fill(broker)
+    member = broker.group_consumer("g", ["t"])
+    got = _poll_until(member, lambda g: len(g) == 20)
+    assert member.assignment() == {TopicPartition("t", p) for p in range(4)}
+    for p in range(4):
+        assert [m.offset for m in got if m.partition == p] == list(range(5))
+    member.close()
+
+
+def test_committed_offsets_survive_reopen(url):
+    broker = connect(url)
+    _fill(broker)
+    member = broker.group_consumer("g", ["t"])
+    _poll_until(member, lambda g: len(g) == 20)
+    tp = TopicPartition("t", 1)
+    member.commit({tp: 3})
+    assert member.committed(tp) == 3
+    member.commit()                       # current positions: 5 everywhere
+    member.close(commit=False)
+    broker.close()
+    again = connect(url)
+    again.produce("t", [OutgoingRecord(None, b"new", partition=2)])
+    member = again.group_consumer("g", ["t"])
+    got = _poll_until(member, lambda g: len(g) == 1)
+    assert [(m.partition, m.offset, m.value) for m in got] == [(2, 5, b"new")]
+    assert member.committed(tp) == 5
+    offsets = {(o.topic, o.partition): o for o in again.group_offsets("g")}
+    assert offsets[("t", 2)].committed == 5 and offsets[("t", 2)].end_offset == 6
+    assert offsets[("t", 2)].lag == 1
+    member.close()
+
+
+def test_auto_offset_reset_latest_skips_existing(broker):
+    _fill(broker)
+    member = broker.group_consumer("g", ["t"], auto_offset_reset="latest")
+    assert member.poll(timeout=0.05) == []
+    broker.produce("t", [OutgoingRecord(None, b"late", partition=0)])
+    got = _poll_until(member, lambda g: len(g) == 1)
+    assert got[0].value == b"late" and got[0].offset == 5
+    member.close()
+
+
+def test_auto_commit_commits_positions_inside_poll(broker):
+    _fill(broker)
+    member = broker.group_consumer("g", ["t"], enable_auto_commit=True,
+                                   auto_commit_interval=0.05)
+    _poll_until(member, lambda g: len(g) == 20)
+    assert member.committed(TopicPartition("t", 0)) is None or True
+    time.sleep(0.06)
+    member.poll(timeout=0)
+    assert all(member.committed(TopicPartition("t", p)) == 5 for p in range(4))
+    member.close(commit=False)
+
+
+def test_no_commit_without_auto_commit(broker):
+    _fill(broker)
+    member = broker.group_consumer("g", ["t"], enable_auto_commit=False)
+    _poll_until(member, lambda g: len(g) == 20)
+    member.close(commit=False)
+    assert all(o.committed is None for o in broker.group_offsets("g"))
+    second = broker.group_consumer("g", ["t"])
+    assert len(_poll_until(second, lambda g: len(g) == 20)) == 20
+    second.close()
+
+
+def test_two_members_split_partitions_and_rebalance_on_leave(broker):
+    _fill(broker)
+    events = []
+    a = broker.group_consumer("g", ["t"], session_timeout=1.0,
+                              on_assign=lambda tps: events.append(("a+", sorted(tps))),
+                              on_revoke=lambda tps: events.append(("a-", sorted(tps))))
+    assert len(a.assignment()) == 4
+    b = broker.group_consumer("g", ["t"], session_timeout=1.0)
+    # a gives up two partitions on its next poll; b takes them once they are free
+    got_a, got_b = [], []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(got_a) + len(got_b) < 20:
+        got_a += a.poll(timeout=0.01)
+        got_b += b.poll(timeout=0.01)
+    assert len(a.assignment()) == 2 and len(b.assignment()) == 2
+    assert a.assignment().isdisjoint(b.assignment())
+    assert [e[0] for e in events] == ["a+", "a-"]
+    assert len(got_a) == len(got_b) == 10
+    assert {m.partition for m in got_a} == {tp.partition for tp in a.assignment()}
+    assert {m.partition for m in got_b} == {tp.partition for tp in b.assignment()}
+    b.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(a.assignment()) < 4:
+        a.poll(timeout=0.01)
+    assert len(a.assignment()) == 4
+    assert events[-1][0] == "a+" and len(events[-1][1]) == 2
+    a.close()
+
+
+def test_member_that_stops_heartbeating_is_removed(url):
+    broker = connect(url)
+    _fill(broker)
+    a = broker.group_consumer("g", ["t"], session_timeout=0.3)
+    b = broker.group_consumer("g", ["t"], session_timeout=0.3)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(b.assignment()) < 2:
+        a.poll(timeout=0.01)
+        b.poll(timeout=0.01)
+    assert len(b.assignment()) == 2
+    # b hangs (no poll); a notices the silence after session_timeout, but may only
+    # take b's partitions once b released them: b's next poll sees it was removed
+    time.sleep(0.4)
+    a.poll(timeout=0.05)
+    assert len(a.assignment()) == 2
+    b.poll(timeout=0.01)              # b learns it was removed, releases, rejoins
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        a.poll(timeout=0.01)
+        b.poll(timeout=0.01)
+        if len(a.assignment()) == 2 and len(b.assignment()) == 2:
+            break
+    assert a.assignment().isdisjoint(b.assignment())
+    assert len(a.assignment() | b.assignment()) == 4
+    a.close()
+    b.close()
+
+
+def test_seek_position_pause_resume(broker):
+    _fill(broker, partitions=1, per_partition=10)
+    member = broker.group_consumer("g", ["t"])
+    tp = TopicPartition("t", 0)
+    assert member.position(tp) == 0
+    member.seek(tp, 7)
+    assert [m.offset for m in member.poll(timeout=0.5)] == [7, 8, 9]
+    assert member.position(tp) == 10
+    member.seek(tp, 0)
+    member.pause([tp])
+    assert member.poll(timeout=0.05) == []
+    member.resume([tp])
+    assert len(member.poll(timeout=0.5)) == 10
+    with pytest.raises(KeyError):
+        member.position(TopicPartition("other", 0))
+    member.close()
+
+
+def test_groups_listed_and_deleted(broker):
+    _fill(broker)
+    member = broker.group_consumer("my group/1", ["t"])
+    _poll_until(member, lambda g: len(g) == 20)
+    member.commit()
+    assert broker.list_groups() == ["my group/1"]
+    with pytest.raises(BrokerError, match="live member"):
+        broker.delete_group("my group/1")
+    member.close()
+    assert [o.committed for o in broker.group_offsets("my group/1")] == [5, 5, 5, 5]
+    broker.delete_group("my group/1")
+    assert broker.list_groups() == []
+    assert broker.group_offsets("my group/1") == []
+
+
+def test_member_subscribed_to_two_topics(broker):
+    _fill(broker, "a", partitions=2)
+    _fill(broker, "b", partitions=3)
+    member = broker.group_consumer("g", ["a", "b"])
+    got = _poll_until(member, lambda g: len(g) == 25)
+    assert {m.topic for m in got} == {"a", "b"}
+    member.close()
+
+
+def test_group_consumer_creates_missing_topics(broker):
+    member = broker.group_consumer("g", ["fresh"])
+    assert broker.partition_count("fresh") == 4
+    assert len(member.assignment()) == 4
+    member.close()
