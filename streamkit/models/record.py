@@ -90,7 +90,12 @@ class RecordMeta(type):
             coerce if coerce is not None else (parent.coerce if parent else True),
             namespace or f"{cls.__module__}.{cls.__qualname__}",
         )
-        fields = _collect_fields(cls, {f: annotations[f] for f in own}, defaults)
+        # Names local to the function that defines the class (a Record declared in a
+        # test or a factory) resolve string annotations too.
+        frame = sys._getframe(1)
+        fields = _collect_fields(cls, {f: annotations[f] for f in own}, defaults,
+                                 frame.f_locals if frame.f_code.co_name != "<module>"
+                                 else {})
         cls._fields = fields
         cls.__match_args__ = tuple(fields)
         _install_generated(cls, fields)
@@ -135,8 +140,8 @@ def _check_names(record: str, fields: list[str], ns: dict[str, Any]) -> None:
                 f"{record}.{field}: a field and a method or property share this name")
 
 
-def _collect_fields(cls: type, annotations: dict[str, Any],
-                    defaults: dict[str, Any]) -> dict[str, FieldDescriptor]:
+def _collect_fields(cls: type, annotations: dict[str, Any], defaults: dict[str, Any],
+                    caller_locals: dict[str, Any]) -> dict[str, FieldDescriptor]:
     """Parent fields first, then this class's annotations, in declaration order."""
     merged: dict[str, tuple[Any, Any]] = {}
     for base in reversed(cls.__mro__[1:]):
@@ -144,7 +149,7 @@ def _collect_fields(cls: type, annotations: dict[str, Any],
             merged[fd.field] = (fd.type, fd.default)
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module else {}
-    localns = {cls.__name__: cls}
+    localns = {**caller_locals, cls.__name__: cls}
     for field, annotation in annotations.items():
         tp = _resolve(cls, field, annotation, globalns, localns)
         default = defaults.get(field, merged.get(field, (None, MISSING))[1])
@@ -155,14 +160,18 @@ def _collect_fields(cls: type, annotations: dict[str, Any],
 
 def _resolve(cls: type, field: str, annotation: Any, globalns: dict,
              localns: dict) -> Any:
-    if not isinstance(annotation, str):
-        return annotation
-    try:
-        return eval(annotation, globalns, localns)  # noqa: S307 - the class's own code
-    except Exception as exc:
-        raise ImproperlyConfigured(
-            f"{cls.__name__}.{field}: cannot resolve annotation {annotation!r}: {exc}"
-        ) from None
+    # A quoted annotation under `from __future__ import annotations` is a string of
+    # a string: evaluate until it is not a string any more.
+    for _ in range(3):
+        if not isinstance(annotation, str):
+            return annotation
+        try:
+            annotation = eval(annotation, globalns, localns)  # noqa: S307 - class code
+        except Exception as exc:
+            raise ImproperlyConfigured(
+                f"{cls.__name__}.{field}: cannot resolve annotation {annotation!r}: "
+                f"{exc}") from None
+    return annotation
 
 
 _RESERVED: set[str] = set()

@@ -374,3 +374,82 @@ def test_loads_errors() -> None:
 
 def test_record_with_default_serializer_is_json() -> None:
     assert Address("s", 1).dumps() == b'{"street":"s","zip":1}'
+
+
+# ------------------------------------------------------------------ more types
+
+from typing import Literal  # noqa: E402
+from uuid import UUID  # noqa: E402
+
+
+class Misc(Record):
+    flag: bool = False
+    ids: set[int] = set()
+    pair: tuple[int, str] = (0, "")
+    many: tuple[float, ...] = ()
+    uid: UUID | None = None
+    mode: Literal["a", "b"] = "a"
+    either: int | str = 0
+    raw: bytes = b""
+
+
+def test_bool_coercion() -> None:
+    assert Misc(flag="true").flag is True and Misc(flag="No").flag is False
+    assert Misc(flag=1).flag is True
+    with pytest.raises(ValidationError, match=r"^Misc\.flag: expected bool, got 2 \(int\)$"):
+        Misc(flag=2)
+
+
+def test_collections_uuid_literal_union_bytes() -> None:
+    m = Misc.from_data({"ids": [1, "2", 2], "pair": ["5", 6], "many": [1, "2.5"],
+                        "uid": "12345678-1234-5678-1234-567812345678", "mode": "b",
+                        "either": "x", "raw": "AAE="})
+    assert m.ids == {1, 2}
+    assert m.pair == (5, "6") and m.many == (1.0, 2.5)
+    assert m.uid == UUID("12345678-1234-5678-1234-567812345678")
+    assert m.mode == "b" and m.either == "x" and m.raw == b"\x00\x01"
+    assert Misc(either=3).either == 3
+    with pytest.raises(ValidationError, match=r"^Misc\.mode: expected Literal\['a', 'b'\], "
+                                              r"got 'c' \(str\)$"):
+        Misc(mode="c")
+    with pytest.raises(ValidationError, match=r"^Misc\.pair: expected tuple\[int, str\]"):
+        Misc(pair=[1])
+    with pytest.raises(ValidationError, match=r"^Misc\.raw: expected bytes, got '%%' "
+                                              r"\(str\): not base64$"):
+        Misc(raw="%%")
+    assert Misc.loads(m.dumps()) == m
+    assert Misc.loads(m.dumps("msgpack"), "msgpack") == m
+
+
+def test_redeclared_field_keeps_its_position() -> None:
+    class Base(Record):
+        a: int
+        b: int = 1
+
+    class Derived(Base):
+        a: str = "x"
+
+    assert list(Derived._fields) == ["a", "b"]
+    assert Derived._fields["a"].type is str and Derived().a == "x"
+
+
+def test_string_annotations_resolve_local_names() -> None:
+    # This module uses `from __future__ import annotations`: every annotation here is
+    # a string, including ones naming classes local to this function.
+    class Inner(Record):
+        v: int
+
+    class Outer(Record):
+        inner: Inner
+        maybe: Inner | None = None
+        quoted: "int" = 0
+
+    o = Outer.from_data({"inner": {"v": "1"}, "quoted": "2"})
+    assert o.inner == Inner(1) and o.quoted == 2
+    assert Outer.maybe.type == (Inner | None)
+
+
+def test_unresolvable_annotation_is_named() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"Broken\.x: cannot resolve annotation"):
+        class Broken(Record):
+            x: "NoSuchType"  # noqa: F821
