@@ -27,10 +27,20 @@ logger = logging.getLogger("streamkit.worker")
 
 #: stop fetching while the streams hold this many undelivered events
 MAX_BUFFERED = 20_000
+#: distinct decoded keys remembered per channel
+KEY_CACHE_SIZE = 10_000
+_IMMUTABLE = (str, int, float, bytes, bool, type(None), tuple)
 
 
 def partition_runs(messages: list[Message]) -> Iterator[tuple[TopicPartition, list[Message]]]:
     """Cut a poll result into runs of consecutive messages of one partition."""
+    if not messages:
+        return
+    first, last = messages[0], messages[-1]
+    if first.partition == last.partition and first.topic == last.topic:
+        # a poll returns each partition's messages together: one run
+        yield TopicPartition(first.topic, first.partition), messages
+        return
     start = 0
     n = len(messages)
     while start < n:
@@ -79,6 +89,7 @@ class Fetcher:
         self._stopping = False
         self.subscription_changed = False
         self.dead_lettered = 0
+        self._key_cache: dict[Topic, dict[bytes | None, Any]] = {}
 
     # -- registration --------------------------------------------------------------
     def add_stream(self, stream: Stream) -> None:
@@ -148,9 +159,9 @@ class Fetcher:
 
     def decode(self, channel: Topic, tp: TopicPartition, messages: list[Message]) -> Batch:
         end_offset = messages[-1].offset + 1
-        key_serde, value_serde = channel.key_serde, channel.value_serde
+        value_serde = channel.value_serde
         try:
-            keys = key_serde.loads_many([m.key for m in messages])
+            keys = self._decode_keys(channel, [m.key for m in messages])
             values = value_serde.loads_many([m.value for m in messages])
         except DecodeError:
             messages, keys, values = self._decode_one_by_one(channel, messages)
@@ -159,6 +170,26 @@ class Fetcher:
             for m, v in zip(messages, values):
                 m.timestamp = int(extractor(m, v) * 1000)
         return Batch(tp, messages, keys, values, end_offset)
+
+    def _decode_keys(self, channel: Topic, raw_keys: list[bytes | None]) -> list[Any]:
+        """Keys repeat (vendors, locations): decode each distinct key bytes once."""
+        cache = self._key_cache.get(channel)
+        if cache is None:
+            cache = self._key_cache[channel] = {None: None}
+        try:
+            return [cache[raw] for raw in raw_keys]
+        except KeyError:
+            pass
+        missing = list({raw for raw in raw_keys if raw not in cache})
+        decoded = channel.key_serde.loads_many(missing)
+        if len(cache) > KEY_CACHE_SIZE:
+            cache.clear()
+            cache[None] = None
+        for raw, key in zip(missing, decoded):
+            if isinstance(key, _IMMUTABLE):
+                cache[raw] = key
+        return [cache[raw] if raw in cache else channel.key_serde.loads(raw)
+                for raw in raw_keys]
 
     def _decode_one_by_one(self, channel: Topic, messages: list[Message]
                            ) -> tuple[list[Message], list[Any], list[Any]]:

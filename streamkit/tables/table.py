@@ -10,10 +10,11 @@ partition is assigned) a table replays only the changelog past that offset.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from streamkit.errors import ImproperlyConfigured
+from streamkit.errors import ImproperlyConfigured, StoreLocked
 from streamkit.log.partitioner import partition_for_key
 from streamkit.serializers import Serde
 from streamkit.streams.event import current_stream
@@ -59,7 +60,9 @@ class Table:
         self.key_serde = Serde(key_type, key_serializer or "json")
         self.value_serde = Serde(value_type, value_serializer or "json")
         self.window: WindowWrapper | None = None
-        self._store: Any = None
+        #: one store per partition (RocksDB files are per partition, as in Faust, so
+        #: workers of one app on one machine each open only the partitions they own)
+        self._stores: dict[int, Any] = {}
         self._cache: dict[int, dict[Any, Any]] = {}
         self._dirty: dict[int, set[Any]] = {}
         self._active: set[int] = set()
@@ -124,7 +127,8 @@ class Table:
         cache = self._cache_of(partition)
         value = cache.get(key, _ABSENT)
         if value is _ABSENT:
-            raw = self._store.get(partition, self.key_serde.dumps(key)) if self._store else None
+            store = self._stores.get(partition)
+            raw = store.get(partition, self.key_serde.dumps(key)) if store else None
             value = _DELETED if raw is None else self.value_serde.loads(raw)
             cache[key] = value
         return value
@@ -156,8 +160,7 @@ class Table:
 
     def _readable_partitions(self) -> list[int]:
         known = set(self._cache) | self._active
-        if self._store is not None:
-            known.update(self._store.partitions())
+        known.update(self._stores)
         return sorted(known)
 
     def items(self) -> Iterator[tuple[Any, Any]]:
@@ -172,8 +175,9 @@ class Table:
             seen.add(key)
             if value is not _DELETED:
                 yield key, value
-        if self._store is not None:
-            for raw_key, raw_value in self._store.items(partition):
+        store = self._stores.get(partition)
+        if store is not None:
+            for raw_key, raw_value in store.items(partition):
                 if raw_key[:1] == b"\x00":
                     continue  # streamkit's own bookkeeping (window watermark)
                 key = _hashable(self.key_serde.loads(raw_key))
@@ -246,21 +250,34 @@ class Table:
 
     # -- lifecycle (called by the worker) -----------------------------------------------
     def open(self) -> None:
-        """Open the store and create the changelog topic (worker start)."""
-        if self._store is None:
-            self._store = open_store(self.store_url, self.app.datadir / "tables", self.name,
-                                     self.partition_count())
+        """Create the changelog topic (worker start); stores open per partition."""
+        if self._test_mode:  # a worker after a test_context in the same process
+            self.close()
+            self._test_mode = False
         self.app.broker.create_topic(self.changelog_topic, partitions=self.partition_count(),
                                      config={"cleanup.policy": "compact"}, exist_ok=True)
         if self.is_global:
             self.on_partitions_assigned([TopicPartition(self.changelog_topic, p)
                                          for p in range(self.partition_count())])
 
+    def _store_of(self, partition: int) -> Any:
+        """The store of one partition, opened on first use."""
+        store = self._stores.get(partition)
+        if store is None:
+            url = "memory://" if (self._test_mode or self.is_global) else self.store_url
+            store = self._stores[partition] = open_store_waiting(
+                url, self.app.datadir / "tables", f"{self.name}-{partition}")
+        return store
+
+    def _close_store(self, partition: int) -> None:
+        store = self._stores.pop(partition, None)
+        if store is not None:
+            store.close()
+
     def use_memory_store(self) -> None:
-        """Inside ``agent.test_context()``: a fresh memory store, no changelog."""
-        if self._store is not None:
-            self._store.close()
-        self._store = open_store("memory://", None, self.name)
+        """Inside ``agent.test_context()``: fresh memory stores, no changelog."""
+        for partition in list(self._stores):
+            self._close_store(partition)
         self._cache.clear()
         self._dirty.clear()
         self._test_mode = True
@@ -270,9 +287,8 @@ class Table:
             self.window.close_due_windows()
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for partition in list(self._stores):
+            self._close_store(partition)
         self._cache.clear()
         self._dirty.clear()
         self._active.clear()
@@ -304,13 +320,13 @@ class Table:
         if not changes:
             return
         if self._test_mode:
-            self._store.apply(partition, changes, None)
+            self._store_of(partition).apply(partition, changes, None)
             return
         records = [OutgoingRecord(k, v, [], None, partition) for k, v in changes]
         metadata = self.app.broker.produce(self.changelog_topic, records,
                                            acks=self.app.conf.producer_acks)
         offset = None if self.is_global else metadata[-1].offset + 1
-        self._store.apply(partition, changes, offset)
+        self._store_of(partition).apply(partition, changes, offset)
         for key in keys:
             if cache.get(key) is _DELETED:
                 del cache[key]
@@ -334,19 +350,21 @@ class Table:
             self._active.discard(partition)
             self._cache.pop(partition, None)
             self._dirty.pop(partition, None)
+            self._close_store(partition)
 
     def restore(self, partition: int) -> int:
         """Replay the changelog past the store's offset; returns records applied."""
         broker = self.app.broker
         tp = TopicPartition(self.changelog_topic, partition)
         start, end = broker.offsets(tp)
-        offset = self._store.offset(partition)
+        store = self._store_of(partition)
+        offset = store.offset(partition)
         if offset is None or offset < start or offset > end:
             if offset is not None and offset > end:
                 logger.warning("table %s[%d]: store is ahead of its changelog (%d > %d); "
                                "rebuilding it from the changelog", self.name, partition,
                                offset, end)
-            self._store.clear(partition)
+            store.clear(partition)
             offset = start
         applied = 0
         while offset < end:
@@ -355,7 +373,7 @@ class Table:
                 break
             changes = [(m.key, m.value) for m in messages if m.key is not None]
             offset = messages[-1].offset + 1
-            self._store.apply(partition, changes, offset)
+            store.apply(partition, changes, offset)
             applied += len(changes)
         self._cache.pop(partition, None)
         self._dirty.pop(partition, None)
@@ -367,8 +385,24 @@ class Table:
         return applied
 
 
+def open_store_waiting(url: str, directory: Any, name: str, timeout: float = 15.0) -> Any:
+    """Open a store, waiting while the worker that owned the partition before a
+    rebalance still holds its lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return open_store(url, directory, name)
+        except StoreLocked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 class GlobalTable(Table):
-    """A table every worker holds whole: it reads every changelog partition."""
+    """A table every worker holds whole: it reads every changelog partition.
+
+    Its stores are in memory and rebuilt from the changelog at start: every worker of
+    an app holds all of it, so one file per worker would be needed otherwise."""
 
     is_global = True
 

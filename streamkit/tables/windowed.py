@@ -333,7 +333,7 @@ class WindowWrapper:
     def on_restored(self, partition: int) -> None:
         """Rebuild which windows are open from the store after a restore."""
         table = self.table
-        raw = table._store.get(partition, WATERMARK_KEY)
+        raw = table._store_of(partition).get(partition, WATERMARK_KEY)
         watermark = msgpack.unpackb(raw) if raw is not None else None
         self._open.pop(partition, None)
         self._close_heap.pop(partition, None)
