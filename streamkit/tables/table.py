@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from streamkit.errors import ImproperlyConfigured, StoreLocked
 from streamkit.log.partitioner import partition_for_key
 from streamkit.serializers import Serde
@@ -405,6 +407,41 @@ class GlobalTable(Table):
     an app holds all of it, so one file per worker would be needed otherwise."""
 
     is_global = True
+
+    def _find(self, key: Any) -> Any:
+        for partition in self._readable_partitions():
+            value = self._lookup(partition, key)
+            if value is not _DELETED:
+                return value
+        return _DELETED
+
+    async def run_background(self) -> None:
+        """Follow every changelog partition, so writes by other workers show up."""
+        broker = self.app.broker
+        partitions = range(self.partition_count())
+        positions = {p: self._store_of(p).offset(p) or 0 for p in partitions}
+        while True:
+            moved = False
+            for partition in partitions:
+                tp = TopicPartition(self.changelog_topic, partition)
+                messages = broker.fetch(tp, positions[partition], RESTORE_BATCH)
+                if messages:
+                    moved = True
+                    positions[partition] = messages[-1].offset + 1
+                    self._apply_followed(partition, messages, positions[partition])
+            await anyio.sleep(0 if moved else 0.05)
+
+    def _apply_followed(self, partition: int, messages: list[Any], offset: int) -> None:
+        changes = [(m.key, m.value) for m in messages if m.key is not None]
+        self._store_of(partition).apply(partition, changes, offset)
+        cache = self._cache.get(partition)
+        if cache:
+            dirty = self._dirty.get(partition, set())
+            for raw_key, _ in changes:
+                key = _hashable(self.key_serde.loads(raw_key)) if raw_key[:1] != b"\x00" \
+                    else None
+                if key is not None and key not in dirty:
+                    cache.pop(key, None)
 
 
 def _hashable(key: Any) -> Any:

@@ -1,4 +1,5 @@
 """A counting app for end-to-end tests. Broker and datadir come from STREAMKIT_* env."""
+import json
 import os
 
 import streamkit
@@ -29,6 +30,11 @@ async def count(stream):
         if SLOW:
             import anyio
             await anyio.sleep(SLOW)
+
+
+@app.timer(0.3)
+async def report():
+    print("REPORT", json.dumps(dict(vendor_rides.items()), sort_keys=True), flush=True)
 
 
 if __name__ == "__main__":
