@@ -388,6 +388,16 @@ class LogBroker:
         self.close()
 
 
+def reset_memory(name: str | None = None) -> None:
+    """Forget the data of ``memory://name`` (every memory:// log if ``name`` is None),
+    e.g. between tests. Brokers already open keep the data they hold."""
+    with _MEMORY_LOCK:
+        if name is None:
+            _MEMORY.clear()
+        else:
+            _MEMORY.pop(name, None)
+
+
 def _log_root(url: str, datadir: str | Path) -> Path:
     rest = url.partition("://")[2]
     if not rest:

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
-from streamkit.errors import InvalidConfig
+from streamkit.errors import InvalidConfig, OffsetOutOfRange, UnknownTopic
 from streamkit.types import Message, TopicPartition
 
 log = logging.getLogger("streamkit.log")
@@ -133,6 +133,8 @@ class LogGroupConsumer:
             log.warning("group %s: member %s was removed from the group; rejoining",
                         self.group_id, self.member_id)
             self._revoke(set(self._positions) | self._pending)
+            self._store.unregister(self.member_id)     # our member file was removed
+            self._store.register(self.member_id)
             self._join()
             return
         self._generation = state["generation"]
@@ -218,7 +220,17 @@ class LogGroupConsumer:
         self._rr = (self._rr + 1) % len(active)
         out: list[Message] = []
         for tp in active[self._rr:] + active[:self._rr]:
-            messages = self._broker.fetch(tp, self._positions[tp], max_records - len(out))
+            try:
+                messages = self._broker.fetch(tp, self._positions[tp],
+                                              max_records - len(out))
+            except OffsetOutOfRange:
+                self._positions[tp] = self._start_position(tp, None)
+                log.warning("group %s: position of %s[%d] was past the end of the log; "
+                            "reset to %s offset %d", self.group_id, tp.topic, tp.partition,
+                            self._reset, self._positions[tp])
+                continue
+            except UnknownTopic:
+                continue                     # deleted under us: nothing to read
             if messages:
                 self._positions[tp] = messages[-1].offset + 1
                 out.extend(messages)

@@ -222,3 +222,11 @@ def test_records_from_another_broker_instance_are_seen(url):
     # and b appends after a's records, not over them
     assert b.produce("t", [OutgoingRecord(None, b"y")])[0].offset == 1
     assert a.produce("t", [OutgoingRecord(None, b"z")])[0].offset == 2
+
+
+def test_reset_memory_forgets_a_memory_log():
+    from streamkit.log.broker import reset_memory
+    connect("memory://to-reset").produce("t", [OutgoingRecord(None, b"v")])
+    assert connect("memory://to-reset").list_topics() == ["t"]
+    reset_memory("to-reset")
+    assert connect("memory://to-reset").list_topics() == []

@@ -146,6 +146,13 @@ def test_member_that_stops_heartbeating_is_removed(url):
             break
     assert a.assignment().isdisjoint(b.assignment())
     assert len(a.assignment() | b.assignment()) == 4
+    # and the group is stable again: b is not removed over and over
+    generation = a._generation
+    deadline = time.monotonic() + 0.8
+    while time.monotonic() < deadline:
+        a.poll(timeout=0.01)
+        b.poll(timeout=0.01)
+    assert a._generation == b._generation == generation
     a.close()
     b.close()
 
