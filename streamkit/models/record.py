@@ -233,11 +233,10 @@ def _check_lines(var: str, i: int, tp: Any, optional: bool,
     if tp is datetime:
         # The wire form of a datetime is an ISO string: parse it without a call chain.
         return [
-            f"{indent}if {guard}type({var}) is not _sk_T{i}:",
-            f"{indent}    if type({var}) is str:",
-            f"{indent}        try: {var} = _sk_fromiso({var})",
-            f"{indent}        except ValueError: {var} = _sk_c{i}({var})",
-            f"{indent}    else: {var} = _sk_c{i}({var})",
+            f"{indent}if type({var}) is str:",
+            f"{indent}    try: {var} = _sk_fromiso({var})",
+            f"{indent}    except ValueError: {var} = _sk_c{i}({var})",
+            f"{indent}elif {guard}type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})",
         ]
     return [f"{indent}if {guard}type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})"]
 
@@ -304,7 +303,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
     # Decoders: a dict from a codec -> instance. Unknown keys are ignored; a missing
     # key or a non-dict takes the slow path (defaults, error messages).
     src += [
-        f"def _from_wire(d, *, {binds}):",
+        "def _from_wire(d):",
         "    if type(d) is not dict: return _sk_slow(d)",
         "    self = _sk_new(_sk_cls)",
         "    try:",
@@ -326,10 +325,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         "        if data is None:",
         "            append(None)",
         "            continue",
-        "        d = unpack(data)",
-        "        if type(d) is not dict:",
-        "            append(_sk_slow(d))",
-        "            continue",
+        "        d = unpack(data)",  # not a mapping: TypeError below, batch retried
         "        self = _sk_new(_sk_cls)",
         "        try:",
         *_wire_lines(fields, fast, "            ", "self"),
