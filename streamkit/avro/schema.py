@@ -334,10 +334,23 @@ def _record_definition(record_type: type, defined: set[str]) -> dict[str, Any]:
                 field["default"] = value
         fields.append(field)
     definition: dict[str, Any] = {"type": "record", "name": name, "fields": fields}
-    namespace = getattr(record_type, "__avro_namespace__", None)
+    namespace = _explicit_namespace(record_type)
     if namespace:
         definition["namespace"] = namespace
     return definition
+
+
+def _explicit_namespace(record_type: type) -> str | None:
+    """The Avro namespace of a Record declared with ``namespace="a.b"`` (or
+    ``namespace="a.b.Name"``). The default namespace, ``module.QualName``, is not used:
+    it changes when the same class is run as ``__main__``, and Avro resolves records by
+    name, so the bare class name is the stable choice."""
+    options = getattr(record_type, "_options", None)
+    namespace = getattr(options, "namespace", None)
+    if not namespace or namespace == f"{record_type.__module__}.{record_type.__qualname__}":
+        return None
+    head, _, last = namespace.rpartition(".")
+    return head or None if last == record_type.__name__ else namespace
 
 
 def schema_for(record_type: type) -> Schema:
@@ -345,7 +358,7 @@ def schema_for(record_type: type) -> Schema:
 
     An explicit ``__avro_schema__`` class attribute (a Schema, JSON text, dict, or .avsc
     path) wins; otherwise the schema is derived from ``Record._fields``: record name =
-    class name (namespace from ``__avro_namespace__`` if set), int -> long,
+    class name (namespace from the Record's ``namespace=`` option if given), int -> long,
     float -> double, str -> string, datetime -> long/timestamp-micros, Decimal -> string,
     ``X | None`` -> ["null", X], list[X] -> array, dict[str, X] -> map, nested Records
     -> nested records, Enums -> enums. Fields with a default get it in the schema.
@@ -416,6 +429,11 @@ def record_datum_builder(record_type: type) -> Callable[[Any], dict[str, Any]]:
     else:
         plan = [(name, _converter(annotation))
                 for name, annotation, *_ in _fields_of(record_type)]
+        fast = getattr(record_type, "_streamkit_fields_", None)
+        if fast is not None and all(conv is None for _, conv in plan):
+            # every value is writable as it is: hand fastavro the field dict
+            _BUILDER_CACHE[record_type] = fast
+            return fast
 
         def builder(obj: Any) -> dict[str, Any]:
             return {name: (getattr(obj, name) if conv is None else conv(getattr(obj, name)))

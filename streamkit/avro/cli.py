@@ -1,0 +1,226 @@
+"""Command line: ``streamkit registry serve`` and ``streamkit schemas ...``.
+
+Two click groups, ``registry`` and ``schemas``, that the main ``streamkit`` command
+attaches; ``python -m streamkit.avro.cli`` runs them on their own.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+import click
+
+from streamkit.errors import IncompatibleSchema, SchemaRegistryError
+
+__all__ = ["registry", "schemas", "main"]
+
+_BROKER_HELP = ("broker whose _schemas topic holds the registry (default: "
+                "$STREAMKIT_BROKER or log://)")
+
+
+def _default_broker() -> str:
+    return os.environ.get("STREAMKIT_BROKER", "log://")
+
+
+def _default_datadir() -> str:
+    return os.environ.get("STREAMKIT_DATADIR", "stores")
+
+
+@click.group()
+def registry() -> None:
+    """The built-in Schema Registry."""
+
+
+@registry.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8081, show_default=True, type=int, help="port to listen on")
+@click.option("--broker", default=None, help=_BROKER_HELP)
+@click.option("--datadir", default=None, help="data root of log:// (default: stores)")
+@click.option("--compatibility", default="BACKWARD", show_default=True,
+              help="global compatibility level until one is set with PUT /config")
+def serve(host: str, port: int, broker: str | None, datadir: str | None,
+          compatibility: str) -> None:
+    """Serve the Schema Registry REST API (Confluent-compatible subset)."""
+    import anyio
+
+    from streamkit.avro.registry import SchemaRegistry
+    from streamkit.avro.server import serve_registry
+    from streamkit.transport import connect
+
+    url = broker or _default_broker()
+    reg = SchemaRegistry(connect(url, datadir=datadir or _default_datadir()),
+                         default_compatibility=compatibility, owns_broker=True)
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            bound = await tg.start(serve_registry, reg, host, port)
+            click.echo(f"schema registry on http://{host}:{bound} (broker {url})", err=True)
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()    # stops the server; exit status 0
+                    break
+
+    try:
+        anyio.run(run)
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        reg.close()
+
+
+@click.group()
+@click.option("--registry", "registry_url", default=None,
+              help="a registry's REST URL (http://host:8081) instead of the broker; "
+                   "default $STREAMKIT_SCHEMA_REGISTRY_URL")
+@click.option("--broker", default=None, help=_BROKER_HELP)
+@click.option("--datadir", default=None, help="data root of log:// (default: stores)")
+@click.pass_context
+def schemas(ctx: click.Context, registry_url: str | None, broker: str | None,
+            datadir: str | None) -> None:
+    """List, show, register and check Avro schemas of the Schema Registry."""
+    ctx.obj = {"url": registry_url or os.environ.get("STREAMKIT_SCHEMA_REGISTRY_URL")
+               or broker or _default_broker(),
+               "datadir": datadir or _default_datadir()}
+
+
+def _open(ctx: click.Context) -> Any:
+    from streamkit.avro.registry import open_registry
+    reg = open_registry(ctx.obj["url"], datadir=ctx.obj["datadir"])
+    ctx.call_on_close(reg.close)
+    return reg
+
+
+def _fail(exc: SchemaRegistryError) -> None:
+    click.echo(f"error {exc.error_code}: {exc.message}", err=True)
+    for msg in getattr(exc, "messages", []):
+        click.echo(f"  - {msg}", err=True)
+    sys.exit(1)
+
+
+def _read_schema(path: str) -> Any:
+    from streamkit.avro.schema import Schema
+    return Schema.parse(path if path != "-" else sys.stdin.read())
+
+
+@schemas.command("list")
+@click.option("--deleted", is_flag=True, help="include soft-deleted subjects")
+@click.pass_context
+def list_(ctx: click.Context, deleted: bool) -> None:
+    """Subjects, with their versions and latest schema id."""
+    reg = _open(ctx)
+    try:
+        for subject in reg.subjects(deleted=deleted):
+            versions = reg.versions(subject, deleted=deleted)
+            latest = reg.get_version(subject, "latest", deleted=deleted)
+            click.echo(f"{subject}\tversions {','.join(map(str, versions))}\t"
+                       f"latest id {latest.id}")
+    except SchemaRegistryError as exc:
+        _fail(exc)
+
+
+@schemas.command("show")
+@click.argument("subject")
+@click.option("--version", default="latest", show_default=True)
+@click.pass_context
+def show(ctx: click.Context, subject: str, version: str) -> None:
+    """One version of a subject: id, version and the schema."""
+    reg = _open(ctx)
+    try:
+        found = reg.get_version(subject, version)
+        level = reg.compatibility(subject)
+    except SchemaRegistryError as exc:
+        _fail(exc)
+        return
+    click.echo(f"subject {found.subject}  version {found.version}  id {found.id}  "
+               f"compatibility {level}")
+    click.echo(found.schema.to_json(indent=2))
+
+
+@schemas.command("register")
+@click.argument("subject")
+@click.argument("file")
+@click.pass_context
+def register(ctx: click.Context, subject: str, file: str) -> None:
+    """Register the schema in FILE (an .avsc, or - for stdin) under SUBJECT."""
+    reg = _open(ctx)
+    try:
+        done = reg.register(subject, _read_schema(file))
+    except IncompatibleSchema as exc:
+        _fail(exc)
+        return
+    except SchemaRegistryError as exc:
+        _fail(exc)
+        return
+    click.echo(f"{subject}: version {done.version}, id {done.id}")
+
+
+@schemas.command("check")
+@click.argument("subject")
+@click.argument("file")
+@click.option("--version", default=None,
+              help="check against this version only (default: what the level requires)")
+@click.pass_context
+def check(ctx: click.Context, subject: str, file: str, version: str | None) -> None:
+    """Whether FILE's schema may be registered under SUBJECT. Exit 1 if not."""
+    reg = _open(ctx)
+    try:
+        messages = reg.check(subject, _read_schema(file), version)
+        level = reg.compatibility(subject)
+    except SchemaRegistryError as exc:
+        _fail(exc)
+        return
+    if messages:
+        click.echo(f"incompatible with {subject} ({level}):")
+        for msg in messages:
+            click.echo(f"  - {msg}")
+        sys.exit(1)
+    click.echo(f"compatible with {subject} ({level})")
+
+
+@schemas.command("compatibility")
+@click.argument("subject", required=False)
+@click.option("--set", "level", default=None, help="set the level (NONE, BACKWARD, ...)")
+@click.pass_context
+def compatibility(ctx: click.Context, subject: str | None, level: str | None) -> None:
+    """Show or set the compatibility level, global or of SUBJECT."""
+    reg = _open(ctx)
+    try:
+        if level:
+            reg.set_compatibility(level, subject)
+        click.echo(reg.compatibility(subject))
+    except SchemaRegistryError as exc:
+        _fail(exc)
+
+
+@schemas.command("delete")
+@click.argument("subject")
+@click.option("--version", default=None, help="delete one version (default: the subject)")
+@click.option("--permanent", is_flag=True, help="erase a soft-deleted subject/version")
+@click.pass_context
+def delete(ctx: click.Context, subject: str, version: str | None, permanent: bool) -> None:
+    """Soft-delete a subject or one version (--permanent erases a soft-deleted one)."""
+    reg = _open(ctx)
+    try:
+        if version is None:
+            done = reg.delete_subject(subject, permanent=permanent)
+        else:
+            done = [reg.delete_version(subject, version, permanent=permanent)]
+    except SchemaRegistryError as exc:
+        _fail(exc)
+        return
+    kind = "permanently deleted" if permanent else "soft-deleted"
+    click.echo(f"{subject}: {kind} versions {','.join(map(str, done))}")
+
+
+@click.group()
+def main() -> None:
+    """streamkit's Avro commands (also under the main ``streamkit`` command)."""
+
+
+main.add_command(registry)
+main.add_command(schemas)
+
+if __name__ == "__main__":
+    main()

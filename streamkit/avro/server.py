@@ -1,0 +1,300 @@
+"""The registry's HTTP server: the part of Confluent's Schema Registry REST API that
+clients (confluent-kafka's SchemaRegistryClient, AvroSerializer/AvroDeserializer, curl)
+use, with Confluent's JSON error bodies ``{"error_code": 40401, "message": ...}``.
+
+Run it with ``streamkit registry serve`` or, inside a worker's task group, with
+``await tg.start(serve_registry, registry, host, port)``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from streamkit.avro.registry import SchemaRegistry
+from streamkit.avro.schema import Schema
+from streamkit.errors import InvalidSchema, SchemaRegistryError
+
+__all__ = ["CONTENT_TYPE", "create_app", "serve_registry"]
+
+CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+
+Handler = Callable[[Request, SchemaRegistry], Awaitable[Any]]
+
+
+class _Reply(JSONResponse):
+    media_type = CONTENT_TYPE
+
+
+def _error(status: int, code: int, message: str) -> Response:
+    return _Reply({"error_code": code, "message": message}, status_code=status)
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "false").lower() == "true"
+
+
+async def _schema_body(request: Request) -> Schema:
+    """The schema of a register / lookup / compatibility request body."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except json.JSONDecodeError as exc:
+        raise _BadRequest(f"request body is not JSON: {exc}") from None
+    if not isinstance(body, dict) or not body.get("schema"):
+        raise InvalidSchema("Empty schema")
+    kind = str(body.get("schemaType") or "AVRO").upper()
+    if kind != "AVRO":
+        raise InvalidSchema(f"Invalid schema type {kind}: this registry holds AVRO only")
+    if body.get("references"):
+        raise InvalidSchema("schema references are not supported by this registry")
+    if not isinstance(body["schema"], str):
+        raise InvalidSchema("the schema must be a JSON string holding the Avro schema")
+    return Schema.parse(body["schema"])
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _endpoint(handler: Handler, registry: SchemaRegistry) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            result = await handler(request, registry)
+        except SchemaRegistryError as exc:
+            return _error(exc.http_status, exc.error_code, exc.message)
+        except _BadRequest as exc:
+            return _error(400, 400, str(exc))
+        return result if isinstance(result, Response) else _Reply(result)
+    return endpoint
+
+
+# -- handlers (one per route; each reads its request and calls the registry) ----------
+
+async def root(request: Request, reg: SchemaRegistry) -> Any:
+    return {}
+
+
+async def list_subjects(request: Request, reg: SchemaRegistry) -> Any:
+    return reg.subjects(deleted=_flag(request, "deleted"))
+
+
+async def list_versions(request: Request, reg: SchemaRegistry) -> Any:
+    return reg.versions(request.path_params["subject"], deleted=_flag(request, "deleted"))
+
+
+async def get_version(request: Request, reg: SchemaRegistry) -> Any:
+    p = request.path_params
+    return reg.get_version(p["subject"], p["version"],
+                           deleted=_flag(request, "deleted")).to_json()
+
+
+async def get_version_schema(request: Request, reg: SchemaRegistry) -> Any:
+    p = request.path_params
+    schema = reg.get_version(p["subject"], p["version"], deleted=_flag(request, "deleted"))
+    return Response(schema.schema.canonical, media_type=CONTENT_TYPE)
+
+
+async def register(request: Request, reg: SchemaRegistry) -> Any:
+    schema = await _schema_body(request)
+    done = reg.register(request.path_params["subject"], schema)
+    return {"id": done.id, "version": done.version}
+
+
+async def lookup(request: Request, reg: SchemaRegistry) -> Any:
+    schema = await _schema_body(request)
+    return reg.lookup(request.path_params["subject"], schema,
+                      deleted=_flag(request, "deleted")).to_json()
+
+
+async def delete_subject(request: Request, reg: SchemaRegistry) -> Any:
+    return reg.delete_subject(request.path_params["subject"],
+                              permanent=_flag(request, "permanent"))
+
+
+async def delete_version(request: Request, reg: SchemaRegistry) -> Any:
+    p = request.path_params
+    return reg.delete_version(p["subject"], p["version"],
+                              permanent=_flag(request, "permanent"))
+
+
+def _schema_id(request: Request) -> int:
+    try:
+        return int(request.path_params["id"])
+    except ValueError:
+        raise _BadRequest(f"schema id {request.path_params['id']!r} is not a number") from None
+
+
+async def schema_by_id(request: Request, reg: SchemaRegistry) -> Any:
+    return {"schema": reg.schema_by_id(_schema_id(request)).canonical}
+
+
+async def schema_by_id_raw(request: Request, reg: SchemaRegistry) -> Any:
+    return Response(reg.schema_by_id(_schema_id(request)).canonical, media_type=CONTENT_TYPE)
+
+
+async def subjects_of_id(request: Request, reg: SchemaRegistry) -> Any:
+    pairs = reg.subject_versions_of_id(_schema_id(request), deleted=_flag(request, "deleted"))
+    return sorted({s for s, _ in pairs})
+
+
+async def versions_of_id(request: Request, reg: SchemaRegistry) -> Any:
+    pairs = reg.subject_versions_of_id(_schema_id(request), deleted=_flag(request, "deleted"))
+    return [{"subject": s, "version": v} for s, v in pairs]
+
+
+async def schema_types(request: Request, reg: SchemaRegistry) -> Any:
+    return ["AVRO"]
+
+
+async def compatibility(request: Request, reg: SchemaRegistry) -> Any:
+    schema = await _schema_body(request)
+    subject = request.path_params["subject"]
+    version = request.path_params.get("version")
+    if version is not None and str(version).lower() in ("latest", "-1") and \
+            subject not in reg.subjects():
+        messages: list[str] = []      # nothing to be incompatible with
+    else:
+        messages = reg.check(subject, schema, version)
+    reply: dict[str, Any] = {"is_compatible": not messages}
+    if _flag(request, "verbose"):
+        reply["messages"] = messages
+    return reply
+
+
+async def _level_body(request: Request) -> str:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except json.JSONDecodeError as exc:
+        raise _BadRequest(f"request body is not JSON: {exc}") from None
+    level = body.get("compatibility") or body.get("compatibilityLevel") \
+        if isinstance(body, dict) else None
+    if not level:
+        raise _BadRequest('body must be {"compatibility": "<LEVEL>"}')
+    return str(level)
+
+
+async def get_config(request: Request, reg: SchemaRegistry) -> Any:
+    subject = request.path_params.get("subject")
+    return {"compatibilityLevel": reg.compatibility(
+        subject, default_to_global=subject is None or _flag(request, "defaultToGlobal"))}
+
+
+async def put_config(request: Request, reg: SchemaRegistry) -> Any:
+    level = await _level_body(request)
+    return {"compatibility": reg.set_compatibility(level, request.path_params.get("subject"))}
+
+
+async def delete_config(request: Request, reg: SchemaRegistry) -> Any:
+    return {"compatibilityLevel": reg.delete_compatibility(request.path_params["subject"])}
+
+
+async def get_mode(request: Request, reg: SchemaRegistry) -> Any:
+    return {"mode": "READWRITE"}
+
+
+_ROUTES: list[tuple[str, list[str], Handler]] = [
+    ("/", ["GET"], root),
+    ("/subjects", ["GET"], list_subjects),
+    ("/subjects/{subject}", ["POST"], lookup),
+    ("/subjects/{subject}", ["DELETE"], delete_subject),
+    ("/subjects/{subject}/versions", ["GET"], list_versions),
+    ("/subjects/{subject}/versions", ["POST"], register),
+    ("/subjects/{subject}/versions/{version}", ["GET"], get_version),
+    ("/subjects/{subject}/versions/{version}", ["DELETE"], delete_version),
+    ("/subjects/{subject}/versions/{version}/schema", ["GET"], get_version_schema),
+    ("/schemas/types", ["GET"], schema_types),
+    ("/schemas/ids/{id}", ["GET"], schema_by_id),
+    ("/schemas/ids/{id}/schema", ["GET"], schema_by_id_raw),
+    ("/schemas/ids/{id}/subjects", ["GET"], subjects_of_id),
+    ("/schemas/ids/{id}/versions", ["GET"], versions_of_id),
+    ("/compatibility/subjects/{subject}/versions", ["POST"], compatibility),
+    ("/compatibility/subjects/{subject}/versions/{version}", ["POST"], compatibility),
+    ("/config", ["GET"], get_config),
+    ("/config", ["PUT"], put_config),
+    ("/config/{subject}", ["GET"], get_config),
+    ("/config/{subject}", ["PUT"], put_config),
+    ("/config/{subject}", ["DELETE"], delete_config),
+    ("/mode", ["GET"], get_mode),
+    ("/mode/{subject}", ["GET"], get_mode),
+]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    detail = getattr(exc, "detail", str(exc))
+    if status == 404:
+        detail = f"HTTP 404 Not Found: no endpoint {request.method} {request.url.path}"
+    return _error(status, status, str(detail))
+
+
+def create_app(registry: SchemaRegistry) -> Starlette:
+    """The Starlette app serving ``registry``."""
+    routes = [Route(path, _endpoint(handler, registry), methods=methods)
+              for path, methods, handler in _ROUTES]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its host (the worker)."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+async def serve_registry(registry: SchemaRegistry, host: str = "127.0.0.1",
+                         port: int = 8081, *,
+                         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+                         ) -> None:
+    """Serve ``registry`` over HTTP until cancelled.
+
+    For a task group: ``port = await tg.start(serve_registry, registry, host, port)``
+    returns once the server listens, with the bound port (``port=0`` picks a free one).
+    Cancelling the task stops the server cleanly. Signals are left to the caller: uvicorn
+    installs no handlers here.
+    """
+    config = uvicorn.Config(create_app(registry), host=host, port=port,
+                            log_level="warning", access_log=False, lifespan="off")
+    server = _EmbeddedServer(config)
+    failure: list[BaseException] = []
+    finished = anyio.Event()
+
+    async def run() -> None:
+        # shielded: on cancellation we ask uvicorn to stop and let it close its sockets
+        with anyio.CancelScope(shield=True):
+            try:
+                await server.serve()
+            except SystemExit:        # uvicorn exits the process when it cannot bind
+                failure.append(OSError(f"schema registry cannot listen on {host}:{port}"))
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+                failure.append(exc)
+            finally:
+                finished.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        try:
+            while not server.started:
+                if finished.is_set():
+                    raise failure[0] if failure else OSError(
+                        f"schema registry on {host}:{port} stopped before it started")
+                await anyio.sleep(0.01)
+            bound = port
+            for srv in server.servers:
+                for sock in srv.sockets:
+                    bound = sock.getsockname()[1]
+            task_status.started(bound)
+            await finished.wait()
+        finally:
+            server.should_exit = True
+    if failure and not isinstance(failure[0], anyio.get_cancelled_exc_class()):
+        raise failure[0]
