@@ -100,6 +100,7 @@ class KafkaBroker:
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic; raises ``UnknownTopic`` if there is none."""
+        self._close_readers_of(name)
         future = self._admin.delete_topics([name], request_timeout=self.timeout,
                                            operation_timeout=self.timeout)[name]
         try:
@@ -108,6 +109,17 @@ class KafkaBroker:
             raise broker_error(exc, f"delete topic {name!r}", self.servers) from None
         self._known_topics.discard(name)
         self._wait_for(name, present=False)
+
+    def _close_readers_of(self, topic: str) -> None:
+        # A librdkafka consumer that fetched a topic lately crashes (SIGSEGV) when the
+        # topic is deleted under it, at least on tansu, even after unassigning it.
+        # Closing the client is safe; the next fetch/offsets call opens a new one.
+        if self._fetcher is not None and self._fetcher.has_read(topic):
+            self._fetcher.close()
+            self._fetcher = None
+        if self._end_offsets is not None and topic in self._end_offsets.topics:
+            self._end_offsets.close()
+            self._end_offsets = None
 
     def list_topics(self) -> list[str]:
         """Names of the cluster's topics, without Kafka's internal ``__*`` topics."""

@@ -71,13 +71,17 @@ def check_topic_name(name: str) -> None:
 def to_message(msg: Any) -> Message:
     """A confluent-kafka message as a streamkit Message."""
     ts_type, ts = msg.timestamp()
-    if ts_type == TIMESTAMP_NOT_AVAILABLE:
-        ts = -1
     headers = msg.headers()
-    return Message(msg.topic(), msg.partition(), msg.offset(), ts,
+    return Message(msg.topic(), msg.partition(), msg.offset(),
+                   ts if ts_type != TIMESTAMP_NOT_AVAILABLE else -1,
                    LOG_APPEND_TIME if ts_type == TIMESTAMP_LOG_APPEND_TIME else CREATE_TIME,
                    msg.key(), msg.value(),
                    [(k, b"" if v is None else v) for k, v in headers] if headers else [])
+
+
+def to_messages(raw: list[Any]) -> list[Message]:
+    """``to_message`` over a batch (the hot path of every consumer)."""
+    return [to_message(m) for m in raw]
 
 
 def error_code(exc: BaseException) -> int | None:

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KTP
 
 from streamkit import errors
-from streamkit.transport.kafka_common import broker_error, error_code, log, to_message
+from streamkit.transport.kafka_common import broker_error, error_code, log, to_messages
 from streamkit.types import Message, TopicPartition
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
@@ -113,7 +113,7 @@ class KafkaGroupConsumer:
         """Up to ``max_records`` messages of owned partitions; runs heartbeats and
         rebalance callbacks as a side effect."""
         raw = drain(self._consumer, max_records, timeout, self._on_error)
-        return [to_message(m) for m in raw]
+        return to_messages(raw)
 
     def _on_error(self, msg: Any) -> None:
         err = msg.error()
@@ -287,6 +287,10 @@ class Fetcher:
             self._buffers[tp] = []
         self._consumer.incremental_assign([KTP(tp.topic, tp.partition, offset)])
 
+    def has_read(self, topic: str) -> bool:
+        """Whether any partition of ``topic`` is assigned here."""
+        return any(tp.topic == topic for tp in self._cursor)
+
     def _forget(self, tp: TopicPartition) -> None:
         self._consumer.incremental_unassign([KTP(tp.topic, tp.partition)])
         self._cursor.pop(tp, None)
@@ -294,12 +298,15 @@ class Fetcher:
         self._paused.discard(tp)
 
     def _take(self, max_records: int, timeout: float) -> None:
-        for raw in drain(self._consumer, max_records, timeout, self._on_error):
-            tp = TopicPartition(raw.topic(), raw.partition())
-            buf = self._buffers.get(tp)
+        buffers = self._buffers
+        for msg in to_messages(drain(self._consumer, max_records, timeout,
+                                     self._on_error)):
+            # A plain tuple finds the TopicPartition key: a NamedTuple hashes as one.
+            buf = buffers.get((msg.topic, msg.partition))
             if buf is None:
                 continue   # a partition unassigned since librdkafka fetched it
-            buf.append(to_message(raw))
+            buf.append(msg)
+        for tp, buf in buffers.items():
             if len(buf) >= self.MAX_BUFFERED and tp not in self._paused:
                 self._consumer.pause([KTP(tp.topic, tp.partition)])
                 self._paused.add(tp)
@@ -342,6 +349,7 @@ class EndOffsets:
     def __init__(self, conf: dict[str, Any], servers: str) -> None:
         self._servers = servers
         self._consumer = Consumer(conf)
+        self.topics: set[str] = set()     # topics this consumer has fetched from
 
     @staticmethod
     def config() -> dict[str, Any]:
@@ -356,6 +364,7 @@ class EndOffsets:
                 timeout: float) -> dict[TopicPartition, tuple[int, int]]:
         """``{tp: (start, end)}``."""
         listed: dict[TopicPartition, tuple[int, int]] = {}
+        self.topics.update(tp.topic for tp in tps)
         for tp in tps:
             try:
                 listed[tp] = self._consumer.get_watermark_offsets(
@@ -373,7 +382,13 @@ class EndOffsets:
         out = {}
         try:
             while waiting and time.monotonic() < deadline:
-                for msg in self._consumer.consume(1000, min(0.05, timeout)):
+                batch = self._consumer.consume(1000, 0)
+                if not batch:
+                    # poll() returns as soon as one event is there; consume() would
+                    # wait out its whole timeout.
+                    one = self._consumer.poll(0.005)
+                    batch = [one] if one is not None else []
+                for msg in batch:
                     tp = TopicPartition(msg.topic(), msg.partition())
                     err = msg.error()
                     if err is None:
