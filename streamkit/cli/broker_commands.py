@@ -16,6 +16,7 @@ import click
 
 from streamkit.cli.output import echo_table
 from streamkit.errors import UnknownTopic
+from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
     from streamkit.transport.base import Broker
@@ -163,22 +164,31 @@ def tail(topic: str, from_beginning: bool, group: str | None, count: int | None,
     from streamkit.clients import Consumer
     conn = open_broker(broker, datadir)
     consumer = None
+    printed: dict[TopicPartition, int] = {}
     try:
         _require_topic(conn, topic)
         consumer = Consumer(topic, broker=conn, group_id=group,
                             auto_offset_reset="earliest" if from_beginning else "latest",
+                            enable_auto_commit=False,
                             consumer_timeout_ms=None if timeout is None else timeout * 1000)
+        printed: dict[TopicPartition, int] = {}
         seen = 0
         for message in consumer:
             click.echo(format_message(message, fmt))
+            # commit only what was printed: the group resumes after the last line shown
+            printed[message.tp] = message.offset + 1
             seen += 1
+            if group is not None and seen % 100 == 0:
+                consumer.commit(printed)
             if count is not None and seen >= count:
                 break
     except KeyboardInterrupt:
         pass
     finally:
         if consumer is not None:
-            consumer.close()
+            if group is not None and printed:
+                consumer.commit(printed)
+            consumer.close(autocommit=False)
         conn.close()
 
 
