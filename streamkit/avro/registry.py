@@ -154,9 +154,12 @@ class SchemaRegistry:
             return
         schema_id = int(value["id"])
         known = self._schemas.get(schema_id)
-        schema = known if known is not None else Schema.parse(value["schema"])
-        if known is not None and known != schema:
-            return                    # the id was claimed first by another schema
+        if known is not None and known.canonical == value["schema"]:
+            schema = known            # our own records hold the canonical text
+        else:
+            schema = Schema.parse(value["schema"])
+            if known is not None and known != schema:
+                return                # the id was claimed first by another schema
         current = versions.get(version)
         if current is not None and (current.id != schema_id or current.schema != schema):
             return                    # the version was claimed first by another schema
