@@ -56,6 +56,9 @@ def wire_form(obj: Any) -> Any:
     objects those encoders cannot handle themselves. Records are recognised by their
     ``_streamkit_fields_`` method (no import of the models layer).
     """
+    kind = type(obj)
+    if kind is datetime or kind is date or kind is time:  # the common case first
+        return obj.isoformat()
     fields = getattr(obj, "_streamkit_fields_", None)
     if fields is not None:
         return fields()

@@ -184,7 +184,13 @@ class Serde:
         tp, codec = self.type_, self.codec
         encode = codec.dumps
         if _is_record_type(tp):
+            # The built-in codecs take the field dict directly (no default-hook trip);
+            # other codecs get the Record itself.
+            builtin = type(codec) in (codecs.JSONCodec, codecs.MsgpackCodec)
+
             def dumps_record(obj: Any) -> bytes:
+                if type(obj) is tp and builtin:
+                    return encode(obj._streamkit_fields_())
                 if isinstance(obj, tp):
                     return encode(obj)
                 if isinstance(obj, dict):
