@@ -98,14 +98,18 @@ class Partition:
         """Under the lock: learn what other processes appended, truncate a torn tail,
         and return the active (last) segment."""
         self.refresh()
-        if self.store.segment_bases()[-1:] != self._bases[-1:]:
-            self.refresh(force=True)
         if not self.segments:
             # every segment vanished (should not happen): start one at the known end
             self.segments = [Segment(0, self.store.create(0), self.topic, self.partition)]
             self._bases = [0]
         seg = self.segments[-1]
         status = seg.scan()
+        # Another process rolled if a segment named after our end offset exists (the
+        # directory mtime may not have changed: its clock can be coarse).
+        if seg.lasts and self.store.exists(self._next_offset()):
+            self.refresh(force=True)
+            seg = self.segments[-1]
+            status = seg.scan()
         torn = status != "ok"
         if not self._tail_checked:
             self._tail_checked = True
@@ -172,12 +176,12 @@ class Partition:
                 if maxts > seg.max_timestamp:
                     seg.max_timestamp = maxts
             try:
-                end = seg.handle.append(b"".join(chunks))
+                seg.handle.append(b"".join(chunks))
             except BaseException:
                 seg.reset_index()
                 seg.scan()
                 raise
-            seg.end = end
+            seg.end = end = pos
             if rolled or time.monotonic() - self._retention_checked_at > \
                     RETENTION_CHECK_SECONDS:
                 self._cleanup_locked(compact=rolled, force=False)

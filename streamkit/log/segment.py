@@ -80,7 +80,7 @@ class Handle(Protocol):
 
     def size(self) -> int: ...
     def pread(self, n: int, pos: int) -> bytes: ...
-    def append(self, data: bytes) -> int: ...
+    def append(self, data: bytes) -> None: ...
     def truncate(self, size: int) -> None: ...
     def fsync(self) -> None: ...
     def close(self) -> None: ...
@@ -103,12 +103,11 @@ class FileHandle:
     def pread(self, n: int, pos: int) -> bytes:
         return os.pread(self.fd, n, pos)
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             written = os.write(self.fd, view)
             view = view[written:]
-        return os.lseek(self.fd, 0, os.SEEK_CUR)
 
     def truncate(self, size: int) -> None:
         os.ftruncate(self.fd, size)
@@ -137,9 +136,8 @@ class MemoryHandle:
     def pread(self, n: int, pos: int) -> bytes:
         return bytes(self.buf[pos:pos + n])
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes) -> None:
         self.buf += data
-        return len(self.buf)
 
     def truncate(self, size: int) -> None:
         del self.buf[size:]

@@ -82,6 +82,9 @@ class FilePartitionStore:
         except FileNotFoundError:
             return None
 
+    def exists(self, base: int) -> bool:
+        return os.path.exists(os.path.join(self._dir, segment_name(base)))
+
     def create(self, base: int) -> Handle:
         handle = FileHandle(os.path.join(self._dir, segment_name(base)), create=True)
         fsync_dir(self._dir)
@@ -152,6 +155,9 @@ class MemoryPartitionStore:
     def open(self, base: int) -> Handle | None:
         return self.segments.get(base)
 
+    def exists(self, base: int) -> bool:
+        return base in self.segments
+
     def identity(self, base: int) -> object:
         handle = self.segments.get(base)
         return None if handle is None else handle.identity
@@ -190,6 +196,7 @@ class FileStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         self.groups_root = root / "__consumer_groups"
 
     def ensure_root(self) -> None:
@@ -211,7 +218,7 @@ class FileStorage:
 
     def topic_identity(self, name: str) -> object:
         try:
-            return os.stat(self._meta_path(name)).st_ino
+            return os.stat(os.path.join(self._root, name, "topic.json")).st_ino
         except FileNotFoundError:
             return None
 
