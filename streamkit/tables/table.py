@@ -146,6 +146,16 @@ class Table:
         return _DELETED
 
     def __getitem__(self, key: Any) -> Any:
+        # fast path, once per event: the key is cached in the event's partition
+        stream = current_stream.get()
+        if stream is not None:
+            batch = stream._batch
+            if batch is not None:
+                cache = self._cache.get(batch.tp.partition)
+                if cache is not None:
+                    value = cache.get(key, _ABSENT)
+                    if value is not _ABSENT and value is not _DELETED:
+                        return value
         value = self._find(key)
         if value is _DELETED:
             if self.default is None:
@@ -216,6 +226,16 @@ class Table:
         self._dirty[partition].add(key)
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        stream = current_stream.get()
+        if stream is not None:
+            batch = stream._batch
+            if batch is not None:
+                partition = batch.tp.partition
+                cache = self._cache.get(partition)
+                if cache is not None:
+                    cache[key] = value
+                    self._dirty[partition].add(key)
+                    return
         self._write(key, value)
 
     def __delitem__(self, key: Any) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from streamkit.streams.event import current_stream
+from streamkit.tables.table import _DELETED
 from streamkit.windows import SessionWindow, SlidingWindow
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ _MISSING: Any = object()
 def to_seconds(value: Any) -> float:
     """A timestamp from a datetime (naive means UTC), an ISO-8601 string, or epoch
     seconds."""
+    if type(value) is datetime:
+        if value.tzinfo is None:
+            return (value - _EPOCH).total_seconds()
+        return value.timestamp()
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
@@ -52,6 +57,9 @@ def to_seconds(value: Any) -> float:
             value = value.replace(tzinfo=timezone.utc)
         return value.timestamp()
     raise TypeError(f"cannot use {value!r} as a window timestamp")
+
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 class WindowWrapper:
@@ -72,6 +80,8 @@ class WindowWrapper:
         self._sliding: dict[int, dict[Any, dict[Range, float]]] = {}
         self.late_events = 0
         self.closed_windows = 0
+        #: closes_at of each window range seen (computed once per range)
+        self._closes_at: dict[Range, float] = {}
 
     def __repr__(self) -> str:
         return f"<WindowWrapper {self.table.name} {self.window!r}>"
@@ -150,41 +160,54 @@ class WindowWrapper:
 
     # -- updating ------------------------------------------------------------------------
     def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
-        current = self._current()
-        if current is None:
-            partition, ts = self.table._partition_of_key(key), time.time()
+        stream = current_stream.get()
+        batch = stream._batch if stream is not None else None
+        if batch is not None and stream._index < len(batch.values):  # type: ignore[union-attr]
+            i = stream._index  # type: ignore[union-attr]
+            partition = batch.tp.partition
+            ts = self._event_time(batch.messages[i], batch.values[i])
         else:
-            partition, message, value = current
-            ts = self._event_time(message, value)
-        self._advance(partition, ts)
+            partition, ts = self.table._partition_of_key(key), time.time()
+        stream_time = self.stream_time.get(partition)
+        if stream_time is None or ts > stream_time:
+            self._advance(partition, ts)
+            stream_time = ts
         window = self.window
         if isinstance(window, SessionWindow):
             self._update_session(partition, key, ts, op, operand)
         elif isinstance(window, SlidingWindow):
             self._update_sliding(partition, key, ts, op, operand)
         else:
-            self._update_aligned(partition, key, ts, op, operand)
+            self._update_aligned(partition, key, ts, op, operand, stream_time)
 
     def _value_at(self, partition: int, stored_key: Any) -> Any:
         table = self.table
         value = table._lookup(partition, stored_key)
-        from streamkit.tables.table import _DELETED
         if value is _DELETED:
             return table.default() if table.default is not None else None
         return value
 
     def _update_aligned(self, partition: int, key: Any, ts: float,
-                        op: Callable[[Any, Any], Any], operand: Any) -> None:
-        window, table = self.window, self.table
-        stream_time = self.stream_time[partition]
+                        op: Callable[[Any, Any], Any], operand: Any,
+                        stream_time: float) -> None:
+        table = self.table
+        cache = table._cache_of(partition)
+        dirty = table._dirty[partition]
+        closes_at = self._closes_at
         late = False
-        for rng in window.ranges(ts):
-            if window.is_closed(rng, stream_time):
+        for rng in self.window.ranges(ts):
+            close = closes_at.get(rng)
+            if close is None:
+                close = closes_at[rng] = self.window.closes_at(rng)
+            if stream_time >= close:
                 late = True
                 continue
             stored_key = (key, rng)
-            table._write_at(partition, stored_key,
-                            op(self._value_at(partition, stored_key), operand))
+            value = cache.get(stored_key, _MISSING)
+            if value is _MISSING or value is _DELETED:
+                value = self._value_at(partition, stored_key)
+            cache[stored_key] = op(value, operand)
+            dirty.add(stored_key)
             self._track_open(partition, rng, key)
         if late:
             self._count_late()
@@ -252,6 +275,8 @@ class WindowWrapper:
             keys.discard(key)
 
     def _advance(self, partition: int, ts: float) -> None:
+        if len(self._closes_at) > 100_000:
+            self._closes_at.clear()
         if ts > self.stream_time.get(partition, float("-inf")):
             self.stream_time[partition] = ts
             heap = self._close_heap.get(partition)
@@ -279,7 +304,6 @@ class WindowWrapper:
             closes_at, rng = heapq.heappop(heap)
             for key in sorted(open_windows.pop(rng, ()), key=repr):
                 value = self.table._lookup(partition, (key, rng))
-                from streamkit.tables.table import _DELETED
                 if value is _DELETED:
                     continue
                 self.closed_windows += 1
@@ -441,7 +465,6 @@ def _message_time(message: Any, value: Any) -> float:
 
 
 def _deleted() -> Any:
-    from streamkit.tables.table import _DELETED
     return _DELETED
 
 

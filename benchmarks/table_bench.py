@@ -1,0 +1,185 @@
+"""Stateful throughput: tables and windows on the taxi workload, and table restart time.
+
+- ``count``: count rides per PULocationID in a RocksDB table (topic keyed by
+  PULocationID, msgpack values), events/s from worker start to the last event, counted
+  only once every table change is flushed to its changelog and store;
+- ``count-group-by``: the same from a vendor-keyed topic through ``group_by``;
+- ``window``: per-vendor 1-minute tumbling windows on the pickup time;
+- ``restart``: a worker builds a table of 1M keys, is SIGKILLed after its last commit,
+  and a new worker process is timed from start until it is ready (tables restored).
+
+    python benchmarks/table_bench.py [--events 200000] [--runs 3] [--only count,window]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import streamkit  # noqa: E402
+from streamkit.worker import Worker  # noqa: E402
+from taxi_data import TaxiRide, rides  # noqa: E402
+
+
+#: wall-clock time by default; ``--cpu`` uses this process's CPU time, steadier on a
+#: machine busy with other work
+clock = time.perf_counter
+
+
+def produce(url: str, datadir: str, n: int, key_field: str) -> None:
+    codec = streamkit.codecs.get("msgpack")
+    admin = streamkit.Admin(broker=url, datadir=datadir)
+    admin.create_topic("rides", partitions=4)
+    producer = streamkit.Producer(broker=url, datadir=datadir, linger_ms=1000,
+                                  batch_size=2000)
+    for ride in rides(n):
+        producer.send("rides", value=codec.dumps(ride),
+                      key=str(ride[key_field]).encode())
+    producer.flush()
+    producer.close()
+
+
+def run_app(events: int, mode: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"log://{tmp}/log"
+        produce(url, tmp, events, "vendorId" if mode != "count" else "PULocationID")
+        app = streamkit.App("bench", broker=url, datadir=tmp, store="rocksdb://",
+                            web_enabled=False)
+        topic = app.topic("rides", value_type=TaxiRide, value_serializer="msgpack")
+        done = anyio.Event()
+        seen = 0
+        if mode == "window":
+            table = app.Table("per_minute", default=int).tumbling(
+                60, expires=3600).relative_to_field(TaxiRide.pickup)
+        else:
+            table = app.Table("per_location", default=int)
+
+        if mode == "count":
+            @app.agent(topic)
+            async def count(stream):
+                nonlocal seen
+                async for ride in stream:
+                    table[ride.PULocationID] += 1
+                    seen += 1
+                    if seen == events:
+                        done.set()
+        elif mode == "count-group-by":
+            @app.agent(topic)
+            async def count(stream):
+                nonlocal seen
+                async for ride in stream.group_by(TaxiRide.PULocationID):
+                    table[ride.PULocationID] += 1
+                    seen += 1
+                    if seen == events:
+                        done.set()
+        else:
+            @app.agent(topic)
+            async def count(stream):
+                nonlocal seen
+                async for ride in stream:
+                    table[ride.vendorId] += 1
+                    seen += 1
+                    if seen == events:
+                        done.set()
+
+        async def main() -> float:
+            worker = Worker(app, install_signal_handlers=False)
+            async with anyio.create_task_group() as tg:
+                start = clock()
+                tg.start_soon(worker.run_async)
+                await done.wait()
+                worker.commit()   # every change in the changelog and the store
+                elapsed = clock() - start
+                worker.stop()
+            return elapsed
+
+        elapsed = anyio.run(main)
+        return events / elapsed
+
+
+RESTART_APP = textwrap.dedent('''
+    import streamkit
+    app = streamkit.App("restart", web_enabled=False, commit_interval=0.5)
+    big = app.Table("big", default=int)
+    @app.agent(app.topic("keys", value_type=int))
+    async def fill(stream):
+        async for n in stream:
+            big[n] = n
+    if __name__ == "__main__":
+        app.main()
+''')
+
+
+def run_restart(keys: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        app_file = Path(tmp) / "restart_app.py"
+        app_file.write_text(RESTART_APP)
+        env = dict(os.environ, STREAMKIT_DATADIR=tmp, STREAMKIT_BROKER=f"log://{tmp}/log")
+        admin = streamkit.Admin(broker=f"log://{tmp}/log")
+        admin.create_topic("keys", partitions=4)
+        producer = streamkit.Producer(broker=f"log://{tmp}/log", linger_ms=1000,
+                                      batch_size=5000)
+        for n in range(keys):
+            producer.send("keys", value=str(n).encode(), key=str(n).encode())
+        producer.flush()
+        first = subprocess.Popen([sys.executable, str(app_file), "worker"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while True:
+            time.sleep(0.5)
+            offsets = admin.group_offsets("restart")
+            if offsets and sum(o.lag for o in offsets if o.topic == "keys") == 0 and \
+                    sum(o.committed or 0 for o in offsets if o.topic == "keys") == keys:
+                break
+        time.sleep(1.0)  # past the last commit
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        start = time.perf_counter()
+        second = subprocess.Popen([sys.executable, str(app_file), "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True)
+        assert second.stderr is not None
+        for line in second.stderr:
+            if "ready" in line:
+                break
+        elapsed = time.perf_counter() - start
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+        admin.close()
+        return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="count,count-group-by,window,restart")
+    parser.add_argument("--cpu", action="store_true", help="rate per CPU second")
+    args = parser.parse_args()
+    if args.cpu:
+        global clock
+        clock = time.process_time
+    for mode in args.only.split(","):
+        if mode == "restart":
+            times = [run_restart(args.keys) for _ in range(args.runs)]
+            print(f"restart {args.keys:,} keys: median {statistics.median(times):.2f} s"
+                  f"  runs: {', '.join(f'{t:.2f}' for t in times)}")
+            continue
+        rates = [run_app(args.events, mode) for _ in range(args.runs)]
+        print(f"{mode:15s} median {statistics.median(rates):>10,.0f} events/s"
+              f"  runs: {', '.join(f'{r:,.0f}' for r in rates)}")
+
+
+if __name__ == "__main__":
+    main()
