@@ -331,8 +331,9 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         *_wire_lines(fields, fast, "            ", "self"),
         "            pass",
         "        except KeyError:",
-        "            self = _sk_slow(d)",
-        *("        " + line for line in post),
+        "            append(_sk_slow(d))",  # __init__ ran __post_init__ already
+        "            continue",
+        *("    " + line for line in post),
         "        append(self)",
         "    return out",
     ]

@@ -294,3 +294,52 @@ def test_garbage_never_escapes_as_anything_but_decode_error(data: bytes) -> None
             Serde(Ride, codec).loads(data)
         except DecodeError:
             pass
+
+
+class Doubled(Record):
+    a: int
+    b: int = 0
+
+    def __post_init__(self) -> None:
+        self.b = self.a * 2
+
+
+class Lenient(Record, validation=False):
+    n: int
+    when: datetime | None = None
+
+
+def test_batch_decoder_runs_post_init_and_keeps_lenient_values() -> None:
+    serde = Serde(Doubled, "msgpack")
+    assert serde.loads_many([msgpack.packb({"a": 2, "b": 0})]) == [Doubled(a=2)]
+    assert serde.loads_many([msgpack.packb({"a": 2, "b": 0})])[0].b == 4
+    lenient = Serde(Lenient, "json")
+    out = lenient.loads_many([b'{"n": "x", "when": "soon"}', b'{"n": "3"}'])
+    assert (out[0].n, out[0].when) == ("x", "soon")
+    assert out[1].n == 3
+
+
+def test_non_mapping_payloads_in_a_batch() -> None:
+    serde = Serde(Ride, "msgpack")
+    good = serde.dumps(Ride(1, 1, 1.0, 1, 1.0))
+    errors: list = []
+    out = serde.loads_many([good, msgpack.packb([1, 2]), msgpack.packb("s"), good],
+                           errors)
+    assert [i for i, _ in errors] == [1, 2]
+    assert "Ride: expected a mapping of fields, got [1, 2] (list)" in str(errors[0][1])
+    assert out[0] == out[3]
+
+
+def test_post_init_runs_once_on_the_slow_path() -> None:
+    calls = []
+
+    class Counted(Record):
+        a: int
+        b: int = 0
+
+        def __post_init__(self) -> None:
+            calls.append(self.a)
+
+    Serde(Counted, "json").loads_many([b'{"a": 1}', b'{"a": 2, "b": 1}'])
+    Serde(Counted, "json").loads(b'{"a": 3}')
+    assert calls == [1, 2, 3]
