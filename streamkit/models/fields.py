@@ -118,12 +118,6 @@ class FieldDescriptor:
         """The default for a new instance (a fresh copy when it is mutable)."""
         return copy.deepcopy(self.default) if self._copy_default else self.default
 
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        if obj is None:
-            return self
-        # Only reached if the instance lacks the value (e.g. half-built object).
-        raise AttributeError(f"{self.ident} has no value on this instance")
-
     def __repr__(self) -> str:
         return f"<FieldDescriptor: {self.ident}: {type_name(self.type)}>"
 

@@ -4,9 +4,9 @@ Each Record class gets code generated for its own fields (``__init__``, the deco
 ``_from_wire``, ``__eq__``, ``__hash__``, ``__repr__``, ``asdict``). The generated
 code checks each value with an inline ``type(v) is T`` and calls the field's converter
 only when that fails, so decoding a well-formed message costs no function call per
-field. Values live in the instance ``__dict__``; the field descriptors are served by
-the metaclass (``TaxiRide.vendorId``), not stored in the class, so reading
-``ride.vendorId`` is an ordinary, fully specialised instance attribute read.
+field. Values live in ``__slots__`` named like the fields, so ``ride.vendorId`` is a
+plain slot read; the metaclass answers class-level reads (``TaxiRide.vendorId``) with
+the field's FieldDescriptor instead of the slot member.
 """
 from __future__ import annotations
 
