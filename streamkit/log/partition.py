@@ -72,8 +72,6 @@ class Partition:
         except FileNotFoundError:
             self.close()
             raise self._gone() from None
-        if bases == self._bases and not force:
-            return
         old = {seg.base: seg for seg in self.segments}
         segments = []
         for base in bases:
@@ -104,10 +102,7 @@ class Partition:
             self._bases = [0]
         seg = self.segments[-1]
         status = seg.scan()
-        # Another process rolled if a segment named after our end offset exists (the
-        # directory mtime may not have changed: its clock can be coarse).
-        if seg.lasts and self.store.exists(self._next_offset()):
-            self.refresh(force=True)
+        if self._rolled_elsewhere(seg):
             seg = self.segments[-1]
             status = seg.scan()
         torn = status != "ok"
@@ -124,6 +119,16 @@ class Partition:
                         segment_name(seg.base))
             seg.handle.truncate(seg.end)
         return seg
+
+    def _rolled_elsewhere(self, seg: Segment) -> bool:
+        """True (and the segment list re-read) if another process rolled past ``seg``:
+        then a segment named after ``seg``'s end offset exists. Checked by name because
+        a directory's mtime may miss it (its clock can be coarse)."""
+        if seg is self.segments[-1] and seg.lasts and \
+                self.store.exists(seg.lasts[-1] + 1):
+            self.refresh(force=True)
+            return True
+        return False
 
     def _next_offset(self) -> int:
         seg = self.segments[-1]
@@ -217,8 +222,10 @@ class Partition:
             if i == last:
                 if not seg.lasts or offset > seg.lasts[-1]:
                     seg.scan()
-                    if not out and seg.next_offset is not None and offset >= seg.next_offset:
-                        self._maybe_relist(seg)
+                    if not out and (seg.next_offset is None or offset >= seg.next_offset):
+                        self._caught_up(seg)
+                        if self.segments is not segments:
+                            return self._read_again(offset, max_records)
             elif seg.end != seg.handle.size() and seg.scan() != "ok":
                 raise CorruptRecord(
                     f"corrupt data in {self.topic}[{self.partition}] after offset "
@@ -227,19 +234,22 @@ class Partition:
             try:
                 offset = seg.read(offset, max_records - len(out), out)
             except CorruptRecord:
-                # a reader may have indexed a torn tail a writer has since replaced:
-                # re-index once before believing the data is corrupt
+                # a reader may have indexed a torn tail that a writer has since
+                # truncated and overwritten: re-index once before believing it
                 seg.reset_index()
                 seg.scan()
-                del out[:]
-                return self._read_again(offset, max_records)
+                offset = seg.read(offset, max_records - len(out), out)
             if len(out) >= max_records:
                 break
             i += 1
         return out
 
     def _read_again(self, offset: int, max_records: int) -> list[Message]:
+        """Read after the segment list changed under ``read``."""
         out: list[Message] = []
+        if not self.segments:
+            return out
+        self.segments[-1].scan()
         i = max(bisect_right(self._bases, offset) - 1, 0)
         for seg in self.segments[i:]:
             offset = seg.read(offset, max_records - len(out), out)
@@ -247,14 +257,13 @@ class Partition:
                 break
         return out
 
-    def _maybe_relist(self, seg: Segment) -> None:
-        """Caught up at the end of the last known segment: if it is full, or a while
-        has passed, list the directory in case a roll went unnoticed."""
-        if seg.end >= self.config.segment_bytes or \
-                time.monotonic() - self._relisted_at > RELIST_SECONDS:
-            self._relisted_at = time.monotonic()
-            if self.store.segment_bases() != self._bases:
-                self.refresh(force=True)
+    def _caught_up(self, seg: Segment) -> None:
+        """Nothing new in the last known segment: follow a roll by another process, and
+        once a second re-check every segment (compaction renames files in place)."""
+        if self._rolled_elsewhere(seg):
+            return
+        if time.monotonic() - self._relisted_at > RELIST_SECONDS:
+            self.refresh(force=True)
 
     def end_offset(self) -> int:
         """The offset the next appended record will get."""
@@ -263,9 +272,9 @@ class Partition:
             return 0
         seg = self.segments[-1]
         seg.scan()
-        if seg.next_offset is None:
-            self._maybe_relist(seg)
+        if self._rolled_elsewhere(seg):
             seg = self.segments[-1]
+            seg.scan()
         return seg.next_offset if seg.next_offset is not None else seg.base
 
     def start_offset(self) -> int:
