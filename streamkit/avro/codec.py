@@ -76,13 +76,25 @@ class AvroCodec:
         self._ids: dict[tuple[str, str], int] = {}
         self._writers: dict[int, Schema] = {}
         self._builders: dict[type, Any] = {}
+        self._seen_default: SchemaStore | None = None
 
     # -- configuration --------------------------------------------------------------
     @property
     def registry(self) -> SchemaStore:
-        if self._registry is None:
-            self._registry = default_registry()
-        return self._registry
+        """The explicit registry, else the current default one."""
+        if self._registry is not None:
+            return self._registry
+        current = default_registry()
+        self._follow(current)
+        return current
+
+    def _follow(self, current: SchemaStore | None) -> None:
+        # Ids are per registry: when the default registry changes, forget the ids and
+        # writer schemas learnt from the previous one.
+        if current is not self._seen_default:
+            self._ids.clear()
+            self._writers.clear()
+            self._seen_default = current
 
     def bind(self, topic: str, *, is_key: bool = False) -> AvroCodec:
         """A codec for one topic: registers under ``<topic>-key`` or ``<topic>-value``
@@ -94,6 +106,8 @@ class AvroCodec:
     # -- encode ---------------------------------------------------------------------
     def dumps(self, obj: Any) -> bytes:
         """One value as framed Avro."""
+        if self._registry is None and _default is not self._seen_default:
+            self._follow(_default)
         schema, datum = self._schema_and_datum(obj)
         schema_id = self._schema_id(schema)
         buf = io.BytesIO()
@@ -141,6 +155,8 @@ class AvroCodec:
     # -- decode ---------------------------------------------------------------------
     def loads(self, data: bytes) -> Any:
         """One framed Avro value as a dict (or ``record_type`` instance)."""
+        if self._registry is None and _default is not self._seen_default:
+            self._follow(_default)
         schema_id, body = unframe(data)
         writer = self._writer(schema_id)
         reader = self.schema

@@ -3,6 +3,13 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +17,7 @@ from streamkit.avro import SchemaRegistry, codec
 from streamkit.transport import connect
 
 _names = itertools.count()
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -33,3 +41,40 @@ def default_registry(registry):
     codec.use_registry(registry)
     yield registry
     codec._default = previous
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """`streamkit registry serve` on a free port, its registry in a log:// directory."""
+    logdir = tmp_path_factory.mktemp("registry") / "log"
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamkit.avro.cli", "registry", "serve",
+         "--port", str(port), "--broker", f"log://{logdir}"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                out, err = proc.communicate()
+                pytest.fail(f"registry server did not start: {err.decode()[-2000:]}")
+            time.sleep(0.05)
+    yield {"url": url, "broker": f"log://{logdir}", "proc": proc}
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=10) == 0     # a clean stop on SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()

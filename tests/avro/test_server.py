@@ -4,15 +4,8 @@ SchemaRegistryClient, AvroSerializer and AvroDeserializer against a real server 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from confluent_kafka.schema_registry import Schema as CSchema
@@ -25,8 +18,6 @@ from streamkit.avro import AvroCodec, Schema, SchemaRegistry
 from streamkit.avro.client import RegistryClient
 from streamkit.errors import IncompatibleSchema, SubjectNotFound
 from streamkit.transport import connect
-
-REPO = Path(__file__).resolve().parents[2]
 
 VALUE_V1 = json.dumps({
     "type": "record", "name": "RideValue", "namespace": "test.taxi",
@@ -43,43 +34,6 @@ KEY = json.dumps({"type": "record", "name": "RideKey", "namespace": "test.taxi",
                   "fields": [{"name": "vendor_id", "type": "int"}]})
 RIDE = {"vendor_id": 2, "passenger_count": 1, "trip_distance": 9.3, "payment_type": 1,
         "total_amount": 20.5}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`streamkit registry serve` on a free port, its registry in a log:// directory."""
-    logdir = tmp_path_factory.mktemp("registry") / "log"
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamkit.avro.cli", "registry", "serve",
-         "--port", str(port), "--broker", f"log://{logdir}"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(url + "/", timeout=1).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                out, err = proc.communicate()
-                pytest.fail(f"registry server did not start: {err.decode()[-2000:]}")
-            time.sleep(0.05)
-    yield {"url": url, "broker": f"log://{logdir}", "proc": proc}
-    proc.send_signal(signal.SIGTERM)
-    try:
-        assert proc.wait(timeout=10) == 0     # a clean stop on SIGTERM
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.fixture
