@@ -143,16 +143,16 @@ def _to_int(v: Any, coerce: bool) -> int:
 
 
 def _to_float(v: Any, coerce: bool) -> float:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    if coerce:
-        if type(v) is str:
-            try:
-                return float(v)
-            except ValueError:
-                pass
-        elif isinstance(v, Decimal):
+    try:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
             return float(v)
+        if coerce:
+            if type(v) is str:
+                return float(v)
+            if isinstance(v, Decimal):
+                return float(v)
+    except (ValueError, OverflowError):
+        pass
     raise Invalid("float", v)
 
 

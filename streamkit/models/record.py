@@ -233,12 +233,21 @@ def _check_lines(var: str, i: int, tp: Any, optional: bool,
     if tp is datetime:
         # The wire form of a datetime is an ISO string: parse it without a call chain.
         return [
-            f"{indent}if type({var}) is str:",
+            f"{indent}if _sk_type({var}) is _sk_str:",
             f"{indent}    try: {var} = _sk_fromiso({var})",
-            f"{indent}    except ValueError: {var} = _sk_c{i}({var})",
-            f"{indent}elif {guard}type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})",
+            f"{indent}    except _sk_ValueError: {var} = _sk_c{i}({var})",
+            f"{indent}elif {guard}_sk_type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})",
         ]
-    return [f"{indent}if {guard}type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})"]
+    if tp is float:
+        # JSON writers often drop ".0": take ints without the converter call chain.
+        return [
+            f"{indent}if {guard}_sk_type({var}) is not _sk_float:",
+            f"{indent}    if _sk_type({var}) is _sk_int:",
+            f"{indent}        try: {var} = _sk_float({var})",
+            f"{indent}        except _sk_OverflowError: {var} = _sk_c{i}({var})",
+            f"{indent}    else: {var} = _sk_c{i}({var})",
+        ]
+    return [f"{indent}if {guard}_sk_type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})"]
 
 
 def _wire_lines(fields: dict[str, FieldDescriptor], fast: list, indent: str,
@@ -261,6 +270,10 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         "_sk_fromiso": datetime.fromisoformat, "_sk_plain": _plain,
         "_sk_jsonable": _jsonable, "_sk_Mapping": Mapping,
         "_sk_ValidationError": ValidationError, "_sk_describe": describe,
+        # Builtins under private names: a field may be called `type` or `str`, and
+        # field names are __init__'s parameters.
+        "_sk_type": type, "_sk_str": str, "_sk_int": int, "_sk_float": float,
+        "_sk_ValueError": ValueError, "_sk_OverflowError": OverflowError,
     }
     params, init_body, fast = [], [], []
     for i, (name, fd) in enumerate(fields.items()):
@@ -297,7 +310,8 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
     ]
     # Hot loops read these as locals (bound as defaults): no global lookups.
     binds = ", ".join(["_sk_new=_sk_new", "_sk_cls=_sk_cls", "_sk_slow=_sk_slow",
-                       "_sk_fromiso=_sk_fromiso", "type=type", "dict=dict", "str=str"]
+                       "_sk_fromiso=_sk_fromiso", "_sk_type=_sk_type",
+                       "_sk_str=_sk_str", "_sk_int=_sk_int", "_sk_float=_sk_float"]
                       + [f"_sk_{k}{i}=_sk_{k}{i}" for i in range(len(names))
                          for k in ("T", "c")])
     # Decoders: a dict from a codec -> instance. Unknown keys are ignored; a missing

@@ -453,3 +453,31 @@ def test_unresolvable_annotation_is_named() -> None:
     with pytest.raises(ImproperlyConfigured, match=r"Broken\.x: cannot resolve annotation"):
         class Broken(Record):
             x: "NoSuchType"  # noqa: F821
+
+
+class Awkward(Record):
+    type: str
+    str: int = 0
+    float: float = 0.0  # noqa: A003
+    int: "datetime | None" = None
+    self: int = 0
+    d: int = 0
+    v: int = 0
+    data: int = 0
+
+
+def test_field_names_shadowing_builtins_and_generated_locals() -> None:
+    a = Awkward(type="x", str="5", float=1, int="2020-01-01 00:00:00", self=1, d=2, v=3,
+                data=4)
+    assert (a.type, a.str, a.float, a.self, a.d, a.v, a.data) == ("x", 5, 1.0, 1, 2, 3, 4)
+    assert a.int == datetime(2020, 1, 1)
+    assert Awkward.loads(a.dumps()) == a
+    assert Awkward.loads(a.dumps("msgpack"), "msgpack") == a
+    with pytest.raises(ValidationError, match=r"^Awkward\.str: expected int"):
+        Awkward(type="x", str="no")
+
+
+def test_huge_int_for_a_float_field() -> None:
+    with pytest.raises(ValidationError, match=r"^TaxiRide\.total_amount: expected float"):
+        TaxiRide(vendorId=1, total_amount=10**400)
+    assert TaxiRide.from_data({"vendorId": 1, "total_amount": 12}).total_amount == 12.0
