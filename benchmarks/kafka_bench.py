@@ -139,8 +139,10 @@ def main() -> None:
     broker = KafkaBroker(url, default_partitions=PARTITIONS, timeout=30)
     try:
         for run in range(args.runs):
+            topics = []
             for acks in (0, 1, "all"):
                 topic = f"bench-{uuid.uuid4().hex[:8]}"
+                topics.append(topic)
                 rate = bench_produce(broker, topic, records, acks, args.batch)
                 results.setdefault(f"produce acks={acks}", []).append(rate)
             # acks=all wrote every record to the last topic: read it back.
@@ -150,7 +152,8 @@ def main() -> None:
             results.setdefault("consume group poll", []).append(rate)
             results.setdefault("  incl. group join", []).append(with_join)
             results.setdefault("group join (s)", []).append(join)
-            broker.delete_topic(topic)
+            for topic in topics:      # tansu keeps everything in memory
+                broker.delete_topic(topic)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.1f}"
                                                  for k, v in results.items()))
     finally:
