@@ -57,12 +57,13 @@ def partition_runs(messages: list[Message]) -> Iterator[tuple[TopicPartition, li
 
 
 class Subscription:
-    """The streams of one channel (an agent with ``concurrency`` instances)."""
+    """The streams of one agent on one channel (``concurrency`` instances)."""
 
-    __slots__ = ("channel", "streams")
+    __slots__ = ("channel", "agent", "streams")
 
-    def __init__(self, channel: Topic) -> None:
+    def __init__(self, channel: Topic, agent: Any = None) -> None:
         self.channel = channel
+        self.agent = agent
         self.streams: list[Stream] = []
 
     def stream_for(self, partition: int) -> Stream:
@@ -93,12 +94,15 @@ class Fetcher:
 
     # -- registration --------------------------------------------------------------
     def add_stream(self, stream: Stream) -> None:
+        """Subscribe a stream. The instances of one agent on one channel share the
+        channel's partitions; every other agent (or stream) gets every event."""
         channel = stream.channel
         for name in channel.topics:
             subs = self.subscriptions.setdefault(name, [])
-            sub = next((s for s in subs if s.channel is channel), None)
+            sub = next((s for s in subs if s.channel is channel and stream.agent is not None
+                        and s.agent is stream.agent), None)
             if sub is None:
-                sub = Subscription(channel)
+                sub = Subscription(channel, stream.agent)
                 subs.append(sub)
                 if self.consumer is not None:
                     self.subscription_changed = True
