@@ -208,5 +208,14 @@ async def test_the_status_line_reports_rate_lag_and_tables():
 
     for i in range(10):
         await app.topic("t").send(key=i % 2, value=i % 2)
-    worker = await run_until(app, lambda: len(counts) == 2)
-    assert "events/s" in worker.status_line() and "counts=2" in worker.status_line()
+    lines = []
+
+    def counted() -> bool:
+        if len(counts) == 2 and sum(v for _, v in counts.items()) == 10:
+            lines.append(app.worker.status_line())
+            return True
+        return False
+
+    await run_until(app, counted)
+    assert "events/s" in lines[0] and "processed 10" in lines[0]
+    assert "lag 0" in lines[0] and "counts=2" in lines[0]
