@@ -294,7 +294,3 @@ class LogGroupConsumer:
                 self._rebalance(state)
             self._store.unregister(self.member_id)
         self._store.close()
-
-    def __del__(self) -> None:
-        # a member dropped without close(): its flocks go with its fds; nothing to do
-        pass

@@ -139,3 +139,38 @@ def test_reader_follows_rolls_by_another_writer(log_url):
         seen += reader.fetch(TP, len(seen), max_records=1000, timeout=1)
     assert [m.offset for m in seen] == list(range(50))
     assert len(_segments(log_url)) > 3
+
+
+def test_acks_all_fsyncs_are_shared_between_producers(log_url):
+    a = connect(log_url)
+    b = connect(log_url)
+    a.create_topic("t", partitions=1)
+    log_a = a._partition(TP)
+    log_b = b._partition(TP)
+    _, _, mark_a = log_a.append([(None, b"from a", [], None)])
+    _, _, mark_b = log_b.append([(None, b"from b", [], None)])
+    assert mark_b[1] > mark_a[1]
+    log_b.fsync(mark_b)          # b's fsync covers a's bytes too
+    with log_a.store.sync_lock() as synced:
+        assert synced >= mark_a[:2]
+    log_a.fsync(mark_a)          # so a has nothing left to fsync
+    with log_a.store.sync_lock() as synced:
+        assert synced == mark_b[:2]
+
+
+def test_reader_ignores_a_batch_until_all_its_bytes_are_written(log_url):
+    from streamkit.log.segment import encode_batch
+    broker = connect(log_url)
+    broker.create_topic("t", partitions=1)
+    _produce_batches(broker, 1)
+    reader = connect(log_url)
+    assert len(_values(reader)) == 10
+    batch = encode_batch(10, 10, [(0, 1, None, b"slow", None)], 1, False)
+    seg = _segments(log_url)[-1]
+    with open(seg, "ab") as f:
+        f.write(batch[:30])                  # a writer in the middle of its write
+        f.flush()
+        assert _values(reader, 10) == []
+        f.write(batch[30:])
+        f.flush()
+    assert _values(reader, 10) == [b"slow"]
