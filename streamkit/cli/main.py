@@ -50,6 +50,9 @@ class Group(click.Group):
 def one_line(exc: BaseException) -> str:
     """``exc`` as one line: its message, with the class name when that says more."""
     from streamkit.errors import StreamkitError
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        # a task group's wrapper: the first real error is the one to show
+        exc = exc.exceptions[0]
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, StreamkitError) or isinstance(exc, OSError):
         return f"{type(exc).__name__}: {text}" if isinstance(exc, OSError) else text
