@@ -319,9 +319,12 @@ class WindowWrapper:
             self._drop_closed_sessions(partition, stream_time)
 
     def _drop_closed_sessions(self, partition: int, stream_time: float) -> None:
-        for key, sessions in self._sessions.get(partition, {}).items():
-            sessions[:] = [s for s in sessions
-                           if not self.window.is_closed(s, stream_time)]
+        # a closed session is kept while a record that is not late could still reach
+        # it (the record is then late: docs/decisions/302-window-time-rules.md)
+        window = self.window
+        horizon = stream_time - 2 * window.gap - window.grace
+        for sessions in self._sessions.get(partition, {}).values():
+            sessions[:] = [s for s in sessions if s[1] >= horizon]
 
     def _expires_at(self, rng: Range) -> float | None:
         expires_at = getattr(self.window, "expires_at", None)
