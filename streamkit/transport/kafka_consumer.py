@@ -83,6 +83,10 @@ class KafkaGroupConsumer:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._closed = False
+        self._cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
+        # Partitions being assigned while on_assign runs, with the offsets seek() asked
+        # for: librdkafka assigns them only after the callback returns.
+        self._assigning: dict[TopicPartition, int | None] | None = None
         self._consumer = Consumer(conf)
         self._consumer.subscribe(list(topics), on_assign=self._assigned,
                                  on_revoke=self._revoked, on_lost=self._revoked)
@@ -97,9 +101,23 @@ class KafkaGroupConsumer:
 
     # librdkafka calls these from inside consume()/poll()/close() on this thread; it
     # assigns/unassigns by itself after they return.
-    def _assigned(self, _consumer: Consumer, parts: list[KTP]) -> None:
-        if self._on_assign is not None and parts:
-            self._on_assign(_tps(parts))
+    def _assigned(self, consumer: Consumer, parts: list[KTP]) -> None:
+        if self._on_assign is None or not parts:
+            return
+        self._assigning = dict.fromkeys(_tps(parts))
+        try:
+            self._on_assign(list(self._assigning))
+            seeks = self._assigning
+        finally:
+            self._assigning = None
+        if any(off is not None for off in seeks.values()):
+            # Assign here, with the offsets asked for (librdkafka then does not).
+            assigned = [KTP(tp.topic, tp.partition) if off is None
+                        else KTP(tp.topic, tp.partition, off) for tp, off in seeks.items()]
+            if self._cooperative:
+                consumer.incremental_assign(assigned)
+            else:
+                consumer.assign(assigned)
 
     def _revoked(self, _consumer: Consumer, parts: list[KTP]) -> None:
         if self._on_revoke is not None and parts:
@@ -162,16 +180,20 @@ class KafkaGroupConsumer:
         return low if self._auto_offset_reset == "earliest" else high
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
-        """Make the next ``poll`` of ``tp`` start at ``offset`` (``tp`` must be owned)."""
+        """Make the next ``poll`` of ``tp`` start at ``offset``. ``tp`` must be owned,
+        or being assigned (a seek from inside ``on_assign`` works)."""
+        if self._assigning is not None and tp in self._assigning:
+            self._assigning[tp] = offset
+            return
+        if tp not in self.assignment():
+            raise errors.BrokerError(f"seek {tp.topic}[{tp.partition}] to {offset}: the "
+                                     f"partition is not assigned to this member of group "
+                                     f"{self.group_id!r}")
         try:
             self._consumer.seek(KTP(tp.topic, tp.partition, offset))
         except KafkaException as exc:
-            if error_code(exc) != KafkaError._STATE:
-                raise broker_error(exc, f"seek {tp.topic}[{tp.partition}] to {offset}",
-                                   self._servers) from None
-            # Not fetching yet (just assigned): re-assigning at the offset does it.
-            self._consumer.incremental_unassign([KTP(tp.topic, tp.partition)])
-            self._consumer.incremental_assign([KTP(tp.topic, tp.partition, offset)])
+            raise broker_error(exc, f"seek {tp.topic}[{tp.partition}] to {offset}",
+                               self._servers) from None
 
     def pause(self, tps: Iterable[TopicPartition]) -> None:
         """Stop returning messages of ``tps`` until ``resume``."""

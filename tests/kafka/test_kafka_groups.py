@@ -192,3 +192,23 @@ def test_delete_group(broker, topic_name):
     assert group not in broker.list_groups()
     assert broker.group_offsets(group) == []
     broker.delete_group(group)     # gone already: nothing to do
+
+
+def test_seek_from_on_assign_sets_the_start_offset(broker, topic_name):
+    _fill(broker, topic_name, n=8, partitions=2)
+    tp0 = TopicPartition(topic_name, 0)
+    holder = {}
+
+    def on_assign(tps):
+        if tp0 in tps:
+            holder["consumer"].seek(tp0, 3)
+
+    consumer = broker.group_consumer(_group(), [topic_name], session_timeout=SESSION,
+                                     on_assign=on_assign)
+    holder["consumer"] = consumer
+    [got] = _poll_until([consumer], lambda g: len(g[0]) == 5)
+    assert sorted((m.partition, m.offset) for m in got) == \
+        [(0, 3), (1, 0), (1, 1), (1, 2), (1, 3)]
+    with pytest.raises(Exception, match=r"not assigned"):
+        consumer.seek(TopicPartition(topic_name, 9), 0)
+    consumer.close()
