@@ -60,6 +60,9 @@ class Worker:
         app = self.app
         app.worker = self
         self._stop = anyio.Event()
+        if app.conf.processing_guarantee == "exactly_once":
+            logger.warning("processing_guarantee='exactly_once' is not implemented yet: "
+                           "this worker processes at least once (docs/streams.md)")
         try:
             self._declare_topics()
             for table in app.tables.values():
