@@ -1,0 +1,200 @@
+"""The worker's HTTP server: Starlette routes served by uvicorn inside the worker's
+task group.
+
+Every endpoint reads; none changes state. uvicorn runs on the worker's own event loop
+without its signal handlers (SIGINT/SIGTERM stay the worker's) and stops when its task
+is cancelled. If the port is taken the worker logs it and runs on without the web
+server (see docs/decisions/801-web-port-taken.md).
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from streamkit.types import TopicPartition
+from streamkit.web import metrics, status, tables
+from streamkit.web.dashboard import DASHBOARD_HTML
+from streamkit.web.tables import ViewError
+
+if TYPE_CHECKING:
+    from streamkit.app import App
+
+logger = logging.getLogger("streamkit.web")
+
+
+class _JSON(JSONResponse):
+    """JSON with NaN refused at the source: table values go through ``jsonable``."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode()
+
+
+def _error(exc: ViewError) -> Response:
+    return _JSON(exc.body, status_code=exc.status)
+
+
+def create_app(app: App, history: status.RateHistory | None = None) -> Starlette:
+    """The Starlette application serving ``app``'s views."""
+    committed_cache: dict[TopicPartition, int] = {}
+    registry = metrics.registry_for(app, committed_cache)
+
+    async def dashboard(request: Request) -> Response:
+        return HTMLResponse(DASHBOARD_HTML.replace("{{APP_ID}}", _html(app.conf.id)))
+
+    async def api_status(request: Request) -> Response:
+        return _JSON(status.status(app, history, committed_cache))
+
+    async def metrics_view(request: Request) -> Response:
+        return Response(metrics.render(registry), media_type=metrics.CONTENT_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        return _JSON({"status": "ok", "uptime": round(app.monitor.uptime, 3)})
+
+    async def readyz(request: Request) -> Response:
+        ready = status.is_ready(app)
+        worker = app.worker
+        consumer = worker.consumer if worker is not None else None
+        assigned = len(consumer.assignment()) if consumer is not None else 0
+        return _JSON({"ready": ready, "partitions_assigned": assigned},
+                     status_code=200 if ready else 503)
+
+    async def table_items(request: Request) -> Response:
+        try:
+            return _JSON(tables.list_items(app, request.path_params["name"],
+                                           request.query_params.get("limit"),
+                                           request.query_params.get("after")))
+        except ViewError as exc:
+            return _error(exc)
+
+    async def table_key(request: Request) -> Response:
+        try:
+            return _JSON(tables.get_key(app, request.path_params["name"],
+                                        request.path_params["key"]))
+        except ViewError as exc:
+            return _error(exc)
+
+    routes = [
+        Route("/", dashboard, methods=["GET"]),
+        Route("/api/status", api_status, methods=["GET"]),
+        Route("/metrics", metrics_view, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/table/{name}", table_items, methods=["GET"]),
+        Route("/table/{name}/{key:path}", table_key, methods=["GET"]),
+    ]
+    builtin = {r.path for r in routes}
+    for path, fun in app.pages.items():
+        if path in builtin:
+            logger.warning("@app.page(%r) hides the built-in view at that path", path)
+        routes.insert(0, Route(path, _page(fun), methods=["GET"]))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        code = getattr(exc, "status_code", 500)
+        return _JSON({"error": getattr(exc, "detail", "error"), "status": code,
+                      "path": request.url.path}, status_code=code)
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+
+
+def _page(fun: Callable[..., Any]) -> Callable[[Request], Any]:
+    """An ``@app.page`` function as an endpoint: dict/list -> JSON, str -> HTML."""
+    try:
+        wants_request = bool(inspect.signature(fun).parameters)
+    except (TypeError, ValueError):
+        wants_request = False
+
+    async def endpoint(request: Request) -> Response:
+        result = fun(request) if wants_request else fun()
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, str):
+            return HTMLResponse(result)
+        return _JSON(status.jsonable(result))
+
+    return endpoint
+
+
+def _html(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to the worker."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+async def serve(app: App, *,
+                task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+    """Serve ``app``'s web views on ``app.conf.web_host:web_port`` until cancelled.
+
+    ``web_port=0`` picks a free port; ``app.conf.web_port`` is then set to the port
+    bound (and ``await tg.start(serve, app)`` returns it). A port that cannot be bound
+    is logged and the function returns: the stream goes on without the web server."""
+    host, port = app.conf.web_host, app.conf.web_port
+    history = status.RateHistory(app)
+    config = uvicorn.Config(create_app(app, history), host=host, port=port,
+                            log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=2, server_header=False)
+    server = _EmbeddedServer(config)
+    finished = anyio.Event()
+    failure: list[BaseException] = []
+
+    async def run() -> None:
+        # shielded so that, once cancelled, uvicorn still closes its sockets itself
+        with anyio.CancelScope(shield=True):
+            try:
+                await server.serve()
+            except SystemExit:        # uvicorn exits when it cannot bind
+                failure.append(OSError(f"cannot listen on {host}:{port}"))
+            except Exception as exc:  # noqa: BLE001 - logged below, the worker goes on
+                failure.append(exc)
+            finally:
+                finished.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        try:
+            while not server.started and not finished.is_set():
+                await anyio.sleep(0.01)
+            if server.started:
+                bound = _bound_port(server, port)
+                app.conf.web_port = bound
+                logger.info("web server on http://%s:%d/", _url_host(host), bound)
+                tg.start_soon(history.run)
+                task_status.started(bound)
+            await finished.wait()
+        finally:
+            server.should_exit = True
+        tg.cancel_scope.cancel()
+    if failure:
+        logger.error("web server not started: %s (the worker runs on without it; pick "
+                     "another port with --web-port or App(web_port=))", failure[0])
+
+
+def _bound_port(server: uvicorn.Server, default: int) -> int:
+    for srv in server.servers:
+        for sock in srv.sockets:
+            return int(sock.getsockname()[1])
+    return default
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

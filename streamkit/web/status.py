@@ -1,0 +1,253 @@
+"""What a running worker reports about itself: agents, partitions and lag, tables, DLQ.
+
+Everything here reads the objects the worker already keeps (Monitor counters, the
+consumer's assignment, the broker's end offsets, table stores); nothing is counted per
+event for the web server's sake. The only state of its own is :class:`RateHistory`, a
+once-a-second sample of each agent's event count, so a freshly opened dashboard can
+draw an events/s sparkline at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from datetime import date, datetime, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from streamkit.types import TopicPartition
+
+if TYPE_CHECKING:
+    from streamkit.app import App
+    from streamkit.tables.table import Table
+
+#: tables whose stores hold at most this many keys are counted exactly for their size;
+#: larger ones report the store's own count (RocksDB: an estimate), without a scan
+EXACT_SIZE_LIMIT = 5000
+
+
+class RateHistory:
+    """Events/s per agent (and for the whole worker), one sample a second."""
+
+    def __init__(self, app: App, length: int = 60, interval: float = 1.0) -> None:
+        self.app = app
+        self.interval = interval
+        self._last: dict[str, int] = {}
+        self._last_total = 0
+        self._last_at: float | None = None
+        self.rates: dict[str, deque[float]] = {}
+        self.total: deque[float] = deque(maxlen=length)
+        self._length = length
+
+    def sample(self) -> None:
+        """Record the events/s of every agent since the previous sample."""
+        now = time.monotonic()
+        counts = {name: agent.events_total for name, agent in self.app.agents.items()}
+        total = sum(self.app.monitor.events_in.values())
+        if self._last_at is not None:
+            elapsed = max(now - self._last_at, 1e-6)
+            for name, count in counts.items():
+                rate = max(0, count - self._last.get(name, 0)) / elapsed
+                self.rates.setdefault(name, deque(maxlen=self._length)).append(rate)
+            self.total.append(max(0, total - self._last_total) / elapsed)
+        self._last, self._last_total, self._last_at = counts, total, now
+
+    def rate(self, agent: str) -> float:
+        samples = self.rates.get(agent)
+        return samples[-1] if samples else 0.0
+
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await anyio.sleep(self.interval)
+
+
+# -- pieces of the status ----------------------------------------------------------------
+def committed_offset(app: App, tp: TopicPartition, cache: dict[TopicPartition, int]
+                     ) -> int | None:
+    """The group's committed offset of ``tp``: what this worker last committed, else
+    the broker's answer (asked once per partition: on kafka:// it is a network call)."""
+    worker = app.worker
+    own = getattr(worker, "_committed", {}).get(tp)
+    if own is not None:
+        return own
+    if tp not in cache:
+        consumer = worker.consumer if worker is not None else None
+        committed = consumer.committed(tp) if consumer is not None else None
+        if committed is None:
+            return None
+        cache[tp] = committed
+    return cache[tp]
+
+
+def partitions(app: App, committed_cache: dict[TopicPartition, int] | None = None
+               ) -> list[dict[str, Any]]:
+    """One row per partition this worker owns: committed, position, end offset, lag.
+
+    ``lag`` is Kafka's consumer lag: end offset minus committed offset (the position
+    where nothing was committed yet)."""
+    worker = app.worker
+    consumer = worker.consumer if worker is not None else None
+    if consumer is None:
+        return []
+    cache = committed_cache if committed_cache is not None else {}
+    rows = []
+    for tp in sorted(consumer.assignment()):
+        start, end = app.broker.offsets(tp)
+        position = consumer.position(tp)
+        committed = committed_offset(app, tp, cache)
+        base = committed if committed is not None else position
+        rows.append({"topic": tp.topic, "partition": tp.partition, "start": start,
+                     "committed": committed, "position": position, "end": end,
+                     "lag": max(0, end - max(base, start))})
+    return rows
+
+
+def agents(app: App, history: RateHistory | None = None) -> list[dict[str, Any]]:
+    out = []
+    for name, agent in app.agents.items():
+        out.append({
+            "name": name,
+            "topics": list(agent.channel.topics),
+            "events_total": agent.events_total,
+            "events_per_second": round(history.rate(name), 2) if history else 0.0,
+            "history": [round(r, 2) for r in history.rates.get(name, ())] if history else [],
+            "errors": agent.errors,
+            "restarts": agent.restarts,
+            "concurrency": agent.concurrency,
+            "help": agent.help,
+        })
+    return out
+
+
+def table_stores(table: Table) -> dict[int, Any]:
+    """partition -> store of the partitions this worker has opened.
+
+    Reads the table's private attributes (one store per partition, or one store for
+    all); the lead may replace this with a public accessor on Table."""
+    stores = getattr(table, "_stores", None)
+    if stores is not None:
+        return dict(stores)
+    store = getattr(table, "_store", None)
+    if store is None:
+        return {}
+    return {p: store for p in store.partitions()}
+
+
+def table_size(table: Table) -> tuple[int, bool]:
+    """(number of keys, whether exact). Small tables are counted; big ones report the
+    stores' count as of the last commit (RocksDB: its estimate), so a status request
+    never scans a big table."""
+    stored = sum(store.size(p) for p, store in table_stores(table).items())
+    if stored <= EXACT_SIZE_LIMIT:
+        return len(table), True
+    return stored, False
+
+
+def table_summary(app: App, table: Table) -> dict[str, Any]:
+    size, exact = table_size(table)
+    changelog = []
+    for p, store in sorted(table_stores(table).items()):
+        tp = TopicPartition(table.changelog_topic, p)
+        try:
+            _start, end = app.broker.offsets(tp)
+        except Exception:  # noqa: BLE001 - the topic may be mid-creation
+            end = None
+        changelog.append({"partition": p, "offset": store.offset(p), "end": end})
+    window = table.window
+    return {
+        "name": table.name,
+        "size": size,
+        "size_exact": exact,
+        "global": table.is_global,
+        "windowed": window is not None,
+        "window": repr(window.window) if window is not None else None,
+        "late_events": window.late_events if window is not None else 0,
+        "closed_windows": window.closed_windows if window is not None else 0,
+        "key_type": getattr(table.key_type, "__name__", None),
+        "changelog_topic": table.changelog_topic,
+        "changelog": changelog,
+        "help": table.help,
+    }
+
+
+def status(app: App, history: RateHistory | None = None,
+           committed_cache: dict[TopicPartition, int] | None = None) -> dict[str, Any]:
+    """The document ``GET /api/status`` returns (see docs/web.md)."""
+    monitor = app.monitor
+    worker = app.worker
+    dead_letters = dict(monitor.dead_letters)
+    rows = partitions(app, committed_cache)
+    return {
+        "app": app.conf.id,
+        "broker": app.conf.broker,
+        "pid": os.getpid(),
+        "ready": is_ready(app),
+        "uptime": round(monitor.uptime, 3),
+        "time": time.time(),
+        "events_per_second": round(history.total[-1], 2) if history and history.total
+        else round(monitor.events_per_second(), 2),
+        "events_in": dict(monitor.events_in),
+        "events_out": dict(monitor.events_out),
+        "agents": agents(app, history),
+        "partitions": rows,
+        "lag": sum(r["lag"] for r in rows),
+        "tables": [table_summary(app, t) for t in app.tables.values()],
+        "dead_letters": dead_letters,
+        "dead_letters_total": sum(dead_letters.values()),
+        "late_events": dict(monitor.late_events),
+        "commits": {"count": monitor.commits,
+                    "seconds_total": round(monitor.commit_seconds_total, 6),
+                    "last_seconds": round(monitor.last_commit_seconds, 6)},
+        "timers": [{"name": t.name, "runs": t.runs, "errors": t.errors}
+                   for t in app.timers],
+        "pages": sorted(app.pages),
+        "worker": {"running": worker is not None,
+                   "status_line": worker.status_line() if worker is not None else None},
+    }
+
+
+def is_ready(app: App) -> bool:
+    """Partitions assigned and their tables restored (restores run inside the
+    assignment, so an assignment means the tables are restored)."""
+    worker = app.worker
+    if worker is None or not worker.ready or worker.consumer is None:
+        return False
+    return bool(worker.consumer.assignment())
+
+
+# -- JSON ------------------------------------------------------------------------------
+def jsonable(value: Any) -> Any:
+    """Table keys and values as JSON can carry them: Records as dicts, tuples as
+    lists, datetimes as ISO strings, bytes as text, anything else as its repr."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) \
+            else str(value)
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else _dict_key(k): jsonable(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, deque)):
+        return [jsonable(v) for v in value]
+    to_repr = getattr(value, "to_representation", None)
+    if callable(to_repr):
+        return jsonable(to_repr())
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    return repr(value)
+
+
+def _dict_key(key: Any) -> str:
+    if isinstance(key, (int, float)) and not isinstance(key, bool):
+        return str(key)
+    return json.dumps(jsonable(key), separators=(",", ":"))
