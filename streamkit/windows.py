@@ -182,8 +182,14 @@ class TumblingWindow(_AlignedWindow):
 
     def ranges(self, ts: float) -> list[WindowRange]:
         """The one window containing ``ts``, in a list (the shape hopping windows use)."""
-        start = self._latest_start_ms(ts)
-        return [(start / 1000, (start + self._size_ms) / 1000)]
+        # _latest_start_ms inlined: this runs once per event
+        size = self._size_ms
+        start = int((ts * 1000.0) // size) * size
+        if (start + size) / 1000 <= ts:
+            start += size
+        elif start / 1000 > ts:
+            start -= size
+        return [(start / 1000, (start + size) / 1000)]
 
     def earliest(self, ts: float) -> WindowRange:
         """The window containing ``ts`` (there is only one)."""
