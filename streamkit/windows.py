@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from math import floor
 from typing import Iterable, Mapping, Union
 
 __all__ = [
@@ -71,11 +70,6 @@ def _to_ms(value: Seconds, what: str, *, allow_zero: bool = False) -> int:
 
 def _optional_ms(value: Seconds | None, what: str) -> int | None:
     return None if value is None else _to_ms(value, what, allow_zero=True)
-
-
-def _range_ms(window: WindowRange) -> tuple[int, int]:
-    """Bounds of a window range returned by this module, back in integer milliseconds."""
-    return round(window[0] * 1000), round(window[1] * 1000)
 
 
 class _AlignedWindow:

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
 
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
 from ..errors import ImproperlyConfigured, StoreLocked
 
 __all__ = ["MemoryStore", "RocksDBStore", "open_store", "Change"]
@@ -110,8 +112,6 @@ class RocksDBStore:
     partition. Only one process may open it at a time."""
 
     def __init__(self, path: str | os.PathLike[str], table_name: str = "") -> None:
-        from rocksdict import Options, Rdict, WriteOptions
-
         self.path = Path(path)
         self.table_name = table_name
         self._db = None
@@ -120,7 +120,8 @@ class RocksDBStore:
         try:
             self._cf_options = _cf_options()
             options = _db_options()
-            names = Rdict.list_cf(str(self.path), options) if (self.path / "CURRENT").exists() else ["default"]
+            exists = (self.path / "CURRENT").exists()
+            names = Rdict.list_cf(str(self.path), options) if exists else ["default"]
             families = {name: self._cf_options for name in names if name != "default"}
             families.setdefault(_OFFSETS_CF, self._cf_options)
             self._db = Rdict(str(self.path), options, column_families=families)
@@ -179,8 +180,6 @@ class RocksDBStore:
     def apply(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
         """Write ``changes`` (a None value deletes the key) and ``offset`` in one atomic
         WriteBatch: after a crash either all of it is there or none of it is."""
-        from rocksdict import WriteBatch
-
         handle = self._family(partition)[1]
         batch = WriteBatch(raw_mode=True)
         batch.set_default_column_family(handle)
@@ -249,8 +248,6 @@ def _partition_key(partition: int) -> bytes:
 
 
 def _db_options():
-    from rocksdict import Options
-
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.create_missing_column_families(True)
@@ -259,8 +256,6 @@ def _db_options():
 
 
 def _cf_options():
-    from rocksdict import Options
-
     options = Options(raw_mode=True)
     return options
 
