@@ -1,19 +1,12 @@
-"""App-layer behaviour the examples rely on that does not hold yet (xfail until fixed).
-
-Found while writing the demo and examples; reported to the App owner, not fixed here.
-"""
+"""App behaviour the demo relies on: two agents on one topic each read every event
+(as in Faust). It failed while the demo was written and was fixed in the App layer."""
 from __future__ import annotations
 
 import anyio
-import pytest
-
 import streamkit
 from streamkit.worker import Worker
 
 
-@pytest.mark.xfail(reason="two agents subscribed to one topic split its partitions "
-                          "between them instead of each reading every event (Faust "
-                          "gives every agent every event)", strict=False)
 def test_two_agents_on_one_topic_each_see_every_event():
     app = streamkit.App("two-agents", broker="memory://two-agents", store="memory://",
                         web_enabled=False)
