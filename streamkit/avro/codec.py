@@ -73,9 +73,9 @@ class AvroCodec:
         self.record_type = record_type
         self._registry = registry
         self.subject = subject
-        self._ids: dict[tuple[str, str], int] = {}
+        self._plans: dict[type, tuple[Any, Any, bytes]] = {}
+        self._reads: dict[int, tuple[Any, Any]] = {}
         self._writers: dict[int, Schema] = {}
-        self._builders: dict[type, Any] = {}
         self._seen_default: SchemaStore | None = None
 
     # -- configuration --------------------------------------------------------------
@@ -92,7 +92,8 @@ class AvroCodec:
         # Ids are per registry: when the default registry changes, forget the ids and
         # writer schemas learnt from the previous one.
         if current is not self._seen_default:
-            self._ids.clear()
+            self._plans.clear()
+            self._reads.clear()
             self._writers.clear()
             self._seen_default = current
 
@@ -108,36 +109,44 @@ class AvroCodec:
         """One value as framed Avro."""
         if self._registry is None and _default is not self._seen_default:
             self._follow(_default)
-        schema, datum = self._schema_and_datum(obj)
-        schema_id = self._schema_id(schema)
+        kind = type(obj)
+        plan = self._plans.get(kind)
+        if plan is None:
+            plan = self._plans[kind] = self._plan(kind)
+        parsed, build, header = plan
         buf = io.BytesIO()
-        buf.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+        buf.write(header)
         try:
-            fastavro.schemaless_writer(buf, schema.parsed, datum)
+            fastavro.schemaless_writer(buf, parsed, obj if build is None else build(obj))
         except Exception as exc:
-            raise SchemaRegistryError(f"cannot encode {type(obj).__name__} with Avro schema "
-                                      f"{schema.fullname or schema.type}: {exc}") from None
+            raise SchemaRegistryError(
+                f"cannot encode {kind.__name__} with Avro schema "
+                f"{self._plan_schema(kind).fullname or 'of ' + kind.__name__}: {exc}") from None
         return buf.getvalue()
 
     def dumps_many(self, objs: Iterable[Any]) -> list[bytes]:
         return [self.dumps(o) for o in objs]
 
-    def _schema_and_datum(self, obj: Any) -> tuple[Schema, Any]:
-        kind = type(obj)
-        if self.schema is None:
-            if not _is_record(kind):
-                raise SchemaRegistryError(
-                    f"the avro codec got a {kind.__name__} and has no schema for it: write "
-                    "a streamkit Record, or use AvroCodec(schema=...) for plain values")
-            return schema_for(kind), record_datum_builder(kind)(obj)
+    def _plan_schema(self, kind: type) -> Schema:
+        if self.schema is not None:
+            return self.schema
         if not _is_record(kind):
-            return self.schema, obj
-        build = self._builders.get(kind)
-        if build is None:
-            # a Record written with another (explicit) schema: fields by name
-            build = self._builders[kind] = record_datum_builder(kind) \
-                if schema_for(kind) == self.schema else _generic_datum
-        return self.schema, build(obj)
+            raise SchemaRegistryError(
+                f"the avro codec got a {kind.__name__} and has no schema for it: write "
+                "a streamkit Record, or use AvroCodec(schema=...) for plain values")
+        return schema_for(kind)
+
+    def _plan(self, kind: type) -> tuple[Any, Any, bytes]:
+        """(parsed schema, datum builder or None, 5-byte header) for values of ``kind``:
+        worked out once per type, so encoding is one dict lookup and a fastavro call."""
+        schema = self._plan_schema(kind)
+        if not _is_record(kind):
+            build = None
+        elif self.schema is None or schema_for(kind) == self.schema:
+            build = record_datum_builder(kind)
+        else:
+            build = _generic_datum     # a Record written with another schema: by name
+        return schema.parsed, build, _HEADER.pack(MAGIC_BYTE, self._schema_id(schema))
 
     def _schema_id(self, schema: Schema) -> int:
         subject = self.subject or schema.fullname
@@ -145,11 +154,8 @@ class AvroCodec:
             raise SchemaRegistryError(
                 f"no subject to register the {schema.type} schema under: bind the codec "
                 "to a topic (codec.bind(topic)) or pass subject=")
-        key = (subject, schema.canonical)
-        schema_id = self._ids.get(key)
-        if schema_id is None:
-            schema_id = self._ids[key] = self.registry.register_id(subject, schema)
-            self._writers.setdefault(schema_id, schema)
+        schema_id = self.registry.register_id(subject, schema)
+        self._writers.setdefault(schema_id, schema)
         return schema_id
 
     # -- decode ---------------------------------------------------------------------
@@ -157,14 +163,18 @@ class AvroCodec:
         """One framed Avro value as a dict (or ``record_type`` instance)."""
         if self._registry is None and _default is not self._seen_default:
             self._follow(_default)
-        schema_id, body = unframe(data)
-        writer = self._writer(schema_id)
-        reader = self.schema
+        if len(data) < 5 or data[0] != MAGIC_BYTE:
+            unframe(data)              # raises the DecodeError that says why
+        schema_id = int.from_bytes(data[1:5], "big")
+        plan = self._reads.get(schema_id)
+        if plan is None:
+            plan = self._reads[schema_id] = self._read_plan(schema_id)
+        buf = io.BytesIO(data)
+        buf.seek(5)
         try:
-            value = fastavro.schemaless_reader(
-                io.BytesIO(body), writer.parsed,
-                None if reader is None or reader is writer else reader.parsed)
+            value = fastavro.schemaless_reader(buf, plan[0], plan[1])
         except Exception as exc:
+            reader = self.schema
             raise DecodeError(f"cannot decode Avro body written with schema id {schema_id}"
                               f"{'' if reader is None else ' into ' + str(reader.fullname)}"
                               f": {exc}") from None
@@ -175,7 +185,8 @@ class AvroCodec:
     def loads_many(self, datas: Iterable[bytes]) -> list[Any]:
         return [self.loads(d) for d in datas]
 
-    def _writer(self, schema_id: int) -> Schema:
+    def _read_plan(self, schema_id: int) -> tuple[Any, Any]:
+        """(writer's parsed schema, reader's parsed schema or None when they are equal)."""
         writer = self._writers.get(schema_id)
         if writer is None:
             try:
@@ -183,10 +194,9 @@ class AvroCodec:
             except SchemaRegistryError as exc:
                 raise DecodeError(f"Avro schema id {schema_id} is unknown to the schema "
                                   f"registry: {exc}") from None
-            if self.schema is not None and writer == self.schema:
-                writer = self.schema     # same object: skip schema resolution on read
             self._writers[schema_id] = writer
-        return writer
+        reader = self.schema
+        return writer.parsed, None if reader is None or reader == writer else reader.parsed
 
     def __repr__(self) -> str:
         what = self.schema.fullname or self.schema.type if self.schema else "derived"
