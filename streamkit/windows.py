@@ -285,8 +285,8 @@ class SlidingWindow:
         """The windows a record at ``ts`` creates and joins.
 
         ``windows`` maps the key's existing windows to the largest record timestamp in
-        each (at least every window starting in ``[ts - 2*size, ts + 1ms]``; more is
-        harmless). ``stream_time`` (including this record) makes closed windows left
+        each. Only windows starting in ``[ts - 2*size, ts + 1ms]`` matter; passing just
+        those (as Kafka fetches them) keeps this cheap for keys with long histories. ``stream_time`` (including this record) makes closed windows left
         alone and a late record reported as ``late``; None ignores closing.
         """
         size = self._size_ms

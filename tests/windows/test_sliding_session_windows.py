@@ -122,6 +122,17 @@ def test_sliding_windows_match_kafka_for_any_arrival_order(size_ms: int, records
 
 
 @settings(max_examples=300, deadline=None)
+@given(size_ms=st.integers(1, 20), records=st.lists(st.integers(0, 60), min_size=1, max_size=12),
+       ts=st.integers(0, 60))
+def test_only_windows_near_the_record_matter(size_ms: int, records: list[int], ts: int) -> None:
+    window = SlidingWindow(size_ms / 1000)
+    _, max_ts, _ = run_sliding(window, [r / 1000 for r in records])
+    near = {w: m for w, m in max_ts.items()
+            if (ts - 2 * size_ms) / 1000 <= w[0] <= (ts + 1) / 1000}
+    assert window.update(near, ts / 1000) == window.update(max_ts, ts / 1000)
+
+
+@settings(max_examples=300, deadline=None)
 @given(size_ms=st.integers(1, 20), grace_ms=st.integers(0, 30),
        records=st.lists(st.integers(0, 60), min_size=1, max_size=12))
 @example(size_ms=2, grace_ms=0, records=[38, 36, 37])     # a record whose left window closed
