@@ -59,6 +59,7 @@ class Worker:
     async def run_async(self) -> None:
         app = self.app
         app.worker = self
+        self._started = time.monotonic()
         self._stop = anyio.Event()
         if app.conf.processing_guarantee == "exactly_once":
             logger.warning("processing_guarantee='exactly_once' is not implemented yet: "
@@ -75,6 +76,7 @@ class Worker:
                         await anyio.sleep(0)
                     self._declare_topics()
                     self.consumer = self._join_group()
+                    app.fetcher.on_first_assignment = self._on_ready
                     services.start_soon(self._fetch)
                     services.start_soon(self._commit_loop)
                     services.start_soon(self._flush_loop)
@@ -88,10 +90,9 @@ class Worker:
                         services.start_soon(self._serve_web)
                     if self.status_interval:
                         services.start_soon(self._status_loop)
-                    logger.info("worker %s ready: agents %s, topics %s", app.conf.id,
+                    logger.info("worker %s started: agents %s, topics %s", app.conf.id,
                                 ", ".join(f"@{a}" for a in app.agents),
                                 ", ".join(app.fetcher.topics()))
-                    self.ready = True
                     await self._stop.wait()
                     self._stop_streams()
                     with anyio.move_on_after(self.shutdown_timeout) as scope:
@@ -104,6 +105,13 @@ class Worker:
                 services.cancel_scope.cancel()
         finally:
             self._close()
+
+    def _on_ready(self) -> None:
+        assert self.consumer is not None
+        self.ready = True
+        logger.info("worker %s ready: %d partitions assigned, tables restored in %.2f s",
+                    self.app.conf.id, len(self.consumer.assignment()),
+                    time.monotonic() - self._started)
 
     def stop(self) -> None:
         """Ask the worker to stop gracefully."""

@@ -91,6 +91,9 @@ class Fetcher:
         self.subscription_changed = False
         self.dead_lettered = 0
         self._key_cache: dict[Topic, dict[bytes | None, Any]] = {}
+        #: called once, after the poll in which partitions were first assigned (and
+        #: their tables restored)
+        self.on_first_assignment: Any = None
 
     # -- registration --------------------------------------------------------------
     def add_stream(self, stream: Stream) -> None:
@@ -146,7 +149,12 @@ class Fetcher:
                 await anyio.sleep(0.0005)
                 continue
             messages = consumer.poll(max_records, 0.0)
+            if self.on_first_assignment is not None and consumer.assignment():
+                callback, self.on_first_assignment = self.on_first_assignment, None
+                callback()
             if not messages:
+                if len(self.app.output):
+                    self.app.output.flush()  # idle: do not make sends wait
                 await anyio.sleep(idle)
                 idle = min(idle * 2, 0.02)
                 continue
