@@ -8,7 +8,9 @@ and on Kafka, and several processes (a worker, ``streamkit registry serve``, the
 - key ``{"keytype": "SCHEMA", "subject": s, "version": v}``, value
   ``{"subject", "version", "id", "schema", "deleted"}``; a tombstone is a permanent delete;
 - key ``{"keytype": "CONFIG", "subject": s | null}``, value ``{"compatibilityLevel": L}``;
-  a tombstone resets a subject to the global level.
+  a tombstone resets a subject to the global level;
+- key ``{"keytype": "MAX_ID", "subject": null}``, value ``{"max_id": n}``: written before
+  a permanent delete, so ids are never reused after compaction.
 
 There is no leader to hand out ids. A writer picks the next id and version from its
 replay, appends, replays again and checks its record took effect: on replay the first
@@ -137,6 +139,8 @@ class SchemaRegistry:
                 self._apply_schema(k["subject"], int(k["version"]), v)
             elif keytype == "CONFIG":
                 self._apply_config(k.get("subject"), v)
+            elif keytype == "MAX_ID" and v is not None:
+                self._max_id = max(self._max_id, int(v["max_id"]))
         except Exception as exc:  # a foreign or damaged record must not stop the replay
             log.warning("%s offset %d: skipping unreadable registry record %r: %s",
                         self.topic, offset, key, exc)
@@ -180,6 +184,12 @@ class SchemaRegistry:
     def _append(self, key: bytes, value: dict[str, Any] | None) -> None:
         body = None if value is None else json.dumps(value, separators=(",", ":")).encode()
         self.broker.produce(self.topic, [OutgoingRecord(key, body)], acks="all")
+
+    def _remember_max_id(self) -> None:
+        # Once compaction drops a permanently deleted schema, its id would be forgotten
+        # and could be handed out again, and old records would then decode with the
+        # wrong schema: keep the highest id ever used under a key of its own.
+        self._append(_key("MAX_ID", None), {"max_id": self._max_id})
 
     def _write_version(self, subject: str, version: int, v: _Version) -> None:
         self._append(_key("SCHEMA", subject, version),
@@ -353,6 +363,7 @@ class SchemaRegistry:
                     f"Subject '{subject}' was not deleted first before being permanently "
                     "deleted")
             numbers = sorted(versions)
+            self._remember_max_id()
             for number in numbers:
                 self._append(_key("SCHEMA", subject, number), None)
             if subject in self._config:
@@ -390,6 +401,7 @@ class SchemaRegistry:
                 raise VersionNotSoftDeleted(
                     f"Subject '{subject}' Version {number} was not deleted first before "
                     "being permanently deleted")
+            self._remember_max_id()
             self._append(_key("SCHEMA", subject, number), None)
         else:
             if v.deleted:

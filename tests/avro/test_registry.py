@@ -209,3 +209,17 @@ def test_compacted_topic_keeps_the_registry(tmp_path) -> None:
     fresh = SchemaRegistry(broker)
     assert fresh.subjects() == ["y"] and fresh.subjects(deleted=True) == ["x", "y"]
     assert fresh.schema_by_id(2) == V2
+
+
+def test_ids_are_not_reused_after_permanent_delete_and_compaction(tmp_path) -> None:
+    broker = connect(f"log://{tmp_path}/log")
+    reg = SchemaRegistry(broker)
+    reg.register("x", V1)
+    reg.register("y", KEY)                  # id 2, the highest
+    reg.delete_subject("y")
+    reg.delete_subject("y", permanent=True)
+    broker.cleanup("_schemas")
+    fresh = SchemaRegistry(broker)
+    with pytest.raises(SchemaNotFound):
+        fresh.schema_by_id(2)
+    assert fresh.register("z", V2).id == 3
