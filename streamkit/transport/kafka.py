@@ -255,9 +255,12 @@ class KafkaBroker:
 
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
               timeout: float = 0.0) -> list[Message]:
-        """Messages of one partition from ``offset``, waiting up to ``timeout`` for one."""
+        """Messages of one partition from ``offset``, waiting up to ``timeout`` for new
+        ones. Records the partition already holds are returned even with ``timeout=0``
+        (the call then waits for the fetch round trip, as reading a file would)."""
         if self._fetcher is None:
-            self._fetcher = Fetcher(self._consumer_conf(Fetcher.config()), self.servers)
+            self._fetcher = Fetcher(self._consumer_conf(Fetcher.config()), self.servers,
+                                    catch_up=self.timeout)
         return self._fetcher.fetch(tp, offset, max_records, timeout)
 
     def _offsets_of(self, tps: list[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:

@@ -235,8 +235,9 @@ class Fetcher:
     MAX_PARTITIONS = 128       # assigned at once; the least recently used goes first
     MAX_BUFFERED = 20_000      # messages per partition before it is paused
 
-    def __init__(self, conf: dict[str, Any], servers: str) -> None:
+    def __init__(self, conf: dict[str, Any], servers: str, catch_up: float = 10.0) -> None:
         self._servers = servers
+        self._catch_up = catch_up
         self._consumer = Consumer(conf)
         self._cursor: dict[TopicPartition, int] = {}   # where each stream continues
         self._buffers: dict[TopicPartition, list[Message]] = {}
@@ -257,12 +258,8 @@ class Fetcher:
         buf = self._buffers[tp]
         if len(buf) < max_records:
             self._take(max_records - len(buf), 0.0)
-        deadline = time.monotonic() + timeout
-        while not buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self._take(max_records, left)
+        if not buf:
+            self._wait(tp, offset, max_records, timeout)
         out = buf[:max_records]
         del buf[:max_records]
         if out:
@@ -273,6 +270,27 @@ class Fetcher:
             self._consumer.resume([KTP(tp.topic, tp.partition)])
             self._paused.discard(tp)
         return out
+
+    def _wait(self, tp: TopicPartition, offset: int, max_records: int,
+              timeout: float) -> None:
+        """Wait up to ``timeout`` for records not yet written; records the partition
+        already holds are waited for up to ``catch_up`` seconds even with
+        ``timeout=0``, since the embedded log returns those at once and callers (table
+        restore) read an empty answer as "at the end"."""
+        started = time.monotonic()
+        deadline = started + timeout
+        catch_up = started + self._catch_up
+        buf = self._buffers[tp]
+        while not buf:
+            _, high = self._consumer.get_watermark_offsets(KTP(tp.topic, tp.partition),
+                                                           cached=True)
+            behind = high < 0 or high > offset     # unknown yet, or records to come
+            left = (max(deadline, catch_up) if behind else deadline) - time.monotonic()
+            if left <= 0:
+                return
+            # Short slices: the high watermark of the next fetch response may say that
+            # the partition is at its end.
+            self._take(max_records, min(left, 0.05))
 
     def _check_in_range(self, tp: TopicPartition, offset: int) -> None:
         # Kafka answers a fetch past the end with OFFSET_OUT_OF_RANGE (see _on_error);

@@ -183,3 +183,16 @@ def test_fetch_past_the_end_raises_offset_out_of_range(broker, topic_name):
     with pytest.raises(errors.OffsetOutOfRange, match=rf"{topic_name}\[0\].*offset 9"):
         broker.fetch(tp, 9, 10, timeout=1)
     assert [m.offset for m in broker.fetch(tp, 2, 10, timeout=5)] == [2]
+
+
+def test_fetch_with_no_timeout_still_returns_records_already_written(broker, topic_name):
+    # Table restore reads with timeout=0 and takes an empty answer as "at the end".
+    broker.produce(topic_name, [OutgoingRecord(b"k", b"v%d" % i, partition=1)
+                                for i in range(5)])
+    tp = TopicPartition(topic_name, 1)
+    assert [m.value for m in broker.fetch(tp, 0, 100)] == [b"v0", b"v1", b"v2", b"v3",
+                                                            b"v4"]
+    started = time.monotonic()
+    assert broker.fetch(tp, 5, 100) == []
+    assert broker.fetch(TopicPartition(topic_name, 2), 0, 100) == []   # empty partition
+    assert time.monotonic() - started < 1.5
