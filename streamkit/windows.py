@@ -334,7 +334,9 @@ class SlidingWindow:
                 previous = top
         left = (t - size, t)
 
-        if previous is not None and previous + 1 not in starts and previous + 1 + size >= t:
+        # (a previous record 1 ms further back would have t's left window as its right
+        # window: that one is made below as the left window)
+        if previous is not None and previous >= t - size and previous + 1 not in starts:
             window = (previous + 1, previous + 1 + size)   # the previous record's right window
             if is_open(window[1]):
                 create.append((window, None))

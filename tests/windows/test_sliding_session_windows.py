@@ -16,7 +16,7 @@ from streamkit.windows import SessionWindow, SlidingWindow
 def run_sliding(window: SlidingWindow, records: list[float], grace_check: bool = False):
     """Feed records (in arrival order) through update() like a table would, keeping per
     window the set of record indexes (the 'aggregate') and the max record timestamp."""
-    values: dict[tuple[float, float], frozenset[int]] = {}
+    values: dict[tuple[float, float], tuple[int, ...]] = {}
     max_ts: dict[tuple[float, float], float] = {}
     late = []
     stream_time = None
@@ -26,17 +26,19 @@ def run_sliding(window: SlidingWindow, records: list[float], grace_check: bool =
         if update.late:
             late.append(i)
             continue
-        seeds = {w: values[s] if s is not None else frozenset() for w, s in update.create}
+        assert len(set(update.create)) == len(update.create)
+        assert len(set(update.add)) == len(update.add)
+        seeds = {w: values[s] if s is not None else () for w, s in update.create}
         values.update(seeds)
         for w in update.add:
-            values[w] = values[w] | {i}
+            values[w] = tuple(sorted(values[w] + (i,)))   # a record added twice shows
         max_ts.update(update.max_ts)
         if grace_check:
             assert all(not window.is_closed(w, stream_time) for w in update.add)
     return values, max_ts, late
 
 
-def kafka_windows(size_ms: int, records_ms: list[int]) -> dict[tuple[float, float], frozenset[int]]:
+def kafka_windows(size_ms: int, records_ms: list[int]) -> dict[tuple[float, float], tuple[int, ...]]:
     """Kafka's window set by definition: a left window per record, a right window per
     record that has a later one within size; each holding the records in its range."""
     ranges = set()
@@ -45,7 +47,7 @@ def kafka_windows(size_ms: int, records_ms: list[int]) -> dict[tuple[float, floa
         if any(r < other <= r + size_ms for other in records_ms):
             ranges.add((r + 1, r + 1 + size_ms))
     return {
-        (s / 1000, e / 1000): frozenset(i for i, r in enumerate(records_ms) if s <= r <= e)
+        (s / 1000, e / 1000): tuple(i for i, r in enumerate(records_ms) if s <= r <= e)
         for s, e in ranges
     }
 
@@ -74,7 +76,7 @@ def test_first_record_creates_its_left_window_only() -> None:
 def test_both_ends_are_inclusive() -> None:
     # records exactly size apart share a window; 1 ms more and they do not
     values, _, _ = run_sliding(SlidingWindow(10), [0.0, 10.0])
-    assert values[(0.0, 10.0)] == {0, 1}
+    assert values[(0.0, 10.0)] == (0, 1)
     values, _, _ = run_sliding(SlidingWindow(10), [0.0, 10.001])
     assert all(len(v) == 1 for v in values.values())
     assert set(values) == {(-10.0, 0.0), (0.001, 10.001)}
