@@ -3,7 +3,9 @@ and consume (Broker.fetch, group poll, streamkit.Consumer), in records/s.
 
     python benchmarks/log_bench.py [--records 200000] [--runs 5] [--batch 1000]
 
-Each figure is the median of ``--runs`` runs, each on a fresh log directory in /tmp.
+Each figure is the median of ``--runs`` runs, each on a fresh log directory in /tmp:
+records per wall-clock second, and records per CPU-second of the measuring process
+(which other processes sharing the machine do not distort).
 Records are ~200-byte JSON taxi rides keyed by vendor/location, 4 partitions.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -63,14 +66,33 @@ def fresh(root: Path) -> str:
     return url
 
 
-def bench_produce_one(root: Path, records, acks, batch: int) -> float:
+class Clock:
+    """Wall time and CPU time (this process and its waited-for children) of a block."""
+
+    def __enter__(self) -> Clock:
+        self.wall = time.perf_counter()
+        self.cpu = _cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = _cpu() - self.cpu
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def bench_produce_one(root: Path, records, acks, batch: int) -> tuple[float, float]:
     url = fresh(root)
-    start = time.perf_counter()
-    produce(url, records, acks, batch)
-    return len(records) / (time.perf_counter() - start)
+    with Clock() as clock:
+        produce(url, records, acks, batch)
+    return len(records) / clock.wall, len(records) / clock.cpu
 
 
-def bench_produce_two(root: Path, n: int, acks, batch: int) -> float:
+def bench_produce_two(root: Path, n: int, acks, batch: int) -> tuple[float, float]:
     url = fresh(root)
     ctx = mp.get_context("fork")
     ready = ctx.Barrier(3)
@@ -80,72 +102,69 @@ def bench_produce_two(root: Path, n: int, acks, batch: int) -> float:
     for proc in procs:
         proc.start()
     ready.wait()
-    start = time.perf_counter()
-    go.wait()
-    for proc in procs:
-        proc.join()
-    elapsed = time.perf_counter() - start
+    with Clock() as clock:
+        go.wait()
+        for proc in procs:
+            proc.join()
     total = sum(connect(url).offsets(TopicPartition(TOPIC, p))[1] for p in range(PARTITIONS))
     assert total == n // 2 * 2, (total, n)
-    return total / elapsed
+    # children's CPU includes building their records before the barrier: not counted
+    return total / clock.wall, float("nan")
 
 
-def bench_producer_client(root: Path, records, linger_ms: float, batch: int) -> float:
+def bench_producer_client(root: Path, records, linger_ms: float,
+                          batch: int) -> tuple[float, float]:
     url = fresh(root)
     producer = streamkit.Producer(broker=url, acks=1, linger_ms=linger_ms, batch_size=batch)
-    start = time.perf_counter()
-    for r in records:
-        producer.send(TOPIC, value=r.value, key=r.key)
-    producer.flush()
-    elapsed = time.perf_counter() - start
+    with Clock() as clock:
+        for r in records:
+            producer.send(TOPIC, value=r.value, key=r.key)
+        producer.flush()
     producer.close()
-    return len(records) / elapsed
+    return len(records) / clock.wall, len(records) / clock.cpu
 
 
-def bench_fetch(url: str, n: int, max_records: int = 1000) -> float:
+def bench_fetch(url: str, n: int, max_records: int = 1000) -> tuple[float, float]:
     broker = connect(url)
-    start = time.perf_counter()
     count = 0
-    for p in range(PARTITIONS):
-        tp = TopicPartition(TOPIC, p)
-        offset = 0
-        while True:
-            messages = broker.fetch(tp, offset, max_records)
-            if not messages:
-                break
-            count += len(messages)
-            offset = messages[-1].offset + 1
-    elapsed = time.perf_counter() - start
+    with Clock() as clock:
+        for p in range(PARTITIONS):
+            tp = TopicPartition(TOPIC, p)
+            offset = 0
+            while True:
+                messages = broker.fetch(tp, offset, max_records)
+                if not messages:
+                    break
+                count += len(messages)
+                offset = messages[-1].offset + 1
     assert count == n, (count, n)
     broker.close()
-    return count / elapsed
+    return count / clock.wall, count / clock.cpu
 
 
-def bench_group_poll(url: str, n: int, group: str) -> float:
+def bench_group_poll(url: str, n: int, group: str) -> tuple[float, float]:
     broker = connect(url)
     member = broker.group_consumer(group, [TOPIC])
-    start = time.perf_counter()
     count = 0
-    while count < n:
-        count += len(member.poll(max_records=1000, timeout=0.5))
-    elapsed = time.perf_counter() - start
+    with Clock() as clock:
+        while count < n:
+            count += len(member.poll(max_records=1000, timeout=0.5))
     member.close()
     broker.close()
-    return count / elapsed
+    return count / clock.wall, count / clock.cpu
 
 
-def bench_consumer_client(url: str, n: int) -> float:
+def bench_consumer_client(url: str, n: int) -> tuple[float, float]:
     consumer = streamkit.Consumer(TOPIC, broker=url, auto_offset_reset="earliest",
                                   consumer_timeout_ms=500)
-    start = time.perf_counter()
     count = 0
-    for _ in consumer:
-        count += 1
-        if count == n:
-            break
-    elapsed = time.perf_counter() - start
+    with Clock() as clock:
+        for _ in consumer:
+            count += 1
+            if count == n:
+                break
     consumer.close()
-    return count / elapsed
+    return count / clock.wall, count / clock.cpu
 
 
 def consume_all(url: str, n: int, group: str, queue) -> None:
@@ -166,9 +185,10 @@ def main() -> None:
     print(f"{n} records of ~{size:.0f} B, {PARTITIONS} partitions, batches of {batch}, "
           f"median of {args.runs} runs, {os.cpu_count()} CPUs")
     root = Path(tempfile.mkdtemp(prefix="log_bench_", dir="/tmp"))
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[tuple[float, float]]] = {}
+    load = os.getloadavg()[0]
 
-    def record(name: str, value: float) -> None:
+    def record(name: str, value: tuple[float, float]) -> None:
         results.setdefault(name, []).append(value)
 
     try:
@@ -197,8 +217,13 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     width = max(map(len, results))
+    print(f"{'':<{width}}  {'records/s':>12}  {'per CPU-s':>12}")
     for name, values in results.items():
-        print(f"{name:<{width}}  {statistics.median(values):>12,.0f} records/s")
+        wall = statistics.median(v[0] for v in values)
+        cpu = statistics.median(v[1] for v in values)
+        cpu_text = "-" if cpu != cpu else f"{cpu:,.0f}"
+        print(f"{name:<{width}}  {wall:>12,.0f}  {cpu_text:>12}")
+    print(f"load average (1 min) before/after: {load:.2f} / {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
