@@ -39,6 +39,7 @@ __all__ = ["MemoryStore", "RocksDBStore", "open_store", "Change"]
 Change = tuple[bytes, "bytes | None"]
 
 _OFFSETS_CF = "__offsets"
+_CLEARING = b"clearing:"
 _OFFSET = struct.Struct(">q")
 
 
@@ -138,6 +139,8 @@ class RocksDBStore:
         for name in names:
             if name.startswith("p") and name[1:].isdigit():
                 self._open_family(int(name[1:]), create=False)
+        for partition in self._unfinished_clears():
+            self.clear(partition)       # a crash interrupted it: finish it
 
     def _open_family(self, partition: int, *, create: bool) -> tuple[object, object]:
         name = f"p{partition}"
@@ -201,11 +204,28 @@ class RocksDBStore:
 
     def clear(self, partition: int) -> None:
         """Drop the data and the offset of ``partition`` (to rebuild it from the
-        changelog): its column family is dropped and recreated empty."""
-        self._offsets_cf.delete(_partition_key(partition))
-        if self._families.pop(partition, None) is not None:
+        changelog): its column family is dropped and recreated empty.
+
+        Crash-safe: the offset is removed together with a "clearing" mark in one batch,
+        and the mark goes only after the drop; a store opened with the mark still there
+        finishes the clear. So a crash never leaves old data that a rebuild from a
+        compacted changelog (tombstones gone) could not overwrite.
+        """
+        batch = WriteBatch(raw_mode=True)
+        batch.delete(_partition_key(partition), self._offsets_handle)
+        batch.put(_CLEARING + _partition_key(partition), b"", self._offsets_handle)
+        self._db.write(batch, self._write_options)
+        pair = self._families.pop(partition, None)
+        if pair is not None:
+            pair[0].close()
             self._db.drop_column_family(f"p{partition}")
         self._open_family(partition, create=True)
+        self._offsets_cf.delete(_CLEARING + _partition_key(partition))
+
+    def _unfinished_clears(self) -> list[int]:
+        return [int(key[len(_CLEARING):])
+                for key in self._offsets_cf.keys(from_key=_CLEARING)
+                if key.startswith(_CLEARING)]
 
     def size(self, partition: int) -> int:
         """Approximate number of keys in ``partition`` (RocksDB's estimate-num-keys:

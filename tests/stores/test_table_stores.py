@@ -125,6 +125,27 @@ def test_rocksdb_store_survives_close_and_reopen(tmp_path: Path) -> None:
         again.close()
 
 
+def test_a_clear_interrupted_by_a_crash_is_finished_on_open(tmp_path: Path) -> None:
+    store = open_store("rocksdb://", tmp_path, "counts")
+    store.apply(0, [(b"stale", b"1")], 10)
+    store.apply(1, [(b"kept", b"2")], 11)
+    # what clear() writes first, before dropping the data; then the process dies
+    store._offsets_cf.delete(b"0")
+    store._offsets_cf.put(b"clearing:0", b"")
+    store.close()
+    again = open_store("rocksdb://", tmp_path, "counts")
+    try:
+        assert list(again.items(0)) == [] and again.offset(0) is None
+        assert again.get(1, b"kept") == b"2" and again.offset(1) == 11
+    finally:
+        again.close()
+    third = open_store("rocksdb://", tmp_path, "counts")   # and the mark is gone
+    try:
+        assert third._unfinished_clears() == []
+    finally:
+        third.close()
+
+
 def test_rocksdb_get_many(tmp_path: Path) -> None:
     store = open_store("rocksdb://", tmp_path, "t")
     try:
