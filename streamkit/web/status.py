@@ -87,8 +87,8 @@ def partitions(app: App, committed_cache: dict[TopicPartition, int] | None = Non
                ) -> list[dict[str, Any]]:
     """One row per partition this worker owns: committed, position, end offset, lag.
 
-    ``lag`` is Kafka's consumer lag: end offset minus committed offset (the position
-    where nothing was committed yet)."""
+    ``lag`` is Kafka's consumer lag: end offset minus committed offset (where nothing
+    was committed yet: minus the offset the group starts from)."""
     worker = app.worker
     consumer = worker.consumer if worker is not None else None
     if consumer is None:
@@ -99,7 +99,10 @@ def partitions(app: App, committed_cache: dict[TopicPartition, int] | None = Non
         start, end = app.broker.offsets(tp)
         position = consumer.position(tp)
         committed = committed_offset(app, tp, cache)
-        base = committed if committed is not None else position
+        if committed is not None:
+            base = committed
+        else:           # nothing committed yet: all from where the group starts reading
+            base = start if app.conf.consumer_auto_offset_reset == "earliest" else position
         rows.append({"topic": tp.topic, "partition": tp.partition, "start": start,
                      "committed": committed, "position": position, "end": end,
                      "lag": max(0, end - max(base, start))})
