@@ -354,6 +354,12 @@ class KafkaBroker:
             raise broker_error(exc, f"delete group {group_id!r}", self.servers) from None
 
     # -- lifecycle ---------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every record handed to librdkafka is delivered (``produce``
+        already waits; this is for symmetry with the embedded log's acks=0 queue)."""
+        for producer in self._producers.values():
+            producer.flush(self.timeout if timeout is None else timeout)
+
     def close(self) -> None:
         """Deliver what is still queued and free the clients."""
         if self._closed:

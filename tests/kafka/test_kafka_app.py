@@ -1,0 +1,71 @@
+"""A streamkit App on kafka:// (tansu): an agent re-keys rides with group_by, counts
+them in a table and forwards some to another topic; a second run restores the table
+from its changelog topic on Kafka."""
+from __future__ import annotations
+
+import uuid
+
+import anyio
+import pytest
+
+import streamkit
+from streamkit.worker import Worker
+
+pytestmark = [pytest.mark.kafka, pytest.mark.anyio]
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+class Ride(streamkit.Record, serializer="json"):
+    vendorId: int
+    total_amount: float = 0.0
+
+
+def make_app(url: str, name: str):
+    app = streamkit.App(name, broker=url, store="memory://", web_enabled=False,
+                        commit_interval=0.2, topic_partitions=4, session_timeout=3.0)
+    rides = app.topic(f"{name}-rides", value_type=Ride, partitions=4)
+    high = app.topic(f"{name}-high")
+    counts = app.Table("counts", default=int)
+
+    @app.agent(rides)
+    async def count(stream):
+        async for ride in stream.group_by(Ride.vendorId, name="vendor"):
+            counts[ride.vendorId] += 1
+            if ride.total_amount >= 40:
+                await streamkit.current_event().forward(high)
+
+    return app, rides, counts
+
+
+async def run_until_counted(app, counts, total, timeout=60.0) -> dict:
+    """Run a worker until the table counts ``total`` rides; the table's contents then
+    (the worker closes its stores when it stops)."""
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(timeout):
+            while sum(v for _, v in counts.items()) != total:
+                await anyio.sleep(0.05)
+        seen = dict(counts.items())
+        worker.stop()
+    return seen
+
+
+async def test_app_counts_on_kafka_and_restores_its_table(tansu):
+    name = f"app-{uuid.uuid4().hex[:8]}"
+    app, rides, counts = make_app(tansu, name)
+    for i in range(200):
+        await rides.send(key=str(i), value=Ride(vendorId=i % 3, total_amount=float(i % 50)))
+    assert await run_until_counted(app, counts, 200) == {0: 67, 1: 67, 2: 66}
+    broker = app.broker
+    assert sum(broker.describe_topic(f"{name}-high").end_offsets) == 200 * 10 // 50
+    assert f"{name}-counts-changelog" in broker.list_topics()
+    assert name in broker.list_groups()
+
+    # A new worker with an empty memory store: the table comes back from Kafka.
+    app2, _rides, counts2 = make_app(tansu, name)
+    assert await run_until_counted(app2, counts2, 200) == {0: 67, 1: 67, 2: 66}
