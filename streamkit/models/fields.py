@@ -132,9 +132,10 @@ def _to_int(v: Any, coerce: bool) -> int:
         return int(v)
     if coerce:
         if type(v) is str:
-            text = v.strip()
-            if text.lstrip("+-").isdigit():
-                return int(text)
+            try:
+                return int(v)  # Python's int(): "42", " 42 ", "+4_2"; not "4.2"
+            except ValueError:
+                pass
         elif type(v) is float and v.is_integer():
             return int(v)
         elif isinstance(v, Decimal) and v == v.to_integral_value():

@@ -223,8 +223,8 @@ def _field_converter(cls: type, fd: FieldDescriptor) -> Callable[[Any], Any]:
     return convert_field
 
 
-def _check_lines(var: str, i: int, tp: Any, optional: bool,
-                 indent: str) -> list[str]:
+def _check_lines(var: str, i: int, tp: Any, optional: bool, indent: str,
+                 coerce: bool) -> list[str]:
     """Code that converts ``var`` in place when it is not already of type T."""
     guard = f"{var} is not None and " if optional else ""
     if tp is None:
@@ -239,32 +239,48 @@ def _check_lines(var: str, i: int, tp: Any, optional: bool,
             f"{indent}elif {guard}_sk_type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})",
         ]
     if tp is float:
-        # JSON writers often drop ".0": take ints without the converter call chain.
-        return [
+        # JSON writers often drop ".0", and CSV-fed producers send numbers as strings:
+        # convert both without the converter call chain.
+        lines = [
             f"{indent}if {guard}_sk_type({var}) is not _sk_float:",
             f"{indent}    if _sk_type({var}) is _sk_int:",
             f"{indent}        try: {var} = _sk_float({var})",
             f"{indent}        except _sk_OverflowError: {var} = _sk_c{i}({var})",
+        ]
+        if coerce:
+            lines += [
+                f"{indent}    elif _sk_type({var}) is _sk_str:",
+                f"{indent}        try: {var} = _sk_float({var})",
+                f"{indent}        except _sk_ValueError: {var} = _sk_c{i}({var})",
+            ]
+        return lines + [f"{indent}    else: {var} = _sk_c{i}({var})"]
+    if tp is int and coerce:
+        return [
+            f"{indent}if {guard}_sk_type({var}) is not _sk_int:",
+            f"{indent}    if _sk_type({var}) is _sk_str:",
+            f"{indent}        try: {var} = _sk_int({var})",
+            f"{indent}        except _sk_ValueError: {var} = _sk_c{i}({var})",
             f"{indent}    else: {var} = _sk_c{i}({var})",
         ]
     return [f"{indent}if {guard}_sk_type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})"]
 
 
 def _wire_lines(fields: dict[str, FieldDescriptor], fast: list, indent: str,
-                obj: str) -> list[str]:
+                obj: str, coerce: bool) -> list[str]:
     """Read every field from dict ``d`` into ``obj`` (KeyError when one is absent)."""
     lines = []
     for i, name in enumerate(fields):
         tp, optional, check = fast[i]
         lines.append(f"{indent}v = d[{name!r}]")
         if check:
-            lines += _check_lines("v", i, tp, optional, indent)
+            lines += _check_lines("v", i, tp, optional, indent, coerce)
         lines.append(f"{indent}{obj}.{name} = v")
     return lines
 
 
 def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
     names = list(fields)
+    coerce = cls._options.coerce
     env: dict[str, Any] = {
         "_sk_cls": cls, "_sk_MISSING": MISSING, "_sk_new": object.__new__,
         "_sk_fromiso": datetime.fromisoformat, "_sk_plain": _plain,
@@ -294,7 +310,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
             env[f"_sk_d{i}"] = fd.default
             params.append(f"{name}=_sk_d{i}")
         if check:
-            init_body += _check_lines(name, i, tp, optional, "    ")
+            init_body += _check_lines(name, i, tp, optional, "    ", coerce)
     for name in names:
         init_body.append(f"    _sk_self.{name} = {name}")
     post = ["    _sk_self.__post_init__()"] if hasattr(cls, "__post_init__") else []
@@ -321,7 +337,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         "    if type(d) is not dict: return _sk_slow(d)",
         "    self = _sk_new(_sk_cls)",
         "    try:",
-        *_wire_lines(fields, fast, "        ", "self"),
+        *_wire_lines(fields, fast, "        ", "self", coerce),
         "        pass",
         "    except KeyError:",
         "        return _sk_slow(d)",
@@ -342,7 +358,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         "        d = unpack(data)",  # not a mapping: TypeError below, batch retried
         "        self = _sk_new(_sk_cls)",
         "        try:",
-        *_wire_lines(fields, fast, "            ", "self"),
+        *_wire_lines(fields, fast, "            ", "self", coerce),
         "            pass",
         "        except KeyError:",
         "            append(_sk_slow(d))",  # __init__ ran __post_init__ already

@@ -343,3 +343,16 @@ def test_post_init_runs_once_on_the_slow_path() -> None:
     Serde(Counted, "json").loads_many([b'{"a": 1}', b'{"a": 2, "b": 1}'])
     Serde(Counted, "json").loads(b'{"a": 3}')
     assert calls == [1, 2, 3]
+
+
+@settings(max_examples=100, deadline=None)
+@given(ride=_rides)
+def test_string_valued_payloads_decode_like_typed_ones(ride: Ride) -> None:
+    # Producers fed from CSV send every value as a string.
+    as_strings = {k: (None if v is None else
+                      v.isoformat(sep=" ") if isinstance(v, datetime) else repr(v))
+                  for k, v in ride.asdict().items()}
+    serde = Serde(Ride, "json")
+    data = codecs.get("json").dumps(as_strings)
+    assert serde.loads_many([data]) == [ride]
+    assert serde.loads(data) == ride
