@@ -93,3 +93,10 @@ def ride_json(row: dict[str, str]) -> dict[str, object]:
         "tip_amount": float(row["tip_amount"]),
         "total_amount": float(row["total_amount"]),
     }
+
+
+if __name__ == "__main__":      # python -m streamkit.cli.sample [PATH [ROWS [SEED]]]
+    import sys
+    target = write_sample(sys.argv[1] if len(sys.argv) > 1 else "data/rides.csv",
+                          *(int(a) for a in sys.argv[2:4]))
+    print(f"wrote {target}")
