@@ -17,6 +17,7 @@ DEFAULTS: dict[str, str] = {
     "retention.bytes": "-1",
     "segment.bytes": "1073741824",        # 1 GiB, as Kafka
     "message.timestamp.type": "CreateTime",
+    "min.cleanable.dirty.ratio": "0.5",
 }
 
 #: Kafka topic configs the embedded log accepts and stores but does not act on.
@@ -26,7 +27,7 @@ ACCEPTED_UNUSED = frozenset({
     "max.compaction.lag.ms", "max.message.bytes", "message.downconversion.enable",
     "message.format.version", "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms",
-    "min.cleanable.dirty.ratio", "min.compaction.lag.ms", "min.insync.replicas",
+    "min.compaction.lag.ms", "min.insync.replicas",
     "preallocate", "remote.storage.enable", "segment.index.bytes", "segment.jitter.ms",
     "segment.ms", "unclean.leader.election.enable",
     "follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
@@ -90,6 +91,15 @@ def check_topic_config(config: dict[str, Any] | None) -> dict[str, str]:
                 raise InvalidConfig(f"topic config cleanup.policy={value!r}: use delete, "
                                     "compact or compact,delete")
             out[key] = policy
+        elif key == "min.cleanable.dirty.ratio":
+            try:
+                ratio = float(value)
+            except ValueError:
+                ratio = -1.0
+            if not 0.0 <= ratio <= 1.0:
+                raise InvalidConfig(f"topic config min.cleanable.dirty.ratio={value!r} "
+                                    "must be a number from 0 to 1")
+            out[key] = value
         elif key == "message.timestamp.type":
             if value not in ("CreateTime", "LogAppendTime"):
                 raise InvalidConfig(f"topic config message.timestamp.type={value!r}: use "
@@ -106,7 +116,7 @@ class TopicConfig:
     """A topic's config with the values the log acts on parsed once."""
 
     __slots__ = ("raw", "retention_ms", "retention_bytes", "segment_bytes", "compact",
-                 "delete", "log_append_time")
+                 "delete", "log_append_time", "dirty_ratio")
 
     def __init__(self, raw: dict[str, str]) -> None:
         merged = {**DEFAULTS, **raw}
@@ -118,6 +128,7 @@ class TopicConfig:
         self.compact = "compact" in policy
         self.delete = "delete" in policy
         self.log_append_time = merged["message.timestamp.type"] == "LogAppendTime"
+        self.dirty_ratio = float(merged["min.cleanable.dirty.ratio"])
 
     def full(self) -> dict[str, str]:
         """Every config the log acts on, defaults filled in, plus stored extras."""

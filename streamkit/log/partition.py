@@ -310,7 +310,7 @@ class Partition:
             if self.config.delete:
                 self._retention_locked()
             if compact and self.config.compact:
-                self._compact_locked()
+                self._compact_locked(force)
         except CorruptRecord:
             if force:
                 raise
@@ -344,10 +344,24 @@ class Partition:
                          segment_name(seg.base), self.topic, self.partition)
                 self._delete_segment(seg)
 
-    def _compact_locked(self) -> None:
+    def _compact_locked(self, force: bool) -> None:
         """Keep the latest record of every key in the closed segments; drop keys whose
         latest record is a tombstone. Offsets are kept, so gaps appear. Each changed
-        segment is rewritten to a temp file and renamed over the old one."""
+        segment is rewritten to a temp file and renamed over the old one.
+
+        Unless forced, runs only when the closed segments written since the last
+        compaction ("dirty") are at least ``min.cleanable.dirty.ratio`` of all closed
+        bytes, as Kafka's cleaner: compaction reads the whole partition, so this keeps
+        its cost proportional to what was written."""
+        closed = self.segments[:-1]
+        if not closed:
+            return
+        if not force:
+            cleaned = self.store.read_cleaned()
+            total = sum(seg.end for seg in closed)
+            dirty = sum(seg.end for seg in closed if seg.base >= cleaned)
+            if not total or dirty < self.config.dirty_ratio * total:
+                return
         latest: dict[bytes, int] = {}
         tombstones: set[bytes] = set()
         for seg in self.segments:
@@ -390,6 +404,7 @@ class Partition:
             fresh.scan()
             self.segments[index] = fresh
         self._version = None
+        self.store.write_cleaned(self.segments[-1].base)
 
     def close(self) -> None:
         for seg in self.segments:

@@ -8,6 +8,7 @@ On disk::
     <root>/<topic>/<partition>/<base>.log     segments (20-digit base offset)
     <root>/<topic>/<partition>/lock           flock'd by a process appending
     <root>/<topic>/<partition>/synced         flock'd to fsync; holds "fsynced up to"
+    <root>/<topic>/<partition>/cleaned        offset the last compaction cleaned up to
     <root>/__consumer_groups/<group>/...      consumer groups (streamkit.log.groups)
 """
 from __future__ import annotations
@@ -128,6 +129,16 @@ class FilePartitionStore:
         """Record ``mark`` as fsynced (call inside ``sync_lock``)."""
         os.pwrite(self._sync_fd, _SYNCED.pack(*mark), 0)
 
+    def read_cleaned(self) -> int:
+        """Offset up to which the last compaction cleaned (0 if never)."""
+        try:
+            return int((self.path / "cleaned").read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def write_cleaned(self, offset: int) -> None:
+        (self.path / "cleaned").write_text(str(offset))
+
     def close(self) -> None:
         for fd in (self._lock_fd, self._sync_fd):
             if fd >= 0:
@@ -143,6 +154,7 @@ class MemoryPartitionStore:
         self._version = 0
         self._lock = threading.RLock()
         self.deleted = False
+        self.cleaned = 0
 
     def version(self) -> int:
         if self.deleted:
@@ -186,6 +198,12 @@ class MemoryPartitionStore:
 
     def set_synced(self, mark: tuple[int, int]) -> None:
         pass
+
+    def read_cleaned(self) -> int:
+        return self.cleaned
+
+    def write_cleaned(self, offset: int) -> None:
+        self.cleaned = offset
 
     def close(self) -> None:
         pass

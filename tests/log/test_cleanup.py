@@ -148,3 +148,16 @@ def test_reader_positioned_in_compacted_range_moves_to_next_record(url):
     assert len(reader.fetch(TP, 0, max_records=3)) == 3
     broker.cleanup("t")
     assert [(m.offset, m.value) for m in reader.fetch(TP, 3)] == [(9, b"9")]
+
+
+def test_background_compaction_waits_for_the_dirty_ratio(url):
+    broker = connect(url)
+    broker.create_topic("t", partitions=1, config={"cleanup.policy": "compact",
+                                                   "segment.bytes": 150,
+                                                   "min.cleanable.dirty.ratio": "1.0"})
+    for i in range(40):
+        broker.produce("t", [OutgoingRecord(b"k", b"v%d" % i)])
+    # ratio 1.0: after the first pass, the clean part is never all dirty again
+    assert len(_read_all(url)) > 10
+    broker.cleanup("t")                       # a forced pass ignores the ratio
+    assert [m.value for m in _read_all(url)] == [b"v39"]
