@@ -45,7 +45,8 @@ td.num { text-align:right; }
        min-width:120px; overflow:hidden; }
 .bar i { position:absolute; left:0; top:0; bottom:0; background:var(--accent); }
 .bar.hot i { background:var(--warn); }
-svg.spark { display:block; }
+svg.spark { display:inline-block; vertical-align:middle; }
+td.spark { white-space:nowrap; }
 svg.spark polyline { fill:none; stroke:var(--accent); stroke-width:1.5; }
 svg.spark polygon { fill:rgba(47,111,222,.12); stroke:none; }
 .dlq.bad { color:var(--bad); font-weight:700; }
@@ -142,7 +143,7 @@ function renderAgents(agents) {
   const body = $("agents"); body.replaceChildren();
   if (!agents.length) body.append(el("tr", {}, el("td", {colspan: 6, class: "muted", text: "no agents"})));
   for (const a of agents) {
-    const spark = el("td", {});
+    const spark = el("td", {class: "spark"});
     spark.append(sparkline(a.history), el("span", {class: "muted", text: ` ${fmt(a.events_per_second)}/s`}));
     body.append(el("tr", {"data-agent": a.name},
       el("td", {text: "@" + a.name}), el("td", {text: a.topics.join(", ")}), spark,
