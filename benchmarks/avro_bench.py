@@ -84,23 +84,33 @@ def main() -> None:
     use_registry(SchemaRegistry(connect("memory://avro-bench")))
     values = ride_values(n)
 
-    rows = []
+    cases = []          # (name, bytes per record, encode fn, decode fn)
     for name in ("json", "msgpack", "avro"):
         cls = ride_class(name)
         serde = Serde(cls)
         records = [cls(**v) for v in values]
         payloads = [serde.dumps(r) for r in records]
         assert serde.loads_many(payloads[:10]) == records[:10]
-        enc = timed(lambda: [serde.dumps(r) for r in records], n, runs)
-        dec = timed(lambda: serde.loads_many(payloads), n, runs)
-        rows.append((name, sum(map(len, payloads)) / n, enc, dec))
+        cases.append((name, sum(map(len, payloads)) / n,
+                      lambda serde=serde, records=records: [serde.dumps(r) for r in records],
+                      lambda serde=serde, payloads=payloads: serde.loads_many(payloads)))
 
     codec = AvroCodec(FLOAT_SCHEMA, subject="bench-value")
     payloads = [codec.dumps(v) for v in values]
     assert abs(codec.loads(payloads[1])["trip_distance"] - values[1]["trip_distance"]) < 1e-6
-    enc = timed(lambda: [codec.dumps(v) for v in values], n, runs)
-    dec = timed(lambda: [codec.loads(p) for p in payloads], n, runs)
-    rows.append(("avro float/int (dicts)", sum(map(len, payloads)) / n, enc, dec))
+    cases.append(("avro float/int (dicts)", sum(map(len, payloads)) / n,
+                  lambda: [codec.dumps(v) for v in values],
+                  lambda: [codec.loads(p) for p in payloads]))
+
+    # runs interleave the codecs, so a burst of load elsewhere on the machine does not
+    # land on one codec only
+    rates: dict[str, tuple[list[float], list[float]]] = {c[0]: ([], []) for c in cases}
+    for _ in range(runs):
+        for name, _size, encode, decode in cases:
+            rates[name][0].append(timed(encode, n, 1))
+            rates[name][1].append(timed(decode, n, 1))
+    rows = [(name, size, statistics.median(rates[name][0]),
+             statistics.median(rates[name][1])) for name, size, *_ in cases]
 
     print(f"{n} taxi rides, median of {runs} runs")
     print(f"{'codec':<24} {'B/rec':>7} {'encode ev/s':>13} {'decode ev/s':>13}")

@@ -93,8 +93,11 @@ def _open(ctx: click.Context) -> Any:
 
 
 def _fail(exc: SchemaRegistryError) -> None:
-    click.echo(f"error {exc.error_code}: {exc.message}", err=True)
-    for msg in getattr(exc, "messages", []):
+    messages = getattr(exc, "messages", [])
+    # an IncompatibleSchema message ends with its reasons joined: list them instead
+    head = exc.message.split(": " + messages[0])[0] if messages else exc.message
+    click.echo(f"error {exc.error_code}: {head}", err=True)
+    for msg in messages:
         click.echo(f"  - {msg}", err=True)
     sys.exit(1)
 

@@ -167,3 +167,24 @@ def test_schema_derivation_of_optional_nested_and_defaults() -> None:
                                    "default": 0.5}
     assert fields["tags"]["type"] == {"type": "map", "values": "long"}
     assert fields["vendor"]["default"] == 1
+
+
+def test_record_with_an_explicit_avsc_schema(default_registry, tmp_path) -> None:
+    path = tmp_path / "ride_value.avsc"
+    path.write_text(RIDE_VALUE.to_json(indent=2))
+
+    class SmallRide(Record, serializer="avro"):
+        __avro_schema__ = str(path)
+        vendor_id: int
+        passenger_count: int
+        trip_distance: float
+        payment_type: int
+        total_amount: float
+
+    ride = SmallRide(vendor_id=1, passenger_count=1, trip_distance=9.3, payment_type=2,
+                     total_amount=7.5)
+    data = ride.dumps()
+    assert len(data) == 5 + 2 + 4 + 1 + 4          # int varints and 32-bit floats
+    back = SmallRide.loads(data)
+    assert back.trip_distance == 9.300000190734863 and back.total_amount == 7.5
+    assert default_registry.get_version("test.taxi.RideValue").schema == RIDE_VALUE
