@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from streamkit import errors
 from streamkit.transport.base import Acks, RebalanceCallback
 from streamkit.transport.kafka_common import bootstrap_servers, broker_error, \
-    check_topic_name, client_config, error_code
+    check_topic_name, client_config, error_code, make_client
 from streamkit.transport.kafka_consumer import EndOffsets, Fetcher, KafkaGroupConsumer
 from streamkit.transport.kafka_tx import KafkaTransactionalProducer
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
@@ -49,7 +49,8 @@ class KafkaBroker:
             timeout = float(self._config.get("socket.timeout.ms", 10_000)) / 1000
         self.timeout = timeout
         self._base = {"bootstrap.servers": self.servers}
-        self._admin = AdminClient(client_config(self._base, self._config, "admin"))
+        self._admin = make_client(AdminClient,
+                                  client_config(self._base, self._config, "admin"), "admin")
         self._producers: dict[int, Producer] = {}
         self._fetcher: Fetcher | None = None
         self._end_offsets: EndOffsets | None = None
@@ -167,7 +168,8 @@ class KafkaBroker:
         if producer is None:
             defaults = {"message.timeout.ms": int(self.timeout * 1000), "linger.ms": 5}
             base = {**self._base, "acks": level, "partitioner": "murmur2_random"}
-            producer = Producer(client_config(base, self._config, "producer", defaults))
+            producer = make_client(
+                Producer, client_config(base, self._config, "producer", defaults), "producer")
             self._producers[level] = producer
         return producer
 

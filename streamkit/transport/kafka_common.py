@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import (TIMESTAMP_LOG_APPEND_TIME, TIMESTAMP_NOT_AVAILABLE,
                              KafkaError, KafkaException)
@@ -17,6 +18,7 @@ from streamkit import errors
 from streamkit.types import CREATE_TIME, LOG_APPEND_TIME, Message
 
 log = logging.getLogger("streamkit.transport.kafka")
+T = TypeVar("T")
 
 #: librdkafka sections of ``config`` that apply to one kind of client only.
 ROLE_SECTIONS = ("producer", "consumer", "admin")
@@ -58,6 +60,15 @@ def client_config(base: dict[str, Any], user: dict[str, Any] | None, role: str,
     conf.update(base)
     conf.setdefault("logger", log)
     return conf
+
+
+def make_client(cls: Callable[[dict[str, Any]], T], conf: dict[str, Any], role: str) -> T:
+    """``cls(conf)``, with librdkafka's refusal of a setting as ``InvalidConfig``."""
+    try:
+        return cls(conf)
+    except (KafkaException, ValueError, TypeError) as exc:
+        detail = exc.args[0].str() if error_code(exc) is not None else str(exc)
+        raise errors.InvalidConfig(f"Kafka {role} settings refused: {detail}") from None
 
 
 def check_topic_name(name: str) -> None:

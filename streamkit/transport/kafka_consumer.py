@@ -15,7 +15,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KTP
 
 from streamkit import errors
-from streamkit.transport.kafka_common import broker_error, error_code, log, to_messages
+from streamkit.transport.kafka_common import broker_error, error_code, log, make_client, \
+    to_messages
 from streamkit.types import Message, TopicPartition
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
@@ -87,7 +88,7 @@ class KafkaGroupConsumer:
         # Partitions being assigned while on_assign runs, with the offsets seek() asked
         # for: librdkafka assigns them only after the callback returns.
         self._assigning: dict[TopicPartition, int | None] | None = None
-        self._consumer = Consumer(conf)
+        self._consumer = make_client(Consumer, conf, "consumer")
         self._consumer.subscribe(list(topics), on_assign=self._assigned,
                                  on_revoke=self._revoked, on_lost=self._revoked)
 
@@ -238,7 +239,7 @@ class Fetcher:
     def __init__(self, conf: dict[str, Any], servers: str, catch_up: float = 10.0) -> None:
         self._servers = servers
         self._catch_up = catch_up
-        self._consumer = Consumer(conf)
+        self._consumer = make_client(Consumer, conf, "consumer")
         self._cursor: dict[TopicPartition, int] = {}   # where each stream continues
         self._buffers: dict[TopicPartition, list[Message]] = {}
         self._paused: set[TopicPartition] = set()
@@ -388,7 +389,7 @@ class EndOffsets:
 
     def __init__(self, conf: dict[str, Any], servers: str) -> None:
         self._servers = servers
-        self._consumer = Consumer(conf)
+        self._consumer = make_client(Consumer, conf, "consumer")
         self.topics: set[str] = set()     # topics this consumer has fetched from
 
     @staticmethod

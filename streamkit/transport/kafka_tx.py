@@ -21,7 +21,7 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka import TopicPartition as KTP
 
 from streamkit import errors
-from streamkit.transport.kafka_common import broker_error
+from streamkit.transport.kafka_common import broker_error, make_client
 from streamkit.transport.kafka_consumer import KafkaGroupConsumer
 from streamkit.types import OutgoingRecord, RecordMetadata, TopicPartition
 
@@ -42,7 +42,7 @@ class KafkaTransactionalProducer:
         self._timeout = timeout
         self._deliver = deliver
         self._ensure_topic = ensure_topic
-        self._producer = Producer(conf)
+        self._producer = make_client(Producer, conf, "transactional producer")
         self._in_transaction = False
         self._call(lambda: self._producer.init_transactions(timeout), "init transactions")
 

@@ -2,6 +2,7 @@
 fetch, acks, partition parity with the embedded log, and errors."""
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -125,7 +126,11 @@ def test_unknown_acks_is_refused(broker, topic_name):
 def test_partition_parity_with_the_embedded_log_for_1000_keys(broker, topic_name):
     partitions = 7
     broker.create_topic(topic_name, partitions=partitions)
-    keys = [f"vendor-{i}-{'x' * (i % 13)}".encode() for i in range(1000)]
+    rng = random.Random(6)
+    keys = [f"vendor-{i}-{'x' * (i % 13)}".encode() for i in range(900)]
+    keys += [b"", b"\x00", b"\xff" * 3, "taxi-é".encode()]
+    keys += [rng.randbytes(rng.randrange(1, 64)) for _ in range(96)]
+    assert len(keys) == 1000
     metadata = broker.produce(topic_name, [OutgoingRecord(k, b"") for k in keys])
     landed = [m.partition for m in metadata]
     assert landed == [partition_for_key(k, partitions) for k in keys]
@@ -196,3 +201,8 @@ def test_fetch_with_no_timeout_still_returns_records_already_written(broker, top
     assert broker.fetch(tp, 5, 100) == []
     assert broker.fetch(TopicPartition(topic_name, 2), 0, 100) == []   # empty partition
     assert time.monotonic() - started < 1.5
+
+
+def test_an_unknown_librdkafka_setting_is_an_invalid_config(tansu):
+    with pytest.raises(errors.InvalidConfig, match="no.such.setting"):
+        KafkaBroker(tansu, config={"no.such.setting": "1"})
