@@ -181,8 +181,9 @@ class Segment:
         """
         size = self.handle.size()
         pos = self.end
+        span = SCAN_CHUNK
         while pos < size:
-            chunk = self.handle.pread(min(SCAN_CHUNK, size - pos), pos)
+            chunk = self.handle.pread(min(span, size - pos), pos)
             if len(chunk) < HEADER_SIZE:
                 return "partial"
             off = 0
@@ -203,6 +204,8 @@ class Segment:
                 if maxts > self.max_timestamp:
                     self.max_timestamp = maxts
                 off += total
+            # big batches: read just the next header instead of the bodies around it
+            span = HEADER_SIZE if total > SCAN_CHUNK // 16 else SCAN_CHUNK
             pos += off
             self.end = pos
         return "ok" if pos == size else "partial"
