@@ -205,7 +205,7 @@ class Segment:
                     self.max_timestamp = maxts
                 off += total
             # big batches: read just the next header instead of the bodies around it
-            span = HEADER_SIZE if total > SCAN_CHUNK // 16 else SCAN_CHUNK
+            span = HEADER_SIZE if total > 8192 else SCAN_CHUNK
             pos += off
             self.end = pos
         return "ok" if pos == size else "partial"
