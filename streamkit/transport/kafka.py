@@ -307,7 +307,8 @@ class KafkaBroker:
         return KafkaGroupConsumer(conf, group_id, topics, servers=self.servers,
                                   enable_auto_commit=enable_auto_commit,
                                   on_assign=on_assign, on_revoke=on_revoke,
-                                  auto_offset_reset=auto_offset_reset)
+                                  auto_offset_reset=auto_offset_reset,
+                                  offsets=self.offsets)
 
     def list_groups(self) -> list[str]:
         """Ids of the cluster's consumer groups."""

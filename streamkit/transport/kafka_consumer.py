@@ -76,11 +76,13 @@ class KafkaGroupConsumer:
                  servers: str, enable_auto_commit: bool,
                  on_assign: RebalanceCallback | None,
                  on_revoke: RebalanceCallback | None,
-                 auto_offset_reset: str) -> None:
+                 auto_offset_reset: str,
+                 offsets: Callable[[TopicPartition], tuple[int, int]]) -> None:
         self.group_id = group_id
         self._servers = servers
         self._auto_commit = enable_auto_commit
         self._auto_offset_reset = auto_offset_reset
+        self._offsets = offsets     # the broker's (start, end) of a partition
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._closed = False
@@ -176,9 +178,8 @@ class KafkaGroupConsumer:
         committed = self.committed(tp)
         if committed is not None:
             return committed
-        low, high = self._consumer.get_watermark_offsets(KTP(tp.topic, tp.partition),
-                                                         timeout=10)
-        return low if self._auto_offset_reset == "earliest" else high
+        start, end = self._offsets(tp)
+        return start if self._auto_offset_reset == "earliest" else end
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Make the next ``poll`` of ``tp`` start at ``offset``. ``tp`` must be owned,

@@ -172,6 +172,7 @@ def test_latest_reset_skips_existing_records(broker, topic_name):
     consumer = broker.group_consumer(_group(), [topic_name], session_timeout=SESSION,
                                      auto_offset_reset="latest")
     _poll_until([consumer], lambda g: len(consumer.assignment()) == 2)
+    assert consumer.position(TopicPartition(topic_name, 0)) == 4
     time.sleep(0.5)
     consumer.poll(100, 0.2)
     broker.produce(topic_name, [OutgoingRecord(b"new", b"x", partition=0)])
