@@ -134,7 +134,8 @@ class MemoryHandle:
         return len(self.buf)
 
     def pread(self, n: int, pos: int) -> bytes:
-        return bytes(self.buf[pos:pos + n])
+        with memoryview(self.buf) as view:
+            return bytes(view[pos:pos + n])
 
     def append(self, data: bytes) -> None:
         self.buf += data

@@ -218,7 +218,7 @@ def test_records_from_another_broker_instance_are_seen(url):
     start = time.monotonic()
     got = b.fetch(TopicPartition("t", 0), 0, timeout=2)
     assert [m.value for m in got] == [b"x"]
-    assert time.monotonic() - start < 0.1
+    assert time.monotonic() - start < 0.5
     # and b appends after a's records, not over them
     assert b.produce("t", [OutgoingRecord(None, b"y")])[0].offset == 1
     assert a.produce("t", [OutgoingRecord(None, b"z")])[0].offset == 2

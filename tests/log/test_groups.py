@@ -125,8 +125,8 @@ def test_two_members_split_partitions_and_rebalance_on_leave(broker):
 def test_member_that_stops_heartbeating_is_removed(url):
     broker = connect(url)
     _fill(broker)
-    a = broker.group_consumer("g", ["t"], session_timeout=0.3)
-    b = broker.group_consumer("g", ["t"], session_timeout=0.3)
+    a = broker.group_consumer("g", ["t"], session_timeout=0.6)
+    b = broker.group_consumer("g", ["t"], session_timeout=0.6)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and len(b.assignment()) < 2:
         a.poll(timeout=0.01)
@@ -134,7 +134,7 @@ def test_member_that_stops_heartbeating_is_removed(url):
     assert len(b.assignment()) == 2
     # b hangs (no poll); a notices the silence after session_timeout, but may only
     # take b's partitions once b released them: b's next poll sees it was removed
-    time.sleep(0.4)
+    time.sleep(0.8)
     a.poll(timeout=0.05)
     assert len(a.assignment()) == 2
     b.poll(timeout=0.01)              # b learns it was removed, releases, rejoins

@@ -118,7 +118,7 @@ GROUP_MEMBER = """
 import json, sys, time
 from streamkit.transport import connect
 broker = connect(sys.argv[1])
-member = broker.group_consumer("g", ["t"], session_timeout=2.0, enable_auto_commit=True,
+member = broker.group_consumer("g", ["t"], session_timeout=10.0, enable_auto_commit=True,
                                auto_commit_interval=0.1)
 last = None
 while True:
@@ -178,7 +178,8 @@ def test_group_of_two_processes_splits_and_survivor_takes_all(log_url, child_env
         b.proc.wait()
         started = time.monotonic()
         _wait(lambda: a.assignment == [0, 1, 2, 3])
-        assert time.monotonic() - started < 3.0       # found by its lock, not a timeout
+        # found by its free lock within a heartbeat check (<= 1 s), not the 10 s timeout
+        assert time.monotonic() - started < 5.0
         broker.produce("t", [OutgoingRecord(None, b"w", partition=p) for p in range(4)])
         # the survivor reads the new record of every partition, the dead member's too
         # (from the dead member's last commit: at least once)
@@ -216,4 +217,4 @@ def test_reader_sees_another_process_append_within_milliseconds(log_url, child_e
     proc.wait(timeout=10)
     assert len(messages) == 1
     latency_ms = (seen - int(messages[0].value)) / 1e6
-    assert latency_ms < 50
+    assert latency_ms < 250      # ~20 ms at most when the machine is not overloaded
