@@ -1,8 +1,13 @@
 """The ``workers`` fixture: worker processes killed at the end of each test."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
-from example_helpers import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from example_helpers import Worker  # noqa: E402
 
 
 @pytest.fixture
