@@ -15,7 +15,6 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric, SummaryMetricFamily)
 from prometheus_client.registry import Collector
 
-from streamkit.types import TopicPartition
 from streamkit.web import status
 
 if TYPE_CHECKING:
@@ -27,10 +26,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class StreamkitCollector(Collector):
     """Reads an App's counters at scrape time (see the module docstring)."""
 
-    def __init__(self, app: App, committed_cache: dict[TopicPartition, int] | None = None
-                 ) -> None:
+    def __init__(self, app: App, offsets: status.Offsets | None = None) -> None:
         self.app = app
-        self.committed_cache = committed_cache if committed_cache is not None else {}
+        self.offsets = offsets or status.Offsets(app)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._events()
@@ -74,7 +72,7 @@ class StreamkitCollector(Collector):
         end = GaugeMetricFamily("streamkit_log_end_offset",
                                 "Offset the next record of the partition will get.",
                                 labels=labels)
-        for row in status.partitions(self.app, self.committed_cache):
+        for row in status.partitions(self.app, self.offsets):
             key = [row["topic"], str(row["partition"])]
             lag.add_metric(key, row["lag"])
             position.add_metric(key, row["position"])
@@ -101,7 +99,7 @@ class StreamkitCollector(Collector):
                                     "offset the table's store has reached.",
                                     labels=["table", "partition"])
         for table in self.app.tables.values():
-            summary = status.table_summary(self.app, table)
+            summary = status.table_summary(self.app, table, self.offsets)
             size.add_metric([table.name], summary["size"])
             for row in summary["changelog"]:
                 if row["offset"] is not None:
@@ -145,11 +143,10 @@ def _counter(name: str, doc: str, label: str, values: Any) -> CounterMetricFamil
     return family
 
 
-def registry_for(app: App, committed_cache: dict[TopicPartition, int] | None = None
-                 ) -> CollectorRegistry:
+def registry_for(app: App, offsets: status.Offsets | None = None) -> CollectorRegistry:
     """A registry holding only this app's collector."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StreamkitCollector(app, committed_cache))
+    registry.register(StreamkitCollector(app, offsets))
     return registry
 
 

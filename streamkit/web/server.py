@@ -23,7 +23,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from streamkit.types import TopicPartition
 from streamkit.web import metrics, status, tables
 from streamkit.web.dashboard import DASHBOARD_HTML
 from streamkit.web.tables import ViewError
@@ -48,14 +47,14 @@ def _error(exc: ViewError) -> Response:
 
 def create_app(app: App, history: status.RateHistory | None = None) -> Starlette:
     """The Starlette application serving ``app``'s views."""
-    committed_cache: dict[TopicPartition, int] = {}
-    registry = metrics.registry_for(app, committed_cache)
+    offsets = status.Offsets(app)
+    registry = metrics.registry_for(app, offsets)
 
     async def dashboard(request: Request) -> Response:
         return HTMLResponse(DASHBOARD_HTML.replace("{{APP_ID}}", _html(app.conf.id)))
 
     async def api_status(request: Request) -> Response:
-        return _JSON(status.status(app, history, committed_cache))
+        return _JSON(status.status(app, history, offsets))
 
     async def metrics_view(request: Request) -> Response:
         return Response(metrics.render(registry), media_type=metrics.CONTENT_TYPE)

@@ -66,25 +66,48 @@ class RateHistory:
 
 
 # -- pieces of the status ----------------------------------------------------------------
-def committed_offset(app: App, tp: TopicPartition, cache: dict[TopicPartition, int]
-                     ) -> int | None:
-    """The group's committed offset of ``tp``: what this worker last committed, else
-    the broker's answer (asked once per partition: on kafka:// it is a network call)."""
-    worker = app.worker
-    own = getattr(worker, "_committed", {}).get(tp)
-    if own is not None:
-        return own
-    if tp not in cache:
-        consumer = worker.consumer if worker is not None else None
-        committed = consumer.committed(tp) if consumer is not None else None
-        if committed is None:
-            return None
-        cache[tp] = committed
-    return cache[tp]
+class Offsets:
+    """The offsets the views read, with the broker's answers kept for ``ttl`` seconds.
+
+    On ``kafka://`` every ``broker.offsets()`` is a network round trip made on the
+    worker's event loop; a dashboard and a Prometheus scrape together must not add
+    one per partition per request. The embedded log answers from memory (ttl 0)."""
+
+    def __init__(self, app: App, ttl: float | None = None) -> None:
+        self.app = app
+        self.ttl = ttl if ttl is not None else (
+            1.0 if app.conf.broker.startswith("kafka") else 0.0)
+        self._log: dict[TopicPartition, tuple[float, tuple[int, int]]] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    def log_offsets(self, tp: TopicPartition) -> tuple[int, int]:
+        """(start offset, end offset) of ``tp``."""
+        if self.ttl <= 0:
+            return self.app.broker.offsets(tp)
+        now = time.monotonic()
+        known = self._log.get(tp)
+        if known is None or now - known[0] > self.ttl:
+            known = self._log[tp] = (now, self.app.broker.offsets(tp))
+        return known[1]
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset of ``tp``: what this worker last committed,
+        else the broker's answer (asked until it has one: it changes only by a
+        commit, and this worker's commits are the first case)."""
+        worker = self.app.worker
+        own = getattr(worker, "_committed", {}).get(tp)
+        if own is not None:
+            return own
+        if tp not in self._committed:
+            consumer = worker.consumer if worker is not None else None
+            committed = consumer.committed(tp) if consumer is not None else None
+            if committed is None:
+                return None
+            self._committed[tp] = committed
+        return self._committed[tp]
 
 
-def partitions(app: App, committed_cache: dict[TopicPartition, int] | None = None
-               ) -> list[dict[str, Any]]:
+def partitions(app: App, offsets: Offsets | None = None) -> list[dict[str, Any]]:
     """One row per partition this worker owns: committed, position, end offset, lag.
 
     ``lag`` is Kafka's consumer lag: end offset minus committed offset (where nothing
@@ -93,12 +116,12 @@ def partitions(app: App, committed_cache: dict[TopicPartition, int] | None = Non
     consumer = worker.consumer if worker is not None else None
     if consumer is None:
         return []
-    cache = committed_cache if committed_cache is not None else {}
+    offsets = offsets or Offsets(app)
     rows = []
     for tp in sorted(consumer.assignment()):
-        start, end = app.broker.offsets(tp)
+        start, end = offsets.log_offsets(tp)
         position = consumer.position(tp)
-        committed = committed_offset(app, tp, cache)
+        committed = offsets.committed(tp)
         if committed is not None:
             base = committed
         else:           # nothing committed yet: all from where the group starts reading
@@ -150,13 +173,15 @@ def table_size(table: Table) -> tuple[int, bool]:
     return stored, False
 
 
-def table_summary(app: App, table: Table) -> dict[str, Any]:
+def table_summary(app: App, table: Table, offsets: Offsets | None = None
+                  ) -> dict[str, Any]:
+    offsets = offsets or Offsets(app)
     size, exact = table_size(table)
     changelog = []
     for p, store in sorted(table_stores(table).items()):
         tp = TopicPartition(table.changelog_topic, p)
         try:
-            _start, end = app.broker.offsets(tp)
+            _start, end = offsets.log_offsets(tp)
         except Exception:  # noqa: BLE001 - the topic may be mid-creation
             end = None
         changelog.append({"partition": p, "offset": store.offset(p), "end": end})
@@ -178,12 +203,13 @@ def table_summary(app: App, table: Table) -> dict[str, Any]:
 
 
 def status(app: App, history: RateHistory | None = None,
-           committed_cache: dict[TopicPartition, int] | None = None) -> dict[str, Any]:
+           offsets: Offsets | None = None) -> dict[str, Any]:
     """The document ``GET /api/status`` returns (see docs/web.md)."""
     monitor = app.monitor
     worker = app.worker
     dead_letters = dict(monitor.dead_letters)
-    rows = partitions(app, committed_cache)
+    offsets = offsets or Offsets(app)
+    rows = partitions(app, offsets)
     return {
         "app": app.conf.id,
         "broker": app.conf.broker,
@@ -198,7 +224,7 @@ def status(app: App, history: RateHistory | None = None,
         "agents": agents(app, history),
         "partitions": rows,
         "lag": sum(r["lag"] for r in rows),
-        "tables": [table_summary(app, t) for t in app.tables.values()],
+        "tables": [table_summary(app, t, offsets) for t in app.tables.values()],
         "dead_letters": dead_letters,
         "dead_letters_total": sum(dead_letters.values()),
         "late_events": dict(monitor.late_events),
