@@ -493,6 +493,16 @@ class Record(metaclass=RecordMeta):
             raise DecodeError(f"{cls.__name__}.loads: invalid {name}: {exc}") from exc
         return cls._from_wire(obj)
 
+    def derive(self, *records: Record, **fields: Any) -> Record:
+        """A copy with fields taken from ``records`` (same-named fields), then
+        ``fields``; validated like any construction (Faust's ``derive``)."""
+        values = {name: getattr(self, name) for name in self._fields}
+        for other in records:
+            values.update((name, getattr(other, name)) for name in other._fields
+                          if name in values)
+        values.update(fields)
+        return type(self)(**values)
+
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Record:
         """Build a record from a mapping of field values (unknown keys ignored)."""

@@ -481,3 +481,13 @@ def test_huge_int_for_a_float_field() -> None:
     with pytest.raises(ValidationError, match=r"^TaxiRide\.total_amount: expected float"):
         TaxiRide(vendorId=1, total_amount=10**400)
     assert TaxiRide.from_data({"vendorId": 1, "total_amount": 12}).total_amount == 12.0
+
+
+def test_derive() -> None:
+    ride = TaxiRide(1, 9.3)
+    assert ride.derive(total_amount="10") == TaxiRide(1, 10.0)
+    assert ride.derive(TaxiRide(2, 1.0, 0)).vendorId == 2
+    with pytest.raises(ValidationError, match=r"^TaxiRide\.vendorId: expected int"):
+        ride.derive(vendorId="x")
+    with pytest.raises(TypeError):
+        ride.derive(nope=1)
