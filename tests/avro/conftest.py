@@ -55,10 +55,14 @@ def server(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("registry") / "log"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    log_path = logdir.parent / "server.log"
+    log_file = open(log_path, "wb")      # a file, not a pipe nobody reads
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamkit.avro.cli", "registry", "serve",
+        # `streamkit registry serve`: the console script's entry point, without needing PATH
+        [sys.executable, "-c", "from streamkit.cli import main; main()", "registry", "serve",
          "--port", str(port), "--broker", f"log://{logdir}"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    log_file.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
@@ -68,8 +72,9 @@ def server(tmp_path_factory):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                out, err = proc.communicate()
-                pytest.fail(f"registry server did not start: {err.decode()[-2000:]}")
+                proc.wait()
+                pytest.fail("registry server did not start: "
+                            f"{log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
     yield {"url": url, "broker": f"log://{logdir}", "proc": proc}
     proc.send_signal(signal.SIGTERM)
