@@ -64,6 +64,12 @@ class RecordOptions:
 
 _BY_CLASS: dict[type, dict[str, FieldDescriptor]] = {}
 
+#: Faust Record options streamkit accepts and ignores: ISO dates and Decimals are
+#: always parsed, no "__faust" metadata is written, and every Record is concrete.
+_FAUST_ONLY_OPTIONS = frozenset({"isodates", "decimals", "include_metadata", "abstract",
+                                 "allow_blessed_key", "polymorphic_fields",
+                                 "lazy_creation"})
+
 
 class RecordMeta(type):
     """Builds the fields, slots and generated methods of every Record class."""
@@ -72,6 +78,8 @@ class RecordMeta(type):
                 serializer: str | None = None, validation: bool | None = None,
                 coerce: bool | None = None, namespace: str | None = None,
                 **kwargs: Any) -> RecordMeta:
+        for option in _FAUST_ONLY_OPTIONS.intersection(kwargs):
+            kwargs.pop(option)  # accepted so Faust models import unchanged
         annotations = ns.get("__annotations__", {})
         own = [f for f, a in annotations.items() if not _is_classvar(a)]
         inherited = {f for base in bases for f in getattr(base, "_fields", ())}

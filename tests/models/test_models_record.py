@@ -491,3 +491,15 @@ def test_derive() -> None:
         ride.derive(vendorId="x")
     with pytest.raises(TypeError):
         ride.derive(nope=1)
+
+
+def test_faust_only_class_options_are_accepted() -> None:
+    class FaustStyle(Record, validation=True, isodates=True, include_metadata=False,
+                     decimals=True):
+        vendorId: str
+        when: datetime | None = None
+
+    assert FaustStyle(vendorId=1, when="2020-07-01 00:25:32").vendorId == "1"
+    with pytest.raises(TypeError):
+        class Typo(Record, serialiser="json"):  # not an option
+            a: int
