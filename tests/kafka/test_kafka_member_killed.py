@@ -1,5 +1,8 @@
 """A group member in another OS process is SIGKILLed: after its session times out the
-surviving member takes its partitions over and reads what it had not committed."""
+surviving member takes its partitions over and reads what it had not committed.
+
+Both members use the eager ``range`` assignor (set through ``broker_config``), which
+also covers the non-default rebalance protocol (decision 601)."""
 from __future__ import annotations
 
 import json
@@ -14,17 +17,19 @@ from pathlib import Path
 
 import pytest
 
+from streamkit.transport.kafka import KafkaBroker
 from streamkit.types import OutgoingRecord, TopicPartition
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 SESSION = 3.0
+EAGER = {"consumer": {"partition.assignment.strategy": "range"}}
 
 MEMBER = textwrap.dedent("""
     import json, sys
     from streamkit.transport.kafka import KafkaBroker
     url, group, topic = sys.argv[1:4]
-    broker = KafkaBroker(url)
+    broker = KafkaBroker(url, config=%r)
     consumer = broker.group_consumer(group, [topic], session_timeout=%s)
     seen = None
     while True:
@@ -33,11 +38,12 @@ MEMBER = textwrap.dedent("""
         if owned != seen:
             seen = owned
             print(json.dumps(owned), flush=True)
-""" % SESSION)
+""" % (EAGER, SESSION))
 
 
-def test_survivor_takes_over_the_partitions_of_a_killed_member(broker, topic_name,
+def test_survivor_takes_over_the_partitions_of_a_killed_member(tansu, topic_name,
                                                               tmp_path: Path):
+    broker = KafkaBroker(tansu, config=EAGER)
     broker.create_topic(topic_name, partitions=4)
     broker.produce(topic_name, [OutgoingRecord(b"k%d" % i, b"v", partition=i % 4)
                                 for i in range(40)])
@@ -81,6 +87,7 @@ def test_survivor_takes_over_the_partitions_of_a_killed_member(broker, topic_nam
             {(tp.partition, o) for tp in killed_had for o in range(10)}
         survivor.close()
     finally:
+        broker.close()
         if child.poll() is None:
             child.kill()
             child.wait()
