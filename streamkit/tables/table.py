@@ -87,18 +87,23 @@ class Table:
         return self._windowed(HoppingWindow(size, step, expires=expires, grace=grace))
 
     def sliding(self, size: Any, grace: Any = 0, expires: Any = None) -> WindowWrapper:
-        """Kafka Streams' sliding windows (both ends inclusive)."""
+        """Kafka Streams' sliding windows (both ends inclusive). ``expires``: how long
+        after closing a window is kept (default: kept)."""
         from streamkit.windows import SlidingWindow
-        return self._windowed(SlidingWindow(size, grace=grace))
+        return self._windowed(SlidingWindow(size, grace=grace), expires)
 
-    def session(self, gap: Any, grace: Any = 0) -> WindowWrapper:
-        """Session windows: records closer than ``gap`` share a session."""
+    def session(self, gap: Any, grace: Any = 0, expires: Any = None) -> WindowWrapper:
+        """Session windows: records within ``gap`` of each other share a session.
+        ``expires``: how long after closing a session is kept (default: kept)."""
         from streamkit.windows import SessionWindow
-        return self._windowed(SessionWindow(gap, grace=grace))
+        return self._windowed(SessionWindow(gap, grace=grace), expires)
 
-    def _windowed(self, window: Any) -> WindowWrapper:
+    def _windowed(self, window: Any, expires_after_close: Any = None) -> WindowWrapper:
         from streamkit.tables.windowed import WindowWrapper
+        from streamkit.windows import want_seconds
         self.window = WindowWrapper(self, window)
+        if expires_after_close is not None:
+            self.window.expires_after_close = want_seconds(expires_after_close)
         return self.window
 
     # -- which partition -----------------------------------------------------------------

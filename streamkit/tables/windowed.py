@@ -80,6 +80,8 @@ class WindowWrapper:
         self._sliding: dict[int, dict[Any, dict[Range, float]]] = {}
         self.late_events = 0
         self.closed_windows = 0
+        #: sliding and session windows: seconds after closing that a window is deleted
+        self.expires_after_close: float | None = None
         #: closes_at of each window range seen (computed once per range)
         self._closes_at: dict[Range, float] = {}
 
@@ -237,6 +239,13 @@ class WindowWrapper:
                         op: Callable[[Any, Any], Any], operand: Any) -> None:
         window, table = self.window, self.table
         known = self._sliding.setdefault(partition, {}).setdefault(key, {})
+        if len(known) > 32:
+            # only windows starting within 2 sizes before a record matter to it
+            # (docs/decisions/302), and a record older than stream time - size - grace
+            # is late: forget windows no record can need any more
+            horizon = self.stream_time[partition] - 3 * window.size - window.grace
+            for rng in [r for r in known if r[0] < horizon]:
+                del known[rng]
         update = window.update(known, ts, self.stream_time[partition])
         if update.late:
             self._count_late()
@@ -327,8 +336,11 @@ class WindowWrapper:
             sessions[:] = [s for s in sessions if s[1] >= horizon]
 
     def _expires_at(self, rng: Range) -> float | None:
-        expires_at = getattr(self.window, "expires_at", None)
-        return expires_at(rng) if expires_at is not None else None
+        if self.expires_after_close is not None:
+            return self.window.closes_at(rng) + self.expires_after_close
+        if isinstance(self.window, (SessionWindow, SlidingWindow)):
+            return None
+        return self.window.expires_at(rng)
 
     def _expire_due(self, partition: int) -> None:
         heap = self._expiry_heap[partition]

@@ -165,3 +165,19 @@ async def test_a_record_that_would_join_a_closed_session_is_late():
     # so the record at 16, which would merge it, is dropped as late
     assert table.windows(1) == [((10.0, 12.0), 2), ((20.0, 20.0), 1)]
     assert table.late_events == 1
+
+
+async def test_closed_sessions_are_deleted_after_expires():
+    app = make_app()
+    closed = []
+    table = app.Table("t", default=int,
+                      on_window_close=lambda key, value: closed.append((key, value))
+                      ).session(5, expires=10)
+    agent = counting_agent(app, table)
+    async with agent.test_context() as ctx:
+        for ts in (10, 12, 30):            # [10, 12] closes when stream time passes 17
+            await ctx.put(Ride(vendorId=1), timestamp=ts)
+        assert closed == [((1, (10.0, 12.0)), 2)]
+        assert [w for w, _ in table.windows(1)] == [(10.0, 12.0), (30.0, 30.0)]
+        await ctx.put(Ride(vendorId=1), timestamp=31)   # past 17.001 + 10: deleted
+    assert table.windows(1) == [((30.0, 31.0), 2)]
