@@ -62,6 +62,7 @@ class KafkaBroker:
 
     # -- topics ------------------------------------------------------------------
     def _metadata(self, what: str) -> Any:
+        self._admin.poll(0)   # hands librdkafka's queued log lines to the logger
         try:
             return self._admin.list_topics(timeout=self.timeout)
         except KafkaException as exc:
