@@ -208,6 +208,9 @@ def _to_datetime(v: Any, coerce: bool) -> datetime:
             return datetime.fromtimestamp(v, timezone.utc)
         except (OverflowError, OSError, ValueError):
             raise Invalid("datetime", v, detail="epoch seconds out of range") from None
+    to_datetime = getattr(v, "to_datetime", None)  # msgpack.Timestamp (ext type -1)
+    if to_datetime is not None:
+        return to_datetime()
     raise Invalid("datetime", v)
 
 

@@ -356,3 +356,12 @@ def test_string_valued_payloads_decode_like_typed_ones(ride: Ride) -> None:
     data = codecs.get("json").dumps(as_strings)
     assert serde.loads_many([data]) == [ride]
     assert serde.loads(data) == ride
+
+
+def test_msgpack_timestamp_extension_is_read_as_datetime() -> None:
+    # Producers in other languages may use msgpack's timestamp type for datetimes.
+    when = datetime(2020, 7, 1, 0, 25, 32, tzinfo=timezone.utc)
+    payload = msgpack.packb({"vendorId": 1, "passenger_count": 1, "trip_distance": 1.0,
+                             "payment_type": 1, "total_amount": 1.0, "pickup": when},
+                            datetime=True)
+    assert Serde(Ride, "msgpack").loads(payload).pickup == when
