@@ -175,9 +175,10 @@ async def test_closed_sessions_are_deleted_after_expires():
                       ).session(5, expires=10)
     agent = counting_agent(app, table)
     async with agent.test_context() as ctx:
-        for ts in (10, 12, 30):            # [10, 12] closes when stream time passes 17
+        for ts in (10, 12, 20):            # [10, 12] closes when stream time passes 17
             await ctx.put(Ride(vendorId=1), timestamp=ts)
         assert closed == [((1, (10.0, 12.0)), 2)]
-        assert [w for w, _ in table.windows(1)] == [(10.0, 12.0), (30.0, 30.0)]
+        assert [w for w, _ in table.windows(1)] == [(10.0, 12.0), (20.0, 20.0)]
         await ctx.put(Ride(vendorId=1), timestamp=31)   # past 17.001 + 10: deleted
-    assert table.windows(1) == [((30.0, 31.0), 2)]
+    assert closed[-1] == ((1, (20.0, 20.0)), 1)
+    assert table.windows(1) == [((20.0, 20.0), 1), ((31.0, 31.0), 1)]
