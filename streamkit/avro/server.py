@@ -283,18 +283,19 @@ async def serve_registry(registry: SchemaRegistry, host: str = "127.0.0.1",
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         try:
-            while not server.started:
-                if finished.is_set():
-                    raise failure[0] if failure else OSError(
-                        f"schema registry on {host}:{port} stopped before it started")
+            while not server.started and not finished.is_set():
                 await anyio.sleep(0.01)
-            bound = port
-            for srv in server.servers:
-                for sock in srv.sockets:
-                    bound = sock.getsockname()[1]
-            task_status.started(bound)
-            await finished.wait()
+            if server.started:
+                bound = port
+                for srv in server.servers:
+                    for sock in srv.sockets:
+                        bound = sock.getsockname()[1]
+                task_status.started(bound)
+                await finished.wait()
         finally:
             server.should_exit = True
+    # raised here, outside our task group, so callers get the OSError itself
     if failure and not isinstance(failure[0], anyio.get_cancelled_exc_class()):
         raise failure[0]
+    if not server.started:
+        raise OSError(f"schema registry on {host}:{port} stopped before it started")
