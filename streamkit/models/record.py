@@ -62,8 +62,6 @@ class RecordOptions:
                 f"{self.namespace!r})")
 
 
-_BY_CLASS: dict[type, dict[str, FieldDescriptor]] = {}
-
 #: Faust Record options streamkit accepts and ignores: ISO dates and Decimals are
 #: always parsed, no "__faust" metadata is written, and every Record is concrete.
 _FAUST_ONLY_OPTIONS = frozenset({"isodates", "decimals", "include_metadata", "abstract",
@@ -107,23 +105,20 @@ class RecordMeta(type):
         cls._fields = fields
         cls.__match_args__ = tuple(fields)
         _install_generated(cls, fields)
-        _BY_CLASS[cls] = fields
         return cls
 
     def __init__(cls, name: str, bases: tuple, ns: dict[str, Any],
                  **kwargs: Any) -> None:
         super().__init__(name, bases, ns)
 
-    def __getattribute__(cls, name: str, _get: Callable = type.__getattribute__,
-                         _by_class: dict = _BY_CLASS) -> Any:
+    def __getattribute__(cls, name: str, _get: Callable = type.__getattribute__) -> Any:
         # Class-level reads only (instances never come here): TaxiRide.vendorId is
         # the field descriptor, not the slot member that holds instance values.
-        fields = _by_class.get(cls)
-        if fields is not None:
-            fd = fields.get(name)
-            if fd is not None:
-                return fd
-        return _get(cls, name)
+        try:
+            fd = _get(cls, "_fields").get(name)
+        except AttributeError:  # Record itself, while being created
+            fd = None
+        return fd if fd is not None else _get(cls, name)
 
     def __dir__(cls) -> list[str]:
         return sorted(set(super().__dir__()) | set(cls._fields))
@@ -153,7 +148,7 @@ def _collect_fields(cls: type, annotations: dict[str, Any], defaults: dict[str, 
     """Parent fields first, then this class's annotations, in declaration order."""
     merged: dict[str, tuple[Any, Any]] = {}
     for base in reversed(cls.__mro__[1:]):
-        for fd in _BY_CLASS.get(base, {}).values():
+        for fd in base.__dict__.get("_fields", {}).values():
             merged[fd.field] = (fd.type, fd.default)
     module = sys.modules.get(cls.__module__)
     globalns = dict(vars(module)) if module else {}
