@@ -80,8 +80,9 @@ def serve(host: str, port: int, broker: str | None, datadir: str | None,
 def schemas(ctx: click.Context, registry_url: str | None, broker: str | None,
             datadir: str | None) -> None:
     """List, show, register and check Avro schemas of the Schema Registry."""
-    ctx.obj = {"url": registry_url or os.environ.get("STREAMKIT_SCHEMA_REGISTRY_URL")
-               or broker or _default_broker(),
+    # explicit options first, then the environment
+    ctx.obj = {"url": registry_url or broker
+               or os.environ.get("STREAMKIT_SCHEMA_REGISTRY_URL") or _default_broker(),
                "datadir": datadir or _default_datadir()}
 
 
