@@ -39,6 +39,8 @@ def test_agent_reads_confluent_avro_and_confluent_reads_what_it_forwards(server)
         ride = {"vendor_id": i % 2 + 1, "passenger_count": 1, "trip_distance": 9.3,
                 "payment_type": 1, "total_amount": 10.0 * i}
         producer.send("avro-rides", value=serialize(ride, ctx), key=str(i).encode())
+        if i == 2:   # a JSON record on the Avro topic: dead-lettered, the stream goes on
+            producer.send("avro-rides", value=b'{"vendor_id": 9}', key=b"json")
     producer.flush()
     producer.close()
 
@@ -92,3 +94,11 @@ def test_agent_reads_confluent_avro_and_confluent_reads_what_it_forwards(server)
     got = [deserialize(m.value, SerializationContext("avro-rides-high", MessageField.VALUE))
            for m in records]
     assert sorted(r["total_amount"] for r in got) == [30.0, 40.0, 50.0]
+
+    dlq = streamkit.Consumer("avro-interop-avro-rides-dlq", broker=server["broker"],
+                             auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    [dead] = list(dlq)
+    dlq.close()
+    headers = dict(dead.headers)
+    assert dead.value == b'{"vendor_id": 9}'
+    assert b"not Confluent-framed Avro" in headers["streamkit.error"]
