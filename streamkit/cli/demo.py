@@ -54,6 +54,9 @@ class _Demo:
         app = self.app = streamkit.App(
             "demo", broker=f"log://{root / 'log'}", datadir=str(root), web_enabled=False,
             topic_partitions=4, commit_interval=0.5)
+        # the demo's own folder, whatever STREAMKIT_* variables say (they win in App())
+        app.conf.broker, app.conf.datadir = f"log://{root / 'log'}", str(root)
+        app.conf.store, app.conf.topic_partitions = "rocksdb://", 4
 
         class TaxiRide(streamkit.Record, serializer="json"):
             vendorId: int

@@ -131,23 +131,31 @@ def test_python_app_py_worker_and_agents(tmp_path):
 
 def test_demo_finishes_by_itself_with_a_summary(tmp_path):
     started = time.monotonic()
-    result = streamkit("demo", datadir=tmp_path, timeout=60)
+    result = streamkit("demo", "--datadir", str(tmp_path / "demo"), datadir=tmp_path,
+                       timeout=60)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "window 00:00-00:01 vendor" in out
     assert "counted 300 rides" in out
     assert "summary after" in out and "300 rides produced, 300 counted" in out
+    assert "64 windows closed, 30 rides of $40 or more" in out
     assert "vendor 1: 116, vendor 2: 184  (matches the sample)" in out
     assert elapsed < 30
-    # it cleans up after itself and writes nothing in the current directory
-    assert not (tmp_path / "stores").exists() and not (tmp_path / "log").exists()
-
-
-def test_demo_keeps_its_data_when_given_a_datadir(tmp_path):
-    result = streamkit("demo", "--datadir", str(tmp_path / "demo"), datadir=tmp_path)
-    assert result.returncode == 0, result.stderr
+    # --datadir keeps the log and the tables
     topics = streamkit("topics", "--broker", f"log://{tmp_path / 'demo' / 'log'}",
                        datadir=tmp_path)
     assert "yellow_taxi_ride.json" in topics.stdout
     assert "demo-vendor_rides-changelog" in topics.stdout
+
+
+def test_demo_cleans_up_and_honours_its_time_limit(tmp_path):
+    started = time.monotonic()
+    result = streamkit("demo", "--seconds", "1", datadir=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 15
+    assert "summary after" in result.stdout
+    # nothing written in the current directory; the temporary folder is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    folder = result.stdout.split("embedded log at ", 1)[1].split()[0]
+    assert not Path(folder).exists()
