@@ -87,7 +87,15 @@ class RecordMeta(type):
         defaults = {f: ns.pop(f) for f in own if f in ns}
         ns["__slots__"] = tuple(ns.get("__slots__", ())) + tuple(
             f for f in own if f not in inherited)
-        cls = super().__new__(mcs, name, bases, ns, **kwargs)
+        try:
+            cls = super().__new__(mcs, name, bases, ns, **kwargs)
+        except TypeError as exc:
+            if "lay-out conflict" not in str(exc):
+                raise
+            raise ImproperlyConfigured(
+                f"{name}: fields can come from one Record base only; "
+                f"{', '.join(b.__name__ for b in bases)} each hold fields (mixins "
+                "without fields are fine)") from None
         parent = getattr(cls, "_options", None)
         cls._options = RecordOptions(
             serializer if serializer is not None else (parent and parent.serializer),

@@ -503,3 +503,25 @@ def test_faust_only_class_options_are_accepted() -> None:
     with pytest.raises(TypeError):
         class Typo(Record, serialiser="json"):  # not an option
             a: int
+
+
+def test_two_record_bases_with_fields_are_refused_clearly() -> None:
+    class A(Record):
+        a: int
+
+    class B(Record):
+        b: int
+
+    class Mixin:
+        def doubled(self) -> int:
+            return self.a * 2  # type: ignore[attr-defined]
+
+    with pytest.raises(ImproperlyConfigured, match=r"^C: fields can come from one "
+                                                   r"Record base only"):
+        class C(A, B):
+            c: int
+
+    class D(A, Mixin):
+        d: int = 0
+
+    assert D(2).doubled() == 4 and repr(D(2)) == "<D: a=2, d=0>"
