@@ -43,8 +43,6 @@ def _normalize(node: Any) -> Any:
         return [_normalize(n) for n in node]
     if not isinstance(node, dict):
         return node
-    if set(node) == {"type"} and node["type"] in PRIMITIVES:
-        return node["type"]
     out = {}
     for key in sorted(node, key=lambda k: (_KEY_ORDER.get(k, len(_KEY_ORDER)), k)):
         value = node[key]
@@ -53,6 +51,8 @@ def _normalize(node: Any) -> Any:
         elif key == "fields" and isinstance(value, list):
             value = [_normalize_field(f) for f in value]
         out[key] = value
+    if set(out) == {"type"} and (not isinstance(out["type"], str) or out["type"] in PRIMITIVES):
+        return out["type"]       # {"type": "int"} is "int"; {"type": {...}} is {...}
     return out
 
 
