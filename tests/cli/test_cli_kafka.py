@@ -1,0 +1,43 @@
+"""The broker commands on kafka:// (tansu, a Kafka-protocol broker), unchanged."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from streamkit.cli import cli
+
+pytestmark = pytest.mark.kafka
+
+_spec = importlib.util.spec_from_file_location(
+    "streamkit_tests_kafka_broker", Path(__file__).resolve().parents[1] / "kafka" / "conftest.py")
+_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_module)
+tansu = _module.tansu            # the session fixture starting tansu (skips without it)
+
+
+def test_topics_send_tail_groups_on_kafka(tansu, tmp_path, monkeypatch):
+    pytest.importorskip("confluent_kafka")
+    monkeypatch.setenv("STREAMKIT_BROKER", tansu)
+    runner = CliRunner()
+    topic = f"cli-{uuid.uuid4().hex[:8]}"
+
+    def run(*args: str):
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("topics", "create", topic, "--partitions", "3")
+    assert re.search(rf"│ {topic}\s*│ 3\s*│", run("topics"))
+    assert run("send", topic, '{"n": 1}', "--key", "a", "--partition", "1") == f"{topic}[1]@0\n"
+    run("send", topic, '{"n": 2}', "--key", "a", "--partition", "1")
+    lines = run("tail", topic, "--from-beginning", "-n", "2", "--group", "cli-g",
+                "--timeout", "20").splitlines()
+    assert [json.loads(x)["value"] for x in lines] == [{"n": 1}, {"n": 2}]
+    assert re.search(rf"│ cli-g\s*│ {topic}\s*│ 1\s*│ 2\s*│ 2\s*│ 0\s*│", run("groups"))
+    run("topics", "delete", topic)
