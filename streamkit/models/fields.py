@@ -13,7 +13,7 @@ import copy
 import enum
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableSequence, Sequence
 from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from operator import attrgetter
@@ -278,6 +278,10 @@ def make_converter(tp: Any, coerce: bool) -> Callable[[Any], Any]:
     """A function that converts a value to ``tp`` or raises :class:`Invalid`."""
     if tp is Any or tp is object:
         return lambda v: v
+    while hasattr(tp, "__supertype__"):  # NewType("UserId", int) -> int
+        tp = tp.__supertype__
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
     scalar = _SCALARS.get(tp)
     if scalar is not None:
         return lambda v: scalar(v, coerce)
@@ -291,6 +295,8 @@ def make_converter(tp: Any, coerce: bool) -> Callable[[Any], Any]:
         return _union_converter(tp, args, coerce)
     if origin in (list, set, frozenset) or tp in (list, set, frozenset):
         return _sequence_converter(tp, origin or tp, args, coerce)
+    if origin in (Sequence, MutableSequence):
+        return _sequence_converter(tp, list, args, coerce)
     if origin is tuple or tp is tuple:
         return _tuple_converter(tp, args, coerce)
     if origin is dict or tp is dict or origin is Mapping:
@@ -300,8 +306,11 @@ def make_converter(tp: Any, coerce: bool) -> Callable[[Any], Any]:
         name = type_name(tp)
 
         def literal(v: Any) -> Any:
-            if v in allowed:
-                return v
+            try:
+                if v in allowed and type(v) in {type(a) for a in args}:
+                    return v
+            except TypeError:  # unhashable
+                pass
             raise Invalid(name, v)
         return literal
     if isinstance(tp, type):

@@ -525,3 +525,24 @@ def test_two_record_bases_with_fields_are_refused_clearly() -> None:
         d: int = 0
 
     assert D(2).doubled() == 4 and repr(D(2)) == "<D: a=2, d=0>"
+
+
+def test_newtype_annotated_sequence_and_literal_edges() -> None:
+    from collections.abc import Sequence
+    from typing import Annotated, NewType
+
+    UserId = NewType("UserId", int)
+
+    class Edges(Record):
+        user: UserId
+        score: Annotated[float, "points"] = 0.0
+        seq: Sequence[int] = ()
+        lit: Literal[1, 2] = 1
+
+    e = Edges(user="7", score="1.5", seq=("1", 2))
+    assert (e.user, e.score, e.seq) == (7, 1.5, [1, 2])
+    with pytest.raises(ValidationError, match=r"^Edges\.lit: expected Literal\[1, 2\], "
+                                              r"got True \(bool\)$"):
+        Edges(user=1, lit=True)
+    with pytest.raises(ValidationError, match=r"^Edges\.lit: expected"):
+        Edges(user=1, lit=[1])
