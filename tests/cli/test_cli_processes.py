@@ -159,3 +159,22 @@ def test_demo_cleans_up_and_honours_its_time_limit(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     folder = result.stdout.split("embedded log at ", 1)[1].split()[0]
     assert not Path(folder).exists()
+
+
+def test_reset_is_refused_while_a_worker_runs(tmp_path):
+    proc = start("worker", str(EXAMPLES / "stream_count_vendor_trips.py"), datadir=tmp_path)
+    wait_ready(proc)
+    try:
+        result = streamkit("reset", str(EXAMPLES / "stream_count_vendor_trips.py"), "--yes",
+                           datadir=tmp_path)
+        assert result.returncode == 1
+        assert "still has 1 live member" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    result = streamkit("reset", str(EXAMPLES / "stream_count_vendor_trips.py"), "--yes",
+                       datadir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "taxi-count").exists()
