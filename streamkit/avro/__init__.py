@@ -5,13 +5,15 @@ Record. Needs fastavro (extra ``streamkit[avro]``); the REST server needs the ``
 """
 from __future__ import annotations
 
+from streamkit.avro.client import RegistryClient
 from streamkit.avro.codec import AvroCodec, default_registry, frame, unframe, use_registry
 from streamkit.avro.compatibility import LEVELS, can_read, check_level
 from streamkit.avro.registry import (SCHEMAS_TOPIC, RegisteredSchema, SchemaRegistry,
                                      open_registry)
 from streamkit.avro.schema import Schema, schema_for
 
-__all__ = ["AvroCodec", "LEVELS", "RegisteredSchema", "SCHEMAS_TOPIC", "Schema",
+__all__ = ["AvroCodec", "LEVELS", "RegisteredSchema", "RegistryClient", "SCHEMAS_TOPIC",
+           "Schema",
            "SchemaRegistry", "can_read", "check_level", "default_registry", "frame",
            "open_registry", "schema_for", "serve_registry", "unframe", "use_registry"]
 

@@ -45,3 +45,18 @@ def test_register_show_check_list(tmp_path) -> None:
     assert r.exit_code == 0 and "soft-deleted versions 3" in r.output
     r = run(main, base + ["show", "nope"])
     assert r.exit_code == 1 and "error 40401" in r.output
+
+
+def test_schemas_cli_through_the_rest_server(server, tmp_path) -> None:
+    v1 = write(tmp_path / "v1.avsc", [{"name": "vendor_id", "type": "string"}])
+    bad = write(tmp_path / "bad.avsc", [{"name": "vendor_id", "type": "int"}])
+    base = ["schemas", "--registry", server["url"]]
+    run = CliRunner().invoke
+    r = run(main, base + ["register", "clihttp-value", v1])
+    assert r.exit_code == 0 and "version 1" in r.output
+    r = run(main, base + ["check", "clihttp-value", bad])
+    assert r.exit_code == 1 and "Ride.vendor_id" in r.output
+    r = run(main, base + ["register", "clihttp-value", bad])
+    assert r.exit_code == 1 and "error 409" in r.output and "TYPE_MISMATCH" in r.output
+    r = run(main, base + ["show", "clihttp-value"])
+    assert r.exit_code == 0 and "version 1" in r.output
