@@ -38,3 +38,16 @@ def test_index_links_every_docs_page():
         if page.name != "index.md":
             assert page.name in linked, f"docs/index.md does not link {page.name}"
     assert "decisions/" in linked
+
+
+def test_readme_app_runs(tmp_path):
+    import subprocess
+    import sys
+    text = (REPO / "README.md").read_text()
+    code = re.search(r"```python\n(# count.py\n.*?)```", text, re.S).group(1)
+    (tmp_path / "count.py").write_text(code)
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("STREAMKIT_")}
+    done = subprocess.run([sys.executable, "count.py", "tables"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "taxi-count-vendor_rides-changelog" in done.stdout
