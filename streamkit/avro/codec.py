@@ -18,7 +18,7 @@ import fastavro
 
 from streamkit.avro.schema import (Schema, _generic_datum, _is_record, record_datum_builder,
                                    schema_for)
-from streamkit.errors import DecodeError, SchemaRegistryError
+from streamkit.errors import DecodeError, SchemaRegistryError, ValidationError
 
 __all__ = ["MAGIC_BYTE", "AvroCodec", "SchemaStore", "default_registry", "frame",
            "unframe", "use_registry"]
@@ -119,7 +119,7 @@ class AvroCodec:
         try:
             fastavro.schemaless_writer(buf, parsed, obj if build is None else build(obj))
         except Exception as exc:
-            raise SchemaRegistryError(
+            raise ValidationError(
                 f"cannot encode {kind.__name__} with Avro schema "
                 f"{self._plan_schema(kind).fullname or 'of ' + kind.__name__}: {exc}") from None
         return buf.getvalue()

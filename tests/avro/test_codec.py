@@ -188,3 +188,14 @@ def test_record_with_an_explicit_avsc_schema(default_registry, tmp_path) -> None
     back = SmallRide.loads(data)
     assert back.trip_distance == 9.300000190734863 and back.total_amount == 7.5
     assert default_registry.get_version("test.taxi.RideValue").schema == RIDE_VALUE
+
+
+def test_a_value_that_does_not_fit_the_schema_names_the_field(registry) -> None:
+    from streamkit.errors import ValidationError
+    c = AvroCodec(RIDE_VALUE, registry=registry, subject="rides-value")
+    with pytest.raises(ValidationError, match="RideValue.*passenger_count"):
+        c.dumps({"vendor_id": 1, "passenger_count": "two", "trip_distance": 1.0,
+                 "payment_type": 1, "total_amount": 1.0})
+    with pytest.raises(ValidationError, match="no value and no default for total_amount"):
+        c.dumps({"vendor_id": 1, "passenger_count": 2, "trip_distance": 1.0,
+                 "payment_type": 1})
