@@ -48,14 +48,17 @@ class Group(click.Group):
 
 
 def one_line(exc: BaseException) -> str:
-    """``exc`` as one line: its message, with the class name when that says more."""
+    """``exc`` as one line. streamkit's own errors already say what and where; others
+    get their class name and a hint about ``--debug``."""
     from streamkit.errors import StreamkitError
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         # a task group's wrapper: the first real error is the one to show
         exc = exc.exceptions[0]
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, StreamkitError) or isinstance(exc, OSError):
-        return f"{type(exc).__name__}: {text}" if isinstance(exc, OSError) else text
+    if isinstance(exc, StreamkitError):
+        return text
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {text}"
     return f"{type(exc).__name__}: {text} (run with --debug for the traceback)"
 
 
