@@ -59,6 +59,8 @@ def run_worker(app: App, *, broker: str | None, datadir: str | None, loglevel: s
             agent.concurrency = concurrency
     if without_web:
         app.conf.web_enabled = False
+    elif web_port is not None or web_host is not None:
+        app.conf.web_enabled = True      # asking for a port means wanting the server
     app.broker                                   # a bad broker URL fails here, in one line
     app.run_worker(web_port=web_port, web_host=web_host,
                    status_interval=5.0 if sys.stderr.isatty() else None)
@@ -73,7 +75,8 @@ WORKER_OPTIONS = [
                                    case_sensitive=False)),
     click.option("--concurrency", "-c", type=int, default=None,
                  help="Instances of every agent in this worker."),
-    click.option("--web-port", type=int, default=None, help="Port of the web server."),
+    click.option("--web-port", type=int, default=None,
+                 help="Serve the web views on this port (turns the server on)."),
     click.option("--web-host", default=None, help="Address of the web server."),
     click.option("--without-web", is_flag=True, help="Do not start the web server."),
 ]

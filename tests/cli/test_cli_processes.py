@@ -178,3 +178,39 @@ def test_reset_is_refused_while_a_worker_runs(tmp_path):
                        datadir=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not (tmp_path / "taxi-count").exists()
+
+
+def test_worker_web_port_serves_the_tables(tmp_path):
+    pytest.importorskip("starlette")
+    pytest.importorskip("uvicorn")
+    import json
+    import socket
+    import urllib.request
+    from example_helpers import produce_sample
+
+    produce_sample(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # the example says web_enabled=False; --web-port turns the server on
+    proc = start("worker", str(EXAMPLES / "stream_count_vendor_trips.py"),
+                 "--web-port", str(port), "--web-host", "127.0.0.1", datadir=tmp_path)
+    wait_ready(proc)
+    try:
+        deadline = time.monotonic() + 20
+        body = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/table/vendor_rides", timeout=2) as reply:
+                    body = reply.read().decode()
+                if "184" in body and "116" in body:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert body is not None and "184" in body and "116" in body, body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
