@@ -29,7 +29,7 @@ header .right { margin-left:auto; color:#c9d1de; font-size:12px; }
 main { display:grid; grid-template-columns:repeat(auto-fit, minmax(420px, 1fr));
        gap:16px; padding:16px 20px; }
 section { background:var(--card); border:1px solid var(--line); border-radius:8px;
-          padding:12px 14px; min-width:0; }
+          padding:12px 14px; min-width:0; overflow-x:auto; }
 section h2 { font-size:13px; text-transform:uppercase; letter-spacing:.04em;
              color:var(--muted); margin:0 0 10px; }
 .stats { display:flex; flex-wrap:wrap; gap:18px; }
@@ -47,6 +47,7 @@ td.num { text-align:right; }
 .bar.hot i { background:var(--warn); }
 svg.spark { display:inline-block; vertical-align:middle; }
 td.spark { white-space:nowrap; }
+td.topics { max-width:150px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
 svg.spark polyline { fill:none; stroke:var(--accent); stroke-width:1.5; }
 svg.spark polygon { fill:rgba(47,111,222,.12); stroke:none; }
 .dlq.bad { color:var(--bad); font-weight:700; }
@@ -61,8 +62,9 @@ svg.spark polygon { fill:rgba(47,111,222,.12); stroke:none; }
                  color:#fff; border-radius:5px; font:inherit; cursor:pointer; }
 .result { font-family:ui-monospace, SFMono-Regular, Menlo, monospace; font-size:13px;
           white-space:pre-wrap; word-break:break-all; background:#f3f5f8; padding:6px 8px;
-          border-radius:5px; margin-top:4px; }
+          border-radius:5px; margin-top:4px; max-height:12em; overflow:auto; }
 .result.missing { color:var(--bad); }
+.preview { display:block; max-height:18em; overflow:auto; }
 .preview td { font-family:ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; }
 .muted { color:var(--muted); }
 </style>
@@ -77,7 +79,7 @@ svg.spark polygon { fill:rgba(47,111,222,.12); stroke:none; }
   <section id="overview">
     <h2>Worker</h2>
     <div class="stats">
-      <div class="stat"><b id="eps">–</b><span>events/s</span></div>
+      <div class="stat"><b id="eps">–</b><span>events/s (agents)</span></div>
       <div class="stat"><b id="lag">–</b><span>total lag</span></div>
       <div class="stat" id="dlq-stat"><b id="dlq" class="dlq">–</b><span>dead letters</span></div>
       <div class="stat"><b id="late">–</b><span>late window events</span></div>
@@ -123,7 +125,7 @@ function duration(s) {
   const h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), sec = s % 60;
   return h ? `${h}h ${m}m` : m ? `${m}m ${sec}s` : `${sec}s`;
 }
-function sparkline(values, width = 160, height = 28) {
+function sparkline(values, width = 120, height = 26) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("class", "spark"); svg.setAttribute("width", width);
@@ -146,7 +148,7 @@ function renderAgents(agents) {
     const spark = el("td", {class: "spark"});
     spark.append(sparkline(a.history), el("span", {class: "muted", text: ` ${fmt(a.events_per_second)}/s`}));
     body.append(el("tr", {"data-agent": a.name},
-      el("td", {text: "@" + a.name}), el("td", {text: a.topics.join(", ")}), spark,
+      el("td", {text: "@" + a.name}), el("td", {class: "topics", text: a.topics.join(", "), title: a.topics.join(", ")}), spark,
       el("td", {class: "num", text: fmt(a.events_total)}),
       el("td", {class: "num" + (a.errors ? " dlq bad" : ""), text: fmt(a.errors)}),
       el("td", {class: "num", text: fmt(a.restarts)})));
@@ -166,7 +168,24 @@ function renderPartitions(rows) {
       el("td", {class: "num lag", text: fmt(r.lag)}), el("td", {}, bar)));
   }
 }
-function show(value) { return typeof value === "string" ? value : JSON.stringify(value); }
+function isWindows(v) {
+  return Array.isArray(v) && v.length > 0 && v.every((w) => w && "start" in w && "end" in w);
+}
+function when(t) {   // window bounds are epoch seconds
+  const d = new Date(t * 1000);
+  return isNaN(d) ? String(t) : d.toISOString().replace("T", " ").replace(/\.000Z$/, "Z");
+}
+function show(value, full) {
+  if (isWindows(value)) {
+    const line = (w) => `[${when(w.start)}, ${when(w.end)}) = ${show(w.value)}`;
+    if (!full) return line(value[value.length - 1]) +
+      (value.length > 1 ? `  (${value.length} windows)` : "");
+    const shown = value.slice(-5), earlier = value.length - shown.length;
+    return (earlier ? `… ${earlier} earlier window${earlier > 1 ? "s" : ""}\n` : "") +
+      shown.map(line).join("\n");
+  }
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
 async function lookup(name) {
   const key = lookups[name], out = document.querySelector(`[data-result="${CSS.escape(name)}"]`);
   if (key === undefined || !out) return;
@@ -174,7 +193,8 @@ async function lookup(name) {
     const resp = await fetch(`/table/${encodeURIComponent(name)}/${encodeURIComponent(key)}`);
     const body = await resp.json();
     out.classList.toggle("missing", !resp.ok);
-    out.textContent = resp.ok ? `${key} → ${show(body.value)}` : body.error;
+    out.textContent = !resp.ok ? body.error : isWindows(body.value) ?
+      `${key} →\n${show(body.value, true)}` : `${key} → ${show(body.value)}`;
   } catch (e) { out.textContent = String(e); }
 }
 function tableCard(t) {
@@ -225,7 +245,9 @@ async function refresh() {
     const s = await resp.json();
     $("state").textContent = s.ready ? "ready" : "not ready";
     $("state").className = "pill " + (s.ready ? "ready" : "notready");
-    $("eps").textContent = fmt(s.events_per_second);
+    // events the agents finished per second (fetched events include the app's own
+    // repartition and forward topics, and pause while the agents catch up)
+    $("eps").textContent = fmt(s.agents.reduce((sum, a) => sum + a.events_per_second, 0));
     $("lag").textContent = fmt(s.lag);
     $("dlq").textContent = fmt(s.dead_letters_total);
     $("dlq").classList.toggle("bad", s.dead_letters_total > 0);
