@@ -161,3 +161,15 @@ def test_background_compaction_waits_for_the_dirty_ratio(url):
     assert len(_read_all(url)) > 10
     broker.cleanup("t")                       # a forced pass ignores the ratio
     assert [m.value for m in _read_all(url)] == [b"v39"]
+
+
+def test_reader_positioned_in_deleted_range_moves_to_start_offset(url):
+    broker = connect(url)
+    broker.create_topic("t", partitions=1, config={"retention.ms": HOUR})
+    old = int(time.time() * 1000) - 2 * HOUR
+    broker.produce("t", [OutgoingRecord(None, b"old", timestamp=old)] * 10)
+    reader = connect(url)
+    assert len(reader.fetch(TP, 0, max_records=3)) == 3
+    broker.cleanup("t")                       # deletes offsets 0-9 under the reader
+    broker.produce("t", [OutgoingRecord(None, b"new")])
+    assert [(m.offset, m.value) for m in reader.fetch(TP, 3)] == [(10, b"new")]
