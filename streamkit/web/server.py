@@ -98,7 +98,7 @@ def create_app(app: App, history: status.RateHistory | None = None) -> Starlette
     for path, fun in app.pages.items():
         if path in builtin:
             logger.warning("@app.page(%r) hides the built-in view at that path", path)
-        routes.insert(0, Route(path, _page(fun), methods=["GET"]))
+        routes.insert(0, Route(path, _page(path, fun), methods=["GET"]))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         code = getattr(exc, "status_code", 500)
@@ -108,17 +108,23 @@ def create_app(app: App, history: status.RateHistory | None = None) -> Starlette
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
 
 
-def _page(fun: Callable[..., Any]) -> Callable[[Request], Any]:
-    """An ``@app.page`` function as an endpoint: dict/list -> JSON, str -> HTML."""
+def _page(path: str, fun: Callable[..., Any]) -> Callable[[Request], Any]:
+    """An ``@app.page`` function as an endpoint: dict/list -> JSON, str -> HTML; an
+    exception is logged and answered with a JSON 500 naming it."""
     try:
         wants_request = bool(inspect.signature(fun).parameters)
     except (TypeError, ValueError):
         wants_request = False
 
     async def endpoint(request: Request) -> Response:
-        result = fun(request) if wants_request else fun()
-        if inspect.isawaitable(result):
-            result = await result
+        try:
+            result = fun(request) if wants_request else fun()
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            logger.exception("@app.page(%r) raised", path)
+            return _JSON({"error": f"page {path} raised {type(exc).__name__}: {exc}",
+                          "status": 500, "path": request.url.path}, status_code=500)
         if isinstance(result, Response):
             return result
         if isinstance(result, str):

@@ -350,13 +350,30 @@ async def test_app_pages_serve_json_and_html(tmp_path):
     async def hello(request):
         return f"<h1>hello {request.query_params.get('name', '')}</h1>"
 
+    @app.page("/vendor/{vendor}")
+    async def one_vendor(request):
+        vendor = int(request.path_params["vendor"])
+        return {"vendor": vendor, "rides": app.tables["by_vendor"][vendor]}
+
+    @app.page("/broken")
+    def broken():
+        raise RuntimeError("no luck")
+
     async with running_worker(app) as client:
+        produce(app, vendors(10))
+        await processed(client, 10)
+        assert (await client.get("/vendor/2")).json() == {"vendor": 2, "rides": 2}
+        failing = await client.get("/broken")
+        assert failing.status_code == 500
+        assert failing.json()["error"] == "page /broken raised RuntimeError: no luck"
+        assert (await client.get("/healthz")).status_code == 200    # still serving
         page = await client.get("/vendors")
         assert page.status_code == 200 and page.json() == {"count": 5, "ids": [1, 2]}
         html = await client.get("/hello", params={"name": "ada"})
         assert html.headers["content-type"].startswith("text/html")
         assert html.text == "<h1>hello ada</h1>"
-        assert (await client.get("/api/status")).json()["pages"] == ["/hello", "/vendors"]
+        assert (await client.get("/api/status")).json()["pages"] == [
+            "/broken", "/hello", "/vendor/{vendor}", "/vendors"]
 
 
 async def test_dashboard_is_one_self_contained_page(tmp_path):
