@@ -94,6 +94,7 @@ class FileHandle:
     def __init__(self, path: str, create: bool = False) -> None:
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
         self.path = path
+        self.fd = -1
         self.fd = os.open(path, flags, 0o644)
         self.identity = os.fstat(self.fd).st_ino
 
@@ -119,6 +120,8 @@ class FileHandle:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    __del__ = close          # a broker dropped without close() gives its fds back
 
 
 class MemoryHandle:

@@ -145,6 +145,8 @@ class FilePartitionStore:
                 os.close(fd)
         self._lock_fd = self._sync_fd = -1
 
+    __del__ = close
+
 
 class MemoryPartitionStore:
     """The segments of one partition held in bytearrays."""
