@@ -140,10 +140,12 @@ class Topic:
         self.value_type = value_type
         self.key_serializer = key_serializer or app.conf.key_serializer
         self.value_serializer = value_serializer or app.conf.value_serializer
-        self.key_serde = Serde(key_type, key_serializer or _default_key_serializer(
-            key_type, app.conf.key_serializer))
-        self.value_serde = Serde(value_type, value_serializer or _default_value_serializer(
-            value_type, app.conf.value_serializer))
+        self.key_serde = self._serde(key_type, key_serializer or _default_key_serializer(
+            key_type, app.conf.key_serializer), is_key=True)
+        self.value_serde = self._serde(value_type, value_serializer or
+                                       _default_value_serializer(
+                                           value_type, app.conf.value_serializer),
+                                       is_key=False)
         self.partitions = partitions
         self.replicas = replicas
         self.retention = retention
@@ -156,6 +158,14 @@ class Topic:
 
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.topics)}>"
+
+    def _serde(self, type_: Any, serializer: str | None, *, is_key: bool) -> Serde:
+        serde = Serde(type_, serializer)
+        bind = getattr(serde.codec, "bind", None)
+        if bind is not None:
+            # schema-registry codecs register under <topic>-key / <topic>-value
+            serde = Serde(type_, bind(self.topics[0], is_key=is_key))
+        return serde
 
     @property
     def name(self) -> str:

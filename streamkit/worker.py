@@ -65,10 +65,16 @@ class Worker:
             logger.warning("processing_guarantee='exactly_once' is not implemented yet: "
                            "this worker processes at least once (docs/streams.md)")
         try:
+            registry = self._use_schema_registry()
             self._declare_topics()
             for table in app.tables.values():
                 table.open()
             async with anyio.create_task_group() as services:
+                if registry is not None and app.conf.registry_port is not None:
+                    from streamkit.avro import serve_registry
+                    port = await services.start(serve_registry, registry,
+                                                app.conf.web_host, app.conf.registry_port)
+                    logger.info("schema registry on http://%s:%d", app.conf.web_host, port)
                 async with anyio.create_task_group() as agents:
                     self._start_agents(agents)
                     # let every agent reach its first await: group_by registers there
@@ -118,6 +124,17 @@ class Worker:
         self._stopping = True
         if self._stop is not None:
             self._stop.set()
+
+    def _use_schema_registry(self) -> Any:
+        """Point Avro codecs at this app's registry (the ``_schemas`` topic of its
+        broker, or ``schema_registry_url``) when the app uses Avro."""
+        conf = self.app.conf
+        if ("streamkit.avro" not in sys.modules and conf.schema_registry_url is None
+                and conf.registry_port is None):
+            return None
+        from streamkit.avro import SchemaRegistry, use_registry
+        return use_registry(conf.schema_registry_url or SchemaRegistry(self.app.broker),
+                            datadir=conf.datadir)
 
     def _declare_topics(self) -> None:
         app = self.app
