@@ -229,7 +229,7 @@ def _field_converter(cls: type, fd: FieldDescriptor) -> Callable[[Any], Any]:
                     return value
                 err = ValidationError(exc.message(where))
         err.record, err.field, err.value = record, field, value
-        raise err
+        raise err from None  # not "during handling of ValueError" noise
 
     return convert_field
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamkit.errors import DecodeError, ImproperlyConfigured, UnknownCodec
+from streamkit.errors import DecodeError, ImproperlyConfigured, UnknownCodec, ValidationError
 from streamkit.models import Record
 from streamkit.serializers import Serde, codecs
 
@@ -365,3 +365,45 @@ def test_msgpack_timestamp_extension_is_read_as_datetime() -> None:
                              "payment_type": 1, "total_amount": 1.0, "pickup": when},
                             datetime=True)
     assert Serde(Ride, "msgpack").loads(payload).pickup == when
+
+
+class Mixed(Record):
+    n: int
+    x: float
+    s: str
+    b: bool
+    t: datetime | None
+    d: Decimal
+
+
+_any_value = st.one_of(
+    st.none(), st.booleans(), _ints, st.floats(allow_nan=False), st.text(max_size=8),
+    st.sampled_from(["1", " 2 ", "3.5", "true", "no", "2020-07-01 00:25:32",
+                     "2020-07-01T00:25:32Z", "1e3", "x"]),
+    st.lists(_ints, max_size=2))
+
+
+def _outcome(fn: object) -> object:
+    try:
+        return ("ok", fn())  # type: ignore[operator]
+    except ValidationError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.fixed_dictionaries({k: _any_value for k in Mixed._fields}))
+def test_constructor_and_both_decoders_agree(values: dict) -> None:
+    # __init__, the single-message decoder and the batch decoder are generated
+    # separately: they must accept, convert and reject exactly alike.
+    by_init = _outcome(lambda: Mixed(**values))
+    by_wire = _outcome(lambda: Mixed.from_data(values))
+    serde = Serde(Mixed, "msgpack")
+    data = msgpack.packb(values)
+    errors: list = []
+    batch = serde.loads_many([data], errors)
+    by_batch = ("error", str(errors[0][1].__cause__)) if errors else ("ok", batch[0])
+    try:
+        by_serde = ("ok", serde.loads(data))
+    except DecodeError as exc:
+        by_serde = ("error", str(exc.__cause__))
+    assert by_init == by_wire == by_serde == by_batch
