@@ -172,3 +172,9 @@ class StoreLocked(StreamkitError):
     def __init__(self, message: str, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class CommitFailed(BrokerError):
+    """A group commit the coordinator refused because the group is rebalancing (or this
+    member was dropped from it). Nothing is lost: the records are delivered again to
+    whoever owns the partition next. Callers may log it and go on."""

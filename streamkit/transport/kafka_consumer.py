@@ -28,6 +28,12 @@ _TRANSIENT = {KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART,
               KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError._TIMED_OUT}
 
 
+#: Commit refusals that mean "the group is rebalancing", not a broken broker.
+_REBALANCING = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                KafkaError.UNKNOWN_MEMBER_ID, KafkaError.FENCED_INSTANCE_ID,
+                KafkaError._STATE}
+
+
 def _tps(parts: Iterable[Any]) -> list[TopicPartition]:
     return [TopicPartition(p.topic, p.partition) for p in parts]
 
@@ -155,8 +161,13 @@ class KafkaGroupConsumer:
                     offsets=[KTP(tp.topic, tp.partition, off) for tp, off in offsets.items()],
                     asynchronous=False)
         except KafkaException as exc:
-            if error_code(exc) == KafkaError._NO_OFFSET:
+            code = error_code(exc)
+            if code == KafkaError._NO_OFFSET:
                 return  # nothing consumed since the last commit
+            if code in _REBALANCING:
+                raise errors.CommitFailed(
+                    f"commit of group {self.group_id!r} on {self._servers} refused during "
+                    f"a rebalance: {exc.args[0].str()}") from None
             raise broker_error(exc, f"commit of group {self.group_id!r}",
                                self._servers) from None
 
