@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from streamkit.types import Message
 
 
+#: records ``streamkit send TOPIC -`` writes per batch
+SEND_BATCH = 1000
+
+
 def broker_options(fun: Callable[..., Any]) -> Callable[..., Any]:
     """``--broker`` and ``--datadir``, with the App's defaults and environment."""
     fun = click.option("--datadir", envvar="STREAMKIT_DATADIR", default="stores",
@@ -139,12 +143,29 @@ def send(topic: str, value: str, key: str | None, partition: int | None, broker:
             raise click.BadParameter(f"topic {topic!r} has partitions 0..{count - 1}",
                                      param_hint="--partition")
         values = (line.rstrip("\n") for line in sys.stdin) if value == "-" else [value]
-        with Producer(conn) as producer:
+        # piped lines go in batches (one log write each); typed lines one by one
+        batch = 1 if value == "-" and sys.stdin.isatty() else SEND_BATCH
+        with Producer(conn, linger_ms=60_000, batch_size=batch) as producer:
+            pending = []
             for text in values:
-                meta = producer.send(topic, value=text, key=key, partition=partition).get()
-                click.echo(f"{meta.topic}[{meta.partition}]@{meta.offset}")
+                pending.append(producer.send(topic, value=text, key=key,
+                                             partition=partition))
+                if len(pending) >= batch:
+                    _report(pending)
+                    pending = []
+            producer.flush()
+            _report(pending)
     finally:
         conn.close()
+
+
+def _report(futures: list[Any]) -> None:
+    lines = []
+    for future in futures:
+        meta = future.get()
+        lines.append(f"{meta.topic}[{meta.partition}]@{meta.offset}")
+    if lines:
+        click.echo("\n".join(lines))
 
 
 @click.command("tail")

@@ -261,3 +261,11 @@ def test_worker_help_has_the_issue_options():
     result = CliRunner().invoke(cli, ["worker", "--help"])
     for option in ("--broker", "--loglevel", "--concurrency", "--web-port", "--web-host"):
         assert option in result.output
+
+
+def test_send_from_stdin_in_batches_keeps_order(runner):
+    lines = "".join(f"{i}\n" for i in range(2500))
+    result = run(runner, "send", "many", "-", input=lines)
+    assert result.output.splitlines() == [f"many[0]@{i}" for i in range(2500)]
+    tail = run(runner, "tail", "many", "--from-beginning", "-n", "2500", "--format", "raw")
+    assert tail.output.splitlines() == [str(i) for i in range(2500)]
