@@ -90,8 +90,9 @@ def _attach_avro_commands() -> None:
     """``streamkit registry`` / ``streamkit schemas``, when streamkit.avro is usable."""
     try:
         from streamkit.avro.cli import registry, schemas
-    except ImportError:          # no fastavro, or the module is not there
-        return
+    except Exception as exc:     # noqa: BLE001 - no fastavro, or a broken avro module:
+        logging.getLogger("streamkit.cli").debug("avro commands unavailable: %r", exc)
+        return                   # the other commands must still work
     cli.add_command(registry)
     cli.add_command(schemas)
 
