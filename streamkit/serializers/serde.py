@@ -37,7 +37,7 @@ class Serde:
     """
 
     __slots__ = ("type_", "serializer", "codec", "loads", "_describe", "_loads_one",
-                 "_dumps_one", "_fast_one", "_many")
+                 "_dumps_one", "_many")
 
     loads: Callable[[bytes | None], Any]
 
@@ -58,12 +58,11 @@ class Serde:
         self._loads_one = self._make_loads()
         # A codec may offer ``fast_loads``: quicker, but allowed to fail on unusual
         # input that ``loads`` accepts (a failure is retried the careful way).
-        self._fast_one, self._many = self._loads_one, None
-        fast = getattr(self.codec, "fast_loads", None) or self.codec.loads
+        self._many = None
         if _is_record_type(type_):
-            build, many = type_._from_wire, type_._many
-            self._fast_one = lambda data: build(fast(data))
-            self._many = lambda datas: many(datas, fast)
+            fast = getattr(self.codec, "fast_loads", None) or self.codec.loads
+            many = type_._many
+            self._many = lambda datas: many(datas, fast)  # one generated loop
         self._dumps_one = self._make_dumps()
         self.loads = self._make_checked_loads()
 
@@ -109,7 +108,7 @@ class Serde:
         return decode_converted
 
     def _make_checked_loads(self) -> Callable[[bytes | None], Any]:
-        one, fast = self._loads_one, self._fast_one
+        one = self._loads_one
         fail = self._failure
         if _is_record_type(self.type_):
             build = self.type_._from_wire
@@ -133,10 +132,6 @@ class Serde:
             """Decode one payload; ``None`` (no key, a tombstone) stays ``None``."""
             if data is None:
                 return None
-            try:
-                return fast(data)
-            except Exception:
-                pass
             try:
                 return one(data)
             except Exception as exc:
