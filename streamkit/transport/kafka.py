@@ -74,7 +74,11 @@ class KafkaBroker:
         """Create a topic with ``partitions`` (default ``default_partitions``),
         replication factor and topic ``config``; waits until the cluster reports it."""
         check_topic_name(name)
-        partitions = partitions or self.default_partitions
+        if partitions is None:
+            partitions = self.default_partitions
+        if not isinstance(partitions, int) or partitions < 1:
+            raise errors.InvalidConfig(f"create topic {name!r}: partitions={partitions!r} "
+                                       "must be a whole number >= 1")
         what = f"create topic {name!r}"
         topic = NewTopic(name, num_partitions=partitions,
                          replication_factor=replication_factor,

@@ -152,10 +152,16 @@ def test_producing_to_a_partition_that_does_not_exist_names_it(broker, topic_nam
 
 
 def test_replication_factor_passes_through_to_kafka(broker, topic_name):
-    # tansu has one broker; a factor it cannot meet must come back as Kafka's error,
-    # not a streamkit refusal. Factor 1 always works.
-    broker.create_topic(topic_name, partitions=1, replication_factor=1)
-    assert broker.partition_count(topic_name) == 1
+    # The embedded log refuses factors above 1; on Kafka the cluster decides. tansu (one
+    # broker) accepts any factor; a real single-broker Kafka answers
+    # INVALID_REPLICATION_FACTOR, which becomes InvalidConfig.
+    broker.create_topic(topic_name, partitions=2, replication_factor=3)
+    assert broker.partition_count(topic_name) == 2
+
+
+def test_zero_partitions_is_refused(broker, topic_name):
+    with pytest.raises(errors.InvalidConfig, match="partitions=0"):
+        broker.create_topic(topic_name, partitions=0)
 
 
 def test_cleanup_is_a_no_op(broker, topic_name):
