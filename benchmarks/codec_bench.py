@@ -129,6 +129,30 @@ def main() -> None:
                                            args.batch), n, runs)
             print(f"{variant:14} {codec:8} {size:6.0f} {enc:11,.0f} {batch:15,.0f} "
                   f"{one:13,.0f} {floor:13,.0f}")
+    read_cost(n * 10, runs)
+
+
+def read_cost(n: int, runs: int) -> None:
+    """ns per ``ride.vendorId`` read: a Record slot vs a plain object's attribute."""
+    class Plain:
+        def __init__(self, vendorId: int) -> None:
+            self.vendorId = vendorId
+
+    records = rides(1000, True)
+    plains = [Plain(r.vendorId) for r in records]
+
+    def reads(objs: list) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(n // 10_000):
+                for o in objs:
+                    o.vendorId; o.vendorId; o.vendorId; o.vendorId; o.vendorId  # noqa
+                    o.vendorId; o.vendorId; o.vendorId; o.vendorId; o.vendorId  # noqa
+        return run
+    total = n // 10_000 * 10_000
+    record_ns = 1e9 / median_rate(reads(records), total, runs)
+    plain_ns = 1e9 / median_rate(reads(plains), total, runs)
+    print(f"field read: Record {record_ns:.1f} ns, plain object {plain_ns:.1f} ns "
+          "(including loop overhead)")
 
 
 if __name__ == "__main__":
