@@ -235,7 +235,7 @@ def status(app: App, history: RateHistory | None = None,
                    for t in app.timers],
         "pages": sorted(app.pages),
         "worker": {"running": worker is not None,
-                   "status_line": worker.status_line() if worker is not None else None},
+                   "stopping": bool(getattr(worker, "_stopping", False))},
     }
 
 

@@ -483,3 +483,35 @@ async def test_web_enabled_false_serves_nothing(tmp_path):
         await anyio.sleep(0.2)
         assert _listening(port) == []
         worker.stop()
+
+
+async def test_record_values_and_tuple_keys_come_out_as_json(tmp_path):
+    from datetime import datetime
+
+    class Last(streamkit.Record, serializer="json"):
+        id: int
+        seen: datetime
+
+    app = new_app("webrecords", tmp_path)
+    latest = app.Table("latest", value_type=Last)
+    pairs = app.Table("pairs", default=int)
+
+    @app.agent(app.topic("rides", key_type=str, value_type=Ride))
+    async def remember(stream):
+        async for ride in stream:
+            latest[ride.vendorId] = Last(id=ride.id, seen=datetime(2020, 7, 1, 12, 0))
+            pairs[(ride.vendorId, ride.id % 2)] += 1
+
+    async with running_worker(app) as client:
+        produce(app, [(7, 1), (8, 1)])
+        await eventually(lambda: len(pairs) == 2, what="2 pairs")
+        one = (await client.get("/table/latest/1")).json()
+        assert one["value"]["id"] == 8
+        assert one["value"]["seen"].startswith("2020-07-01")
+        pair = await client.get("/table/pairs/[1,0]")
+        assert pair.status_code == 200 and pair.json() == {"table": "pairs", "key": [1, 0],
+                                                           "value": 1}
+        listing = (await client.get("/table/pairs", params={"limit": 1})).json()
+        assert listing["items"] == [{"key": [1, 0], "value": 1}]
+        rest = (await client.get("/table/pairs", params={"after": listing["next"]})).json()
+        assert rest["items"] == [{"key": [1, 1], "value": 1}]
