@@ -38,10 +38,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     schema_registry_url: str | None = None
+    #: serve the Schema Registry REST API from the worker on this port
     registry_port: int | None = None
-    #: how long a table waits for windows to close on the wall clock when the stream is
-    #: idle; None: windows close on stream time only (Kafka Streams' rule)
-    table_cleanup_interval: float = 1.0
 
     def __post_init__(self) -> None:
         self._apply_environment()
@@ -74,6 +72,8 @@ class Settings:
 
 
 def _parse_env(name: str, raw: str, current: Any) -> Any:
+    if name == "registry_port":
+        current = 0  # an optional int
     if isinstance(current, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if isinstance(current, int) and not isinstance(current, bool):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup
 
+from streamkit.errors import CommitFailed
 from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
@@ -305,10 +306,20 @@ class Worker:
         assigned = consumer.assignment()
         offsets = {tp: offset for tp, offset in positions.items()
                    if tp in assigned and self._committed.get(tp) != offset}
-        if offsets:
-            consumer.commit(offsets)
-            self._committed.update(offsets)
+        if offsets and self._commit_offsets(offsets):
             app.monitor.on_commit(time.perf_counter() - started)
+
+    def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> bool:
+        assert self.consumer is not None
+        try:
+            self.consumer.commit(offsets)
+        except CommitFailed as exc:
+            # a rebalance is under way: the new owner replays from the last commit
+            logger.warning("commit refused (%s); going on, events since the last commit "
+                           "may be processed again", exc)
+            return False
+        self._committed.update(offsets)
+        return True
 
     def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
         revoked = set(tps)
@@ -320,7 +331,7 @@ class Worker:
         offsets = {tp: o for tp, o in positions.items()
                    if tp in revoked and self._committed.get(tp) != o}
         if offsets and self.consumer is not None:
-            self.consumer.commit(offsets)
+            self._commit_offsets(offsets)
         for stream in app.fetcher.streams():
             stream.drop_partitions(revoked)
         for tp in revoked:

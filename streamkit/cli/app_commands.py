@@ -44,7 +44,7 @@ def _app_command(name: str, fun: Callable[..., None], options: list[Callable[...
 # -- worker ------------------------------------------------------------------------------
 def run_worker(app: App, *, broker: str | None, datadir: str | None, loglevel: str,
                concurrency: int | None, web_port: int | None, web_host: str | None,
-               without_web: bool) -> None:
+               without_web: bool, registry_port: int | None = None) -> None:
     """Run a worker of the app until Ctrl-C or SIGTERM (exit 0 after a graceful stop)."""
     from streamkit.cli.main import setup_logging
     setup_logging(loglevel)
@@ -61,6 +61,8 @@ def run_worker(app: App, *, broker: str | None, datadir: str | None, loglevel: s
         app.conf.web_enabled = False
     elif web_port is not None or web_host is not None:
         app.conf.web_enabled = True      # asking for a port means wanting the server
+    if registry_port is not None:
+        app.conf.registry_port = registry_port
     app.broker                                   # a bad broker URL fails here, in one line
     app.run_worker(web_port=web_port, web_host=web_host,
                    status_interval=5.0 if sys.stderr.isatty() else None)
@@ -79,6 +81,8 @@ WORKER_OPTIONS = [
                  help="Serve the web views on this port (turns the server on)."),
     click.option("--web-host", default=None, help="Address of the web server."),
     click.option("--without-web", is_flag=True, help="Do not start the web server."),
+    click.option("--registry-port", type=int, default=None,
+                 help="Also serve the Schema Registry REST API on this port."),
 ]
 
 

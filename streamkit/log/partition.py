@@ -135,10 +135,7 @@ class Partition:
         return seg.lasts[-1] + 1 if seg.lasts else seg.base
 
     def _roll_locked(self) -> Segment:
-        """Close the active segment (fsynced, so the acks=all marker stays true) and
-        start a new one at the next offset."""
-        old = self.segments[-1]
-        old.handle.fsync()
+        """Close the active segment and start a new one at the next offset."""
         base = self._next_offset()
         seg = Segment(base, self.store.create(base), self.topic, self.partition)
         self.segments.append(seg)
@@ -197,15 +194,18 @@ class Partition:
         whoever holds the sync lock fsyncs all bytes written so far and records it."""
         base, end, handle = mark
         with self.store.sync_lock() as synced:
-            if synced >= (base, end):
+            if synced[0] == base and synced[1] >= end:
                 return
+            # (a mark in a later segment says nothing about this one: a roll does not
+            # fsync, so fsync this segment; that is cheap if someone already did)
             if getattr(handle, "fd", 0) < 0:
                 handle = self.store.open(base)
                 if handle is None:
                     return                       # deleted by retention meanwhile
             size = handle.size()
             handle.fsync()
-            self.store.set_synced((base, size))
+            if (base, size) > synced:
+                self.store.set_synced((base, size))
 
     # -- read ----------------------------------------------------------------------
     def read(self, offset: int, max_records: int) -> list[Message]:

@@ -39,7 +39,8 @@ class GroupConsumer(Protocol):
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Message]:
         """Up to ``max_records`` messages from owned partitions, in offset order per
-        partition, waiting at most ``timeout`` seconds for the first one.
+        partition and each partition's messages together, waiting at most ``timeout``
+        seconds for the first one.
 
         Also runs the group's housekeeping: heartbeats, joining a rebalance, calling
         ``on_revoke``/``on_assign``. Call it at least every ``session_timeout / 3``.

@@ -140,6 +140,9 @@ class KafkaGroupConsumer:
         """Up to ``max_records`` messages of owned partitions; runs heartbeats and
         rebalance callbacks as a side effect."""
         raw = drain(self._consumer, max_records, timeout, self._on_error)
+        # the protocol promises each partition's messages together (librdkafka may
+        # interleave partitions); a stable sort keeps offset order within each
+        raw.sort(key=_topic_partition)
         return to_messages(raw)
 
     def _on_error(self, msg: Any) -> None:
@@ -458,3 +461,7 @@ class EndOffsets:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _topic_partition(msg: Any) -> tuple[str, int]:
+    return msg.topic(), msg.partition()
