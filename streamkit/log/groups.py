@@ -77,6 +77,7 @@ class LogGroupConsumer:
         self._paused: set[TopicPartition] = set()
         self._last_committed: dict[TopicPartition, int] = {}
         self._next_heartbeat = 0.0
+        self._next_take = 0.0
         self._next_commit = time.monotonic() + auto_commit_interval
         self._rr = 0
         self._closed = False
@@ -189,7 +190,9 @@ class LogGroupConsumer:
             if state["generation"] != self._generation or \
                     self.member_id not in state["members"]:
                 self._follow(state)
-        if self._pending:
+        if self._pending and now >= self._next_take:
+            # waiting for a previous owner to let go: retry every few ms, not every poll
+            self._next_take = now + 0.005
             self._take_pending()
         if self._auto_commit and now >= self._next_commit:
             self._next_commit = now + self._commit_interval
