@@ -226,7 +226,8 @@ async function renderTables(tables) {
     card.querySelector(".size").textContent =
       `${fmt(t.size)}${t.size_exact ? "" : "≈"} keys${kind ? " · " + kind : ""}` +
       (t.late_events ? ` · ${fmt(t.late_events)} late` : "");
-    lookup(t.name);
+    // a windowed key lookup scans the table's windows: refresh it only while small
+    if (!t.windowed || t.size <= PREVIEW_MAX) lookup(t.name);
     const preview = card.querySelector(".preview");
     if (t.size > PREVIEW_MAX) { preview.replaceChildren(); continue; }
     try {

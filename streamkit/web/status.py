@@ -79,6 +79,7 @@ class Offsets:
             1.0 if app.conf.broker.startswith("kafka") else 0.0)
         self._log: dict[TopicPartition, tuple[float, tuple[int, int]]] = {}
         self._committed: dict[TopicPartition, int] = {}
+        self._never_committed: dict[TopicPartition, float] = {}
 
     def log_offsets(self, tp: TopicPartition) -> tuple[int, int]:
         """(start offset, end offset) of ``tp``."""
@@ -98,13 +99,19 @@ class Offsets:
         own = getattr(worker, "_committed", {}).get(tp)
         if own is not None:
             return own
-        if tp not in self._committed:
-            consumer = worker.consumer if worker is not None else None
-            committed = consumer.committed(tp) if consumer is not None else None
-            if committed is None:
-                return None
-            self._committed[tp] = committed
-        return self._committed[tp]
+        if tp in self._committed:
+            return self._committed[tp]
+        asked = self._never_committed.get(tp)
+        now = time.monotonic()
+        if asked is not None and now - asked <= self.ttl:
+            return None
+        consumer = worker.consumer if worker is not None else None
+        committed = consumer.committed(tp) if consumer is not None else None
+        if committed is None:
+            self._never_committed[tp] = now
+            return None
+        self._committed[tp] = committed
+        return committed
 
 
 def partitions(app: App, offsets: Offsets | None = None) -> list[dict[str, Any]]:

@@ -515,3 +515,31 @@ async def test_record_values_and_tuple_keys_come_out_as_json(tmp_path):
         assert listing["items"] == [{"key": [1, 0], "value": 1}]
         rest = (await client.get("/table/pairs", params={"after": listing["next"]})).json()
         assert rest["items"] == [{"key": [1, 1], "value": 1}]
+
+
+async def test_big_tables_report_the_store_count_without_a_scan(tmp_path):
+    from streamkit.web.status import EXACT_SIZE_LIMIT
+    app = new_app("webbig", tmp_path)
+    table = app.Table("big", key_type=int)
+
+    @app.agent(app.topic("numbers", value_type=None))
+    async def keep(stream):
+        async for n in stream:
+            table[n] = n
+
+    count = EXACT_SIZE_LIMIT + 500
+    async with running_worker(app) as client:
+        producer = streamkit.Producer(app.broker, linger_ms=50, batch_size=2000)
+        for n in range(count):
+            producer.send("numbers", key=str(n), value=str(n))
+        producer.flush()
+        producer.close()
+
+        async def big():
+            body = (await client.get("/api/status")).json()
+            summary = body["tables"][0]
+            return summary["size"] == count and not summary["size_exact"] and summary
+        summary = await eventually(big, what=f"{count} keys flushed")
+        assert summary["size_exact"] is False       # counted by the stores, not scanned
+        page = (await client.get("/table/big", params={"limit": 3, "after": "4999"})).json()
+        assert [item["key"] for item in page["items"]] == [5000, 5001, 5002]
