@@ -190,8 +190,9 @@ async def serve(app: App, *,
             server.should_exit = True
         tg.cancel_scope.cancel()
     if failure:
-        logger.error("web server not started: %s (the worker runs on without it; pick "
-                     "another port with --web-port or App(web_port=))", failure[0])
+        logger.error("web server on %s:%d failed: %s (the worker runs on without it; "
+                     "pick another port with --web-port or App(web_port=))", host, port,
+                     failure[0])
 
 
 def _bound_port(server: uvicorn.Server, default: int) -> int:

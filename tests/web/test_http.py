@@ -462,7 +462,7 @@ async def test_a_taken_port_leaves_the_worker_running_without_web(tmp_path, capl
         worker = Worker(app, install_signal_handlers=False)
         async with anyio.create_task_group() as tg:
             tg.start_soon(worker.run_async)
-            await eventually(lambda: "web server not started" in caplog.text,
+            await eventually(lambda: f"web server on 127.0.0.1:{port} failed" in caplog.text,
                              what="the bind error logged")
             produce(app, vendors(10))
             await eventually(lambda: app.agents["count"].events_total == 10,
