@@ -387,11 +387,11 @@ class Consumer:
         """Commit ``offsets`` (next offsets to read), or the current positions."""
         if self.group_id is None:
             raise InvalidConfig("commit needs a Consumer with a group_id")
-        if offsets is None and self._iter_buffer:
-            # messages taken from poll but not yet handed out by the iterator
-            offsets = {tp: pos for tp in self._member.assignment()
-                       for pos in [self._member.position(tp)]}
-            for message in self._iter_buffer:
+        if offsets is None and (self._iter_buffer or self._buffer):
+            # messages fetched but not yet handed out (by the iterator, or kept back
+            # after a decode error) are not committed
+            offsets = {tp: self._member.position(tp) for tp in self._member.assignment()}
+            for message in self._iter_buffer + self._buffer:
                 offsets[message.tp] = min(offsets.get(message.tp, message.offset),
                                           message.offset)
         self._member.commit(offsets)
@@ -444,9 +444,10 @@ class Consumer:
         if self._closed:
             return
         self._closed = True
-        if self.group_id is not None and autocommit and self._iter_buffer:
+        undelivered = bool(self._iter_buffer or self._buffer)
+        if self.group_id is not None and autocommit and undelivered:
             self.commit()
-        self._member.close(commit=autocommit and not self._iter_buffer)
+        self._member.close(commit=autocommit and not undelivered)
         if self._owned:
             self._broker.close()
 

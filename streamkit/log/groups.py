@@ -144,12 +144,12 @@ class LogGroupConsumer:
         self._pending |= target - set(self._positions)
         self._take_pending()
 
-    def _revoke(self, tps: set[TopicPartition]) -> None:
+    def _revoke(self, tps: set[TopicPartition], commit: bool = True) -> None:
         owned = sorted(tp for tp in tps if tp in self._positions)
         self._pending -= tps
         if not owned:
             return
-        if self._auto_commit:
+        if self._auto_commit and commit:
             self._commit_positions(owned)
         if self._on_revoke is not None:
             self._on_revoke(owned)
@@ -289,7 +289,7 @@ class LogGroupConsumer:
         self._closed = True
         if commit:
             self._commit_positions(list(self._positions))
-        self._revoke(set(self._positions) | self._pending)
+        self._revoke(set(self._positions) | self._pending, commit=False)
         with self._store.locked():
             state = self._store.read_state()
             if state["members"].pop(self.member_id, None) is not None:

@@ -245,3 +245,17 @@ def test_producer_default_datadir_is_stores(tmp_path, monkeypatch):
     with streamkit.Producer() as producer:
         producer.send("t", value=b"v").get()
     assert (tmp_path / "stores" / "log" / "t" / "topic.json").exists()
+
+
+def test_close_with_autocommit_commits_only_what_the_iterator_handed_out(url):
+    with streamkit.Producer(broker=url) as producer:
+        for i in range(10):
+            producer.send("t", value=b"%d" % i)
+    consumer = streamkit.Consumer("t", broker=url, group_id="g", auto_offset_reset="earliest",
+                                  enable_auto_commit=True, consumer_timeout_ms=200)
+    assert next(consumer).value == b"0"
+    assert next(consumer).value == b"1"        # 8 more fetched, not handed out
+    consumer.close()
+    again = streamkit.Consumer("t", broker=url, group_id="g", consumer_timeout_ms=200)
+    assert [m.value for m in again] == [b"%d" % i for i in range(2, 10)]
+    again.close()
