@@ -45,8 +45,8 @@ def _error(exc: ViewError) -> Response:
     return _JSON(exc.body, status_code=exc.status)
 
 
-def create_app(app: App, history: status.RateHistory | None = None) -> Starlette:
-    """The Starlette application serving ``app``'s views."""
+def create_app(app: App, history: status.RateHistory | None = None) -> Any:
+    """The ASGI application serving ``app``'s views."""
     offsets = status.Offsets(app)
     registry = metrics.registry_for(app, offsets)
 
@@ -105,7 +105,44 @@ def create_app(app: App, history: status.RateHistory | None = None) -> Starlette
         return _JSON({"error": getattr(exc, "detail", "error"), "status": code,
                       "path": request.url.path}, status_code=code)
 
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    web = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    if app.conf.web_host in LOOPBACK:
+        return _LoopbackHostsOnly(web)
+    return web
+
+
+#: addresses that only this machine can reach
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class _LoopbackHostsOnly:
+    """Refuses requests whose Host header is not a loopback name (``400``).
+
+    A server on loopback is still reachable from a web page in the user's browser
+    through DNS rebinding (``evil.example`` re-resolved to 127.0.0.1); such requests
+    carry the attacker's host name. See docs/decisions/804-loopback-host-check.md."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            host = _host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+            if host not in LOOPBACK and not host.endswith(".localhost"):
+                response = _JSON({"error": f"host {host!r} not allowed: this server "
+                                           "answers loopback names only", "status": 400},
+                                 status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _host_name(header: str) -> str:
+    """``"[::1]:6066"`` -> ``"::1"``, ``"localhost:6066"`` -> ``"localhost"``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def _page(path: str, fun: Callable[..., Any]) -> Callable[[Request], Any]:

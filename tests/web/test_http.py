@@ -83,7 +83,7 @@ async def test_readyz_is_503_when_no_worker_runs(tmp_path):
     from streamkit.web.server import create_app
     app = counting_app(tmp_path)
     transport = httpx.ASGITransport(app=create_app(app))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         response = await client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["ready"] is False
@@ -440,6 +440,22 @@ async def test_by_default_it_listens_on_loopback_only(tmp_path):
             with pytest.raises(httpx.ConnectError):
                 await httpx.AsyncClient().get(f"http://{outside}:{port}/healthz")
     assert _listening(port) == [], "the server stops with the worker"
+
+
+async def test_on_loopback_only_loopback_host_names_are_answered(tmp_path):
+    """DNS rebinding: a page from evil.example re-resolved to 127.0.0.1 is refused."""
+    app = counting_app(tmp_path)
+    async with running_worker(app) as client:
+        port = app.conf.web_port
+        for host in ("localhost", f"localhost:{port}", f"127.0.0.1:{port}",
+                     f"[::1]:{port}", "app.localhost"):
+            response = await client.get("/api/status", headers={"host": host})
+            assert response.status_code == 200, host
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example",
+                     ""):
+            response = await client.get("/table/by_vendor", headers={"host": host})
+            assert response.status_code == 400, host
+            assert "not allowed" in response.json()["error"]
 
 
 async def test_web_host_and_port_can_be_chosen(tmp_path):
