@@ -200,6 +200,19 @@ class App:
         else:
             self._spawn_queue.append((name, fun, args))
 
+    def produce(self, topic: str, records: list[Any], acks: Any = None) -> list[Any]:
+        """Write records for the app: inside the worker's open transaction under
+        ``exactly_once``, else straight to the broker with ``producer_acks``."""
+        transaction = self.worker.transaction if self.worker is not None else None
+        if transaction is not None:
+            return transaction.send(topic, records)
+        return self.broker.produce(topic, records,
+                                   acks=self.conf.producer_acks if acks is None else acks)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.worker is not None and self.worker.transaction is not None
+
     def agent_results(self, agent: Agent, value: Any) -> None:
         if self._test_context is not None and self._test_context.agent is agent:
             self._test_context.results.append(value)

@@ -106,12 +106,10 @@ class OutputBuffer:
         """Write every buffered record (one ``produce`` call per topic)."""
         if not self._count:
             return
-        broker = self._app.broker
-        acks = self._app.conf.producer_acks
         records, pending = self._records, self._pending
         self._records, self._pending, self._count = {}, {}, 0
         for topic, batch in records.items():
-            metadata = broker.produce(topic, batch, acks=acks)
+            metadata = self._app.produce(topic, batch)
             self.sent_total += len(batch)
             self._app.monitor.on_send(topic, len(batch))
             for future, meta in zip(pending[topic], metadata):
@@ -220,8 +218,7 @@ class Topic:
                    ) -> RecordMetadata:
         """Send one record now; returns where it landed once the broker acknowledged."""
         record = self.prepare(key, value, headers, timestamp, partition)
-        acks = self.acks if self.acks is not None else self.app.conf.producer_acks
-        (meta,) = self.app.broker.produce(self.name, [record], acks=acks)
+        (meta,) = self.app.produce(self.name, [record], acks=self.acks)
         self.app.monitor.on_send(self.name, 1)
         return meta
 

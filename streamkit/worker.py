@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from datetime import datetime
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup
 
-from streamkit.errors import CommitFailed
+from streamkit.errors import CommitFailed, ImproperlyConfigured
 from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
@@ -47,6 +49,8 @@ class Worker:
         self._stopping = False
         self._committed: dict[TopicPartition, int] = {}
         self.ready = False
+        #: the open Kafka transaction under processing_guarantee="exactly_once"
+        self.transaction: Any = None
         if web_port is not None:
             app.conf.web_port = web_port
         if web_host is not None:
@@ -62,9 +66,7 @@ class Worker:
         app.worker = self
         self._started = time.monotonic()
         self._stop = anyio.Event()
-        if app.conf.processing_guarantee == "exactly_once":
-            logger.warning("processing_guarantee='exactly_once' is not implemented yet: "
-                           "this worker processes at least once (docs/streams.md)")
+        self._check_guarantee()
         try:
             registry = self._use_schema_registry()
             self._declare_topics()
@@ -83,6 +85,7 @@ class Worker:
                         await anyio.sleep(0)
                     self._declare_topics()
                     self.consumer = self._join_group()
+                    self._begin_transactions()
                     app.fetcher.on_first_assignment = self._on_ready
                     services.start_soon(self._fetch)
                     services.start_soon(self._commit_loop)
@@ -125,6 +128,20 @@ class Worker:
         self._stopping = True
         if self._stop is not None:
             self._stop.set()
+
+    def _check_guarantee(self) -> None:
+        if (self.app.conf.processing_guarantee == "exactly_once"
+                and not hasattr(self.app.broker, "transactional_producer")):
+            raise ImproperlyConfigured(
+                f"processing_guarantee='exactly_once' needs a kafka:// broker (Kafka "
+                f"transactions); {self.app.conf.broker} has none. Use at_least_once.")
+
+    def _begin_transactions(self) -> None:
+        if self.app.conf.processing_guarantee != "exactly_once":
+            return
+        transactional_id = f"{self.app.conf.id}-{socket.gethostname()}-{os.getpid()}"
+        self.transaction = self.app.broker.transactional_producer(transactional_id)
+        self.transaction.begin()
 
     def _use_schema_registry(self) -> Any:
         """Point Avro codecs at this app's registry (the ``_schemas`` topic of its
@@ -196,6 +213,9 @@ class Worker:
 
     def _close(self) -> None:
         app = self.app
+        if self.transaction is not None:
+            self.transaction.close()  # aborts what was not committed
+            self.transaction = None
         if self.consumer is not None:
             try:
                 self.consumer.close(commit=False)
@@ -294,6 +314,9 @@ class Worker:
     # -- commits and rebalances ---------------------------------------------------------
     def commit(self) -> None:
         """Write sends, flush tables, then commit the offsets agents are done with."""
+        if self.transaction is not None:
+            self._commit_transaction()
+            return
         consumer = self.consumer
         app = self.app
         started = time.perf_counter()
@@ -308,6 +331,34 @@ class Worker:
                    if tp in assigned and self._committed.get(tp) != offset}
         if offsets and self._commit_offsets(offsets):
             app.monitor.on_commit(time.perf_counter() - started)
+
+    def _commit_transaction(self) -> None:
+        """exactly_once: the batch's sends, changelog records and input offsets become
+        visible together; then the stores take the committed changes."""
+        app, consumer, transaction = self.app, self.consumer, self.transaction
+        started = time.perf_counter()
+        positions = app.fetcher.positions()
+        try:
+            app.output.flush()
+            for table in app.tables.values():
+                table.flush()
+            assigned = consumer.assignment() if consumer is not None else set()
+            offsets = {tp: o for tp, o in positions.items()
+                       if tp in assigned and self._committed.get(tp) != o}
+            if offsets:
+                transaction.send_offsets(consumer, offsets)
+            transaction.commit()
+        except Exception:
+            for table in app.tables.values():
+                table.discard_uncommitted()
+            logger.error("transaction failed: nothing of it is visible; the worker stops "
+                         "and a restart replays from the last committed offsets")
+            raise
+        self._committed.update(offsets)
+        for table in app.tables.values():
+            table.apply_committed()
+        transaction.begin()
+        app.monitor.on_commit(time.perf_counter() - started)
 
     def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> bool:
         assert self.consumer is not None
@@ -328,10 +379,13 @@ class Worker:
         app.output.flush()
         for table in app.tables.values():
             table.flush()
-        offsets = {tp: o for tp, o in positions.items()
-                   if tp in revoked and self._committed.get(tp) != o}
-        if offsets and self.consumer is not None:
-            self._commit_offsets(offsets)
+        if self.transaction is not None:
+            self._commit_transaction()
+        else:
+            offsets = {tp: o for tp, o in positions.items()
+                       if tp in revoked and self._committed.get(tp) != o}
+            if offsets and self.consumer is not None:
+                self._commit_offsets(offsets)
         for stream in app.fetcher.streams():
             stream.drop_partitions(revoked)
         for tp in revoked:

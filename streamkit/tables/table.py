@@ -69,6 +69,7 @@ class Table:
         self._dirty: dict[int, set[Any]] = {}
         self._active: set[int] = set()
         self._extra_changes: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self._pending_store: list[tuple[int, list[tuple[bytes, bytes | None]], Any]] = []
         self._test_mode = False
 
     def __repr__(self) -> str:
@@ -350,13 +351,30 @@ class Table:
             self._store_of(partition).apply(partition, changes, None)
             return
         records = [OutgoingRecord(k, v, [], None, partition) for k, v in changes]
-        metadata = self.app.broker.produce(self.changelog_topic, records,
-                                           acks=self.app.conf.producer_acks)
+        metadata = self.app.produce(self.changelog_topic, records)
         offset = None if self.is_global else metadata[-1].offset + 1
-        self._store_of(partition).apply(partition, changes, offset)
+        if self.app.in_transaction:
+            # exactly_once: the store follows the changelog only once it is committed
+            self._pending_store.append((partition, changes, offset))
+        else:
+            self._store_of(partition).apply(partition, changes, offset)
         for key in keys:
             if cache.get(key) is _DELETED:
                 del cache[key]
+
+    def apply_committed(self) -> None:
+        """exactly_once: write to the stores the changes whose transaction committed."""
+        pending, self._pending_store = self._pending_store, []
+        for partition, changes, offset in pending:
+            self._store_of(partition).apply(partition, changes, offset)
+
+    def discard_uncommitted(self) -> None:
+        """exactly_once: forget changes whose transaction aborted (the cache too: it may
+        hold them)."""
+        self._pending_store.clear()
+        self._cache.clear()
+        for dirty in self._dirty.values():
+            dirty.clear()
 
     # -- rebalancing ---------------------------------------------------------------------
     def on_partitions_assigned(self, tps: list[TopicPartition]) -> None:
