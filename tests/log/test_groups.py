@@ -204,3 +204,36 @@ def test_group_consumer_creates_missing_topics(broker):
     assert broker.partition_count("fresh") == 4
     assert len(member.assignment()) == 4
     member.close()
+
+
+def test_range_assignment_per_topic_over_sorted_members():
+    from streamkit.log.groups import range_assignment
+    got = range_assignment({"m2": ["a", "b"], "m1": ["a"]}, {"a": 5, "b": 2})
+    assert got == {"m1": [["a", 0], ["a", 1], ["a", 2]],
+                   "m2": [["a", 3], ["a", 4], ["b", 0], ["b", 1]]}
+
+
+def test_partition_is_not_taken_before_its_owner_revoked_it(broker):
+    _fill(broker)
+    seen_during_revoke = []
+    b_holder = {}
+
+    def on_revoke(tps):
+        # while a is still revoking, b polls: it must not own a's partitions yet
+        b = b_holder.get("b")
+        if b is not None:
+            b.poll(timeout=0)
+            seen_during_revoke.append(set(tps) & b.assignment())
+
+    a = broker.group_consumer("g", ["t"], on_revoke=on_revoke)
+    b = broker.group_consumer("g", ["t"])
+    b_holder["b"] = b
+    assert b.assignment() == set()             # a has not let go of anything yet
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(b.assignment()) < 2:
+        a.poll(timeout=0.01)
+        b.poll(timeout=0.01)
+    assert seen_during_revoke == [set()]
+    assert len(b.assignment()) == 2 and a.assignment().isdisjoint(b.assignment())
+    a.close()
+    b.close()

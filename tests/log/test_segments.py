@@ -174,3 +174,23 @@ def test_reader_ignores_a_batch_until_all_its_bytes_are_written(log_url):
         f.write(batch[30:])
         f.flush()
     assert _values(reader, 10) == [b"slow"]
+
+
+def test_corrupt_batch_in_an_older_segment(log_url):
+    broker = connect(log_url)
+    broker.create_topic("t", partitions=1, config={"segment.bytes": 300})
+    _produce_batches(broker, 6)
+    broker.close()
+    first = _segments(log_url)[0]
+    data = bytearray(first.read_bytes())
+    data[HEADER_SIZE + 3] ^= 0xFF
+    first.write_bytes(bytes(data))
+    reader = connect(log_url)
+    with pytest.raises(CorruptRecord) as info:
+        reader.fetch(TP, 0)
+    assert info.value.offset == 0
+    assert len(reader.fetch(TP, 10, max_records=1000)) == 50
+    # a writer does not "repair" older segments: the damage stays visible
+    assert connect(log_url).produce("t", [OutgoingRecord(None, b"x")])[0].offset == 60
+    with pytest.raises(CorruptRecord):
+        connect(log_url).fetch(TP, 0)
