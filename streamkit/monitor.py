@@ -7,10 +7,16 @@ from collections import Counter, deque
 from streamkit.types import Message
 
 
+#: upper bounds (seconds) of the processing-latency histogram
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, float("inf"))
+
+
 class Monitor:
     """Plain counters, updated once per batch (never per event)."""
 
     def __init__(self) -> None:
+        self._latency_counts = [0] * len(LATENCY_BUCKETS)
+        self._latency_sum = 0.0
         self.started_at = time.time()
         self.events_in: Counter[str] = Counter()
         self.events_out: Counter[str] = Counter()
@@ -38,6 +44,24 @@ class Monitor:
 
     def on_late_event(self, table: str) -> None:
         self.late_events[table] += 1
+
+    def on_batch_done(self, seconds: float, events: int) -> None:
+        """A batch of ``events`` was finished ``seconds`` after it reached its stream
+        (every event of it is counted with that latency)."""
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self._latency_counts[i] += events
+                break
+        self._latency_sum += seconds * events
+
+    def processing_histogram(self) -> tuple[list[tuple[float, int]], float]:
+        """``([(upper bound, cumulative count), ...], sum of seconds)`` of the time
+        from a batch reaching its stream to the agent finishing it, per event."""
+        cumulative, total = [], 0
+        for bound, count in zip(LATENCY_BUCKETS, self._latency_counts):
+            total += count
+            cumulative.append((bound, total))
+        return cumulative, self._latency_sum
 
     def on_commit(self, seconds: float) -> None:
         self.commits += 1

@@ -116,6 +116,10 @@ class Worker:
         finally:
             self._close()
 
+    def committed_offsets(self) -> dict[TopicPartition, int]:
+        """The offsets this worker committed, per partition it owns."""
+        return dict(self._committed)
+
     def _on_ready(self) -> None:
         assert self.consumer is not None
         self.ready = True

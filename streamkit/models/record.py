@@ -329,10 +329,11 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
            else "def __init__(_sk_self):"]
     src += init_body + post + ["    pass"]
     post = ["    self.__post_init__()"] if post else []
+    not_a_mapping = f"{cls.__name__}: expected a mapping of fields, got "
     src += [
         "def _sk_slow(d):",
         "    if not isinstance(d, _sk_Mapping):",
-        f"        raise _sk_ValidationError({cls.__name__ + ': expected a mapping of fields, got '!r} + _sk_describe(d))",
+        f"        raise _sk_ValidationError({not_a_mapping!r} + _sk_describe(d))",
         f"    return _sk_cls(**{{k: d[k] for k in {tuple(names)!r} if k in d}})",
     ]
     # Hot loops read these as locals (bound as defaults): no global lookups.

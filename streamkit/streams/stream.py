@@ -44,7 +44,7 @@ class Batch:
     dropped before the agent (undecodable ones sent to the dead-letter topic).
     """
 
-    __slots__ = ("tp", "messages", "keys", "values", "end_offset", "done")
+    __slots__ = ("tp", "messages", "keys", "values", "end_offset", "done", "delivered_at")
 
     def __init__(self, tp: TopicPartition, messages: list[Message], keys: list[Any],
                  values: list[Any], end_offset: int, done: anyio.Event | None = None
@@ -55,6 +55,7 @@ class Batch:
         self.values = values
         self.end_offset = end_offset
         self.done = done
+        self.delivered_at = 0.0
 
 
 class _Operators:
@@ -143,6 +144,7 @@ class Stream(_Operators):
 
     # -- fed by the fetcher ----------------------------------------------------------
     def deliver(self, batch: Batch) -> None:
+        batch.delivered_at = time.monotonic()
         self._batches.append(batch)
         waiter = self._waiter
         if waiter is not None:
@@ -229,6 +231,8 @@ class Stream(_Operators):
     def _finish_batch(self, batch: Batch) -> None:
         self._positions[batch.tp] = batch.end_offset
         self.events_total += len(batch.values)
+        self.app.monitor.on_batch_done(time.monotonic() - batch.delivered_at,
+                                       len(batch.values))
         self._batch = None
         self._index = 0
         if batch.done is not None:

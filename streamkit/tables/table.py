@@ -173,6 +173,25 @@ class Table:
         value = self._find(key)
         return default if value is _DELETED else value
 
+    def peek(self, key: Any, default: Any = None) -> Any:
+        """Like ``get``, for readers outside the agents (web views): a miss is not
+        remembered in the cache."""
+        for partition in self._readable_partitions():
+            cache = self._cache.get(partition)
+            value = cache.get(key, _ABSENT) if cache is not None else _ABSENT
+            if value is _ABSENT:
+                store = self._stores.get(partition)
+                raw = store.get(partition, self.key_serde.dumps(key)) if store else None
+                if raw is not None:
+                    return self.value_serde.loads(raw)
+            elif value is not _DELETED:
+                return value
+        return default
+
+    def stores(self) -> dict[int, Any]:
+        """partition -> the store this worker has open for it."""
+        return dict(self._stores)
+
     def __contains__(self, key: Any) -> bool:
         return self._find(key) is not _DELETED
 

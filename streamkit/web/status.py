@@ -96,7 +96,7 @@ class Offsets:
         else the broker's answer (asked until it has one: it changes only by a
         commit, and this worker's commits are the first case)."""
         worker = self.app.worker
-        own = getattr(worker, "_committed", {}).get(tp)
+        own = worker.committed_offsets().get(tp)
         if own is not None:
             return own
         if tp in self._committed:
@@ -156,25 +156,11 @@ def agents(app: App, history: RateHistory | None = None) -> list[dict[str, Any]]
     return out
 
 
-def table_stores(table: Table) -> dict[int, Any]:
-    """partition -> store of the partitions this worker has opened.
-
-    Reads the table's private attributes (one store per partition, or one store for
-    all); the lead may replace this with a public accessor on Table."""
-    stores = getattr(table, "_stores", None)
-    if stores is not None:
-        return dict(stores)
-    store = getattr(table, "_store", None)
-    if store is None:
-        return {}
-    return {p: store for p in store.partitions()}
-
-
 def table_size(table: Table) -> tuple[int, bool]:
     """(number of keys, whether exact). Small tables are counted; big ones report the
     stores' count as of the last commit (RocksDB: its estimate), so a status request
     never scans a big table."""
-    stored = sum(store.size(p) for p, store in table_stores(table).items())
+    stored = sum(store.size(p) for p, store in table.stores().items())
     if stored <= EXACT_SIZE_LIMIT:
         return len(table), True
     return stored, False
@@ -185,7 +171,7 @@ def table_summary(app: App, table: Table, offsets: Offsets | None = None
     offsets = offsets or Offsets(app)
     size, exact = table_size(table)
     changelog = []
-    for p, store in sorted(table_stores(table).items()):
+    for p, store in sorted(table.stores().items()):
         tp = TopicPartition(table.changelog_topic, p)
         try:
             _start, end = offsets.log_offsets(tp)

@@ -111,7 +111,7 @@ def get_key(app: App, name: str, text: str) -> dict[str, Any]:
 
 def _get(table: Table, key: Any) -> Any:
     try:
-        return table.get(key, _MISSING)
+        return table.peek(key, _MISSING)
     except TypeError:          # unhashable key
         raise ViewError(400, f"table {table.name!r}: {key!r} cannot be a key") from None
 

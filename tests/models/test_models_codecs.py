@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamkit.errors import DecodeError, ImproperlyConfigured, UnknownCodec, ValidationError
+from streamkit.errors import (DecodeError, ImproperlyConfigured, UnknownCodec,
+                              ValidationError)
 from streamkit.models import Record
 from streamkit.serializers import Serde, codecs
 

@@ -287,8 +287,8 @@ def test_from_data_ignores_unknown_fields() -> None:
 
 
 def test_from_data_of_a_non_mapping() -> None:
-    with pytest.raises(ValidationError,
-                       match=r"^TaxiRide: expected a mapping of fields, got \[1, 2\] \(list\)$"):
+    with pytest.raises(ValidationError, match=r"^TaxiRide: expected a mapping of "
+                                              r"fields, got \[1, 2\] \(list\)$"):
         TaxiRide.from_data([1, 2])
 
 
@@ -396,7 +396,8 @@ class Misc(Record):
 def test_bool_coercion() -> None:
     assert Misc(flag="true").flag is True and Misc(flag="No").flag is False
     assert Misc(flag=1).flag is True
-    with pytest.raises(ValidationError, match=r"^Misc\.flag: expected bool, got 2 \(int\)$"):
+    with pytest.raises(ValidationError,
+                       match=r"^Misc\.flag: expected bool, got 2 \(int\)$"):
         Misc(flag=2)
 
 
@@ -452,7 +453,7 @@ def test_string_annotations_resolve_local_names() -> None:
 def test_unresolvable_annotation_is_named() -> None:
     with pytest.raises(ImproperlyConfigured, match=r"Broken\.x: cannot resolve annotation"):
         class Broken(Record):
-            x: "NoSuchType"  # noqa: F821
+            x: "NoSuchType"  # noqa: F821  # pyflakes: intended
 
 
 class Awkward(Record):
