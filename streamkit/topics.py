@@ -11,8 +11,7 @@ Sending comes in two speeds:
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -261,21 +260,3 @@ def _default_value_serializer(value_type: Any, app_default: str) -> str | None:
     if value_type in (str, bytes):
         return "raw"
     return app_default
-
-
-def timestamp_of(message: Message) -> float:
-    """A message's timestamp in seconds."""
-    return message.timestamp / 1000.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def topics_named(channels: Sequence[Topic]) -> list[str]:
-    names: list[str] = []
-    for channel in channels:
-        for name in channel.topics:
-            if name not in names:
-                names.append(name)
-    return names

@@ -321,12 +321,6 @@ class DerivedStream(_Operators):
         return self._make()
 
 
-async def _maybe_await(value: Any) -> Any:
-    if hasattr(value, "__await__"):
-        return await value
-    return value
-
-
 async def _filter(parent: _Operators, predicate: Callable[[Any], Any]) -> AsyncIterator[Any]:
     async for value in parent:
         if value is TICK:
