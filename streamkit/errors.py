@@ -165,15 +165,6 @@ class UnknownCodec(ImproperlyConfigured, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class StoreLocked(StreamkitError):
-    """A table store already opened by another live worker process (RocksDB allows one
-    process per store). ``path`` names the store."""
-
-    def __init__(self, message: str, path: str) -> None:
-        super().__init__(message)
-        self.path = path
-
-
 class CommitFailed(BrokerError):
     """A group commit the coordinator refused because the group is rebalancing (or this
     member was dropped from it). Nothing is lost: the records are delivered again to
