@@ -416,8 +416,9 @@ def open_log_broker(url: str, *, datadir: str | Path = "stores",
     """
     scheme, sep, rest = url.partition("://")
     defaults = {k: str(v) for k, v in (config or {}).items()
-                if k in ("retention.ms", "retention.bytes", "segment.bytes",
-                         "cleanup.policy", "message.timestamp.type")}
+                if k in ("retention.ms", "retention.bytes", "segment.bytes", "segment.ms",
+                         "cleanup.policy", "message.timestamp.type",
+                         "min.cleanable.dirty.ratio")}
     defaults = check_topic_config(defaults)
     if scheme == "memory" and sep:
         with _MEMORY_LOCK:

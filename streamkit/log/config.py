@@ -16,6 +16,7 @@ DEFAULTS: dict[str, str] = {
     "retention.ms": "604800000",          # 7 days, as Kafka
     "retention.bytes": "-1",
     "segment.bytes": "1073741824",        # 1 GiB, as Kafka
+    "segment.ms": "604800000",            # 7 days, as Kafka
     "message.timestamp.type": "CreateTime",
     "min.cleanable.dirty.ratio": "0.5",
 }
@@ -29,7 +30,7 @@ ACCEPTED_UNUSED = frozenset({
     "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms",
     "min.compaction.lag.ms", "min.insync.replicas",
     "preallocate", "remote.storage.enable", "segment.index.bytes", "segment.jitter.ms",
-    "segment.ms", "unclean.leader.election.enable",
+    "unclean.leader.election.enable",
     "follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
 })
 
@@ -83,7 +84,7 @@ def check_topic_config(config: dict[str, Any] | None) -> dict[str, str]:
             continue
         if key in ("retention.ms", "retention.bytes"):
             out[key] = _int(key, value, -1)
-        elif key == "segment.bytes":
+        elif key in ("segment.bytes", "segment.ms"):
             out[key] = _int(key, value, 1)
         elif key == "cleanup.policy":
             policy = _POLICIES.get(value.replace(" ", ""))
@@ -116,7 +117,7 @@ class TopicConfig:
     """A topic's config with the values the log acts on parsed once."""
 
     __slots__ = ("raw", "retention_ms", "retention_bytes", "segment_bytes", "compact",
-                 "delete", "log_append_time", "dirty_ratio")
+                 "delete", "log_append_time", "dirty_ratio", "segment_ms")
 
     def __init__(self, raw: dict[str, str]) -> None:
         merged = {**DEFAULTS, **raw}
@@ -124,6 +125,7 @@ class TopicConfig:
         self.retention_ms = int(merged["retention.ms"])
         self.retention_bytes = int(merged["retention.bytes"])
         self.segment_bytes = int(merged["segment.bytes"])
+        self.segment_ms = int(merged["segment.ms"])
         policy = merged["cleanup.policy"]
         self.compact = "compact" in policy
         self.delete = "delete" in policy

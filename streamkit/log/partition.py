@@ -50,6 +50,7 @@ class Partition:
         self._tail_checked = False
         self._relisted_at = 0.0
         self._retention_checked_at = time.monotonic()
+        self._started: tuple[int, int] = (-1, 0)       # (segment base, rolled in at ms)
 
     # -- segment list ----------------------------------------------------------------
     def _gone(self) -> UnknownTopic:
@@ -134,9 +135,23 @@ class Partition:
         seg = self.segments[-1]
         return seg.lasts[-1] + 1 if seg.lasts else seg.base
 
+    def _segment_started(self, seg: Segment) -> int:
+        """When the active segment was rolled in (ms), for ``segment.ms``. Kept in the
+        partition's ``rolled`` file; a partition that never rolled starts its clock at
+        its first append."""
+        if self._started[0] != seg.base:
+            started = self.store.read_rolled()
+            if started is None or started[0] != seg.base:
+                started = (seg.base, _now_ms())
+                self.store.write_rolled(started)
+            self._started = started
+        return self._started[1]
+
     def _roll_locked(self) -> Segment:
         """Close the active segment and start a new one at the next offset."""
         base = self._next_offset()
+        self._started = (base, _now_ms())
+        self.store.write_rolled(self._started)
         seg = Segment(base, self.store.create(base), self.topic, self.partition)
         self.segments.append(seg)
         self._bases.append(base)
@@ -155,7 +170,8 @@ class Partition:
         with self.store.lock():
             seg = self._sync_tail_locked()
             rolled = False
-            if seg.end >= self.config.segment_bytes and seg.positions:
+            if seg.positions and (seg.end >= self.config.segment_bytes or
+                                  now - self._segment_started(seg) >= self.config.segment_ms):
                 seg = self._roll_locked()
                 rolled = True
             first = self._next_offset()

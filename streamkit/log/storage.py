@@ -9,6 +9,7 @@ On disk::
     <root>/<topic>/<partition>/lock           flock'd by a process appending
     <root>/<topic>/<partition>/synced         flock'd to fsync; holds "fsynced up to"
     <root>/<topic>/<partition>/cleaned        offset the last compaction cleaned up to
+    <root>/<topic>/<partition>/rolled         "<segment base> <ms>" of the last roll
     <root>/__consumer_groups/<group>/...      consumer groups (streamkit.log.groups)
 """
 from __future__ import annotations
@@ -139,6 +140,17 @@ class FilePartitionStore:
     def write_cleaned(self, offset: int) -> None:
         (self.path / "cleaned").write_text(str(offset))
 
+    def read_rolled(self) -> tuple[int, int] | None:
+        """(segment base, ms) of the last roll, or None."""
+        try:
+            base, at = (self.path / "rolled").read_text().split()
+            return int(base), int(at)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def write_rolled(self, rolled: tuple[int, int]) -> None:
+        (self.path / "rolled").write_text("%d %d" % rolled)
+
     def close(self) -> None:
         for fd in (self._lock_fd, self._sync_fd):
             if fd >= 0:
@@ -157,6 +169,7 @@ class MemoryPartitionStore:
         self._lock = threading.RLock()
         self.deleted = False
         self.cleaned = 0
+        self.rolled: tuple[int, int] | None = None
 
     def version(self) -> int:
         if self.deleted:
@@ -206,6 +219,12 @@ class MemoryPartitionStore:
 
     def write_cleaned(self, offset: int) -> None:
         self.cleaned = offset
+
+    def read_rolled(self) -> tuple[int, int] | None:
+        return self.rolled
+
+    def write_rolled(self, rolled: tuple[int, int]) -> None:
+        self.rolled = rolled
 
     def close(self) -> None:
         pass

@@ -173,3 +173,15 @@ def test_reader_positioned_in_deleted_range_moves_to_start_offset(url):
     broker.cleanup("t")                       # deletes offsets 0-9 under the reader
     broker.produce("t", [OutgoingRecord(None, b"new")])
     assert [(m.offset, m.value) for m in reader.fetch(TP, 3)] == [(10, b"new")]
+
+
+def test_segment_ms_rolls_by_age_so_retention_can_act(url):
+    broker = connect(url)
+    broker.create_topic("t", partitions=1, config={"segment.ms": 100, "retention.ms": HOUR})
+    old = int(time.time() * 1000) - 2 * HOUR
+    broker.produce("t", [OutgoingRecord(None, b"old", timestamp=old)] * 5)
+    broker.produce("t", [OutgoingRecord(None, b"old", timestamp=old)] * 5)
+    assert len(_read_all(url)) == 10                # same segment: younger than 100 ms
+    time.sleep(0.15)
+    broker.produce("t", [OutgoingRecord(None, b"new")])   # rolls; retention runs on roll
+    assert [(m.offset, m.value) for m in _read_all(url)] == [(10, b"new")]
