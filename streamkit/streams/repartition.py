@@ -88,7 +88,7 @@ def _continue_on(parent: _Operators, topic: Topic, pick_key: Callable[[Any], Any
 async def _move_batches(root: Stream, topic: Topic,
                         pick_key: Callable[[Any], Any] | None) -> None:
     output = root.app.output
-    dump_key = topic.key_serde.dumps
+    dump_key = _cached_encoder(topic.key_serde.dumps)
     async for batch in root.batches():
         messages = batch.messages
         if pick_key is None:
@@ -102,6 +102,26 @@ async def _move_batches(root: Stream, topic: Topic,
             except Exception:
                 records = _records_one_by_one(batch.values, messages, pick_key, dump_key)
         output.extend(topic.name, records)
+
+
+def _cached_encoder(dumps: Callable[[Any], bytes | None]) -> Callable[[Any], bytes | None]:
+    """``dumps`` remembering the bytes of keys seen before (new keys repeat: vendors,
+    locations)."""
+    cache: dict[tuple[type, Any], bytes | None] = {}
+
+    def dump_key(key: Any) -> bytes | None:
+        typed = (type(key), key)  # 1, 1.0 and True are equal keys but encode apart
+        try:
+            return cache[typed]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable key
+            return dumps(key)
+        if len(cache) > 10_000:
+            cache.clear()
+        encoded = cache[typed] = dumps(key)
+        return encoded
+    return dump_key
 
 
 def _records_one_by_one(values: list[Any], messages: list[Any],
