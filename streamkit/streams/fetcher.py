@@ -144,10 +144,22 @@ class Fetcher:
         self.consumer = consumer
         max_records = self.app.conf.max_poll_records
         idle = 0.001
+        paused: set[TopicPartition] = set()
         while not self._stopping:
             if self.buffered() >= MAX_BUFFERED:
-                await anyio.sleep(0.0005)
+                # the agents are behind: stop fetching but keep polling, which is what
+                # keeps this worker in its group (heartbeats happen inside poll)
+                if not paused:
+                    paused = consumer.assignment()
+                    consumer.pause(paused)
+                messages = consumer.poll(max_records, 0.0)
+                if messages:  # partitions assigned meanwhile are not paused
+                    self.dispatch(messages)
+                await anyio.sleep(0.001)
                 continue
+            if paused:
+                consumer.resume(paused & consumer.assignment())
+                paused = set()
             messages = consumer.poll(max_records, 0.0)
             if self.on_first_assignment is not None and consumer.assignment():
                 callback, self.on_first_assignment = self.on_first_assignment, None

@@ -219,3 +219,47 @@ async def test_the_status_line_reports_rate_lag_and_tables():
     await run_until(app, counted)
     assert "events/s" in lines[0] and "processed 10" in lines[0]
     assert "lag 0" in lines[0] and "counts=2" in lines[0]
+
+
+async def test_a_slow_agent_stays_in_its_group_while_the_fetcher_waits(caplog):
+    # the fetcher stops fetching when streams hold MAX_BUFFERED events, but keeps
+    # polling (heartbeats): with a 1 s session timeout a slow agent is not dropped
+    from streamkit.streams import fetcher
+    caplog.set_level("INFO", logger="streamkit.log")
+    app = make_app(session_timeout=1.0, max_poll_records=5)
+    topic = app.topic("slow", partitions=1)
+    seen = []
+
+    @app.agent(topic)
+    async def slow(stream):
+        async for value in stream:
+            seen.append(value)
+            if len(seen) == 1:
+                await anyio.sleep(2.5)   # longer than the session timeout
+
+    for i in range(50):
+        await topic.send(key="k", value=i)
+    # another member of the group, polling all along: it is the one that would
+    # notice a silent worker and take its partitions away
+    other = app.broker.group_consumer(app.conf.id, ["elsewhere"], session_timeout=1.0)
+    stop_other = anyio.Event()
+
+    async def poll_other():
+        while not stop_other.is_set():
+            other.poll(10, 0.0)
+            await anyio.sleep(0.05)
+
+    original = fetcher.MAX_BUFFERED
+    fetcher.MAX_BUFFERED = 10
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poll_other)
+            await run_until(app, lambda: len(seen) == 50, timeout=15)
+            stop_other.set()
+    finally:
+        fetcher.MAX_BUFFERED = original
+        other.close()
+    assert seen == list(range(50))
+    assert "is gone" not in caplog.text and "re-register" not in caplog.text
+    groups = app.broker.group_offsets(app.conf.id)
+    assert [(o.topic, o.committed) for o in groups if o.topic == "slow"] == [("slow", 50)]
