@@ -315,6 +315,10 @@ async def test_metrics_are_prometheus_text_named_streamkit(tmp_path):
         assert _sample(families, "streamkit_commits_total") >= 1
         assert _sample(families, "streamkit_commit_latency_seconds_count") >= 1
         assert _sample(families, "streamkit_commit_latency_seconds_sum") > 0
+        # every event processed is in the processing-latency histogram
+        assert _sample(families, "streamkit_processing_latency_seconds_count") == 50
+        assert _sample(families, "streamkit_processing_latency_seconds_bucket",
+                       le="+Inf") == 50
         assert _sample(families, "streamkit_worker_ready") == 1
         assert _sample(families, "streamkit_uptime_seconds") > 0
         assert "streamkit_late_events" in families
