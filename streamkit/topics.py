@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from streamkit.errors import ImproperlyConfigured
-from streamkit.serializers import Serde
+from streamkit.serializers import Serde, codecs
 from streamkit.types import Headers, Message, OutgoingRecord, RecordMetadata
 
 if TYPE_CHECKING:
@@ -39,6 +39,26 @@ def _normalize_headers(headers: Any) -> Headers:
         return []
     items = headers.items() if isinstance(headers, dict) else headers
     return [(str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+
+
+class JSONOrBytes:
+    """The codec of untyped keys and values: JSON in, JSON out; bytes that are not
+    JSON come through as bytes (a plain producer's key ``b"a"`` is not an error)."""
+
+    name = "json"
+
+    def __init__(self) -> None:
+        self._json = codecs.get("json")
+        self.dumps = self._json.dumps
+
+    def loads(self, data: bytes) -> Any:
+        try:
+            return self._json.loads(data)
+        except ValueError:
+            return data
+
+
+JSON_OR_BYTES = JSONOrBytes()
 
 
 class PendingSend:
@@ -157,6 +177,9 @@ class Topic:
         return f"<Topic {', '.join(self.topics)}>"
 
     def _serde(self, type_: Any, serializer: str | None, *, is_key: bool) -> Serde:
+        if type_ is None and serializer == "json":
+            # no type: JSON when the bytes are JSON, the bytes themselves otherwise
+            return Serde(None, JSON_OR_BYTES)
         serde = Serde(type_, serializer)
         bind = getattr(serde.codec, "bind", None)
         if bind is not None:

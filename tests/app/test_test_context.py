@@ -199,3 +199,26 @@ async def test_tables_in_test_context_count_per_key():
 
 async def test_current_event_is_none_outside_an_agent():
     assert streamkit.current_event() is None
+
+
+async def test_untyped_keys_and_values_are_json_when_json_and_bytes_otherwise():
+    app = make_app()
+    got = []
+
+    @app.agent(app.topic("plain"))
+    async def agent(stream):
+        async for key, value in stream.items():
+            got.append((key, value))
+
+    await app.topic("plain").send(key="k", value={"a": 1})
+    app.broker.produce("plain", [streamkit.types.OutgoingRecord(b"a", b"\xff raw")])
+    from streamkit.worker import Worker
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(5):
+            while len(got) < 2:
+                await anyio.sleep(0.01)
+        worker.stop()
+    assert sorted(got, key=repr) == sorted([("k", {"a": 1}), (b"a", b"\xff raw")], key=repr)
+    assert not app.monitor.dead_letters

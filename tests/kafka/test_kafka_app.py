@@ -69,3 +69,42 @@ async def test_app_counts_on_kafka_and_restores_its_table(tansu):
     # A new worker with an empty memory store: the table comes back from Kafka.
     app2, _rides, counts2 = make_app(tansu, name)
     assert await run_until_counted(app2, counts2, 200) == {0: 67, 1: 67, 2: 66}
+
+
+async def test_dead_letters_and_timers_on_kafka(tansu):
+    name = f"dlq-{uuid.uuid4().hex[:8]}"
+    app = streamkit.App(name, broker=tansu, store="memory://", web_enabled=False,
+                        commit_interval=0.2, topic_partitions=2, session_timeout=3.0,
+                        broker_config={"consumer": {"partition.assignment.strategy": "range"}})
+    rides = app.topic(f"{name}-rides", value_type=Ride, partitions=2)
+    seen, ticks = [], []
+
+    @app.agent(rides)
+    async def read(stream):
+        async for ride in stream:
+            seen.append(ride.vendorId)
+
+    @app.timer(0.2)
+    async def tick():
+        ticks.append(1)
+
+    producer = streamkit.Producer(broker=tansu)
+    producer.send(f"{name}-rides", value=b'{"vendorId": 1}', key=b"a")
+    producer.send(f"{name}-rides", value=b'{"vendorId": "x"}', key=b"a")
+    producer.send(f"{name}-rides", value=b'{"vendorId": 3}', key=b"a")
+    producer.flush()
+    producer.close()
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(60):
+            while len(seen) < 2 or len(ticks) < 2 or not app.monitor.dead_letters:
+                await anyio.sleep(0.05)
+        worker.stop()
+    assert seen == [1, 3]
+    dlq = f"{name}-{name}-rides-dlq"
+    broker = app.broker
+    (partition,) = [p for p, end in enumerate(broker.describe_topic(dlq).end_offsets) if end]
+    (record,) = broker.fetch(streamkit.TopicPartition(dlq, partition), 0, 10, timeout=2.0)
+    assert record.value == b'{"vendorId": "x"}'
+    assert dict(record.headers)["streamkit.source.topic"] == f"{name}-rides".encode()
