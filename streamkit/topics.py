@@ -157,12 +157,12 @@ class Topic:
         self.value_type = value_type
         self.key_serializer = key_serializer or app.conf.key_serializer
         self.value_serializer = value_serializer or app.conf.value_serializer
-        self.key_serde = self._serde(key_type, key_serializer or _default_key_serializer(
-            key_type, app.conf.key_serializer), is_key=True)
-        self.value_serde = self._serde(value_type, value_serializer or
-                                       _default_value_serializer(
-                                           value_type, app.conf.value_serializer),
-                                       is_key=False)
+        self.key_serde = self._serde(
+            key_type, key_serializer,
+            _default_key_serializer(key_type, app.conf.key_serializer), is_key=True)
+        self.value_serde = self._serde(
+            value_type, value_serializer,
+            _default_value_serializer(value_type, app.conf.value_serializer), is_key=False)
         self.partitions = partitions
         self.replicas = replicas
         self.retention = retention
@@ -176,11 +176,12 @@ class Topic:
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.topics)}>"
 
-    def _serde(self, type_: Any, serializer: str | None, *, is_key: bool) -> Serde:
-        if type_ is None and serializer == "json":
+    def _serde(self, type_: Any, explicit: str | None, default: str | None, *,
+               is_key: bool) -> Serde:
+        if type_ is None and explicit is None and default == "json":
             # no type: JSON when the bytes are JSON, the bytes themselves otherwise
             return Serde(None, JSON_OR_BYTES)
-        serde = Serde(type_, serializer)
+        serde = Serde(type_, explicit or default)
         bind = getattr(serde.codec, "bind", None)
         if bind is not None:
             # schema-registry codecs register under <topic>-key / <topic>-value

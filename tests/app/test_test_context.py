@@ -222,3 +222,13 @@ async def test_untyped_keys_and_values_are_json_when_json_and_bytes_otherwise():
         worker.stop()
     assert sorted(got, key=repr) == sorted([("k", {"a": 1}), (b"a", b"\xff raw")], key=repr)
     assert not app.monitor.dead_letters
+
+
+def test_an_explicit_json_serializer_does_not_pass_other_bytes_through():
+    app = make_app()
+    strict = app.topic("strict", key_serializer="json", value_serializer="json")
+    loose = app.topic("loose")
+    with pytest.raises(streamkit.errors.DecodeError):
+        strict.value_serde.loads(b"\xff not json")
+    assert loose.value_serde.loads(b"\xff not json") == b"\xff not json"
+    assert loose.value_serde.loads(b'{"a": 1}') == {"a": 1}
