@@ -26,7 +26,7 @@ import msgpack
 
 from streamkit.streams.event import current_stream
 from streamkit.tables.table import _DELETED
-from streamkit.windows import SessionWindow, SlidingWindow
+from streamkit.windows import SessionWindow, SlidingWindow, TumblingWindow
 
 if TYPE_CHECKING:
     from streamkit.tables.table import Table
@@ -84,6 +84,10 @@ class WindowWrapper:
         self.expires_after_close: float | None = None
         #: closes_at of each window range seen (computed once per range)
         self._closes_at: dict[Range, float] = {}
+        #: tumbling windows: the last range an event fell in and its closes_at; the
+        #: next event is most often in it too (ranges are a pure function of time)
+        self._last_range: Range = (0.0, 0.0)
+        self._last_close = 0.0
 
     def __repr__(self) -> str:
         return f"<WindowWrapper {self.table.name} {self.window!r}>"
@@ -110,7 +114,14 @@ class WindowWrapper:
         """Windows by a field of the value (datetime, ISO string or epoch seconds)."""
         name = getattr(field, "field", field)
         get = operator.attrgetter(name)
-        self._event_time = lambda message, value: to_seconds(get(value))
+
+        def field_time(message: Any, value: Any) -> float:
+            # naive datetimes (the usual Record field) without the to_seconds call
+            ts = get(value)
+            if type(ts) is datetime and ts.tzinfo is None:
+                return (ts - _EPOCH).total_seconds()
+            return to_seconds(ts)
+        self._event_time = field_time
         self.relative_to_name = f"field {name}"
         return self
 
@@ -175,7 +186,9 @@ class WindowWrapper:
             self._advance(partition, ts)
             stream_time = ts
         window = self.window
-        if isinstance(window, SessionWindow):
+        if type(window) is TumblingWindow:
+            self._update_tumbling(partition, key, ts, op, operand, stream_time)
+        elif isinstance(window, SessionWindow):
             self._update_session(partition, key, ts, op, operand)
         elif isinstance(window, SlidingWindow):
             self._update_sliding(partition, key, ts, op, operand)
@@ -213,6 +226,37 @@ class WindowWrapper:
             self._track_open(partition, rng, key)
         if late:
             self._count_late()
+
+    def _update_tumbling(self, partition: int, key: Any, ts: float,
+                         op: Callable[[Any, Any], Any], operand: Any,
+                         stream_time: float) -> None:
+        """``_update_aligned`` for the one range of a tumbling window."""
+        rng = self._last_range
+        if rng[0] <= ts < rng[1]:
+            close = self._last_close
+        else:
+            rng = self.window.ranges(ts)[0]
+            close = self._last_close = self.window.closes_at(rng)
+            self._last_range = rng
+        if stream_time >= close:
+            self._count_late()
+            return
+        table = self.table
+        cache = table._cache.get(partition)
+        if cache is None:
+            cache = table._cache_of(partition)
+        stored_key = (key, rng)
+        value = cache.get(stored_key, _MISSING)
+        if value is _MISSING or value is _DELETED:
+            value = self._value_at(partition, stored_key)
+        cache[stored_key] = op(value, operand)
+        table._dirty[partition].add(stored_key)
+        open_windows = self._open.get(partition)
+        keys = open_windows.get(rng) if open_windows is not None else None
+        if keys is None:
+            self._track_open(partition, rng, key)
+        else:
+            keys.add(key)
 
     def _update_session(self, partition: int, key: Any, ts: float,
                         op: Callable[[Any, Any], Any], operand: Any) -> None:
@@ -454,7 +498,8 @@ class WindowSet:
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:
-        return self._op(operator.add, other)
+        self.wrapper._update(self.key, operator.add, other)  # the usual one: no _op
+        return self
 
     def __isub__(self, other: Any) -> WindowSet:
         return self._op(operator.sub, other)
