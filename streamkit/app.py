@@ -187,6 +187,13 @@ class App:
         self.fetcher.add_stream(stream)
         return stream
 
+    def uses_avro(self) -> bool:
+        """Whether a topic of this app encodes keys or values through a schema registry
+        (Avro codecs are the ones that bind to a topic's subjects)."""
+        return any(hasattr(serde.codec, "bind")
+                   for topic in self._topics.values()
+                   for serde in (topic.key_serde, topic.value_serde))
+
     def partitions_of(self, channel: Topic) -> int:
         count = self.broker.partition_count(channel.name)
         return count or channel.partitions or self.conf.topic_partitions

@@ -159,7 +159,7 @@ class Worker:
         """Point Avro codecs at this app's registry (the ``_schemas`` topic of its
         broker, or ``schema_registry_url``) when the app uses Avro."""
         conf = self.app.conf
-        if ("streamkit.avro" not in sys.modules and conf.schema_registry_url is None
+        if (not self.app.uses_avro() and conf.schema_registry_url is None
                 and conf.registry_port is None):
             return None
         from streamkit.avro import SchemaRegistry, use_registry

@@ -15,6 +15,7 @@ import click
 
 from streamkit.cli.loading import load_app
 from streamkit.cli.output import echo_table
+from streamkit.errors import BrokerError
 
 if TYPE_CHECKING:
     from streamkit.app import App
@@ -134,7 +135,11 @@ def reset_app(app: App, *, yes: bool, broker: str | None, datadir: str | None) -
     click.echo("  topics: " + (", ".join(internal) if internal else "(none)"))
     if not yes:
         click.confirm("Go on?", abort=True)
-    conn.delete_group(group)       # refused (one line) while a worker is in the group
+    try:
+        conn.delete_group(group)   # refused while a worker is in the group
+    except BrokerError as exc:
+        raise click.ClickException(f"{exc}: stop the app's workers first, then run "
+                                   "reset again (nothing was deleted)") from None
     for topic in internal:
         conn.delete_topic(topic)
     if store_dir.exists():

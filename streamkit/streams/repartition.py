@@ -61,7 +61,7 @@ def through(parent: _Operators, channel: Any) -> Any:
     app = root.app
     topic = app.topic(channel) if isinstance(channel, str) else channel
     if app.in_test_context:
-        return DerivedStream(root, lambda: parent.__aiter__())
+        return DerivedStream(root, lambda: _forward_in_place(parent, topic))
     return _continue_on(parent, topic, None)
 
 
@@ -153,6 +153,20 @@ async def _move_values(parent: _Operators, topic: Topic,
         raw_key = m.key if pick_key is None else dump_key(pick_key(value))
         output.append(topic.name, OutgoingRecord(raw_key, m.value, m.headers,
                                                  m.timestamp, None), want_result=False)
+
+
+async def _forward_in_place(parent: _Operators, topic: Topic) -> AsyncIterator[Any]:
+    """``through`` inside a test context: the event is written to the topic (so
+    ``ctx.sent(topic)`` shows it) and goes on in place."""
+    root = parent._root
+    async for value in parent:
+        if value is not TICK:
+            event = root.current_event()
+            if event is not None:
+                m = event.message
+                topic.send_raw_soon(OutgoingRecord(m.key, m.value, m.headers,
+                                                   m.timestamp, None))
+        yield value
 
 
 async def _rekey_in_place(parent: _Operators, pick_key: Callable[[Any], Any]

@@ -232,3 +232,20 @@ def test_an_explicit_json_serializer_does_not_pass_other_bytes_through():
         strict.value_serde.loads(b"\xff not json")
     assert loose.value_serde.loads(b"\xff not json") == b"\xff not json"
     assert loose.value_serde.loads(b'{"a": 1}') == {"a": 1}
+
+
+async def test_through_in_a_test_context_writes_to_the_topic_and_goes_on():
+    app = make_app()
+    out = app.topic("through-out")
+    seen = []
+
+    @app.agent(app.topic("through-in"))
+    async def agent(stream):
+        async for value in stream.through(out):
+            seen.append(value)
+
+    async with agent.test_context() as ctx:
+        await ctx.put(1)
+        await ctx.put(2)
+        sent = sorted(m.value for m in ctx.sent(out))
+    assert seen == [1, 2] and sent == [b"1", b"2"]

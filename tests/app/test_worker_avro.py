@@ -60,3 +60,17 @@ async def test_worker_serves_the_registry_and_topics_register_under_topic_subjec
     assert seen == [AvroRide(vendorId=2, total_amount=9.5)]
     assert "avro-rides-value" in subjects
     assert latest["version"] == 1 and "vendorId" in latest["schema"]
+
+
+async def test_an_app_without_avro_creates_no_schemas_topic():
+    import streamkit.avro.cli  # noqa: F401  (the command line imports it)
+    app = streamkit.App("noavro", broker="memory://noavro", store="memory://",
+                        web_enabled=False)
+    app.topic("plain-rides")
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        await anyio.sleep(0.3)
+        worker.stop()
+    assert "_schemas" not in app.broker.list_topics()
+    assert not app.uses_avro()
