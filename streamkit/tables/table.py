@@ -67,6 +67,11 @@ class Table:
         self._stores: dict[int, Any] = {}
         self._cache: dict[int, dict[Any, Any]] = {}
         self._dirty: dict[int, set[Any]] = {}
+        #: the batch the agent last read or wrote in, with its partition's cache and
+        #: dirty set: the per-event fast paths skip the partition lookups
+        self._hot_batch: Any = None
+        self._hot_cache: dict[Any, Any] = {}
+        self._hot_dirty: set[Any] = set()
         self._active: set[int] = set()
         self._extra_changes: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self._pending_store: list[tuple[int, list[tuple[bytes, bytes | None]], Any]] = []
@@ -151,13 +156,30 @@ class Table:
                 return value
         return _DELETED
 
+    def _hot(self, batch: Any) -> dict[Any, Any] | None:
+        """The cache of ``batch``'s partition, remembered for the batch's next events
+        (None while the partition has no cache yet)."""
+        partition = batch.tp.partition
+        cache = self._cache.get(partition)
+        if cache is not None:
+            self._hot_batch = batch
+            self._hot_cache = cache
+            self._hot_dirty = self._dirty[partition]
+        return cache
+
+    def _forget_hot(self) -> None:
+        """Called wherever partition caches are dropped or replaced."""
+        self._hot_batch = None
+        self._hot_cache = {}
+        self._hot_dirty = set()
+
     def __getitem__(self, key: Any) -> Any:
         # fast path, once per event: the key is cached in the event's partition
         stream = current_stream.get()
         if stream is not None:
             batch = stream._batch
             if batch is not None:
-                cache = self._cache.get(batch.tp.partition)
+                cache = self._hot_cache if batch is self._hot_batch else self._hot(batch)
                 if cache is not None:
                     value = cache.get(key, _ABSENT)
                     if value is not _ABSENT and value is not _DELETED:
@@ -255,11 +277,13 @@ class Table:
         if stream is not None:
             batch = stream._batch
             if batch is not None:
-                partition = batch.tp.partition
-                cache = self._cache.get(partition)
-                if cache is not None:
-                    cache[key] = value
-                    self._dirty[partition].add(key)
+                if batch is self._hot_batch:
+                    self._hot_cache[key] = value
+                    self._hot_dirty.add(key)
+                    return
+                if self._hot(batch) is not None:
+                    self._hot_cache[key] = value
+                    self._hot_dirty.add(key)
                     return
         self._write(key, value)
 
@@ -327,6 +351,7 @@ class Table:
             self._close_store(partition)
         self._cache.clear()
         self._dirty.clear()
+        self._forget_hot()
         self._test_mode = True
 
     def after_test_event(self) -> None:
@@ -338,6 +363,7 @@ class Table:
             self._close_store(partition)
         self._cache.clear()
         self._dirty.clear()
+        self._forget_hot()
         self._active.clear()
 
     async def run_background(self) -> None:
@@ -392,6 +418,7 @@ class Table:
         hold them)."""
         self._pending_store.clear()
         self._cache.clear()
+        self._forget_hot()
         for dirty in self._dirty.values():
             dirty.clear()
 
@@ -414,6 +441,7 @@ class Table:
             self._active.discard(partition)
             self._cache.pop(partition, None)
             self._dirty.pop(partition, None)
+            self._forget_hot()
             self._close_store(partition)
 
     def restore(self, partition: int) -> int:
@@ -441,6 +469,7 @@ class Table:
             applied += len(changes)
         self._cache.pop(partition, None)
         self._dirty.pop(partition, None)
+        self._forget_hot()
         if self.window is not None:
             self.window.on_restored(partition)
         if applied:
