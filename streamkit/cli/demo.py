@@ -142,8 +142,10 @@ class _Demo:
                    f"{self.high} rides of $40 or more")
         click.echo("rides per vendor: " +
                    ", ".join(f"vendor {v}: {n}" for v, n in counts.items()) +
-                   ("  (matches the sample)" if counts == dict(sorted(expected.items()))
-                    else f"  (the sample has {dict(sorted(expected.items()))})"))
+                   (f"  (matches the {self.fed} rides produced)"
+                    if counts == dict(sorted(expected.items()))
+                    else f"  (the {self.fed} rides produced have "
+                         f"{dict(sorted(expected.items()))})"))
         still_open = [f"{_hhmm(rng[0])}-{_hhmm(rng[1])} vendor {vendor}: {n}"
                       for vendor, (rng, n) in self.open_windows]
         if still_open:

@@ -140,7 +140,7 @@ def test_demo_finishes_by_itself_with_a_summary(tmp_path):
     assert "counted 300 rides" in out
     assert "summary after" in out and "300 rides produced, 300 counted" in out
     assert "64 windows closed, 30 rides of $40 or more" in out
-    assert "vendor 1: 116, vendor 2: 184  (matches the sample)" in out
+    assert "vendor 1: 116, vendor 2: 184  (matches the 300 rides produced)" in out
     assert elapsed < 30
     # --datadir keeps the log and the tables
     topics = streamkit("topics", "--broker", f"log://{tmp_path / 'demo' / 'log'}",

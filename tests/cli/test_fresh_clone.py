@@ -74,7 +74,7 @@ def test_fresh_clone_installs_and_runs_the_demo_and_tests(tmp_path):
     assert where.stdout.strip().startswith(str(clone)), where.stdout + where.stderr
     demo = run(str(env_dir / "bin" / "streamkit"), "demo", timeout=90)
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    assert "(matches the sample)" in demo.stdout
+    assert "(matches the 300 rides produced)" in demo.stdout
     tests = run(str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                 "tests/cli/test_cli.py", timeout=180)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
