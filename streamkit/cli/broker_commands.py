@@ -38,8 +38,17 @@ def broker_options(fun: Callable[..., Any]) -> Callable[..., Any]:
     return fun
 
 
-def open_broker(url: str, datadir: str) -> Broker:
+def open_broker(url: str, datadir: str, *, read_only: bool = False) -> Broker:
+    """The broker; a read-only command on an embedded log that does not exist says so
+    instead of creating an empty one (a typo in --broker or --datadir)."""
     from streamkit.transport import connect
+    if read_only and url.startswith("log://"):
+        from streamkit.log.broker import _log_root
+        root = _log_root(url, datadir)
+        if not root.is_dir():
+            raise click.ClickException(
+                f"no embedded log at {root} (nothing has been written there yet; "
+                "check --broker and --datadir)")
     return connect(url, datadir=datadir)
 
 
@@ -60,7 +69,7 @@ def topics(ctx: click.Context, broker: str, datadir: str) -> None:
     ctx.obj = dict(ctx.obj or {}, broker=broker, datadir=datadir)
     if ctx.invoked_subcommand is not None:
         return
-    conn = open_broker(broker, datadir)
+    conn = open_broker(broker, datadir, read_only=True)
     try:
         rows = []
         for name in sorted(conn.list_topics()):
@@ -247,7 +256,7 @@ def _decoded(data: bytes | None) -> Any:
 @broker_options
 def groups(broker: str, datadir: str) -> None:
     """List consumer groups: partition, committed offset, end offset, lag."""
-    conn = open_broker(broker, datadir)
+    conn = open_broker(broker, datadir, read_only=True)
     try:
         rows = []
         for group_id in sorted(conn.list_groups()):

@@ -269,3 +269,14 @@ def test_send_from_stdin_in_batches_keeps_order(runner):
     assert result.output.splitlines() == [f"many[0]@{i}" for i in range(2500)]
     tail = run(runner, "tail", "many", "--from-beginning", "-n", "2500", "--format", "raw")
     assert tail.output.splitlines() == [str(i) for i in range(2500)]
+
+
+def test_listing_commands_do_not_create_a_log_that_is_not_there(tmp_path):
+    from click.testing import CliRunner
+    from streamkit.cli import cli
+    missing = tmp_path / "typo" / "log"
+    for args in (["groups", "-b", f"log://{missing}"], ["topics", "-b", f"log://{missing}"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1
+        assert f"no embedded log at {missing}" in result.output
+    assert not (tmp_path / "typo").exists()
