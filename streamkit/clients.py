@@ -47,12 +47,14 @@ class FutureRecordMetadata:
     """The result of ``Producer.send``: ``get()`` returns the ``RecordMetadata``
     (``.topic .partition .offset .timestamp``) or raises the send's error."""
 
-    __slots__ = ("_producer", "_value", "_error", "_callbacks", "_errbacks")
+    __slots__ = ("_producer", "_value", "_error", "_callbacks", "_errbacks", "_seen")
 
     def __init__(self, producer: Producer) -> None:
         self._producer = producer
         self._value: RecordMetadata | None = None
         self._error: BaseException | None = None
+        #: whether anyone looked at the error (get/exception/an errback)
+        self._seen = False
         self._callbacks: list[Callable[[RecordMetadata], Any]] = []
         self._errbacks: list[Callable[[BaseException], Any]] = []
 
@@ -68,6 +70,7 @@ class FutureRecordMetadata:
         return self._error is not None
 
     def exception(self) -> BaseException | None:
+        self._seen = True
         return self._error
 
     def get(self, timeout: float | None = None) -> RecordMetadata:
@@ -75,6 +78,7 @@ class FutureRecordMetadata:
         if not self.is_done:
             self._producer.flush(timeout)
         if self._error is not None:
+            self._seen = True
             raise self._error
         if self._value is None:
             raise KafkaTimeoutError(f"record not sent within {timeout}s")
@@ -89,6 +93,7 @@ class FutureRecordMetadata:
 
     def add_errback(self, fn: Callable[[BaseException], Any]) -> FutureRecordMetadata:
         if self._error is not None:
+            self._seen = True
             fn(self._error)
         else:
             self._errbacks.append(fn)
@@ -101,10 +106,15 @@ class FutureRecordMetadata:
 
     def _fail(self, error: BaseException) -> None:
         self._error = error
-        if not self._errbacks:
-            log.error("send failed: %s", error)
+        self._seen = bool(self._errbacks)
         for fn in self._errbacks:
             fn(error)
+
+    def __del__(self) -> None:
+        # a failed send nobody asked about must not go unnoticed (as asyncio's
+        # "exception was never retrieved"); one that get() raised is not logged again
+        if self._error is not None and not self._seen:
+            log.error("send failed: %s", self._error)
 
 
 def _to_bytes(what: str, topic: str, data: Any, serializer: Serializer | None) -> bytes | None:
