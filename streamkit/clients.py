@@ -321,11 +321,14 @@ class Consumer:
         if group_id is None:
             self._member = _AllPartitions(self._broker, self._topics, auto_offset_reset)
         else:
+            # auto commit is done here, not by the group member: the member's
+            # positions run ahead of what the iterator has handed out
             self._member = self._broker.group_consumer(
                 group_id, self._topics, auto_offset_reset=auto_offset_reset,
-                enable_auto_commit=enable_auto_commit,
-                auto_commit_interval=auto_commit_interval_ms / 1000,
-                session_timeout=session_timeout_ms / 1000)
+                enable_auto_commit=False, session_timeout=session_timeout_ms / 1000)
+        self._auto_commit_every = (auto_commit_interval_ms / 1000
+                                   if enable_auto_commit and group_id is not None else None)
+        self._next_auto_commit = time.monotonic() + (self._auto_commit_every or 0)
 
     # -- reading -----------------------------------------------------------------------
     def poll(self, timeout_ms: float = 0, max_records: int | None = None
@@ -340,6 +343,9 @@ class Consumer:
         return out
 
     def _next_batch(self, limit: int, timeout: float) -> list[Message]:
+        if self._auto_commit_every is not None and time.monotonic() >= self._next_auto_commit:
+            self._next_auto_commit = time.monotonic() + self._auto_commit_every
+            self.commit()   # what was handed out so far, nothing still buffered
         if self._buffer:
             batch, self._buffer = self._buffer[:limit], self._buffer[limit:]
             return batch
