@@ -35,23 +35,10 @@ from streamkit.types import OutgoingRecord, TopicPartition  # noqa: E402
 from streamkit.worker import Worker  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+from log_bench import make_records  # noqa: E402  (the same taxi-sized records)
 from taxi_data import TaxiRide, rides  # noqa: E402
 
 PARTITIONS = 4
-
-
-def make_records(n: int) -> list[OutgoingRecord]:
-    """``n`` taxi rides of about 200 bytes, keyed by pickup location."""
-    out = []
-    for i in range(n):
-        ride = {"vendorId": i % 3 + 1, "passenger_count": i % 5 + 1,
-                "trip_distance": round((i % 97) * 0.37, 2), "payment_type": i % 4,
-                "total_amount": round(5 + (i % 311) * 0.21, 2),
-                "pickup": "2019-01-01T00:%02d:%02d" % (i // 60 % 60, i % 60),
-                "dropoff": "2019-01-01T00:%02d:%02d" % ((i // 60 + 9) % 60, i % 60),
-                "PULocationID": i % 263, "DOLocationID": (i * 7) % 263, "seq": i}
-        out.append(OutgoingRecord(str(i % 263).encode(), json.dumps(ride).encode()))
-    return out
 
 
 def start_tansu() -> tuple[subprocess.Popen, str]:

@@ -7,14 +7,12 @@ Run it with ``streamkit registry serve`` or, inside a worker's task group, with
 """
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.abc
-import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,6 +22,7 @@ from starlette.routing import Route
 from streamkit.avro.registry import SchemaRegistry
 from streamkit.avro.schema import Schema
 from streamkit.errors import InvalidSchema, SchemaRegistryError
+from streamkit.web.asgi import serve_asgi
 
 __all__ = ["CONTENT_TYPE", "create_app", "serve_registry"]
 
@@ -244,13 +243,6 @@ def create_app(registry: SchemaRegistry) -> Starlette:
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to its host (the worker)."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-
 async def serve_registry(registry: SchemaRegistry, host: str = "127.0.0.1",
                          port: int = 8081, *,
                          task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
@@ -260,42 +252,9 @@ async def serve_registry(registry: SchemaRegistry, host: str = "127.0.0.1",
     For a task group: ``port = await tg.start(serve_registry, registry, host, port)``
     returns once the server listens, with the bound port (``port=0`` picks a free one).
     Cancelling the task stops the server cleanly. Signals are left to the caller: uvicorn
-    installs no handlers here.
+    installs no handlers here. A port that cannot be bound raises ``OSError``.
     """
-    config = uvicorn.Config(create_app(registry), host=host, port=port,
-                            log_level="warning", access_log=False, lifespan="off")
-    server = _EmbeddedServer(config)
-    failure: list[BaseException] = []
-    finished = anyio.Event()
-
-    async def run() -> None:
-        # shielded: on cancellation we ask uvicorn to stop and let it close its sockets
-        with anyio.CancelScope(shield=True):
-            try:
-                await server.serve()
-            except SystemExit:        # uvicorn exits the process when it cannot bind
-                failure.append(OSError(f"schema registry cannot listen on {host}:{port}"))
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-                failure.append(exc)
-            finally:
-                finished.set()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
-        try:
-            while not server.started and not finished.is_set():
-                await anyio.sleep(0.01)
-            if server.started:
-                bound = port
-                for srv in server.servers:
-                    for sock in srv.sockets:
-                        bound = sock.getsockname()[1]
-                task_status.started(bound)
-                await finished.wait()
-        finally:
-            server.should_exit = True
-    # raised here, outside our task group, so callers get the OSError itself
-    if failure and not isinstance(failure[0], anyio.get_cancelled_exc_class()):
-        raise failure[0]
-    if not server.started:
-        raise OSError(f"schema registry on {host}:{port} stopped before it started")
+    try:
+        await serve_asgi(create_app(registry), host, port, on_started=task_status.started)
+    except OSError as exc:
+        raise OSError(f"schema registry: {exc}") from None

@@ -8,7 +8,6 @@ server (see docs/decisions/801-web-port-taken.md).
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import logging
@@ -17,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from streamkit.web import metrics, status, tables
+from streamkit.web.asgi import serve_asgi
 from streamkit.web.dashboard import DASHBOARD_HTML
 from streamkit.web.tables import ViewError
 
@@ -176,13 +175,6 @@ def _html(text: str) -> str:
             .replace('"', "&quot;"))
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves SIGINT/SIGTERM to the worker."""
-
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
-
-
 async def serve(app: App, *,
                 task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
     """Serve ``app``'s web views on ``app.conf.web_host:web_port`` until cancelled.
@@ -192,51 +184,21 @@ async def serve(app: App, *,
     is logged and the function returns: the stream goes on without the web server."""
     host, port = app.conf.web_host, app.conf.web_port
     history = status.RateHistory(app)
-    config = uvicorn.Config(create_app(app, history), host=host, port=port,
-                            log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=2, server_header=False)
-    server = _EmbeddedServer(config)
-    finished = anyio.Event()
-    failure: list[BaseException] = []
-
-    async def run() -> None:
-        # shielded so that, once cancelled, uvicorn still closes its sockets itself
-        with anyio.CancelScope(shield=True):
-            try:
-                await server.serve()
-            except SystemExit:        # uvicorn exits when it cannot bind
-                failure.append(OSError(f"cannot listen on {host}:{port}"))
-            except Exception as exc:  # noqa: BLE001 - logged below, the worker goes on
-                failure.append(exc)
-            finally:
-                finished.set()
-
     async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
+        def started(bound: int) -> None:
+            app.conf.web_port = bound
+            logger.info("web server on http://%s:%d/", _url_host(host), bound)
+            tg.start_soon(history.run)
+            task_status.started(bound)
+
         try:
-            while not server.started and not finished.is_set():
-                await anyio.sleep(0.01)
-            if server.started:
-                bound = _bound_port(server, port)
-                app.conf.web_port = bound
-                logger.info("web server on http://%s:%d/", _url_host(host), bound)
-                tg.start_soon(history.run)
-                task_status.started(bound)
-            await finished.wait()
-        finally:
-            server.should_exit = True
+            await serve_asgi(create_app(app, history), host, port, on_started=started,
+                             timeout_graceful_shutdown=2, server_header=False)
+        except Exception as exc:  # noqa: BLE001 - the worker goes on without it
+            logger.error("web server on %s:%d failed: %s (the worker runs on without "
+                         "it; pick another port with --web-port or App(web_port=))",
+                         host, port, exc)
         tg.cancel_scope.cancel()
-    if failure:
-        logger.error("web server on %s:%d failed: %s (the worker runs on without it; "
-                     "pick another port with --web-port or App(web_port=))", host, port,
-                     failure[0])
-
-
-def _bound_port(server: uvicorn.Server, default: int) -> int:
-    for srv in server.servers:
-        for sock in srv.sockets:
-            return int(sock.getsockname()[1])
-    return default
 
 
 def _url_host(host: str) -> str:
