@@ -213,6 +213,8 @@ class WindowWrapper:
         for rng in self.window.ranges(ts):
             close = closes_at.get(rng)
             if close is None:
+                if len(closes_at) > 100_000:
+                    closes_at.clear()
                 close = closes_at[rng] = self.window.closes_at(rng)
             if stream_time >= close:
                 late = True
@@ -328,18 +330,15 @@ class WindowWrapper:
             keys.discard(key)
 
     def _advance(self, partition: int, ts: float) -> None:
-        if len(self._closes_at) > 100_000:
-            self._closes_at.clear()
-        if ts > self.stream_time.get(partition, float("-inf")):
-            self.stream_time[partition] = ts
-            heap = self._close_heap.get(partition)
-            if heap and heap[0][0] <= ts:
-                self._close_due(partition)
-            expiring = self._expiry_heap.get(partition)
-            if expiring and expiring[0][0] <= ts:
-                self._expire_due(partition)
-        elif partition not in self.stream_time:
-            self.stream_time[partition] = ts
+        """Stream time of ``partition`` moves up to ``ts`` (the caller checked that it
+        is later, or the first): close and expire the windows that are due."""
+        self.stream_time[partition] = ts
+        heap = self._close_heap.get(partition)
+        if heap and heap[0][0] <= ts:
+            self._close_due(partition)
+        expiring = self._expiry_heap.get(partition)
+        if expiring and expiring[0][0] <= ts:
+            self._expire_due(partition)
 
     def close_due_windows(self) -> None:
         """Close every window whose time has come (after each test-context event)."""
