@@ -252,6 +252,8 @@ class Stream(_Operators):
                     continue
             i = self._index
             n = len(batch.values)
+            # two copies of the loop on purpose: plain values (the hot path) cost no
+            # call per event; items()/events() pick through a function
             if pick is None:
                 values = batch.values
                 while i < n:
