@@ -1,0 +1,82 @@
+"""Review: GlobalTable reads after writes made from events of different partitions."""
+from __future__ import annotations
+
+import itertools
+
+import anyio
+import pytest
+
+import streamkit
+from streamkit.worker import Worker
+
+pytestmark = pytest.mark.anyio
+_ids = itertools.count()
+
+
+def make_app() -> streamkit.App:
+    name = f"reviewglobal{next(_ids)}"
+    return streamkit.App(name, broker=f"memory://{name}", store="memory://",
+                         web_enabled=False, commit_interval=0.05)
+
+
+@pytest.mark.xfail(strict=True, reason="GlobalTable write lands in the event's partition "
+                   "but reads return the lowest partition holding the key: stale value")
+async def test_global_table_read_after_write_from_another_partition():
+    app = make_app()
+    topic = app.topic("settings", partitions=2)
+    g = app.GlobalTable("latest", default=int)
+    read_back = []
+
+    @app.agent(topic)
+    async def setter(stream):
+        async for value in stream:
+            g["k"] = value
+            read_back.append(g["k"])
+
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(5):
+            await topic.send(value=1, partition=0)
+            while len(read_back) < 1:
+                await anyio.sleep(0.01)
+            await topic.send(value=2, partition=1)
+            while len(read_back) < 2:
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.2)  # a commit: the write is in the changelog
+            outside = g["k"]
+        worker.stop()
+    # the agent wrote 2 last: it and a reader outside the agent should see 2
+    assert read_back == [1, 2]
+    assert outside == 2
+
+
+@pytest.mark.xfail(strict=True, reason="del on a GlobalTable from an event of another "
+                   "partition leaves the key in the partition that wrote it")
+async def test_global_table_delete_from_another_partition():
+    app = make_app()
+    topic = app.topic("cmds", partitions=2)
+    g = app.GlobalTable("flags")
+    seen = []
+
+    @app.agent(topic)
+    async def cmds(stream):
+        async for value in stream:
+            if value == "set":
+                g["k"] = True
+            else:
+                del g["k"]
+            seen.append("k" in g)
+
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(5):
+            await topic.send(value="set", partition=0)
+            while len(seen) < 1:
+                await anyio.sleep(0.01)
+            await topic.send(value="del", partition=1)
+            while len(seen) < 2:
+                await anyio.sleep(0.01)
+        worker.stop()
+    assert seen == [True, False]
