@@ -70,3 +70,33 @@ async def test_group_by_on_the_stream_itself_skips_a_value_without_the_key():
             while sorted(seen) != [1, 3]:
                 await anyio.sleep(0.01)
         worker.stop()
+
+
+@pytest.mark.xfail(strict=True, reason="a group_by first called after the worker joined "
+                   "sets fetcher.subscription_changed, but nothing stops fetcher.run, so "
+                   "the worker never re-joins and the repartition topic is never read")
+async def test_group_by_called_after_an_await_still_gets_its_events():
+    name = f"reviewgroupby{next(_ids)}"
+    app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
+                        web_enabled=False, commit_interval=0.05)
+    topic = app.topic("orders", partitions=1)
+    seen = []
+
+    @app.agent(topic)
+    async def by_customer(stream):
+        await anyio.sleep(0.2)              # some set-up before iterating
+        async for order in stream.group_by(lambda o: o["customer"], name="late"):
+            seen.append(order["amount"])
+
+    for i in range(3):
+        await topic.send(value={"amount": i, "customer": "c"}, partition=0)
+    worker = Worker(app, install_signal_handlers=False)
+    got = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.move_on_after(3):
+            while sorted(seen) != [0, 1, 2]:
+                await anyio.sleep(0.01)
+        got = sorted(seen)
+        worker.stop()
+    assert got == [0, 1, 2]
