@@ -132,6 +132,9 @@ class Stream(_Operators):
         self._positions: dict[TopicPartition, int] = {}
         self._held: dict[TopicPartition, int] | None = None
         self._stopping = False
+        #: set to leave the batch in hand after the current event (stop, revoke)
+        self._interrupt = False
+        self._revoked: Batch | None = None
         self._tick_after: float | None = None
         self.events_total = 0
         #: set by ``group_by``/``through``: a task moves this stream to another topic
@@ -156,14 +159,23 @@ class Stream(_Operators):
         return sum(len(b.values) for b in self._batches)
 
     def drop_partitions(self, tps: set[TopicPartition]) -> None:
-        """Forget buffered batches and positions of partitions given up on rebalance."""
+        """Forget buffered batches and positions of partitions given up on rebalance.
+        The batch in hand, if it is of one of them, ends after the event in hand: the
+        rest of it belongs to the partition's new owner now."""
         self._batches = deque(b for b in self._batches if b.tp not in tps)
         for tp in tps:
             self._positions.pop(tp, None)
+            if self._held is not None:
+                self._held.pop(tp, None)
+        batch = self._batch
+        if batch is not None and batch.tp in tps:
+            self._revoked = batch
+            self._interrupt = True
 
     def stop(self) -> None:
         """End the agent's iteration after the event in hand."""
         self._stopping = True
+        self._interrupt = True
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -228,6 +240,14 @@ class Stream(_Operators):
         self._index = 0
         return batch
 
+    def _drop_revoked_batch(self) -> None:
+        """Leave a batch of a partition given up meanwhile: no position for it."""
+        self._revoked = None
+        self._interrupt = self._stopping
+        self._batch = None
+        self._index = 0
+        self._event = None
+
     def _finish_batch(self, batch: Batch) -> None:
         self._positions[batch.tp] = batch.end_offset
         self.events_total += len(batch.values)
@@ -243,6 +263,9 @@ class Stream(_Operators):
         current_stream.set(self)
         while True:
             batch = self._batch
+            if batch is not None and self._revoked is batch:
+                self._drop_revoked_batch()
+                batch = None
             if batch is None:
                 batch = await self._next_batch()
                 if batch is None:
@@ -260,16 +283,18 @@ class Stream(_Operators):
                     yield values[i]
                     i += 1
                     self._index = i
-                    if self._stopping:
+                    if self._interrupt:
                         break
             else:
                 while i < n:
                     yield pick(batch, i)
                     i += 1
                     self._index = i
-                    if self._stopping:
+                    if self._interrupt:
                         break
-            if i >= n:
+            if self._revoked is batch:
+                self._drop_revoked_batch()
+            elif i >= n:
                 self._finish_batch(batch)
             if self._stopping:
                 return
@@ -301,7 +326,10 @@ class Stream(_Operators):
             self._index = 0
             yield batch
             self._index = len(batch.values)
-            self._finish_batch(batch)
+            if self._revoked is batch:
+                self._drop_revoked_batch()
+            else:
+                self._finish_batch(batch)
             if self._stopping:
                 return
 

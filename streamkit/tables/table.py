@@ -74,6 +74,7 @@ class Table:
         self._hot_dirty: set[Any] = set()
         self._active: set[int] = set()
         self._extra_changes: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self._warned_partitions: set[int] = set()
         self._pending_store: list[tuple[int, list[tuple[bytes, bytes | None]], Any]] = []
         self._test_mode = False
 
@@ -137,7 +138,11 @@ class Table:
 
     # -- reading -----------------------------------------------------------------------
     def _lookup(self, partition: int, key: Any) -> Any:
-        cache = self._cache_of(partition)
+        cache = self._cache.get(partition)
+        if cache is None:
+            if self._given_up(partition):
+                return _DELETED   # not this worker's: no cache for it (see _write_at)
+            cache = self._cache_of(partition)
         value = cache.get(key, _ABSENT)
         if value is _ABSENT:
             store = self._stores.get(partition)
@@ -166,6 +171,20 @@ class Table:
             self._hot_cache = cache
             self._hot_dirty = self._dirty[partition]
         return cache
+
+    def _given_up(self, partition: int) -> bool:
+        """Whether this worker does not own ``partition`` (any more): a write there,
+        from an event in hand when its partition was revoked, is dropped; the
+        partition's new owner processes that event again."""
+        worker = self.app.worker
+        if (self._test_mode or self.is_global or worker is None or not worker.ready
+                or partition in self._active):
+            return False
+        if partition not in self._warned_partitions:
+            self._warned_partitions.add(partition)
+            logger.warning("table %s: partition %d is not this worker's (revoked or never "
+                           "assigned); its writes here are dropped", self.name, partition)
+        return True
 
     def _forget_hot(self) -> None:
         """Called wherever partition caches are dropped or replaced."""
@@ -268,6 +287,8 @@ class Table:
     def _write_at(self, partition: int, key: Any, value: Any) -> None:
         cache = self._cache.get(partition)
         if cache is None:
+            if self._given_up(partition):
+                return
             cache = self._cache_of(partition)
         cache[key] = value
         self._dirty[partition].add(key)

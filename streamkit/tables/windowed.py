@@ -181,6 +181,8 @@ class WindowWrapper:
             ts = self._event_time(batch.messages[i], batch.values[i])
         else:
             partition, ts = self.table._partition_of_key(key), time.time()
+        if partition not in self.table._cache and self.table._given_up(partition):
+            return
         stream_time = self.stream_time.get(partition)
         if stream_time is None or ts > stream_time:
             self._advance(partition, ts)
