@@ -121,14 +121,29 @@ class OutputBuffer:
         if self._count >= self._batch_size:
             self.flush()
 
+    def _put_back(self, records: dict[str, list[OutgoingRecord]],
+                  pending: dict[str, list[PendingSend | None]], failed: str) -> None:
+        """After a failed write: the records not written go back in front of what was
+        added meanwhile, so nothing is lost and the order is kept."""
+        for topic in records:
+            self._records[topic] = records[topic] + self._records.get(topic, [])
+            self._pending[topic] = pending[topic] + self._pending.get(topic, [])
+        self._count = sum(len(batch) for batch in self._records.values())
+
     def flush(self) -> None:
-        """Write every buffered record (one ``produce`` call per topic)."""
+        """Write every buffered record (one ``produce`` call per topic). If a write
+        fails, the records not written stay in the buffer and the error is raised."""
         if not self._count:
             return
         records, pending = self._records, self._pending
         self._records, self._pending, self._count = {}, {}, 0
-        for topic, batch in records.items():
-            metadata = self._app.produce(topic, batch)
+        for topic, batch in list(records.items()):
+            try:
+                metadata = self._app.produce(topic, batch)
+            except BaseException:
+                self._put_back(records, pending, topic)
+                raise
+            del records[topic]
             self.sent_total += len(batch)
             self._app.monitor.on_send(topic, len(batch))
             for future, meta in zip(pending[topic], metadata):

@@ -46,6 +46,7 @@ class Worker:
         self.consumer: GroupConsumer | None = None
         self._stop: anyio.Event | None = None
         self._agents_running = 0
+        self._closing = False
         self._agents_done: anyio.Event | None = None
         self._stopping = False
         self._committed: dict[TopicPartition, int] = {}
@@ -225,6 +226,9 @@ class Worker:
 
     def _close(self) -> None:
         app = self.app
+        # leaving the group revokes every partition: commit nothing more here (a
+        # graceful stop has committed already; after an error nothing may be)
+        self._closing = True
         if self.transaction is not None:
             self.transaction.close()  # aborts what was not committed
             self.transaction = None
@@ -387,6 +391,10 @@ class Worker:
     def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
         revoked = set(tps)
         app = self.app
+        if self._closing:
+            for table in app.tables.values():
+                table.on_partitions_revoked(tps)
+            return
         positions = app.fetcher.positions()
         app.output.flush()
         for table in app.tables.values():

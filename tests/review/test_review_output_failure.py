@@ -14,8 +14,6 @@ pytestmark = pytest.mark.anyio
 _ids = itertools.count()
 
 
-@pytest.mark.xfail(strict=True, reason="a failed output flush drops the buffered records "
-                   "and the worker's shutdown (on_revoke) still commits the input offsets")
 async def test_failed_send_does_not_let_the_input_offset_be_committed():
     name = f"reviewout{next(_ids)}"
     app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
