@@ -146,6 +146,8 @@ class Fetcher:
         idle = 0.001
         paused: set[TopicPartition] = set()
         while not self._stopping:
+            if self.subscription_changed:
+                return  # the worker joins again with the new topics (Worker._fetch)
             if self.buffered() >= MAX_BUFFERED:
                 # the agents are behind: stop fetching but keep polling, which is what
                 # keeps this worker in its group (heartbeats happen inside poll)

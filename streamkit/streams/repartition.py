@@ -133,9 +133,13 @@ def _records_one_by_one(values: list[Any], messages: list[Any],
             records.append(OutgoingRecord(dump_key(pick_key(value)), m.value, m.headers,
                                           m.timestamp, None))
         except Exception as exc:
-            logger.error("group_by: cannot take the key of %s[%d]@%d (%r): %s; "
-                         "event skipped", m.topic, m.partition, m.offset, value, exc)
+            _log_key_error(m, value, exc)
     return records
+
+
+def _log_key_error(m: Any, value: Any, exc: Exception) -> None:
+    logger.error("group_by: cannot take the key of %s[%d]@%d (%r): %s; event skipped",
+                 m.topic, m.partition, m.offset, value, exc)
 
 
 async def _move_values(parent: _Operators, topic: Topic,
@@ -150,7 +154,11 @@ async def _move_values(parent: _Operators, topic: Topic,
         if event is None:
             continue
         m = event.message
-        raw_key = m.key if pick_key is None else dump_key(pick_key(value))
+        try:
+            raw_key = m.key if pick_key is None else dump_key(pick_key(value))
+        except Exception as exc:
+            _log_key_error(m, value, exc)
+            continue
         output.append(topic.name, OutgoingRecord(raw_key, m.value, m.headers,
                                                  m.timestamp, None), want_result=False)
 

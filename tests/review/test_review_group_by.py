@@ -13,9 +13,6 @@ pytestmark = pytest.mark.anyio
 _ids = itertools.count()
 
 
-@pytest.mark.xfail(strict=True, reason="_move_values (group_by after filter/take/...) does "
-                   "not catch the key function's error as _move_batches does: one bad "
-                   "value crashes the whole worker, again at every restart")
 async def test_group_by_after_filter_skips_a_value_without_the_key():
     name = f"reviewgroupby{next(_ids)}"
     app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
@@ -72,9 +69,6 @@ async def test_group_by_on_the_stream_itself_skips_a_value_without_the_key():
         worker.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="a group_by first called after the worker joined "
-                   "sets fetcher.subscription_changed, but nothing stops fetcher.run, so "
-                   "the worker never re-joins and the repartition topic is never read")
 async def test_group_by_called_after_an_await_still_gets_its_events():
     name = f"reviewgroupby{next(_ids)}"
     app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
