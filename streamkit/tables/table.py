@@ -153,13 +153,18 @@ class Table:
 
     def _find(self, key: Any) -> Any:
         partition = self._partition()
-        if partition is not None:
-            return self._lookup(partition, key)
-        for p in self._readable_partitions():
-            value = self._lookup(p, key)
-            if value is not _DELETED:
-                return value
-        return _DELETED
+        if partition is None:
+            partition = self._partition_holding(key)
+            if partition is None:
+                return _DELETED
+        return self._lookup(partition, key)
+
+    def _partition_holding(self, key: Any) -> int | None:
+        """Outside an event: the partition this worker holds ``key`` in, if any."""
+        for partition in self._readable_partitions():
+            if self._lookup(partition, key) is not _DELETED:
+                return partition
+        return None
 
     def _hot(self, batch: Any) -> dict[Any, Any] | None:
         """The cache of ``batch``'s partition, remembered for the batch's next events
@@ -281,7 +286,11 @@ class Table:
     def _write(self, key: Any, value: Any) -> None:
         partition = self._partition()
         if partition is None:
-            partition = self._partition_of_key(key)
+            # outside an event (a timer, a take(within=) list): where the key already
+            # is, else where it hashes to
+            partition = self._partition_holding(key)
+            if partition is None:
+                partition = self._partition_of_key(key)
         self._write_at(partition, key, value)
 
     def _write_at(self, partition: int, key: Any, value: Any) -> None:
@@ -520,12 +529,24 @@ class GlobalTable(Table):
 
     is_global = True
 
-    def _find(self, key: Any) -> Any:
-        for partition in self._readable_partitions():
-            value = self._lookup(partition, key)
-            if value is not _DELETED:
-                return value
-        return _DELETED
+    # every worker reads and writes a key in the partition it hashes to, whatever the
+    # partition of the event being processed
+    def _partition(self) -> int | None:
+        return None
+
+    def _partition_holding(self, key: Any) -> int | None:
+        return self._partition_of_key(key)
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._find(key)
+        if value is _DELETED:
+            if self.default is None:
+                raise KeyError(key)
+            return self.default()
+        return value
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._write(key, value)
 
     async def run_background(self) -> None:
         """Follow every changelog partition, so writes by other workers show up."""

@@ -19,8 +19,6 @@ def make_app() -> streamkit.App:
                          web_enabled=False, commit_interval=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason="GlobalTable write lands in the event's partition "
-                   "but reads return the lowest partition holding the key: stale value")
 async def test_global_table_read_after_write_from_another_partition():
     app = make_app()
     topic = app.topic("settings", partitions=2)
@@ -51,8 +49,6 @@ async def test_global_table_read_after_write_from_another_partition():
     assert outside == 2
 
 
-@pytest.mark.xfail(strict=True, reason="del on a GlobalTable from an event of another "
-                   "partition leaves the key in the partition that wrote it")
 async def test_global_table_delete_from_another_partition():
     app = make_app()
     topic = app.topic("cmds", partitions=2)

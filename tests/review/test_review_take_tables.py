@@ -14,9 +14,6 @@ pytestmark = pytest.mark.anyio
 _ids = itertools.count()
 
 
-@pytest.mark.xfail(strict=True, reason="a list take(within=) emits on its deadline has no "
-                   "current batch: t[k] += 1 reads the lowest partition holding k and "
-                   "writes the partition k hashes to, so counts are wrong")
 async def test_counting_in_take_lists_counts_each_event_once():
     name = f"reviewtake{next(_ids)}"
     app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
