@@ -187,6 +187,7 @@ class Topic:
         self.timestamp_extractor = timestamp_extractor
         self.internal = internal
         self.acks = acks
+        self._declared_on: Any = None
 
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.topics)}>"
@@ -236,6 +237,12 @@ class Topic:
             if broker.partition_count(name) is None:
                 broker.create_topic(name, partitions=partitions, config=self.broker_config(),
                                     replication_factor=self.replicas or 1, exist_ok=True)
+        self._declared_on = broker
+
+    def _declare_once(self) -> None:
+        # a first send creates the topic as declared, not with the broker's defaults
+        if self._declared_on is not self.app.broker:
+            self.declare()
 
     # -- encoding ----------------------------------------------------------------
     def prepare(self, key: Any, value: Any, headers: Any = None,
@@ -256,6 +263,7 @@ class Topic:
                    ) -> RecordMetadata:
         """Send one record now; returns where it landed once the broker acknowledged."""
         record = self.prepare(key, value, headers, timestamp, partition)
+        self._declare_once()
         (meta,) = self.app.produce(self.name, [record], acks=self.acks)
         self.app.monitor.on_send(self.name, 1)
         return meta
@@ -266,12 +274,14 @@ class Topic:
         """Queue one record in the app's output buffer (written within milliseconds,
         and before the next commit). Returns a ``PendingSend``."""
         record = self.prepare(key, value, headers, timestamp, partition)
+        self._declare_once()
         pending = self.app.output.append(self.name, record)
         assert pending is not None
         return pending
 
     def send_raw_soon(self, record: OutgoingRecord) -> PendingSend:
         """Queue an already encoded record."""
+        self._declare_once()
         pending = self.app.output.append(self.name, record)
         assert pending is not None
         return pending

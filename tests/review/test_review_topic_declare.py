@@ -8,8 +8,6 @@ import streamkit
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.xfail(strict=True, reason="Topic.send/send_soon auto-create the topic with "
-                   "the broker default partitions, ignoring app.topic(partitions=)")
 async def test_first_send_creates_the_topic_with_its_declared_partitions():
     app = streamkit.App("reviewdeclare", broker="memory://reviewdeclare",
                         store="memory://", web_enabled=False, topic_partitions=4)
