@@ -383,6 +383,8 @@ class Table:
         self._dirty.clear()
         self._forget_hot()
         self._test_mode = True
+        if self.window is not None:
+            self.window.reset()
 
     def after_test_event(self) -> None:
         if self.window is not None:

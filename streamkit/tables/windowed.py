@@ -70,6 +70,12 @@ class WindowWrapper:
         self.window = window
         self._event_time: Callable[[Any, Any], float] = _message_time
         self.relative_to_name = "stream"
+        #: sliding and session windows: seconds after closing that a window is deleted
+        self.expires_after_close: float | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all window state (a new test context, a fresh start)."""
         self.stream_time: dict[int, float] = {}
         self.closed_through: dict[int, float] = {}
         self._watermark_dirty: set[int] = set()
@@ -80,8 +86,6 @@ class WindowWrapper:
         self._sliding: dict[int, dict[Any, dict[Range, float]]] = {}
         self.late_events = 0
         self.closed_windows = 0
-        #: sliding and session windows: seconds after closing that a window is deleted
-        self.expires_after_close: float | None = None
         #: closes_at of each window range seen (computed once per range)
         self._closes_at: dict[Range, float] = {}
         #: tumbling windows: the last range an event fell in and its closes_at; the
