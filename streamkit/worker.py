@@ -77,8 +77,6 @@ class Worker:
         try:
             registry = self._use_schema_registry()
             self._declare_topics()
-            for table in app.tables.values():
-                table.open()
             async with anyio.create_task_group() as services:
                 if registry is not None and app.conf.registry_port is not None:
                     from streamkit.avro import serve_registry
@@ -91,6 +89,7 @@ class Worker:
                     for _ in range(10):
                         await anyio.sleep(0)
                     self._declare_topics()
+                    self._open_tables()
                     self.consumer = self._join_group()
                     self._begin_transactions()
                     app.fetcher.on_first_assignment = self._on_ready
@@ -166,6 +165,14 @@ class Worker:
         from streamkit.avro import SchemaRegistry, use_registry
         return use_registry(conf.schema_registry_url or SchemaRegistry(self.app.broker),
                             datadir=conf.datadir)
+
+    def _open_tables(self) -> None:
+        """Open the tables, each partitioned like the topics the app consumes (a table
+        with fewer partitions than its source could not hold their keys)."""
+        app = self.app
+        counts = [app.broker.partition_count(name) or 0 for name in app.fetcher.topics()]
+        for table in app.tables.values():
+            table.open(source_partitions=max(counts, default=0))
 
     def _declare_topics(self) -> None:
         app = self.app

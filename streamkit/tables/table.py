@@ -187,8 +187,13 @@ class Table:
             return False
         if partition not in self._warned_partitions:
             self._warned_partitions.add(partition)
-            logger.warning("table %s: partition %d is not this worker's (revoked or never "
-                           "assigned); its writes here are dropped", self.name, partition)
+            if partition >= self.partition_count():
+                logger.error("table %s has %d partitions: writes from events of partition "
+                             "%d are dropped; give the table partitions= like the topic "
+                             "that updates it", self.name, self.partition_count(), partition)
+            else:
+                logger.warning("table %s: partition %d is not this worker's (revoked); "
+                               "its writes here are dropped", self.name, partition)
         return True
 
     def _forget_hot(self) -> None:
@@ -350,11 +355,19 @@ class Table:
             self._write(key, _DELETED)
 
     # -- lifecycle (called by the worker) -----------------------------------------------
-    def open(self) -> None:
-        """Create the changelog topic (worker start); stores open per partition."""
+    def open(self, source_partitions: int = 0) -> None:
+        """Create the changelog topic (worker start); stores open per partition.
+
+        Without ``partitions=``, a table gets as many partitions as its changelog
+        already has, else as the most partitioned topic the app consumes (at least
+        ``topic_partitions``)."""
         if self._test_mode:  # a worker after a test_context in the same process
             self.close()
             self._test_mode = False
+        if self.partitions is None:
+            existing = self.app.broker.partition_count(self.changelog_topic)
+            self.partitions = existing or max(source_partitions,
+                                              self.app.conf.topic_partitions)
         self.app.broker.create_topic(self.changelog_topic, partitions=self.partition_count(),
                                      config={"cleanup.policy": "compact"}, exist_ok=True)
         if self.is_global:

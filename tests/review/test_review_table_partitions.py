@@ -11,10 +11,6 @@ from streamkit.worker import Worker
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.xfail(strict=True, reason="the table gets topic_partitions (4) while its "
-                   "source has 8: the first commit crashes the worker with "
-                   "UnknownPartition on the changelog (no check at start, not partitioned "
-                   "like the source)")
 async def test_table_on_a_topic_with_more_partitions_than_the_default():
     app = streamkit.App("reviewtp8", broker="memory://reviewtp8", store="memory://",
                         web_enabled=False, commit_interval=0.05, topic_partitions=4)
