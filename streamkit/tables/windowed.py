@@ -77,6 +77,8 @@ class WindowWrapper:
     def reset(self) -> None:
         """Forget all window state (a new test context, a fresh start)."""
         self.stream_time: dict[int, float] = {}
+        #: the stream time last written to the changelog, per partition
+        self._time_flushed: dict[int, float] = {}
         self.closed_through: dict[int, float] = {}
         self._watermark_dirty: set[int] = set()
         self._open: dict[int, dict[Range, set[Any]]] = {}
@@ -413,16 +415,28 @@ class WindowWrapper:
 
     # -- persistence hooks (called by the table) --------------------------------------------
     def before_flush(self) -> None:
-        for partition in self._watermark_dirty:
-            self.table._extra_changes.setdefault(partition, []).append(
-                (WATERMARK_KEY, msgpack.packb(self.closed_through[partition])))
+        """Write each partition's close watermark and stream time to the changelog
+        when they moved, with the table's changes."""
+        flushed = self._time_flushed
+        for partition, stream_time in self.stream_time.items():
+            if (partition in self._watermark_dirty
+                    or flushed.get(partition) != stream_time):
+                flushed[partition] = stream_time
+                closed = self.closed_through.get(partition)
+                self.table._extra_changes.setdefault(partition, []).append(
+                    (WATERMARK_KEY, msgpack.packb([closed, stream_time])))
         self._watermark_dirty.clear()
 
     def on_restored(self, partition: int) -> None:
-        """Rebuild which windows are open from the store after a restore."""
+        """Rebuild stream time and which windows are open from the store after a
+        restore."""
         table = self.table
         raw = table._store_of(partition).get(partition, WATERMARK_KEY)
-        watermark = msgpack.unpackb(raw) if raw is not None else None
+        watermark = stream_time = None
+        if raw is not None:
+            stored = msgpack.unpackb(raw)
+            watermark, stream_time = stored if isinstance(stored, list) else (stored,
+                                                                               stored)
         self._open.pop(partition, None)
         self._close_heap.pop(partition, None)
         self._expiry_heap.pop(partition, None)
@@ -430,9 +444,13 @@ class WindowWrapper:
         self._sliding.pop(partition, None)
         if watermark is not None:
             self.closed_through[partition] = watermark
-            self.stream_time[partition] = watermark
+        if stream_time is not None:
+            self.stream_time[partition] = self._time_flushed[partition] = stream_time
+        session = isinstance(self.window, SessionWindow)
         for (key, rng), _value in table._partition_items(partition):
             rng = (rng[0], rng[1])
+            if session:  # closed sessions too: a record that would join one is late
+                self._sessions.setdefault(partition, {}).setdefault(key, []).append(rng)
             closes_at = self.window.closes_at(rng)
             if watermark is not None and closes_at <= watermark:
                 expires_at = self._expires_at(rng)
@@ -441,9 +459,7 @@ class WindowWrapper:
                                    (expires_at, rng, key))
                 continue
             self._track_open(partition, rng, key)
-            if isinstance(self.window, SessionWindow):
-                self._sessions.setdefault(partition, {}).setdefault(key, []).append(rng)
-            elif isinstance(self.window, SlidingWindow):
+            if isinstance(self.window, SlidingWindow):
                 self._sliding.setdefault(partition, {}).setdefault(key, {})[rng] = rng[1]
 
     async def run_background(self) -> None:

@@ -43,9 +43,6 @@ async def run_worker(name: str, events: int):
     return result
 
 
-@pytest.mark.xfail(strict=True, reason="a restarted worker takes stream time from the close "
-                   "watermark (windowed.py on_restored), not the stream time reached: a "
-                   "record that was late before the restart opens a new session")
 async def test_a_late_record_stays_late_after_a_restart():
     times = [0.0, 10.0, 2.0, 20.0]      # 2.0 is late: stream time 10 > 2 + gap 3
     straight = f"reviewsession{next(_ids)}"
