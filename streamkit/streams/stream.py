@@ -407,11 +407,38 @@ def _resolve(app: App, channel: Any) -> Any:
     return app.topic(channel) if isinstance(channel, str) else channel
 
 
-async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIterator[Any]:
-    root = parent._root
-    buffer: list[Any] = []
+class _HandOver(Exception):
+    """Raised inside ``take``: an operator below it failed with ``error`` while values
+    were collected; they are handed to the agent before the error goes on."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+async def _handing_over(parent: _Operators, buffer: list[Any], root: Stream
+                        ) -> AsyncIterator[Any]:
     try:
         async for value in parent:
+            yield value
+    except Exception as exc:
+        if not buffer:
+            raise
+        raise _HandOver(exc) from exc
+
+
+async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIterator[Any]:
+    root = parent._root
+    buffer: list[Any] = []  # one list for the whole iteration: _handing_over reads it
+
+    def hand_over() -> list[Any]:
+        out = buffer[:]
+        buffer.clear()
+        root._tick_after = None
+        return out
+
+    try:
+        async for value in _handing_over(parent, buffer, root):
             if value is not TICK:
                 if not buffer:
                     root.hold()
@@ -422,12 +449,16 @@ async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIte
                     continue
             elif not buffer:
                 continue
-            out, buffer = buffer, []
-            root._tick_after = None
-            yield out
+            yield hand_over()
             root.release()
+    except _HandOver as handover:
+        # the values collected before the failure reach the agent first; the error
+        # (and the event it came from, which counts as done) follows
+        yield hand_over()
+        root.release()
+        raise handover.error from None
     finally:
         root._tick_after = None
     if buffer:
-        yield buffer
+        yield hand_over()
         root.release()

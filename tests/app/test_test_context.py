@@ -249,3 +249,26 @@ async def test_through_in_a_test_context_writes_to_the_topic_and_goes_on():
         await ctx.put(2)
         sent = sorted(m.value for m in ctx.sent(out))
     assert seen == [1, 2] and sent == [b"1", b"2"]
+
+
+async def test_take_hands_over_what_it_collected_when_an_operator_below_it_fails():
+    app = make_app()
+    lists = []
+
+    def check(value):
+        if value == 5:
+            raise ValueError("bad value")
+        return True
+
+    @app.agent(app.topic("take-fail"))
+    async def agent(stream):
+        async for values in stream.filter(check).take(3, within=0.2):
+            lists.append(values)
+
+    async with agent.test_context() as ctx:
+        for n in range(1, 9):
+            await ctx.put(n)
+        await anyio.sleep(0.5)
+    # [4] is handed over before the error on 5 restarts the agent; 5 counts as done
+    assert lists == [[1, 2, 3], [4], [6, 7, 8]]
+    assert agent.errors == 1

@@ -13,9 +13,6 @@ pytestmark = pytest.mark.anyio
 _ids = itertools.count()
 
 
-@pytest.mark.xfail(strict=True, reason="skip_in_flight drops take()'s hold, and the "
-                   "restarted agent gets a new take() buffer: the values already collected "
-                   "are never given to the agent, yet their offsets are committed")
 async def test_values_collected_by_take_survive_an_error_on_a_later_value():
     name = f"reviewtakecrash{next(_ids)}"
     app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
