@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from streamkit.streams.event import current_stream
-from streamkit.tables.table import _DELETED
+from streamkit.tables.table import _DELETED, _hashable
 from streamkit.windows import SessionWindow, SlidingWindow, TumblingWindow
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ logger = logging.getLogger("streamkit.tables")
 #: the changelog key that holds a partition's close watermark (not valid JSON, so no
 #: user key can collide with it)
 WATERMARK_KEY = b"\x00streamkit.window.closed"
+#: prefix of the changelog keys holding, per key of a sliding-window table, the latest
+#: record time of each of its windows (what the next update needs after a restart)
+SLIDING_PREFIX = b"\x00streamkit.sliding:"
 
 Range = tuple[float, float]
 _MISSING: Any = object()
@@ -79,6 +82,8 @@ class WindowWrapper:
         self.stream_time: dict[int, float] = {}
         #: the stream time last written to the changelog, per partition
         self._time_flushed: dict[int, float] = {}
+        #: sliding windows: keys whose windows' latest record times changed
+        self._sliding_dirty: dict[int, set[Any]] = {}
         self.closed_through: dict[int, float] = {}
         self._watermark_dirty: set[int] = set()
         self._open: dict[int, dict[Range, set[Any]]] = {}
@@ -317,6 +322,7 @@ class WindowWrapper:
                             op(self._value_at(partition, stored_key), operand))
             self._track_open(partition, rng, key)
         known.update(update.max_ts)
+        self._sliding_dirty.setdefault(partition, set()).add(key)
 
     def _count_late(self) -> None:
         self.late_events += 1
@@ -426,6 +432,23 @@ class WindowWrapper:
                 self.table._extra_changes.setdefault(partition, []).append(
                     (WATERMARK_KEY, msgpack.packb([closed, stream_time])))
         self._watermark_dirty.clear()
+        dump_key = self.table.key_serde.dumps
+        for partition, keys in self._sliding_dirty.items():
+            known = self._sliding.get(partition, {})
+            changes = self.table._extra_changes.setdefault(partition, [])
+            for key in keys:
+                times = [[s, e, m] for (s, e), m in known.get(key, {}).items()]
+                changes.append((SLIDING_PREFIX + dump_key(key), msgpack.packb(times)))
+        self._sliding_dirty.clear()
+
+    def _restore_sliding(self, partition: int) -> None:
+        store = self.table._store_of(partition)
+        load_key = self.table.key_serde.loads
+        sliding = self._sliding.setdefault(partition, {})
+        for raw_key, raw_value in store.items(partition):
+            if raw_key.startswith(SLIDING_PREFIX):
+                key = _hashable(load_key(raw_key[len(SLIDING_PREFIX):]))
+                sliding[key] = {(s, e): m for s, e, m in msgpack.unpackb(raw_value)}
 
     def on_restored(self, partition: int) -> None:
         """Rebuild stream time and which windows are open from the store after a
@@ -459,8 +482,8 @@ class WindowWrapper:
                                    (expires_at, rng, key))
                 continue
             self._track_open(partition, rng, key)
-            if isinstance(self.window, SlidingWindow):
-                self._sliding.setdefault(partition, {}).setdefault(key, {})[rng] = rng[1]
+        if isinstance(self.window, SlidingWindow):
+            self._restore_sliding(partition)
 
     async def run_background(self) -> None:
         """Nothing periodic: windows close on stream time, as events arrive."""

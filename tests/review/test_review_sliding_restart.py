@@ -43,9 +43,6 @@ async def run_worker(name: str, events: int):
     return result
 
 
-@pytest.mark.xfail(strict=True, reason="on_restored rebuilds sliding windows with max_ts = "
-                   "window end (windowed.py), so a restarted worker makes wrong windows "
-                   "and counts records in windows they are not in")
 async def test_sliding_windows_are_the_same_with_a_restart_in_between():
     times = [0.0, 3.0, 12.0, 14.0]
     # one worker, all events
