@@ -217,8 +217,11 @@ class Worker:
             on_revoke=app.on_partitions_revoked)
 
     def _stop_streams(self) -> None:
-        self.app.fetcher.stop()
-        for stream in self.app.fetcher.streams():
+        fetcher = self.app.fetcher
+        fetcher.stop()
+        shared = {name for name, subs in fetcher.subscriptions.items() if len(subs) > 1}
+        for stream in fetcher.streams():
+            stream.drain_on_stop = any(name in shared for name in stream.channel.topics)
             stream.stop()
 
     async def _wait_agents_done(self, agents: TaskGroup) -> None:

@@ -134,6 +134,10 @@ class Stream(_Operators):
         self._stopping = False
         #: set to leave the batch in hand after the current event (stop, revoke)
         self._interrupt = False
+        #: on a graceful stop, finish the batches already fetched first: set when other
+        #: agents read the same topic, so that all of them stop at the same offsets
+        #: (they share one committed offset per partition)
+        self.drain_on_stop = False
         self._revoked: Batch | None = None
         self._tick_after: float | None = None
         self.events_total = 0
@@ -173,9 +177,10 @@ class Stream(_Operators):
             self._interrupt = True
 
     def stop(self) -> None:
-        """End the agent's iteration after the event in hand."""
+        """End the agent's iteration after the event in hand (or, with
+        ``drain_on_stop``, after the batches already fetched)."""
         self._stopping = True
-        self._interrupt = True
+        self._interrupt = not self.drain_on_stop
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -296,7 +301,7 @@ class Stream(_Operators):
                 self._drop_revoked_batch()
             elif i >= n:
                 self._finish_batch(batch)
-            if self._stopping:
+            if self._stopping and not (self.drain_on_stop and self._batches):
                 return
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -330,7 +335,7 @@ class Stream(_Operators):
                 self._drop_revoked_batch()
             else:
                 self._finish_batch(batch)
-            if self._stopping:
+            if self._stopping and not (self.drain_on_stop and self._batches):
                 return
 
 

@@ -13,9 +13,6 @@ pytestmark = pytest.mark.anyio
 _ids = itertools.count()
 
 
-@pytest.mark.xfail(strict=True, reason="commit = min over agents; a graceful stop does not "
-                   "let the slower agent catch up, so after restart the faster agent "
-                   "processes events again (docs: a graceful restart is exactly once)")
 async def test_graceful_restart_with_two_agents_on_one_topic_is_exactly_once():
     name = f"reviewtwo{next(_ids)}"
     fast_seen: list[int] = []
