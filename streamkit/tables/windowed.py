@@ -288,7 +288,7 @@ class WindowWrapper:
         for old in joined:
             sessions.remove(old)
             if old != new:
-                table._write_at(partition, (key, old), _deleted())
+                table._write_at(partition, (key, old), _DELETED)
                 self._forget_open(partition, old, key)
         sessions.append(new)
         table._write_at(partition, (key, new), op(combined, operand))
@@ -404,7 +404,7 @@ class WindowWrapper:
         stream_time = self.stream_time[partition]
         while heap and heap[0][0] <= stream_time:
             _, rng, key = heapq.heappop(heap)
-            self.table._write_at(partition, (key, rng), _deleted())
+            self.table._write_at(partition, (key, rng), _DELETED)
 
     def _call_on_close(self, key: Any, value: Any) -> None:
         callback = self.table.on_window_close
@@ -566,10 +566,6 @@ class WindowSet:
 
 def _message_time(message: Any, value: Any) -> float:
     return message.timestamp / 1000.0
-
-
-def _deleted() -> Any:
-    return _DELETED
 
 
 async def _await(awaitable: Any) -> None:
