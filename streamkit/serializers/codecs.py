@@ -24,6 +24,7 @@ import base64
 import json
 import json.encoder
 import json.scanner
+import os
 
 try:
     import orjson
@@ -36,6 +37,11 @@ from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import msgpack
+
+try:
+    import ormsgpack
+except ImportError:  # pragma: no cover - ormsgpack is a dependency; stay usable without
+    ormsgpack = None
 
 from streamkit.errors import UnknownCodec
 
@@ -141,8 +147,8 @@ class MsgpackCodec:
     def __init__(self) -> None:
         self._packer = msgpack.Packer(default=wire_form)
         self._unpackb = msgpack.unpackb
-        #: str map keys only (fails on int keys, which ``loads`` accepts).
-        self.fast_loads = msgpack.unpackb
+        #: str map keys only, no ext types (fails on what only ``loads`` accepts).
+        self.fast_loads = _strict_ormsgpack_loads() if ormsgpack else msgpack.unpackb
 
     def dumps(self, obj: Any) -> bytes:
         """Encode ``obj`` as msgpack bytes."""
@@ -158,6 +164,27 @@ class MsgpackCodec:
             if "map key" not in str(exc):
                 raise
             return self._unpackb(data, strict_map_key=False)
+
+
+def _strict_ormsgpack_loads() -> Any:
+    """ormsgpack's decoder (about twice as fast as msgpack's), made strict.
+
+    ormsgpack ignores bytes after the first object, where msgpack raises ExtraData.
+    Each payload is decoded as the second-to-last item of a two-item array whose last
+    item is a random per-process marker: a payload with trailing bytes, or one cut
+    short, moves the marker, and the check fails (the caller then decodes the payload
+    with msgpack, which names the error). See docs/decisions/006-ormsgpack.md.
+    """
+    marker = os.urandom(8)
+    suffix = msgpack.packb(marker)
+    unpackb = ormsgpack.unpackb
+
+    def fast_loads(data: bytes) -> Any:
+        obj, last = unpackb(b"\x92" + data + suffix)
+        if last != marker:
+            raise ValueError("extra or missing bytes around the msgpack object")
+        return obj
+    return fast_loads
 
 
 class RawCodec:

@@ -127,6 +127,44 @@ def test_msgpack_int_map_keys() -> None:
     assert m.loads(m.dumps({1: "a", 2: "b"})) == {1: "a", 2: "b"}
 
 
+@pytest.mark.parametrize("reader", ["loads", "loads_many"])
+def test_msgpack_payload_with_extra_or_missing_bytes_is_a_decode_error(
+        reader: str) -> None:
+    # The fast decoder ignores trailing bytes on its own; a payload that is not
+    # exactly one msgpack object must still fail, as msgpack.unpackb would.
+    serde = Serde(Ride, "msgpack")
+    good = serde.dumps(Ride(1, 1, 1.0, 1, 1.0))
+    for bad, message in [(good + b"\x01", "received extra data"),
+                         (good[:-1], "incomplete input"), (good + good, "extra data")]:
+        if reader == "loads":
+            with pytest.raises(DecodeError, match=message) as info:
+                serde.loads(bad)
+            assert info.value.data == bad
+        else:
+            errors: list = []
+            out = serde.loads_many([good, bad, good], errors)
+            assert [i for i, _ in errors] == [1]
+            assert out[0] == out[2] == Ride(1, 1, 1.0, 1, 1.0)
+
+
+def test_msgpack_records_with_int_keys_and_ext_types_in_a_batch() -> None:
+    # What the fast decoder refuses (int map keys, the timestamp extension) is decoded
+    # by the careful path, in a batch as alone.
+    class Scores(Record, serializer="msgpack"):
+        by_zone: dict[int, float]
+
+    serde = Serde(Scores)
+    payloads = [msgpack.packb({"by_zone": {1: 2.5, 7: 1.0}}),
+                msgpack.packb({"by_zone": {"3": 1}}, use_bin_type=True)]
+    assert [s.by_zone for s in serde.loads_many(payloads)] == [{1: 2.5, 7: 1.0},
+                                                                {3: 1.0}]
+    when = datetime(2020, 7, 1, 0, 25, 32, tzinfo=timezone.utc)
+    ride = {"vendorId": 1, "passenger_count": 1, "trip_distance": 1.0,
+            "payment_type": 1, "total_amount": 2.0, "pickup": when}
+    out = Serde(Ride, "msgpack").loads_many([msgpack.packb(ride, datetime=True)] * 2)
+    assert [r.pickup for r in out] == [when, when]
+
+
 # ------------------------------------------------------------------ raw
 
 
