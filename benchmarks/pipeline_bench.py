@@ -4,7 +4,11 @@
 ``TaxiRide`` values, one ``@app.agent`` with ``async for``. Measures events/s from
 worker start to the agent's last event.
 
-    python benchmarks/pipeline_bench.py [--events 200000] [--runs 3] [--serializer json]
+Each run also times a bare Python loop over the same data (``taxi_data.bare_loop``);
+the ratio of the two, measured in the same run, is the figure to compare across
+machines.
+
+    python benchmarks/pipeline_bench.py [--events 200000] [--runs 5] [--serializer json]
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import streamkit  # noqa: E402
 from streamkit.worker import Worker  # noqa: E402
-from taxi_data import TaxiRide, produce  # noqa: E402
+from taxi_data import TaxiRide, bare_loop, produce  # noqa: E402
 
 
 #: wall-clock time by default; ``--cpu`` uses this process's CPU time, steadier on a
@@ -30,44 +34,43 @@ from taxi_data import TaxiRide, produce  # noqa: E402
 clock = time.perf_counter
 
 
-def run_once(events: int, serializer: str) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"log://{tmp}/log"
-        produce(url, "rides", events, serializer, datadir=tmp)
-        app = streamkit.App("bench", broker=url, datadir=tmp, store="memory://",
-                            web_enabled=False)
-        rides = app.topic("rides", value_type=TaxiRide, value_serializer=serializer)
-        seen = 0
-        amount = 0.0
-        finished = anyio.Event()
-        timing: dict[str, float] = {}
+def run_once(tmp: str, events: int, serializer: str, run: int) -> float:
+    """Events/s of the agent reading the rides in ``tmp`` (a new group each run)."""
+    url = f"log://{tmp}/log"
+    app = streamkit.App(f"bench{run}", broker=url, datadir=tmp, store="memory://",
+                        web_enabled=False)
+    rides = app.topic("rides", value_type=TaxiRide, value_serializer=serializer)
+    seen = 0
+    amount = 0.0
+    finished = anyio.Event()
+    timing: dict[str, float] = {}
 
-        @app.agent(rides)
-        async def count(stream):
-            nonlocal seen, amount
-            async for ride in stream:
-                seen += 1
-                amount += ride.total_amount
-                if seen == events:
-                    timing["end"] = clock()
-                    finished.set()
+    @app.agent(rides)
+    async def count(stream):
+        nonlocal seen, amount
+        async for ride in stream:
+            seen += 1
+            amount += ride.total_amount
+            if seen == events:
+                timing["end"] = clock()
+                finished.set()
 
-        async def main() -> None:
-            worker = Worker(app, install_signal_handlers=False)
-            async with anyio.create_task_group() as tg:
-                timing["start"] = clock()
-                tg.start_soon(worker.run_async)
-                await finished.wait()
-                worker.stop()
+    async def main() -> None:
+        worker = Worker(app, install_signal_handlers=False)
+        async with anyio.create_task_group() as tg:
+            timing["start"] = clock()
+            tg.start_soon(worker.run_async)
+            await finished.wait()
+            worker.stop()
 
-        anyio.run(main)
-        return events / (timing["end"] - timing["start"])
+    anyio.run(main)
+    return events / (timing["end"] - timing["start"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--serializer", default="both", choices=["json", "msgpack", "both"])
     parser.add_argument("--cpu", action="store_true", help="rate per CPU second")
     args = parser.parse_args()
@@ -76,9 +79,20 @@ def main() -> None:
         clock = time.process_time
     serializers = ["msgpack", "json"] if args.serializer == "both" else [args.serializer]
     for serializer in serializers:
-        rates = [run_once(args.events, serializer) for _ in range(args.runs)]
+        rates, bare, ratios = [], [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            produce(f"log://{tmp}/log", "rides", args.events, serializer, datadir=tmp)
+            for run in range(args.runs):  # interleaved: both see the same machine state
+                rates.append(run_once(tmp, args.events, serializer, run))
+                bare.append(bare_loop(f"log://{tmp}/log", "rides", args.events,
+                                      serializer, tmp, clock))
+                ratios.append(rates[-1] / bare[-1])
         print(f"pipeline {serializer:8s} median {statistics.median(rates):>10,.0f} events/s"
               f"  runs: {', '.join(f'{r:,.0f}' for r in rates)}")
+        print(f"bare     {serializer:8s} median {statistics.median(bare):>10,.0f} events/s"
+              f"  runs: {', '.join(f'{r:,.0f}' for r in bare)}")
+        print(f"pipeline/bare {serializer:8s} median {statistics.median(ratios):.2f}"
+              f"  runs: {', '.join(f'{r:.2f}' for r in ratios)}")
 
 
 if __name__ == "__main__":

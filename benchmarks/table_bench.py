@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import streamkit  # noqa: E402
 from streamkit.worker import Worker  # noqa: E402
-from taxi_data import TaxiRide, rides  # noqa: E402
+from taxi_data import TaxiRide, bare_loop, produce  # noqa: E402
 
 
 #: wall-clock time by default; ``--cpu`` uses this process's CPU time, steadier on a
@@ -38,75 +38,61 @@ from taxi_data import TaxiRide, rides  # noqa: E402
 clock = time.perf_counter
 
 
-def produce(url: str, datadir: str, n: int, key_field: str) -> None:
-    codec = streamkit.codecs.get("msgpack")
-    admin = streamkit.Admin(broker=url, datadir=datadir)
-    admin.create_topic("rides", partitions=4)
-    producer = streamkit.Producer(broker=url, datadir=datadir, linger_ms=1000,
-                                  batch_size=2000)
-    for ride in rides(n):
-        producer.send("rides", value=codec.dumps(ride),
-                      key=str(ride[key_field]).encode())
-    producer.flush()
-    producer.close()
+def run_app(tmp: str, events: int, mode: str, run: int) -> float:
+    """Events/s of the table agent over the rides in ``tmp`` (a new app each run)."""
+    url = f"log://{tmp}/log"
+    app = streamkit.App(f"bench{run}", broker=url, datadir=tmp, store="rocksdb://",
+                        web_enabled=False)
+    topic = app.topic("rides", value_type=TaxiRide, value_serializer="msgpack")
+    done = anyio.Event()
+    seen = 0
+    if mode == "window":
+        table = app.Table("per_minute", default=int).tumbling(
+            60, expires=3600).relative_to_field(TaxiRide.pickup)
+    else:
+        table = app.Table("per_location", default=int)
 
+    if mode == "count":
+        @app.agent(topic)
+        async def count(stream):
+            nonlocal seen
+            async for ride in stream:
+                table[ride.PULocationID] += 1
+                seen += 1
+                if seen == events:
+                    done.set()
+    elif mode == "count-group-by":
+        @app.agent(topic)
+        async def count(stream):
+            nonlocal seen
+            async for ride in stream.group_by(TaxiRide.PULocationID):
+                table[ride.PULocationID] += 1
+                seen += 1
+                if seen == events:
+                    done.set()
+    else:
+        @app.agent(topic)
+        async def count(stream):
+            nonlocal seen
+            async for ride in stream:
+                table[ride.vendorId] += 1
+                seen += 1
+                if seen == events:
+                    done.set()
 
-def run_app(events: int, mode: str) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"log://{tmp}/log"
-        produce(url, tmp, events, "vendorId" if mode != "count" else "PULocationID")
-        app = streamkit.App("bench", broker=url, datadir=tmp, store="rocksdb://",
-                            web_enabled=False)
-        topic = app.topic("rides", value_type=TaxiRide, value_serializer="msgpack")
-        done = anyio.Event()
-        seen = 0
-        if mode == "window":
-            table = app.Table("per_minute", default=int).tumbling(
-                60, expires=3600).relative_to_field(TaxiRide.pickup)
-        else:
-            table = app.Table("per_location", default=int)
+    async def main() -> float:
+        worker = Worker(app, install_signal_handlers=False)
+        async with anyio.create_task_group() as tg:
+            start = clock()
+            tg.start_soon(worker.run_async)
+            await done.wait()
+            worker.commit()   # every change in the changelog and the store
+            elapsed = clock() - start
+            worker.stop()
+        return elapsed
 
-        if mode == "count":
-            @app.agent(topic)
-            async def count(stream):
-                nonlocal seen
-                async for ride in stream:
-                    table[ride.PULocationID] += 1
-                    seen += 1
-                    if seen == events:
-                        done.set()
-        elif mode == "count-group-by":
-            @app.agent(topic)
-            async def count(stream):
-                nonlocal seen
-                async for ride in stream.group_by(TaxiRide.PULocationID):
-                    table[ride.PULocationID] += 1
-                    seen += 1
-                    if seen == events:
-                        done.set()
-        else:
-            @app.agent(topic)
-            async def count(stream):
-                nonlocal seen
-                async for ride in stream:
-                    table[ride.vendorId] += 1
-                    seen += 1
-                    if seen == events:
-                        done.set()
-
-        async def main() -> float:
-            worker = Worker(app, install_signal_handlers=False)
-            async with anyio.create_task_group() as tg:
-                start = clock()
-                tg.start_soon(worker.run_async)
-                await done.wait()
-                worker.commit()   # every change in the changelog and the store
-                elapsed = clock() - start
-                worker.stop()
-            return elapsed
-
-        elapsed = anyio.run(main)
-        return events / elapsed
+    elapsed = anyio.run(main)
+    return events / elapsed
 
 
 RESTART_APP = textwrap.dedent('''
@@ -177,9 +163,19 @@ def main() -> None:
             print(f"restart {args.keys:,} keys: median {statistics.median(times):.2f} s"
                   f"  runs: {', '.join(f'{t:.2f}' for t in times)}")
             continue
-        rates = [run_app(args.events, mode) for _ in range(args.runs)]
+        rates, ratios = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"log://{tmp}/log"
+            produce(url, "rides", args.events, "msgpack", datadir=tmp,
+                    key_field="PULocationID" if mode == "count" else "vendorId")
+            for run in range(args.runs):  # interleaved with the yardstick
+                rates.append(run_app(tmp, args.events, mode, run))
+                ratios.append(rates[-1] / bare_loop(url, "rides", args.events, "msgpack",
+                                                    tmp, clock))
         print(f"{mode:15s} median {statistics.median(rates):>10,.0f} events/s"
               f"  runs: {', '.join(f'{r:,.0f}' for r in rates)}")
+        print(f"{mode + '/bare':15s} median {statistics.median(ratios):>10.2f}"
+              f"  runs: {', '.join(f'{r:.2f}' for r in ratios)}")
 
 
 if __name__ == "__main__":
