@@ -16,6 +16,7 @@ How a member lives (see streamkit.log.groupstore for the files):
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -159,8 +160,7 @@ class LogGroupConsumer:
             self._store.release(tp, self.member_id)
 
     def _take_pending(self) -> None:
-        taken = [tp for tp in sorted(self._pending)
-                 if self._store.acquire(tp, self.member_id)]
+        taken = self._acquire_by_partition_number()
         if not taken:
             return
         committed = self._store.read_offsets()
@@ -170,6 +170,29 @@ class LogGroupConsumer:
             self._last_committed[tp] = committed.get(tp, -1)
         if self._on_assign is not None:
             self._on_assign(taken)
+
+    def _acquire_by_partition_number(self) -> list[TopicPartition]:
+        """Pending partitions acquired, all those of one partition number or none.
+
+        A table partition (its RocksDB store) goes with the partition number, whichever
+        topic brought it: mid-rebalance, a member still on the old generation and one
+        on the new could otherwise each take a different topic's partition N and both
+        open table partition N. Taking each number's partitions in one fixed order and
+        giving them back on the first refusal means one member gets them all.
+        """
+        taken: list[TopicPartition] = []
+        by_number = sorted(self._pending, key=lambda tp: (tp.partition, tp.topic))
+        for _number, tps in itertools.groupby(by_number, key=lambda tp: tp.partition):
+            got: list[TopicPartition] = []
+            for tp in tps:
+                if not self._store.acquire(tp, self.member_id):
+                    for held in got:
+                        self._store.release(held, self.member_id)
+                    break
+                got.append(tp)
+            else:
+                taken += got
+        return sorted(taken)
 
     def _start_position(self, tp: TopicPartition, committed: int | None) -> int:
         start, end = self._broker.offsets(tp)

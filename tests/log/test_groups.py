@@ -237,3 +237,31 @@ def test_partition_is_not_taken_before_its_owner_revoked_it(broker):
     assert len(b.assignment()) == 2 and a.assignment().isdisjoint(b.assignment())
     a.close()
     b.close()
+
+
+def test_partitions_of_one_number_are_taken_together(broker):
+    # Tables open a store per partition number, whichever topic brought it. Mid-
+    # rebalance another member (here a bare handle on the group) may still hold y[2]:
+    # then this member must not take x[2] either, or both would open table partition 2.
+    _fill(broker, "x")
+    _fill(broker, "y")
+    other = broker._group_store("g")
+    other.register("other")
+    assert other.acquire(TopicPartition("y", 2), "other")
+    assigned: list[list[TopicPartition]] = []
+    member = broker.group_consumer("g", ["x", "y"], on_assign=assigned.append)
+    everything = {TopicPartition(t, p) for t in "xy" for p in range(4)}
+    member.poll(timeout=0.05)
+    assert member.assignment() == everything - {TopicPartition("x", 2),
+                                                TopicPartition("y", 2)}
+    other.release(TopicPartition("y", 2), "other")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and member.assignment() != everything:
+        member.poll(timeout=0.01)
+    assert member.assignment() == everything
+    for tps in assigned:   # every call brings both topics' partition N, or neither
+        numbers = {tp.partition for tp in tps}
+        assert set(tps) == {TopicPartition(t, p) for t in "xy" for p in numbers}
+    assert assigned[-1] == [TopicPartition("x", 2), TopicPartition("y", 2)]
+    member.close()
+    other.unregister("other")
