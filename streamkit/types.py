@@ -37,7 +37,9 @@ class Message:
     """
 
     __slots__ = ("topic", "partition", "offset", "timestamp", "timestamp_type",
-                 "key", "value", "headers")
+                 "key", "value", "_headers")
+    _FIELDS = ("topic", "partition", "offset", "timestamp", "timestamp_type", "key",
+               "value", "headers")
 
     def __init__(self, topic: str, partition: int, offset: int, timestamp: int,
                  timestamp_type: int, key: bytes | None, value: bytes | None,
@@ -52,6 +54,19 @@ class Message:
         self.headers = headers
 
     @property
+    def headers(self) -> Headers:
+        """``(key, value)`` pairs, as a list made on first read: the log hands over
+        a tuple, or nothing, and most messages are never asked for their headers."""
+        headers = self._headers
+        if type(headers) is not list:
+            headers = self._headers = list(headers) if headers else []
+        return headers
+
+    @headers.setter
+    def headers(self, headers: Headers) -> None:
+        self._headers = headers
+
+    @property
     def tp(self) -> TopicPartition:
         return TopicPartition(self.topic, self.partition)
 
@@ -62,7 +77,7 @@ class Message:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Message):
             return NotImplemented
-        return all(getattr(self, s) == getattr(other, s) for s in self.__slots__)
+        return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -310,7 +310,7 @@ class Segment:
                     m.timestamp_type = tstype
                     m.key = key
                     m.value = value
-                    m.headers = list(hs) if hs else []
+                    m._headers = hs   # a list on first read (Message.headers)
                     append(m)
                 if wanted <= 0:
                     return next_offset

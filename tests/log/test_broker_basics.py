@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from streamkit.log.partitioner import partition_for_key
 from streamkit.transport import connect
-from streamkit.types import CREATE_TIME, OutgoingRecord, TopicPartition
+from streamkit.types import CREATE_TIME, Message, OutgoingRecord, TopicPartition
 
 
 def test_offsets_are_dense_from_zero(broker):
@@ -121,6 +121,13 @@ def test_headers_keys_and_none_values_round_trip(broker):
     first, second = broker.fetch(TopicPartition("t", 0), 0)
     assert first.headers == headers and first.key == b"k" and first.value is None
     assert second.headers == [] and second.key is None and second.value == b"v"
+    # a list the reader may change, the same one on every read
+    second.headers.append(("added", b"1"))
+    assert second.headers == [("added", b"1")] and type(first.headers) is list
+    again = broker.fetch(TopicPartition("t", 0), 0)
+    assert again[0] == first and again[1].headers == []
+    assert again[0] == Message("t", 0, 0, first.timestamp, first.timestamp_type, b"k",
+                               None, list(headers))
 
 
 def test_produce_to_missing_topic_creates_it_with_default_partitions(broker):
