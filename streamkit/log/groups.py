@@ -157,16 +157,21 @@ class LogGroupConsumer:
         for tp in owned:
             del self._positions[tp]
             self._paused.discard(tp)
-            self._store.release(tp, self.member_id)
+        self._release(owned)
 
     def _take_pending(self) -> None:
         taken = self._acquire_by_partition_number()
         if not taken:
             return
-        committed = self._store.read_offsets()
+        try:
+            committed = self._store.read_offsets()
+            starts = {tp: self._start_position(tp, committed.get(tp)) for tp in taken}
+        except BaseException:
+            self._release(taken)   # flocks held but never read would block the next owner
+            raise
         for tp in taken:
             self._pending.discard(tp)
-            self._positions[tp] = self._start_position(tp, committed.get(tp))
+            self._positions[tp] = starts[tp]
             self._last_committed[tp] = committed.get(tp, -1)
         if self._on_assign is not None:
             self._on_assign(taken)
@@ -178,21 +183,31 @@ class LogGroupConsumer:
         topic brought it: mid-rebalance, a member still on the old generation and one
         on the new could otherwise each take a different topic's partition N and both
         open table partition N. Taking each number's partitions in one fixed order and
-        giving them back on the first refusal means one member gets them all.
+        giving them back on the first refusal means one member gets them all. (Members
+        of one generation hold the same numbers of every topic only when they subscribe
+        to the same, equally partitioned topics, as tables require anyway.)
         """
         taken: list[TopicPartition] = []
+        got: list[TopicPartition] = []
         by_number = sorted(self._pending, key=lambda tp: (tp.partition, tp.topic))
-        for _number, tps in itertools.groupby(by_number, key=lambda tp: tp.partition):
-            got: list[TopicPartition] = []
-            for tp in tps:
-                if not self._store.acquire(tp, self.member_id):
-                    for held in got:
-                        self._store.release(held, self.member_id)
-                    break
-                got.append(tp)
-            else:
-                taken += got
+        try:
+            for _number, tps in itertools.groupby(by_number, key=lambda tp: tp.partition):
+                got = []
+                for tp in tps:
+                    if not self._store.acquire(tp, self.member_id):
+                        self._release(got)
+                        break
+                    got.append(tp)
+                else:
+                    taken += got
+        except BaseException:
+            self._release(taken + got)
+            raise
         return sorted(taken)
+
+    def _release(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self._store.release(tp, self.member_id)
 
     def _start_position(self, tp: TopicPartition, committed: int | None) -> int:
         start, end = self._broker.offsets(tp)

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from streamkit.errors import BrokerError
+from streamkit.log.groups import LogGroupConsumer
 from streamkit.transport import connect
 from streamkit.types import OutgoingRecord, TopicPartition
 
@@ -264,4 +265,29 @@ def test_partitions_of_one_number_are_taken_together(broker):
         assert set(tps) == {TopicPartition(t, p) for t in "xy" for p in numbers}
     assert assigned[-1] == [TopicPartition("x", 2), TopicPartition("y", 2)]
     member.close()
+    other.unregister("other")
+
+
+def test_a_failed_acquire_gives_back_the_flocks_already_taken(broker):
+    # An OS error while taking y[1] (say, out of file descriptors) must not leave x[1]
+    # held but unread: its next owner would wait for it as long as this member lives.
+    _fill(broker, "x")
+    _fill(broker, "y")
+    store = broker._group_store("g")
+    real_acquire = store.acquire
+    failures = [TopicPartition("y", 1)]
+
+    def acquire(tp, member_id):
+        if tp in failures:
+            failures.remove(tp)
+            raise OSError(24, "Too many open files")
+        return real_acquire(tp, member_id)
+
+    store.acquire = acquire
+    with pytest.raises(OSError, match="Too many open files"):
+        LogGroupConsumer(broker, store, "g", ["x", "y"])
+    other = broker._group_store("g")
+    other.register("other")
+    for tp in [TopicPartition(t, p) for t in "xy" for p in range(4)]:
+        assert other.acquire(tp, "other"), tp      # nothing was left held
     other.unregister("other")
