@@ -1,6 +1,7 @@
 """Codecs (json, msgpack, raw, registry) and Serde (how topics decode keys/values)."""
 from __future__ import annotations
 
+import struct
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -163,6 +164,46 @@ def test_msgpack_records_with_int_keys_and_ext_types_in_a_batch() -> None:
             "payment_type": 1, "total_amount": 2.0, "pickup": when}
     out = Serde(Ride, "msgpack").loads_many([msgpack.packb(ride, datetime=True)] * 2)
     assert [r.pickup for r in out] == [when, when]
+
+
+def _exact(value):
+    """``value`` with every type made part of its equality (True != 1, NaN == NaN)."""
+    if isinstance(value, (list, tuple)):
+        return ("seq", [_exact(v) for v in value])
+    if isinstance(value, dict):
+        return ("map", [(_exact(k), _exact(v)) for k, v in value.items()])
+    if isinstance(value, float):
+        return ("float", struct.pack(">d", value))
+    return (type(value).__name__, value)
+
+
+_msgpack_leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
+                            st.floats(), st.text(max_size=20), st.binary(max_size=20))
+_msgpack_values = st.recursive(
+    _msgpack_leaves, lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(st.one_of(st.text(max_size=6), st.integers(0, 9)), inner,
+                        max_size=5)), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_msgpack_values, tail=st.binary(min_size=1, max_size=3),
+       cut=st.integers(1, 3), noise=st.binary(max_size=12))
+def test_msgpack_fast_decoder_accepts_only_what_msgpack_accepts(value, tail, cut, noise):
+    # The fast decoder may refuse more (the careful path decides then), never accept
+    # more, and never decode to anything else.
+    fast = codecs.get("msgpack").fast_loads
+    good = msgpack.packb(value)
+    for data in (good, good + tail, good[:-cut], noise, bytes(reversed(good))):
+        try:
+            expected = _exact(msgpack.unpackb(data))
+        except Exception:
+            expected = None
+        try:
+            got = _exact(fast(data))
+        except Exception:
+            continue
+        assert got == expected, data
 
 
 # ------------------------------------------------------------------ raw
