@@ -356,29 +356,32 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         *post,
         "    return self",
     ]
-    # Batch decoder: the same per-field code inlined into the loop, so one message
+    # Batch decoders: the same per-field code inlined into the loop, so one message
     # costs the codec call and no further Python call. Any error -> caller retries
-    # the batch one message at a time.
-    src += [
-        f"def _many(datas, unpack, *, {binds}):",
-        "    out = []",
-        "    append = out.append",
-        "    for data in datas:",
-        "        if data is None:",
-        "            append(None)",
-        "            continue",
-        "        d = unpack(data)",  # not a mapping: TypeError below, batch retried
-        "        self = _sk_new(_sk_cls)",
-        "        try:",
-        *_wire_lines(fields, fast, "            ", "self", coerce),
-        "            pass",
-        "        except KeyError:",
-        "            append(_sk_slow(d))",  # __init__ ran __post_init__ already
-        "            continue",
-        *("    " + line for line in post),
-        "        append(self)",
-        "    return out",
-    ]
+    # the batch one message at a time. ``_many`` decodes payloads with ``unpack``;
+    # ``_many_decoded`` takes what a codec's ``fast_loads_many`` already decoded.
+    for header, decode in ((f"def _many(datas, unpack, *, {binds}):", "unpack(data)"),
+                           (f"def _many_decoded(datas, *, {binds}):", "data")):
+        src += [
+            header,
+            "    out = []",
+            "    append = out.append",
+            "    for data in datas:",
+            "        if data is None:",
+            "            append(None)",
+            "            continue",
+            f"        d = {decode}",  # not a mapping: TypeError below, batch retried
+            "        self = _sk_new(_sk_cls)",
+            "        try:",
+            *_wire_lines(fields, fast, "            ", "self", coerce),
+            "            pass",
+            "        except KeyError:",
+            "            append(_sk_slow(d))",  # __init__ ran __post_init__ already
+            "            continue",
+            *("    " + line for line in post),
+            "        append(self)",
+            "    return out",
+        ]
     values = lambda obj: ", ".join(f"{obj}.{n}" for n in names)  # noqa: E731
     tuple_of = lambda obj: f"({values(obj)},)" if names else "()"  # noqa: E731
     src += [
@@ -411,6 +414,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
     cls.__init__.__doc__ = f"Build a {cls.__name__} from field values (validated)."
     cls._from_wire = staticmethod(env["_from_wire"])
     cls._many = staticmethod(env["_many"])
+    cls._many_decoded = staticmethod(env["_many_decoded"])
 
 
 _PLAIN_TYPES = (int, float, str, bool, bytes, datetime, date, time, Decimal, UUID)
@@ -481,6 +485,7 @@ class Record(metaclass=RecordMeta):
     _options: ClassVar[RecordOptions]
     _from_wire: ClassVar[Callable[[Any], Record]]
     _many: ClassVar[Callable[[list, Callable[[bytes], Any]], list]]
+    _many_decoded: ClassVar[Callable[[list], list]]
 
     def asdict(self) -> dict[str, Any]:
         """Field values by name; nested Records become dicts."""

@@ -56,13 +56,19 @@ class Serde:
         tname = getattr(type_, "__name__", None) or repr(type_)
         self._describe = f"{tname} ({label})" if type_ is not None else label
         self._loads_one = self._make_loads()
-        # A codec may offer ``fast_loads``: quicker, but allowed to fail on unusual
-        # input that ``loads`` accepts (a failure is retried the careful way).
+        # A codec may offer ``fast_loads`` and ``fast_loads_many``: quicker, but allowed
+        # to fail on unusual input that ``loads`` accepts (a failure is retried the
+        # careful way).
         self._many = None
         if _is_record_type(type_):
-            fast = getattr(self.codec, "fast_loads", None) or self.codec.loads
-            many = type_._many
-            self._many = lambda datas: many(datas, fast)  # one generated loop
+            fast_many = getattr(self.codec, "fast_loads_many", None)
+            if fast_many is not None:
+                decoded = type_._many_decoded
+                self._many = lambda datas: decoded(fast_many(datas))
+            else:
+                fast = getattr(self.codec, "fast_loads", None) or self.codec.loads
+                many = type_._many
+                self._many = lambda datas: many(datas, fast)  # one generated loop
         self._dumps_one = self._make_dumps()
         self.loads = self._make_checked_loads()
 

@@ -148,6 +148,17 @@ def test_msgpack_payload_with_extra_or_missing_bytes_is_a_decode_error(
             assert out[0] == out[2] == Ride(1, 1, 1.0, 1, 1.0)
 
 
+def test_msgpack_nil_payload_in_a_batch_is_not_a_tombstone() -> None:
+    # b"\xc0" is a payload (msgpack nil), not a missing value: it is not a Ride.
+    serde = Serde(Ride, "msgpack")
+    good = serde.dumps(Ride(1, 1, 1.0, 1, 1.0))
+    errors: list = []
+    out = serde.loads_many([good, b"\xc0", None, good], errors)
+    assert [i for i, _ in errors] == [1] and out[2] is None
+    assert "Ride: expected a mapping of fields, got None" in str(errors[0][1])
+    assert out[0] == out[3] == Ride(1, 1, 1.0, 1, 1.0)
+
+
 def test_msgpack_records_with_int_keys_and_ext_types_in_a_batch() -> None:
     # What the fast decoder refuses (int map keys, the timestamp extension) is decoded
     # by the careful path, in a batch as alone.
@@ -192,18 +203,19 @@ _msgpack_values = st.recursive(
 def test_msgpack_fast_decoder_accepts_only_what_msgpack_accepts(value, tail, cut, noise):
     # The fast decoder may refuse more (the careful path decides then), never accept
     # more, and never decode to anything else.
-    fast = codecs.get("msgpack").fast_loads
+    codec = codecs.get("msgpack")
     good = msgpack.packb(value)
     for data in (good, good + tail, good[:-cut], noise, bytes(reversed(good))):
         try:
             expected = _exact(msgpack.unpackb(data))
         except Exception:
             expected = None
-        try:
-            got = _exact(fast(data))
-        except Exception:
-            continue
-        assert got == expected, data
+        for fast in (codec.fast_loads, lambda data: codec.fast_loads_many([data])[0]):
+            try:
+                got = _exact(fast(data))
+            except Exception:
+                continue
+            assert got == expected, data
 
 
 # ------------------------------------------------------------------ raw
