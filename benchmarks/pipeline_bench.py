@@ -6,7 +6,8 @@ worker start to the agent's last event.
 
 Each run also times a bare Python loop over the same data (``taxi_data.bare_loop``);
 the ratio of the two, measured in the same run, is the figure to compare across
-machines.
+machines. ``--bare-decoder ormsgpack`` times the bare loop with ormsgpack instead of
+msgpack-python (msgpack values only): the fastest decoder a bare loop could use.
 
     python benchmarks/pipeline_bench.py [--events 200000] [--runs 5] [--serializer json]
 """
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import anyio
+import ormsgpack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout
 sys.path.insert(0, str(Path(__file__).parent))
@@ -73,6 +75,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--serializer", default="both", choices=["json", "msgpack", "both"])
     parser.add_argument("--cpu", action="store_true", help="rate per CPU second")
+    parser.add_argument("--bare-decoder", choices=["usual", "ormsgpack"], default="usual",
+                        help="decoder of the bare loop's msgpack values")
     args = parser.parse_args()
     if args.cpu:
         global clock
@@ -84,8 +88,10 @@ def main() -> None:
             produce(f"log://{tmp}/log", "rides", args.events, serializer, datadir=tmp)
             for run in range(args.runs):  # interleaved: both see the same machine state
                 rates.append(run_once(tmp, args.events, serializer, run))
+                fast = ormsgpack.unpackb if (args.bare_decoder == "ormsgpack"
+                                             and serializer == "msgpack") else None
                 bare.append(bare_loop(f"log://{tmp}/log", "rides", args.events,
-                                      serializer, tmp, clock))
+                                      serializer, tmp, clock, fast))
                 ratios.append(rates[-1] / bare[-1])
         print(f"pipeline {serializer:8s} median {statistics.median(rates):>10,.0f} events/s"
               f"  runs: {', '.join(f'{r:,.0f}' for r in rates)}")

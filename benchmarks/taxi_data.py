@@ -58,16 +58,18 @@ def produce(broker_url: str, topic: str, n: int, serializer: str, partitions: in
 
 
 def bare_loop(broker_url: str, topic: str, n: int, serializer: str, datadir: str,
-              clock: Callable[[], float] = time.perf_counter) -> float:
+              clock: Callable[[], float] = time.perf_counter,
+              decode: Callable[[bytes], dict] | None = None) -> float:
     """Events/s of a plain Python loop over the same rides: the yardstick.
 
     ``streamkit.Consumer`` batches of 1000, each value decoded into a dict with the
     format's usual Python decoder (``msgpack.unpackb``, ``json.loads``) and one field
     summed; no agent, no Record, no offsets committed. Benchmarks report their rate as
     a ratio to this one, measured in the same run: the machines here are noisy, the
-    ratio much less so.
+    ratio much less so. ``decode`` replaces the usual decoder.
     """
-    decode = msgpack.unpackb if serializer == "msgpack" else json.loads
+    if decode is None:
+        decode = msgpack.unpackb if serializer == "msgpack" else json.loads
     consumer = streamkit.Consumer(topic, broker=broker_url, datadir=datadir,
                                   auto_offset_reset="earliest", max_poll_records=1000)
     seen, amount = 0, 0.0
