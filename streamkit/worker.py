@@ -214,7 +214,8 @@ class Worker:
             enable_auto_commit=False,
             session_timeout=app.conf.session_timeout,
             on_assign=app.on_partitions_assigned,
-            on_revoke=app.on_partitions_revoked)
+            on_revoke=app.on_partitions_revoked,
+            copartitioned=any(not t.is_global for t in app.tables.values()))
 
     def _stop_streams(self) -> None:
         fetcher = self.app.fetcher

@@ -313,7 +313,10 @@ class LogBroker:
                        auto_commit_interval: float = 5.0,
                        session_timeout: float = 10.0,
                        on_assign: RebalanceCallback | None = None,
-                       on_revoke: RebalanceCallback | None = None) -> LogGroupConsumer:
+                       on_revoke: RebalanceCallback | None = None,
+                       copartitioned: bool = False) -> LogGroupConsumer:
+        # ``copartitioned`` needs nothing here: groups of the log always use the range
+        # assignor and take the partitions of one number together (groups.py).
         if self._unacked:
             self._drain()
         for topic in topics:

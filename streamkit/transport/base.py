@@ -119,8 +119,13 @@ class Broker(Protocol):
                        auto_commit_interval: float = 5.0,
                        session_timeout: float = 10.0,
                        on_assign: RebalanceCallback | None = None,
-                       on_revoke: RebalanceCallback | None = None) -> GroupConsumer:
-        """Join ``group_id`` subscribed to ``topics`` (created if missing)."""
+                       on_revoke: RebalanceCallback | None = None,
+                       copartitioned: bool = False) -> GroupConsumer:
+        """Join ``group_id`` subscribed to ``topics`` (created if missing).
+
+        ``copartitioned=True``: a member gets the same partition numbers of every
+        topic, as tables need (their partition N goes with partition N of any topic).
+        """
 
     def list_groups(self) -> list[str]: ...
 

@@ -287,10 +287,13 @@ class KafkaBroker:
                        auto_commit_interval: float = 5.0,
                        session_timeout: float = 10.0,
                        on_assign: RebalanceCallback | None = None,
-                       on_revoke: RebalanceCallback | None = None) -> KafkaGroupConsumer:
+                       on_revoke: RebalanceCallback | None = None,
+                       copartitioned: bool = False) -> KafkaGroupConsumer:
         """Join ``group_id`` on ``topics`` (created if missing). Kafka's group
         coordinator assigns partitions; ``on_revoke``/``on_assign`` get the partitions
-        given up / taken in each rebalance."""
+        given up / taken in each rebalance. ``copartitioned=True`` uses the range
+        assignor (eager): cooperative-sticky, the default, balances partitions without
+        giving a member the same numbers of every topic (decision 601)."""
         if auto_offset_reset not in ("earliest", "latest"):
             raise errors.InvalidConfig(f"auto_offset_reset={auto_offset_reset!r}: use "
                                        "'earliest' or 'latest'")
@@ -308,7 +311,8 @@ class KafkaBroker:
             "session.timeout.ms": session_ms,
             "heartbeat.interval.ms": max(100, session_ms // 4),
         })
-        conf.setdefault("partition.assignment.strategy", "cooperative-sticky")
+        conf.setdefault("partition.assignment.strategy",
+                        "range" if copartitioned else "cooperative-sticky")
         return KafkaGroupConsumer(conf, group_id, topics, servers=self.servers,
                                   enable_auto_commit=enable_auto_commit,
                                   on_assign=on_assign, on_revoke=on_revoke,

@@ -108,3 +108,31 @@ async def test_dead_letters_and_timers_on_kafka(tansu):
     (record,) = broker.fetch(streamkit.TopicPartition(dlq, partition), 0, 10, timeout=2.0)
     assert record.value == b'{"vendorId": "x"}'
     assert dict(record.headers)["streamkit.source.topic"] == f"{name}-rides".encode()
+
+
+async def test_workers_of_an_app_with_tables_get_copartitioned_assignments(tansu):
+    # Tables keep partition N wherever partition N of any topic is (docs/tables.md).
+    # Kafka's cooperative-sticky assignor splits three members over the source topic
+    # and the group_by topic without that; a worker of an app with tables asks for it.
+    name = f"app-{uuid.uuid4().hex[:8]}"
+    apps = [make_app(tansu, name)[0] for _ in range(3)]
+    workers = [Worker(app, install_signal_handlers=False) for app in apps]
+    topics = {f"{name}-rides", f"{name}-vendor-repartition"}
+
+    def held() -> list[set]:
+        return [w.consumer.assignment() if w.consumer is not None else set()
+                for w in workers]
+
+    async with anyio.create_task_group() as tg:
+        for worker in workers:
+            tg.start_soon(worker.run_async)
+        with anyio.fail_after(60):
+            while not (all(held()) and sum(len(h) for h in held()) == 8
+                       and {tp.topic for h in held() for tp in h} == topics):
+                await anyio.sleep(0.1)
+        assignments = held()
+        for worker in workers:
+            worker.stop()
+    for assignment in assignments:
+        numbers = [{tp.partition for tp in assignment if tp.topic == t} for t in topics]
+        assert numbers[0] == numbers[1], assignments

@@ -213,3 +213,28 @@ def test_seek_from_on_assign_sets_the_start_offset(broker, topic_name):
     with pytest.raises(Exception, match=r"not assigned"):
         consumer.seek(TopicPartition(topic_name, 9), 0)
     consumer.close()
+
+
+def test_copartitioned_members_get_the_same_numbers_of_every_topic(broker, topic_name):
+    # Tables keep partition N wherever partition N of any topic is: with three members
+    # on two 4-partition topics, each member's numbers must match across the topics.
+    x, y = f"{topic_name}-x", f"{topic_name}-y"
+    _fill(broker, x)
+    _fill(broker, y)
+    group = _group()
+    members = [broker.group_consumer(group, [x, y], session_timeout=SESSION,
+                                     copartitioned=True) for _ in range(3)]
+    everything = {TopicPartition(t, p) for t in (x, y) for p in range(4)}
+
+    def settled(_got):
+        held = [m.assignment() for m in members]
+        return all(held) and set().union(*held) == everything and \
+            sum(len(h) for h in held) == len(everything)
+
+    _poll_until(members, settled, timeout=40)
+    for member in members:
+        numbers = {t: {tp.partition for tp in member.assignment() if tp.topic == t}
+                   for t in (x, y)}
+        assert numbers[x] == numbers[y], numbers
+    for member in members:
+        member.close()
