@@ -84,12 +84,12 @@ def main() -> None:
     serializers = ["msgpack", "json"] if args.serializer == "both" else [args.serializer]
     for serializer in serializers:
         rates, bare, ratios = [], [], []
+        fast = ormsgpack.unpackb if (args.bare_decoder == "ormsgpack"
+                                     and serializer == "msgpack") else None
         with tempfile.TemporaryDirectory() as tmp:
             produce(f"log://{tmp}/log", "rides", args.events, serializer, datadir=tmp)
             for run in range(args.runs):  # interleaved: both see the same machine state
                 rates.append(run_once(tmp, args.events, serializer, run))
-                fast = ormsgpack.unpackb if (args.bare_decoder == "ormsgpack"
-                                             and serializer == "msgpack") else None
                 bare.append(bare_loop(f"log://{tmp}/log", "rides", args.events,
                                       serializer, tmp, clock, fast))
                 ratios.append(rates[-1] / bare[-1])

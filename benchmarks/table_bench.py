@@ -21,6 +21,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from operator import attrgetter
 from pathlib import Path
 
 import anyio
@@ -52,33 +53,18 @@ def run_app(tmp: str, events: int, mode: str, run: int) -> float:
     else:
         table = app.Table("per_location", default=int)
 
-    if mode == "count":
-        @app.agent(topic)
-        async def count(stream):
-            nonlocal seen
-            async for ride in stream:
-                table[ride.PULocationID] += 1
-                seen += 1
-                if seen == events:
-                    done.set()
-    elif mode == "count-group-by":
-        @app.agent(topic)
-        async def count(stream):
-            nonlocal seen
-            async for ride in stream.group_by(TaxiRide.PULocationID):
-                table[ride.PULocationID] += 1
-                seen += 1
-                if seen == events:
-                    done.set()
-    else:
-        @app.agent(topic)
-        async def count(stream):
-            nonlocal seen
-            async for ride in stream:
-                table[ride.vendorId] += 1
-                seen += 1
-                if seen == events:
-                    done.set()
+    key_of = attrgetter("vendorId" if mode == "window" else "PULocationID")
+
+    @app.agent(topic)
+    async def count(stream):
+        nonlocal seen
+        if mode == "count-group-by":
+            stream = stream.group_by(TaxiRide.PULocationID)
+        async for ride in stream:
+            table[key_of(ride)] += 1
+            seen += 1
+            if seen == events:
+                done.set()
 
     async def main() -> float:
         worker = Worker(app, install_signal_handlers=False)

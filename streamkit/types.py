@@ -38,8 +38,7 @@ class Message:
 
     __slots__ = ("topic", "partition", "offset", "timestamp", "timestamp_type",
                  "key", "value", "_headers")
-    _FIELDS = ("topic", "partition", "offset", "timestamp", "timestamp_type", "key",
-               "value", "headers")
+    _FIELDS = tuple(name.lstrip("_") for name in __slots__)  # headers via its property
 
     def __init__(self, topic: str, partition: int, offset: int, timestamp: int,
                  timestamp_type: int, key: bytes | None, value: bytes | None,
