@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from streamkit.errors import DecodeError, InvalidConfig, KafkaTimeoutError
+from streamkit.errors import CorruptRecord, DecodeError, InvalidConfig, KafkaTimeoutError
 from streamkit.transport import connect
 from streamkit.transport.base import Broker, GroupConsumer
 from streamkit.types import (GroupOffset, Headers, Message, OutgoingRecord,
@@ -253,7 +253,12 @@ class _AllPartitions:
             for tp, position in self._positions.items():
                 if tp in self._paused:
                     continue
-                messages = self._broker.fetch(tp, position, max_records - len(out))
+                try:
+                    messages = self._broker.fetch(tp, position, max_records - len(out))
+                except CorruptRecord:
+                    if out:
+                        break                # hand these out; a later poll raises
+                    raise
                 if messages:
                     self._positions[tp] = messages[-1].offset + 1
                     out.extend(messages)

@@ -9,7 +9,7 @@ from streamkit.errors import InvalidConfig, InvalidTopicName
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]{1,249}\Z")
 
 #: Names the log keeps for itself inside its root directory.
-RESERVED_NAMES = frozenset({"__consumer_groups", "__trash"})
+RESERVED_NAMES = frozenset({"__consumer_groups", "__trash", "__quarantine"})
 
 DEFAULTS: dict[str, str] = {
     "cleanup.policy": "delete",

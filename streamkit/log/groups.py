@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
-from streamkit.errors import InvalidConfig, OffsetOutOfRange, UnknownTopic
+from streamkit.errors import CorruptRecord, InvalidConfig, OffsetOutOfRange, UnknownTopic
 from streamkit.types import Message, TopicPartition
 
 log = logging.getLogger("streamkit.log")
@@ -272,6 +272,10 @@ class LogGroupConsumer:
                 continue
             except UnknownTopic:
                 continue                     # deleted under us: nothing to read
+            except CorruptRecord:
+                if out:
+                    break                    # hand these out; a later poll raises
+                raise
             if messages:
                 self._positions[tp] = messages[-1].offset + 1
                 out.extend(messages)

@@ -4,12 +4,20 @@ compaction, over a partition store (files or memory).
 Every change to a partition happens under the store's lock (an flock across
 processes), after re-reading whatever other processes appended, so offsets stay dense
 however many processes write. Reads take no lock: batches are only ever appended, a
-reader indexes a batch once all of its bytes are there, and compaction and retention
-replace or delete whole segment files, which a reader notices and re-resolves.
+reader indexes a batch once a writer has published the recovery point past it, and
+compaction and retention replace or delete whole segment files, which a reader notices
+and re-resolves.
+
+Nothing acknowledged is removed: bytes before the recovery point (``storage``) must be
+whole batches, and a batch there that is not is corruption, reported with its offset;
+reads hand out the records before it, appends are refused while the chain of batch
+headers is broken, and only ``streamkit log repair`` moves damage aside. Only bytes
+after the recovery point can be an interrupted write, and only those are cut.
 """
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -17,6 +25,7 @@ from collections.abc import Sequence
 from streamkit.errors import CorruptRecord, UnknownTopic
 from streamkit.log.config import TopicConfig
 from streamkit.log.segment import Segment, encode_batch, segment_name
+from streamkit.log.storage import RecoveryPoint, boot_id
 from streamkit.types import Message
 
 log = logging.getLogger("streamkit.log")
@@ -47,7 +56,6 @@ class Partition:
         self.segments: list[Segment] = []
         self._bases: list[int] = []
         self._version: object = None
-        self._tail_checked = False
         self._relisted_at = 0.0
         self._retention_checked_at = time.monotonic()
         self._started: tuple[int, int] = (-1, 0)       # (segment base, rolled in at ms)
@@ -57,15 +65,16 @@ class Partition:
         return UnknownTopic(f"topic {self.topic!r} partition {self.partition} no longer "
                             "exists (deleted)")
 
-    def refresh(self, force: bool = False) -> None:
-        """Re-read the list of segments if another process (or cleanup) changed it."""
+    def refresh(self, force: bool = False) -> bool:
+        """Re-read the list of segments if another process (or cleanup) changed it.
+        Returns True if a segment was added, replaced or removed."""
         try:
             version = self.store.version()
         except FileNotFoundError:
             self.close()
             raise self._gone() from None
         if version == self._version and not force:
-            return
+            return False
         self._version = version
         self._relisted_at = time.monotonic()
         try:
@@ -85,55 +94,110 @@ class Partition:
             handle = self.store.open(base)
             if handle is None:
                 continue
-            seg = Segment(base, handle, self.topic, self.partition)
-            seg.scan()
-            segments.append(seg)
+            segments.append(Segment(base, handle, self.topic, self.partition))
         for seg in old.values():
             seg.close()
+        if len(segments) == len(self.segments) and \
+                all(a is b for a, b in zip(segments, self.segments)):
+            return False
         self.segments = segments
         self._bases = [seg.base for seg in segments]
+        return True
 
     def _sync_tail_locked(self) -> Segment:
-        """Under the lock: learn what other processes appended, truncate a torn tail,
-        and return the active (last) segment."""
+        """Under the lock: learn what other processes appended and return the active
+        (last) segment, indexed to its end, with the recovery point at that end."""
         self.refresh()
         if not self.segments:
-            # every segment vanished (should not happen): start one at the known end
-            self.segments = [Segment(0, self.store.create(0), self.topic, self.partition)]
-            self._bases = [0]
+            raise CorruptRecord(
+                f"corrupt log: {self.topic}[{self.partition}] has no segment file left "
+                f"(recovery point: {self.store.read_recovery()}); appends are refused",
+                self.topic, self.partition, 0)
         seg = self.segments[-1]
-        status = seg.scan()
-        if self._rolled_elsewhere(seg):
+        point = self.store.read_recovery()
+        if point is not None and point.base > seg.base:
+            self.refresh(force=True)              # another process rolled
             seg = self.segments[-1]
-            status = seg.scan()
-        torn = status != "ok"
-        if not self._tail_checked:
-            self._tail_checked = True
-            if not torn and not seg.check_last_batch():
-                seg.drop_last_batch()
-                torn = True
-        if torn:
-            size = seg.handle.size()
-            log.warning("truncated a torn tail of %s[%d]: %d bytes after offset %s in "
-                        "segment %s (a write that never completed)", self.topic,
-                        self.partition, size - seg.end, seg.next_offset,
-                        segment_name(seg.base))
+        size = seg.handle.size()
+        if point is not None and point.base == seg.base and \
+                point.end == size == seg.end and point.boot == boot_id():
+            if point.next_offset != seg.next_offset:
+                raise seg.corrupt(len(seg.positions), (
+                    f"the batch headers end at offset {seg.next_offset - 1}, the recovery "
+                    f"point at {point.next_offset - 1}; appends are refused"))
+            return seg
+        return self._recover_locked(seg, point, size)
+
+    def _recover_locked(self, seg: Segment, point: RecoveryPoint | None,
+                        size: int) -> Segment:
+        """Check the active segment against the recovery point, cut an interrupted
+        write after it, and publish the point again (the slow path of an append)."""
+        boot = boot_id()
+        same_boot = point is not None and point.boot == boot
+        if same_boot:
+            assert point is not None
+            confirmed = point.end if point.base == seg.base else 0
+            cause = ("a write that never completed (its producer stopped mid-write; "
+                     "it was never acknowledged)")
+        else:
+            # a restart of the machine (or no point: an older streamkit wrote this log):
+            # only what was fsynced is sure to be whole
+            synced_base, synced_end = self.store.read_synced()
+            confirmed = size if synced_base > seg.base else \
+                synced_end if synced_base == seg.base else 0
+            if point is not None and point.base == seg.base:
+                confirmed = min(confirmed, point.end)
+            cause = ("bytes that were not fsynced when the machine restarted (written "
+                     "with acks=0 or 1)" if point is not None else
+                     "bytes after the last fsync, in a log without a recovery point")
+        if size < confirmed:
+            raise seg.corrupt(len(seg.positions), (
+                f"the segment ends at byte {size}, before byte {confirmed} where "
+                "completed writes end: acknowledged records are missing; appends are "
+                "refused"))
+        if seg.end > confirmed:
+            seg.reset_index()
+        problem = seg.scan(confirmed, whole=same_boot)
+        if problem is None and same_boot and point is not None and \
+                point.base == seg.base and point.next_offset != seg.next_offset:
+            problem = (f"the batch headers end at offset {seg.next_offset - 1}, the "
+                       f"recovery point at {point.next_offset - 1}")
+        if problem is not None:
+            raise seg.corrupt(len(seg.positions), problem + "; appends are refused")
+        problem = seg.adopt(size, seg.next_offset)
+        if problem is not None:
+            log.warning("%s[%d]: cut %d bytes after offset %d in segment %s: %s (%s)",
+                        self.topic, self.partition, size - seg.end, seg.next_offset - 1,
+                        segment_name(seg.base), cause, problem)
             seg.handle.truncate(seg.end)
+        if not same_boot and point is not None and point.base == seg.base and \
+                point.next_offset > seg.next_offset:
+            self._skip_offsets_locked(seg, point.next_offset)
+        self._publish_locked(seg)
         return seg
+
+    def _skip_offsets_locked(self, seg: Segment, next_offset: int) -> None:
+        """Records up to ``next_offset`` were lost in a restart of the machine: write
+        an empty batch that keeps their offsets, so none is ever handed out twice."""
+        log.warning("%s[%d]: offsets %d-%d were lost in a restart of the machine before "
+                    "they were fsynced (acks=0 or 1); they are skipped, not reused",
+                    self.topic, self.partition, seg.next_offset, next_offset - 1)
+        data = encode_batch(seg.next_offset, next_offset - 1, [], -1, False)
+        pos = seg.end
+        seg.handle.append(data)
+        seg.add(pos, seg.next_offset, next_offset - 1, 0, -1, pos + len(data))
+
+    def _publish_locked(self, seg: Segment) -> None:
+        """Record that every byte of ``seg`` up to its indexed end is whole."""
+        self.store.write_recovery(RecoveryPoint(seg.base, seg.end, seg.next_offset,
+                                                boot_id()))
 
     def _rolled_elsewhere(self, seg: Segment) -> bool:
         """True (and the segment list re-read) if another process rolled past ``seg``:
         then a segment named after ``seg``'s end offset exists. Checked by name because
         a directory's mtime may miss it (its clock can be coarse)."""
-        if seg is self.segments[-1] and seg.lasts and \
-                self.store.exists(seg.lasts[-1] + 1):
-            self.refresh(force=True)
-            return True
-        return False
-
-    def _next_offset(self) -> int:
-        seg = self.segments[-1]
-        return seg.lasts[-1] + 1 if seg.lasts else seg.base
+        return seg is self.segments[-1] and bool(seg.lasts) and \
+            self.store.exists(seg.lasts[-1] + 1) and self.refresh(force=True)
 
     def _segment_started(self, seg: Segment) -> int:
         """When the active segment was rolled in (ms), for ``segment.ms``. Kept in the
@@ -147,15 +211,18 @@ class Partition:
             self._started = started
         return self._started[1]
 
-    def _roll_locked(self) -> Segment:
-        """Close the active segment and start a new one at the next offset."""
-        base = self._next_offset()
+    def _roll_locked(self, seg: Segment) -> Segment:
+        """Close the active segment (fsynced: a closed segment is whole even after a
+        restart of the machine) and start a new one at the next offset."""
+        seg.handle.fsync()
+        base = seg.next_offset
         self._started = (base, _now_ms())
         self.store.write_rolled(self._started)
         seg = Segment(base, self.store.create(base), self.topic, self.partition)
         self.segments.append(seg)
         self._bases.append(base)
         self._version = None
+        self._publish_locked(seg)
         return seg
 
     # -- append --------------------------------------------------------------------
@@ -172,10 +239,10 @@ class Partition:
             rolled = False
             if seg.positions and (seg.end >= self.config.segment_bytes or
                                   now - self._segment_started(seg) >= self.config.segment_ms):
-                seg = self._roll_locked()
+                seg = self._roll_locked(seg)
                 rolled = True
-            first = self._next_offset()
-            chunks = []
+            first = seg.next_offset
+            batches = []
             pos = seg.end
             for start in range(0, len(rows), MAX_BATCH_RECORDS):
                 part = rows[start:start + MAX_BATCH_RECORDS]
@@ -185,25 +252,36 @@ class Partition:
                 base = first + start
                 maxts = max(ts)
                 data = encode_batch(base, base + len(part) - 1, body, maxts, lat)
-                chunks.append(data)
-                seg.positions.append(pos)
-                seg.firsts.append(base)
-                seg.lasts.append(base + len(part) - 1)
-                seg.counts.append(len(part))
+                batches.append((pos, base, len(part), maxts, data))
                 pos += len(data)
-                if maxts > seg.max_timestamp:
-                    seg.max_timestamp = maxts
             try:
-                seg.handle.append(b"".join(chunks))
-            except BaseException:
-                seg.reset_index()
-                seg.scan()
+                seg.handle.append(b"".join(b[4] for b in batches))
+            except BaseException as exc:
+                self._undo_write_locked(seg, exc)
                 raise
-            seg.end = end = pos
+            for at, base, count, maxts, data in batches:
+                seg.add(at, base, base + count - 1, count, maxts, at + len(data))
+            self._publish_locked(seg)
+            end = seg.end
             if rolled or time.monotonic() - self._retention_checked_at > \
                     RETENTION_CHECK_SECONDS:
                 self._cleanup_locked(compact=rolled, force=False)
         return first, stamps, (seg.base, end, seg.handle)
+
+    def _undo_write_locked(self, seg: Segment, error: BaseException) -> None:
+        """A write failed part way (a full disk, a signal): cut what it left, so the
+        next append starts on a batch boundary. Nothing of it was acknowledged."""
+        try:
+            left = seg.handle.size() - seg.end
+            if left:
+                seg.handle.truncate(seg.end)
+                log.warning("%s[%d]: a write of records from offset %d failed (%s); cut "
+                            "the %d bytes it left in segment %s (nothing of it was "
+                            "acknowledged)", self.topic, self.partition, seg.next_offset,
+                            error, left, segment_name(seg.base))
+        except OSError as exc:       # the next append finds them after the point
+            log.error("%s[%d]: could not cut a failed write: %s", self.topic,
+                      self.partition, exc)
 
     def fsync(self, mark: tuple) -> None:
         """Make everything up to ``mark`` durable, sharing fsyncs between processes:
@@ -225,82 +303,116 @@ class Partition:
 
     # -- read ----------------------------------------------------------------------
     def read(self, offset: int, max_records: int) -> list[Message]:
-        """Up to ``max_records`` messages at offsets >= ``offset`` (none if caught up)."""
+        """Up to ``max_records`` messages at offsets >= ``offset`` (none if caught up),
+        in offset order, each offset once. At damage, the records before it are
+        returned; a read that starts at it raises ``CorruptRecord``."""
         self.refresh()
         out: list[Message] = []
-        segments = self.segments
-        if not segments:
-            return out
         i = max(bisect_right(self._bases, offset) - 1, 0)
-        last = len(segments) - 1
-        while i <= last:
-            seg = segments[i]
-            if i == last:
-                if not seg.lasts or offset > seg.lasts[-1]:
-                    seg.scan()
-                    if not out and (seg.next_offset is None or offset >= seg.next_offset):
-                        self._caught_up(seg)
-                        if self.segments is not segments:
-                            return self._read_again(offset, max_records)
-            elif seg.end != seg.handle.size() and seg.scan() != "ok":
-                raise CorruptRecord(
-                    f"corrupt data in {self.topic}[{self.partition}] after offset "
-                    f"{seg.next_offset} (segment {segment_name(seg.base)})",
-                    self.topic, self.partition, seg.next_offset or seg.base)
-            try:
+        try:
+            while i < len(self.segments):
+                seg = self.segments[i]
+                if i < len(self.segments) - 1:
+                    self._index_closed(seg)
+                elif (not seg.lasts or offset > seg.lasts[-1]) and \
+                        self._index_active(seg, caught_up=not out):
+                    # the segment list changed under us: find ``offset`` again
+                    i = max(bisect_right(self._bases, offset) - 1, 0)
+                    continue
                 offset = seg.read(offset, max_records - len(out), out)
-            except CorruptRecord:
-                # a reader may have indexed a torn tail that a writer has since
-                # truncated and overwritten: re-index once before believing it
+                if len(out) >= max_records:
+                    break
+                i += 1
+        except CorruptRecord:
+            if out:
+                return out          # the next read, from the damage, raises
+            raise
+        return out
+
+    def _index_closed(self, seg: Segment) -> None:
+        """Index a closed segment whole: every byte of it was written completely."""
+        size = seg.handle.size()
+        if seg.end != size:
+            if seg.end > size:
                 seg.reset_index()
-                seg.scan()
-                offset = seg.read(offset, max_records - len(out), out)
-            if len(out) >= max_records:
-                break
-            i += 1
-        return out
+            problem = seg.scan(size)
+            if problem is not None:
+                raise seg.corrupt(len(seg.positions), problem)
 
-    def _read_again(self, offset: int, max_records: int) -> list[Message]:
-        """Read after the segment list changed under ``read``."""
-        out: list[Message] = []
-        if not self.segments:
-            return out
-        self.segments[-1].scan()
-        i = max(bisect_right(self._bases, offset) - 1, 0)
-        for seg in self.segments[i:]:
-            offset = seg.read(offset, max_records - len(out), out)
-            if len(out) >= max_records:
-                break
-        return out
-
-    def _caught_up(self, seg: Segment) -> None:
-        """Nothing new in the last known segment: follow a roll by another process, and
-        once a second re-check every segment (compaction renames files in place)."""
-        if self._rolled_elsewhere(seg):
-            return
-        if time.monotonic() - self._relisted_at > RELIST_SECONDS:
-            self.refresh(force=True)
+    def _index_active(self, seg: Segment, caught_up: bool) -> bool:
+        """Index what writers completed in the last segment. Returns True if the
+        segment list changed instead (another process rolled, or compacted)."""
+        size = seg.handle.size()
+        if size == seg.end:
+            if not caught_up:
+                return False
+            # nothing new here: follow a roll by another process, and once a second
+            # re-list every segment (compaction renames files in place)
+            if self._rolled_elsewhere(seg):
+                return True
+            return time.monotonic() - self._relisted_at > RELIST_SECONDS and \
+                self.refresh(force=True)
+        point = self.store.read_recovery()
+        if point is None or point.boot != boot_id():
+            with self.store.lock():          # the first reader after a restart recovers
+                self._sync_tail_locked()
+            point = self.store.read_recovery()
+            assert point is not None
+            if self.segments[-1] is not seg:
+                return True
+            size = seg.handle.size()
+        if point.base > seg.base:
+            if self.refresh(force=True):
+                return True
+            limit = size                       # closed meanwhile
+        elif point.base < seg.base:
+            return False                       # rolled in, nothing written yet
+        else:
+            limit = point.end
+            if limit > size:
+                size = seg.handle.size()       # (the write ended after our first look)
+            if limit > size:
+                raise seg.corrupt(len(seg.positions), (
+                    f"the segment ends at byte {size}, before byte {limit} where "
+                    "completed writes end: acknowledged records are missing"))
+        if seg.end > limit:
+            seg.reset_index()                  # cut by a recovery after a restart
+        problem = seg.scan(limit)
+        if problem is not None:
+            raise seg.corrupt(len(seg.positions), problem)
+        return False
 
     def end_offset(self) -> int:
         """The offset the next appended record will get."""
         self.refresh()
-        if not self.segments:
-            return 0
-        seg = self.segments[-1]
-        seg.scan()
-        if self._rolled_elsewhere(seg):
-            seg = self.segments[-1]
-            seg.scan()
-        return seg.next_offset if seg.next_offset is not None else seg.base
+        try:
+            while self.segments and self._index_active(self.segments[-1], caught_up=True):
+                pass
+        except CorruptRecord:
+            # the batch headers cannot be followed to the end; the recovery point
+            # still knows where the log ends (consumers see the damage when they read)
+            point = self.store.read_recovery()
+            if point is None or point.base != self.segments[-1].base:
+                raise
+            return point.next_offset
+        return self.segments[-1].next_offset if self.segments else 0
 
     def start_offset(self) -> int:
         """The first offset still held (the end offset when the log is empty)."""
         self.refresh()
-        for seg in self.segments:
+        for seg in self.segments[:-1]:
+            try:
+                self._index_closed(seg)
+            except CorruptRecord:
+                pass                  # damage after the start: the start still counts
             first = seg.first_offset()
             if first is not None:
                 return first
-        return self.end_offset()
+            if seg.end != seg.handle.size():
+                return seg.base
+        end = self.end_offset()
+        first = self.segments[-1].first_offset() if self.segments else None
+        return end if first is None else first
 
     def offsets(self) -> tuple[int, int]:
         end = self.end_offset()
@@ -308,7 +420,7 @@ class Partition:
 
     def size_bytes(self) -> int:
         self.refresh()
-        return sum(seg.end for seg in self.segments)
+        return sum(seg.handle.size() for seg in self.segments)
 
     # -- cleanup -------------------------------------------------------------------
     def cleanup(self, force: bool = True) -> None:
@@ -317,12 +429,16 @@ class Partition:
         with self.store.lock():
             seg = self._sync_tail_locked()
             if force and seg.positions:
-                self._roll_locked()
+                self._roll_locked(seg)
             self._cleanup_locked(compact=True, force=force)
 
     def _cleanup_locked(self, compact: bool, force: bool) -> None:
         self._retention_checked_at = time.monotonic()
         try:
+            for seg in self.segments[:-1]:
+                # retention and compaction judge segments by their index: never act on
+                # one that does not index whole (a damaged segment waits for repair)
+                self._index_closed(seg)
             if self.config.delete:
                 self._retention_locked()
             if compact and self.config.compact:
@@ -330,7 +446,8 @@ class Partition:
         except CorruptRecord:
             if force:
                 raise
-            log.exception("cleanup of %s[%d] failed", self.topic, self.partition)
+            log.error("cleanup of %s[%d] skipped: %s", self.topic, self.partition,
+                      sys.exc_info()[1])
 
     def _delete_segment(self, seg: Segment) -> None:
         self.store.delete(seg.base)
@@ -347,6 +464,11 @@ class Partition:
             for seg in closed:
                 if seg.max_timestamp >= cutoff:
                     break
+                if seg.max_timestamp_batch >= 0 and not seg.verify(seg.max_timestamp_batch):
+                    # a damaged header could make a new segment look old
+                    raise seg.corrupt(seg.max_timestamp_batch, (
+                        "the batch with the segment's newest timestamp fails its CRC; "
+                        "retention keeps the segment"))
                 log.info("retention.ms: deleting segment %s of %s[%d]",
                          segment_name(seg.base), self.topic, self.partition)
                 self._delete_segment(seg)
@@ -417,7 +539,7 @@ class Partition:
                      kept_total)
             seg.close()
             fresh = Segment(seg.base, self.store.open(seg.base), self.topic, self.partition)
-            fresh.scan()
+            fresh.scan(fresh.handle.size())
             self.segments[index] = fresh
         self._version = None
         self.store.write_cleaned(self.segments[-1].base)

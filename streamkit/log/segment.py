@@ -157,11 +157,13 @@ class Segment:
     """One segment and the in-memory index of its batches.
 
     ``positions[i]``, ``firsts[i]``, ``lasts[i]``, ``counts[i]`` describe batch ``i``;
-    ``end`` is the byte position after the last indexed batch.
+    ``end`` is the byte position after the last indexed batch. The index only ever
+    holds batches whose bytes a writer finished (``scan`` stops at a limit the caller
+    knows to be complete), so offsets in it increase strictly.
     """
 
     __slots__ = ("base", "handle", "positions", "firsts", "lasts", "counts", "end",
-                 "max_timestamp", "topic", "partition")
+                 "max_timestamp", "max_timestamp_batch", "topic", "partition")
 
     def __init__(self, base: int, handle: Handle, topic: str, partition: int) -> None:
         self.base = base
@@ -174,59 +176,100 @@ class Segment:
         self.counts: list[int] = []
         self.end = 0
         self.max_timestamp = -1
+        self.max_timestamp_batch = -1
 
     # -- index --------------------------------------------------------------------
-    def scan(self) -> str:
-        """Index batches appended since the last scan.
+    def add(self, pos: int, first: int, last: int, count: int, max_timestamp: int,
+            end: int) -> None:
+        """Index the batch at byte ``pos`` that ends at byte ``end``."""
+        self.positions.append(pos)
+        self.firsts.append(first)
+        self.lasts.append(last)
+        self.counts.append(count)
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.max_timestamp_batch = len(self.positions) - 1
+        self.end = end
 
-        Returns "ok" when the index reaches the end of the bytes, "partial" when the
-        bytes end inside a batch (a write in progress, or a torn tail), and "bad" when
-        the bytes after ``end`` are not a batch header (garbage).
-        """
-        size = self.handle.size()
+    def _header_problem(self, header: tuple, pos: int, limit: int) -> str | None:
+        """Why the batch header at byte ``pos`` cannot be the next batch, or None."""
+        magic, _crc, blen, first, last, count, _maxts, _attrs = header
+        if magic != MAGIC:
+            return f"no batch header at byte {pos} (magic {magic!r})"
+        if blen > MAX_BODY or pos + HEADER_SIZE + blen > limit:
+            return (f"the batch at byte {pos} claims {blen} bytes of body, past byte "
+                    f"{limit} where the completed writes end")
+        previous = self.lasts[-1] if self.lasts else self.base - 1
+        if first <= previous or last < first or not 0 <= count <= last - first + 1:
+            return (f"the batch at byte {pos} claims offsets {first}-{last} ({count} "
+                    f"records) after offset {previous}")
+        return None
+
+    def scan(self, limit: int, whole: bool = True) -> str | None:
+        """Index the batches between ``end`` and byte ``limit`` from their headers
+        (bodies are not read). Returns None once the index reaches ``limit``, else why
+        it stopped: a header that is not one, or a batch running past ``limit`` (not an
+        error if ``whole`` is false: ``limit`` may then fall inside a batch)."""
         pos = self.end
         span = SCAN_CHUNK
-        while pos < size:
-            chunk = self.handle.pread(min(span, size - pos), pos)
+        while pos < limit:
+            chunk = self.handle.pread(min(span, limit - pos), pos)
             if len(chunk) < HEADER_SIZE:
-                return "partial"
+                if not whole:
+                    return None
+                return f"{limit - pos} bytes at byte {pos} are too few for a batch header"
             off = 0
+            total = 0
             while off + HEADER_SIZE <= len(chunk):
-                magic, _crc, blen, first, last, count, maxts, _attrs = \
-                    _unpack_header(chunk, off)
-                if magic != MAGIC or blen > MAX_BODY or last < first or count < 0:
-                    self.end = pos + off
-                    return "bad"
-                total = HEADER_SIZE + blen
-                if pos + off + total > size:
-                    self.end = pos + off
-                    return "partial"
-                self.positions.append(pos + off)
-                self.firsts.append(first)
-                self.lasts.append(last)
-                self.counts.append(count)
-                if maxts > self.max_timestamp:
-                    self.max_timestamp = maxts
+                header = _unpack_header(chunk, off)
+                problem = self._header_problem(header, pos + off, limit)
+                if problem is not None:
+                    if not whole and header[0] == MAGIC and \
+                            pos + off + HEADER_SIZE + header[2] > limit:
+                        return None
+                    return problem
+                total = HEADER_SIZE + header[2]
+                self.add(pos + off, header[3], header[4], header[5], header[6],
+                         pos + off + total)
                 off += total
             # big batches: read just the next header instead of the bodies around it
             span = HEADER_SIZE if total > 8192 else SCAN_CHUNK
-            pos += off
-            self.end = pos
-        return "ok" if pos == size else "partial"
+            pos = self.end
+        return None
 
-    def check_last_batch(self) -> bool:
-        """True if the last indexed batch passes its CRC (used on open, under lock)."""
-        if not self.positions:
-            return True
-        pos = self.positions[-1]
-        data = self.handle.pread(self.end - pos, pos)
-        return _crc32(data[8:]) == _unpack_header(data, 0)[1]
+    def adopt(self, limit: int, next_offset: int) -> str | None:
+        """Index batches between ``end`` and ``limit`` that a writer may not have
+        finished, checking each one's CRC and that its offsets start at
+        ``next_offset`` and follow on. Returns None if all of them are whole, else why
+        the first that is not was refused (it and what follows are a torn write)."""
+        pos = self.end
+        while pos < limit:
+            head = self.handle.pread(HEADER_SIZE, pos)
+            if len(head) < HEADER_SIZE or pos + HEADER_SIZE > limit:
+                return f"{limit - pos} bytes at byte {pos} are too few for a batch header"
+            header = _unpack_header(head, 0)
+            problem = self._header_problem(header, pos, limit)
+            if problem is None and header[3] != next_offset:
+                problem = f"the batch at byte {pos} starts at offset {header[3]}, " \
+                          f"not {next_offset}"
+            if problem is not None:
+                return problem
+            body = self.handle.pread(header[2], pos + HEADER_SIZE)
+            if _crc32(body, _crc32(head[8:])) != header[1]:
+                return f"the batch at byte {pos} fails its CRC"
+            end = pos + HEADER_SIZE + header[2]
+            self.add(pos, header[3], header[4], header[5], header[6], end)
+            next_offset = header[4] + 1
+            pos = end
+        return None
 
-    def drop_last_batch(self) -> None:
-        self.end = self.positions.pop()
-        self.firsts.pop()
-        self.lasts.pop()
-        self.counts.pop()
+    def verify(self, k: int) -> bool:
+        """True if batch ``k`` passes its CRC."""
+        pos = self.positions[k]
+        stop = self.positions[k + 1] if k + 1 < len(self.positions) else self.end
+        data = self.handle.pread(stop - pos, pos)
+        return len(data) >= HEADER_SIZE and \
+            _crc32(memoryview(data)[8:]) == _unpack_header(data, 0)[1]
 
     def reset_index(self) -> None:
         self.positions.clear()
@@ -235,11 +278,12 @@ class Segment:
         self.counts.clear()
         self.end = 0
         self.max_timestamp = -1
+        self.max_timestamp_batch = -1
 
     @property
-    def next_offset(self) -> int | None:
-        """Offset after the last indexed batch, or None if the segment is empty."""
-        return self.lasts[-1] + 1 if self.lasts else None
+    def next_offset(self) -> int:
+        """Offset after the last indexed batch (the base if the segment is empty)."""
+        return self.lasts[-1] + 1 if self.lasts else self.base
 
     def first_offset(self) -> int | None:
         """Offset of the first record held here, or None if it holds none."""
@@ -251,20 +295,29 @@ class Segment:
     def size(self) -> int:
         return self.end
 
+    def corrupt(self, k: int, problem: str) -> CorruptRecord:
+        """The error for damage at batch ``k`` (``k == len(positions)``: at ``end``),
+        naming the first offset that cannot be read."""
+        offset = self.lasts[k - 1] + 1 if k else self.base
+        pos = self.positions[k] if k < len(self.positions) else self.end
+        return CorruptRecord(
+            f"corrupt log: {self.topic}[{self.partition}] at offset {offset} (segment "
+            f"{segment_name(self.base)}, byte {pos}): {problem}; see `streamkit log "
+            f"check {self.topic}` and `streamkit log repair {self.topic} --partition "
+            f"{self.partition}`", self.topic, self.partition, offset)
+
     # -- reading ------------------------------------------------------------------
     def read(self, offset: int, max_records: int, out: list[Message]) -> int:
         """Append to ``out`` up to ``max_records`` messages with offset >= ``offset``.
 
         Returns the offset to continue from: past the last batch read, or ``offset``
-        if this segment has nothing at or after it.
+        if this segment has nothing at or after it. A damaged batch raises
+        ``CorruptRecord``; the records of the batches before it stay in ``out``.
         """
         i = bisect_left(self.lasts, offset)
         n = len(self.positions)
         if i >= n:
             return offset
-        topic, partition = self.topic, self.partition
-        append = out.append
-        new_message = object.__new__
         wanted = max_records
         next_offset = offset
         while i < n and wanted > 0:
@@ -280,42 +333,63 @@ class Segment:
             view = memoryview(buf)
             for k in range(i, j):
                 pos = self.positions[k] - start
-                magic, crc, blen, first, last, count, _mt, attrs = _unpack_header(buf, pos)
-                body_end = pos + HEADER_SIZE + blen
-                if magic != MAGIC or _crc32(view[pos + 8:body_end]) != crc:
-                    raise CorruptRecord(
-                        f"corrupt record batch in {topic}[{partition}] at offset "
-                        f"{self.firsts[k]} (segment {segment_name(self.base)}, byte "
-                        f"{self.positions[k]}): CRC mismatch", topic, partition,
-                        self.firsts[k])
-                next_offset = last + 1
-                if not count:
+                header = _unpack_header(buf, pos)
+                body_end = pos + HEADER_SIZE + header[2]
+                if header[0] != MAGIC or _crc32(view[pos + 8:body_end]) != header[1]:
+                    raise self.corrupt(k, f"the batch at byte {self.positions[k]} "
+                                          "fails its CRC")
+                next_offset = header[4] + 1
+                if not header[5]:
                     continue
-                tstype = LOG_APPEND_TIME if attrs & ATTR_LOG_APPEND_TIME else CREATE_TIME
-                rows = _unpackb(view[pos + HEADER_SIZE:body_end], use_list=False)
-                if first < offset:
-                    rows = [r for r in rows if first + r[0] >= offset]
-                if len(rows) > wanted:
-                    rows = rows[:wanted]
-                    next_offset = first + rows[-1][0] + 1
-                wanted -= len(rows)
-                # object.__new__ and slot stores: a third cheaper than Message(...)
-                # (no __init__ frame per message), and the same object
-                for d, ts, key, value, hs in rows:
-                    m = new_message(Message)
-                    m.topic = topic
-                    m.partition = partition
-                    m.offset = first + d
-                    m.timestamp = ts
-                    m.timestamp_type = tstype
-                    m.key = key
-                    m.value = value
-                    m._headers = hs   # a list on first read (Message.headers)
-                    append(m)
+                done = len(out)
+                try:
+                    taken = self._messages(view[pos + HEADER_SIZE:body_end], header,
+                                           offset, wanted, out)
+                except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                    # a body that passes its CRC but is not what a writer writes:
+                    # none of its records is handed out
+                    del out[done:]
+                    raise self.corrupt(k, f"the batch at byte {self.positions[k]} "
+                                          f"holds no valid records ({exc})") from None
+                wanted -= taken
                 if wanted <= 0:
-                    return next_offset
+                    return out[-1].offset + 1 if taken else next_offset
             i = j
         return next_offset
+
+    def _messages(self, body: memoryview, header: tuple, offset: int, wanted: int,
+                  out: list[Message]) -> int:
+        """Append the records of one batch at offsets >= ``offset`` (at most
+        ``wanted``) to ``out``; return how many. Raises ValueError or TypeError if the
+        body is not a list of rows that fits the header (the CRC vouches for the rest:
+        a body that passes it is the one its writer wrote)."""
+        first, last, count, attrs = header[3], header[4], header[5], header[7]
+        rows = _unpackb(body, use_list=False)
+        if type(rows) is not tuple or len(rows) != count or \
+                not 0 <= rows[0][0] <= rows[-1][0] <= last - first:
+            raise ValueError(f"not {count} rows of offsets {first}-{last}")
+        if first < offset:
+            rows = [r for r in rows if first + r[0] >= offset]
+        if len(rows) > wanted:
+            rows = rows[:wanted]
+        tstype = LOG_APPEND_TIME if attrs & ATTR_LOG_APPEND_TIME else CREATE_TIME
+        topic, partition = self.topic, self.partition
+        append = out.append
+        new_message = object.__new__
+        # object.__new__ and slot stores: a third cheaper than Message(...) (no
+        # __init__ frame per message), and the same object
+        for d, ts, key, value, hs in rows:
+            m = new_message(Message)
+            m.topic = topic
+            m.partition = partition
+            m.offset = first + d
+            m.timestamp = ts
+            m.timestamp_type = tstype
+            m.key = key
+            m.value = value
+            m._headers = hs   # a list on first read (Message.headers)
+            append(m)
+        return len(rows)
 
     def iter_batches(self):
         """Yield (header, rows) of every indexed batch, checking CRCs."""
@@ -324,10 +398,7 @@ class Segment:
             buf = self.handle.pread(stop - pos, pos)
             header = _unpack_header(buf, 0)
             if header[0] != MAGIC or _crc32(memoryview(buf)[8:]) != header[1]:
-                raise CorruptRecord(
-                    f"corrupt record batch in {self.topic}[{self.partition}] at offset "
-                    f"{self.firsts[k]} (segment {segment_name(self.base)})",
-                    self.topic, self.partition, self.firsts[k])
+                raise self.corrupt(k, f"the batch at byte {pos} fails its CRC")
             yield header, _unpackb(memoryview(buf)[HEADER_SIZE:])
 
     def close(self) -> None:

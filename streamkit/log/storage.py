@@ -10,7 +10,16 @@ On disk::
     <root>/<topic>/<partition>/synced         flock'd to fsync; holds "fsynced up to"
     <root>/<topic>/<partition>/cleaned        offset the last compaction cleaned up to
     <root>/<topic>/<partition>/rolled         "<segment base> <ms>" of the last roll
+    <root>/<topic>/<partition>/recovery-point where the last completed write ended
     <root>/__consumer_groups/<group>/...      consumer groups (streamkit.log.groups)
+    <root>/__quarantine/<topic>/<partition>/  byte ranges ``streamkit log repair`` moved
+                                              out of segments (never deleted by streamkit)
+
+The recovery point is what separates a torn tail from corruption: every append writes it
+(under the partition lock) after its ``write(2)`` returned, so bytes before it were
+written completely, and only bytes after it may be an interrupted write. It also records
+the boot of the machine it was written in: after a restart of the machine, bytes that
+were never fsynced may be gone or garbage, and only the fsynced mark still holds.
 """
 from __future__ import annotations
 
@@ -22,27 +31,87 @@ import struct
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from streamkit.errors import TopicExists, UnknownTopic
 from streamkit.log.config import RESERVED_NAMES
 from streamkit.log.segment import FileHandle, Handle, MemoryHandle, segment_name
 
 _SYNCED = struct.Struct("<qq")
+_RECOVERY = struct.Struct("<4sqqq16s")
+_RECOVERY_MAGIC = b"SKR1"
+_RECOVERY_SIZE = _RECOVERY.size + 4          # + crc32 of the fields
+
+
+class RecoveryPoint(NamedTuple):
+    """Where the last completed append to a partition ended.
+
+    ``base``: the segment it went to; ``end``: the byte after it in that segment;
+    ``next_offset``: the offset the next record gets; ``boot``: the boot id of the
+    machine when it was written (see ``boot_id``)."""
+
+    base: int
+    end: int
+    next_offset: int
+    boot: bytes
+
+    def encode(self) -> bytes:
+        data = _RECOVERY.pack(_RECOVERY_MAGIC, self.base, self.end, self.next_offset,
+                              self.boot)
+        return data + struct.pack("<I", zlib.crc32(data))
+
+    @classmethod
+    def decode(cls, data: bytes) -> RecoveryPoint | None:
+        """The point in ``data``, or None if it is missing, short or damaged."""
+        if len(data) < _RECOVERY_SIZE:
+            return None
+        body = data[:_RECOVERY.size]
+        if struct.unpack_from("<I", data, _RECOVERY.size)[0] != zlib.crc32(body):
+            return None
+        magic, base, end, next_offset, boot = _RECOVERY.unpack(body)
+        if magic != _RECOVERY_MAGIC:
+            return None
+        return cls(base, end, next_offset, boot)
+
+
+_BOOT_ID: bytes | None = None
+
+
+def boot_id() -> bytes:
+    """16 bytes that change when the machine restarts (Linux's boot id); all zeros where
+    the system does not say, which makes every restart look like the same boot (the
+    strict reading: unsynced bytes that are damaged are then reported, not removed)."""
+    global _BOOT_ID
+    if _BOOT_ID is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as f:
+                _BOOT_ID = uuid.UUID(f.read().strip()).bytes
+        except (OSError, ValueError):
+            _BOOT_ID = bytes(16)
+    return _BOOT_ID
 
 
 def write_atomic(path: Path, data: bytes, fsync: bool = True) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new bytes, never
-    half (temp file + rename)."""
+    half (temp file + rename). A failed write (a full disk) leaves no temp file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def fsync_dir(path: Path | str) -> None:
@@ -61,6 +130,7 @@ class FilePartitionStore:
         self._dir = str(path)
         self._lock_fd = -1
         self._sync_fd = -1
+        self._recovery_fd = -1
 
     def version(self) -> tuple[int, int]:
         """Changes when segments are created, replaced or deleted (or the topic is
@@ -94,6 +164,7 @@ class FilePartitionStore:
 
     def replace(self, base: int, data: bytes) -> None:
         write_atomic(self.path / segment_name(base), data)
+        fsync_dir(self._dir)
 
     def delete(self, base: int) -> None:
         try:
@@ -130,6 +201,39 @@ class FilePartitionStore:
         """Record ``mark`` as fsynced (call inside ``sync_lock``)."""
         os.pwrite(self._sync_fd, _SYNCED.pack(*mark), 0)
 
+    def read_synced(self) -> tuple[int, int]:
+        """(segment base, byte) fsynced so far, read without the sync lock; (-1, -1)
+        if nothing was ever fsynced."""
+        try:
+            raw = (self.path / "synced").read_bytes()[:_SYNCED.size]
+        except FileNotFoundError:
+            return (-1, -1)
+        return _SYNCED.unpack(raw) if len(raw) == _SYNCED.size else (-1, -1)
+
+    def read_recovery(self) -> RecoveryPoint | None:
+        """The recovery point, or None if there is none (a log written by an older
+        streamkit) or it is damaged. A read that races a write sees a checksum
+        mismatch and is retried."""
+        if self._recovery_fd < 0:
+            try:
+                self._recovery_fd = os.open(os.path.join(self._dir, "recovery-point"),
+                                            os.O_RDWR)
+            except FileNotFoundError:
+                return None
+        for _ in range(3):
+            point = RecoveryPoint.decode(os.pread(self._recovery_fd, _RECOVERY_SIZE, 0))
+            if point is not None:
+                return point
+        return None
+
+    def write_recovery(self, point: RecoveryPoint) -> None:
+        """Record where the last completed append ended (under ``lock``). Not fsynced
+        by itself: after a machine restart only the fsynced mark is trusted."""
+        if self._recovery_fd < 0:
+            self._recovery_fd = os.open(os.path.join(self._dir, "recovery-point"),
+                                        os.O_RDWR | os.O_CREAT, 0o644)
+        os.pwrite(self._recovery_fd, point.encode(), 0)
+
     def read_cleaned(self) -> int:
         """Offset up to which the last compaction cleaned (0 if never)."""
         try:
@@ -152,10 +256,10 @@ class FilePartitionStore:
         (self.path / "rolled").write_text("%d %d" % rolled)
 
     def close(self) -> None:
-        for fd in (self._lock_fd, self._sync_fd):
+        for fd in (self._lock_fd, self._sync_fd, self._recovery_fd):
             if fd >= 0:
                 os.close(fd)
-        self._lock_fd = self._sync_fd = -1
+        self._lock_fd = self._sync_fd = self._recovery_fd = -1
 
     __del__ = close
 
@@ -170,6 +274,7 @@ class MemoryPartitionStore:
         self.deleted = False
         self.cleaned = 0
         self.rolled: tuple[int, int] | None = None
+        self.recovery: RecoveryPoint | None = RecoveryPoint(0, 0, 0, boot_id())
 
     def version(self) -> int:
         if self.deleted:
@@ -213,6 +318,15 @@ class MemoryPartitionStore:
 
     def set_synced(self, mark: tuple[int, int]) -> None:
         pass
+
+    def read_synced(self) -> tuple[int, int]:
+        return (1 << 62, 0)
+
+    def read_recovery(self) -> RecoveryPoint | None:
+        return self.recovery
+
+    def write_recovery(self, point: RecoveryPoint) -> None:
+        self.recovery = point
 
     def read_cleaned(self) -> int:
         return self.cleaned

@@ -70,7 +70,7 @@ def test_torn_tail_truncated_on_reopen(log_url, caplog):
     meta = reopened.produce("t", [OutgoingRecord(None, b"after")])[0]
     assert meta.offset == 30
     assert seg.stat().st_size > good_size
-    assert any("torn tail" in r.getMessage() for r in caplog.records)
+    assert any("a write that never completed" in r.getMessage() for r in caplog.records)
     assert _values(connect(log_url))[-2:] == [b"b2-9", b"after"]
 
 
@@ -90,18 +90,25 @@ def test_garbage_tail_truncated(log_url, garbage):
     assert _values(reader, 20) == [b"x"]        # and then reads on past the repair
 
 
-def test_last_batch_with_bad_crc_truncated_on_reopen(log_url):
+def test_damaged_last_batch_is_reported_not_truncated(log_url):
     broker = connect(log_url)
     broker.create_topic("t", partitions=1)
     _produce_batches(broker, 3)
     broker.close()
     seg = _segments(log_url)[-1]
+    size = seg.stat().st_size
     data = bytearray(seg.read_bytes())
     data[-3] ^= 0xFF                             # flip a byte inside the last batch
     seg.write_bytes(bytes(data))
     writer = connect(log_url)
-    assert writer.produce("t", [OutgoingRecord(None, b"x")])[0].offset == 20
-    assert len(_values(writer)) == 21
+    # the batch was acknowledged: it is damage, not a torn write, and stays in place
+    assert writer.produce("t", [OutgoingRecord(None, b"x")])[0].offset == 30
+    assert seg.stat().st_size > size
+    assert len(_values(writer)) == 20            # the records before the damage
+    with pytest.raises(CorruptRecord) as info:
+        writer.fetch(TP, 20)
+    assert info.value.offset == 20
+    assert _values(writer, 30) == [b"x"]
 
 
 def test_corrupt_batch_in_the_middle_names_topic_partition_offset(log_url):
@@ -115,12 +122,14 @@ def test_corrupt_batch_in_the_middle_names_topic_partition_offset(log_url):
     data[second_batch + HEADER_SIZE + 5] ^= 0xFF   # inside the body of batch 2 (offsets 10-19)
     seg.write_bytes(bytes(data))
     reader = connect(log_url)
-    assert len(reader.fetch(TP, 0, max_records=10)) == 10
+    # the records before the damage come first, then the error
+    assert [m.offset for m in reader.fetch(TP, 0, max_records=100)] == list(range(10))
     with pytest.raises(CorruptRecord) as info:
-        reader.fetch(TP, 0, max_records=100)
+        reader.fetch(TP, 10, max_records=100)
     err = info.value
     assert (err.topic, err.partition, err.offset) == ("t", 0, 10)
     assert "t[0]" in str(err) and "offset 10" in str(err)
+    assert "streamkit log repair t --partition 0" in str(err)
     with pytest.raises(CorruptRecord):
         reader.fetch(TP, 15)
     # the records after it are still readable, and appends still work
@@ -158,8 +167,9 @@ def test_acks_all_fsyncs_are_shared_between_producers(log_url):
         assert synced == mark_b[:2]
 
 
-def test_reader_ignores_a_batch_until_all_its_bytes_are_written(log_url):
+def test_reader_ignores_a_batch_until_its_writer_publishes_it(log_url):
     from streamkit.log.segment import encode_batch
+    from streamkit.log.storage import RecoveryPoint, boot_id
     broker = connect(log_url)
     broker.create_topic("t", partitions=1)
     _produce_batches(broker, 1)
@@ -173,6 +183,10 @@ def test_reader_ignores_a_batch_until_all_its_bytes_are_written(log_url):
         assert _values(reader, 10) == []
         f.write(batch[30:])
         f.flush()
+        assert _values(reader, 10) == []     # whole, but not yet published
+    # what the writer does once its write(2) returned, under the partition lock
+    broker._partition(TP).store.write_recovery(
+        RecoveryPoint(0, seg.stat().st_size, 11, boot_id()))
     assert _values(reader, 10) == [b"slow"]
 
 

@@ -1,0 +1,56 @@
+"""Reading and damaging segment files the way the fault tests need: where each batch is,
+and a byte flipped at a chosen place. Built on the format in streamkit.log.segment."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from streamkit.log.segment import HEADER, HEADER_SIZE
+
+#: byte offsets of header fields inside a batch
+MAGIC_AT, CRC_AT, LENGTH_AT, FIRST_AT, LAST_AT = 0, 4, 8, 12, 20
+
+
+class Batch(NamedTuple):
+    """A batch as its header describes it, in one segment file."""
+
+    path: Path
+    pos: int
+    size: int
+    first: int
+    last: int
+
+
+def segments(root: Path, topic: str, partition: int = 0) -> list[Path]:
+    """The segment files of a partition, oldest first."""
+    return sorted((root / topic / str(partition)).glob("*.log"))
+
+
+def batches(path: Path) -> list[Batch]:
+    """Every batch of a segment file, by walking its headers."""
+    data = path.read_bytes()
+    out = []
+    pos = 0
+    while pos + HEADER_SIZE <= len(data):
+        _magic, _crc, blen, first, last, _count, _ts, _attrs = HEADER.unpack_from(data, pos)
+        out.append(Batch(path, pos, HEADER_SIZE + blen, first, last))
+        pos += HEADER_SIZE + blen
+    return out
+
+
+def batch_at(root: Path, topic: str, offset: int, partition: int = 0) -> Batch:
+    """The batch holding ``offset``."""
+    for path in segments(root, topic, partition):
+        for batch in batches(path):
+            if batch.first <= offset <= batch.last:
+                return batch
+    raise LookupError(f"no batch holds offset {offset}")
+
+
+def flip(path: Path, pos: int, mask: int = 0xFF) -> None:
+    """XOR the byte at ``pos`` of ``path`` with ``mask``, in place."""
+    with open(path, "r+b") as f:
+        f.seek(pos)
+        byte = f.read(1)[0]
+        f.seek(pos)
+        f.write(bytes([byte ^ mask]))
