@@ -30,10 +30,17 @@ class InvalidConfig(BrokerError):
     """A topic or client setting with a value streamkit does not accept."""
 
 
-class CorruptRecord(BrokerError):
-    """A record in the middle of a log segment failed its CRC check.
+class CorruptLog(BrokerError):
+    """Files of the embedded log are damaged or missing (a topic's ``topic.json``, a
+    partition's segments). ``streamkit log check`` shows the damage."""
 
-    ``topic``, ``partition`` and ``offset`` say where.
+
+class CorruptRecord(CorruptLog):
+    """A record batch of a log segment is damaged (a bad header, CRC or body), before
+    the point up to which writes are known to have completed.
+
+    ``topic``, ``partition`` and ``offset`` say where: ``offset`` is the first offset
+    that cannot be read.
     """
 
     def __init__(self, message: str, topic: str, partition: int, offset: int) -> None:

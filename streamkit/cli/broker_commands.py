@@ -43,8 +43,8 @@ def open_broker(url: str, datadir: str, *, read_only: bool = False) -> Broker:
     instead of creating an empty one (a typo in --broker or --datadir)."""
     from streamkit.transport import connect
     if read_only and url.startswith("log://"):
-        from streamkit.log.broker import _log_root
-        root = _log_root(url, datadir)
+        from streamkit.log.broker import log_root
+        root = log_root(url, datadir)
         if not root.is_dir():
             raise click.ClickException(
                 f"no embedded log at {root} (nothing has been written there yet; "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from streamkit.cli import app_commands, broker_commands
+from streamkit.cli import app_commands, broker_commands, log_commands
 
 if TYPE_CHECKING:
     from streamkit.app import App
@@ -71,7 +71,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
-for _command in app_commands.COMMANDS + broker_commands.COMMANDS:
+for _command in app_commands.COMMANDS + broker_commands.COMMANDS + log_commands.COMMANDS:
     cli.add_command(_command)
 
 

@@ -401,7 +401,8 @@ def reset_memory(name: str | None = None) -> None:
             _MEMORY.pop(name, None)
 
 
-def _log_root(url: str, datadir: str | Path) -> Path:
+def log_root(url: str, datadir: str | Path) -> Path:
+    """The directory a ``log://`` URL names (``<datadir>/log`` for a bare ``log://``)."""
     rest = url.partition("://")[2]
     if not rest:
         return Path(datadir) / "log"
@@ -428,7 +429,7 @@ def open_log_broker(url: str, *, datadir: str | Path = "stores",
             storage = _MEMORY.setdefault(rest, MemoryStorage())
         return LogBroker(url, storage, default_partitions, defaults)
     if scheme == "log" and sep:
-        storage = FileStorage(_log_root(url, datadir))
+        storage = FileStorage(log_root(url, datadir))
         storage.ensure_root()
         return LogBroker(url, storage, default_partitions, defaults)
     raise InvalidBrokerURL(f"broker URL {url!r} is not log://[path] or memory://[name]")

@@ -41,8 +41,31 @@ RELIST_SECONDS = 1.0
 Row = tuple  # (key, value, headers, timestamp or None)
 
 
+#: why bytes after the confirmed end of the active segment may be cut
+TORN_WRITE = ("a write that never completed (its producer stopped mid-write; it was "
+              "never acknowledged)")
+UNSYNCED_AT_RESTART = ("bytes that were not fsynced when the machine restarted (written "
+                       "with acks=0 or 1)")
+UNSYNCED_WITHOUT_POINT = "bytes after the last fsync, in a log without a recovery point"
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def confirmed_end(store, base: int, size: int, point: RecoveryPoint | None
+                  ) -> tuple[int, bool]:
+    """How far the batches of the active segment ``base`` (``size`` bytes) must be
+    whole, and whether that comes from a recovery point of this boot of the machine.
+    After a restart (or with no point: an older streamkit wrote the log) only what was
+    fsynced is sure to be whole; it may then end inside a batch."""
+    if point is not None and point.boot == boot_id():
+        return (point.end if point.base == base else 0), True
+    synced_base, synced_end = store.read_synced()
+    confirmed = size if synced_base > base else synced_end if synced_base == base else 0
+    if point is not None and point.base == base:
+        confirmed = min(confirmed, point.end)
+    return confirmed, False
 
 
 class Partition:
@@ -132,24 +155,9 @@ class Partition:
                         size: int) -> Segment:
         """Check the active segment against the recovery point, cut an interrupted
         write after it, and publish the point again (the slow path of an append)."""
-        boot = boot_id()
-        same_boot = point is not None and point.boot == boot
-        if same_boot:
-            assert point is not None
-            confirmed = point.end if point.base == seg.base else 0
-            cause = ("a write that never completed (its producer stopped mid-write; "
-                     "it was never acknowledged)")
-        else:
-            # a restart of the machine (or no point: an older streamkit wrote this log):
-            # only what was fsynced is sure to be whole
-            synced_base, synced_end = self.store.read_synced()
-            confirmed = size if synced_base > seg.base else \
-                synced_end if synced_base == seg.base else 0
-            if point is not None and point.base == seg.base:
-                confirmed = min(confirmed, point.end)
-            cause = ("bytes that were not fsynced when the machine restarted (written "
-                     "with acks=0 or 1)" if point is not None else
-                     "bytes after the last fsync, in a log without a recovery point")
+        confirmed, same_boot = confirmed_end(self.store, seg.base, size, point)
+        cause = TORN_WRITE if same_boot else \
+            UNSYNCED_AT_RESTART if point is not None else UNSYNCED_WITHOUT_POINT
         if size < confirmed:
             raise seg.corrupt(len(seg.positions), (
                 f"the segment ends at byte {size}, before byte {confirmed} where "

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
-from streamkit.errors import TopicExists, UnknownTopic
+from streamkit.errors import CorruptLog, TopicExists, UnknownTopic
 from streamkit.log.config import RESERVED_NAMES
 from streamkit.log.segment import FileHandle, Handle, MemoryHandle, segment_name
 
@@ -359,15 +359,47 @@ class FileStorage:
         return self.root / name / "topic.json"
 
     def read_topic(self, name: str) -> tuple[int, dict[str, str], object] | None:
-        """(partitions, config, identity) of a topic, or None if it does not exist."""
+        """(partitions, config, identity) of a topic, or None if it does not exist.
+        Raises CorruptLog if its topic.json is damaged, or missing while partitions of
+        it hold records (the topic is not re-created over them)."""
         path = self._meta_path(name)
         try:
             with open(path, "rb") as f:
-                meta = json.loads(f.read())
+                raw = f.read()
                 ident = os.fstat(f.fileno()).st_ino
         except FileNotFoundError:
+            held = self.partitions_with_data(name)
+            if held:
+                raise CorruptLog(
+                    f"topic {name!r} has no {path} but partitions {held} of it hold "
+                    f"records: it is not re-created over them; restore the file, or run "
+                    f"`streamkit log repair {name}` to rebuild it") from None
             return None
-        return meta["partitions"], meta["config"], ident
+        try:
+            meta = json.loads(raw)
+            partitions, config = meta["partitions"], meta["config"]
+            if not isinstance(partitions, int) or partitions < 1 or \
+                    not isinstance(config, dict):
+                raise ValueError(f"partitions={partitions!r}, config={config!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptLog(f"topic {name!r}: {path} is damaged ({exc}); run "
+                             f"`streamkit log repair {name}` to rebuild it") from None
+        return partitions, config, ident
+
+    def partitions_with_data(self, name: str) -> list[int]:
+        """Partitions of ``name`` whose directory holds records (or once did)."""
+        try:
+            entries = os.listdir(self.root / name)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        held = []
+        for entry in sorted((e for e in entries if e.isdigit()), key=int):
+            part = self.root / name / entry
+            point = FilePartitionStore(part).read_recovery()
+            if (point is not None and point.next_offset > 0) or any(
+                    seg.stat().st_size > 0 for seg in part.glob("*.log")):
+                held.append(int(entry))
+        return held
 
     def topic_identity(self, name: str) -> object:
         try:
@@ -385,7 +417,9 @@ class FileStorage:
         except FileExistsError:
             if self._wait_for_meta(name):
                 raise TopicExists(f"topic {name!r} already exists") from None
-            # a creator died half way: finish its work
+            # a creator died half way: finish its work (unless records are there:
+            # then topic.json was lost, and read_topic says so)
+            self.read_topic(name)
         for p in range(partitions):
             part = topic_dir / str(p)
             part.mkdir(exist_ok=True)
@@ -393,19 +427,29 @@ class FileStorage:
             if not any(part.glob("*.log")):
                 seg.touch()
             fsync_dir(part)
+        self.write_topic(name, partitions, config, replace=False)
+
+    def write_topic(self, name: str, partitions: int, config: dict[str, str],
+                    replace: bool) -> None:
+        """Publish ``name``'s topic.json (fsynced). Without ``replace``, raise
+        TopicExists if another creator published one first."""
+        topic_dir = self.root / name
         data = json.dumps({"partitions": partitions, "config": config},
                           sort_keys=True).encode()
-        tmp = topic_dir / f".topic.json.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        tmp = topic_dir / f".topic.json.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            os.link(tmp, self._meta_path(name))       # fails if another creator won
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if replace:
+                os.replace(tmp, self._meta_path(name))
+            else:
+                os.link(tmp, self._meta_path(name))   # fails if another creator won
         except FileExistsError:
             raise TopicExists(f"topic {name!r} already exists") from None
         finally:
-            os.unlink(tmp)
+            tmp.unlink(missing_ok=True)
         fsync_dir(topic_dir)
         fsync_dir(self.root)
 
