@@ -95,7 +95,11 @@ def repair(topic: str, partitions: tuple[int, ...], yes: bool, broker: str,
     """Move the damaged byte ranges of TOPIC into the quarantine folder (they are kept,
     never deleted) and rewrite its segments without them, keeping every offset unique;
     rebuild a lost topic.json. Stop the processes writing to TOPIC first."""
-    from streamkit.log.repair import check_partition, rebuild_topic_meta, repair_partition
+    from streamkit.log.repair import (
+        check_partition,
+        rebuild_topic_meta,
+        repair_partition,
+    )
     storage = _storage(broker, datadir)
     chosen = list(partitions) or _partitions(storage, topic)
     found = [d for p in chosen for d in check_partition(storage, topic, p).damage]

@@ -23,7 +23,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
-from streamkit.errors import CorruptRecord, InvalidConfig, OffsetOutOfRange, UnknownTopic
+from streamkit.errors import (
+    CorruptRecord,
+    InvalidConfig,
+    OffsetOutOfRange,
+    UnknownTopic,
+)
 from streamkit.types import Message, TopicPartition
 
 log = logging.getLogger("streamkit.log")

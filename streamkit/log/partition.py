@@ -173,6 +173,11 @@ class Partition:
         if problem is not None:
             raise seg.corrupt(len(seg.positions), problem + "; appends are refused")
         problem = seg.adopt(size, seg.next_offset)
+        if problem is not None and point is None and seg.whole_batch_after(size):
+            # no recovery point (an older streamkit wrote this log): only a suffix
+            # that nothing whole follows can be a torn write
+            raise seg.corrupt(len(seg.positions), problem + ", and whole batches "
+                              "follow; appends are refused")
         if problem is not None:
             log.warning("%s[%d]: cut %d bytes after offset %d in segment %s: %s (%s)",
                         self.topic, self.partition, size - seg.end, seg.next_offset - 1,

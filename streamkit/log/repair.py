@@ -20,20 +20,27 @@ import logging
 import mmap
 import os
 import time
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import msgpack
-
 from streamkit.errors import CorruptLog, UnknownTopic
 from streamkit.log.partition import confirmed_end
-from streamkit.log.segment import (HEADER_SIZE, MAGIC, MAX_BODY, _unpack_header,
-                                   encode_batch, segment_name)
-from streamkit.log.storage import (FileStorage, RecoveryPoint, boot_id, fsync_dir,
-                                   write_atomic)
+from streamkit.log.segment import (
+    HEADER_SIZE,
+    batch_problem,
+    encode_batch,
+    next_whole_batch,
+    segment_name,
+)
+from streamkit.log.storage import (
+    FileStorage,
+    RecoveryPoint,
+    boot_id,
+    fsync_dir,
+    write_atomic,
+)
 
 log = logging.getLogger("streamkit.log")
 
@@ -92,39 +99,6 @@ class _Walk:
     next_offset: int = 0
 
 
-def _batch_problem(buf: Buffer, pos: int, limit: int, previous: int
-                   ) -> tuple[str | None, tuple]:
-    """Why the bytes at ``pos`` are not a whole batch ending by ``limit`` and following
-    offset ``previous`` (None if they are), and the header."""
-    if pos + HEADER_SIZE > limit:
-        return f"{limit - pos} bytes, too few for a batch header", ()
-    header = _unpack_header(buf, pos)
-    magic, crc, blen, first, last, count, _maxts, _attrs = header
-    if magic != MAGIC:
-        return f"no batch header (magic {magic!r})", header
-    if blen > MAX_BODY or pos + HEADER_SIZE + blen > limit:
-        return f"a body of {blen} bytes runs past byte {limit}", header
-    if first <= previous or last < first or not 0 <= count <= last - first + 1:
-        return f"offsets {first}-{last} ({count} records) after offset {previous}", header
-    view = memoryview(buf)
-    try:
-        if zlib.crc32(view[pos + HEADER_SIZE:pos + HEADER_SIZE + blen],
-                      zlib.crc32(view[pos + 8:pos + HEADER_SIZE])) != crc:
-            return "CRC mismatch", header
-        try:
-            rows = msgpack.unpackb(view[pos + HEADER_SIZE:pos + HEADER_SIZE + blen],
-                                   use_list=False)
-            deltas = [row[0] for row in rows if len(row) == 5]
-        except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
-            return f"the body does not decode ({exc})", header
-    finally:
-        view.release()
-    if len(deltas) != count or deltas != sorted(set(deltas)) or \
-            (deltas and not 0 <= deltas[0] <= deltas[-1] <= last - first):
-        return "the body's records do not match its header", header
-    return None, header
-
-
 def _walk(buf: Buffer, start: int, limit: int, next_offset: int,
           resync: bool = True) -> _Walk:
     """Follow the batches of a segment from byte ``start`` to ``limit``; where one is
@@ -133,7 +107,7 @@ def _walk(buf: Buffer, start: int, limit: int, next_offset: int,
     walk = _Walk(next_offset=next_offset)
     pos = start
     while pos < limit:
-        problem, header = _batch_problem(buf, pos, limit, walk.next_offset - 1)
+        problem, header = batch_problem(buf, pos, limit, walk.next_offset - 1)
         if problem is None:
             end = pos + HEADER_SIZE + header[2]
             walk.batches.append((pos, end))
@@ -141,24 +115,12 @@ def _walk(buf: Buffer, start: int, limit: int, next_offset: int,
             walk.next_offset = header[4] + 1
             pos = end
             continue
-        resume, first = _resync(buf, pos + 1, limit, walk.next_offset - 1) if resync \
+        resume, first = next_whole_batch(buf, pos + 1, limit, walk.next_offset - 1) if resync \
             else (limit, None)
         walk.damage.append((pos, resume, walk.next_offset,
                             None if first is None else first - 1, f"byte {pos}: {problem}"))
         pos = resume
     return walk
-
-
-def _resync(buf: Buffer, start: int, limit: int, previous: int) -> tuple[int, int | None]:
-    """Where the first whole batch following ``previous`` begins at or after
-    ``start``, and its first offset; (``limit``, None) if none does."""
-    at = buf.find(MAGIC, start, limit)
-    while at >= 0:
-        problem, header = _batch_problem(buf, at, limit, previous)
-        if problem is None:
-            return at, header[3]
-        at = buf.find(MAGIC, at + 1, limit)
-    return limit, None
 
 
 @contextmanager

@@ -23,6 +23,7 @@ headers (the bodies are not read), then extended as the file grows.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 import zlib
@@ -71,6 +72,51 @@ def decode_rows(buf: bytes | memoryview, pos: int) -> tuple[tuple, list]:
     header = _unpack_header(buf, pos)
     start = pos + HEADER_SIZE
     return header, _unpackb(buf[start:start + header[2]])
+
+
+def batch_problem(buf: bytes | mmap.mmap, pos: int, limit: int, previous: int
+                   ) -> tuple[str | None, tuple]:
+    """Why the bytes at ``pos`` are not a whole batch ending by ``limit`` and following
+    offset ``previous`` (None if they are), and the header."""
+    if pos + HEADER_SIZE > limit:
+        return f"{limit - pos} bytes, too few for a batch header", ()
+    header = _unpack_header(buf, pos)
+    magic, crc, blen, first, last, count, _maxts, _attrs = header
+    if magic != MAGIC:
+        return f"no batch header (magic {magic!r})", header
+    if blen > MAX_BODY or pos + HEADER_SIZE + blen > limit:
+        return f"a body of {blen} bytes runs past byte {limit}", header
+    if first <= previous or last < first or not 0 <= count <= last - first + 1:
+        return f"offsets {first}-{last} ({count} records) after offset {previous}", header
+    view = memoryview(buf)
+    try:
+        if zlib.crc32(view[pos + HEADER_SIZE:pos + HEADER_SIZE + blen],
+                      zlib.crc32(view[pos + 8:pos + HEADER_SIZE])) != crc:
+            return "CRC mismatch", header
+        try:
+            rows = msgpack.unpackb(view[pos + HEADER_SIZE:pos + HEADER_SIZE + blen],
+                                   use_list=False)
+            deltas = [row[0] for row in rows if len(row) == 5]
+        except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
+            return f"the body does not decode ({exc})", header
+    finally:
+        view.release()
+    if len(deltas) != count or deltas != sorted(set(deltas)) or \
+            (deltas and not 0 <= deltas[0] <= deltas[-1] <= last - first):
+        return "the body's records do not match its header", header
+    return None, header
+
+
+def next_whole_batch(buf: bytes | mmap.mmap, start: int, limit: int, previous: int) -> tuple[int, int | None]:
+    """Where the first whole batch following ``previous`` begins at or after
+    ``start``, and its first offset; (``limit``, None) if none does."""
+    at = buf.find(MAGIC, start, limit)
+    while at >= 0:
+        problem, header = batch_problem(buf, at, limit, previous)
+        if problem is None:
+            return at, header[3]
+        at = buf.find(MAGIC, at + 1, limit)
+    return limit, None
 
 
 class Handle(Protocol):
@@ -262,6 +308,13 @@ class Segment:
             next_offset = header[4] + 1
             pos = end
         return None
+
+    def whole_batch_after(self, size: int) -> bool:
+        """True if a whole batch following the index starts after byte ``end`` (up to
+        ``size``): then the bytes at ``end`` are damage, not a torn tail, which
+        nothing whole can follow."""
+        buf = self.handle.pread(size - self.end, self.end)
+        return next_whole_batch(buf, 1, len(buf), self.next_offset - 1)[1] is not None
 
     def verify(self, k: int) -> bool:
         """True if batch ``k`` passes its CRC."""

@@ -1,7 +1,8 @@
 """A write that fails part way (a full disk, here a file-size limit, which fails
-``write(2)`` the same way), and a restart of the machine that lost bytes never
-fsynced: only what was never acknowledged is cut, with a warning that says why, no
-offset is handed out twice and no temp file is left behind (finding 8)."""
+``write(2)`` the same way), a restart of the machine that lost bytes never fsynced,
+and a log an older streamkit wrote (no recovery point): only what was never
+acknowledged is cut, with a warning that says why, no offset is handed out twice and
+no temp file is left behind (finding 8)."""
 from __future__ import annotations
 
 import logging
@@ -10,11 +11,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from streamkit.errors import CorruptRecord
 from streamkit.log.storage import FilePartitionStore
 from streamkit.transport import connect
 from streamkit.types import OutgoingRecord, TopicPartition
 
-from .logfiles import segments
+from .logfiles import MAGIC_AT, batch_at, flip, segments
 
 TP = TopicPartition("t", 0)
 REPO = Path(__file__).parents[2]
@@ -31,7 +35,7 @@ def _child(code: str) -> subprocess.CompletedProcess:
             resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     """ % str(REPO))
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
 
 
 def _values(root: Path) -> list[bytes]:
@@ -137,4 +141,40 @@ def test_after_a_restart_whole_unsynced_batches_are_kept(tmp_path, caplog):
     assert not [r for r in caplog.records if "cut" in r.getMessage()]
     broker = connect(f"log://{root}")
     assert broker.produce("t", [OutgoingRecord(None, b"after")])[0].offset == 40
+    broker.close()
+
+
+def _legacy(root: Path) -> Path:
+    """A log as an older streamkit left it: no recovery point, nothing fsynced."""
+    broker = connect(f"log://{root}")
+    broker.create_topic("t", partitions=1)
+    for n in range(4):
+        broker.produce("t", [OutgoingRecord(None, b"s%d-%d" % (n, i)) for i in range(10)])
+    broker.close()
+    (root / "t" / "0" / "recovery-point").unlink()
+    (root / "t" / "0" / "synced").unlink(missing_ok=True)
+    return segments(root, "t")[-1]
+
+
+def test_an_older_log_with_a_torn_tail_is_cut_there_only(tmp_path, caplog):
+    root = tmp_path / "log"
+    seg = _legacy(root)
+    with open(seg, "ab") as f:
+        f.write(seg.read_bytes()[:60])                # the start of a batch, cut short
+    caplog.set_level(logging.WARNING, logger="streamkit.log")
+    assert len(_values(root)) == 40
+    assert any("without a recovery point" in r.getMessage() for r in caplog.records)
+
+
+def test_an_older_log_with_damage_before_whole_batches_is_refused_not_cut(tmp_path):
+    root = tmp_path / "log"
+    seg = _legacy(root)
+    size = seg.stat().st_size
+    batch = batch_at(root, "t", 15)
+    flip(batch.path, batch.pos + MAGIC_AT)
+    broker = connect(f"log://{root}")
+    with pytest.raises(CorruptRecord) as info:
+        broker.produce("t", [OutgoingRecord(None, b"x")])
+    assert info.value.offset == 10
+    assert seg.stat().st_size == size
     broker.close()
