@@ -167,6 +167,8 @@ class JSONCodec:
         skipped): ``orjson.loads`` itself when no payload holds an integer it would
         round, so a clean batch pays one scan and no Python call per payload; else
         ``fast_loads``, which sends only those payloads to the standard library."""
+        if orjson is None:  # pragma: no cover - orjson is a dependency
+            return self.loads
         try:
             # "\n" between payloads: a digit run never spans two of them
             risky = _orjson_would_round(b"\n".join(filter(None, datas)))
