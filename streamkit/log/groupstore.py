@@ -1,8 +1,11 @@
 """Where consumer-group state lives: a directory shared by processes (log://), or this
 process's memory (memory://). ``streamkit.log.groups`` holds the protocol on top.
 
-On disk, ``<root>/__consumer_groups/<group>/``::
+On disk, ``<root>/__consumer_groups/<group>/``, where ``<group>`` is the url-quoted
+group id, or ``#<sha256 of the id>`` when the quoted id is longer than a file name may
+be (docs/decisions/107-group-ids-of-any-length.md)::
 
+    group_id           the real id, UTF-8 (hashed directories only)
     lock               flock'd while the state or the offsets change
     state.json         {"generation": g, "members": {id: {"topics": [...]}},
                         "assignment": {id: [[topic, partition], ...]}}
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -28,19 +32,58 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from streamkit.errors import InvalidConfig
+from streamkit.errors import BrokerError, InvalidConfig
 from streamkit.log.storage import write_atomic
 from streamkit.types import TopicPartition
 
 Offsets = dict[TopicPartition, int]
 
 
+#: the longest file name (one path component) Linux file systems take, in bytes
+NAME_MAX = 255
+#: first character of hashed names: ``quote(..., safe="")`` always escapes "#", so no
+#: readable group directory name starts with it (and topic names cannot hold it)
+_HASHED = "#"
+#: the file holding the real id inside a hashed group directory
+_ID_FILE = "group_id"
+
+
+def _hashed(text: str) -> str:
+    return _HASHED + hashlib.sha256(text.encode()).hexdigest()
+
+
 def group_dir_name(group_id: str) -> str:
-    """A file name for any group id (ids are free text in Kafka)."""
+    """A file name for any group id (ids are free text of any length in Kafka).
+
+    The url-quoted id when it fits in a file name (so groups keep the readable
+    directory they always had), else ``#`` and the id's SHA-256 in hex; the real id is
+    then kept in the directory's ``group_id`` file.
+    """
     if not isinstance(group_id, str) or not group_id:
         raise InvalidConfig(f"group id {group_id!r} must be a non-empty string")
     name = quote(group_id, safe="")
-    return "%2E" + name[1:] if name.startswith(".") else name
+    name = "%2E" + name[1:] if name.startswith(".") else name
+    return name if len(name) <= NAME_MAX else _hashed(group_id)  # quoted: ASCII
+
+
+def _owner_file_name(tp: TopicPartition) -> str:
+    """``<topic>-<partition>``; hashed past NAME_MAX (a 249-character topic name, Kafka's
+    longest, with a partition number of six digits)."""
+    name = f"{tp.topic}-{tp.partition}"
+    return name if len(name) <= NAME_MAX else _hashed(name)  # topic names are ASCII
+
+
+def _keep_group_id(path: Path, group_id: str) -> None:
+    """Write the real id into a hashed group directory (once), so that listing shows
+    it; refuse a directory that holds another id (a SHA-256 collision)."""
+    try:
+        stored = (path / _ID_FILE).read_bytes().decode()
+    except FileNotFoundError:
+        write_atomic(path / _ID_FILE, group_id.encode())
+        return
+    if stored != group_id:
+        raise BrokerError(f"group directory {path} belongs to group {stored[:80]!r}..., "
+                          f"not {group_id[:80]!r}...")
 
 
 def _encode_offsets(offsets: Offsets) -> bytes:
@@ -81,6 +124,8 @@ class FileGroupStore:
         self._owners = self.path / "owners"
         self._members.mkdir(parents=True, exist_ok=True)
         self._owners.mkdir(exist_ok=True)
+        if self.path.name.startswith(_HASHED):
+            _keep_group_id(self.path, group_id)
         self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         self._member_fd = -1
         self._owned: dict[TopicPartition, int] = {}
@@ -153,7 +198,7 @@ class FileGroupStore:
     def acquire(self, tp: TopicPartition, member_id: str) -> bool:
         if tp in self._owned:
             return True
-        fd = _try_flock(self._owners / f"{tp.topic}-{tp.partition}", create=True)
+        fd = _try_flock(self._owners / _owner_file_name(tp), create=True)
         if fd is None:
             return False
         self._owned[tp] = fd
@@ -281,11 +326,27 @@ class MemoryGroupStore:
 
 
 def file_list_groups(root: Path) -> list[str]:
+    """The ids of the groups under ``root``, sorted (hashed directories are read for
+    their real id; one whose id is not written yet is still being created)."""
     try:
-        return sorted(unquote(n) for n in os.listdir(root) if (root / n).is_dir())
+        names = os.listdir(root)
     except FileNotFoundError:
         return []
+    ids = []
+    for name in names:
+        path = root / name
+        if not path.is_dir():
+            continue
+        if not name.startswith(_HASHED):
+            ids.append(unquote(name))
+            continue
+        try:
+            ids.append((path / _ID_FILE).read_bytes().decode())
+        except FileNotFoundError:
+            continue
+    return sorted(ids)
 
 
 def file_delete_group(root: Path, group_id: str) -> None:
+    """Remove the group's directory (its offsets and state) if it exists."""
     shutil.rmtree(root / group_dir_name(group_id), ignore_errors=True)

@@ -56,19 +56,13 @@ class Serde:
         tname = getattr(type_, "__name__", None) or repr(type_)
         self._describe = f"{tname} ({label})" if type_ is not None else label
         self._loads_one = self._make_loads()
-        # A codec may offer ``fast_loads`` and ``fast_loads_many``: quicker, but allowed
-        # to fail on unusual input that ``loads`` accepts (a failure is retried the
-        # careful way).
+        # A codec may offer quicker decoders: ``fast_loads`` (one payload),
+        # ``fast_loads_many`` (a batch) or ``fast_loads_for`` (the decoder to use on a
+        # batch). They may fail on unusual input that ``loads`` accepts (a failure is
+        # retried the careful way) but never decode to a different value.
         self._many = None
         if _is_record_type(type_):
-            fast_many = getattr(self.codec, "fast_loads_many", None)
-            if fast_many is not None:
-                decoded = type_._many_decoded
-                self._many = lambda datas: decoded(fast_many(datas))
-            else:
-                fast = getattr(self.codec, "fast_loads", None) or self.codec.loads
-                many = type_._many
-                self._many = lambda datas: many(datas, fast)  # one generated loop
+            self._many = self._make_many(type_)
         self._dumps_one = self._make_dumps()
         self.loads = self._make_checked_loads()
 
@@ -77,6 +71,20 @@ class Serde:
                f"serializer={self.serializer!r})"
 
     # ------------------------------------------------------------------ decoding
+
+    def _make_many(self, record: Any) -> Callable[[list[bytes | None]], list[Any]]:
+        """The batch decoder of a Record topic: one generated loop per batch."""
+        codec = self.codec
+        fast_many = getattr(codec, "fast_loads_many", None)
+        if fast_many is not None:
+            decoded = record._many_decoded
+            return lambda datas: decoded(fast_many(datas))
+        many = record._many
+        fast_for = getattr(codec, "fast_loads_for", None)
+        if fast_for is not None:
+            return lambda datas: many(datas, fast_for(datas))
+        fast = getattr(codec, "fast_loads", None) or codec.loads
+        return lambda datas: many(datas, fast)
 
     def _make_loads(self) -> Callable[[bytes], Any]:
         """The bare decode function for one non-None payload (may raise anything)."""
