@@ -56,10 +56,10 @@ class Serde:
         tname = getattr(type_, "__name__", None) or repr(type_)
         self._describe = f"{tname} ({label})" if type_ is not None else label
         self._loads_one = self._make_loads()
-        # A codec may offer quicker decoders: ``fast_loads`` (one payload),
-        # ``fast_loads_many`` (a batch) or ``fast_loads_for`` (the decoder to use on a
-        # batch). They may fail on unusual input that ``loads`` accepts (a failure is
-        # retried the careful way) but never decode to a different value.
+        # A codec may offer quicker decoders: ``fast_loads`` (one payload) and
+        # ``fast_loads_many`` (a batch). They may fail on unusual input that ``loads``
+        # accepts (a failure is retried the careful way) but never decode to a
+        # different value.
         self._many = None
         if _is_record_type(type_):
             self._many = self._make_many(type_)
@@ -80,9 +80,6 @@ class Serde:
             decoded = record._many_decoded
             return lambda datas: decoded(fast_many(datas))
         many = record._many
-        fast_for = getattr(codec, "fast_loads_for", None)
-        if fast_for is not None:
-            return lambda datas: many(datas, fast_for(datas))
         fast = getattr(codec, "fast_loads", None) or codec.loads
         return lambda datas: many(datas, fast)
 

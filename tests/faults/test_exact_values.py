@@ -1,10 +1,10 @@
 """Decoded JSON values are exact: integers past 64 bits are never rounded (issue 13, #6).
 
-orjson (the fast JSON decoder) holds integers in [-2**63, 2**64 - 1] exactly; from 3.13
-on it returns a float for any integer outside that range. These tests send such
-integers through a real worker on the embedded log and through a topic's value serde,
-batch and single decoding, at top level and nested, and check that the agent sees the
-same int the producer wrote (what ``json.loads`` gives).
+orjson, the fast JSON decoder until then, held integers in [-2**63, 2**64 - 1] exactly
+and from 3.13 on returned a float for any integer outside that range (decision 005).
+These tests send such integers through a real worker on the embedded log and through a
+topic's value serde, batch and single decoding, at top level and nested, and check
+that the agent sees the same int the producer wrote (what ``json.loads`` gives).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from streamkit.serializers.serde import Serde
 from streamkit.types import TopicPartition
 from streamkit.worker import Worker
 
-#: the edges of orjson's exact range and values past them, both signs
+#: the edges of the 64-bit range and values past them, both signs
 EDGES = [
     2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**64 + 1,
     -(2**63) + 1, -(2**63), -(2**63) - 1, -(2**64) + 1, -(2**64), -(2**64) - 1,
@@ -145,7 +145,7 @@ def test_a_topic_value_decodes_exactly_alone_and_in_a_batch():
 
 def test_only_the_payloads_with_out_of_range_integers_leave_the_fast_decoder():
     # A batch of a thousand in-range payloads with one that is not: every value exact,
-    # including 19- and 20-digit integers orjson holds itself.
+    # including 19- and 20-digit integers (the edge of the old 64-bit fast path).
     serde = Serde(Account)
     values = [(-1) ** i * (2**64 - 1 - i if i % 3 else 10**18 + i) for i in range(1000)]
     values[500] = -(2**63) - 1
