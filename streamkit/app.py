@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from streamkit.agents.agent import Agent
 from streamkit.errors import ImproperlyConfigured
 from streamkit.monitor import Monitor
+from streamkit.names import derived_topic_name
 from streamkit.settings import Settings
 from streamkit.streams.fetcher import Fetcher
 from streamkit.streams.stream import Stream
@@ -121,7 +122,8 @@ class App:
             if agent_name in self.agents:
                 raise ImproperlyConfigured(f"two agents named {agent_name!r}")
             if channel is None:
-                topic = self.topic(f"{self.conf.id}-{agent_name}")
+                topic = self.topic(derived_topic_name(
+                    self.conf.id, agent_name, what="agent name"))
             elif isinstance(channel, str):
                 topic = self.topic(channel)
             else:

@@ -89,6 +89,7 @@ class Worker:
                     for _ in range(10):
                         await anyio.sleep(0)
                     self._declare_topics()
+                    app.fetcher.dead_letter_topics()
                     self._open_tables()
                     self.consumer = self._join_group()
                     self._begin_transactions()
