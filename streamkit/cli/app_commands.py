@@ -165,13 +165,18 @@ def reset_app(app: App, *, yes: bool, broker: str | None, datadir: str | None) -
 
 def _app_dir_inside_datadir(app: App) -> Path:
     """``<datadir>/<app id>``, refused unless it resolves (symlinks followed) to a
-    directory strictly inside the data dir: reset deletes it whole."""
+    directory strictly inside the data dir, and is not itself a symlink: reset deletes
+    it whole."""
     root = Path(app.conf.datadir).resolve()
     target = app.datadir.resolve()
     if target == root or root not in target.parents:
         raise click.ClickException(
             f"refusing to reset app {app.conf.id!r}: its directory {app.datadir} resolves "
             f"to {target}, outside the data dir {root} (nothing was deleted)")
+    if app.datadir.is_symlink():
+        raise click.ClickException(
+            f"refusing to reset app {app.conf.id!r}: its directory {app.datadir} is a "
+            f"symlink to {target}; delete what it holds by hand (nothing was deleted)")
     return app.datadir
 
 
