@@ -7,13 +7,15 @@ and the per-worker parts (fetcher, output buffer, monitor). Running is in
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamkit.agents.agent import Agent
 from streamkit.errors import ImproperlyConfigured
+from streamkit.internal_topics import INTERNAL, TopicRecord
 from streamkit.monitor import Monitor
+from streamkit.names import derived_topic_name
 from streamkit.settings import Settings
 from streamkit.streams.fetcher import Fetcher
 from streamkit.streams.stream import Stream
@@ -63,6 +65,8 @@ class App:
         self._test_context: AgentTestContext | None = None
         self._saved_broker: Broker | None = None
         self.worker: Any = None
+        #: topic names already in the record of the app's topics, by kind
+        self._recorded: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return f"<App {self.conf.id} broker={self.conf.broker}>"
@@ -79,8 +83,20 @@ class App:
 
     @property
     def datadir(self) -> Path:
-        """``<datadir>/<app id>``: where this app keeps its table stores."""
+        """``<datadir>/<app id>``: where this app keeps its table stores and the record
+        of the topics it created."""
         return Path(self.conf.datadir) / self.conf.id
+
+    def record_topics(self, kind: str, names: Iterable[str]) -> None:
+        """Write down topics this app is about to create, before it creates them, so
+        ``streamkit reset`` knows them (see ``streamkit.internal_topics``). Topics of a
+        ``memory://`` broker end with the process: nothing is written for them."""
+        recorded = self._recorded.setdefault(kind, set())
+        new = set(names) - recorded
+        if not new or self.conf.broker.partition("://")[0] == "memory":
+            return
+        TopicRecord(self.datadir).add(kind, new)
+        recorded |= new
 
     # -- declaring -----------------------------------------------------------------
     def topic(self, *names: str, **options: Any) -> Topic:
@@ -100,6 +116,7 @@ class App:
         """A topic the app owns (repartition, changelog), created when needed."""
         topic = self._topics.get(name)
         if topic is None:
+            self.record_topics(INTERNAL, [name])
             topic = Topic(self, name, partitions=partitions, compacting=compacting,
                           key_type=key_type, value_type=value_type,
                           value_serializer=value_serializer, internal=True)
@@ -121,7 +138,8 @@ class App:
             if agent_name in self.agents:
                 raise ImproperlyConfigured(f"two agents named {agent_name!r}")
             if channel is None:
-                topic = self.topic(f"{self.conf.id}-{agent_name}")
+                topic = self.topic(derived_topic_name(
+                    self.conf.id, agent_name, what="agent name"))
             elif isinstance(channel, str):
                 topic = self.topic(channel)
             else:

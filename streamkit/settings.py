@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from streamkit.errors import ImproperlyConfigured
+from streamkit.names import check_app_id
 
 
 @dataclass
@@ -53,8 +54,7 @@ class Settings:
             setattr(self, f.name, _parse_env(f.name, raw, getattr(self, f.name)))
 
     def _validate(self) -> None:
-        if not self.id or not isinstance(self.id, str):
-            raise ImproperlyConfigured("App id must be a non-empty string")
+        check_app_id(self.id)
         if self.consumer_auto_offset_reset not in ("earliest", "latest"):
             raise ImproperlyConfigured(
                 f"consumer_auto_offset_reset={self.consumer_auto_offset_reset!r}: "

@@ -24,6 +24,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from streamkit.errors import CommitFailed, ImproperlyConfigured
+from streamkit.internal_topics import DEAD_LETTER, INTERNAL
 from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class Worker:
                     for _ in range(10):
                         await anyio.sleep(0)
                     self._declare_topics()
+                    self._record_topics()
                     self._open_tables()
                     self.consumer = self._join_group()
                     self._begin_transactions()
@@ -173,6 +175,15 @@ class Worker:
         counts = [app.broker.partition_count(name) or 0 for name in app.fetcher.topics()]
         for table in app.tables.values():
             table.open(source_partitions=max(counts, default=0))
+
+    def _record_topics(self) -> None:
+        """Derive the dead-letter topic of every topic the app consumes (a name problem
+        shows now, not at the first bad message), and write down the topics the app owns
+        before the tables create their changelogs (repartition topics are written down
+        by ``App.internal_topic``)."""
+        app = self.app
+        app.record_topics(DEAD_LETTER, app.fetcher.dead_letter_topics())
+        app.record_topics(INTERNAL, [table.changelog_topic for table in app.tables.values()])
 
     def _declare_topics(self) -> None:
         app = self.app
@@ -267,6 +278,7 @@ class Worker:
             self.commit()
             self.consumer.close(commit=False)
             self._declare_topics()
+            self._record_topics()
             self.consumer = self._join_group()
             fetcher._stopping = False
 

@@ -5,7 +5,10 @@ async generator whose yielded values go to its sinks. The worker runs ``concurre
 instances, each over its own share of the partitions (partition % concurrency), so
 events of one partition stay in order. An agent that raises is logged with its
 traceback and restarted; the event it raised on counts as done (otherwise a poison
-event would crash it forever) — see docs/decisions/001-agent-crash.md.
+event would crash it forever) — see docs/decisions/001-agent-crash.md. An agent that
+raises ``ImproperlyConfigured`` (a set-up that cannot work, like a ``group_by`` name
+that cannot be part of a topic name) is not restarted: it would fail the same way
+every time, so the worker stops with that error.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from streamkit.errors import ImproperlyConfigured
 from streamkit.streams.event import current_stream
 from streamkit.streams.stream import Stream
 from streamkit.topics import PendingSend, Topic
@@ -89,6 +93,8 @@ class Agent:
             try:
                 await self._run_once(stream)
                 return
+            except ImproperlyConfigured:
+                raise
             except Exception:
                 self.errors += 1
                 # the stream the agent was iterating (after group_by, not `stream`)

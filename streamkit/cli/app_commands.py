@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,6 +17,7 @@ import click
 from streamkit.cli.loading import load_app
 from streamkit.cli.output import echo_table
 from streamkit.errors import BrokerError
+from streamkit.internal_topics import DEAD_LETTER, INTERNAL, TopicRecord
 
 if TYPE_CHECKING:
     from streamkit.app import App
@@ -117,22 +119,34 @@ def _first_line(text: str | None) -> str:
 # -- reset -------------------------------------------------------------------------------
 def reset_app(app: App, *, yes: bool, broker: str | None, datadir: str | None) -> None:
     """Forget the app's progress: delete its group's committed offsets, its table
-    stores and its changelog and repartition topics (asks first unless --yes)."""
+    stores and the changelog and repartition topics it created (asks first unless
+    --yes). Dead-letter topics are kept."""
     if broker:
         app.conf.broker = broker
     if datadir:
         app.conf.datadir = datadir
-    conn = app.broker
     group = app.conf.id
-    prefix = f"{group}-"
-    internal = sorted(t for t in conn.list_topics() if t.startswith(prefix) and
-                      (t.endswith("-changelog") or t.endswith("-repartition")))
-    store_dir = app.datadir
+    store_dir = _app_dir_inside_datadir(app)
+    record = TopicRecord(store_dir)
+    recorded = record.read()
+    conn = app.broker
+    existing = set(conn.list_topics())
+    # exactly the topics the app wrote down and its tables' changelogs: never by prefix,
+    # since app "shop-eu"'s topics start with "shop-" too
+    declared = {table.changelog_topic for table in app.tables.values()}
+    internal = sorted((recorded[INTERNAL] | declared) & existing)
+    dead_letters = sorted(recorded[DEAD_LETTER] & existing)
     click.echo(f"This deletes, for app {group!r} on {app.conf.broker}:")
     click.echo(f"  the committed offsets of consumer group {group!r}")
     click.echo(f"  the table stores under {store_dir}/" +
                ("" if store_dir.exists() else " (none there)"))
     click.echo("  topics: " + (", ".join(internal) if internal else "(none)"))
+    if store_dir.exists() and not record.exists():
+        click.echo(f"  (no record of the topics this app's workers created in {store_dir}: "
+                   "only its tables' changelogs are known)")
+    if dead_letters:
+        click.echo("It keeps the dead-letter topics (undecodable input, to read or delete "
+                   "with `streamkit topics delete`): " + ", ".join(dead_letters))
     if not yes:
         click.confirm("Go on?", abort=True)
     try:
@@ -142,10 +156,28 @@ def reset_app(app: App, *, yes: bool, broker: str | None, datadir: str | None) -
                                    "reset again (nothing was deleted)") from None
     for topic in internal:
         conn.delete_topic(topic)
+    # the record goes last, with the stores: a reset stopped half-way can be run again
     if store_dir.exists():
         shutil.rmtree(store_dir)
     click.echo(f"reset {group!r}: the next worker starts from "
                f"{app.conf.consumer_auto_offset_reset} offsets with empty tables")
+
+
+def _app_dir_inside_datadir(app: App) -> Path:
+    """``<datadir>/<app id>``, refused unless it resolves (symlinks followed) to a
+    directory strictly inside the data dir, and is not itself a symlink: reset deletes
+    it whole."""
+    root = Path(app.conf.datadir).resolve()
+    target = app.datadir.resolve()
+    if target == root or root not in target.parents:
+        raise click.ClickException(
+            f"refusing to reset app {app.conf.id!r}: its directory {app.datadir} resolves "
+            f"to {target}, outside the data dir {root} (nothing was deleted)")
+    if app.datadir.is_symlink():
+        raise click.ClickException(
+            f"refusing to reset app {app.conf.id!r}: its directory {app.datadir} is a "
+            f"symlink to {target}; delete what it holds by hand (nothing was deleted)")
+    return app.datadir
 
 
 RESET_OPTIONS = [

@@ -1,12 +1,10 @@
 """Topic names and topic configs of the embedded log, checked by Kafka's rules."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from streamkit import names
 from streamkit.errors import InvalidConfig, InvalidTopicName
-
-_LEGAL = re.compile(r"[a-zA-Z0-9._-]{1,249}\Z")
 
 #: Names the log keeps for itself inside its root directory.
 RESERVED_NAMES = frozenset({"__consumer_groups", "__trash", "__quarantine"})
@@ -39,11 +37,9 @@ _POLICIES = {"delete": "delete", "compact": "compact", "compact,delete": "compac
 
 
 def check_topic_name(name: object) -> str:
-    """Return ``name`` if Kafka would accept it as a topic name, else raise."""
-    if not isinstance(name, str) or not _LEGAL.match(name) or name in (".", ".."):
-        raise InvalidTopicName(
-            f"invalid topic name {name!r}: use 1-249 characters of [a-zA-Z0-9._-], "
-            "not '.' or '..'")
+    """Return ``name`` if Kafka would accept it as a topic name (the rule is in
+    ``streamkit.names``) and the embedded log does not keep it for itself, else raise."""
+    name = names.check_topic_name(name)
     if name in RESERVED_NAMES:
         raise InvalidTopicName(f"invalid topic name {name!r}: reserved by the embedded log")
     return name

@@ -4,7 +4,8 @@ One group consumer per worker reads every topic the app's streams consume. Each 
 returns up to ``max_poll_records`` messages; they are cut into runs of one partition,
 decoded once per subscribing channel, and handed to the streams as ``Batch``es. A
 message that does not decode goes to the dead-letter topic ``<app id>-<topic>-dlq``
-with the error in its headers, and the stream goes on without it.
+(shortened by ``streamkit.names`` when over 249 characters; the names are derived when
+the worker starts) with the error in its headers, and the stream goes on without it.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from streamkit.errors import DecodeError
+from streamkit.names import DEAD_LETTER, derived_topic_name
 from streamkit.streams.stream import Batch, Stream
 from streamkit.types import Message, OutgoingRecord, TopicPartition
 
@@ -91,6 +93,8 @@ class Fetcher:
         self.subscription_changed = False
         self.dead_lettered = 0
         self._key_cache: dict[Topic, dict[bytes | None, Any]] = {}
+        #: source topic -> its dead-letter topic
+        self._dead_letter_topics: dict[str, str] = {}
         #: called once, after the poll in which partitions were first assigned (and
         #: their tables restored)
         self.on_first_assignment: Any = None
@@ -113,6 +117,20 @@ class Fetcher:
 
     def topics(self) -> list[str]:
         return sorted(self.subscriptions)
+
+    def dead_letter_topic(self, topic: str) -> str:
+        """The dead-letter topic of ``topic``, ``<app id>-<topic>-dlq`` (shortened when
+        longer than Kafka allows)."""
+        name = self._dead_letter_topics.get(topic)
+        if name is None:
+            name = self._dead_letter_topics[topic] = derived_topic_name(
+                self.app.conf.id, topic, DEAD_LETTER, what="topic")
+        return name
+
+    def dead_letter_topics(self) -> list[str]:
+        """The dead-letter topics of every topic the streams consume; the worker derives
+        them at start, so a name problem shows then, not at the first bad message."""
+        return [self.dead_letter_topic(topic) for topic in self.topics()]
 
     def streams(self) -> Iterator[Stream]:
         for subs in self.subscriptions.values():
@@ -235,8 +253,8 @@ class Fetcher:
         return good, keys, values
 
     def dead_letter(self, message: Message, error: Exception) -> None:
-        """Write an undecodable message, unchanged, to ``<app id>-<topic>-dlq``."""
-        dlq = f"{self.app.conf.id}-{message.topic}-dlq"
+        """Write an undecodable message, unchanged, to its dead-letter topic."""
+        dlq = self.dead_letter_topic(message.topic)
         headers = list(message.headers) + [
             ("streamkit.error", str(error).encode()),
             ("streamkit.error.type", type(error).__name__.encode()),

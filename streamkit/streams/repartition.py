@@ -17,6 +17,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from streamkit.errors import ImproperlyConfigured
+from streamkit.names import REPARTITION, derived_topic_name
 from streamkit.streams.stream import TICK, DerivedStream, Stream
 from streamkit.types import OutgoingRecord
 
@@ -49,7 +50,8 @@ def group_by(parent: _Operators, key: Any, *, name: str | None = None,
     if name is None:
         name = f"{root.channel.name}-{key_name}"
     source = root.channel
-    topic = app.internal_topic(f"{app.conf.id}-{name}-repartition",
+    topic_name = derived_topic_name(app.conf.id, name, REPARTITION, what="group_by name")
+    topic = app.internal_topic(topic_name,
                                partitions=partitions or app.partitions_of(source),
                                value_type=source.value_type,
                                value_serializer=source.value_serde.serializer)

@@ -3,7 +3,8 @@
 A key lives in the partition of the event being processed when it is written (after
 ``group_by`` that is the partition owning the key). Reads and writes go to an
 in-memory cache per partition; changed keys are written out at each commit, in one
-changelog batch per partition (``<app id>-<name>-changelog``, compacted) and then in one
+changelog batch per partition (``<app id>-<name>-changelog``, compacted; see
+``streamkit.names`` for names over 249 characters) and then in one
 store batch that also records the changelog offset reached. On start (and when a
 partition is assigned) a table replays only the changelog past that offset.
 """
@@ -18,6 +19,7 @@ import anyio
 
 from streamkit.errors import ImproperlyConfigured, StoreLocked
 from streamkit.log.partitioner import partition_for_key
+from streamkit.names import CHANGELOG, derived_topic_name
 from streamkit.serializers import Serde
 from streamkit.streams.event import current_stream
 from streamkit.tables.stores import open_store
@@ -58,7 +60,8 @@ class Table:
         self.help = help or ""
         self.on_window_close = on_window_close
         self.store_url = store or app.conf.store
-        self.changelog_topic = f"{app.conf.id}-{name}-changelog"
+        # derived here: a name unfit for a topic fails where the table is declared
+        self.changelog_topic = derived_topic_name(app.conf.id, name, CHANGELOG, what="table")
         self.key_serde = Serde(key_type, key_serializer or "json")
         self.value_serde = Serde(value_type, value_serializer or "json")
         self.window: WindowWrapper | None = None

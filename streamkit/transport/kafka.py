@@ -16,9 +16,10 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaExcep
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streamkit import errors
+from streamkit.names import check_topic_name
 from streamkit.transport.base import Acks, RebalanceCallback
 from streamkit.transport.kafka_common import bootstrap_servers, broker_error, \
-    check_topic_name, client_config, error_code, make_client
+    client_config, error_code, make_client
 from streamkit.transport.kafka_consumer import EndOffsets, Fetcher, KafkaGroupConsumer
 from streamkit.transport.kafka_tx import KafkaTransactionalProducer
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,

@@ -7,7 +7,6 @@ producer can use them without importing the broker class.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,7 +22,6 @@ T = TypeVar("T")
 #: librdkafka sections of ``config`` that apply to one kind of client only.
 ROLE_SECTIONS = ("producer", "consumer", "admin")
 
-_TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 #: confluent-kafka's "no offset" sentinels (OFFSET_INVALID, OFFSET_END...) are < 0.
 NO_OFFSET = -1001
@@ -69,14 +67,6 @@ def make_client(cls: Callable[[dict[str, Any]], T], conf: dict[str, Any], role: 
     except (KafkaException, ValueError, TypeError) as exc:
         detail = exc.args[0].str() if error_code(exc) is not None else str(exc)
         raise errors.InvalidConfig(f"Kafka {role} settings refused: {detail}") from None
-
-
-def check_topic_name(name: str) -> None:
-    """Kafka's topic name rule, checked here so the error names the topic."""
-    if not isinstance(name, str) or not _TOPIC_NAME.match(name) or name in (".", ".."):
-        raise errors.InvalidTopicName(
-            f"topic name {name!r} is not valid: use 1-249 of [a-zA-Z0-9._-], "
-            "not '.' or '..'")
 
 
 def to_message(msg: Any) -> Message:

@@ -30,7 +30,8 @@ class RideValue(streamkit.Record, serializer="avro", namespace="test.taxi.RideVa
     total_amount: float
 
 
-def test_agent_reads_confluent_avro_and_confluent_reads_what_it_forwards(server) -> None:
+def test_agent_reads_confluent_avro_and_confluent_reads_what_it_forwards(
+        server, tmp_path) -> None:
     client = SchemaRegistryClient({"url": server["url"]})
     serialize = AvroSerializer(client, VALUE)
     ctx = SerializationContext("avro-rides", MessageField.VALUE)
@@ -47,7 +48,7 @@ def test_agent_reads_confluent_avro_and_confluent_reads_what_it_forwards(server)
     previous = avro_codec._default
     registry = use_registry(server["broker"])
     app = streamkit.App("avro-interop", broker=server["broker"], store="memory://",
-                        web_enabled=False)
+                        datadir=str(tmp_path), web_enabled=False)
     rides = app.topic("avro-rides", key_type=str, value_type=RideValue)
     high = app.topic("avro-rides-high", key_type=str, value_type=RideValue)
     seen: list[RideValue] = []

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 import streamkit
 from streamkit.cli import cli
 from streamkit.cli.output import box_table
+from streamkit.internal_topics import TopicRecord
 
 APP_SOURCE = '''
 import streamkit
@@ -196,17 +197,20 @@ def test_broker_and_datadir_come_from_the_environment(runner, tmp_path, monkeypa
 def test_reset_deletes_offsets_tables_and_changelogs_after_confirmation(
         runner, app_file, tmp_path):
     datadir = tmp_path / "stores"
+    repartition = "cli-app-yellow_taxi_ride.json-vendorId-repartition"
     producer = streamkit.Producer(broker="log://", datadir=str(datadir))
-    for name in ("yellow_taxi_ride.json", "cli-app-vendor_rides-changelog",
+    for name in ("yellow_taxi_ride.json", "cli-app-vendor_rides-changelog", repartition,
                  "cli-app-count-repartition", "unrelated"):
         producer.send(name, value=b"{}")
     producer.close()
+    # what a worker writes down before creating its group_by topic
+    TopicRecord(datadir / "cli-app").add("internal", [repartition])
     consumer = streamkit.Consumer("yellow_taxi_ride.json", broker="log://",
                                   datadir=str(datadir), group_id="cli-app",
                                   auto_offset_reset="earliest", consumer_timeout_ms=200)
     list(consumer)
     consumer.close()
-    (datadir / "cli-app" / "tables").mkdir(parents=True)
+    (datadir / "cli-app" / "tables").mkdir()
     assert "cli-app" in run(runner, "groups").output
 
     declined = runner.invoke(cli, ["reset", str(app_file)], input="n\n")
@@ -219,7 +223,9 @@ def test_reset_deletes_offsets_tables_and_changelogs_after_confirmation(
     assert not (datadir / "cli-app").exists()
     topics = run(runner, "topics").output
     assert "cli-app-vendor_rides-changelog" not in topics
-    assert "cli-app-count-repartition" not in topics
+    assert repartition not in topics
+    # named like one of the app's topics but neither recorded nor a table's changelog
+    assert "cli-app-count-repartition" in topics
     assert "yellow_taxi_ride.json" in topics and "unrelated" in topics
     assert "cli-app" not in run(runner, "groups").output
     # --yes skips the question; nothing left to delete is fine

@@ -20,6 +20,13 @@ from streamkit.worker import Worker
 pytestmark = [pytest.mark.kafka, pytest.mark.anyio]
 
 
+@pytest.fixture(autouse=True)
+def datadir_in_tmp(tmp_path, monkeypatch):
+    """The apps' data dirs (where a worker records the topics it creates) in tmp, not
+    in the repository's stores/."""
+    monkeypatch.setenv("STREAMKIT_DATADIR", str(tmp_path))
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
