@@ -467,7 +467,9 @@ class FileStorage:
             raise UnknownTopic(f"topic {name!r} does not exist")
         trash = self.root / "__trash"
         trash.mkdir(exist_ok=True)
-        target = trash / f"{name}.{uuid.uuid4().hex}"
+        # (a cut of the name: the whole of a 249-character one and the uuid would pass
+        # the file system's 255-byte limit)
+        target = trash / f"{name[:200]}.{uuid.uuid4().hex}"
         try:
             os.rename(topic_dir, target)     # atomic: the topic vanishes at once
         except FileNotFoundError:
