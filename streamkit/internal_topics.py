@@ -27,11 +27,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from streamkit.errors import StreamkitError
+from streamkit.log.storage import fsync_dir, write_atomic
 
 RECORD_FILE = "internal-topics.json"
 LOCK_FILE = "internal-topics.lock"
@@ -83,19 +83,5 @@ class TopicRecord:
 
     def _write(self, recorded: dict[str, set[str]]) -> None:
         data = {"version": 1, **{kind: sorted(recorded[kind]) for kind in KINDS}}
-        fd, temp = tempfile.mkstemp(prefix=f".{RECORD_FILE}.", dir=self.app_dir)
-        try:
-            with os.fdopen(fd, "w") as file:
-                json.dump(data, file, indent=1)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        # the rename itself must survive a power cut: sync the directory entry
-        dir_fd = os.open(self.app_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, json.dumps(data, indent=1).encode())
+        fsync_dir(self.app_dir)       # the rename itself must survive a power cut
