@@ -22,7 +22,8 @@ import streamkit
 from streamkit.serializers import codecs
 from streamkit.serializers.serde import Serde
 from streamkit.types import TopicPartition
-from streamkit.worker import Worker
+
+from .workers import run_worker_blocking
 
 #: the edges of the 64-bit range and values past them, both signs
 EDGES = [
@@ -73,18 +74,6 @@ def exact(value: Any) -> Any:
 # ------------------------------------------------------------------ a real worker
 
 
-def run_worker(app: streamkit.App, done, timeout: float = 20.0) -> None:
-    async def main() -> None:
-        worker = Worker(app, install_signal_handlers=False)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run_async)
-            with anyio.fail_after(timeout):
-                while not done():
-                    await anyio.sleep(0.01)
-            worker.stop()
-    anyio.run(main)
-
-
 def test_a_worker_gets_integers_past_64_bits_exactly_in_batches_and_one_by_one(tmp_path):
     app = streamkit.App("exact", broker=f"log://{tmp_path / 'log'}", datadir=tmp_path,
                         store="memory://", web_enabled=False, commit_interval=0.05)
@@ -114,7 +103,7 @@ def test_a_worker_gets_integers_past_64_bits_exactly_in_batches_and_one_by_one(t
         await mixed.send(key="k", value=too_long)
     anyio.run(produce)
 
-    run_worker(app, lambda: len(got["clean"]) == len(got["mixed"]) == len(EDGES))
+    run_worker_blocking(app, lambda _: len(got["clean"]) == len(got["mixed"]) == len(EDGES))
     for name in ("clean", "mixed"):
         assert [exact(list(v)) for v in got[name]] == [
             exact(list(expected(v))) for v in EDGES], name
@@ -233,7 +222,7 @@ def test_a_tombstone_reaches_the_agent_as_none(tmp_path, serializer):
         for key, value in sent:
             await rides.send(key=key, value=value)
     anyio.run(produce)
-    run_worker(app, lambda: len(got) == len(sent))
+    run_worker_blocking(app, lambda _: len(got) == len(sent))
     assert got == [(key, value, value) for key, value in sent]
     assert not [t for t in app.broker.list_topics() if t.endswith("-dlq")]
     assert app.broker.group_offsets("tomb")[0].committed == len(sent)

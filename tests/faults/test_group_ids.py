@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import anyio
 import pytest
@@ -19,7 +18,8 @@ from streamkit.cli import cli
 from streamkit.log.groupstore import FileGroupStore
 from streamkit.transport import connect
 from streamkit.types import OutgoingRecord, TopicPartition
-from streamkit.worker import Worker
+
+from .workers import run_worker
 
 LONG_IDS = [
     "g" * 300,
@@ -110,13 +110,7 @@ def test_a_worker_of_an_app_with_the_longest_id_consumes_and_commits(tmp_path):
     async def main() -> None:
         for i in range(4):
             await events.send(key=str(i), value=i)
-        worker = Worker(app, install_signal_handlers=False)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run_async)
-            with anyio.fail_after(20):
-                while len(got) < 4:
-                    await anyio.sleep(0.01)
-            worker.stop()
+        await run_worker(app, lambda _: len(got) == 4)
     anyio.run(main)
     assert sorted(got) == [0, 1, 2, 3]
     admin = streamkit.Admin(broker=f"log://{tmp_path / 'log'}")

@@ -17,7 +17,6 @@ import json
 import re
 from pathlib import Path
 
-import anyio
 import pytest
 from click.testing import CliRunner
 
@@ -26,7 +25,8 @@ from streamkit.cli import cli
 from streamkit.cli.loading import load_app
 from streamkit.errors import ImproperlyConfigured
 from streamkit.types import TopicPartition
-from streamkit.worker import Worker
+
+from .workers import run_worker
 
 pytestmark = pytest.mark.anyio
 
@@ -66,18 +66,6 @@ def write_app(tmp_path: Path, module: str, app_id: str, *, topic: str = "orders"
         app_id=app_id, broker=f"log://{datadir / 'log'}", datadir=str(datadir),
         topic=topic, table=table, group_by=group_by, partitions=partitions, extra=extra))
     return path
-
-
-async def run_worker(app: streamkit.App, condition, timeout: float = 20.0) -> Worker:
-    """Run a real worker of ``app`` in this process until ``condition(worker)``."""
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        with anyio.fail_after(timeout):
-            while not condition(worker):
-                await anyio.sleep(0.02)
-        worker.stop()
-    return worker
 
 
 def table_contents(app: streamkit.App, name: str) -> dict:
