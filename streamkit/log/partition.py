@@ -326,7 +326,7 @@ class Partition:
             while i < len(self.segments):
                 seg = self.segments[i]
                 if i < len(self.segments) - 1:
-                    self._index_closed(seg)
+                    self._index_closed(i)
                 elif (not seg.lasts or offset > seg.lasts[-1]) and \
                         self._index_active(seg, caught_up=not out):
                     # the segment list changed under us: find ``offset`` again
@@ -342,8 +342,11 @@ class Partition:
             raise
         return out
 
-    def _index_closed(self, seg: Segment) -> None:
-        """Index a closed segment whole: every byte of it was written completely."""
+    def _index_closed(self, i: int) -> Segment:
+        """Index closed segment ``i`` whole: every byte of it was written completely,
+        and its offsets run up to where the next segment begins (a roll starts the
+        next segment at the end offset; compaction keeps each segment's last offset)."""
+        seg = self.segments[i]
         size = seg.handle.size()
         if seg.end != size:
             if seg.end > size:
@@ -351,6 +354,13 @@ class Partition:
             problem = seg.scan(size)
             if problem is not None:
                 raise seg.corrupt(len(seg.positions), problem)
+        following = self.segments[i + 1].base
+        if seg.next_offset != following:
+            raise seg.corrupt(len(seg.positions), (
+                f"the segment ends at byte {size} with offset {seg.next_offset - 1}, but "
+                f"the next one begins at offset {following}: the batches of offsets "
+                f"{seg.next_offset}-{following - 1} are missing"))
+        return seg
 
     def _index_active(self, seg: Segment, caught_up: bool) -> bool:
         """Index what writers completed in the last segment. Returns True if the
@@ -413,16 +423,17 @@ class Partition:
     def start_offset(self) -> int:
         """The first offset still held (the end offset when the log is empty)."""
         self.refresh()
-        for seg in self.segments[:-1]:
+        for i, seg in enumerate(self.segments[:-1]):
             try:
-                self._index_closed(seg)
+                self._index_closed(i)
             except CorruptRecord:
-                pass                  # damage after the start: the start still counts
+                # the start is here even if the damage hides it: a reader starting
+                # from "earliest" must meet the damage, not skip it
+                first = seg.first_offset()
+                return seg.base if first is None else first
             first = seg.first_offset()
             if first is not None:
                 return first
-            if seg.end != seg.handle.size():
-                return seg.base
         end = self.end_offset()
         first = self.segments[-1].first_offset() if self.segments else None
         return end if first is None else first
@@ -448,10 +459,10 @@ class Partition:
     def _cleanup_locked(self, compact: bool, force: bool) -> None:
         self._retention_checked_at = time.monotonic()
         try:
-            for seg in self.segments[:-1]:
+            for i in range(len(self.segments) - 1):
                 # retention and compaction judge segments by their index: never act on
                 # one that does not index whole (a damaged segment waits for repair)
-                self._index_closed(seg)
+                self._index_closed(i)
             if self.config.delete:
                 self._retention_locked()
             if compact and self.config.compact:
