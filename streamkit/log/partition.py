@@ -325,16 +325,22 @@ class Partition:
         try:
             while i < len(self.segments):
                 seg = self.segments[i]
-                if i < len(self.segments) - 1:
-                    self._index_closed(i)
-                elif (not seg.lasts or offset > seg.lasts[-1]) and \
-                        self._index_active(seg, caught_up=not out):
-                    # the segment list changed under us: find ``offset`` again
-                    i = max(bisect_right(self._bases, offset) - 1, 0)
-                    continue
+                damage = None
+                try:
+                    if i < len(self.segments) - 1:
+                        self._index_closed(i)
+                    elif (not seg.lasts or offset > seg.lasts[-1]) and \
+                            self._index_active(seg, caught_up=not out):
+                        # the segment list changed under us: find ``offset`` again
+                        i = max(bisect_right(self._bases, offset) - 1, 0)
+                        continue
+                except CorruptRecord as exc:
+                    damage = exc        # the batches indexed before it are still read
                 offset = seg.read(offset, max_records - len(out), out)
                 if len(out) >= max_records:
                     break
+                if damage is not None:
+                    raise damage
                 i += 1
         except CorruptRecord:
             if out:

@@ -351,6 +351,10 @@ class Segment:
     def corrupt(self, k: int, problem: str) -> CorruptRecord:
         """The error for damage at batch ``k`` (``k == len(positions)``: at ``end``),
         naming the first offset that cannot be read."""
+        if k == len(self.positions) and k and not self.verify(k - 1):
+            # the damage begins in the last batch indexed: a damaged length or offset
+            # in its header is what made the chain after it fail
+            k -= 1
         offset = self.lasts[k - 1] + 1 if k else self.base
         pos = self.positions[k] if k < len(self.positions) else self.end
         return CorruptRecord(
