@@ -9,6 +9,13 @@ from streamkit.log.segment import HEADER, HEADER_SIZE
 
 #: byte offsets of header fields inside a batch
 MAGIC_AT, CRC_AT, LENGTH_AT, FIRST_AT, LAST_AT = 0, 4, 8, 12, 20
+COUNT_AT, MAX_TIMESTAMP_AT, ATTRIBUTES_AT = 28, 32, 40
+
+#: (start, name) of every field of a batch, in order; the body follows the header
+FIELDS = ((MAGIC_AT, "magic"), (CRC_AT, "crc"), (LENGTH_AT, "body length"),
+          (FIRST_AT, "first offset"), (LAST_AT, "last offset"),
+          (COUNT_AT, "record count"), (MAX_TIMESTAMP_AT, "max timestamp"),
+          (ATTRIBUTES_AT, "attributes"), (HEADER_SIZE, "body"))
 
 
 class Batch(NamedTuple):
@@ -45,6 +52,11 @@ def batch_at(root: Path, topic: str, offset: int, partition: int = 0) -> Batch:
             if batch.first <= offset <= batch.last:
                 return batch
     raise LookupError(f"no batch holds offset {offset}")
+
+
+def field_at(at: int) -> str:
+    """Name of the batch field holding byte ``at`` of a batch (0 = its first byte)."""
+    return next(name for start, name in reversed(FIELDS) if at >= start)
 
 
 def flip(path: Path, pos: int, mask: int = 0xFF) -> None:
