@@ -37,7 +37,7 @@ def run_trial(kind: str, seed: int) -> TrialResult:
                 return TRIALS[kind](Path(tmp) / "log", seed)
         except Exception:
             result = TrialResult(kind, seed, fault="raised")
-            result.broken("errors", 1, traceback.format_exc())
+            result.broken("errors", ["raised"], traceback.format_exc())
             return result
 
 
@@ -49,10 +49,10 @@ def totals(results: list[TrialResult]) -> dict[str, int]:
 
 
 def print_table(rows: dict[str, dict[str, int]]) -> None:
-    widths = [max(len(c), 8) for c in COLUMNS]
-    print(f"{'kind':<8} " + " ".join(f"{c:>{w}}" for c, w in zip(COLUMNS, widths)))
+    widths = {c: max(len(c), 8) for c in COLUMNS}
+    print(f"{'kind':<8} " + " ".join(f"{c:>{widths[c]}}" for c in COLUMNS))
     for name, row in rows.items():
-        print(f"{name:<8} " + " ".join(f"{row[c]:>{w}}" for c, w in zip(COLUMNS, widths)))
+        print(f"{name:<8} " + " ".join(f"{row[c]:>{widths[c]}}" for c in COLUMNS))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +56,15 @@ class TrialResult:
     torn: int = 0
     fault: str = ""
     problems: list[str] = field(default_factory=list)
+    counted: dict[str, set[Hashable]] = field(default_factory=dict, repr=False)
 
-    def broken(self, counter: str, count: int, why: str) -> None:
-        """Count ``count`` broken promises of kind ``counter``, and say why."""
-        setattr(self, counter, getattr(self, counter) + count)
+    def broken(self, counter: str, where: Iterable[Hashable], why: str) -> None:
+        """Count a broken promise of kind ``counter`` at each of ``where`` (offsets,
+        reads), each once per trial however many passes see it, and say why."""
+        seen = self.counted.setdefault(counter, set())
+        fresh = set(where) - seen
+        seen |= fresh
+        setattr(self, counter, getattr(self, counter) + len(fresh))
         self.problems.append(why)
 
     @property
@@ -151,15 +156,16 @@ def read_back(broker: Broker, tp: TopicPartition, end: int, rng: random.Random,
             continue
         for m in messages:
             if m.offset <= last or m.offset < offset:
-                result.broken("duplicated", 1, f"offset {m.offset} was returned after "
-                              f"offset {last}, by a read from offset {offset}")
+                result.broken("duplicated", [(tp.partition, m.offset)], (
+                    f"{tp}: offset {m.offset} was returned after offset {last}, by a "
+                    f"read from offset {offset}"))
                 continue
             back.records[m.offset] = m.value
             last = m.offset
         offset = messages[-1].offset + 1
     if withheld:
         named = sorted({exc.offset for exc in withheld.values()})
-        result.broken("misreported", len(withheld), (
+        result.broken("misreported", [(tp.partition, o) for o in withheld], (
             f"reads from offsets {spans(withheld)} raised CorruptRecord naming a later "
             f"offset ({spans(named)}) as the first one that cannot be read: the records "
             f"before the damage were withheld; first: {next(iter(withheld.values()))}"))
@@ -171,8 +177,8 @@ def says_where(exc: CorruptRecord, tp: TopicPartition, result: TrialResult) -> b
     if (exc.topic, exc.partition) == (tp.topic, tp.partition) and \
             "streamkit log repair" in str(exc):
         return True
-    result.broken("misreported", 1, f"a CorruptRecord for {tp} that does not say where "
-                  f"or how to repair: {exc}")
+    result.broken("misreported", [str(exc)], f"a CorruptRecord for {tp} that does not "
+                  f"say where or how to repair: {exc}")
     return False
 
 
@@ -186,14 +192,15 @@ def judge(acked: dict[int, bytes | None], back: ReadBack, result: TrialResult,
     acknowledged record not read back was reported by a CorruptRecord."""
     for offset, value in back.records.items():
         if offset not in acked:
-            result.broken("changed", 1, f"{where}offset {offset} was returned but never "
-                          "acknowledged")
+            result.broken("changed", [offset], f"{where}offset {offset} was returned but "
+                          "never acknowledged")
         elif value != acked[offset]:
-            result.broken("changed", 1, f"{where}offset {offset} was returned with value "
-                          f"{_short(value)}, acknowledged with {_short(acked[offset])}")
+            result.broken("changed", [offset], (
+                f"{where}offset {offset} was returned with value {_short(value)}, "
+                f"acknowledged with {_short(acked[offset])}"))
     missing = [o for o in acked if o not in back.records and o not in back.detections]
     if missing:
-        result.broken("lost", len(missing), f"{where}acknowledged offsets {spans(missing)} "
+        result.broken("lost", missing, f"{where}acknowledged offsets {spans(missing)} "
                       "were neither returned nor reported by a CorruptRecord")
 
 
@@ -227,11 +234,12 @@ def bitflip_trial(root: Path, seed: int) -> TrialResult:
     gone = [o for o, v in first.records.items()
             if o not in second.records or second.records[o] != v]
     if gone:
-        result.broken("lost", len(gone), f"offsets {spans(gone)} were readable before "
+        result.broken("lost", gone, f"offsets {spans(gone)} were readable before "
                       "the append and not after it")
     for path, data in files.items():
         if not path.exists() or not path.read_bytes().startswith(data):
-            result.broken("errors", 1, f"the append truncated or rewrote {path.name}")
+            result.broken("errors", [path.name], f"the append truncated or rewrote "
+                          f"{path.name}")
     return result
 
 
@@ -251,9 +259,10 @@ def _fill(root: Path, rng: random.Random, acks: int | str,
                   for i in range(count)]
         metadata = broker.produce(TOPIC, [OutgoingRecord(None, v, None, None, 0)
                                           for v in values], acks=acks)
-        for meta, value in zip(metadata, values):
+        for meta, value in zip(metadata, values, strict=True):
             if meta.offset in acked:
-                result.broken("reused", 1, f"offset {meta.offset} acknowledged twice")
+                result.broken("reused", [meta.offset], f"offset {meta.offset} "
+                              "acknowledged twice")
             acked[meta.offset] = value
         written += sum(len(v) + 20 for v in values) + HEADER_SIZE
     broker.close()
@@ -307,15 +316,15 @@ def _append_after_flip(root: Path, acks: int | str, end: int,
     except CorruptRecord as exc:
         result.fault += f"; the append was refused at offset {exc.offset}"
         if says_where(exc, TopicPartition(TOPIC, 0), result) and exc.offset > end:
-            result.broken("misreported", 1, f"the refused append names offset "
+            result.broken("misreported", ["append"], f"the refused append names offset "
                           f"{exc.offset}, after the end offset {end}: {exc}")
         return None
     finally:
         broker.close()
     result.fault += f"; appended at offset {offset}"
     if offset < end:
-        result.broken("reused", 1, f"the append after the flip got offset {offset}, "
-                      f"below the end offset {end} before it")
+        result.broken("reused", [offset], f"the append after the flip got offset "
+                      f"{offset}, below the end offset {end} before it")
     return offset
 
 
@@ -434,8 +443,8 @@ def _collect_acks(tag: str, out: bytes, acked: dict[tuple[int, int], bytes],
         for i in range(n):
             where = (partition, first + i)
             if where in acked:
-                result.broken("reused", 1, f"{TOPIC}[{partition}] offset {first + i} "
-                              f"acknowledged twice (again to producer {tag})")
+                result.broken("reused", [where], f"{TOPIC}[{partition}] offset "
+                              f"{first + i} acknowledged twice (again to producer {tag})")
             acked[where] = record_value(tag, seq + i, size)
         count += n
     return count
@@ -446,7 +455,7 @@ def _check_producer_exit(tag: str, returncode: int, err: str,
     """A producer must have died of our SIGKILL, not of an error; count the torn
     writes it found and cut (each with a warning)."""
     if returncode != -signal.SIGKILL or "Traceback" in err:
-        result.broken("errors", 1, f"producer {tag} exited with {returncode} before "
+        result.broken("errors", [tag], f"producer {tag} exited with {returncode} before "
                       f"it was killed: {err[-2000:]}")
     result.torn += err.count("]: cut ")
 
@@ -463,20 +472,21 @@ def _check_partitions(root: Path, partitions: int, acked: dict[tuple[int, int], 
             end = broker.offsets(tp)[1]
             back = read_back(broker, tp, end, rng, result)
             if back.detections:
-                result.broken("errors", 1, f"{when}{tp} reports damage at offsets "
+                result.broken("errors", [tp], f"{when}{tp} reports damage at offsets "
                               f"{spans(set(back.detections.values()))} after kills alone")
             gaps = [o for o in range(end) if o not in back.records]
             lost = [o for o in gaps if (p, o) in acked]
             if lost:
-                result.broken("lost", len(lost), f"{when}{tp}: acknowledged offsets "
-                              f"{spans(lost)} were not returned")
+                result.broken("lost", [(p, o) for o in lost], (
+                    f"{when}{tp}: acknowledged offsets {spans(lost)} were not returned"))
             if len(gaps) > len(lost):
                 result.problems.append(f"{when}{tp}: offsets {spans(gaps)} below the end "
                                        f"{end} are missing (the offsets are not dense)")
             beyond = [o for (q, o) in acked if q == p and o >= end]
             if beyond:
-                result.broken("lost", len(beyond), f"{when}{tp}: acknowledged offsets "
-                              f"{spans(beyond)} lie past the end offset {end}")
+                result.broken("lost", [(p, o) for o in beyond], (
+                    f"{when}{tp}: acknowledged offsets {spans(beyond)} lie past the end "
+                    f"offset {end}"))
             _judge_values(p, back, acked, senders, result, when)
     finally:
         broker.close()
@@ -491,16 +501,18 @@ def _judge_values(partition: int, back: ReadBack, acked: dict[tuple[int, int], b
         where = (partition, offset)
         sender = written_by(value)
         if sender is None:
-            result.broken("changed", 1, f"{when}{TOPIC}[{partition}] offset {offset} holds "
-                          f"{_short(value)}, which no producer sent")
+            result.broken("changed", [where], (
+                f"{when}{TOPIC}[{partition}] offset {offset} holds {_short(value)}, which "
+                "no producer sent"))
         elif sender in senders:
-            result.broken("duplicated", 1, f"{when}record {sender} is at {senders[sender]} "
-                          f"and again at {where}")
+            result.broken("duplicated", [sender], (
+                f"{when}record {sender} is at {senders[sender]} and again at {where}"))
         else:
             senders[sender] = where
         if where in acked and value != acked[where]:
-            result.broken("changed", 1, f"{when}{TOPIC}[{partition}] offset {offset} holds "
-                          f"{_short(value)}, acknowledged as {_short(acked[where])}")
+            result.broken("changed", [where], (
+                f"{when}{TOPIC}[{partition}] offset {offset} holds {_short(value)}, "
+                f"acknowledged as {_short(acked[where])}"))
 
 
 class _Warnings(logging.Handler):
@@ -533,8 +545,9 @@ def _append_after_kills(root: Path, partitions: int, acked: dict[tuple[int, int]
             offset = broker.produce(TOPIC, [OutgoingRecord(None, value, None, None, p)],
                                     acks="all")[0].offset
             if offset < ends[p]:
-                result.broken("reused", 1, f"the append after the kills got {TOPIC}[{p}] "
-                              f"offset {offset}, below the end offset {ends[p]}")
+                result.broken("reused", [(p, offset)], (
+                    f"the append after the kills got {TOPIC}[{p}] offset {offset}, below "
+                    f"the end offset {ends[p]}"))
             elif offset > ends[p]:
                 # a killed write that completed but was never published: whole, so
                 # kept (not acknowledged; the read after this checks who sent it)
