@@ -162,7 +162,7 @@ def read_back(broker: Broker, tp: TopicPartition, end: int, rng: random.Random,
                 continue
             back.records[m.offset] = m.value
             last = m.offset
-        offset = messages[-1].offset + 1
+        offset = max(last, offset) + 1         # forward even if all came back twice
     if withheld:
         named = sorted({exc.offset for exc in withheld.values()})
         result.broken("misreported", [(tp.partition, o) for o in withheld], (
