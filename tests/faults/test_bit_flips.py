@@ -5,7 +5,7 @@ the next append neither reuses an offset nor destroys what was readable.
 
 The random trials are ``bitflip_trial`` of tests/faults/trials.py, one per seed;
 ``tools/fault_run.py --kind bitflip`` runs hundreds. The tests after them are the
-smallest reproductions of what the trials found (xfail until the log is fixed).
+smallest reproductions of what the trials found (each failed before the log was fixed).
 """
 from __future__ import annotations
 
@@ -22,15 +22,7 @@ from .trials import bitflip_trial
 
 TP = TopicPartition("t", 0)
 
-#: A damaged batch header in a closed segment makes every read that starts in that
-#: segment raise, before the damage too (see the tests below).
-CLOSED_HEADER_BUG = ("log bug: a damaged batch header in a closed segment withholds "
-                     "the records before it in that segment (reads there raise "
-                     "CorruptRecord naming a later offset)")
-#: Seeds of the default run that hit it, found by the trials themselves.
-KNOWN_FAILING = {4, 23, 27, 28, 29, 34, 45}
-SEEDS = [pytest.param(seed, marks=pytest.mark.xfail(strict=True, reason=CLOSED_HEADER_BUG))
-         if seed in KNOWN_FAILING else seed for seed in range(60)]
+SEEDS = range(60)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -60,12 +52,11 @@ HEADER_DAMAGE = {"magic": (MAGIC_AT, 0x01), "body length": (LENGTH_AT, 0x01),
                  "record count": (COUNT_AT, 0x40)}
 
 
-@pytest.mark.xfail(strict=True, reason=CLOSED_HEADER_BUG)
 @pytest.mark.parametrize("field", list(HEADER_DAMAGE))
 def test_a_damaged_header_in_a_closed_segment_keeps_the_records_before_it(
         tmp_path: Path, field: str) -> None:
-    # bitflip seeds 4, 23, 27, 28, 29, 34, 45; e.g. seed 27: reads from offsets 0-100
-    # raise "t[0] at offset 101", so offsets 0-100 are never returned
+    # found by bitflip seeds 4, 23, 27, 28, 29, 34, 45: e.g. seed 27 read from offsets
+    # 0-100 raised "t[0] at offset 101", so offsets 0-100 were never returned
     root = tmp_path / "log"
     _fill(root, 300, segment_bytes=4096)             # ~6 batches per segment
     batch = batch_at(root, "t", 30)
@@ -83,9 +74,6 @@ def test_a_damaged_header_in_a_closed_segment_keeps_the_records_before_it(
         broker.close()
 
 
-@pytest.mark.xfail(strict=True, reason="log bug: the first read of a fresh broker "
-                   "raises at a damaged header in the active segment even when it "
-                   "starts before the damage")
 def test_a_damaged_header_in_the_active_segment_keeps_the_records_before_it(
         tmp_path: Path) -> None:
     root = tmp_path / "log"
@@ -94,20 +82,17 @@ def test_a_damaged_header_in_the_active_segment_keeps_the_records_before_it(
     flip(batch.path, batch.pos + MAGIC_AT, 0x01)
     broker = connect(f"log://{root}")
     try:
-        # today this raises "t[0] at offset 30"; a second identical fetch succeeds
+        # (this raised "t[0] at offset 30"; a second identical fetch succeeded)
         assert [m.offset for m in broker.fetch(TP, 0, max_records=1000)] == \
             list(range(30))
     finally:
         broker.close()
 
 
-@pytest.mark.xfail(strict=True, reason="log bug: an append refused because of a "
-                   "damaged last offset names the damaged header's offset + 1, an "
-                   "offset the partition never had")
 def test_an_append_refused_at_a_damaged_last_offset_names_an_offset_of_the_partition(
         tmp_path: Path) -> None:
     # found by bitflip trials (e.g. seed 277 of tools/fault_run.py): the refusal
-    # names t[0] at offset 1152921504606847160
+    # named t[0] at offset 1152921504606847160
     root = tmp_path / "log"
     _fill(root, 100)
     batch = batch_at(root, "t", 99)                   # the last batch: offsets 90-99
