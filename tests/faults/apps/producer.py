@@ -17,7 +17,6 @@ import sys
 
 from streamkit.transport import connect
 from streamkit.types import OutgoingRecord
-
 from tests.faults.trials import record_value
 
 
