@@ -56,7 +56,7 @@ def check(topic: str | None, broker: str, datadir: str) -> None:
     damage by topic, partition, offsets and byte range. Exits 1 if there is any."""
     from streamkit.log.repair import check_partition
     storage = _storage(broker, datadir)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     totals = [0, 0, 0, 0]
     damaged = 0
     for name in [topic] if topic else _topics_on_disk(storage):

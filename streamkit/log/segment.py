@@ -122,7 +122,10 @@ def next_whole_batch(buf: bytes | mmap.mmap, start: int, limit: int, previous: i
 class Handle(Protocol):
     """The bytes of one segment: a file or an in-memory buffer."""
 
-    identity: object
+    @property
+    def identity(self) -> object:
+        """Changes when the file is replaced (its inode)."""
+        ...
 
     def size(self) -> int: ...
     def pread(self, n: int, pos: int) -> bytes: ...
