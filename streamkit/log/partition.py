@@ -141,14 +141,14 @@ class Partition:
         if point is not None and point.base > seg.base:
             self.refresh(force=True)              # another process rolled
             seg = self.segments[-1]
-        size = seg.handle.size()
-        if point is not None and point.base == seg.base and \
-                point.end == size == seg.end and point.boot == boot_id():
-            if point.next_offset != seg.next_offset:
+            if point.base > seg.base:
                 raise seg.corrupt(len(seg.positions), (
-                    f"the batch headers end at offset {seg.next_offset - 1}, the recovery "
-                    f"point at {point.next_offset - 1}; appends are refused"))
-            return seg
+                    f"the recovery point is in segment {segment_name(point.base)}, which "
+                    "is missing; appends are refused"))
+        size = seg.handle.size()
+        if point is not None and point.base == seg.base and point.boot == boot_id() \
+                and point.end == size == seg.end and point.next_offset == seg.next_offset:
+            return seg                            # nothing changed since the last append
         return self._recover_locked(seg, point, size)
 
     def _recover_locked(self, seg: Segment, point: RecoveryPoint | None,

@@ -154,3 +154,20 @@ def test_a_worker_forwards_each_record_before_the_damage_once_then_stops(tmp_pat
     committed = {o.partition: o.committed for o in broker.group_offsets("forward")}
     assert committed.get(0, 0) <= 700
     broker.close()
+
+
+def test_a_lost_newest_segment_refuses_appends_instead_of_reusing_its_offsets(root):
+    broker = connect(f"log://{root}")
+    broker.create_topic("t", partitions=1, config={"segment.bytes": 2000})
+    for start in range(0, 300, 50):
+        broker.produce("t", [OutgoingRecord(None, b"r%d" % i, None, None, 0)
+                             for i in range(start, start + 50)])
+    broker.close()
+    files = sorted((root / "t" / "0").glob("*.log"))
+    assert len(files) >= 2
+    files[-1].unlink()                                  # the active segment is gone
+    writer = connect(f"log://{root}")
+    with pytest.raises(CorruptRecord) as info:
+        writer.produce("t", [OutgoingRecord(None, b"x", None, None, 0)])
+    assert "missing" in str(info.value)
+    writer.close()
