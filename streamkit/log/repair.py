@@ -115,10 +115,10 @@ def _walk(buf: Buffer, start: int, limit: int, next_offset: int,
             walk.next_offset = header[4] + 1
             pos = end
             continue
-        resume, first = next_whole_batch(buf, pos + 1, limit, walk.next_offset - 1) if resync \
-            else (limit, None)
+        resume, first = next_whole_batch(buf, pos + 1, limit, walk.next_offset - 1) \
+            if resync else (limit, None)
         walk.damage.append((pos, resume, walk.next_offset,
-                            None if first is None else first - 1, f"byte {pos}: {problem}"))
+                            None if first is None else first - 1, problem))
         pos = resume
     return walk
 

@@ -46,6 +46,7 @@ READ_CHUNK = 1 << 20
 
 _pack_header = HEADER.pack
 _unpack_header = HEADER.unpack_from
+_unpack_crc = struct.Struct("<I").unpack_from
 _crc32 = zlib.crc32
 _packb = msgpack.Packer(use_bin_type=True).pack
 _unpackb = msgpack.unpackb
@@ -74,40 +75,59 @@ def decode_rows(buf: bytes | memoryview, pos: int) -> tuple[tuple, list]:
     return header, _unpackb(buf[start:start + header[2]])
 
 
-def batch_problem(buf: bytes | mmap.mmap, pos: int, limit: int, previous: int
-                   ) -> tuple[str | None, tuple]:
-    """Why the bytes at ``pos`` are not a whole batch ending by ``limit`` and following
-    offset ``previous`` (None if they are), and the header."""
-    if pos + HEADER_SIZE > limit:
-        return f"{limit - pos} bytes, too few for a batch header", ()
-    header = _unpack_header(buf, pos)
-    magic, crc, blen, first, last, count, _maxts, _attrs = header
+def header_problem(header: tuple, pos: int, limit: int, previous: int) -> str | None:
+    """Why ``header``, read at byte ``pos``, cannot be the header of a batch that ends
+    by byte ``limit`` and follows offset ``previous``; None if it can."""
+    magic, _crc, blen, first, last, count, _maxts, _attrs = header
     if magic != MAGIC:
-        return f"no batch header (magic {magic!r})", header
+        return f"no batch header at byte {pos} (magic {magic!r})"
     if blen > MAX_BODY or pos + HEADER_SIZE + blen > limit:
-        return f"a body of {blen} bytes runs past byte {limit}", header
+        return (f"the batch at byte {pos} claims {blen} bytes of body, past byte "
+                f"{limit}")
     if first <= previous or last < first or not 0 <= count <= last - first + 1:
-        return f"offsets {first}-{last} ({count} records) after offset {previous}", header
-    view = memoryview(buf)
+        return (f"the batch at byte {pos} claims offsets {first}-{last} ({count} "
+                f"records) after offset {previous}")
+    return None
+
+
+def crc_matches(buf: bytes | mmap.mmap, pos: int, end: int) -> bool:
+    """True if the batch in ``buf[pos:end]`` passes its CRC."""
+    with memoryview(buf) as view:           # (released at once: an mmap may close)
+        return _crc32(view[pos + 8:end]) == _unpack_crc(buf, pos + 4)[0]
+
+
+def batch_problem(buf: bytes | mmap.mmap, pos: int, limit: int, previous: int,
+                  where: int | None = None) -> tuple[str | None, tuple]:
+    """Why the bytes at ``pos`` are not a whole batch ending by ``limit`` and following
+    offset ``previous`` (None if they are: header, CRC and a body of the rows the
+    header announces), and the header. Messages name byte ``where`` of the segment
+    (``pos`` unless ``buf`` holds only part of it)."""
+    at = pos if where is None else where
+    if pos + HEADER_SIZE > limit:
+        return f"{limit - pos} bytes at byte {at}, too few for a batch header", ()
+    header = _unpack_header(buf, pos)
+    problem = header_problem(header, at, limit - pos + at, previous)
+    if problem is not None:
+        return problem, header
+    end = pos + HEADER_SIZE + header[2]
+    if not crc_matches(buf, pos, end):
+        return f"the batch at byte {at}: CRC mismatch", header
     try:
-        if zlib.crc32(view[pos + HEADER_SIZE:pos + HEADER_SIZE + blen],
-                      zlib.crc32(view[pos + 8:pos + HEADER_SIZE])) != crc:
-            return "CRC mismatch", header
-        try:
-            rows = msgpack.unpackb(view[pos + HEADER_SIZE:pos + HEADER_SIZE + blen],
-                                   use_list=False)
-            deltas = [row[0] for row in rows if len(row) == 5]
-        except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
-            return f"the body does not decode ({exc})", header
-    finally:
-        view.release()
+        with memoryview(buf) as view:
+            rows = msgpack.unpackb(view[pos + HEADER_SIZE:end], use_list=False)
+        deltas = [row[0] for row in rows if len(row) == 5]
+    except Exception as exc:  # noqa: BLE001 - any failure of a decode
+        return f"the batch at byte {at}: the body does not decode ({exc})", header
+    first, last, count = header[3], header[4], header[5]
     if len(deltas) != count or deltas != sorted(set(deltas)) or \
             (deltas and not 0 <= deltas[0] <= deltas[-1] <= last - first):
-        return "the body's records do not match its header", header
+        return f"the batch at byte {at}: the body's records do not match its header", \
+            header
     return None, header
 
 
-def next_whole_batch(buf: bytes | mmap.mmap, start: int, limit: int, previous: int) -> tuple[int, int | None]:
+def next_whole_batch(buf: bytes | mmap.mmap, start: int, limit: int, previous: int
+                     ) -> tuple[int, int | None]:
     """Where the first whole batch following ``previous`` begins at or after
     ``start``, and its first offset; (``limit``, None) if none does."""
     at = buf.find(MAGIC, start, limit)
@@ -240,20 +260,6 @@ class Segment:
             self.max_timestamp_batch = len(self.positions) - 1
         self.end = end
 
-    def _header_problem(self, header: tuple, pos: int, limit: int) -> str | None:
-        """Why the batch header at byte ``pos`` cannot be the next batch, or None."""
-        magic, _crc, blen, first, last, count, _maxts, _attrs = header
-        if magic != MAGIC:
-            return f"no batch header at byte {pos} (magic {magic!r})"
-        if blen > MAX_BODY or pos + HEADER_SIZE + blen > limit:
-            return (f"the batch at byte {pos} claims {blen} bytes of body, past byte "
-                    f"{limit} where the completed writes end")
-        previous = self.lasts[-1] if self.lasts else self.base - 1
-        if first <= previous or last < first or not 0 <= count <= last - first + 1:
-            return (f"the batch at byte {pos} claims offsets {first}-{last} ({count} "
-                    f"records) after offset {previous}")
-        return None
-
     def scan(self, limit: int, whole: bool = True) -> str | None:
         """Index the batches between ``end`` and byte ``limit`` from their headers
         (bodies are not read). Returns None once the index reaches ``limit``, else why
@@ -271,7 +277,7 @@ class Segment:
             total = 0
             while off + HEADER_SIZE <= len(chunk):
                 header = _unpack_header(chunk, off)
-                problem = self._header_problem(header, pos + off, limit)
+                problem = header_problem(header, pos + off, limit, self.next_offset - 1)
                 if problem is not None:
                     if not whole and header[0] == MAGIC and \
                             pos + off + HEADER_SIZE + header[2] > limit:
@@ -296,20 +302,18 @@ class Segment:
             head = self.handle.pread(HEADER_SIZE, pos)
             if len(head) < HEADER_SIZE or pos + HEADER_SIZE > limit:
                 return f"{limit - pos} bytes at byte {pos} are too few for a batch header"
-            header = _unpack_header(head, 0)
-            problem = self._header_problem(header, pos, limit)
+            blen = _unpack_header(head, 0)[2]
+            data = head + self.handle.pread(min(blen, limit - pos - HEADER_SIZE),
+                                            pos + HEADER_SIZE)
+            problem, header = batch_problem(data, 0, len(data), next_offset - 1, pos)
             if problem is None and header[3] != next_offset:
-                problem = f"the batch at byte {pos} starts at offset {header[3]}, " \
-                          f"not {next_offset}"
+                problem = (f"the batch at byte {pos} starts at offset {header[3]}, not "
+                           f"{next_offset}")
             if problem is not None:
                 return problem
-            body = self.handle.pread(header[2], pos + HEADER_SIZE)
-            if _crc32(body, _crc32(head[8:])) != header[1]:
-                return f"the batch at byte {pos} fails its CRC"
-            end = pos + HEADER_SIZE + header[2]
-            self.add(pos, header[3], header[4], header[5], header[6], end)
+            self.add(pos, header[3], header[4], header[5], header[6], pos + len(data))
             next_offset = header[4] + 1
-            pos = end
+            pos += len(data)
         return None
 
     def whole_batch_after(self, size: int) -> bool:
@@ -324,8 +328,7 @@ class Segment:
         pos = self.positions[k]
         stop = self.positions[k + 1] if k + 1 < len(self.positions) else self.end
         data = self.handle.pread(stop - pos, pos)
-        return len(data) >= HEADER_SIZE and \
-            _crc32(memoryview(data)[8:]) == _unpack_header(data, 0)[1]
+        return len(data) >= HEADER_SIZE and crc_matches(data, 0, len(data))
 
     def reset_index(self) -> None:
         self.positions.clear()
@@ -395,9 +398,10 @@ class Segment:
                 pos = self.positions[k] - start
                 header = _unpack_header(buf, pos)
                 body_end = pos + HEADER_SIZE + header[2]
+                # (crc_matches inlined: this is the read path's one per-batch check)
                 if header[0] != MAGIC or _crc32(view[pos + 8:body_end]) != header[1]:
-                    raise self.corrupt(k, f"the batch at byte {self.positions[k]} "
-                                          "fails its CRC")
+                    raise self.corrupt(k, f"the batch at byte {self.positions[k]}: "
+                                          "CRC mismatch")
                 next_offset = header[4] + 1
                 if not header[5]:
                     continue
@@ -459,8 +463,8 @@ class Segment:
             stop = self.positions[k + 1] if k + 1 < len(self.positions) else self.end
             buf = self.handle.pread(stop - pos, pos)
             header = _unpack_header(buf, 0)
-            if header[0] != MAGIC or _crc32(memoryview(buf)[8:]) != header[1]:
-                raise self.corrupt(k, f"the batch at byte {pos} fails its CRC")
+            if header[0] != MAGIC or not crc_matches(buf, 0, len(buf)):
+                raise self.corrupt(k, f"the batch at byte {pos}: CRC mismatch")
             yield header, _unpackb(memoryview(buf)[HEADER_SIZE:])
 
     def close(self) -> None:
