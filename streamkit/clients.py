@@ -250,20 +250,22 @@ class _AllPartitions:
         backoff = 0.001
         while True:
             out: list[Message] = []
+            damage: CorruptRecord | None = None
             for tp, position in self._positions.items():
                 if tp in self._paused:
                     continue
                 try:
                     messages = self._broker.fetch(tp, position, max_records - len(out))
-                except CorruptRecord:
-                    if out:
-                        break                # hand these out; a later poll raises
-                    raise
+                except CorruptRecord as exc:
+                    damage = damage or exc   # the others first; raised once they are dry
+                    continue
                 if messages:
                     self._positions[tp] = messages[-1].offset + 1
                     out.extend(messages)
                     if len(out) >= max_records:
                         break
+            if damage is not None and not out:
+                raise damage
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out

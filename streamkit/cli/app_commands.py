@@ -6,6 +6,7 @@ shapes from one function whose first argument is the App.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -177,7 +178,30 @@ def _app_dir_inside_datadir(app: App) -> Path:
         raise click.ClickException(
             f"refusing to reset app {app.conf.id!r}: its directory {app.datadir} is a "
             f"symlink to {target}; delete what it holds by hand (nothing was deleted)")
+    if app.conf.broker.startswith("log://"):
+        from streamkit.log.broker import log_root
+        log_dir = log_root(app.conf.broker, app.conf.datadir)
+        if _holds(app.datadir, log_dir):
+            raise click.ClickException(
+                f"refusing to reset app {app.conf.id!r}: the embedded log {log_dir} lies "
+                f"in its directory {app.datadir}, which reset deletes; move the log "
+                "(--broker log://PATH) or the app's data (--datadir) apart (nothing was "
+                "deleted)")
     return app.datadir
+
+
+def _holds(folder: Path, path: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (compared as files, so a case-
+    insensitive file system or a symlink cannot hide it)."""
+    if not folder.exists():
+        return False
+    for candidate in [path, *path.parents]:
+        try:
+            if candidate.exists() and os.path.samefile(candidate, folder):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 RESET_OPTIONS = [

@@ -80,10 +80,14 @@ def topics(ctx: click.Context, broker: str, datadir: str) -> None:
                          " ".join(map(str, info.end_offsets)), messages,
                          _retention(info.config.get("retention.ms")),
                          info.config.get("cleanup.policy", "delete")))
+        orphans = conn.orphan_topics() if hasattr(conn, "orphan_topics") else []
     finally:
         conn.close()
     echo_table(["topic", "partitions", "start offsets", "end offsets", "messages",
                 "retention", "cleanup.policy"], rows, title=f"Topics on {broker}")
+    for name in orphans:
+        click.echo(f"warning: folder {name!r} holds partitions of a topic whose topic.json "
+                   f"is lost; `streamkit log repair {name}` rebuilds it", err=True)
 
 
 def _retention(ms: str | None) -> str:
@@ -105,18 +109,44 @@ def _retention(ms: str | None) -> str:
 def topics_create(obj: dict[str, Any], name: str, partitions: int,
                   configs: tuple[str, ...]) -> None:
     """Create topic NAME."""
-    config = {}
-    for item in configs:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: write KEY=VALUE", param_hint="--config")
-        config[key.strip()] = value.strip()
+    config = _configs(configs)
     conn = open_broker(obj["broker"], obj["datadir"])
     try:
         conn.create_topic(name, partitions=partitions, config=config, exist_ok=False)
     finally:
         conn.close()
     click.echo(f"created topic {name!r} with {partitions} partition(s)")
+
+
+def _configs(items: tuple[str, ...]) -> dict[str, str]:
+    config = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: write KEY=VALUE", param_hint="--config")
+        config[key.strip()] = value.strip()
+    return config
+
+
+@topics.command("alter")
+@click.argument("name")
+@click.option("--config", "-c", "configs", multiple=True, metavar="KEY=VALUE",
+              required=True, help="A topic config to set; repeatable.")
+@click.pass_obj
+def topics_alter(obj: dict[str, Any], name: str, configs: tuple[str, ...]) -> None:
+    """Set topic configs of NAME on the embedded log (as kafka-configs --alter)."""
+    config = _configs(configs)
+    conn = open_broker(obj["broker"], obj["datadir"])
+    try:
+        if not hasattr(conn, "alter_topic_config"):
+            raise click.ClickException(
+                f"{obj['broker']}: `topics alter` sets configs of the embedded log; on "
+                "Kafka use kafka-configs.sh --alter")
+        _require_topic(conn, name)
+        conn.alter_topic_config(name, config)
+    finally:
+        conn.close()
+    click.echo(f"topic {name!r}: set " + ", ".join(f"{k}={v}" for k, v in config.items()))
 
 
 @topics.command("delete")

@@ -1,9 +1,12 @@
 """``streamkit log check`` and ``streamkit log repair``: the embedded log's files.
 
-``check`` only reads. ``repair`` is the one way to remove damaged bytes from a
-partition, and it keeps them: see ``streamkit.log.repair``.
+``check`` only reads (it works on a read-only copy of a log too). ``repair`` is the one
+way to remove damaged bytes from a partition, and it keeps them: see
+``streamkit.log.repair``.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,13 +14,18 @@ from streamkit.cli.broker_commands import broker_options
 from streamkit.cli.output import echo_table
 from streamkit.errors import CorruptLog, UnknownTopic
 
+if TYPE_CHECKING:
+    from streamkit.log.repair import Damage
+    from streamkit.log.storage import FileStorage
 
-def _storage(broker: str, datadir: str):
+
+def _storage(broker: str, datadir: str) -> FileStorage:
     from streamkit.log.broker import log_root
     from streamkit.log.storage import FileStorage
     if not broker.startswith("log://"):
-        raise click.ClickException(f"{broker}: `streamkit log` checks the embedded log on "
-                                   "disk (log://); Kafka keeps its own files")
+        raise click.ClickException(
+            f"{broker}: `streamkit log` works on the embedded log's files (log://); a "
+            "memory:// log lives inside one process, and Kafka keeps its own files")
     root = log_root(broker, datadir)
     if not root.is_dir():
         raise click.ClickException(f"no embedded log at {root} (check --broker and "
@@ -25,22 +33,21 @@ def _storage(broker: str, datadir: str):
     return FileStorage(root)
 
 
-def _topics_on_disk(storage) -> list[str]:
-    """Topics with a topic.json, and folders that hold partitions without one."""
-    from streamkit.log.config import RESERVED_NAMES
-    names = set(storage.list_topics())
-    for entry in storage.root.iterdir():
-        if entry.is_dir() and entry.name not in RESERVED_NAMES and \
-                storage.partitions_with_data(entry.name):
-            names.add(entry.name)
-    return sorted(names)
-
-
-def _partitions(storage, topic: str) -> list[int]:
+def _partitions(storage: FileStorage, topic: str) -> list[int]:
+    """The partition folders of ``topic`` (which need not have a topic.json)."""
     folder = storage.root / topic
-    if not folder.is_dir():
-        raise UnknownTopic(f"no topic {topic!r} in {storage.root}")
-    return sorted(int(e.name) for e in folder.iterdir() if e.name.isdigit())
+    numbers = sorted(int(e.name) for e in folder.iterdir() if e.name.isdigit()) \
+        if folder.is_dir() else []
+    if not numbers:
+        raise UnknownTopic(f"no topic {topic!r} in {storage.root} (topics: "
+                           f"{', '.join(storage.list_topics()) or 'none'})")
+    return numbers
+
+
+def _row(item: Damage) -> tuple[object, ...]:
+    kind = "incomplete write" if item.torn else "damage"
+    return (item.topic, item.partition, item.segment, f"{item.start}-{item.end}",
+            item.offsets, kind, item.problem)
 
 
 @click.group("log")
@@ -58,26 +65,29 @@ def check(topic: str | None, broker: str, datadir: str) -> None:
     storage = _storage(broker, datadir)
     rows: list[tuple[object, ...]] = []
     totals = [0, 0, 0, 0]
-    damaged = 0
-    for name in [topic] if topic else _topics_on_disk(storage):
+    damaged = torn = 0
+    for name in [topic] if topic else storage.list_topics() + storage.orphan_topics():
         try:
             storage.read_topic(name)
         except CorruptLog as exc:
             damaged += 1
-            rows.append((name, None, "topic.json", None, None, str(exc)))
+            rows.append((name, None, "topic.json", None, None, "damage", str(exc)))
         for partition in _partitions(storage, name):
             report = check_partition(storage, name, partition)
             totals = [totals[0] + 1, totals[1] + report.segments,
                       totals[2] + report.batches, totals[3] + report.records]
             for item in report.damage:
+                torn += item.torn
                 damaged += not item.torn
-                rows.append((name, partition, item.segment, f"{item.start}-{item.end}",
-                             item.offsets, item.problem))
+                rows.append(_row(item))
     if rows:
-        echo_table(["topic", "partition", "segment", "bytes", "offsets", "problem"], rows,
-                   title=f"Damage in {storage.root}")
-    click.echo(f"checked {totals[0]} partitions, {totals[1]} segments, {totals[2]} batches, "
-               f"{totals[3]} records: " + (f"{damaged} damaged" if damaged else "no damage"))
+        echo_table(["topic", "partition", "segment", "bytes", "offsets", "kind",
+                    "problem"], rows, title=f"Found in {storage.root}")
+    click.echo(f"checked {totals[0]} partitions, {totals[1]} segments, {totals[2]} "
+               f"batches, {totals[3]} records: "
+               + (f"{damaged} damaged" if damaged else "no damage")
+               + (f", {torn} incomplete write(s) (the next append cuts them)"
+                  if torn else ""))
     if damaged:
         click.echo(f"`streamkit log repair TOPIC --partition P` moves damage aside into "
                    f"{storage.root / '__quarantine'}", err=True)
@@ -95,39 +105,39 @@ def repair(topic: str, partitions: tuple[int, ...], yes: bool, broker: str,
     """Move the damaged byte ranges of TOPIC into the quarantine folder (they are kept,
     never deleted) and rewrite its segments without them, keeping every offset unique;
     rebuild a lost topic.json. Stop the processes writing to TOPIC first."""
-    from streamkit.log.repair import (
-        check_partition,
-        rebuild_topic_meta,
-        repair_partition,
-    )
+    from streamkit.log.repair import check_partition, rebuild_topic_meta, repair_partition
     storage = _storage(broker, datadir)
     chosen = list(partitions) or _partitions(storage, topic)
     found = [d for p in chosen for d in check_partition(storage, topic, p).damage]
+    damage = [d for d in found if not d.torn]
     meta_damaged = False
     try:
         storage.read_topic(topic)
     except CorruptLog as exc:
         meta_damaged = True
         click.echo(f"topic.json: {exc}")
-    if not found and not meta_damaged:
-        click.echo(f"{topic}: no damage in partitions {chosen}; nothing to repair")
+    if not damage and not meta_damaged:
+        click.echo(f"{topic}: no damage in partitions {chosen}; nothing to repair"
+                   + (" (an incomplete write is cut by the next append)" if found else ""))
         return
-    for item in found:
+    for item in damage:
         click.echo(f"{topic}[{item.partition}] {item.segment} bytes {item.start}-{item.end} "
                    f"(offsets {item.offsets}): {item.problem}")
     if not yes:
         click.confirm("Move these ranges into the quarantine and rewrite the segments?",
                       abort=True)
     if meta_damaged:
-        count = rebuild_topic_meta(storage, topic)
-        click.echo(f"{topic}: rebuilt topic.json with {count} partitions (retention off "
-                   "until its config is set again)")
+        count, config = rebuild_topic_meta(storage, topic)
+        click.echo(f"{topic}: rebuilt topic.json with {count} partitions and config "
+                   f"{config}; set the rest of its config again with `streamkit topics "
+                   f"alter {topic} --config KEY=VALUE`")
     from streamkit.cli.main import setup_logging
     setup_logging("warning")          # each move is logged, with where the bytes went
-    for partition in sorted({d.partition for d in found}):
+    for partition in sorted({d.partition for d in damage}):
         repair_partition(storage, topic, partition)
-    click.echo(f"{topic}: repaired; offsets {', '.join(d.offsets for d in found)} are "
-               "skipped by readers" if found else f"{topic}: repaired")
+    if damage:
+        click.echo(f"{topic}: repaired; readers skip offsets "
+                   f"{', '.join(d.offsets for d in damage)}, and no offset is reused")
 
 
 COMMANDS: list[click.Command] = [log_group]

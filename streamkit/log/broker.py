@@ -110,6 +110,21 @@ class LogBroker:
             self._drain()
         return self._storage.list_topics()
 
+    def orphan_topics(self) -> list[str]:
+        """Topics whose partitions hold records but whose topic.json is lost
+        (``streamkit log repair`` rebuilds it). Not part of the Broker protocol."""
+        return self._storage.orphan_topics()
+
+    def alter_topic_config(self, name: str, config: dict[str, Any]) -> None:
+        """Set topic configs of ``name`` (merged into its config; as Kafka's
+        incremental alter). Not part of the Broker protocol."""
+        if self._unacked:
+            self._drain()
+        topic = self._topic(name)
+        merged = check_topic_config({**topic.config.raw, **config})
+        self._storage.write_topic(name, topic.partitions, merged, replace=True)
+        self._forget(name)
+
     def describe_topic(self, name: str) -> TopicInfo:
         if self._unacked:
             self._drain()

@@ -265,10 +265,14 @@ class LogGroupConsumer:
             return []
         self._rr = (self._rr + 1) % len(active)
         out: list[Message] = []
+        damage: CorruptRecord | None = None
         for tp in active[self._rr:] + active[:self._rr]:
             try:
                 messages = self._broker.fetch(tp, self._positions[tp],
                                               max_records - len(out))
+            except CorruptRecord as exc:
+                damage = damage or exc       # the others first; raised once they are dry
+                continue
             except OffsetOutOfRange:
                 self._positions[tp] = self._start_position(tp, None)
                 log.warning("group %s: position of %s[%d] was past the end of the log; "
@@ -277,15 +281,13 @@ class LogGroupConsumer:
                 continue
             except UnknownTopic:
                 continue                     # deleted under us: nothing to read
-            except CorruptRecord:
-                if out:
-                    break                    # hand these out; a later poll raises
-                raise
             if messages:
                 self._positions[tp] = messages[-1].offset + 1
                 out.extend(messages)
                 if len(out) >= max_records:
                     break
+        if damage is not None and not out:
+            raise damage
         return out
 
     def _commit_positions(self, tps: Iterable[TopicPartition]) -> None:

@@ -16,6 +16,7 @@ after the recovery point can be an interrupted write, and only those are cut.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import time
@@ -138,10 +139,15 @@ class Partition:
                 self.topic, self.partition, 0)
         seg = self.segments[-1]
         point = self.store.read_recovery()
-        if point is not None and point.base > seg.base:
-            self.refresh(force=True)              # another process rolled
+        if point is not None and point.base > seg.base or \
+                self.store.identity(seg.base) != seg.handle.identity:
+            # another process rolled, or replaced the file (repair): a directory's
+            # mtime can miss either, and an append must never go to an old file
+            self.refresh(force=True)
+            if not self.segments:
+                return self._sync_tail_locked()   # (says there is no segment left)
             seg = self.segments[-1]
-            if point.base > seg.base:
+            if point is not None and point.base > seg.base:
                 raise seg.corrupt(len(seg.positions), (
                     f"the recovery point is in segment {segment_name(point.base)}, which "
                     "is missing; appends are refused"))
@@ -158,14 +164,12 @@ class Partition:
         confirmed, same_boot = confirmed_end(self.store, seg.base, size, point)
         cause = TORN_WRITE if same_boot else \
             UNSYNCED_AT_RESTART if point is not None else UNSYNCED_WITHOUT_POINT
-        if size < confirmed:
-            raise seg.corrupt(len(seg.positions), (
-                f"the segment ends at byte {size}, before byte {confirmed} where "
-                "completed writes end: acknowledged records are missing; appends are "
-                "refused"))
         if seg.end > confirmed:
             seg.reset_index()
-        problem = seg.scan(confirmed, whole=same_boot)
+        problem = seg.scan(min(confirmed, size), whole=same_boot)
+        if problem is None and size < confirmed:
+            problem = (f"the segment ends at byte {size}, before byte {confirmed} where "
+                       "completed writes end: acknowledged records are missing")
         if problem is None and same_boot and point is not None and \
                 point.base == seg.base and point.next_offset != seg.next_offset:
             problem = (f"the batch headers end at offset {seg.next_offset - 1}, the "
@@ -278,7 +282,13 @@ class Partition:
             end = seg.end
             if rolled or time.monotonic() - self._retention_checked_at > \
                     RETENTION_CHECK_SECONDS:
-                self._cleanup_locked(compact=rolled, force=False)
+                try:
+                    self._cleanup_locked(compact=rolled, force=False)
+                except Exception as exc:  # noqa: BLE001 - the records are in the log:
+                    # a failed cleanup (a full disk while compacting) must not fail
+                    # the append that triggered it; the next check tries again
+                    log.error("cleanup of %s[%d] failed: %s", self.topic, self.partition,
+                              exc)
         return first, stamps, (seg.base, end, seg.handle)
 
     def _undo_write_locked(self, seg: Segment, error: BaseException) -> None:
@@ -309,10 +319,14 @@ class Partition:
                 handle = self.store.open(base)
                 if handle is None:
                     return                       # deleted by retention meanwhile
+            # record how far the *completed* writes reach, read before the fsync: bytes
+            # past the recovery point may be a write in progress that is cut later
+            point = self.store.read_recovery()
             size = handle.size()
+            whole = point.end if point is not None and point.base == base else size
             handle.fsync()
-            if (base, size) > synced:
-                self.store.set_synced((base, size))
+            if (base, whole) > synced:
+                self.store.set_synced((base, whole))
 
     # -- read ----------------------------------------------------------------------
     def read(self, offset: int, max_records: int) -> list[Message]:
@@ -383,8 +397,13 @@ class Partition:
                 self.refresh(force=True)
         point = self.store.read_recovery()
         if point is None or point.boot != boot_id():
-            with self.store.lock():          # the first reader after a restart recovers
-                self._sync_tail_locked()
+            try:
+                with self.store.lock():      # the first reader after a restart recovers
+                    self._sync_tail_locked()
+            except OSError as exc:
+                if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise
+                return self._index_read_only(seg, point, size)
             point = self.store.read_recovery()
             assert point is not None
             if self.segments[-1] is not seg:
@@ -400,13 +419,24 @@ class Partition:
             limit = point.end
             if limit > size:
                 size = seg.handle.size()       # (the write ended after our first look)
-            if limit > size:
-                raise seg.corrupt(len(seg.positions), (
-                    f"the segment ends at byte {size}, before byte {limit} where "
-                    "completed writes end: acknowledged records are missing"))
         if seg.end > limit:
             seg.reset_index()                  # cut by a recovery after a restart
-        problem = seg.scan(limit)
+        problem = seg.scan(min(limit, size))
+        if problem is None and size < limit:
+            problem = (f"the segment ends at byte {size}, before byte {limit} where "
+                       "completed writes end: acknowledged records are missing")
+        if problem is not None:
+            raise seg.corrupt(len(seg.positions), problem)
+        return False
+
+    def _index_read_only(self, seg: Segment, point: RecoveryPoint | None,
+                         size: int) -> bool:
+        """Index a log this process cannot write (a read-only copy) after a restart:
+        only what is sure to be whole; nothing is cut."""
+        limit = min(confirmed_end(self.store, seg.base, size, point)[0], size)
+        if seg.end > limit:
+            seg.reset_index()
+        problem = seg.scan(limit, whole=False)
         if problem is not None:
             raise seg.corrupt(len(seg.positions), problem)
         return False
@@ -441,8 +471,14 @@ class Partition:
             if first is not None:
                 return first
         end = self.end_offset()
-        first = self.segments[-1].first_offset() if self.segments else None
-        return end if first is None else first
+        if not self.segments:
+            return end
+        seg = self.segments[-1]
+        first = seg.first_offset()
+        if first is not None:
+            return first
+        # nothing indexed: an empty log starts at its end, a damaged one at the damage
+        return end if seg.next_offset >= end else seg.base
 
     def offsets(self) -> tuple[int, int]:
         end = self.end_offset()

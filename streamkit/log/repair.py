@@ -20,27 +20,19 @@ import logging
 import mmap
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from streamkit.errors import CorruptLog, UnknownTopic
-from streamkit.log.partition import confirmed_end
-from streamkit.log.segment import (
-    HEADER_SIZE,
-    batch_problem,
-    encode_batch,
-    next_whole_batch,
-    segment_name,
-)
-from streamkit.log.storage import (
-    FileStorage,
-    RecoveryPoint,
-    boot_id,
-    fsync_dir,
-    write_atomic,
-)
+from streamkit.log.config import TopicConfig
+from streamkit.log.partition import (TORN_WRITE, UNSYNCED_AT_RESTART,
+                                     UNSYNCED_WITHOUT_POINT, Partition, confirmed_end)
+from streamkit.log.segment import (HEADER_SIZE, batch_problem, encode_batch,
+                                   next_whole_batch, segment_name)
+from streamkit.log.storage import (FilePartitionStore, FileStorage, RecoveryPoint,
+                                   fsync_dir, write_atomic)
 
 log = logging.getLogger("streamkit.log")
 
@@ -100,14 +92,16 @@ class _Walk:
 
 
 def _walk(buf: Buffer, start: int, limit: int, next_offset: int,
-          resync: bool = True) -> _Walk:
+          resync: bool = True, origin: int = 0) -> _Walk:
     """Follow the batches of a segment from byte ``start`` to ``limit``; where one is
     not whole, look for the next that is (by its magic, offsets and CRC) and note the
-    range between as damage (without ``resync``, the rest is one range)."""
+    range between as damage (without ``resync``, the rest is one range). ``buf`` holds
+    the segment from its byte ``origin`` on (messages name bytes of the segment)."""
     walk = _Walk(next_offset=next_offset)
     pos = start
     while pos < limit:
-        problem, header = batch_problem(buf, pos, limit, walk.next_offset - 1)
+        problem, header = batch_problem(buf, pos, limit, walk.next_offset - 1,
+                                        origin + pos)
         if problem is None:
             end = pos + HEADER_SIZE + header[2]
             walk.batches.append((pos, end))
@@ -124,18 +118,77 @@ def _walk(buf: Buffer, start: int, limit: int, next_offset: int,
 
 
 @contextmanager
-def _mapped(path: Path) -> Iterator[Buffer]:
-    """The bytes of a file, mapped (segments can be large)."""
+def _mapped(path: Path, length: int | None = None) -> Iterator[Buffer]:
+    """The first ``length`` bytes of a file (all of it if None), mapped: segments can
+    be large. Only bytes no writer can cut may be mapped (a read past a cut kills the
+    process with SIGBUS): a closed segment, or the active one up to its recovery
+    point."""
     with open(path, "rb") as f:
-        if not os.fstat(f.fileno()).st_size:
+        size = os.fstat(f.fileno()).st_size if length is None else length
+        if not size:
             yield b""
             return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mapped:
             yield mapped
 
 
+def _closed_damage(walk: _Walk, size: int, following: int) -> list[tuple]:
+    """The damaged ranges of a closed segment, with the offsets each hides: up to the
+    next whole batch, or to where the next segment begins; and the offsets missing at
+    its end, if it stops short of them (batches lost at the end, or all of them)."""
+    damage = [(start, end, first, following - 1 if last is None else last, problem)
+              for start, end, first, last, problem in walk.damage]
+    ran_to_end = bool(damage) and damage[-1][1] == size
+    if not ran_to_end and walk.next_offset < following:
+        damage.append((size, size, walk.next_offset, following - 1,
+                       f"the segment ends at byte {size} with offset "
+                       f"{walk.next_offset - 1}, but the next one begins at offset "
+                       f"{following}: the batches of the offsets between are missing"))
+    return damage
+
+
+def _active_damage(store: FilePartitionStore, base: int, path: Path,
+                   point: RecoveryPoint | None
+                   ) -> tuple[list[tuple], list[tuple], _Walk, int]:
+    """The damage of the active segment, its incomplete writes, its walk and the byte
+    where the completed writes end (``confirmed_end``). Bytes past that point are
+    read with ``pread``, never mapped: a writer may cut them meanwhile."""
+    size = path.stat().st_size
+    confirmed, same_boot = confirmed_end(store, base, size, point)
+    limit = min(confirmed, size)
+    bound = point.next_offset - 1 if point is not None and point.base == base else None
+    with _mapped(path, limit) as buf:
+        walk = _walk(buf, 0, limit, base)
+    damage = [(start, end, first, bound if last is None else last, problem)
+              for start, end, first, last, problem in walk.damage]
+    ran_to_end = bool(damage) and damage[-1][1] == limit
+    if size < confirmed and not ran_to_end and bound is not None and \
+            walk.next_offset <= bound:
+        damage.append((size, size, walk.next_offset, bound,
+                       f"the segment ends at byte {size}, before byte {confirmed} where "
+                       "completed writes end: acknowledged records are missing"))
+    with open(path, "rb") as f:
+        tail = os.pread(f.fileno(), max(size - limit, 0), limit)
+    # without a point, only a suffix that nothing whole follows can be a torn write
+    after = _walk(tail, 0, len(tail), walk.next_offset, resync=point is None,
+                  origin=limit)
+    torn: list[tuple] = []
+    for start, end, first, last, problem in after.damage:
+        if end < len(tail):
+            damage.append((limit + start, limit + end, first, last, problem))
+        else:
+            why = TORN_WRITE if same_boot else \
+                UNSYNCED_AT_RESTART if point is not None else UNSYNCED_WITHOUT_POINT
+            torn.append((limit + start, size, first, None,
+                         f"{problem}: {why}; the next append cuts it"))
+    walk.batches += after.batches
+    walk.records += after.records
+    return damage, torn, walk, limit
+
+
 def check_partition(storage: FileStorage, topic: str, partition: int) -> PartitionReport:
-    """Read every batch of one partition and report the ranges that are not whole."""
+    """Read every batch of one partition and report the ranges that are not whole:
+    damage, and writes that never completed (``torn``: the next append cuts those)."""
     store = storage.partition_store(topic, partition)
     try:
         bases = store.segment_bases()
@@ -144,28 +197,23 @@ def check_partition(storage: FileStorage, topic: str, partition: int) -> Partiti
     report = PartitionReport(topic, partition, segments=len(bases))
     point = store.read_recovery()
     for n, base in enumerate(bases):
-        active = n == len(bases) - 1
-        with _mapped(store.path / segment_name(base)) as buf:
-            size = len(buf)
-            limit = min(confirmed_end(store, base, size, point)[0], size) if active \
-                else size
-            walk = _walk(buf, 0, limit, base)
-            # past the recovery point: whole batches count, the first that is not
-            # starts a write that never completed
-            tail = _walk(buf, limit, size, walk.next_offset, resync=False)
-        bound = (bases[n + 1] - 1 if not active else
-                 point.next_offset - 1 if point is not None and point.base == base
-                 else None)
-        for start, end, first, last, problem in walk.damage:
-            report.damage.append(Damage(topic, partition, segment_name(base), start, end,
-                                        first, bound if last is None else last, problem))
-        if tail.damage:
-            report.damage.append(Damage(
-                topic, partition, segment_name(base), tail.damage[0][0], size,
-                tail.damage[0][2], None, "after the recovery point: a write that never "
-                "completed, or one in progress (the next append cuts it)", torn=True))
-        report.batches += len(walk.batches) + len(tail.batches)
-        report.records += walk.records + tail.records
+        name = segment_name(base)
+        if n < len(bases) - 1:
+            with _mapped(store.path / name) as buf:
+                walk = _walk(buf, 0, len(buf), base)
+                damage = _closed_damage(walk, len(buf), bases[n + 1])
+            torn: list[tuple] = []
+        else:
+            damage, torn, walk, _ = _active_damage(store, base, store.path / name, point)
+        for start, end, first, last, problem in damage:
+            report.damage.append(Damage(topic, partition, name, start, end, first, last,
+                                        problem))
+        for start, end, first, last, problem in torn:
+            report.damage.append(Damage(topic, partition, name, start, end, first, last,
+                                        problem, torn=True))
+        report.batches += len(walk.batches)
+        report.records += walk.records
+    store.close()
     return report
 
 
@@ -182,66 +230,109 @@ def _quarantine(storage: FileStorage, damage: Damage, data: bytes) -> Path:
     return folder / f"{stem}.bin"
 
 
-def _rewritten(buf: Buffer, size: int, damage: list[Damage]) -> bytes:
-    """The segment without its damaged ranges; each range that held offsets becomes an
-    empty batch keeping them (a gap, as compaction leaves)."""
-    parts = []
-    pos = 0
+def _rewritten(buf: Buffer, stop: int, damage: list[Damage]
+               ) -> tuple[bytes, Callable[[int], int]]:
+    """The first ``stop`` bytes of a segment without its damaged ranges, each range that
+    held offsets replaced by an empty batch keeping them (a gap, as compaction
+    leaves); and where each old byte position lands in the new bytes."""
+    parts: list[bytes] = []
+    moves: list[tuple[int, int, int]] = []          # (old start, old end, new end)
+    pos = new = 0
     for item in sorted(damage, key=lambda d: d.start):
         parts.append(bytes(buf[pos:item.start]))
+        new += item.start - pos
         last = item.last_offset
         if last is None:       # nothing says where they end: one offset per byte bounds it
             last = item.first_offset - 1 + (item.end - item.start)
         if last >= item.first_offset:
             parts.append(encode_batch(item.first_offset, last, [], -1, False))
+            new += len(parts[-1])
+        moves.append((item.start, item.end, new))
         pos = item.end
-    parts.append(bytes(buf[pos:size]))
-    return b"".join(parts)
+    parts.append(bytes(buf[pos:stop]))
+
+    def moved_to(old: int) -> int:
+        """Where byte ``old`` is now (a byte inside a damaged range: after its gap)."""
+        shift = 0
+        for start, end, new_end in moves:
+            if old < start:
+                break
+            if old < end:
+                return new_end
+            shift = new_end - end
+        return old + shift
+    return b"".join(parts), moved_to
 
 
 def repair_partition(storage: FileStorage, topic: str, partition: int
                      ) -> list[tuple[Damage, Path]]:
     """Move the damaged ranges of one partition into the quarantine and rewrite its
-    segments without them, under the partition's lock. Returns what was moved where.
-    The active segment keeps only its whole batches; its recovery point is published
-    again at its new end."""
+    segments without them, under the partition's lock; returns what was moved where.
+
+    A range that held offsets becomes an empty batch that keeps them. In the active
+    segment only the damage before the recovery point is moved: the bytes after it are
+    kept in place, the recovery point and the fsynced mark follow them to their new
+    position, and the partition's own recovery then treats them as any append would
+    (a torn write is cut; after a restart, unsynced bytes are cut and the offsets they
+    had are skipped), so no offset the log ever handed out is handed out again."""
     store = storage.partition_store(topic, partition)
+    meta = storage.read_topic(topic)
+    if meta is None:
+        raise UnknownTopic(f"topic {topic!r} does not exist")
     moved: list[tuple[Damage, Path]] = []
     with store.lock():
         report = check_partition(storage, topic, partition)
         bases = store.segment_bases()
-        by_segment: dict[str, list[Damage]] = {}
-        for item in report.damage:
-            by_segment.setdefault(item.segment, []).append(item)
-        for name, damage in by_segment.items():
-            base = int(name[:-4])
-            path = store.path / name
-            with _mapped(path) as buf:
-                for item in damage:
-                    kept = _quarantine(storage, item, buf[item.start:item.end])
-                    moved.append((item, kept))
-                    log.warning("%s[%d]: moving bytes %d-%d of segment %s (offsets %s; %s) "
-                                "to %s", topic, partition, item.start, item.end, name,
-                                item.offsets, item.problem, kept)
-                size = min((d.start for d in damage if d.torn), default=len(buf))
-                data = _rewritten(buf, size, [d for d in damage if not d.torn])
-            store.replace(base, data)
-            if base == bases[-1]:
-                walk = _walk(data, 0, len(data), base)
-                store.write_recovery(RecoveryPoint(base, len(data), walk.next_offset,
-                                                   boot_id()))
+        for name in sorted({d.segment for d in report.damage if not d.torn}):
+            damage = [d for d in report.damage if d.segment == name and not d.torn]
+            moved += _repair_segment(storage, store, int(name[:-4]), damage,
+                                     active=int(name[:-4]) == bases[-1])
+        # cut what never completed, publish the point: what every append does first
+        Partition(topic, partition, store, TopicConfig(meta[1]))._sync_tail_locked()
+    store.close()
     return moved
 
 
-def rebuild_topic_meta(storage: FileStorage, topic: str) -> int | None:
+def _repair_segment(storage: FileStorage, store: FilePartitionStore, base: int,
+                    damage: list[Damage], active: bool) -> list[tuple[Damage, Path]]:
+    """Quarantine ``damage`` of one segment and rewrite it without it (under the
+    partition's lock: no writer can cut the file while it is mapped)."""
+    path = store.path / segment_name(base)
+    moved = []
+    with _mapped(path) as buf:
+        for item in damage:
+            kept = _quarantine(storage, item, bytes(buf[item.start:item.end]))
+            moved.append((item, kept))
+            log.warning("%s[%d]: moving bytes %d-%d of segment %s (offsets %s; %s) to %s",
+                        item.topic, item.partition, item.start, item.end, item.segment,
+                        item.offsets, item.problem, kept)
+        size = len(buf)
+        data, moved_to = _rewritten(buf, size, damage)
+    store.replace(base, data)
+    if active:
+        # the recovery point and the fsynced mark keep pointing at the same bytes (a
+        # point past a segment cut short: at its new end), so recovery judges the rest
+        # as before, and never reuses an offset it knew
+        point = store.read_recovery()
+        if point is not None and point.base == base:
+            store.write_recovery(point._replace(end=moved_to(min(point.end, size))))
+        with store.sync_lock() as (synced_base, synced_end):
+            if synced_base == base:
+                store.set_synced((base, moved_to(min(synced_end, size))))
+    return moved
+
+
+def rebuild_topic_meta(storage: FileStorage, topic: str
+                       ) -> tuple[int | None, dict[str, str]]:
     """Write a new topic.json for a topic whose file is lost or damaged, with as many
-    partitions as it has partition directories. Its config is unknown, so nothing is
-    deleted by retention until it is set again (``retention.ms=-1``,
-    ``retention.bytes=-1``). Returns the partition count, or None if the file is
-    fine."""
+    partitions as it has partition directories; returns (partitions, config), or
+    (None, {}) if the file is fine. Its config is lost: a topic that was compacted (a
+    partition holds a ``cleaned`` mark, or the name ends in ``-changelog``) gets
+    ``cleanup.policy=compact``, any other ``retention.ms=-1`` and ``retention.bytes=-1``
+    (nothing is deleted until the config is set again with ``topics alter``)."""
     try:
         if storage.read_topic(topic) is not None:
-            return None
+            return None, {}
     except CorruptLog:
         pass
     folder = storage.root / topic
@@ -253,9 +344,11 @@ def rebuild_topic_meta(storage: FileStorage, topic: str) -> int | None:
     if meta.exists():
         _quarantine(storage, Damage(topic, -1, "topic.json", 0, meta.stat().st_size, 0,
                                     None, "damaged topic.json"), meta.read_bytes())
-    storage.write_topic(topic, len(numbers), {"retention.ms": "-1",
-                                              "retention.bytes": "-1"}, replace=True)
-    log.warning("topic %r: rebuilt topic.json with %d partitions; its config was lost "
-                "(nothing is deleted by retention until you set it again)", topic,
-                len(numbers))
-    return len(numbers)
+    compacted = topic.endswith("-changelog") or any(
+        (folder / str(n) / "cleaned").exists() for n in numbers)
+    config = {"cleanup.policy": "compact"} if compacted else \
+        {"retention.ms": "-1", "retention.bytes": "-1"}
+    storage.write_topic(topic, len(numbers), config, replace=True)
+    log.warning("topic %r: rebuilt topic.json with %d partitions and config %s; the rest "
+                "of its config was lost", topic, len(numbers), config)
+    return len(numbers), config

@@ -23,6 +23,7 @@ headers (the bodies are not read), then extended as the file grows.
 """
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -164,7 +165,13 @@ class FileHandle:
         flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
         self.path = path
         self.fd = -1
-        self.fd = os.open(path, flags, 0o644)
+        try:
+            self.fd = os.open(path, flags, 0o644)
+        except (PermissionError, OSError) as exc:
+            if create or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            # a read-only disk or file: reading works, an append fails with EBADF
+            self.fd = os.open(path, os.O_RDONLY)
         self.identity = os.fstat(self.fd).st_ino
 
     def size(self) -> int:

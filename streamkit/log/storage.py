@@ -131,6 +131,7 @@ class FilePartitionStore:
         self._lock_fd = -1
         self._sync_fd = -1
         self._recovery_fd = -1
+        self._recovery_read_fd = -1
 
     def version(self) -> tuple[int, int]:
         """Changes when segments are created, replaced or deleted (or the topic is
@@ -214,14 +215,15 @@ class FilePartitionStore:
         """The recovery point, or None if there is none (a log written by an older
         streamkit) or it is damaged. A read that races a write sees a checksum
         mismatch and is retried."""
-        if self._recovery_fd < 0:
-            try:
-                self._recovery_fd = os.open(os.path.join(self._dir, "recovery-point"),
-                                            os.O_RDWR)
+        if self._recovery_read_fd < 0:
+            try:          # (read-only: a copy of a log on a read-only disk can be read)
+                self._recovery_read_fd = os.open(
+                    os.path.join(self._dir, "recovery-point"), os.O_RDONLY)
             except FileNotFoundError:
                 return None
         for _ in range(3):
-            point = RecoveryPoint.decode(os.pread(self._recovery_fd, _RECOVERY_SIZE, 0))
+            point = RecoveryPoint.decode(os.pread(self._recovery_read_fd, _RECOVERY_SIZE,
+                                                  0))
             if point is not None:
                 return point
         return None
@@ -256,10 +258,11 @@ class FilePartitionStore:
         (self.path / "rolled").write_text("%d %d" % rolled)
 
     def close(self) -> None:
-        for fd in (self._lock_fd, self._sync_fd, self._recovery_fd):
+        for fd in (self._lock_fd, self._sync_fd, self._recovery_fd,
+                   self._recovery_read_fd):
             if fd >= 0:
                 os.close(fd)
-        self._lock_fd = self._sync_fd = self._recovery_fd = -1
+        self._lock_fd = self._sync_fd = self._recovery_fd = self._recovery_read_fd = -1
 
     __del__ = close
 
@@ -385,6 +388,15 @@ class FileStorage:
             raise CorruptLog(f"topic {name!r}: {path} is damaged ({exc}); run "
                              f"`streamkit log repair {name}` to rebuild it") from None
         return partitions, config, ident
+
+    def orphan_topics(self) -> list[str]:
+        """Folders holding partitions with records but no topic.json (lost)."""
+        try:
+            entries = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [name for name in entries if name not in RESERVED_NAMES and
+                not self._meta_path(name).exists() and self.partitions_with_data(name)]
 
     def partitions_with_data(self, name: str) -> list[int]:
         """Partitions of ``name`` whose directory holds records (or once did)."""
@@ -516,6 +528,16 @@ class MemoryStorage:
                 raise TopicExists(f"topic {name!r} already exists")
             self.topics[name] = (partitions, config,
                                  [MemoryPartitionStore() for _ in range(partitions)])
+
+    def write_topic(self, name: str, partitions: int, config: dict[str, str],
+                    replace: bool) -> None:
+        """Replace ``name``'s config (a new identity, as a new topic.json on disk)."""
+        with self.lock:
+            count, _old, stores = self.topics[name]
+            self.topics[name] = (count, config, stores)
+
+    def orphan_topics(self) -> list[str]:
+        return []
 
     def delete_topic(self, name: str) -> None:
         with self.lock:

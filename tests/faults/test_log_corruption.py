@@ -171,3 +171,24 @@ def test_a_lost_newest_segment_refuses_appends_instead_of_reusing_its_offsets(ro
         writer.produce("t", [OutgoingRecord(None, b"x", None, None, 0)])
     assert "missing" in str(info.value)
     writer.close()
+
+
+@pytest.mark.parametrize("group", [None, "g"], ids=["all partitions", "group member"])
+def test_damage_in_one_partition_does_not_starve_the_others(root, group):
+    broker = connect(f"log://{root}")
+    broker.create_topic("t", partitions=2)
+    for p in range(2):
+        broker.produce("t", [OutgoingRecord(None, b"r%d" % i, None, None, p)
+                             for i in range(300)])
+    broker.close()
+    batch = batch_at(root, "t", 0, partition=0)        # partition 0 is damaged at once
+    flip(batch.path, batch.pos + MAGIC_AT)
+    consumer = streamkit.Consumer("t", broker=f"log://{root}", group_id=group,
+                                  auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    got = []
+    with pytest.raises(CorruptRecord) as info:
+        for message in consumer:
+            got.append((message.partition, message.offset))
+    consumer.close()
+    assert got == [(1, i) for i in range(300)]          # all of the healthy partition
+    assert (info.value.partition, info.value.offset) == (0, 0)

@@ -312,3 +312,23 @@ def test_a_table_name_that_cannot_be_part_of_a_topic_name_is_refused_when_declar
     with pytest.raises(ImproperlyConfigured) as info:
         app.Table("rides per vendor", default=int)
     assert "'rides per vendor'" in str(info.value) and "[a-zA-Z0-9._-]" in str(info.value)
+
+
+def test_reset_refuses_an_app_whose_directory_holds_the_log(tmp_path, monkeypatch):
+    # log://<datadir>/<app id>: the app's directory, which reset deletes, is the log
+    datadir = tmp_path / "stores"
+    log_dir = datadir / "events"
+    path = tmp_path / "events_app.py"
+    path.write_text(APP_WITHOUT_TABLES.format(
+        app_id="events", broker=f"log://{log_dir}", datadir=str(datadir)))
+    producer = streamkit.Producer(broker=f"log://{log_dir}")
+    producer.send("orders", b"keep")
+    producer.send("payments", b"keep")
+    producer.flush()
+    producer.close()
+    result = reset(tmp_path, path, monkeypatch)
+    assert result.exit_code == 1, result.output
+    assert "lies in its directory" in result.output and "nothing was deleted" in result.output
+    client = streamkit.Admin(broker=f"log://{log_dir}")
+    assert {"orders", "payments"} <= set(client.list_topics())
+    client.close()

@@ -10,6 +10,7 @@ one seed, so a failing trial is reproduced by running its seed again.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import random
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamkit.errors import CorruptRecord
+from streamkit.log.repair import check_partition, repair_partition
+from streamkit.log.storage import FileStorage
 from streamkit.transport import Broker, connect
 from streamkit.types import OutgoingRecord, TopicPartition
 
@@ -240,7 +243,54 @@ def bitflip_trial(root: Path, seed: int) -> TrialResult:
         if not path.exists() or not path.read_bytes().startswith(data):
             result.broken("errors", [path.name], f"the append truncated or rewrote "
                           f"{path.name}")
+    _repair_and_judge(root, acks, acked, end, second, result)
     return result
+
+
+def _repair_and_judge(root: Path, acks: int | str, acked: dict[int, bytes | None],
+                      end: int, before: ReadBack, result: TrialResult) -> None:
+    """``streamkit log repair``'s work, then: no damage is left, every read succeeds,
+    what was readable still is, every acknowledged record is readable or inside a
+    range the quarantine describes, and the next append gets a new offset."""
+    storage = FileStorage(root)
+    repair_partition(storage, TOPIC, 0)
+    left = [d for d in check_partition(storage, TOPIC, 0).damage if not d.torn]
+    if left:
+        result.broken("errors", [str(d) for d in left], f"damage left after repair: {left}")
+    moved: set[int] = set()
+    for described in (root / "__quarantine" / TOPIC / "0").glob("*.json"):
+        item = json.loads(described.read_text())
+        last = item["last_offset"] if item["last_offset"] is not None else end
+        moved.update(range(item["first_offset"], last + 1))
+    broker = connect(f"log://{root}")
+    try:
+        records: dict[int, bytes | None] = {}
+        offset = 0
+        while offset < end:
+            batch = broker.fetch(TopicPartition(TOPIC, 0), offset, 1000)
+            if not batch:
+                break
+            records.update((m.offset, m.value) for m in batch)
+            offset = batch[-1].offset + 1
+        appended = broker.produce(TOPIC, [OutgoingRecord(None, AFTER_FLIP, None, None, 0)],
+                                  acks=acks)[0].offset
+    except CorruptRecord as exc:
+        result.broken("errors", [str(exc)], f"after repair: {exc}")
+        return
+    finally:
+        broker.close()
+    gone = [o for o, v in before.records.items() if records.get(o, v) != v or
+            o not in records]
+    if gone:
+        result.broken("lost", gone, f"offsets {spans(gone)} were readable before the "
+                      "repair and not after it")
+    missing = [o for o in acked if o not in records and o not in moved]
+    if missing:
+        result.broken("lost", missing, f"after repair, acknowledged offsets "
+                      f"{spans(missing)} are neither readable nor in the quarantine")
+    if appended < end:
+        result.broken("reused", [appended], f"the append after the repair got offset "
+                      f"{appended}, below the end offset {end}")
 
 
 def _fill(root: Path, rng: random.Random, acks: int | str,
