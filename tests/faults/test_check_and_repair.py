@@ -142,3 +142,24 @@ def test_a_damaged_topic_json_gives_a_clear_error(tmp_path):
         broker.fetch(TopicPartition("t", 0), 0)
     assert "topic.json is damaged" in str(info.value)
     broker.close()
+
+
+def test_a_rebuilt_changelog_stays_compacted_and_topics_alter_sets_the_rest(tmp_path):
+    root = tmp_path / "log"
+    broker = connect(f"log://{root}")
+    broker.create_topic("app-counts-changelog", partitions=2,
+                        config={"cleanup.policy": "compact", "segment.ms": "3600000"})
+    broker.produce("app-counts-changelog", [OutgoingRecord(b"k", b"1")])
+    broker.close()
+    (root / "app-counts-changelog" / "topic.json").unlink()
+    listing = CliRunner().invoke(cli, ["topics", "--broker", f"log://{root}"])
+    assert "app-counts-changelog" in listing.output and "log repair" in listing.output
+    assert _run(root, "log", "repair", "app-counts-changelog", "--yes").exit_code == 0
+    alter = ["topics", "--broker", f"log://{root}", "alter", "app-counts-changelog"]
+    assert CliRunner().invoke(cli, [*alter, "--config", "segment.ms=3600000"]).exit_code == 0
+    broker = connect(f"log://{root}")
+    config = broker.describe_topic("app-counts-changelog").config
+    assert config["cleanup.policy"] == "compact" and config["segment.ms"] == "3600000"
+    broker.close()
+    refused = CliRunner().invoke(cli, [*alter, "--config", "x=1"])
+    assert refused.exit_code == 1 and "unknown topic config" in refused.output

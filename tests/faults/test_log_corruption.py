@@ -192,3 +192,29 @@ def test_damage_in_one_partition_does_not_starve_the_others(root, group):
     consumer.close()
     assert got == [(1, i) for i in range(300)]          # all of the healthy partition
     assert (info.value.partition, info.value.offset) == (0, 0)
+
+
+def test_a_damaged_first_batch_does_not_move_the_start_offset_or_a_group(root):
+    from streamkit.log.repair import repair_partition
+    from streamkit.log.storage import FileStorage
+    _fill(root, 1500, per_batch=500)
+    consumer = streamkit.Consumer("t", broker=f"log://{root}", group_id="g",
+                                  auto_offset_reset="earliest")
+    consumer.poll(timeout_ms=1000, max_records=200)
+    consumer.commit()
+    consumer.close()
+    batch = batch_at(root, "t", 0)
+    flip(batch.path, batch.pos + MAGIC_AT)
+    broker = connect(f"log://{root}")
+    assert broker.offsets(TP) == (0, 1500)           # not (1500, 1500): nothing skipped
+    broker.close()
+    offsets, error = _consume_all(root)
+    assert offsets == [] and error.offset == 0          # stopped at the damage
+    admin = streamkit.Admin(broker=f"log://{root}")
+    assert [o.committed for o in admin.group_offsets("g")] == [200]
+    admin.close()
+    repair_partition(FileStorage(root), "t", 0)
+    consumer = streamkit.Consumer("t", broker=f"log://{root}", group_id="g",
+                                  auto_offset_reset="earliest", consumer_timeout_ms=1000)
+    assert [m.offset for m in consumer] == list(range(500, 1500))
+    consumer.close()

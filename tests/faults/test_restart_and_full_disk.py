@@ -178,3 +178,51 @@ def test_an_older_log_with_damage_before_whole_batches_is_refused_not_cut(tmp_pa
     assert info.value.offset == 10
     assert seg.stat().st_size == size
     broker.close()
+
+
+def test_a_cleanup_that_fails_on_a_full_disk_does_not_fail_the_append(tmp_path):
+    # the append rolls the segment, which starts compaction; compaction's temp file
+    # cannot be written, but the append's records are in the log and acknowledged
+    root = tmp_path / "log"
+    done = _child(f"""
+        from streamkit.transport import connect
+        from streamkit.types import OutgoingRecord
+        broker = connect("log://{root}")
+        broker.create_topic("t", partitions=1, config={{
+            "segment.bytes": "3000", "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.01"}})
+        for i in range(6):
+            broker.produce("t", [OutgoingRecord(b"k%d" % j, b"v" * 50) for j in range(20)])
+        limit(200)                          # room for the append, not for compaction
+        print("produced", broker.produce("t", [OutgoingRecord(b"new", b"x")])[0].offset)
+    """)
+    assert "produced 120" in done.stdout, done.stdout + done.stderr
+    assert "cleanup of t[0] failed" in done.stderr
+    assert [p for p in root.rglob("*") if p.name.endswith(".tmp")] == []
+    broker = connect(f"log://{root}")
+    assert broker.fetch(TP, 120, 10)[0].value == b"x"
+    broker.close()
+
+
+def test_the_fsynced_mark_never_claims_bytes_a_cut_or_a_repair_removed(tmp_path):
+    from streamkit.log.repair import repair_partition
+    from streamkit.log.storage import FileStorage
+    root = tmp_path / "log"
+    broker = connect(f"log://{root}")
+    broker.create_topic("t", partitions=1)
+    for _ in range(3):
+        broker.produce("t", [OutgoingRecord(None, b"x" * 10) for _ in range(500)],
+                       acks="all")
+    broker.close()
+    seg = segments(root, "t")[-1]
+    store = FilePartitionStore(root / "t" / "0")
+    assert store.read_synced() == (0, seg.stat().st_size)
+    flip(seg, batch_at(root, "t", 600).pos + MAGIC_AT)     # the middle batch
+    repair_partition(FileStorage(root), "t", 0)              # the segment gets shorter
+    assert store.read_synced()[1] <= seg.stat().st_size
+    # and an acks=all append after it is fsynced, so the mark covers it
+    broker = connect(f"log://{root}")
+    broker.produce("t", [OutgoingRecord(None, b"after")], acks="all")
+    broker.close()
+    assert store.read_synced() == (0, seg.stat().st_size)
+    store.close()
