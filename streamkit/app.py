@@ -1,31 +1,36 @@
 """``App``: what a streamkit program declares (topics, agents, tables, timers) and runs.
 
-The App is the wiring: it holds the settings, the broker connection, the registries
-and the per-worker parts (fetcher, output buffer, monitor). Running is in
-``streamkit.worker``; the command line in ``streamkit.cli``.
+The App is the wiring: it holds the settings, the broker connection and the
+registries, and builds once what its parts are given instead of the App itself: the
+``Sender`` every record goes through, the ``Fetcher`` that feeds the streams, the
+``StreamContext`` of its streams and the ``TableContext`` of its tables. Nothing below
+this module imports it. Running is in ``streamkit.worker``; the command line in
+``streamkit.cli``.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streamkit.agents.agent import Agent
+from streamkit.agents.testing import AgentTestContext
 from streamkit.errors import ImproperlyConfigured
 from streamkit.internal_topics import INTERNAL, TopicRecord
 from streamkit.monitor import Monitor
 from streamkit.names import derived_topic_name
 from streamkit.settings import Settings
+from streamkit.streams.context import StreamContext
 from streamkit.streams.fetcher import Fetcher
+from streamkit.streams.repartition import Repartitioner
 from streamkit.streams.stream import Stream
-from streamkit.topics import OutputBuffer, Topic
+from streamkit.tables.context import TableContext
+from streamkit.tables.stores import open_store_waiting
+from streamkit.tables.table import GlobalTable, Table
+from streamkit.topics import Sender, Topic
 from streamkit.transport import Broker, connect
-from streamkit.types import TopicPartition
-
-if TYPE_CHECKING:
-    from streamkit.agents.testing import AgentTestContext
-    from streamkit.tables.table import Table
+from streamkit.types import OutgoingRecord, RecordMetadata
 
 logger = logging.getLogger("streamkit.app")
 
@@ -58,12 +63,19 @@ class App:
         self._topics: dict[str, Topic] = {}
         self._broker: Broker | None = None
         self.monitor = Monitor()
-        self.output = OutputBuffer(self)
-        self.fetcher = Fetcher(self)
+        self.sender = Sender(self._produce, self._create_topic, self.monitor)
+        self.fetcher = Fetcher(self.conf.id, self.sender, self.conf.max_poll_records)
+        self.stream_context = StreamContext(
+            app_id=self.conf.id, sender=self.sender, monitor=self.monitor,
+            topic=self.topic, add_stream=self._add_stream, spawn=self.spawn,
+            repartition=Repartitioner(self.internal_topic, self.partitions_of))
+        self.table_context = TableContext(
+            app_id=self.conf.id, sender=self.sender, broker=lambda: self.broker,
+            default_partitions=self.conf.topic_partitions, store_url=self.conf.store,
+            open_store=self._open_store, spawn=self.spawn, monitor=self.monitor)
         self._spawner: Callable[..., None] | None = None
         self._spawn_queue: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
-        self._test_context: AgentTestContext | None = None
-        self._saved_broker: Broker | None = None
+        #: the running worker, set by it (the web views read it)
         self.worker: Any = None
         #: topic names already in the record of the app's topics, by kind
         self._recorded: dict[str, set[str]] = {}
@@ -80,6 +92,22 @@ class App:
                                    default_partitions=self.conf.topic_partitions,
                                    config=self.conf.broker_config)
         return self._broker
+
+    def _produce(self, topic: str, records: Sequence[OutgoingRecord], acks: Any
+                 ) -> list[RecordMetadata]:
+        """The sender's way to the broker, at the app's ``producer_acks``."""
+        return self.broker.produce(topic, records,
+                                   acks=self.conf.producer_acks if acks is None else acks)
+
+    def _create_topic(self, name: str, partitions: int | None, config: dict[str, str],
+                      replicas: int) -> None:
+        broker = self.broker
+        if broker.partition_count(name) is None:
+            broker.create_topic(name, partitions=partitions or self.conf.topic_partitions,
+                                config=config, replication_factor=replicas, exist_ok=True)
+
+    def _open_store(self, url: str, name: str) -> Any:
+        return open_store_waiting(url, self.datadir / "tables", name)
 
     @property
     def datadir(self) -> Path:
@@ -104,7 +132,7 @@ class App:
         returns the topic already declared under that name, if any."""
         if not options and len(names) == 1 and names[0] in self._topics:
             return self._topics[names[0]]
-        topic = Topic(self, *names, **options)
+        topic = self._new_topic(*names, **options)
         for name in names:
             self._topics.setdefault(name, topic)
         return topic
@@ -117,13 +145,18 @@ class App:
         topic = self._topics.get(name)
         if topic is None:
             self.record_topics(INTERNAL, [name])
-            topic = Topic(self, name, partitions=partitions, compacting=compacting,
-                          key_type=key_type, value_type=value_type,
-                          value_serializer=value_serializer, internal=True)
+            topic = self._new_topic(name, partitions=partitions, compacting=compacting,
+                                    key_type=key_type, value_type=value_type,
+                                    value_serializer=value_serializer, internal=True)
             self._topics[name] = topic
             if self.worker is not None:
                 topic.declare()
         return topic
+
+    def _new_topic(self, *names: str, **options: Any) -> Topic:
+        return Topic(*names, sender=self.sender,
+                     serializers=(self.conf.key_serializer, self.conf.value_serializer),
+                     open_stream=self._add_stream, **options)
 
     def agent(self, channel: Any = None, *, name: str | None = None, concurrency: int = 1,
               sink: list[Any] | None = None, help: str | None = None
@@ -144,7 +177,9 @@ class App:
                 topic = self.topic(channel)
             else:
                 topic = channel
-            agent = Agent(self, fun, topic, name=agent_name, concurrency=concurrency,
+            agent = Agent(fun, topic, name=agent_name, context=self.stream_context,
+                          fetcher=self.fetcher, test_context=self._agent_test_context,
+                          concurrency=concurrency,
                           sink=[self.topic(s) if isinstance(s, str) else s
                                 for s in (sink or [])], help=help)
             self.agents[agent_name] = agent
@@ -155,14 +190,14 @@ class App:
     def Table(self, name: str, *, default: Callable[[], Any] | None = None,
               **options: Any) -> Table:
         """A table backed by the compacted changelog ``<app id>-<name>-changelog``."""
-        from streamkit.tables.table import Table
-        return self._add_table(Table(self, name, default=default, **options))
+        return self._add_table(Table(name, context=self.table_context, default=default,
+                                     **options))
 
     def GlobalTable(self, name: str, *, default: Callable[[], Any] | None = None,
                     **options: Any) -> Table:
         """A table every worker holds whole (all partitions)."""
-        from streamkit.tables.table import GlobalTable
-        return self._add_table(GlobalTable(self, name, default=default, **options))
+        return self._add_table(GlobalTable(name, context=self.table_context,
+                                           default=default, **options))
 
     def _add_table(self, table: Table) -> Table:
         if table.name in self.tables:
@@ -200,10 +235,16 @@ class App:
         return register
 
     # -- used while running ------------------------------------------------------------
-    def add_stream(self, channel: Topic, *, index: int = 0, agent: Any = None) -> Stream:
-        stream = Stream(self, channel, index=index, agent=agent)
+    def _add_stream(self, channel: Topic, index: int = 0, agent: Any = None) -> Stream:
+        """A new stream of ``channel``, fed by the fetcher."""
+        stream = Stream(channel, context=self.stream_context, index=index, agent=agent)
         self.fetcher.add_stream(stream)
         return stream
+
+    def _agent_test_context(self, agent: Agent) -> AgentTestContext:
+        return AgentTestContext(agent, stream_context=self.stream_context,
+                                table_context=self.table_context,
+                                tables=self.tables.values())
 
     def uses_avro(self) -> bool:
         """Whether a topic of this app encodes keys or values through a schema registry
@@ -220,53 +261,13 @@ class App:
         """Run ``fun(*args)`` as a task of the worker (queued until it starts)."""
         if self._spawner is not None:
             self._spawner(fun, *args, name=name)
-        elif self._test_context is not None:
-            raise ImproperlyConfigured(f"{name}: not available inside test_context()")
         else:
             self._spawn_queue.append((name, fun, args))
-
-    def produce(self, topic: str, records: list[Any], acks: Any = None) -> list[Any]:
-        """Write records for the app: inside the worker's open transaction under
-        ``exactly_once``, else straight to the broker with ``producer_acks``."""
-        transaction = self.worker.transaction if self.worker is not None else None
-        if transaction is not None:
-            return transaction.send(topic, records)
-        return self.broker.produce(topic, records,
-                                   acks=self.conf.producer_acks if acks is None else acks)
-
-    @property
-    def in_transaction(self) -> bool:
-        return self.worker is not None and self.worker.transaction is not None
-
-    def agent_results(self, agent: Agent, value: Any) -> None:
-        if self._test_context is not None and self._test_context.agent is agent:
-            self._test_context.results.append(value)
 
     def commit(self) -> None:
         """Flush sends and table changes, then commit what the agents are done with."""
         if self.worker is not None:
             self.worker.commit()
-
-    # -- test contexts -----------------------------------------------------------------
-    @property
-    def in_test_context(self) -> bool:
-        return self._test_context is not None
-
-    def enter_test_context(self, broker_url: str, context: AgentTestContext) -> None:
-        self._test_context = context
-        self._saved_broker = self._broker
-        self._broker = connect(broker_url, default_partitions=self.conf.topic_partitions)
-        for table in self.tables.values():
-            table.use_memory_store()
-
-    def after_test_event(self) -> None:
-        for table in self.tables.values():
-            table.after_test_event()
-
-    def leave_test_context(self) -> None:
-        self.output.flush()
-        self._test_context = None
-        self._broker = self._saved_broker
 
     # -- command line --------------------------------------------------------------------
     def main(self, argv: list[str] | None = None) -> None:
@@ -275,14 +276,8 @@ class App:
         app_main(self, argv)
 
     def run_worker(self, **options: Any) -> None:
-        """Run a worker in this process until SIGINT/SIGTERM."""
+        """Run a worker in this process until SIGINT/SIGTERM, with the services the
+        settings ask for (the web server, the schema registry's REST API)."""
+        from streamkit.cli.services import worker_services
         from streamkit.worker import Worker
-        Worker(self, **options).run()
-
-    def on_partitions_assigned(self, tps: list[TopicPartition]) -> None:
-        for table in self.tables.values():
-            table.on_partitions_assigned(tps)
-
-    def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
-        if self.worker is not None:
-            self.worker.on_partitions_revoked(tps)
+        Worker(self, services=worker_services(self), **options).run()

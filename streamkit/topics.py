@@ -11,18 +11,21 @@ Sending comes in two speeds:
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streamkit.errors import ImproperlyConfigured
+from streamkit.monitor import Monitor
 from streamkit.serializers import Serde, codecs
 from streamkit.types import Headers, Message, OutgoingRecord, RecordMetadata
 
-if TYPE_CHECKING:
-    from streamkit.app import App
-    from streamkit.streams.stream import Stream
-
+#: ``produce(topic, records, acks)``: write records, return where they landed; ``acks``
+#: None means the app's ``producer_acks``
+ProduceFn = Callable[[str, Sequence[OutgoingRecord], Any], list[RecordMetadata]]
+#: ``create(name, partitions, config, replicas)``: create a topic if it does not exist;
+#: ``partitions`` None means the app's ``topic_partitions``
+CreateFn = Callable[[str, "int | None", dict[str, str], int], None]
 TimestampExtractor = Callable[[Message, Any], float]
 
 
@@ -80,10 +83,11 @@ class PendingSend:
 
 
 class OutputBuffer:
-    """Records the app will send, grouped per topic, written in batches."""
+    """Records the app will send, grouped per topic, written in batches through the
+    sender (one ``produce`` call per topic)."""
 
-    def __init__(self, app: App, batch_size: int = 1000) -> None:
-        self._app = app
+    def __init__(self, sender: Sender, batch_size: int = 1000) -> None:
+        self._sender = sender
         self._batch_size = batch_size
         self._records: dict[str, list[OutgoingRecord]] = {}
         self._pending: dict[str, list[PendingSend | None]] = {}
@@ -122,7 +126,7 @@ class OutputBuffer:
             self.flush()
 
     def _put_back(self, records: dict[str, list[OutgoingRecord]],
-                  pending: dict[str, list[PendingSend | None]], failed: str) -> None:
+                  pending: dict[str, list[PendingSend | None]]) -> None:
         """After a failed write: the records not written go back in front of what was
         added meanwhile, so nothing is lost and the order is kept."""
         for topic in records:
@@ -139,16 +143,62 @@ class OutputBuffer:
         self._records, self._pending, self._count = {}, {}, 0
         for topic, batch in list(records.items()):
             try:
-                metadata = self._app.produce(topic, batch)
+                metadata = self._sender.send(topic, batch)
             except BaseException:
-                self._put_back(records, pending, topic)
+                self._put_back(records, pending)
                 raise
             del records[topic]
             self.sent_total += len(batch)
-            self._app.monitor.on_send(topic, len(batch))
             for future, meta in zip(pending[topic], metadata):
                 if future is not None:
                     future.metadata = meta
+
+
+class Sender:
+    """The app's one way to the broker: every record it writes (sends, forwards, sinks,
+    dead letters, changelog records, repartitioned events) goes through ``produce``,
+    and ``buffer`` batches those that need not be written at once.
+
+    The app builds it with the broker's produce at its ``producer_acks``; the worker
+    routes it into its transaction under ``exactly_once``, and ``agent.test_context()``
+    into a memory broker (``route``). Topics are created on first use through
+    ``create``."""
+
+    def __init__(self, produce: ProduceFn, create: CreateFn, monitor: Monitor,
+                 batch_size: int = 1000) -> None:
+        self.produce = produce
+        self.create = create
+        self.monitor = monitor
+        self.buffer = OutputBuffer(self, batch_size)
+        self._created: set[str] = set()
+
+    def send(self, topic: str, records: Sequence[OutgoingRecord], acks: Any = None
+             ) -> list[RecordMetadata]:
+        """Write ``records`` now; return their metadata."""
+        metadata = self.produce(topic, records, acks)
+        self.monitor.on_send(topic, len(records))
+        return metadata
+
+    def ensure_topic(self, name: str, partitions: int | None, config: dict[str, str],
+                     replicas: int) -> None:
+        """Create topic ``name`` as declared, once (a first send must not create it with
+        the broker's defaults)."""
+        if name not in self._created:
+            self.create(name, partitions, config, replicas)
+            self._created.add(name)
+
+    def route(self, produce: ProduceFn, create: CreateFn | None = None
+              ) -> tuple[ProduceFn, CreateFn]:
+        """Send through ``produce`` (and create topics through ``create``) from now on;
+        returns the previous pair, to route back. Buffered records are written first,
+        where they were meant to go."""
+        self.buffer.flush()
+        previous = (self.produce, self.create)
+        self.produce = produce
+        if create is not None:
+            self.create = create
+            self._created.clear()
+        return previous
 
 
 class Topic:
@@ -157,27 +207,32 @@ class Topic:
     Created with ``app.topic(name, ...)``; see DESIGN.md for the arguments.
     """
 
-    def __init__(self, app: App, *names: str, key_type: Any = None, value_type: Any = None,
+    def __init__(self, *names: str, sender: Sender,
+                 serializers: tuple[str, str] = ("json", "json"),
+                 open_stream: Callable[[Topic], Any] | None = None,
+                 key_type: Any = None, value_type: Any = None,
                  key_serializer: str | None = None, value_serializer: str | None = None,
                  partitions: int | None = None, retention: float | timedelta | None = None,
                  compacting: bool | None = None, deleting: bool | None = None,
                  replicas: int | None = None, config: dict[str, Any] | None = None,
                  timestamp_extractor: TimestampExtractor | None = None,
                  internal: bool = False, acks: Any = None) -> None:
+        """``sender`` writes its records; ``serializers`` are the app's default key and
+        value serializers; ``open_stream`` makes a stream of it (``topic.stream()``)."""
         if not names:
             raise ImproperlyConfigured("app.topic() needs at least one topic name")
-        self.app = app
         self.topics: tuple[str, ...] = tuple(names)
         self.key_type = key_type
         self.value_type = value_type
-        self.key_serializer = key_serializer or app.conf.key_serializer
-        self.value_serializer = value_serializer or app.conf.value_serializer
+        default_key, default_value = serializers
+        self.key_serializer = key_serializer or default_key
+        self.value_serializer = value_serializer or default_value
         self.key_serde = self._serde(
-            key_type, key_serializer,
-            _default_key_serializer(key_type, app.conf.key_serializer), is_key=True)
+            key_type, key_serializer, _default_key_serializer(key_type, default_key),
+            is_key=True)
         self.value_serde = self._serde(
             value_type, value_serializer,
-            _default_value_serializer(value_type, app.conf.value_serializer), is_key=False)
+            _default_value_serializer(value_type, default_value), is_key=False)
         self.partitions = partitions
         self.replicas = replicas
         self.retention = retention
@@ -187,7 +242,8 @@ class Topic:
         self.timestamp_extractor = timestamp_extractor
         self.internal = internal
         self.acks = acks
-        self._declared_on: Any = None
+        self._sender = sender
+        self._open_stream = open_stream
 
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.topics)}>"
@@ -231,18 +287,14 @@ class Topic:
 
     def declare(self) -> None:
         """Create the topics on the broker if they do not exist yet."""
-        broker = self.app.broker
-        partitions = self.partitions or self.app.conf.topic_partitions
         for name in self.topics:
-            if broker.partition_count(name) is None:
-                broker.create_topic(name, partitions=partitions, config=self.broker_config(),
-                                    replication_factor=self.replicas or 1, exist_ok=True)
-        self._declared_on = broker
+            self._sender.create(name, self.partitions, self.broker_config(),
+                                self.replicas or 1)
 
     def _declare_once(self) -> None:
         # a first send creates the topic as declared, not with the broker's defaults
-        if self._declared_on is not self.app.broker:
-            self.declare()
+        self._sender.ensure_topic(self.name, self.partitions, self.broker_config(),
+                                  self.replicas or 1)
 
     # -- encoding ----------------------------------------------------------------
     def prepare(self, key: Any, value: Any, headers: Any = None,
@@ -264,8 +316,7 @@ class Topic:
         """Send one record now; returns where it landed once the broker acknowledged."""
         record = self.prepare(key, value, headers, timestamp, partition)
         self._declare_once()
-        (meta,) = self.app.produce(self.name, [record], acks=self.acks)
-        self.app.monitor.on_send(self.name, 1)
+        (meta,) = self._sender.send(self.name, [record], self.acks)
         return meta
 
     def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None,
@@ -275,24 +326,26 @@ class Topic:
         and before the next commit). Returns a ``PendingSend``."""
         record = self.prepare(key, value, headers, timestamp, partition)
         self._declare_once()
-        pending = self.app.output.append(self.name, record)
+        pending = self._sender.buffer.append(self.name, record)
         assert pending is not None
         return pending
 
     def send_raw_soon(self, record: OutgoingRecord) -> PendingSend:
         """Queue an already encoded record."""
         self._declare_once()
-        pending = self.app.output.append(self.name, record)
+        pending = self._sender.buffer.append(self.name, record)
         assert pending is not None
         return pending
 
     # -- consuming ---------------------------------------------------------------
-    def stream(self) -> Stream:
+    def stream(self) -> Any:
         """A new ``Stream`` over this topic (agents get one automatically)."""
-        from streamkit.streams.stream import Stream
-        return Stream(self.app, self)
+        if self._open_stream is None:
+            raise ImproperlyConfigured(f"{self!r} was not declared by an app: it has no "
+                                       "streams")
+        return self._open_stream(self)
 
-    def __aiter__(self):  # pragma: no cover - convenience, as Faust allows
+    def __aiter__(self) -> Any:  # pragma: no cover - convenience, as Faust allows
         return self.stream().__aiter__()
 
 

@@ -2,10 +2,10 @@
 
 Start-up: declare the topics, start the agents (so ``group_by`` calls register their
 repartition topics), join the consumer group, then fetch. Every ``commit_interval`` the
-worker writes buffered sends, flushes table changes to their changelogs and stores, and
-commits the offsets the agents are done with — in that order, which is what makes
-processing at-least-once. SIGINT/SIGTERM: stop fetching, let every agent finish the
-event in hand, commit, leave the group, exit 0.
+``Committer`` commits (``streamkit.commit``: sends, changelogs, stores, offsets, in that
+order). SIGINT/SIGTERM: stop fetching, let every agent finish the event in hand, commit,
+leave the group, exit 0. Services that run beside the agents (the web server, the
+schema registry's) are given by whoever starts the worker (the command line).
 """
 from __future__ import annotations
 
@@ -18,18 +18,23 @@ import socket
 import sys
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-from streamkit.errors import CommitFailed, ImproperlyConfigured
+from streamkit.app import App, Timer
+from streamkit.commit import Committer
+from streamkit.errors import ImproperlyConfigured
 from streamkit.internal_topics import DEAD_LETTER, INTERNAL
+from streamkit.transport.base import GroupConsumer
 from streamkit.types import TopicPartition
 
-if TYPE_CHECKING:
-    from streamkit.app import App, Timer
-    from streamkit.transport.base import GroupConsumer
+#: a task run beside the agents while the worker runs, started as anyio's
+#: ``TaskGroup.start`` starts one: ``service(worker, task_status=...)`` calls
+#: ``task_status.started()`` once it serves (it is cancelled when the worker stops)
+Service = Callable[..., Awaitable[None]]
 
 logger = logging.getLogger("streamkit.worker")
 
@@ -37,23 +42,29 @@ logger = logging.getLogger("streamkit.worker")
 class Worker:
     """One worker process of an App."""
 
-    def __init__(self, app: App, *, install_signal_handlers: bool = True,
-                 shutdown_timeout: float = 10.0, status_interval: float | None = None,
-                 web_port: int | None = None, web_host: str | None = None) -> None:
+    def __init__(self, app: App, *, services: Sequence[Service] = (),
+                 install_signal_handlers: bool = True, shutdown_timeout: float = 10.0,
+                 status_interval: float | None = None, web_port: int | None = None,
+                 web_host: str | None = None) -> None:
+        """``services`` run beside the agents (``streamkit.cli.worker_services`` gives
+        the web server and the schema registry's, as the app's settings ask)."""
         self.app = app
+        self.services = list(services)
         self.install_signal_handlers = install_signal_handlers
         self.shutdown_timeout = shutdown_timeout
         self.status_interval = status_interval
         self.consumer: GroupConsumer | None = None
+        self.committer = Committer(app.fetcher, app.sender, app.tables.values(),
+                                   app.monitor)
+        #: the schema registry the app's Avro codecs use, when it has any
+        self.registry: Any = None
         self._stop: anyio.Event | None = None
         self._agents_running = 0
         self._closing = False
         self._agents_done: anyio.Event | None = None
         self._stopping = False
-        self._committed: dict[TopicPartition, int] = {}
+        self._routed_back: Any = None
         self.ready = False
-        #: the open Kafka transaction under processing_guarantee="exactly_once"
-        self.transaction: Any = None
         if web_port is not None:
             app.conf.web_port = web_port
         if web_host is not None:
@@ -76,14 +87,11 @@ class Worker:
         self._stop = anyio.Event()
         self._check_guarantee()
         try:
-            registry = self._use_schema_registry()
+            self.registry = self._use_schema_registry()
             self._declare_topics()
             async with anyio.create_task_group() as services:
-                if registry is not None and app.conf.registry_port is not None:
-                    from streamkit.avro import serve_registry
-                    port = await services.start(serve_registry, registry,
-                                                app.conf.web_host, app.conf.registry_port)
-                    logger.info("schema registry on http://%s:%d", app.conf.web_host, port)
+                for service in self.services:
+                    await services.start(service, self)
                 async with anyio.create_task_group() as agents:
                     self._start_agents(agents)
                     # let every agent reach its first await: group_by registers there
@@ -92,7 +100,7 @@ class Worker:
                     self._declare_topics()
                     self._record_topics()
                     self._open_tables()
-                    self.consumer = self._join_group()
+                    self.consumer = self.committer.consumer = self._join_group()
                     self._begin_transactions()
                     app.fetcher.on_first_assignment = self._on_ready
                     services.start_soon(self._fetch)
@@ -104,8 +112,6 @@ class Worker:
                         services.start_soon(table.run_background)
                     if self.install_signal_handlers:
                         services.start_soon(self._watch_signals)
-                    if app.conf.web_enabled:
-                        services.start_soon(self._serve_web)
                     if self.status_interval:
                         services.start_soon(self._status_loop)
                     logger.info("worker %s started: agents %s, topics %s", app.conf.id,
@@ -126,13 +132,20 @@ class Worker:
             gc.set_threshold(*gc_thresholds)
             gc.unfreeze()
 
+    @property
+    def transaction(self) -> Any:
+        """The open Kafka transaction under processing_guarantee="exactly_once"."""
+        return self.committer.transaction
+
     def committed_offsets(self) -> dict[TopicPartition, int]:
         """The offsets this worker committed, per partition it owns."""
-        return dict(self._committed)
+        return dict(self.committer.committed)
 
     def _on_ready(self) -> None:
         assert self.consumer is not None
         self.ready = True
+        # from now on a table write to a partition this worker gave up is dropped
+        self.app.table_context.owning = lambda: self.ready
         logger.info("worker %s ready: %d partitions assigned, tables restored in %.2f s",
                     self.app.conf.id, len(self.consumer.assignment()),
                     time.monotonic() - self._started)
@@ -151,11 +164,15 @@ class Worker:
                 f"transactions); {self.app.conf.broker} has none. Use at_least_once.")
 
     def _begin_transactions(self) -> None:
+        """exactly_once: every record the app writes goes into the transaction."""
         if self.app.conf.processing_guarantee != "exactly_once":
             return
         transactional_id = f"{self.app.conf.id}-{socket.gethostname()}-{os.getpid()}"
-        self.transaction = self.app.broker.transactional_producer(transactional_id)
-        self.transaction.begin()
+        transaction = self.app.broker.transactional_producer(transactional_id)
+        self.committer.transaction = transaction
+        transaction.begin()
+        self._routed_back = self.app.sender.route(
+            lambda topic, records, acks: transaction.send(topic, records))
 
     def _use_schema_registry(self) -> Any:
         """Point Avro codecs at this app's registry (the ``_schemas`` topic of its
@@ -174,6 +191,8 @@ class Worker:
         app = self.app
         counts = [app.broker.partition_count(name) or 0 for name in app.fetcher.topics()]
         for table in app.tables.values():
+            if table.context is not app.table_context:   # after a test context
+                table.bind(app.table_context)
             table.open(source_partitions=max(counts, default=0))
 
     def _record_topics(self) -> None:
@@ -224,8 +243,8 @@ class Worker:
             auto_offset_reset=app.conf.consumer_auto_offset_reset,
             enable_auto_commit=False,
             session_timeout=app.conf.session_timeout,
-            on_assign=app.on_partitions_assigned,
-            on_revoke=app.on_partitions_revoked,
+            on_assign=self.on_partitions_assigned,
+            on_revoke=self.on_partitions_revoked,
             copartitioned=any(not t.is_global for t in app.tables.values()))
 
     def _stop_streams(self) -> None:
@@ -251,9 +270,13 @@ class Worker:
         # leaving the group revokes every partition: commit nothing more here (a
         # graceful stop has committed already; after an error nothing may be)
         self._closing = True
-        if self.transaction is not None:
-            self.transaction.close()  # aborts what was not committed
-            self.transaction = None
+        if self.committer.transaction is not None:
+            self.committer.transaction.close()  # aborts what was not committed
+            self.committer.transaction = None
+        if self._routed_back is not None:
+            app.sender.route(*self._routed_back)
+            self._routed_back = None
+        app.table_context.owning = lambda: False
         if self.consumer is not None:
             try:
                 self.consumer.close(commit=False)
@@ -279,7 +302,7 @@ class Worker:
             self.consumer.close(commit=False)
             self._declare_topics()
             self._record_topics()
-            self.consumer = self._join_group()
+            self.consumer = self.committer.consumer = self._join_group()
             fetcher._stopping = False
 
     async def _commit_loop(self) -> None:
@@ -290,7 +313,7 @@ class Worker:
             self.app.monitor.sample()
 
     async def _flush_loop(self) -> None:
-        output = self.app.output
+        output = self.app.sender.buffer
         while True:
             await anyio.sleep(0.01)
             if len(output):
@@ -317,14 +340,6 @@ class Worker:
             except Exception:
                 timer.errors += 1
                 logger.exception("timer %s raised", timer.name)
-
-    async def _serve_web(self) -> None:
-        try:
-            from streamkit.web.server import serve
-        except ImportError:
-            logger.info("web server not available (pip install 'streamkit[web]')")
-            return
-        await serve(self.app)
 
     async def _status_loop(self) -> None:
         assert self.status_interval
@@ -353,88 +368,23 @@ class Worker:
     # -- commits and rebalances ---------------------------------------------------------
     def commit(self) -> None:
         """Write sends, flush tables, then commit the offsets agents are done with."""
-        if self.transaction is not None:
-            self._commit_transaction()
-            return
-        consumer = self.consumer
-        app = self.app
-        started = time.perf_counter()
-        positions = app.fetcher.positions()
-        app.output.flush()
-        for table in app.tables.values():
-            table.flush()
-        if consumer is None:
-            return
-        assigned = consumer.assignment()
-        offsets = {tp: offset for tp, offset in positions.items()
-                   if tp in assigned and self._committed.get(tp) != offset}
-        if offsets and self._commit_offsets(offsets):
-            app.monitor.on_commit(time.perf_counter() - started)
+        self.committer.commit()
 
-    def _commit_transaction(self) -> None:
-        """exactly_once: the batch's sends, changelog records and input offsets become
-        visible together; then the stores take the committed changes."""
-        app, consumer, transaction = self.app, self.consumer, self.transaction
-        started = time.perf_counter()
-        positions = app.fetcher.positions()
-        try:
-            app.output.flush()
-            for table in app.tables.values():
-                table.flush()
-            assigned = consumer.assignment() if consumer is not None else set()
-            offsets = {tp: o for tp, o in positions.items()
-                       if tp in assigned and self._committed.get(tp) != o}
-            if offsets:
-                transaction.send_offsets(consumer, offsets)
-            transaction.commit()
-        except Exception:
-            for table in app.tables.values():
-                table.discard_uncommitted()
-            logger.error("transaction failed: nothing of it is visible; the worker stops "
-                         "and a restart replays from the last committed offsets")
-            raise
-        self._committed.update(offsets)
-        for table in app.tables.values():
-            table.apply_committed()
-        transaction.begin()
-        app.monitor.on_commit(time.perf_counter() - started)
-
-    def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> bool:
-        assert self.consumer is not None
-        try:
-            self.consumer.commit(offsets)
-        except CommitFailed as exc:
-            # a rebalance is under way: the new owner replays from the last commit
-            logger.warning("commit refused (%s); going on, events since the last commit "
-                           "may be processed again", exc)
-            return False
-        self._committed.update(offsets)
-        return True
+    def on_partitions_assigned(self, tps: list[TopicPartition]) -> None:
+        for table in self.app.tables.values():
+            table.on_partitions_assigned(tps)
 
     def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
         revoked = set(tps)
         app = self.app
-        if self._closing:
-            for table in app.tables.values():
-                table.on_partitions_revoked(tps)
-            return
-        positions = app.fetcher.positions()
-        app.output.flush()
+        assigned = self.consumer.assignment() if self.consumer is not None else set()
+        if not self._closing:
+            self.committer.commit(revoking=revoked)
+            for stream in app.fetcher.streams():
+                stream.drop_partitions(revoked)
+            self.committer.forget(revoked)
         for table in app.tables.values():
-            table.flush()
-        if self.transaction is not None:
-            self._commit_transaction()
-        else:
-            offsets = {tp: o for tp, o in positions.items()
-                       if tp in revoked and self._committed.get(tp) != o}
-            if offsets and self.consumer is not None:
-                self._commit_offsets(offsets)
-        for stream in app.fetcher.streams():
-            stream.drop_partitions(revoked)
-        for tp in revoked:
-            self._committed.pop(tp, None)
-        for table in app.tables.values():
-            table.on_partitions_revoked(tps)
+            table.on_partitions_revoked(tps, assigned)
 
 
 def _seconds_until_next(timer: Timer) -> float:

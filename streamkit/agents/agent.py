@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from streamkit.errors import ImproperlyConfigured
+from streamkit.streams.context import StreamContext
 from streamkit.streams.event import current_stream
+from streamkit.streams.fetcher import Fetcher
 from streamkit.streams.stream import Stream
 from streamkit.topics import PendingSend, Topic
 from streamkit.types import RecordMetadata
 
 if TYPE_CHECKING:
-    from streamkit.app import App
+    from streamkit.agents.testing import AgentTestContext
 
 logger = logging.getLogger("streamkit.agents")
 
@@ -37,10 +39,18 @@ AgentFun = Callable[[Stream], Any]
 class Agent:
     """A registered agent. ``await agent.send(value=..., key=...)`` sends to its topic."""
 
-    def __init__(self, app: App, fun: AgentFun, channel: Topic, *, name: str,
+    def __init__(self, fun: AgentFun, channel: Topic, *, name: str, context: StreamContext,
+                 fetcher: Fetcher,
+                 test_context: Callable[[Agent], AgentTestContext] | None = None,
                  concurrency: int = 1, sink: list[Any] | None = None,
                  help: str | None = None) -> None:
-        self.app = app
+        """``context`` makes its streams, ``fetcher`` feeds them (and counts their
+        events); ``test_context`` builds ``agent.test_context()``."""
+        self._context = context
+        self._fetcher = fetcher
+        self._test_context = test_context
+        #: called with every value the agent yields (``test_context()`` collects them)
+        self.result_listeners: list[Callable[[Any], None]] = []
         self.fun = fun
         self.channel = channel
         self.name = name
@@ -62,7 +72,7 @@ class Agent:
     @property
     def events_total(self) -> int:
         """Events this agent has finished (after any group_by, counted once)."""
-        return sum(s.events_total for s in self.app.fetcher.streams()
+        return sum(s.events_total for s in self._fetcher.streams()
                    if s.agent is self and not s.consumed_by_repartition)
 
     # -- sending ---------------------------------------------------------------------
@@ -81,7 +91,7 @@ class Agent:
     # -- running -----------------------------------------------------------------------
     def create_streams(self) -> list[Stream]:
         """The agent's stream instances, registered with the app's fetcher."""
-        self.streams = [self.app.add_stream(self.channel, index=i, agent=self)
+        self.streams = [self._context.add_stream(self.channel, i, self)
                         for i in range(self.concurrency)]
         return self.streams
 
@@ -128,11 +138,13 @@ class Agent:
                 outcome = sink(value)
                 if inspect.isawaitable(outcome):
                     await outcome
-        self.app.agent_results(self, value)
+        for listener in self.result_listeners:
+            listener(value)
 
-    def test_context(self) -> Any:
+    def test_context(self) -> AgentTestContext:
         """Run events through this agent in process: ``async with
         agent.test_context() as ctx: await ctx.put(value)``. Tables use memory stores
         and no broker is involved; ``ctx.results`` holds the values the agent yielded."""
-        from streamkit.agents.testing import AgentTestContext
-        return AgentTestContext(self)
+        if self._test_context is None:
+            raise ImproperlyConfigured(f"{self!r} was not declared by an app")
+        return self._test_context(self)

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from streamkit.types import Headers, Message, OutgoingRecord
 
+from streamkit.topics import PendingSend, Topic
+
 if TYPE_CHECKING:
-    from streamkit.app import App
     from streamkit.streams.stream import Stream
-    from streamkit.topics import PendingSend
 
 #: The stream an agent task is iterating; set once when its iteration starts.
 current_stream: ContextVar[Stream | None] = ContextVar("streamkit_current_stream",
@@ -21,11 +21,9 @@ class Event:
     """A decoded message: ``key``, ``value``, ``headers`` and the raw ``message``
     (``.topic .partition .offset .timestamp``)."""
 
-    __slots__ = ("app", "key", "value", "headers", "message")
+    __slots__ = ("key", "value", "headers", "message")
 
-    def __init__(self, app: App, key: Any, value: Any, headers: Headers,
-                 message: Message) -> None:
-        self.app = app
+    def __init__(self, key: Any, value: Any, headers: Headers, message: Message) -> None:
         self.key = key
         self.value = value
         self.headers = headers
@@ -67,8 +65,7 @@ class Event:
         asks for the next one."""
 
 
-def _topic_of(channel: Any):
-    from streamkit.topics import Topic
+def _topic_of(channel: Any) -> Topic:
     if isinstance(channel, Topic):
         return channel
     topic = getattr(channel, "channel", None)  # an Agent

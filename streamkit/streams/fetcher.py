@@ -21,8 +21,7 @@ from streamkit.streams.stream import Batch, Stream
 from streamkit.types import Message, OutgoingRecord, TopicPartition
 
 if TYPE_CHECKING:
-    from streamkit.app import App
-    from streamkit.topics import Topic
+    from streamkit.topics import Sender, Topic
     from streamkit.transport.base import GroupConsumer
 
 logger = logging.getLogger("streamkit.worker")
@@ -85,8 +84,13 @@ def _subscription_positions(sub: Subscription, topic: str) -> dict[TopicPartitio
 class Fetcher:
     """Reads the app's source topics and feeds its streams."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    def __init__(self, app_id: str, sender: Sender, max_poll_records: int) -> None:
+        """``sender`` writes dead letters (and buffered sends when idle); the app id
+        begins the dead-letter topics' names."""
+        self.app_id = app_id
+        self.sender = sender
+        self.monitor = sender.monitor
+        self.max_poll_records = max_poll_records
         self.subscriptions: dict[str, list[Subscription]] = {}
         self.consumer: GroupConsumer | None = None
         self._stopping = False
@@ -124,7 +128,7 @@ class Fetcher:
         name = self._dead_letter_topics.get(topic)
         if name is None:
             name = self._dead_letter_topics[topic] = derived_topic_name(
-                self.app.conf.id, topic, DEAD_LETTER, what="topic")
+                self.app_id, topic, DEAD_LETTER, what="topic")
         return name
 
     def dead_letter_topics(self) -> list[str]:
@@ -160,7 +164,8 @@ class Fetcher:
     async def run(self, consumer: GroupConsumer) -> None:
         """Poll and dispatch until stopped."""
         self.consumer = consumer
-        max_records = self.app.conf.max_poll_records
+        max_records = self.max_poll_records
+        buffer = self.sender.buffer
         idle = 0.001
         paused: set[TopicPartition] = set()
         while not self._stopping:
@@ -185,8 +190,8 @@ class Fetcher:
                 callback, self.on_first_assignment = self.on_first_assignment, None
                 callback()
             if not messages:
-                if len(self.app.output):
-                    self.app.output.flush()  # idle: do not make sends wait
+                if len(buffer):
+                    buffer.flush()  # idle: do not make sends wait
                 await anyio.sleep(idle)
                 idle = min(idle * 2, 0.02)
                 continue
@@ -199,7 +204,7 @@ class Fetcher:
             for sub in self.subscriptions.get(tp.topic, ()):
                 batch = self.decode(sub.channel, tp, run)
                 sub.stream_for(tp.partition).deliver(batch)
-        self.app.monitor.on_fetch(messages)
+        self.monitor.on_fetch(messages)
 
     def decode(self, channel: Topic, tp: TopicPartition, messages: list[Message]) -> Batch:
         end_offset = messages[-1].offset + 1
@@ -262,10 +267,10 @@ class Fetcher:
             ("streamkit.source.partition", str(message.partition).encode()),
             ("streamkit.source.offset", str(message.offset).encode()),
         ]
-        self.app.output.append(dlq, OutgoingRecord(message.key, message.value, headers,
-                                                   message.timestamp, None),
-                               want_result=False)
+        self.sender.buffer.append(dlq, OutgoingRecord(message.key, message.value, headers,
+                                                      message.timestamp, None),
+                                  want_result=False)
         self.dead_lettered += 1
-        self.app.monitor.on_dead_letter(message.topic)
+        self.monitor.on_dead_letter(message.topic)
         logger.warning("undecodable message %s[%d]@%d sent to %s: %s", message.topic,
                        message.partition, message.offset, dlq, error)

@@ -6,19 +6,19 @@ the agent goes on with each event on the partition that owns its new key (and a 
 updated there is partitioned by that key). The moving is done a whole batch at a time
 by a task of its own; the source offsets are committed only after the batch is written.
 
-Inside ``agent.test_context()`` there is no broker: the event keeps going in place with
-its new key.
+This is the ``Repartition`` of a worker (``StreamContext.repartition``);
+``agent.test_context()`` has its own, which keeps the event in place.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from streamkit.errors import ImproperlyConfigured
 from streamkit.names import REPARTITION, derived_topic_name
-from streamkit.streams.stream import TICK, DerivedStream, Stream
+from streamkit.streams.stream import TICK, Stream
 from streamkit.types import OutgoingRecord
 
 if TYPE_CHECKING:
@@ -40,56 +40,58 @@ def key_function(key: Any) -> tuple[Callable[[Any], Any], str]:
         "or a callable of the value")
 
 
-def group_by(parent: _Operators, key: Any, *, name: str | None = None,
-             partitions: int | None = None) -> Any:
-    root = parent._root
-    app = root.app
-    pick_key, key_name = key_function(key)
-    if app.in_test_context:
-        return DerivedStream(root, lambda: _rekey_in_place(parent, pick_key))
-    if name is None:
-        name = f"{root.channel.name}-{key_name}"
-    source = root.channel
-    topic_name = derived_topic_name(app.conf.id, name, REPARTITION, what="group_by name")
-    topic = app.internal_topic(topic_name,
-                               partitions=partitions or app.partitions_of(source),
-                               value_type=source.value_type,
-                               value_serializer=source.value_serde.serializer)
-    return _continue_on(parent, topic, pick_key)
+class Repartitioner:
+    """``group_by`` and ``through`` in a worker: each event goes to the other topic,
+    and the agent goes on with the stream the fetcher feeds from it. ``internal_topic``
+    creates (and records) a repartition topic; ``partitions_of`` counts a topic's
+    partitions."""
 
+    def __init__(self, internal_topic: Callable[..., Topic],
+                 partitions_of: Callable[[Topic], int]) -> None:
+        self._internal_topic = internal_topic
+        self._partitions_of = partitions_of
 
-def through(parent: _Operators, channel: Any) -> Any:
-    root = parent._root
-    app = root.app
-    topic = app.topic(channel) if isinstance(channel, str) else channel
-    if app.in_test_context:
-        return DerivedStream(root, lambda: _forward_in_place(parent, topic))
-    return _continue_on(parent, topic, None)
+    def group_by(self, parent: _Operators, key: Any, *, name: str | None,
+                 partitions: int | None) -> Stream:
+        root = parent._root
+        pick_key, key_name = key_function(key)
+        if name is None:
+            name = f"{root.channel.name}-{key_name}"
+        source = root.channel
+        topic_name = derived_topic_name(root.context.app_id, name, REPARTITION,
+                                        what="group_by name")
+        topic = self._internal_topic(topic_name,
+                                     partitions=partitions or self._partitions_of(source),
+                                     value_type=source.value_type,
+                                     value_serializer=source.value_serde.serializer)
+        return _continue_on(parent, topic, pick_key)
+
+    def through(self, parent: _Operators, channel: Topic) -> Stream:
+        return _continue_on(parent, channel, None)
 
 
 def _continue_on(parent: _Operators, topic: Topic, pick_key: Callable[[Any], Any] | None
                  ) -> Stream:
     root = parent._root
-    app = root.app
+    context = root.context
     # an agent restarted after a crash calls group_by again: keep the first one
     existing = root.continuations.get(topic.name)
     if existing is not None:
         return existing
-    stream = root.continuations[topic.name] = app.add_stream(topic, index=root.index,
-                                                             agent=root.agent)
+    stream = root.continuations[topic.name] = context.add_stream(topic, root.index,
+                                                                 root.agent)
+    name = f"repartition {root.channel.name} -> {topic.name}"
     if parent is root:
         root.consumed_by_repartition = True
-        app.spawn(f"repartition {root.channel.name} -> {topic.name}",
-                  _move_batches, root, topic, pick_key)
+        context.spawn(name, _move_batches, root, topic, pick_key)
     else:
-        app.spawn(f"repartition {root.channel.name} -> {topic.name}",
-                  _move_values, parent, topic, pick_key)
+        context.spawn(name, _move_values, parent, topic, pick_key)
     return stream
 
 
 async def _move_batches(root: Stream, topic: Topic,
                         pick_key: Callable[[Any], Any] | None) -> None:
-    output = root.app.output
+    output = root.context.sender.buffer
     dump_key = _cached_encoder(topic.key_serde.dumps)
     async for batch in root.batches():
         messages = batch.messages
@@ -147,7 +149,7 @@ def _log_key_error(m: Any, value: Any, exc: Exception) -> None:
 async def _move_values(parent: _Operators, topic: Topic,
                        pick_key: Callable[[Any], Any] | None) -> None:
     root = parent._root
-    output = root.app.output
+    output = root.context.sender.buffer
     dump_key = topic.key_serde.dumps
     async for value in parent:
         if value is TICK:
@@ -163,29 +165,3 @@ async def _move_values(parent: _Operators, topic: Topic,
             continue
         output.append(topic.name, OutgoingRecord(raw_key, m.value, m.headers,
                                                  m.timestamp, None), want_result=False)
-
-
-async def _forward_in_place(parent: _Operators, topic: Topic) -> AsyncIterator[Any]:
-    """``through`` inside a test context: the event is written to the topic (so
-    ``ctx.sent(topic)`` shows it) and goes on in place."""
-    root = parent._root
-    async for value in parent:
-        if value is not TICK:
-            event = root.current_event()
-            if event is not None:
-                m = event.message
-                topic.send_raw_soon(OutgoingRecord(m.key, m.value, m.headers,
-                                                   m.timestamp, None))
-        yield value
-
-
-async def _rekey_in_place(parent: _Operators, pick_key: Callable[[Any], Any]
-                          ) -> AsyncIterator[Any]:
-    root = parent._root
-    async for value in parent:
-        if value is not TICK:
-            batch = root._batch
-            if batch is not None:
-                batch.keys[root._index] = pick_key(value)
-                root._event = None
-        yield value

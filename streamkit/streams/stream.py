@@ -22,7 +22,7 @@ from streamkit.streams.event import Event, current_stream
 from streamkit.types import Message, TopicPartition
 
 if TYPE_CHECKING:
-    from streamkit.app import App
+    from streamkit.streams.context import StreamContext
     from streamkit.topics import Topic
 
 
@@ -96,19 +96,20 @@ class _Operators:
         return self._derive(lambda: _events(self))
 
     def group_by(self, key: Any, *, name: str | None = None,
-                 partitions: int | None = None) -> Stream:
+                 partitions: int | None = None) -> Any:
         """Re-key the stream by ``key`` (a Record field such as ``TaxiRide.vendorId``
         or a callable of the value) through the internal topic
         ``<app id>-<name>-repartition``, and continue on the partition that owns
         the new key."""
-        from streamkit.streams.repartition import group_by
-        return group_by(self, key, name=name, partitions=partitions)
+        return self._root.context.repartition.group_by(self, key, name=name,
+                                                       partitions=partitions)
 
-    def through(self, channel: Any) -> Stream:
+    def through(self, channel: Any) -> Any:
         """Forward every event to ``channel`` (a topic or its name) and continue by
         consuming that topic."""
-        from streamkit.streams.repartition import through
-        return through(self, channel)
+        root = self._root
+        topic = root.context.topic(channel) if isinstance(channel, str) else channel
+        return root.context.repartition.through(self, topic)
 
     def current_event(self) -> Event | None:
         return self._root.current_event()
@@ -117,9 +118,9 @@ class _Operators:
 class Stream(_Operators):
     """The stream of one topic (or one agent instance of it)."""
 
-    def __init__(self, app: App, channel: Topic, *, index: int = 0,
+    def __init__(self, channel: Topic, *, context: StreamContext, index: int = 0,
                  agent: Any = None) -> None:
-        self.app = app
+        self.context = context
         self.channel = channel
         self.index = index
         self.agent = agent
@@ -220,7 +221,7 @@ class Stream(_Operators):
         i = self._index
         message = batch.messages[i]
         if event is None or event.message is not message:
-            event = self._event = Event(self.app, batch.keys[i], batch.values[i],
+            event = self._event = Event(batch.keys[i], batch.values[i],
                                         message.headers, message)
         return event
 
@@ -256,8 +257,8 @@ class Stream(_Operators):
     def _finish_batch(self, batch: Batch) -> None:
         self._positions[batch.tp] = batch.end_offset
         self.events_total += len(batch.values)
-        self.app.monitor.on_batch_done(time.monotonic() - batch.delivered_at,
-                                       len(batch.values))
+        self.context.monitor.on_batch_done(time.monotonic() - batch.delivered_at,
+                                           len(batch.values))
         self._batch = None
         self._index = 0
         if batch.done is not None:
@@ -315,7 +316,7 @@ class Stream(_Operators):
 
     def _pick_event(self, batch: Batch, i: int) -> Event:
         message = batch.messages[i]
-        event = self._event = Event(self.app, batch.keys[i], batch.values[i],
+        event = self._event = Event(batch.keys[i], batch.values[i],
                                     message.headers, message)
         return event
 
@@ -349,7 +350,7 @@ class DerivedStream(_Operators):
     def __init__(self, root: Stream, make: Callable[[], AsyncIterator[Any]]) -> None:
         self._root = root
         self._make = make
-        self.app = root.app
+        self.context = root.context
         self.channel = root.channel
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -404,12 +405,9 @@ async def _echo(parent: _Operators, channels: tuple[Any, ...]) -> AsyncIterator[
             event = root.current_event()
             if event is not None:
                 for channel in channels:
-                    await event.forward(_resolve(root.app, channel))
+                    await event.forward(root.context.topic(channel)
+                                        if isinstance(channel, str) else channel)
         yield value
-
-
-def _resolve(app: App, channel: Any) -> Any:
-    return app.topic(channel) if isinstance(channel, str) else channel
 
 
 class _HandOver(Exception):

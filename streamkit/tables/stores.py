@@ -26,6 +26,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 from urllib.parse import urlsplit
@@ -327,3 +328,20 @@ def open_store(url: str, path: str | os.PathLike[str] | None, table_name: str,
         return RocksDBStore(directory / f"{table_name}.db", table_name)
     raise ImproperlyConfigured(
         f"table {table_name!r}: unknown store URL {url!r}; use 'memory://' or 'rocksdb://'")
+
+
+def open_store_waiting(url: str, path: str | os.PathLike[str] | None, table_name: str,
+                       timeout: float = 15.0) -> MemoryStore | RocksDBStore:
+    """``open_store``, waiting while the worker that owned the partition before a
+    rebalance still holds its lock. The wait blocks the worker's event loop (it runs
+    inside the partition assignment) and is bounded by ``timeout`` seconds: the
+    previous owner lets go as soon as its own revoke callback returns, or at once if it
+    died (docs/decisions/009-bounded-blocking-waits.md)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return open_store(url, path, table_name)
+        except StoreLocked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)

@@ -11,22 +11,20 @@ partition is assigned) a table replays only the changelog past that offset.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from streamkit.errors import ImproperlyConfigured, StoreLocked
+from streamkit.errors import ImproperlyConfigured
 from streamkit.log.partitioner import partition_for_key
 from streamkit.names import CHANGELOG, derived_topic_name
 from streamkit.serializers import Serde
 from streamkit.streams.event import current_stream
-from streamkit.tables.stores import open_store
+from streamkit.tables.context import TableContext
 from streamkit.types import OutgoingRecord, TopicPartition
 
 if TYPE_CHECKING:
-    from streamkit.app import App
     from streamkit.tables.windowed import WindowWrapper
 
 logger = logging.getLogger("streamkit.tables")
@@ -42,7 +40,8 @@ class Table:
 
     is_global = False
 
-    def __init__(self, app: App, name: str, *, default: Callable[[], Any] | None = None,
+    def __init__(self, name: str, *, context: TableContext,
+                 default: Callable[[], Any] | None = None,
                  key_type: Any = None, value_type: Any = None,
                  partitions: int | None = None, help: str | None = None,
                  on_window_close: Callable[[Any, Any], Any] | None = None,
@@ -51,7 +50,7 @@ class Table:
         if default is not None and not callable(default):
             raise ImproperlyConfigured(
                 f"table {name!r}: default={default!r} must be callable (like int or list)")
-        self.app = app
+        self.context = context
         self.name = name
         self.default = default
         self.key_type = key_type
@@ -59,9 +58,10 @@ class Table:
         self.partitions = partitions
         self.help = help or ""
         self.on_window_close = on_window_close
-        self.store_url = store or app.conf.store
+        self.store_url = store or context.store_url
         # derived here: a name unfit for a topic fails where the table is declared
-        self.changelog_topic = derived_topic_name(app.conf.id, name, CHANGELOG, what="table")
+        self.changelog_topic = derived_topic_name(context.app_id, name, CHANGELOG,
+                                                  what="table")
         self.key_serde = Serde(key_type, key_serializer or "json")
         self.value_serde = Serde(value_type, value_serializer or "json")
         self.window: WindowWrapper | None = None
@@ -78,8 +78,8 @@ class Table:
         self._active: set[int] = set()
         self._extra_changes: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self._warned_partitions: set[int] = set()
+        #: changes written to the changelog, not yet to the stores (``apply_flushed``)
         self._pending_store: list[tuple[int, list[tuple[bytes, bytes | None]], Any]] = []
-        self._test_mode = False
 
     def __repr__(self) -> str:
         return f"<Table {self.name}>"
@@ -130,7 +130,7 @@ class Table:
         return partition_for_key(self.key_serde.dumps(key), count)
 
     def partition_count(self) -> int:
-        return self.partitions or self.app.conf.topic_partitions
+        return self.partitions or self.context.default_partitions
 
     def _cache_of(self, partition: int) -> dict[Any, Any]:
         cache = self._cache.get(partition)
@@ -184,9 +184,7 @@ class Table:
         """Whether this worker does not own ``partition`` (any more): a write there,
         from an event in hand when its partition was revoked, is dropped; the
         partition's new owner processes that event again."""
-        worker = self.app.worker
-        if (self._test_mode or self.is_global or worker is None or not worker.ready
-                or partition in self._active):
+        if self.is_global or partition in self._active or not self.context.owning():
             return False
         if partition not in self._warned_partitions:
             self._warned_partitions.add(partition)
@@ -364,15 +362,13 @@ class Table:
         Without ``partitions=``, a table gets as many partitions as its changelog
         already has, else as the most partitioned topic the app consumes (at least
         ``topic_partitions``)."""
-        if self._test_mode:  # a worker after a test_context in the same process
-            self.close()
-            self._test_mode = False
+        broker = self.context.broker()
         if self.partitions is None:
-            existing = self.app.broker.partition_count(self.changelog_topic)
+            existing = broker.partition_count(self.changelog_topic)
             self.partitions = existing or max(source_partitions,
-                                              self.app.conf.topic_partitions)
-        self.app.broker.create_topic(self.changelog_topic, partitions=self.partition_count(),
-                                     config={"cleanup.policy": "compact"}, exist_ok=True)
+                                              self.context.default_partitions)
+        broker.create_topic(self.changelog_topic, partitions=self.partition_count(),
+                            config={"cleanup.policy": "compact"}, exist_ok=True)
         if self.is_global:
             self.on_partitions_assigned([TopicPartition(self.changelog_topic, p)
                                          for p in range(self.partition_count())])
@@ -381,9 +377,9 @@ class Table:
         """The store of one partition, opened on first use."""
         store = self._stores.get(partition)
         if store is None:
-            url = "memory://" if (self._test_mode or self.is_global) else self.store_url
-            store = self._stores[partition] = open_store_waiting(
-                url, self.app.datadir / "tables", f"{self.name}-{partition}")
+            url = "memory://" if self.is_global else self.store_url
+            store = self._stores[partition] = self.context.open_store(
+                url, f"{self.name}-{partition}")
         return store
 
     def _close_store(self, partition: int) -> None:
@@ -391,20 +387,14 @@ class Table:
         if store is not None:
             store.close()
 
-    def use_memory_store(self) -> None:
-        """Inside ``agent.test_context()``: fresh memory stores, no changelog."""
-        for partition in list(self._stores):
-            self._close_store(partition)
-        self._cache.clear()
-        self._dirty.clear()
-        self._forget_hot()
-        self._test_mode = True
+    def bind(self, context: TableContext) -> None:
+        """Work in ``context`` from now on (``agent.test_context()`` binds the tables
+        to its own, then back): stores, caches and windows start afresh."""
+        self.close()
+        self.context = context
+        self._pending_store.clear()
         if self.window is not None:
             self.window.reset()
-
-    def after_test_event(self) -> None:
-        if self.window is not None:
-            self.window.close_due_windows()
 
     def close(self) -> None:
         for partition in list(self._stores):
@@ -421,7 +411,8 @@ class Table:
 
     # -- flushing ------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write changed keys to the changelog and the store (one batch per partition)."""
+        """Write changed keys to the changelog (one batch per partition); the stores
+        take them at ``apply_flushed``, once the changelog records are committed."""
         if self.window is not None:
             self.window.before_flush()
         for partition, dirty in self._dirty.items():
@@ -440,23 +431,17 @@ class Table:
             changes.append((dump_key(key), None if value is _DELETED else dump_value(value)))
         if not changes:
             return
-        if self._test_mode:
-            self._store_of(partition).apply(partition, changes, None)
-            return
         records = [OutgoingRecord(k, v, [], None, partition) for k, v in changes]
-        metadata = self.app.produce(self.changelog_topic, records)
+        metadata = self.context.sender.produce(self.changelog_topic, records, None)
         offset = None if self.is_global else metadata[-1].offset + 1
-        if self.app.in_transaction:
-            # exactly_once: the store follows the changelog only once it is committed
-            self._pending_store.append((partition, changes, offset))
-        else:
-            self._store_of(partition).apply(partition, changes, offset)
+        self._pending_store.append((partition, changes, offset))
         for key in keys:
             if cache.get(key) is _DELETED:
                 del cache[key]
 
-    def apply_committed(self) -> None:
-        """exactly_once: write to the stores the changes whose transaction committed."""
+    def apply_flushed(self) -> None:
+        """Write to the stores the changes ``flush`` wrote to the changelog (with the
+        changelog offset they reach), once those are committed."""
         pending, self._pending_store = self._pending_store, []
         for partition, changes, offset in pending:
             self._store_of(partition).apply(partition, changes, offset)
@@ -479,12 +464,13 @@ class Table:
             self.restore(partition)
             self._active.add(partition)
 
-    def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
+    def on_partitions_revoked(self, tps: list[TopicPartition],
+                              assigned: set[TopicPartition] | None = None) -> None:
+        """Give up the partitions whose numbers no partition in ``assigned`` (what the
+        worker still holds) has any more."""
         if self.is_global:
             return
-        assigned = self.app.worker.consumer.assignment() if (
-            self.app.worker and self.app.worker.consumer) else set()
-        still_owned = {tp.partition for tp in assigned if tp not in set(tps)}
+        still_owned = {tp.partition for tp in assigned or () if tp not in set(tps)}
         for partition in {tp.partition for tp in tps} - still_owned:
             self._active.discard(partition)
             self._cache.pop(partition, None)
@@ -494,7 +480,7 @@ class Table:
 
     def restore(self, partition: int) -> int:
         """Replay the changelog past the store's offset; returns records applied."""
-        broker = self.app.broker
+        broker = self.context.broker()
         tp = TopicPartition(self.changelog_topic, partition)
         start, end = broker.offsets(tp)
         store = self._store_of(partition)
@@ -526,19 +512,6 @@ class Table:
         return applied
 
 
-def open_store_waiting(url: str, directory: Any, name: str, timeout: float = 15.0) -> Any:
-    """Open a store, waiting while the worker that owned the partition before a
-    rebalance still holds its lock."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return open_store(url, directory, name)
-        except StoreLocked:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
-
-
 class GlobalTable(Table):
     """A table every worker holds whole: it reads every changelog partition.
 
@@ -568,7 +541,7 @@ class GlobalTable(Table):
 
     async def run_background(self) -> None:
         """Follow every changelog partition, so writes by other workers show up."""
-        broker = self.app.broker
+        broker = self.context.broker()
         partitions = range(self.partition_count())
         positions = {p: self._store_of(p).offset(p) or 0 for p in partitions}
         while True:

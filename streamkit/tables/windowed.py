@@ -326,7 +326,7 @@ class WindowWrapper:
 
     def _count_late(self) -> None:
         self.late_events += 1
-        self.table.app.monitor.on_late_event(self.table.name)
+        self.table.context.monitor.on_late_event(self.table.name)
 
     # -- closing and expiring --------------------------------------------------------------
     def _track_open(self, partition: int, rng: Range, key: Any) -> None:
@@ -413,7 +413,7 @@ class WindowWrapper:
         try:
             outcome = callback(key, value)
             if inspect.isawaitable(outcome):
-                self.table.app.spawn(f"on_window_close {self.table.name}",
+                self.table.context.spawn(f"on_window_close {self.table.name}",
                                      _await, outcome)
         except Exception:
             logger.exception("on_window_close of table %s raised for %r", self.table.name,

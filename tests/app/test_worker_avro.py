@@ -10,6 +10,7 @@ import pytest
 
 import streamkit
 import streamkit.avro  # noqa: F401  (registers the avro codec)
+from streamkit.cli.services import worker_services
 from streamkit.worker import Worker
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +39,7 @@ async def test_worker_serves_the_registry_and_topics_register_under_topic_subjec
         async for ride in stream:
             seen.append(ride)
 
-    worker = Worker(app, install_signal_handlers=False)
+    worker = Worker(app, services=worker_services(app), install_signal_handlers=False)
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run_async)
         with anyio.fail_after(10):
@@ -67,7 +68,7 @@ async def test_an_app_without_avro_creates_no_schemas_topic():
     app = streamkit.App("noavro", broker="memory://noavro", store="memory://",
                         web_enabled=False)
     app.topic("plain-rides")
-    worker = Worker(app, install_signal_handlers=False)
+    worker = Worker(app, services=worker_services(app), install_signal_handlers=False)
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run_async)
         await anyio.sleep(0.3)

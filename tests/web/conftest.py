@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import streamkit
+from streamkit.cli.services import worker_services
 from streamkit.worker import Worker
 
 pytest.importorskip("starlette")
@@ -33,7 +34,8 @@ async def running_worker(app: streamkit.App, **worker_options: Any
                          ) -> AsyncIterator[httpx.AsyncClient]:
     """Run a worker of ``app`` until the block ends; yield an HTTP client on its web
     server (the port the server really bound)."""
-    worker = Worker(app, install_signal_handlers=False, **worker_options)
+    worker = Worker(app, services=worker_services(app), install_signal_handlers=False,
+                    **worker_options)
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run_async)
         with anyio.fail_after(10):

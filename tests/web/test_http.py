@@ -478,8 +478,9 @@ async def test_a_taken_port_leaves_the_worker_running_without_web(tmp_path, capl
         taken.listen()
         port = taken.getsockname()[1]
         app = counting_app(tmp_path, web_port=port)
+        from streamkit.cli.services import worker_services
         from streamkit.worker import Worker
-        worker = Worker(app, install_signal_handlers=False)
+        worker = Worker(app, services=worker_services(app), install_signal_handlers=False)
         async with anyio.create_task_group() as tg:
             tg.start_soon(worker.run_async)
             await eventually(lambda: f"web server on 127.0.0.1:{port} failed" in caplog.text,
@@ -495,8 +496,9 @@ async def test_web_enabled_false_serves_nothing(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     app = counting_app(tmp_path, web_enabled=False, web_port=port)
+    from streamkit.cli.services import worker_services
     from streamkit.worker import Worker
-    worker = Worker(app, install_signal_handlers=False)
+    worker = Worker(app, services=worker_services(app), install_signal_handlers=False)
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run_async)
         await eventually(lambda: worker.ready, what="worker ready")

@@ -1,0 +1,44 @@
+"""What an app's tables are given: the broker of their changelogs, their stores, tasks.
+
+A ``Table`` never reaches back to the App. The App builds one ``TableContext`` when it
+is created and hands it to every table it declares; the worker tells it when partition
+ownership starts to count (``owning``), and ``agent.test_context()`` binds the tables
+to a context of its own (a memory broker and memory stores) for its duration.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamkit.monitor import Monitor
+from streamkit.topics import Sender
+from streamkit.transport.base import Broker
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
+class TableContext:
+    """See the module docstring."""
+
+    #: the app id: first part of the changelog topics' names
+    app_id: str
+    #: writes the changelog records (inside the worker's transaction under exactly_once)
+    sender: Sender
+    #: the broker of the changelogs: their partitions, restore, following
+    broker: Callable[[], Broker]
+    #: partitions of a table that says none and whose changelog does not exist yet
+    default_partitions: int
+    #: the store URL of a table that names none (``rocksdb://``, ``memory://``)
+    store_url: str
+    #: open the store of one table partition: (store url, name) -> store
+    open_store: Callable[[str, str], Any]
+    #: run ``fun(*args)`` as a task beside the agents: (name, fun, *args)
+    spawn: Callable[..., None]
+    monitor: Monitor
+    #: True while a worker owns a set of partitions: then a write to a partition the
+    #: worker does not hold (any more) is dropped, since its new owner replays it
+    owning: Callable[[], bool] = field(default=_never)
