@@ -80,7 +80,7 @@ class Worker:
             self._declare_topics()
             async with anyio.create_task_group() as services:
                 if registry is not None and app.conf.registry_port is not None:
-                    from streamkit.avro import serve_registry
+                    from streamkit.web.registry import serve_registry
                     port = await services.start(serve_registry, registry,
                                                 app.conf.web_host, app.conf.registry_port)
                     logger.info("schema registry on http://%s:%d", app.conf.web_host, port)

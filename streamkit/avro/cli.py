@@ -46,7 +46,7 @@ def serve(host: str, port: int, broker: str | None, datadir: str | None,
     import anyio
 
     from streamkit.avro.registry import SchemaRegistry
-    from streamkit.avro.server import serve_registry
+    from streamkit.web.registry import serve_registry
     from streamkit.transport import connect
 
     url = broker or _default_broker()
