@@ -2,7 +2,8 @@
 
 Importing this package registers the ``avro`` codec, so ``serializer="avro"`` works on a
 Record. Needs fastavro (extra ``streamkit[avro]``). The registry's REST server is in the
-web layer, ``streamkit.web.registry`` (extra ``web``): nothing here imports it.
+web layer, ``streamkit.web.registry`` (extra ``web``), and its commands in
+``streamkit.cli.registry_commands``: nothing here imports either.
 """
 from __future__ import annotations
 
