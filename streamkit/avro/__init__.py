@@ -1,7 +1,9 @@
 """Avro records in Confluent's wire format and a Schema Registry kept in the broker.
 
 Importing this package registers the ``avro`` codec, so ``serializer="avro"`` works on a
-Record. Needs fastavro (extra ``streamkit[avro]``); the REST server needs the ``web`` extra.
+Record. Needs fastavro (extra ``streamkit[avro]``). The registry's REST server is in the
+web layer, ``streamkit.web.registry`` (extra ``web``), and its commands in
+``streamkit.cli.registry_commands``: nothing here imports either.
 """
 from __future__ import annotations
 
@@ -15,15 +17,7 @@ from streamkit.avro.schema import Schema, schema_for
 __all__ = ["AvroCodec", "LEVELS", "RegisteredSchema", "RegistryClient", "SCHEMAS_TOPIC",
            "Schema",
            "SchemaRegistry", "can_read", "check_level", "default_registry", "frame",
-           "open_registry", "schema_for", "serve_registry", "unframe", "use_registry"]
-
-
-def __getattr__(name: str):
-    # the server needs starlette/uvicorn (extra "web"): import it only when asked for
-    if name == "serve_registry":
-        from streamkit.avro.server import serve_registry
-        return serve_registry
-    raise AttributeError(f"module 'streamkit.avro' has no attribute {name!r}")
+           "open_registry", "schema_for", "unframe", "use_registry"]
 
 
 def _register_codec() -> None:

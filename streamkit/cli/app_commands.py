@@ -179,7 +179,7 @@ def _app_dir_inside_datadir(app: App) -> Path:
             f"refusing to reset app {app.conf.id!r}: its directory {app.datadir} is a "
             f"symlink to {target}; delete what it holds by hand (nothing was deleted)")
     if app.conf.broker.startswith("log://"):
-        from streamkit.log.broker import log_root
+        from streamkit.transport.embedded import log_root
         log_dir = log_root(app.conf.broker, app.conf.datadir)
         if _holds(app.datadir, log_dir):
             raise click.ClickException(

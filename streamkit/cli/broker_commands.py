@@ -43,7 +43,7 @@ def open_broker(url: str, datadir: str, *, read_only: bool = False) -> Broker:
     instead of creating an empty one (a typo in --broker or --datadir)."""
     from streamkit.transport import connect
     if read_only and url.startswith("log://"):
-        from streamkit.log.broker import log_root
+        from streamkit.transport.embedded import log_root
         root = log_root(url, datadir)
         if not root.is_dir():
             raise click.ClickException(

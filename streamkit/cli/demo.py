@@ -42,8 +42,9 @@ def _hhmm(epoch: float) -> str:
 
 class _Demo:
     def __init__(self, root: Path, max_seconds: float) -> None:
-        import streamkit
+        from streamkit.app import App
         from streamkit.cli.sample import generate_rides, ride_json
+        from streamkit.models import Record
 
         self.root = root
         self.max_seconds = max_seconds
@@ -51,14 +52,14 @@ class _Demo:
         self.fed = 0
         self.windows_closed = 0
         self.started = time.monotonic()
-        app = self.app = streamkit.App(
+        app = self.app = App(
             "demo", broker=f"log://{root / 'log'}", datadir=str(root), web_enabled=False,
             topic_partitions=4, commit_interval=0.5)
         # the demo's own folder, whatever STREAMKIT_* variables say (they win in App())
         app.conf.broker, app.conf.datadir = f"log://{root / 'log'}", str(root)
         app.conf.store, app.conf.topic_partitions = "rocksdb://", 4
 
-        class TaxiRide(streamkit.Record, serializer="json"):
+        class TaxiRide(Record, serializer="json"):
             vendorId: int
             tpep_pickup_datetime: datetime
             total_amount: float = 0.0

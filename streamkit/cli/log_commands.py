@@ -2,7 +2,7 @@
 
 ``check`` only reads (it works on a read-only copy of a log too). ``repair`` is the one
 way to remove damaged bytes from a partition, and it keeps them: see
-``streamkit.log.repair``.
+``streamkit.transport.embedded``, the one way this layer reaches the log's files.
 """
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import click
 
 from streamkit.cli.broker_commands import broker_options
 from streamkit.cli.output import echo_table
-from streamkit.errors import CorruptLog, UnknownTopic
+from streamkit.errors import CorruptLog
 
 if TYPE_CHECKING:
-    from streamkit.log.repair import Damage
-    from streamkit.log.storage import FileStorage
+    from streamkit.transport.embedded import Damage, LogFiles
 
 
-def _storage(broker: str, datadir: str) -> FileStorage:
-    from streamkit.log.broker import log_root
-    from streamkit.log.storage import FileStorage
+def _storage(broker: str, datadir: str) -> LogFiles:
+    """The files of the embedded log ``--broker``/``--datadir`` name; a clear error if
+    that is not a log:// URL or nothing is there."""
+    from streamkit.transport.embedded import log_root, open_log_files
     if not broker.startswith("log://"):
         raise click.ClickException(
             f"{broker}: `streamkit log` works on the embedded log's files (log://); a "
@@ -30,21 +30,11 @@ def _storage(broker: str, datadir: str) -> FileStorage:
     if not root.is_dir():
         raise click.ClickException(f"no embedded log at {root} (check --broker and "
                                    "--datadir)")
-    return FileStorage(root)
-
-
-def _partitions(storage: FileStorage, topic: str) -> list[int]:
-    """The partition folders of ``topic`` (which need not have a topic.json)."""
-    folder = storage.root / topic
-    numbers = sorted(int(e.name) for e in folder.iterdir() if e.name.isdigit()) \
-        if folder.is_dir() else []
-    if not numbers:
-        raise UnknownTopic(f"no topic {topic!r} in {storage.root} (topics: "
-                           f"{', '.join(storage.list_topics()) or 'none'})")
-    return numbers
+    return open_log_files(root)
 
 
 def _row(item: Damage) -> tuple[object, ...]:
+    """One row of the damage table."""
     kind = "incomplete write" if item.torn else "damage"
     return (item.topic, item.partition, item.segment, f"{item.start}-{item.end}",
             item.offsets, kind, item.problem)
@@ -61,7 +51,7 @@ def log_group() -> None:
 def check(topic: str | None, broker: str, datadir: str) -> None:
     """Read every batch of every segment of TOPIC (all topics if none) and report
     damage by topic, partition, offsets and byte range. Exits 1 if there is any."""
-    from streamkit.log.repair import check_partition
+    from streamkit.transport.embedded import QUARANTINE, check_partition, topic_partitions
     storage = _storage(broker, datadir)
     rows: list[tuple[object, ...]] = []
     totals = [0, 0, 0, 0]
@@ -72,7 +62,7 @@ def check(topic: str | None, broker: str, datadir: str) -> None:
         except CorruptLog as exc:
             damaged += 1
             rows.append((name, None, "topic.json", None, None, "damage", str(exc)))
-        for partition in _partitions(storage, name):
+        for partition in topic_partitions(storage, name):
             report = check_partition(storage, name, partition)
             totals = [totals[0] + 1, totals[1] + report.segments,
                       totals[2] + report.batches, totals[3] + report.records]
@@ -90,7 +80,7 @@ def check(topic: str | None, broker: str, datadir: str) -> None:
                   if torn else ""))
     if damaged:
         click.echo(f"`streamkit log repair TOPIC --partition P` moves damage aside into "
-                   f"{storage.root / '__quarantine'}", err=True)
+                   f"{storage.root / QUARANTINE}", err=True)
         raise SystemExit(1)
 
 
@@ -105,9 +95,10 @@ def repair(topic: str, partitions: tuple[int, ...], yes: bool, broker: str,
     """Move the damaged byte ranges of TOPIC into the quarantine folder (they are kept,
     never deleted) and rewrite its segments without them, keeping every offset unique;
     rebuild a lost topic.json. Stop the processes writing to TOPIC first."""
-    from streamkit.log.repair import check_partition, rebuild_topic_meta, repair_partition
+    from streamkit.transport.embedded import (check_partition, rebuild_topic_meta,
+                                              repair_partition, topic_partitions)
     storage = _storage(broker, datadir)
-    chosen = list(partitions) or _partitions(storage, topic)
+    chosen = list(partitions) or topic_partitions(storage, topic)
     found = [d for p in chosen for d in check_partition(storage, topic, p).damage]
     damage = [d for d in found if not d.torn]
     meta_damaged = False

@@ -89,7 +89,8 @@ def demo(datadir: str | None, seconds: float) -> None:
 def _attach_avro_commands() -> None:
     """``streamkit registry`` / ``streamkit schemas``, when streamkit.avro is usable."""
     try:
-        from streamkit.avro.cli import registry, schemas
+        import streamkit.avro  # noqa: F401  (fastavro is there and the package imports)
+        from streamkit.cli.registry_commands import registry, schemas
     except Exception as exc:     # noqa: BLE001 - no fastavro, or a broken avro module:
         logging.getLogger("streamkit.cli").debug("avro commands unavailable: %r", exc)
         return                   # the other commands must still work

@@ -48,7 +48,7 @@ async def serve_schema_registry(worker: Worker, *, task_status: TaskStatus[Any] 
     if worker.registry is None:
         task_status.started()
         return
-    from streamkit.avro import serve_registry
+    from streamkit.web.registry import serve_registry
     conf = worker.app.conf
     async with anyio.create_task_group() as group:
         port = await group.start(serve_registry, worker.registry, conf.web_host,

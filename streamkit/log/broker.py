@@ -26,7 +26,7 @@ from streamkit.log.config import (TopicConfig, check_replication_factor,
                                   check_topic_config, check_topic_name)
 from streamkit.log.groups import LogGroupConsumer, RebalanceCallback
 from streamkit.log.partition import Partition
-from streamkit.log.partitioner import KeyPartitioner
+from streamkit.partitioner import KeyPartitioner
 from streamkit.log.storage import FileStorage, MemoryStorage
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
                              TopicInfo, TopicPartition)

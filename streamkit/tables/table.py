@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from streamkit.errors import ImproperlyConfigured
-from streamkit.log.partitioner import partition_for_key
 from streamkit.names import CHANGELOG, derived_topic_name
+from streamkit.partitioner import partition_for_key
 from streamkit.serializers import Serde
 from streamkit.streams.event import current_stream
 from streamkit.tables.context import TableContext

@@ -64,7 +64,7 @@ async def test_worker_serves_the_registry_and_topics_register_under_topic_subjec
 
 
 async def test_an_app_without_avro_creates_no_schemas_topic():
-    import streamkit.avro.cli  # noqa: F401  (the command line imports it)
+    import streamkit.cli.registry_commands  # noqa: F401  (the command line imports it)
     app = streamkit.App("noavro", broker="memory://noavro", store="memory://",
                         web_enabled=False)
     app.topic("plain-rides")

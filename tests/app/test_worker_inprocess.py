@@ -117,7 +117,7 @@ async def test_group_by_repartitions_by_the_new_key():
         await rides.send(key=str(i), value=Ride(vendorId=i % 5))
     await run_until(app, lambda: len(where) == 5)
     assert all(len(partitions) == 1 for partitions in where.values())
-    from streamkit.log.partitioner import partition_for_key
+    from streamkit.partitioner import partition_for_key
     assert where[3] == {partition_for_key(b"3", 4)}
     assert f"{app.conf.id}-by-vendor-repartition" in app.broker.list_topics()
 

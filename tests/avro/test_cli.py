@@ -5,7 +5,7 @@ import json
 
 from click.testing import CliRunner
 
-from streamkit.avro.cli import main
+from streamkit.cli.registry_commands import main
 
 
 def write(path, fields: list[dict]) -> str:

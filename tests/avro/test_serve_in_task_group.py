@@ -9,7 +9,8 @@ import urllib.request
 import anyio
 import pytest
 
-from streamkit.avro import Schema, serve_registry
+from streamkit.avro import Schema
+from streamkit.web.registry import serve_registry
 
 pytestmark = pytest.mark.anyio
 

@@ -256,9 +256,9 @@ def test_help_lists_every_command():
 def test_avro_commands_are_attached_when_available():
     pytest.importorskip("fastavro")
     try:
-        import streamkit.avro.cli  # noqa: F401
+        import streamkit.cli.registry_commands  # noqa: F401
     except ImportError:
-        pytest.skip("streamkit.avro.cli not importable")
+        pytest.skip("streamkit.cli.registry_commands not importable")
     result = CliRunner().invoke(cli, ["--help"])
     assert "registry" in result.output and "schemas" in result.output
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from streamkit import errors
-from streamkit.log.partitioner import partition_for_key
+from streamkit.partitioner import partition_for_key
 from streamkit.transport import connect
 from streamkit.transport.kafka import KafkaBroker
 from streamkit.types import CREATE_TIME, OutgoingRecord, TopicPartition

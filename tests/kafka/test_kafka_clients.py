@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from streamkit.clients import Admin, Consumer, Producer
-from streamkit.log.partitioner import partition_for_key
+from streamkit.partitioner import partition_for_key
 from streamkit.types import TopicPartition
 
 pytestmark = pytest.mark.kafka

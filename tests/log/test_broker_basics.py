@@ -1,7 +1,7 @@
 """Produce, fetch, offsets and topics on log:// and memory://."""
 from __future__ import annotations
 
-from streamkit.log.partitioner import partition_for_key
+from streamkit.partitioner import partition_for_key
 from streamkit.transport import connect
 from streamkit.types import CREATE_TIME, Message, OutgoingRecord, TopicPartition
 
@@ -44,7 +44,7 @@ def test_memory_url_shares_data_within_process():
 
 
 def test_murmur2_matches_kafka_vectors():
-    from streamkit.log.partitioner import murmur2
+    from streamkit.partitioner import murmur2
     assert murmur2(b"21") == -973932308
     assert murmur2(b"foobar") == -790332482
     assert murmur2(b"abc") == 479470107

@@ -8,7 +8,7 @@ import pytest
 
 import streamkit
 from streamkit.errors import DecodeError, InvalidConfig, TopicExists, UnknownTopic
-from streamkit.log.partitioner import partition_for_key
+from streamkit.partitioner import partition_for_key
 from streamkit.types import GroupOffset, TopicPartition
 
 

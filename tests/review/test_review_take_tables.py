@@ -7,7 +7,7 @@ import anyio
 import pytest
 
 import streamkit
-from streamkit.log.partitioner import partition_for_key
+from streamkit.partitioner import partition_for_key
 from streamkit.worker import Worker
 
 pytestmark = pytest.mark.anyio

@@ -1,6 +1,10 @@
-"""The registry's HTTP server: the part of Confluent's Schema Registry REST API that
-clients (confluent-kafka's SchemaRegistryClient, AvroSerializer/AvroDeserializer, curl)
-use, with Confluent's JSON error bodies ``{"error_code": 40401, "message": ...}``.
+"""The Schema Registry's HTTP server: the part of Confluent's Schema Registry REST API
+that clients (confluent-kafka's SchemaRegistryClient, AvroSerializer/AvroDeserializer,
+curl) use, with Confluent's JSON error bodies ``{"error_code": 40401, "message": ...}``.
+
+The registry itself (``streamkit.avro.registry``) keeps its schemas in the broker and
+knows nothing of HTTP; this module is a view over it, in the web layer beside the
+worker's own server. Needs the ``web`` extra (starlette, uvicorn).
 
 Run it with ``streamkit registry serve`` or, inside a worker's task group, with
 ``await tg.start(serve_registry, registry, host, port)``.
@@ -36,10 +40,12 @@ class _Reply(JSONResponse):
 
 
 def _error(status: int, code: int, message: str) -> Response:
+    """A Confluent error body: ``{"error_code": code, "message": message}``."""
     return _Reply({"error_code": code, "message": message}, status_code=status)
 
 
 def _flag(request: Request, name: str) -> bool:
+    """Whether the query parameter ``name`` is ``true`` (Confluent's boolean flags)."""
     return request.query_params.get(name, "false").lower() == "true"
 
 
@@ -62,10 +68,13 @@ async def _schema_body(request: Request) -> Schema:
 
 
 class _BadRequest(Exception):
-    pass
+    """A request this server cannot read (not JSON, a bad id): HTTP 400."""
 
 
-def _endpoint(handler: Handler, registry: SchemaRegistry) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(handler: Handler, registry: SchemaRegistry
+              ) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint calling ``handler`` on ``registry``: registry errors become
+    Confluent error bodies, plain results JSON replies."""
     async def endpoint(request: Request) -> Response:
         try:
             result = await handler(request, registry)
@@ -80,53 +89,63 @@ def _endpoint(handler: Handler, registry: SchemaRegistry) -> Callable[[Request],
 # -- handlers (one per route; each reads its request and calls the registry) ----------
 
 async def root(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /``: an empty object, which clients use as a health check."""
     return {}
 
 
 async def list_subjects(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /subjects[?deleted=true]``."""
     return reg.subjects(deleted=_flag(request, "deleted"))
 
 
 async def list_versions(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /subjects/{subject}/versions[?deleted=true]``."""
     return reg.versions(request.path_params["subject"], deleted=_flag(request, "deleted"))
 
 
 async def get_version(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /subjects/{subject}/versions/{version}``: subject, version, id and schema."""
     p = request.path_params
     return reg.get_version(p["subject"], p["version"],
                            deleted=_flag(request, "deleted")).to_json()
 
 
 async def get_version_schema(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /subjects/{subject}/versions/{version}/schema``: the schema alone."""
     p = request.path_params
     schema = reg.get_version(p["subject"], p["version"], deleted=_flag(request, "deleted"))
     return Response(schema.schema.canonical, media_type=CONTENT_TYPE)
 
 
 async def register(request: Request, reg: SchemaRegistry) -> Any:
+    """``POST /subjects/{subject}/versions``: register, or find, the body's schema."""
     schema = await _schema_body(request)
     done = reg.register(request.path_params["subject"], schema)
     return {"id": done.id, "version": done.version}
 
 
 async def lookup(request: Request, reg: SchemaRegistry) -> Any:
+    """``POST /subjects/{subject}``: the version of ``subject`` holding the body's schema."""
     schema = await _schema_body(request)
     return reg.lookup(request.path_params["subject"], schema,
                       deleted=_flag(request, "deleted")).to_json()
 
 
 async def delete_subject(request: Request, reg: SchemaRegistry) -> Any:
+    """``DELETE /subjects/{subject}[?permanent=true]``: the versions deleted."""
     return reg.delete_subject(request.path_params["subject"],
                               permanent=_flag(request, "permanent"))
 
 
 async def delete_version(request: Request, reg: SchemaRegistry) -> Any:
+    """``DELETE /subjects/{subject}/versions/{version}[?permanent=true]``."""
     p = request.path_params
     return reg.delete_version(p["subject"], p["version"],
                               permanent=_flag(request, "permanent"))
 
 
 def _schema_id(request: Request) -> int:
+    """The ``{id}`` of a ``/schemas/ids/{id}`` path, as a number."""
     try:
         return int(request.path_params["id"])
     except ValueError:
@@ -134,28 +153,34 @@ def _schema_id(request: Request) -> int:
 
 
 async def schema_by_id(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /schemas/ids/{id}``: ``{"schema": ...}``."""
     return {"schema": reg.schema_by_id(_schema_id(request)).canonical}
 
 
 async def schema_by_id_raw(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /schemas/ids/{id}/schema``: the schema alone."""
     return Response(reg.schema_by_id(_schema_id(request)).canonical, media_type=CONTENT_TYPE)
 
 
 async def subjects_of_id(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /schemas/ids/{id}/subjects``: the subjects holding the schema."""
     pairs = reg.subject_versions_of_id(_schema_id(request), deleted=_flag(request, "deleted"))
     return sorted({s for s, _ in pairs})
 
 
 async def versions_of_id(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /schemas/ids/{id}/versions``: the (subject, version) pairs holding it."""
     pairs = reg.subject_versions_of_id(_schema_id(request), deleted=_flag(request, "deleted"))
     return [{"subject": s, "version": v} for s, v in pairs]
 
 
 async def schema_types(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /schemas/types``: this registry holds Avro only."""
     return ["AVRO"]
 
 
 async def compatibility(request: Request, reg: SchemaRegistry) -> Any:
+    """``POST /compatibility/subjects/{subject}/versions[/{version}][?verbose=true]``."""
     schema = await _schema_body(request)
     subject = request.path_params["subject"]
     version = request.path_params.get("version")
@@ -171,6 +196,7 @@ async def compatibility(request: Request, reg: SchemaRegistry) -> Any:
 
 
 async def _level_body(request: Request) -> str:
+    """The level of a ``PUT /config`` body (``compatibility`` or ``compatibilityLevel``)."""
     try:
         body = json.loads(await request.body() or b"{}")
     except json.JSONDecodeError as exc:
@@ -183,21 +209,25 @@ async def _level_body(request: Request) -> str:
 
 
 async def get_config(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /config[/{subject}][?defaultToGlobal=true]``: the compatibility level."""
     subject = request.path_params.get("subject")
     return {"compatibilityLevel": reg.compatibility(
         subject, default_to_global=subject is None or _flag(request, "defaultToGlobal"))}
 
 
 async def put_config(request: Request, reg: SchemaRegistry) -> Any:
+    """``PUT /config[/{subject}]``: set the compatibility level."""
     level = await _level_body(request)
     return {"compatibility": reg.set_compatibility(level, request.path_params.get("subject"))}
 
 
 async def delete_config(request: Request, reg: SchemaRegistry) -> Any:
+    """``DELETE /config/{subject}``: the subject falls back to the global level."""
     return {"compatibilityLevel": reg.delete_compatibility(request.path_params["subject"])}
 
 
 async def get_mode(request: Request, reg: SchemaRegistry) -> Any:
+    """``GET /mode[/{subject}]``: always READWRITE."""
     return {"mode": "READWRITE"}
 
 
@@ -229,6 +259,7 @@ _ROUTES: list[tuple[str, list[str], Handler]] = [
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no route, wrong method) as Confluent error bodies."""
     status = getattr(exc, "status_code", 500)
     detail = getattr(exc, "detail", str(exc))
     if status == 404:

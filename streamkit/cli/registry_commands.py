@@ -1,18 +1,26 @@
 """Command line: ``streamkit registry serve`` and ``streamkit schemas ...``.
 
 Two click groups, ``registry`` and ``schemas``, that the main ``streamkit`` command
-attaches; ``python -m streamkit.avro.cli`` runs them on their own.
+attaches when ``streamkit.avro`` is usable (fastavro installed); ``main`` holds the two
+on their own (for tests and scripts). The registry is ``streamkit.avro.registry`` (or a
+REST registry through ``streamkit.avro.client``) and its HTTP server
+``streamkit.web.registry``; both are imported only when a command runs.
 """
 from __future__ import annotations
 
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from streamkit.errors import IncompatibleSchema, SchemaRegistryError
+
+if TYPE_CHECKING:
+    from streamkit.avro.client import RegistryClient
+    from streamkit.avro.registry import SchemaRegistry
+    from streamkit.avro.schema import Schema
 
 __all__ = ["registry", "schemas", "main"]
 
@@ -21,10 +29,12 @@ _BROKER_HELP = ("broker whose _schemas topic holds the registry (default: "
 
 
 def _default_broker() -> str:
+    """``$STREAMKIT_BROKER``, else ``log://``: the App's default."""
     return os.environ.get("STREAMKIT_BROKER", "log://")
 
 
 def _default_datadir() -> str:
+    """``$STREAMKIT_DATADIR``, else ``stores``: the App's default."""
     return os.environ.get("STREAMKIT_DATADIR", "stores")
 
 
@@ -46,7 +56,7 @@ def serve(host: str, port: int, broker: str | None, datadir: str | None,
     import anyio
 
     from streamkit.avro.registry import SchemaRegistry
-    from streamkit.avro.server import serve_registry
+    from streamkit.web.registry import serve_registry
     from streamkit.transport import connect
 
     url = broker or _default_broker()
@@ -86,7 +96,8 @@ def schemas(ctx: click.Context, registry_url: str | None, broker: str | None,
                "datadir": datadir or _default_datadir()}
 
 
-def _open(ctx: click.Context) -> Any:
+def _open(ctx: click.Context) -> SchemaRegistry | RegistryClient:
+    """The registry the ``schemas`` group names, closed when the command ends."""
     from streamkit.avro.registry import open_registry
     reg = open_registry(ctx.obj["url"], datadir=ctx.obj["datadir"])
     ctx.call_on_close(reg.close)
@@ -94,6 +105,7 @@ def _open(ctx: click.Context) -> Any:
 
 
 def _fail(exc: SchemaRegistryError) -> None:
+    """Print ``exc`` (an incompatibility with one reason a line) and exit 1."""
     messages = getattr(exc, "messages", [])
     # an IncompatibleSchema message ends with its reasons joined: list them instead
     head = exc.message.split(": " + messages[0])[0] if messages else exc.message
@@ -103,7 +115,8 @@ def _fail(exc: SchemaRegistryError) -> None:
     sys.exit(1)
 
 
-def _read_schema(path: str) -> Any:
+def _read_schema(path: str) -> Schema:
+    """The schema in the file at ``path``, or on stdin for ``-``."""
     from streamkit.avro.schema import Schema
     return Schema.parse(path if path != "-" else sys.stdin.read())
 
@@ -220,11 +233,8 @@ def delete(ctx: click.Context, subject: str, version: str | None, permanent: boo
 
 @click.group()
 def main() -> None:
-    """streamkit's Avro commands (also under the main ``streamkit`` command)."""
+    """streamkit's Schema Registry commands (also under the main ``streamkit`` command)."""
 
 
 main.add_command(registry)
 main.add_command(schemas)
-
-if __name__ == "__main__":
-    main()
