@@ -219,10 +219,8 @@ class Stream(_Operators):
             return None
         event = self._event
         i = self._index
-        message = batch.messages[i]
-        if event is None or event.message is not message:
-            event = self._event = Event(batch.keys[i], batch.values[i],
-                                        message.headers, message)
+        if event is None or event.message is not batch.messages[i]:
+            event = self._pick_event(batch, i)
         return event
 
     # -- iteration -----------------------------------------------------------------------
@@ -308,6 +306,9 @@ class Stream(_Operators):
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate(None)
 
+    # the root stream's items() and events() pick from the batch in its own loop (no
+    # operator in between, no event built per value); a derived stream's go through
+    # the operators of _Operators
     def items(self) -> DerivedStream:
         return self._derive(lambda: self._iterate(_pick_item))
 
@@ -315,9 +316,10 @@ class Stream(_Operators):
         return self._derive(lambda: self._iterate(self._pick_event))
 
     def _pick_event(self, batch: Batch, i: int) -> Event:
+        """The event of ``batch[i]``, kept as the current one."""
         message = batch.messages[i]
-        event = self._event = Event(batch.keys[i], batch.values[i],
-                                    message.headers, message)
+        event = self._event = Event(batch.keys[i], batch.values[i], message.headers,
+                                    message)
         return event
 
     async def batches(self) -> AsyncIterator[Batch]:

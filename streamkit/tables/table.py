@@ -478,6 +478,14 @@ class Table:
             self._forget_hot()
             self._close_store(partition)
 
+    def _apply_changelog(self, partition: int, messages: list[Any], offset: int
+                         ) -> list[tuple[bytes, bytes | None]]:
+        """Write changelog records to the partition's store, with the offset they
+        reach; returns the changes."""
+        changes = [(m.key, m.value) for m in messages if m.key is not None]
+        self._store_of(partition).apply(partition, changes, offset)
+        return changes
+
     def restore(self, partition: int) -> int:
         """Replay the changelog past the store's offset; returns records applied."""
         broker = self.context.broker()
@@ -497,10 +505,8 @@ class Table:
             messages = broker.fetch(tp, offset, RESTORE_BATCH)
             if not messages:
                 break
-            changes = [(m.key, m.value) for m in messages if m.key is not None]
             offset = messages[-1].offset + 1
-            store.apply(partition, changes, offset)
-            applied += len(changes)
+            applied += len(self._apply_changelog(partition, messages, offset))
         self._cache.pop(partition, None)
         self._dirty.pop(partition, None)
         self._forget_hot()
@@ -556,8 +562,7 @@ class GlobalTable(Table):
             await anyio.sleep(0 if moved else 0.05)
 
     def _apply_followed(self, partition: int, messages: list[Any], offset: int) -> None:
-        changes = [(m.key, m.value) for m in messages if m.key is not None]
-        self._store_of(partition).apply(partition, changes, offset)
+        changes = self._apply_changelog(partition, messages, offset)
         cache = self._cache.get(partition)
         if cache:
             dirty = self._dirty.get(partition, set())

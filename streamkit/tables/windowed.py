@@ -97,8 +97,9 @@ class WindowWrapper:
         self._closes_at: dict[Range, float] = {}
         #: tumbling windows: the last range an event fell in and its closes_at; the
         #: next event is most often in it too (ranges are a pure function of time)
-        self._last_range: Range = (0.0, 0.0)
-        self._last_close = 0.0
+        #: the windows of the last update, and the times they all share (``_windows_of``)
+        self._last_windows: list[tuple[Range, float]] = []
+        self._last_span: Range = (0.0, 0.0)
 
     def __repr__(self) -> str:
         return f"<WindowWrapper {self.table.name} {self.window!r}>"
@@ -199,9 +200,7 @@ class WindowWrapper:
             self._advance(partition, ts)
             stream_time = ts
         window = self.window
-        if type(window) is TumblingWindow:
-            self._update_tumbling(partition, key, ts, op, operand, stream_time)
-        elif isinstance(window, SessionWindow):
+        if isinstance(window, SessionWindow):
             self._update_session(partition, key, ts, op, operand)
         elif isinstance(window, SlidingWindow):
             self._update_sliding(partition, key, ts, op, operand)
@@ -218,17 +217,13 @@ class WindowWrapper:
     def _update_aligned(self, partition: int, key: Any, ts: float,
                         op: Callable[[Any, Any], Any], operand: Any,
                         stream_time: float) -> None:
+        """Add ``operand`` to ``key`` in every window of ``ts`` still open (tumbling:
+        one window; hopping: ``size / step`` of them)."""
         table = self.table
         cache = table._cache_of(partition)
         dirty = table._dirty[partition]
-        closes_at = self._closes_at
         late = False
-        for rng in self.window.ranges(ts):
-            close = closes_at.get(rng)
-            if close is None:
-                if len(closes_at) > 100_000:
-                    closes_at.clear()
-                close = closes_at[rng] = self.window.closes_at(rng)
+        for rng, close in self._windows_of(ts):
             if stream_time >= close:
                 late = True
                 continue
@@ -242,36 +237,26 @@ class WindowWrapper:
         if late:
             self._count_late()
 
-    def _update_tumbling(self, partition: int, key: Any, ts: float,
-                         op: Callable[[Any, Any], Any], operand: Any,
-                         stream_time: float) -> None:
-        """``_update_aligned`` for the one range of a tumbling window."""
-        rng = self._last_range
-        if rng[0] <= ts < rng[1]:
-            close = self._last_close
-        else:
-            rng = self.window.ranges(ts)[0]
-            close = self._last_close = self.window.closes_at(rng)
-            self._last_range = rng
-        if stream_time >= close:
-            self._count_late()
-            return
-        table = self.table
-        cache = table._cache.get(partition)
-        if cache is None:
-            cache = table._cache_of(partition)
-        stored_key = (key, rng)
-        value = cache.get(stored_key, _MISSING)
-        if value is _MISSING or value is _DELETED:
-            value = self._value_at(partition, stored_key)
-        cache[stored_key] = op(value, operand)
-        table._dirty[partition].add(stored_key)
-        open_windows = self._open.get(partition)
-        keys = open_windows.get(rng) if open_windows is not None else None
-        if keys is None:
-            self._track_open(partition, rng, key)
-        else:
-            keys.add(key)
+    def _windows_of(self, ts: float) -> list[tuple[Range, float]]:
+        """The windows ``ts`` falls in, each with the stream time that closes it.
+        Consecutive events mostly fall in the same tumbling window: that answer is kept
+        while ``ts`` stays inside it (a timestamp is in exactly one)."""
+        last = self._last_windows
+        if self._last_span[0] <= ts < self._last_span[1]:
+            return last
+        closes_at = self._closes_at
+        if len(closes_at) > 100_000:
+            closes_at.clear()
+        windows = []
+        for rng in self.window.ranges(ts):
+            close = closes_at.get(rng)
+            if close is None:
+                close = closes_at[rng] = self.window.closes_at(rng)
+            windows.append((rng, close))
+        if type(self.window) is TumblingWindow:
+            self._last_windows = windows
+            self._last_span = windows[0][0]
+        return windows
 
     def _update_session(self, partition: int, key: Any, ts: float,
                         op: Callable[[Any, Any], Any], operand: Any) -> None:
