@@ -27,7 +27,7 @@ from streamkit.streams.repartition import Repartitioner
 from streamkit.streams.stream import Stream
 from streamkit.tables.context import TableContext
 from streamkit.tables.stores import open_store_waiting
-from streamkit.tables.table import GlobalTable, Table
+from streamkit.tables import table as tables
 from streamkit.topics import Sender, Topic
 from streamkit.transport import Broker, connect
 from streamkit.types import OutgoingRecord, RecordMetadata
@@ -57,7 +57,7 @@ class App:
     def __init__(self, id: str, **settings: Any) -> None:
         self.conf = Settings(id=id, **settings)
         self.agents: dict[str, Agent] = {}
-        self.tables: dict[str, Table] = {}
+        self.tables: dict[str, tables.Table] = {}
         self.timers: list[Timer] = []
         self.pages: dict[str, Callable[..., Any]] = {}
         self._topics: dict[str, Topic] = {}
@@ -188,18 +188,18 @@ class App:
         return register
 
     def Table(self, name: str, *, default: Callable[[], Any] | None = None,
-              **options: Any) -> Table:
+              **options: Any) -> tables.Table:
         """A table backed by the compacted changelog ``<app id>-<name>-changelog``."""
-        return self._add_table(Table(name, context=self.table_context, default=default,
-                                     **options))
+        return self._add_table(tables.Table(name, context=self.table_context,
+                                            default=default, **options))
 
     def GlobalTable(self, name: str, *, default: Callable[[], Any] | None = None,
-                    **options: Any) -> Table:
+                    **options: Any) -> tables.Table:
         """A table every worker holds whole (all partitions)."""
-        return self._add_table(GlobalTable(name, context=self.table_context,
-                                           default=default, **options))
+        return self._add_table(tables.GlobalTable(name, context=self.table_context,
+                                                  default=default, **options))
 
-    def _add_table(self, table: Table) -> Table:
+    def _add_table(self, table: tables.Table) -> tables.Table:
         if table.name in self.tables:
             raise ImproperlyConfigured(f"two tables named {table.name!r}")
         self.tables[table.name] = table

@@ -18,7 +18,7 @@ import socket
 import sys
 import time
 from datetime import datetime
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
@@ -34,7 +34,7 @@ from streamkit.types import TopicPartition
 #: a task run beside the agents while the worker runs, started as anyio's
 #: ``TaskGroup.start`` starts one: ``service(worker, task_status=...)`` calls
 #: ``task_status.started()`` once it serves (it is cancelled when the worker stops)
-Service = Callable[..., Awaitable[None]]
+Service = Callable[..., Coroutine[Any, Any, None]]
 
 logger = logging.getLogger("streamkit.worker")
 
@@ -168,7 +168,8 @@ class Worker:
         if self.app.conf.processing_guarantee != "exactly_once":
             return
         transactional_id = f"{self.app.conf.id}-{socket.gethostname()}-{os.getpid()}"
-        transaction = self.app.broker.transactional_producer(transactional_id)
+        # (only kafka:// has transactions: _check_guarantee refused the others)
+        transaction = getattr(self.app.broker, "transactional_producer")(transactional_id)
         self.committer.transaction = transaction
         transaction.begin()
         self._routed_back = self.app.sender.route(
@@ -392,12 +393,13 @@ def _seconds_until_next(timer: Timer) -> float:
         return timer.interval
     from croniter import croniter
     now = datetime.now(timer.timezone) if timer.timezone else datetime.now()
-    return max(0.0, (croniter(timer.cron, now).get_next(datetime) - now).total_seconds())
+    following: datetime = croniter(timer.cron, now).get_next(datetime)
+    return max(0.0, (following - now).total_seconds())
 
 
 def _call_timer(fun: Any, app: App) -> Any:
     try:
-        params = inspect.signature(fun).parameters
+        takes_app = bool(inspect.signature(fun).parameters)
     except (TypeError, ValueError):
-        params = {}
-    return fun(app) if params else fun()
+        takes_app = False
+    return fun(app) if takes_app else fun()

@@ -180,9 +180,8 @@ class AgentTestContext:
     def sent(self, topic: Any) -> list[Message]:
         """Every record sent to ``topic`` (a Topic, an Agent or a name) so far."""
         self._app_streams.sender.buffer.flush()
-        name = topic if isinstance(topic, str) else (
-            getattr(topic, "name", None) if not hasattr(topic, "channel")
-            else topic.channel.name)
+        name: str = topic if isinstance(topic, str) else (
+            topic.channel.name if hasattr(topic, "channel") else topic.name)
         broker = self._broker
         assert broker is not None, "use sent() inside `async with`"
         count = broker.partition_count(name)

@@ -152,9 +152,13 @@ class Fetcher:
         for name, subs in self.subscriptions.items():
             first, *rest = [_subscription_positions(sub, name) for sub in subs]
             for tp, offset in first.items():
-                offsets = [offset] + [p.get(tp) for p in rest]
-                if None not in offsets:
-                    merged[tp] = min(offsets)  # type: ignore[type-var]
+                for other in rest:
+                    done = other.get(tp)
+                    if done is None:
+                        break
+                    offset = min(offset, done)
+                else:
+                    merged[tp] = offset
         return merged
 
     # -- the loop ----------------------------------------------------------------------

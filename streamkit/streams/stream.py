@@ -34,7 +34,7 @@ class _Tick:
         return "<tick>"
 
 
-TICK: Any = _Tick()
+TICK = _Tick()
 
 
 class Batch:
@@ -224,7 +224,7 @@ class Stream(_Operators):
         return event
 
     # -- iteration -----------------------------------------------------------------------
-    async def _next_batch(self) -> Batch | None:
+    async def _next_batch(self) -> Batch | _Tick | None:
         """The next batch; None when the stream stops; TICK when a take() deadline
         passes first."""
         while not self._batches:
@@ -271,12 +271,13 @@ class Stream(_Operators):
                 self._drop_revoked_batch()
                 batch = None
             if batch is None:
-                batch = await self._next_batch()
-                if batch is None:
+                got = await self._next_batch()
+                if got is None:
                     return
-                if batch is TICK:
+                if isinstance(got, _Tick):
                     yield TICK
                     continue
+                batch = got
             i = self._index
             n = len(batch.values)
             # two copies of the loop on purpose: plain values (the hot path) cost no
@@ -328,9 +329,10 @@ class Stream(_Operators):
         while True:
             batch = self._batch
             if batch is None:
-                batch = await self._next_batch()
-                if batch is None:
-                    return
+                got = await self._next_batch()
+                if not isinstance(got, Batch):
+                    return      # stopped (no take() deadline ticks here)
+                batch = got
             self._index = 0
             yield batch
             self._index = len(batch.values)

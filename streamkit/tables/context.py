@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from streamkit.tables.stores import Store
 
 from streamkit.monitor import Monitor
 from streamkit.topics import Sender
@@ -35,7 +35,7 @@ class TableContext:
     #: the store URL of a table that names none (``rocksdb://``, ``memory://``)
     store_url: str
     #: open the store of one table partition: (store url, name) -> store
-    open_store: Callable[[str, str], Any]
+    open_store: Callable[[str, str], Store]
     #: run ``fun(*args)`` as a task beside the agents: (name, fun, *args)
     spawn: Callable[..., None]
     monitor: Monitor

@@ -27,17 +27,59 @@ import fcntl
 import os
 import struct
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import ColumnFamily, Options, Rdict, WriteBatch, WriteOptions
 
-from ..errors import ImproperlyConfigured, StoreLocked
+from streamkit.errors import ImproperlyConfigured, StoreLocked
 
-__all__ = ["MemoryStore", "RocksDBStore", "open_store", "Change"]
+__all__ = ["Change", "MemoryStore", "RocksDBStore", "Store", "open_store"]
 
 Change = tuple[bytes, "bytes | None"]
+
+
+class Store(Protocol):
+    """The bytes under one table: per partition, keys and values and the changelog
+    offset they reach. ``MemoryStore`` and ``RocksDBStore`` are the two there are."""
+
+    def get(self, partition: int, key: bytes) -> bytes | None:
+        """The value of ``key`` in ``partition``, or None."""
+        ...
+
+    def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) of ``partition``."""
+        ...
+
+    def keys(self, partition: int) -> Iterator[bytes]:
+        """Every key of ``partition``."""
+        ...
+
+    def apply(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
+        """Write ``changes`` and the changelog ``offset`` they reach, atomically."""
+        ...
+
+    def offset(self, partition: int) -> int | None:
+        """The changelog offset last recorded by ``apply``, or None."""
+        ...
+
+    def clear(self, partition: int) -> None:
+        """Drop the data and the offset of ``partition``."""
+        ...
+
+    def size(self, partition: int) -> int:
+        """Number of keys in ``partition`` (RocksDB: an estimate)."""
+        ...
+
+    def partitions(self) -> list[int]:
+        """Partitions holding data, ascending."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (its lock, its files)."""
+        ...
 
 _OFFSETS_CF = "__offsets"
 _CLEARING = b"clearing:"
@@ -116,7 +158,7 @@ class RocksDBStore:
     def __init__(self, path: str | os.PathLike[str], table_name: str = "") -> None:
         self.path = Path(path)
         self.table_name = table_name
-        self._db = None
+        self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(self.path)
         try:
@@ -136,14 +178,14 @@ class RocksDBStore:
         self._offsets_cf = self._db.get_column_family(_OFFSETS_CF)
         self._offsets_handle = self._db.get_column_family_handle(_OFFSETS_CF)
         # partition -> (Rdict view of its column family, handle for WriteBatch)
-        self._families: dict[int, tuple[object, object]] = {}
+        self._families: dict[int, tuple[Rdict, ColumnFamily]] = {}
         for name in names:
             if name.startswith("p") and name[1:].isdigit():
                 self._open_family(int(name[1:]), create=False)
         for partition in self._unfinished_clears():
             self.clear(partition)       # a crash interrupted it: finish it
 
-    def _open_family(self, partition: int, *, create: bool) -> tuple[object, object]:
+    def _open_family(self, partition: int, *, create: bool) -> tuple[Rdict, ColumnFamily]:
         name = f"p{partition}"
         if create:
             cf = self._db.create_column_family(name, self._cf_options)
@@ -153,7 +195,7 @@ class RocksDBStore:
         self._families[partition] = pair
         return pair
 
-    def _family(self, partition: int) -> tuple[object, object]:
+    def _family(self, partition: int) -> tuple[Rdict, ColumnFamily]:
         pair = self._families.get(partition)
         if pair is None:
             pair = self._open_family(partition, create=True)
@@ -162,24 +204,25 @@ class RocksDBStore:
     def get(self, partition: int, key: bytes) -> bytes | None:
         """The value of ``key`` in ``partition``, or None."""
         pair = self._families.get(partition)
-        return None if pair is None else pair[0].get(key)
+        return None if pair is None else cast("bytes | None", pair[0].get(key))
 
     def get_many(self, partition: int, keys: Sequence[bytes]) -> list[bytes | None]:
         """Values of ``keys`` in ``partition`` (None where missing), in one call."""
         pair = self._families.get(partition)
         if pair is None:
             return [None] * len(keys)
-        return pair[0].get(list(keys))
+        return cast("list[bytes | None]", pair[0].get(list(keys)))
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) of ``partition`` in key order."""
         pair = self._families.get(partition)
-        return iter(()) if pair is None else pair[0].items()
+        return iter(()) if pair is None else cast("Iterator[tuple[bytes, bytes]]",
+                                                  pair[0].items())
 
     def keys(self, partition: int) -> Iterator[bytes]:
         """Every key of ``partition`` in key order."""
         pair = self._families.get(partition)
-        return iter(()) if pair is None else pair[0].keys()
+        return iter(()) if pair is None else cast("Iterator[bytes]", pair[0].keys())
 
     def apply(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
         """Write ``changes`` (a None value deletes the key) and ``offset`` in one atomic
@@ -200,8 +243,8 @@ class RocksDBStore:
     def offset(self, partition: int) -> int | None:
         """The changelog offset last recorded by :meth:`apply`, or None. Survives close,
         reopen and SIGKILL."""
-        raw = self._offsets_cf.get(_partition_key(partition))
-        return None if raw is None else _OFFSET.unpack(raw)[0]
+        raw = cast("bytes | None", self._offsets_cf.get(_partition_key(partition)))
+        return None if raw is None else int(_OFFSET.unpack(raw)[0])
 
     def clear(self, partition: int) -> None:
         """Drop the data and the offset of ``partition`` (to rebuild it from the
@@ -224,9 +267,8 @@ class RocksDBStore:
         self._offsets_cf.delete(_CLEARING + _partition_key(partition))
 
     def _unfinished_clears(self) -> list[int]:
-        return [int(key[len(_CLEARING):])
-                for key in self._offsets_cf.keys(from_key=_CLEARING)
-                if key.startswith(_CLEARING)]
+        keys = cast("Iterator[bytes]", self._offsets_cf.keys(from_key=_CLEARING))
+        return [int(key[len(_CLEARING):]) for key in keys if key.startswith(_CLEARING)]
 
     def size(self, partition: int) -> int:
         """Approximate number of keys in ``partition`` (RocksDB's estimate-num-keys:
@@ -248,16 +290,17 @@ class RocksDBStore:
 
     def close(self) -> None:
         """Close the database and release the lock. Idempotent."""
-        if self._db is None:
+        if self._closed:
             return
+        self._closed = True
         # Every column family view keeps RocksDB open: release them all first.
         for cf, _ in self._families.values():
             cf.close()
         self._families.clear()
         self._offsets_cf.close()
-        self._offsets_cf = self._offsets_handle = None
         self._db.close()
-        self._db = None
+        # RocksDB lets go of its files only once no Python object refers to it
+        del self._offsets_cf, self._offsets_handle, self._db
         _unlock(self._lock_fd)
 
     def __repr__(self) -> str:
@@ -268,7 +311,7 @@ def _partition_key(partition: int) -> bytes:
     return b"%d" % partition
 
 
-def _db_options():
+def _db_options() -> Options:
     options = Options(raw_mode=True)
     options.create_if_missing(True)
     options.create_missing_column_families(True)
@@ -276,7 +319,7 @@ def _db_options():
     return options
 
 
-def _cf_options():
+def _cf_options() -> Options:
     options = Options(raw_mode=True)
     return options
 

@@ -126,8 +126,15 @@ class Table:
         return None
 
     def _partition_of_key(self, key: Any) -> int:
-        count = self.partition_count()
-        return partition_for_key(self.key_serde.dumps(key), count)
+        return partition_for_key(self._dump_key(key), self.partition_count())
+
+    def _dump_key(self, key: Any) -> bytes:
+        """The bytes of ``key`` in the changelog and the store."""
+        raw = self.key_serde.dumps(key)
+        if raw is None:
+            raise ImproperlyConfigured(f"table {self.name}: None cannot be a key (the "
+                                       "changelog would keep no record of it)")
+        return raw
 
     def partition_count(self) -> int:
         return self.partitions or self.context.default_partitions
@@ -424,7 +431,7 @@ class Table:
 
     def _flush_partition(self, partition: int, keys: set[Any]) -> None:
         cache = self._cache_of(partition)
-        dump_key, dump_value = self.key_serde.dumps, self.value_serde.dumps
+        dump_key, dump_value = self._dump_key, self.value_serde.dumps
         changes: list[tuple[bytes, bytes | None]] = self._extra_changes.pop(partition, [])
         for key in keys:
             value = cache[key]

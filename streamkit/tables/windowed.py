@@ -53,12 +53,12 @@ def to_seconds(value: Any) -> float:
         return value.timestamp()
     if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.timestamp()
+    when = datetime.fromisoformat(value.replace("Z", "+00:00")) \
+        if isinstance(value, str) else value
+    if isinstance(when, datetime):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return when.timestamp()
     raise TypeError(f"cannot use {value!r} as a window timestamp")
 
 
@@ -379,10 +379,11 @@ class WindowWrapper:
 
     def _expires_at(self, rng: Range) -> float | None:
         if self.expires_after_close is not None:
-            return self.window.closes_at(rng) + self.expires_after_close
+            return float(self.window.closes_at(rng) + self.expires_after_close)
         if isinstance(self.window, (SessionWindow, SlidingWindow)):
             return None
-        return self.window.expires_at(rng)
+        expires: float | None = self.window.expires_at(rng)
+        return expires
 
     def _expire_due(self, partition: int) -> None:
         heap = self._expiry_heap[partition]
@@ -417,7 +418,7 @@ class WindowWrapper:
                 self.table._extra_changes.setdefault(partition, []).append(
                     (WATERMARK_KEY, msgpack.packb([closed, stream_time])))
         self._watermark_dirty.clear()
-        dump_key = self.table.key_serde.dumps
+        dump_key = self.table._dump_key
         for partition, keys in self._sliding_dirty.items():
             known = self._sliding.get(partition, {})
             changes = self.table._extra_changes.setdefault(partition, [])
@@ -550,7 +551,7 @@ class WindowSet:
 
 
 def _message_time(message: Any, value: Any) -> float:
-    return message.timestamp / 1000.0
+    return float(message.timestamp) / 1000.0
 
 
 async def _await(awaitable: Any) -> None:
