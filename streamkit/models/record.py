@@ -21,15 +21,9 @@ from typing import Any, Callable, ClassVar
 from uuid import UUID
 
 from streamkit.errors import DecodeError, ImproperlyConfigured, ValidationError
-from streamkit.models.fields import (
-    FAST_TYPES,
-    MISSING,
-    FieldDescriptor,
-    Invalid,
-    describe,
-    make_converter,
-)
+from streamkit.models.fields import MISSING, FieldDescriptor
 from streamkit.serializers import codecs
+from streamkit.serializers.converters import FAST_TYPES, Invalid, describe, make_converter
 
 __all__ = ["Record", "RecordOptions"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from streamkit.errors import DecodeError, ValidationError
-from streamkit.models.fields import Invalid, make_converter
 from streamkit.serializers import codecs
+from streamkit.serializers.converters import Invalid, make_converter
 
 __all__ = ["Serde"]
 
