@@ -200,10 +200,10 @@ class Producer:
                 metas = self._broker.produce(topic, [r for _, r, _ in chunk], self.acks)
             except Exception as exc:                     # noqa: BLE001 - to the futures
                 for _, _, future in chunk:
-                    future._fail(exc)
+                    future._fail(exc)  # noqa: SLF001 - the Producer resolves its futures
             else:
-                for (_, _, future), meta in zip(chunk, metas):
-                    future._resolve(meta)
+                for (_, _, future), meta in zip(chunk, metas, strict=True):
+                    future._resolve(meta)  # noqa: SLF001 - the Producer resolves its futures
             start = stop
         flush = getattr(self._broker, "flush", None)
         if flush is not None and self.acks == 0:

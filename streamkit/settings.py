@@ -80,7 +80,8 @@ def _parse_env(name: str, raw: str, current: Any) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ImproperlyConfigured(f"STREAMKIT_{name.upper()}={raw!r}: not an integer") from None
+            raise ImproperlyConfigured(
+                f"STREAMKIT_{name.upper()}={raw!r}: not an integer") from None
     if isinstance(current, float):
         try:
             return float(raw)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable, Mapping, Union
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "Seconds",
@@ -38,7 +38,7 @@ __all__ = [
     "SessionWindow",
 ]
 
-Seconds = Union[float, int, timedelta]
+Seconds = float | int | timedelta
 WindowRange = tuple[float, float]
 
 
@@ -286,8 +286,9 @@ class SlidingWindow:
 
         ``windows`` maps the key's existing windows to the largest record timestamp in
         each. Only windows starting in ``[ts - 2*size, ts + 1ms]`` matter; passing just
-        those (as Kafka fetches them) keeps this cheap for keys with long histories. ``stream_time`` (including this record) makes closed windows left
-        alone and a late record reported as ``late``; None ignores closing.
+        those (as Kafka fetches them) keeps this cheap for keys with long histories.
+        ``stream_time`` (including this record) makes closed windows left alone and a
+        late record reported as ``late``; None ignores closing.
         """
         size = self._size_ms
         t = round(ts * 1000)

@@ -205,7 +205,7 @@ class LogBroker:
                 if rows:
                     self._unacked.append((state.logs[p], rows))
                     self._unacked_count += len(rows)
-                    for i, r in zip(indexes[p], rows):
+                    for i, r in zip(indexes[p], rows, strict=True):
                         ts = now if lat or r[3] is None else r[3]
                         out[i] = new(RecordMetadata, (topic, p, -1, ts))
             if self._unacked_count >= UNACKED_LIMIT:
@@ -220,7 +220,7 @@ class LogBroker:
             log = state.logs[p]
             offset, stamps, mark = log.append(rows)
             marks.append((log, mark))
-            for i, ts in zip(indexes[p], stamps):
+            for i, ts in zip(indexes[p], stamps, strict=True):
                 out[i] = new(RecordMetadata, (topic, p, offset, ts))
                 offset += 1
         if acks in ("all", -1):

@@ -122,11 +122,17 @@ class Partition:
         for seg in old.values():
             seg.close()
         if len(segments) == len(self.segments) and \
-                all(a is b for a, b in zip(segments, self.segments)):
+                all(a is b for a, b in zip(segments, self.segments, strict=True)):
             return False
         self.segments = segments
         self._bases = [seg.base for seg in segments]
         return True
+
+    def recover_locked(self) -> None:
+        """Under the store's lock: what every append does first. Learn what other
+        processes appended, cut a write that never completed after the recovery
+        point, and publish the point (``streamkit log repair`` ends with it)."""
+        self._sync_tail_locked()
 
     def _sync_tail_locked(self) -> Segment:
         """Under the lock: learn what other processes appended and return the active
@@ -265,7 +271,7 @@ class Partition:
                 part = rows[start:start + MAX_BATCH_RECORDS]
                 ts = stamps[start:start + MAX_BATCH_RECORDS]
                 body = [(i, t, r[0], r[1], r[2] or None)
-                        for i, (r, t) in enumerate(zip(part, ts))]
+                        for i, (r, t) in enumerate(zip(part, ts, strict=True))]
                 base = first + start
                 maxts = max(ts)
                 data = encode_batch(base, base + len(part) - 1, body, maxts, lat)

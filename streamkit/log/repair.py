@@ -141,9 +141,9 @@ def _closed_damage(walk: _Walk, size: int, following: int) -> list[tuple]:
     ran_to_end = bool(damage) and damage[-1][1] == size
     if not ran_to_end and walk.next_offset < following:
         damage.append((size, size, walk.next_offset, following - 1,
-                       f"the segment ends at byte {size} with offset "
-                       f"{walk.next_offset - 1}, but the next one begins at offset "
-                       f"{following}: the batches of the offsets between are missing"))
+                       (f"the segment ends at byte {size} with offset "
+                        f"{walk.next_offset - 1}, but the next one begins at offset "
+                        f"{following}: the batches of the offsets between are missing")))
     return damage
 
 
@@ -165,8 +165,8 @@ def _active_damage(store: FilePartitionStore, base: int, path: Path,
     if size < confirmed and not ran_to_end and bound is not None and \
             walk.next_offset <= bound:
         damage.append((size, size, walk.next_offset, bound,
-                       f"the segment ends at byte {size}, before byte {confirmed} where "
-                       "completed writes end: acknowledged records are missing"))
+                       (f"the segment ends at byte {size}, before byte {confirmed} where "
+                        "completed writes end: acknowledged records are missing")))
     with open(path, "rb") as f:
         tail = os.pread(f.fileno(), max(size - limit, 0), limit)
     # without a point, only a suffix that nothing whole follows can be a torn write
@@ -288,7 +288,7 @@ def repair_partition(storage: FileStorage, topic: str, partition: int
             moved += _repair_segment(storage, store, int(name[:-4]), damage,
                                      active=int(name[:-4]) == bases[-1])
         # cut what never completed, publish the point: what every append does first
-        Partition(topic, partition, store, TopicConfig(meta[1]))._sync_tail_locked()
+        Partition(topic, partition, store, TopicConfig(meta[1])).recover_locked()
     store.close()
     return moved
 

@@ -353,7 +353,7 @@ class Segment:
 
     def first_offset(self) -> int | None:
         """Offset of the first record held here, or None if it holds none."""
-        for first, count in zip(self.firsts, self.counts):
+        for first, count in zip(self.firsts, self.counts, strict=True):
             if count:
                 return first
         return None
@@ -460,7 +460,7 @@ class Segment:
             m.timestamp_type = tstype
             m.key = key
             m.value = value
-            m._headers = hs   # a list on first read (Message.headers)
+            m._headers = hs  # noqa: SLF001 - the slot behind Message.headers (a list on read)
             append(m)
         return len(rows)
 

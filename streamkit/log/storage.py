@@ -255,7 +255,7 @@ class FilePartitionStore:
             return None
 
     def write_rolled(self, rolled: tuple[int, int]) -> None:
-        (self.path / "rolled").write_text("%d %d" % rolled)
+        (self.path / "rolled").write_text(f"{rolled[0]} {rolled[1]}")
 
     def close(self) -> None:
         for fd in (self._lock_fd, self._sync_fd, self._recovery_fd,

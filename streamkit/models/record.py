@@ -14,10 +14,10 @@ import base64
 import enum
 import sys
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from streamkit.errors import DecodeError, ImproperlyConfigured, ValidationError
@@ -100,7 +100,7 @@ class RecordMeta(type):
         )
         # Names local to the function that defines the class (a Record declared in a
         # test or a factory) resolve string annotations too.
-        frame = sys._getframe(1)
+        frame = sys._getframe(1)  # noqa: SLF001 - CPython's way to see the caller's locals
         fields = _collect_fields(cls, {f: annotations[f] for f in own}, defaults,
                                  frame.f_locals if frame.f_code.co_name != "<module>"
                                  else {})
@@ -172,7 +172,7 @@ def _resolve(cls: type, field: str, annotation: Any, globalns: dict,
             return annotation
         try:
             annotation = eval(annotation, globalns, localns)  # noqa: S307 - class code
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any error of a user's annotation
             raise ImproperlyConfigured(
                 f"{cls.__name__}.{field}: cannot resolve annotation {annotation!r}: "
                 f"{exc}") from None
@@ -304,9 +304,10 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         env[f"_sk_T{i}"] = tp
         env[f"_sk_c{i}"] = _field_converter(cls, fd)
         env[f"_sk_f{i}"] = fd
-        if fd.required or fd._copy_default:
+        copy_default = fd._copy_default  # noqa: SLF001 - the descriptor made in this unit
+        if fd.required or copy_default:
             params.append(f"{name}=_sk_MISSING")
-            if fd._copy_default:
+            if copy_default:
                 init_body.append(f"    if {name} is _sk_MISSING: "
                                  f"{name} = _sk_f{i}.default_value()")
             elif not check:

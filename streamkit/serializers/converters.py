@@ -17,7 +17,7 @@ import enum
 import types
 import typing
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -148,7 +148,7 @@ def _to_datetime(v: Any, coerce: bool) -> datetime:
             raise Invalid("datetime", v, detail="not an ISO-8601 date-time") from None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         try:
-            return datetime.fromtimestamp(v, timezone.utc)
+            return datetime.fromtimestamp(v, UTC)
         except (OverflowError, OSError, ValueError):
             raise Invalid("datetime", v, detail="epoch seconds out of range") from None
     to_datetime = getattr(v, "to_datetime", None)  # msgpack.Timestamp (ext type -1)
@@ -359,7 +359,7 @@ def _tuple_converter(tp: Any, args: tuple, coerce: bool) -> Callable[[Any], Any]
         if not isinstance(v, (list, tuple)) or len(v) != len(items):
             raise Invalid(name, v)
         out = []
-        for i, (convert, x) in enumerate(zip(items, v)):
+        for i, (convert, x) in enumerate(zip(items, v, strict=True)):
             try:
                 out.append(convert(x))
             except Invalid as exc:
