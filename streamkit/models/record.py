@@ -66,6 +66,14 @@ _FAUST_ONLY_OPTIONS = frozenset({"isodates", "decimals", "include_metadata", "ab
 class RecordMeta(type):
     """Builds the fields, slots and generated methods of every Record class."""
 
+    # what __new__ sets on every class it builds (Record declares their types)
+    _options: RecordOptions
+    _fields: dict[str, FieldDescriptor]
+    _from_wire: Callable[[Any], Record]
+    _many: Callable[[list[bytes | None], Callable[[bytes], Any]], list[Record | None]]
+    _many_decoded: Callable[[list[Any]], list[Record | None]]
+    __match_args__: tuple[str, ...]
+
     def __new__(mcs, name: str, bases: tuple, ns: dict[str, Any],
                 serializer: str | None = None, validation: bool | None = None,
                 coerce: bool | None = None, namespace: str | None = None,
@@ -105,7 +113,8 @@ class RecordMeta(type):
                                  frame.f_locals if frame.f_code.co_name != "<module>"
                                  else {})
         cls._fields = fields
-        cls.__match_args__ = tuple(fields)
+        # (mypy takes __match_args__ for read-only; a metaclass is what sets it)
+        cls.__match_args__ = tuple(fields)  # type: ignore[misc]
         _install_generated(cls, fields)
         return cls
 
@@ -205,7 +214,7 @@ def _fast_type(tp: Any) -> tuple[Any, bool]:
     return None, False
 
 
-def _field_converter(cls: type, fd: FieldDescriptor) -> Callable[[Any], Any]:
+def _field_converter(cls: RecordMeta, fd: FieldDescriptor) -> Callable[[Any], Any]:
     """Converter that raises ValidationError naming record, field and value."""
     convert = make_converter(fd.type, cls._options.coerce)
     validation = cls._options.validation
@@ -283,7 +292,7 @@ def _wire_lines(fields: dict[str, FieldDescriptor], fast: list, indent: str,
     return lines
 
 
-def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
+def _install_generated(cls: RecordMeta, fields: dict[str, FieldDescriptor]) -> None:
     names = list(fields)
     coerce = cls._options.coerce
     env: dict[str, Any] = {
@@ -406,7 +415,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         fn = env[fn_name]
         fn.__qualname__ = f"{cls.__qualname__}.{fn_name}"
         setattr(cls, fn_name, fn)
-    cls.__init__.__doc__ = f"Build a {cls.__name__} from field values (validated)."
+    env["__init__"].__doc__ = f"Build a {cls.__name__} from field values (validated)."
     cls._from_wire = staticmethod(env["_from_wire"])
     cls._many = staticmethod(env["_many"])
     cls._many_decoded = staticmethod(env["_many_decoded"])
@@ -479,8 +488,9 @@ class Record(metaclass=RecordMeta):
     _fields: ClassVar[dict[str, FieldDescriptor]]
     _options: ClassVar[RecordOptions]
     _from_wire: ClassVar[Callable[[Any], Record]]
-    _many: ClassVar[Callable[[list, Callable[[bytes], Any]], list]]
-    _many_decoded: ClassVar[Callable[[list], list]]
+    _many: ClassVar[Callable[[list[bytes | None], Callable[[bytes], Any]],
+                             list[Record | None]]]
+    _many_decoded: ClassVar[Callable[[list[Any]], list[Record | None]]]
 
     def asdict(self) -> dict[str, Any]:
         """Field values by name; nested Records become dicts."""

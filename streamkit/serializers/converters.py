@@ -19,7 +19,7 @@ import typing
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from streamkit.errors import ValidationError
@@ -267,7 +267,16 @@ def make_converter(tp: Any, coerce: bool) -> Callable[[Any], Any]:
     return lambda v: v  # typing constructs streamkit does not check (TypeVar, ...)
 
 
-def _record_converter(tp: type) -> Callable[[Any], Any]:
+class _RecordClass(Protocol):
+    """What a converter uses of a Record class (``streamkit.models.Record``)."""
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Any: ...
+
+    def _streamkit_fields_(self) -> dict[str, Any]: ...
+
+
+def _record_converter(tp: type[_RecordClass]) -> Callable[[Any], Any]:
     def record(v: Any) -> Any:
         if isinstance(v, tp):
             return v
