@@ -50,7 +50,8 @@ READ_CHUNK = 1 << 20
 #: first offset, last offset, record count, max timestamp, attributes.
 BatchHeader = tuple[bytes, int, int, int, int, int, int, int]
 #: One record of a batch body: offset delta, timestamp, key, value, headers.
-BatchRow = tuple[int, int, bytes | None, bytes | None, Sequence[tuple[str, bytes]] | None]
+BatchRow = tuple[int, int, bytes | None, bytes | None,
+                 Sequence[tuple[str, bytes | None]] | None]
 
 _pack_header = HEADER.pack
 _unpack_header = HEADER.unpack_from
