@@ -82,6 +82,7 @@ class Message:
             return NotImplemented
         return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
 
+    # unhashable, as it defines __eq__ (mypy types __hash__ as a method)
     __hash__ = None  # type: ignore[assignment]
 
 

@@ -386,8 +386,13 @@ def _install_generated(cls: RecordMeta, fields: dict[str, FieldDescriptor]) -> N
             "        append(self)",
             "    return out",
         ]
-    values = lambda obj: ", ".join(f"{obj}.{n}" for n in names)  # noqa: E731
-    tuple_of = lambda obj: f"({values(obj)},)" if names else "()"  # noqa: E731
+
+    def values(obj: str) -> str:
+        return ", ".join(f"{obj}.{n}" for n in names)
+
+    def tuple_of(obj: str) -> str:
+        return f"({values(obj)},)" if names else "()"
+
     src += [
         "def __eq__(self, other):",
         "    if other.__class__ is not self.__class__: return NotImplemented",
