@@ -72,5 +72,5 @@ class FieldDescriptor:
     def __repr__(self) -> str:
         return f"<FieldDescriptor: {self.ident}: {type_name(self.type)}>"
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Callable[[object, str], Any], tuple[type, str]]:
         return (getattr, (self.model, self.field))

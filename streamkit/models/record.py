@@ -74,7 +74,7 @@ class RecordMeta(type):
     _many_decoded: Callable[[list[Any]], list[Record | None]]
     __match_args__: tuple[str, ...]
 
-    def __new__(mcs, name: str, bases: tuple, ns: dict[str, Any],
+    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any],
                 serializer: str | None = None, validation: bool | None = None,
                 coerce: bool | None = None, namespace: str | None = None,
                 **kwargs: Any) -> RecordMeta:
@@ -118,11 +118,12 @@ class RecordMeta(type):
         _install_generated(cls, fields)
         return cls
 
-    def __init__(cls, name: str, bases: tuple, ns: dict[str, Any],
+    def __init__(cls, name: str, bases: tuple[type, ...], ns: dict[str, Any],
                  **kwargs: Any) -> None:
         super().__init__(name, bases, ns)
 
-    def __getattribute__(cls, name: str, _get: Callable = type.__getattribute__) -> Any:
+    def __getattribute__(cls, name: str,
+                         _get: Callable[[type, str], Any] = type.__getattribute__) -> Any:
         # Class-level reads only (instances never come here): TaxiRide.vendorId is
         # the field descriptor, not the slot member that holds instance values.
         try:
@@ -172,8 +173,8 @@ def _collect_fields(cls: type, annotations: dict[str, Any], defaults: dict[str, 
             for i, (f, (tp, default)) in enumerate(merged.items())}
 
 
-def _resolve(cls: type, field: str, annotation: Any, globalns: dict,
-             localns: dict) -> Any:
+def _resolve(cls: type, field: str, annotation: Any, globalns: dict[str, Any],
+             localns: dict[str, Any]) -> Any:
     # A quoted annotation under `from __future__ import annotations` is a string of
     # a string: evaluate until it is not a string any more.
     for _ in range(3):
@@ -279,8 +280,8 @@ def _check_lines(var: str, i: int, tp: Any, optional: bool, indent: str,
     return [f"{indent}if {guard}_sk_type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})"]
 
 
-def _wire_lines(fields: dict[str, FieldDescriptor], fast: list, indent: str,
-                obj: str, coerce: bool) -> list[str]:
+def _wire_lines(fields: dict[str, FieldDescriptor], fast: list[tuple[Any, bool, bool]],
+                indent: str, obj: str, coerce: bool) -> list[str]:
     """Read every field from dict ``d`` into ``obj`` (KeyError when one is absent)."""
     lines = []
     for i, name in enumerate(fields):

@@ -303,7 +303,7 @@ def _enum_converter(tp: type[enum.Enum]) -> Callable[[Any], Any]:
     return to_enum
 
 
-def _union_converter(tp: Any, args: tuple, coerce: bool) -> Callable[[Any], Any]:
+def _union_converter(tp: Any, args: tuple[Any, ...], coerce: bool) -> Callable[[Any], Any]:
     optional = type(None) in args
     members = [a for a in args if a is not type(None)]
     exact = tuple(a for a in members if a in FAST_TYPES or _is_record(a))
@@ -332,7 +332,7 @@ def _union_converter(tp: Any, args: tuple, coerce: bool) -> Callable[[Any], Any]
     return union
 
 
-def _sequence_converter(tp: Any, kind: type, args: tuple,
+def _sequence_converter(tp: Any, kind: type, args: tuple[Any, ...],
                         coerce: bool) -> Callable[[Any], Any]:
     item = make_converter(args[0], coerce) if args else None
     item_type = args[0] if args and args[0] in FAST_TYPES else None
@@ -357,14 +357,14 @@ def _sequence_converter(tp: Any, kind: type, args: tuple,
     return sequence
 
 
-def _tuple_converter(tp: Any, args: tuple, coerce: bool) -> Callable[[Any], Any]:
+def _tuple_converter(tp: Any, args: tuple[Any, ...], coerce: bool) -> Callable[[Any], Any]:
     name = type_name(tp)
     if not args or (len(args) == 2 and args[1] is Ellipsis):
         seq = _sequence_converter(tp, list, args[:1], coerce)
         return lambda v: tuple(seq(v))
     items = [make_converter(a, coerce) for a in args]
 
-    def fixed(v: Any) -> tuple:
+    def fixed(v: Any) -> tuple[Any, ...]:
         if not isinstance(v, (list, tuple)) or len(v) != len(items):
             raise Invalid(name, v)
         out = []
@@ -378,7 +378,7 @@ def _tuple_converter(tp: Any, args: tuple, coerce: bool) -> Callable[[Any], Any]
     return fixed
 
 
-def _dict_converter(tp: Any, args: tuple, coerce: bool) -> Callable[[Any], Any]:
+def _dict_converter(tp: Any, args: tuple[Any, ...], coerce: bool) -> Callable[[Any], Any]:
     name = type_name(tp)
     # JSON object keys are always strings, so keys are coerced ("1" -> 1) regardless.
     key = make_converter(args[0], True) if args else None
@@ -386,7 +386,7 @@ def _dict_converter(tp: Any, args: tuple, coerce: bool) -> Callable[[Any], Any]:
     key_type = args[0] if args and args[0] in FAST_TYPES else None
     value_type = args[1] if len(args) > 1 and args[1] in FAST_TYPES else None
 
-    def mapping(v: Any) -> dict:
+    def mapping(v: Any) -> dict[Any, Any]:
         if not isinstance(v, Mapping):
             raise Invalid(name, v)
         if key is None and value is None:
