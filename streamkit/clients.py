@@ -18,18 +18,21 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from streamkit.errors import CorruptRecord, DecodeError, InvalidConfig, KafkaTimeoutError
 from streamkit.transport import connect
-from streamkit.transport.base import Broker, GroupConsumer
+from streamkit.transport.base import Acks, Broker, GroupConsumer
 from streamkit.types import (GroupOffset, Headers, Message, OutgoingRecord,
                              RecordMetadata, TopicInfo, TopicPartition)
 
 log = logging.getLogger("streamkit.clients")
 
+#: The user's functions between their values and bytes (any value type they like).
 Serializer = Callable[[Any], bytes]
 Deserializer = Callable[[bytes], Any]
+#: A header value as ``send`` takes it: str is encoded as UTF-8.
+HeaderValue = str | bytes | None
 
 __all__ = ["Admin", "Consumer", "FutureRecordMetadata", "Producer"]
 
@@ -55,8 +58,8 @@ class FutureRecordMetadata:
         self._error: BaseException | None = None
         #: whether anyone looked at the error (get/exception/an errback)
         self._seen = False
-        self._callbacks: list[Callable[[RecordMetadata], Any]] = []
-        self._errbacks: list[Callable[[BaseException], Any]] = []
+        self._callbacks: list[Callable[[RecordMetadata], object]] = []
+        self._errbacks: list[Callable[[BaseException], object]] = []
 
     @property
     def is_done(self) -> bool:
@@ -84,14 +87,14 @@ class FutureRecordMetadata:
             raise KafkaTimeoutError(f"record not sent within {timeout}s")
         return self._value
 
-    def add_callback(self, fn: Callable[[RecordMetadata], Any]) -> FutureRecordMetadata:
+    def add_callback(self, fn: Callable[[RecordMetadata], object]) -> FutureRecordMetadata:
         if self._value is not None:
             fn(self._value)
         else:
             self._callbacks.append(fn)
         return self
 
-    def add_errback(self, fn: Callable[[BaseException], Any]) -> FutureRecordMetadata:
+    def add_errback(self, fn: Callable[[BaseException], object]) -> FutureRecordMetadata:
         if self._error is not None:
             self._seen = True
             fn(self._error)
@@ -117,7 +120,8 @@ class FutureRecordMetadata:
             log.error("send failed: %s", self._error)
 
 
-def _to_bytes(what: str, topic: str, data: Any, serializer: Serializer | None) -> bytes | None:
+def _to_bytes(what: str, topic: str, data: object, serializer: Serializer | None
+              ) -> bytes | None:
     if data is None:
         return None                           # None stays None: a tombstone / null key
     if serializer is not None:
@@ -130,7 +134,7 @@ def _to_bytes(what: str, topic: str, data: Any, serializer: Serializer | None) -
                     f"pass {what}_serializer=")
 
 
-def _headers(topic: str, headers: Iterable[tuple[str, Any]] | None) -> Headers:
+def _headers(topic: str, headers: Iterable[tuple[str, HeaderValue]] | None) -> Headers:
     out: Headers = []
     for name, value in headers or ():
         if isinstance(value, str):
@@ -156,7 +160,7 @@ class Producer:
             raise InvalidConfig(f"Producer acks={acks!r}: use 0, 1 or 'all'")
         if batch_size < 1:
             raise InvalidConfig(f"Producer batch_size={batch_size} must be >= 1")
-        self.acks = int(acks) if acks != "all" else "all"
+        self.acks: Acks = "all" if acks == "all" else 0 if int(acks) == 0 else 1
         self.linger_ms = linger_ms
         self.batch_size = batch_size
         self._value_serializer = value_serializer
@@ -166,8 +170,8 @@ class Producer:
         self._buffered_since = 0.0
         self._closed = False
 
-    def send(self, topic: str, value: Any = None, key: Any = None,
-             headers: Iterable[tuple[str, Any]] | None = None,
+    def send(self, topic: str, value: object = None, key: object = None,
+             headers: Iterable[tuple[str, HeaderValue]] | None = None,
              partition: int | None = None,
              timestamp_ms: int | None = None) -> FutureRecordMetadata:
         """Queue one record; returns a future whose ``get()`` gives its metadata."""
@@ -200,10 +204,10 @@ class Producer:
                 metas = self._broker.produce(topic, [r for _, r, _ in chunk], self.acks)
             except Exception as exc:                     # noqa: BLE001 - to the futures
                 for _, _, future in chunk:
-                    future._fail(exc)
+                    future._fail(exc)  # noqa: SLF001 - the Producer resolves its futures
             else:
-                for (_, _, future), meta in zip(chunk, metas):
-                    future._resolve(meta)
+                for (_, _, future), meta in zip(chunk, metas, strict=True):
+                    future._resolve(meta)  # noqa: SLF001 - the Producer resolves its futures
             start = stop
         flush = getattr(self._broker, "flush", None)
         if flush is not None and self.acks == 0:
@@ -289,6 +293,9 @@ class _AllPartitions:
     def committed(self, tp: TopicPartition) -> int | None:
         return None
 
+    def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        raise InvalidConfig("commit needs a Consumer with a group_id")
+
     def close(self, commit: bool = True) -> None:
         pass
 
@@ -330,8 +337,10 @@ class Consumer:
         else:
             # auto commit is done here, not by the group member: the member's
             # positions run ahead of what the iterator has handed out
+            reset: Literal["earliest", "latest"] = \
+                "earliest" if auto_offset_reset == "earliest" else "latest"
             self._member = self._broker.group_consumer(
-                group_id, self._topics, auto_offset_reset=auto_offset_reset,
+                group_id, self._topics, auto_offset_reset=reset,
                 enable_auto_commit=False, session_timeout=session_timeout_ms / 1000)
         self._auto_commit_every = (auto_commit_interval_ms / 1000
                                    if enable_auto_commit and group_id is not None else None)

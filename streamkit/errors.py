@@ -62,9 +62,18 @@ class KafkaTimeoutError(BrokerError):
 class DecodeError(StreamkitError):
     """A message that could not be decoded into its topic's key or value type."""
 
+    # set by ``Serde``: the exception of the codec or converter, and the payload
+    cause: BaseException
+    data: bytes
+
 
 class ValidationError(StreamkitError, ValueError):
     """A Record field with a value of the wrong type. Names record, field and value."""
+
+    # set by the Record that refused the value
+    record: str
+    field: str
+    value: object
 
 
 class ImproperlyConfigured(StreamkitError):

@@ -58,7 +58,7 @@ class Monitor:
         """``([(upper bound, cumulative count), ...], sum of seconds)`` of the time
         from a batch reaching its stream to the agent finishing it, per event."""
         cumulative, total = [], 0
-        for bound, count in zip(LATENCY_BUCKETS, self._latency_counts):
+        for bound, count in zip(LATENCY_BUCKETS, self._latency_counts, strict=True):
             total += count
             cumulative.append((bound, total))
         return cumulative, self._latency_sum
@@ -76,9 +76,8 @@ class Monitor:
         if len(self._samples) < 2:
             return 0.0
         now, total = self._samples[-1]
-        for then, before in self._samples:
-            if now - then <= window:
-                break
+        then, before = next((s for s in self._samples if now - s[0] <= window),
+                            self._samples[-1])
         return (total - before) / (now - then) if now > then else 0.0
 
     @property

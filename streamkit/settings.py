@@ -32,7 +32,7 @@ class Settings:
     #: largest batch the worker fetches from the broker at once
     max_poll_records: int = 2000
     #: ``acks`` the app's own sends and changelog writes use
-    producer_acks: Any = 1
+    producer_acks: Literal[0, 1, "all"] = 1
     session_timeout: float = 10.0
     broker_config: dict[str, Any] = field(default_factory=dict)
     web_enabled: bool = True
@@ -65,13 +65,13 @@ class Settings:
                 "use 'at_least_once' or 'exactly_once'")
         if self.topic_partitions < 1:
             raise ImproperlyConfigured(f"topic_partitions={self.topic_partitions}: must be >= 1")
-        if self.producer_acks in ("0", "1"):
-            self.producer_acks = int(self.producer_acks)
+        if self.producer_acks in ("0", "1"):          # (from the environment, or a str)
+            self.producer_acks = 0 if self.producer_acks == "0" else 1
         if self.producer_acks not in (0, 1, "all"):
             raise ImproperlyConfigured(f"producer_acks={self.producer_acks!r}: use 0, 1 or 'all'")
 
 
-def _parse_env(name: str, raw: str, current: Any) -> Any:
+def _parse_env(name: str, raw: str, current: object) -> object:
     if name == "registry_port":
         current = 0  # an optional int
     if isinstance(current, bool):
@@ -80,7 +80,8 @@ def _parse_env(name: str, raw: str, current: Any) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ImproperlyConfigured(f"STREAMKIT_{name.upper()}={raw!r}: not an integer") from None
+            raise ImproperlyConfigured(
+                f"STREAMKIT_{name.upper()}={raw!r}: not an integer") from None
     if isinstance(current, float):
         try:
             return float(raw)

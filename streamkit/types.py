@@ -4,9 +4,11 @@ This module imports nothing from streamkit, so every layer may import it.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
-Headers = list[tuple[str, bytes]]
+#: Kafka record headers: (name, value) pairs; a value may be null.
+Headers = list[tuple[str, bytes | None]]
 
 #: ``Message.timestamp_type`` values, as in Kafka.
 CREATE_TIME = 0
@@ -39,6 +41,8 @@ class Message:
     __slots__ = ("topic", "partition", "offset", "timestamp", "timestamp_type",
                  "key", "value", "_headers")
     _FIELDS = tuple(name.lstrip("_") for name in __slots__)  # headers via its property
+    #: the headers as the log hands them over (a tuple of pairs, or None) until read
+    _headers: Headers | Sequence[tuple[str, bytes | None]] | None
 
     def __init__(self, topic: str, partition: int, offset: int, timestamp: int,
                  timestamp_type: int, key: bytes | None, value: bytes | None,
@@ -78,6 +82,7 @@ class Message:
             return NotImplemented
         return all(getattr(self, f) == getattr(other, f) for f in self._FIELDS)
 
+    # unhashable, as it defines __eq__ (mypy types __hash__ as a method)
     __hash__ = None  # type: ignore[assignment]
 
 

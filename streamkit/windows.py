@@ -25,10 +25,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterable, Mapping, Union
+from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "Seconds",
+    "Window",
     "WindowRange",
     "want_seconds",
     "TumblingWindow",
@@ -38,8 +40,22 @@ __all__ = [
     "SessionWindow",
 ]
 
-Seconds = Union[float, int, timedelta]
+Seconds = float | int | timedelta
 WindowRange = tuple[float, float]
+
+
+class Window(Protocol):
+    """What every kind of window (tumbling, hopping, sliding, session) tells a
+    windowed table: when a window closes, on stream time."""
+
+    #: seconds a window stays open for late records after its end
+    grace: float
+
+    def closes_at(self, window: WindowRange) -> float:
+        """The stream time at which ``window`` is closed."""
+        ...
+
+    def is_closed(self, window: WindowRange, stream_time: float) -> bool: ...
 
 
 def want_seconds(value: Seconds) -> float:
@@ -88,7 +104,7 @@ class _AlignedWindow:
                 f"{want_seconds(size)} s: events between windows would be lost")
         grace_ms = _to_ms(grace, "grace", allow_zero=True)
         expires_ms = _optional_ms(expires, "expires")
-        if expires_ms is not None and expires_ms < grace_ms:
+        if expires is not None and expires_ms is not None and expires_ms < grace_ms:
             raise ValueError(
                 f"window expires={want_seconds(expires)} s is shorter than grace="
                 f"{want_seconds(grace)} s: windows would be deleted before they close")
@@ -286,8 +302,9 @@ class SlidingWindow:
 
         ``windows`` maps the key's existing windows to the largest record timestamp in
         each. Only windows starting in ``[ts - 2*size, ts + 1ms]`` matter; passing just
-        those (as Kafka fetches them) keeps this cheap for keys with long histories. ``stream_time`` (including this record) makes closed windows left
-        alone and a late record reported as ``late``; None ignores closing.
+        those (as Kafka fetches them) keeps this cheap for keys with long histories.
+        ``stream_time`` (including this record) makes closed windows left alone and a
+        late record reported as ``late``; None ignores closing.
         """
         size = self._size_ms
         t = round(ts * 1000)
@@ -436,3 +453,8 @@ class SessionWindow:
 
 def _seconds(window: tuple[int, int]) -> WindowRange:
     return (window[0] / 1000, window[1] / 1000)
+
+
+if TYPE_CHECKING:   # (checked by mypy: each kind of window is a Window)
+    _KINDS: tuple[type[Window], ...] = (TumblingWindow, HoppingWindow, SlidingWindow,
+                                        SessionWindow)

@@ -15,9 +15,9 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, cast
 
 from streamkit.errors import (BrokerError, InvalidBrokerURL, InvalidConfig,
                               OffsetOutOfRange, TopicExists, UnknownTopic)
@@ -25,6 +25,7 @@ from streamkit.log import groupstore
 from streamkit.log.config import (TopicConfig, check_replication_factor,
                                   check_topic_config, check_topic_name)
 from streamkit.log.groups import LogGroupConsumer, RebalanceCallback
+from streamkit.log.groupstore import GroupStore
 from streamkit.log.partition import Partition
 from streamkit.partitioner import KeyPartitioner
 from streamkit.log.storage import FileStorage, MemoryStorage
@@ -71,7 +72,7 @@ class LogBroker:
         self._topics: dict[str, _Topic] = {}
         self._partitioner = KeyPartitioner()
         self._key_cache: dict[int, dict[bytes, int]] = {}
-        self._unacked: list[tuple[Partition, list]] = []
+        self._unacked: list[tuple[Partition, list[OutgoingRecord]]] = []
         self._unacked_count = 0
         self._spread = random.randrange(1 << 16)
         self._groups: weakref.WeakSet[LogGroupConsumer] = weakref.WeakSet()
@@ -115,7 +116,7 @@ class LogBroker:
         (``streamkit log repair`` rebuilds it). Not part of the Broker protocol."""
         return self._storage.orphan_topics()
 
-    def alter_topic_config(self, name: str, config: dict[str, Any]) -> None:
+    def alter_topic_config(self, name: str, config: Mapping[str, object]) -> None:
         """Set topic configs of ``name`` (merged into its config; as Kafka's
         incremental alter). Not part of the Broker protocol."""
         if self._unacked:
@@ -196,7 +197,7 @@ class LogBroker:
             return []
         state = self._topic(topic, create=True)
         groups, indexes = self._place(state, records)
-        out: list[Any] = [None] * len(records)
+        out: list[RecordMetadata | None] = [None] * len(records)
         new = tuple.__new__
         if acks == 0:
             now = time.time_ns() // 1_000_000
@@ -205,12 +206,12 @@ class LogBroker:
                 if rows:
                     self._unacked.append((state.logs[p], rows))
                     self._unacked_count += len(rows)
-                    for i, r in zip(indexes[p], rows):
+                    for i, r in zip(indexes[p], rows, strict=True):
                         ts = now if lat or r[3] is None else r[3]
                         out[i] = new(RecordMetadata, (topic, p, -1, ts))
             if self._unacked_count >= UNACKED_LIMIT:
                 self._drain()
-            return out
+            return cast(list[RecordMetadata], out)     # every record is in one group
         if self._unacked:
             self._drain()
         marks = []
@@ -220,13 +221,13 @@ class LogBroker:
             log = state.logs[p]
             offset, stamps, mark = log.append(rows)
             marks.append((log, mark))
-            for i, ts in zip(indexes[p], stamps):
+            for i, ts in zip(indexes[p], stamps, strict=True):
                 out[i] = new(RecordMetadata, (topic, p, offset, ts))
                 offset += 1
         if acks in ("all", -1):
             for log, mark in marks:
                 log.fsync(mark)
-        return out
+        return cast(list[RecordMetadata], out)         # every record is in one group
 
     def flush(self) -> None:
         """Write the records produced with acks=0 now (not part of the Broker
@@ -235,14 +236,14 @@ class LogBroker:
             self._drain()
 
     def _place(self, state: _Topic, records: Sequence[OutgoingRecord]
-               ) -> tuple[list[list], list[list[int]]]:
+               ) -> tuple[list[list[OutgoingRecord]], list[list[int]]]:
         """Records and their indexes per partition: explicit partition, else Kafka's
         partitioner for keyed records, else round robin."""
         count = state.partitions
         cache = self._key_cache.get(count)
         if cache is None or len(cache) > 65536:
             cache = self._key_cache[count] = {}
-        groups: list[list] = [[] for _ in range(count)]
+        groups: list[list[OutgoingRecord]] = [[] for _ in range(count)]
         indexes: list[list[int]] = [[] for _ in range(count)]
         for i, record in enumerate(records):
             p = record[4]
@@ -267,7 +268,7 @@ class LogBroker:
         """Write the records produced with acks=0, per partition in order."""
         pending, self._unacked = self._unacked, []
         self._unacked_count = 0
-        merged: dict[int, tuple[Partition, list]] = {}
+        merged: dict[int, tuple[Partition, list[OutgoingRecord]]] = {}
         for log, rows in pending:
             entry = merged.get(id(log))
             if entry is None:
@@ -313,7 +314,7 @@ class LogBroker:
         return self._partition(tp).offsets()
 
     # -- groups --------------------------------------------------------------------------
-    def _group_store(self, group_id: str):
+    def _group_store(self, group_id: str) -> GroupStore:
         groupstore.group_dir_name(group_id)        # refuses an empty or non-str id
         if isinstance(self._storage, MemoryStorage):
             with self._storage.lock:
@@ -426,7 +427,7 @@ def log_root(url: str, datadir: str | Path) -> Path:
 
 def open_log_broker(url: str, *, datadir: str | Path = "stores",
                     default_partitions: int = 1,
-                    config: dict[str, Any] | None = None) -> LogBroker:
+                    config: Mapping[str, object] | None = None) -> LogBroker:
     """Open the embedded log named by ``url`` (``log://...`` or ``memory://...``).
 
     ``config`` may hold topic configs (``retention.ms``, ``segment.bytes``, ...) used as
@@ -441,10 +442,10 @@ def open_log_broker(url: str, *, datadir: str | Path = "stores",
     defaults = check_topic_config(defaults)
     if scheme == "memory" and sep:
         with _MEMORY_LOCK:
-            storage = _MEMORY.setdefault(rest, MemoryStorage())
-        return LogBroker(url, storage, default_partitions, defaults)
+            memory = _MEMORY.setdefault(rest, MemoryStorage())
+        return LogBroker(url, memory, default_partitions, defaults)
     if scheme == "log" and sep:
-        storage = FileStorage(log_root(url, datadir))
-        storage.ensure_root()
-        return LogBroker(url, storage, default_partitions, defaults)
+        files = FileStorage(log_root(url, datadir))
+        files.ensure_root()
+        return LogBroker(url, files, default_partitions, defaults)
     raise InvalidBrokerURL(f"broker URL {url!r} is not log://[path] or memory://[name]")

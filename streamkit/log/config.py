@@ -1,7 +1,7 @@
 """Topic names and topic configs of the embedded log, checked by Kafka's rules."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from streamkit import names
 from streamkit.errors import InvalidConfig, InvalidTopicName
@@ -45,8 +45,9 @@ def check_topic_name(name: object) -> str:
     return name
 
 
-def check_replication_factor(replication_factor: Any) -> None:
-    """The embedded log keeps one copy; more needs a Kafka cluster."""
+def check_replication_factor(replication_factor: int | str) -> None:
+    """The embedded log keeps one copy; more needs a Kafka cluster. (A number, or
+    its text in a topic config.)"""
     try:
         factor = int(replication_factor)
     except (TypeError, ValueError):
@@ -70,7 +71,7 @@ def _int(key: str, value: str, minimum: int) -> str:
     return str(number)
 
 
-def check_topic_config(config: dict[str, Any] | None) -> dict[str, str]:
+def check_topic_config(config: Mapping[str, object] | None) -> dict[str, str]:
     """Validate and normalise a topic config (values become strings)."""
     out: dict[str, str] = {}
     for key, raw in (config or {}).items():

@@ -22,6 +22,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 from streamkit.errors import (
     CorruptRecord,
@@ -29,6 +30,7 @@ from streamkit.errors import (
     OffsetOutOfRange,
     UnknownTopic,
 )
+from streamkit.log.groupstore import GroupState, GroupStore
 from streamkit.types import Message, TopicPartition
 
 log = logging.getLogger("streamkit.log")
@@ -36,10 +38,21 @@ log = logging.getLogger("streamkit.log")
 RebalanceCallback = Callable[[list[TopicPartition]], None]
 
 
+class GroupBroker(Protocol):
+    """What a member needs of the broker of its group (``LogBroker`` is one)."""
+
+    def create_topic(self, name: str, *, exist_ok: bool = True) -> None: ...
+    def partition_count(self, name: str) -> int | None: ...
+    def offsets(self, tp: TopicPartition) -> tuple[int, int]: ...
+
+    def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000
+              ) -> list[Message]: ...
+
+
 def range_assignment(members: dict[str, Sequence[str]],
-                     partitions: dict[str, int]) -> dict[str, list[list]]:
+                     partitions: dict[str, int]) -> dict[str, list[list[str | int]]]:
     """Kafka's range assignor: per topic, consecutive partitions to sorted members."""
-    out: dict[str, list[list]] = {m: [] for m in members}
+    out: dict[str, list[list[str | int]]] = {m: [] for m in members}
     for topic in sorted(partitions):
         subscribers = sorted(m for m, topics in members.items() if topic in topics)
         if not subscribers:
@@ -56,7 +69,8 @@ def range_assignment(members: dict[str, Sequence[str]],
 class LogGroupConsumer:
     """One member of a consumer group on the embedded log (the GroupConsumer protocol)."""
 
-    def __init__(self, broker, store, group_id: str, topics: Sequence[str], *,
+    def __init__(self, broker: GroupBroker, store: GroupStore, group_id: str,
+                 topics: Sequence[str], *,
                  auto_offset_reset: str = "earliest", enable_auto_commit: bool = False,
                  auto_commit_interval: float = 5.0, session_timeout: float = 10.0,
                  on_assign: RebalanceCallback | None = None,
@@ -101,7 +115,7 @@ class LogGroupConsumer:
             self._rebalance(state)
         self._follow(state)
 
-    def _drop_dead(self, state: dict) -> bool:
+    def _drop_dead(self, state: GroupState) -> bool:
         """Remove members that died from ``state`` (call under the group lock)."""
         dead = [m for m in state["members"] if m != self.member_id and
                 not self._store.is_alive(m, self._session_timeout)]
@@ -112,7 +126,7 @@ class LogGroupConsumer:
             self._store.forget(member)
         return bool(dead)
 
-    def _rebalance(self, state: dict) -> None:
+    def _rebalance(self, state: GroupState) -> None:
         """New generation and assignment in ``state``, written (under the group lock)."""
         topics = {t for info in state["members"].values() for t in info["topics"]}
         counts = {t: self._broker.partition_count(t) or 0 for t in topics}
@@ -133,7 +147,7 @@ class LogGroupConsumer:
             if self._drop_dead(state):
                 self._rebalance(state)
 
-    def _follow(self, state: dict) -> None:
+    def _follow(self, state: GroupState) -> None:
         """Move to the generation in ``state``: give up what we lost, take what we got."""
         if self.member_id not in state["members"]:
             # the others decided we were dead (we did not poll for session_timeout)
@@ -145,7 +159,8 @@ class LogGroupConsumer:
             self._join()
             return
         self._generation = state["generation"]
-        target = {TopicPartition(t, p) for t, p in state["assignment"].get(self.member_id, [])}
+        target = {TopicPartition(str(t), int(p))           # [topic, partition] in JSON
+                  for t, p in state["assignment"].get(self.member_id, [])}
         self._revoke((set(self._positions) | self._pending) - target)
         self._pending |= target - set(self._positions)
         self._take_pending()

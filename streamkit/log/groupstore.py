@@ -28,8 +28,9 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Protocol, TypedDict
 from urllib.parse import quote, unquote
 
 from streamkit.errors import BrokerError, InvalidConfig
@@ -37,6 +38,71 @@ from streamkit.log.storage import write_atomic
 from streamkit.types import TopicPartition
 
 Offsets = dict[TopicPartition, int]
+
+
+class MemberInfo(TypedDict):
+    """A member in ``state.json``: the topics it subscribes to."""
+
+    topics: list[str]
+
+
+class GroupState(TypedDict):
+    """``state.json``: the generation, its members, and what each of them reads."""
+
+    generation: int
+    members: dict[str, MemberInfo]
+    #: member id -> ``[topic, partition]`` pairs (JSON arrays)
+    assignment: dict[str, list[list[str | int]]]
+
+
+def _empty_state() -> GroupState:
+    return {"generation": 0, "members": {}, "assignment": {}}
+
+
+class GroupStore(Protocol):
+    """One member's handle on where its group's state lives: ``FileGroupStore``
+    (log://, shared by processes) or ``MemoryGroupStore`` (memory://). The protocol
+    of joining, rebalancing and committing is ``streamkit.log.groups``."""
+
+    def register(self, member_id: str) -> None:
+        """Join as a live member."""
+        ...
+
+    def heartbeat(self, member_id: str) -> None: ...
+
+    def is_alive(self, member_id: str, session_timeout: float) -> bool:
+        """Whether the member's process still holds it and it beat in time."""
+        ...
+
+    def forget(self, member_id: str) -> None:
+        """Remove a dead member (under ``locked``)."""
+        ...
+
+    def unregister(self, member_id: str) -> None: ...
+
+    def locked(self) -> AbstractContextManager[None]:
+        """The group lock: held while the state or the offsets change."""
+        ...
+
+    def state_version(self) -> object:
+        """Changes whenever the state is written."""
+        ...
+
+    def read_state(self) -> GroupState: ...
+    def write_state(self, state: GroupState) -> None: ...
+
+    def acquire(self, tp: TopicPartition, member_id: str) -> bool:
+        """Take ownership of reading ``tp``; False while another member holds it."""
+        ...
+
+    def release(self, tp: TopicPartition, member_id: str) -> None: ...
+    def read_offsets(self) -> Offsets: ...
+
+    def write_offsets(self, offsets: Offsets) -> None:
+        """Merge ``offsets`` into the group's committed offsets, durably."""
+        ...
+
+    def close(self) -> None: ...
 
 
 #: the longest file name (one path component) Linux file systems take, in bytes
@@ -184,13 +250,14 @@ class FileGroupStore:
             return None
         return st.st_ino, st.st_mtime_ns
 
-    def read_state(self) -> dict:
+    def read_state(self) -> GroupState:
         try:
-            return json.loads((self.path / "state.json").read_bytes())
+            state: GroupState = json.loads((self.path / "state.json").read_bytes())
         except FileNotFoundError:
-            return {"generation": 0, "members": {}, "assignment": {}}
+            return _empty_state()
+        return state
 
-    def write_state(self, state: dict) -> None:
+    def write_state(self, state: GroupState) -> None:
         write_atomic(self.path / "state.json", json.dumps(state, sort_keys=True).encode(),
                      fsync=False)
 
@@ -246,7 +313,7 @@ class MemoryGroup:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.state: dict = {"generation": 0, "members": {}, "assignment": {}}
+        self.state: GroupState = _empty_state()
         self.version = 0
         self.heartbeats: dict[str, float] = {}
         self.stores: weakref.WeakValueDictionary[str, MemoryGroupStore] = \
@@ -294,10 +361,11 @@ class MemoryGroupStore:
     def state_version(self) -> object:
         return self.group.version
 
-    def read_state(self) -> dict:
-        return json.loads(json.dumps(self.group.state))
+    def read_state(self) -> GroupState:
+        state: GroupState = json.loads(json.dumps(self.group.state))
+        return state
 
-    def write_state(self, state: dict) -> None:
+    def write_state(self, state: GroupState) -> None:
         self.group.state = json.loads(json.dumps(state))
         self.group.version += 1
 

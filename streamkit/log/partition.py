@@ -25,9 +25,9 @@ from collections.abc import Sequence
 
 from streamkit.errors import CorruptRecord, UnknownTopic
 from streamkit.log.config import TopicConfig
-from streamkit.log.segment import Segment, encode_batch, segment_name
-from streamkit.log.storage import RecoveryPoint, boot_id
-from streamkit.types import Message
+from streamkit.log.segment import BatchRow, Handle, Segment, encode_batch, segment_name
+from streamkit.log.storage import PartitionStore, RecoveryPoint, boot_id
+from streamkit.types import Message, OutgoingRecord
 
 log = logging.getLogger("streamkit.log")
 
@@ -39,8 +39,9 @@ RETENTION_CHECK_SECONDS = 30.0
 #: (directory mtimes have a coarse clock on some file systems).
 RELIST_SECONDS = 1.0
 
-Row = tuple  # (key, value, headers, timestamp or None)
-
+#: What ``Partition.append`` returns for ``Partition.fsync``: the segment's base, the
+#: byte the append ended at, and the segment's handle.
+FsyncMark = tuple[int, int, Handle]
 
 #: why bytes after the confirmed end of the active segment may be cut
 TORN_WRITE = ("a write that never completed (its producer stopped mid-write; it was "
@@ -54,7 +55,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def confirmed_end(store, base: int, size: int, point: RecoveryPoint | None
+def confirmed_end(store: PartitionStore, base: int, size: int, point: RecoveryPoint | None
                   ) -> tuple[int, bool]:
     """How far the batches of the active segment ``base`` (``size`` bytes) must be
     whole, and whether that comes from a recovery point of this boot of the machine.
@@ -72,7 +73,8 @@ def confirmed_end(store, base: int, size: int, point: RecoveryPoint | None
 class Partition:
     """One topic partition on one process. Not thread-safe: one per broker."""
 
-    def __init__(self, topic: str, partition: int, store, config: TopicConfig) -> None:
+    def __init__(self, topic: str, partition: int, store: PartitionStore,
+                 config: TopicConfig) -> None:
         self.topic = topic
         self.partition = partition
         self.store = store
@@ -122,11 +124,17 @@ class Partition:
         for seg in old.values():
             seg.close()
         if len(segments) == len(self.segments) and \
-                all(a is b for a, b in zip(segments, self.segments)):
+                all(a is b for a, b in zip(segments, self.segments, strict=True)):
             return False
         self.segments = segments
         self._bases = [seg.base for seg in segments]
         return True
+
+    def recover_locked(self) -> None:
+        """Under the store's lock: what every append does first. Learn what other
+        processes appended, cut a write that never completed after the recovery
+        point, and publish the point (``streamkit log repair`` ends with it)."""
+        self._sync_tail_locked()
 
     def _sync_tail_locked(self) -> Segment:
         """Under the lock: learn what other processes appended and return the active
@@ -243,8 +251,9 @@ class Partition:
         return seg
 
     # -- append --------------------------------------------------------------------
-    def append(self, rows: Sequence[Row]) -> tuple[int, list[int], tuple]:
-        """Append records; return (first offset, timestamps, fsync mark)."""
+    def append(self, rows: Sequence[OutgoingRecord]) -> tuple[int, list[int], FsyncMark]:
+        """Append records (their key, value, headers and timestamp); return (first
+        offset, timestamps, fsync mark)."""
         now = _now_ms()
         if self.config.log_append_time:
             stamps = [now] * len(rows)
@@ -264,8 +273,8 @@ class Partition:
             for start in range(0, len(rows), MAX_BATCH_RECORDS):
                 part = rows[start:start + MAX_BATCH_RECORDS]
                 ts = stamps[start:start + MAX_BATCH_RECORDS]
-                body = [(i, t, r[0], r[1], r[2] or None)
-                        for i, (r, t) in enumerate(zip(part, ts))]
+                body: list[BatchRow] = [(i, t, r[0], r[1], r[2] or None)
+                        for i, (r, t) in enumerate(zip(part, ts, strict=True))]
                 base = first + start
                 maxts = max(ts)
                 data = encode_batch(base, base + len(part) - 1, body, maxts, lat)
@@ -306,7 +315,7 @@ class Partition:
             log.error("%s[%d]: could not cut a failed write: %s", self.topic,
                       self.partition, exc)
 
-    def fsync(self, mark: tuple) -> None:
+    def fsync(self, mark: FsyncMark) -> None:
         """Make everything up to ``mark`` durable, sharing fsyncs between processes:
         whoever holds the sync lock fsyncs all bytes written so far and records it."""
         base, end, handle = mark
@@ -316,9 +325,10 @@ class Partition:
             # (a mark in a later segment says nothing about this one: a roll does not
             # fsync, so fsync this segment; that is cheap if someone already did)
             if getattr(handle, "fd", 0) < 0:
-                handle = self.store.open(base)
-                if handle is None:
+                reopened = self.store.open(base)
+                if reopened is None:
                     return                       # deleted by retention meanwhile
+                handle = reopened
             # record how far the *completed* writes reach, read before the fsync: bytes
             # past the recovery point may be a write in progress that is cut later
             point = self.store.read_recovery()
@@ -597,14 +607,17 @@ class Partition:
                 if not kept and n != len(batches) - 1:
                     continue
                 new_first = first + kept[0][0] if kept else last
-                rows = [[first + r[0] - new_first, r[1], r[2], r[3], r[4]] for r in kept]
-                data.append(encode_batch(new_first, last, rows, maxts, bool(attrs & 1)))
+                moved = [(first + r[0] - new_first, r[1], r[2], r[3], r[4]) for r in kept]
+                data.append(encode_batch(new_first, last, moved, maxts, bool(attrs & 1)))
             self.store.replace(seg.base, b"".join(data))
             log.info("compacted segment %s of %s[%d]: %d records dropped, %d kept",
                      segment_name(seg.base), self.topic, self.partition, dropped,
                      kept_total)
             seg.close()
-            fresh = Segment(seg.base, self.store.open(seg.base), self.topic, self.partition)
+            handle = self.store.open(seg.base)
+            if handle is None:                  # the topic was deleted meanwhile
+                raise self._gone()
+            fresh = Segment(seg.base, handle, self.topic, self.partition)
             fresh.scan(fresh.handle.size())
             self.segments[index] = fresh
         self._version = None

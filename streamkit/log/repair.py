@@ -39,6 +39,9 @@ log = logging.getLogger("streamkit.log")
 QUARANTINE = "__quarantine"
 
 Buffer = bytes | mmap.mmap
+#: A range of a segment that is not whole batches: (start byte, end byte, first offset,
+#: last offset or None if nothing says, problem).
+Range = tuple[int, int, int, int | None, str]
 
 
 @dataclass(frozen=True)
@@ -86,8 +89,7 @@ class _Walk:
 
     batches: list[tuple[int, int]] = field(default_factory=list)     # (start, end) bytes
     records: int = 0
-    #: (start, end, first offset, last offset or None, problem)
-    damage: list[tuple[int, int, int, int | None, str]] = field(default_factory=list)
+    damage: list[Range] = field(default_factory=list)
     next_offset: int = 0
 
 
@@ -103,6 +105,7 @@ def _walk(buf: Buffer, start: int, limit: int, next_offset: int,
         problem, header = batch_problem(buf, pos, limit, walk.next_offset - 1,
                                         origin + pos)
         if problem is None:
+            assert header is not None
             end = pos + HEADER_SIZE + header[2]
             walk.batches.append((pos, end))
             walk.records += header[5]
@@ -132,24 +135,25 @@ def _mapped(path: Path, length: int | None = None) -> Iterator[Buffer]:
             yield mapped
 
 
-def _closed_damage(walk: _Walk, size: int, following: int) -> list[tuple]:
+def _closed_damage(walk: _Walk, size: int, following: int) -> list[Range]:
     """The damaged ranges of a closed segment, with the offsets each hides: up to the
     next whole batch, or to where the next segment begins; and the offsets missing at
     its end, if it stops short of them (batches lost at the end, or all of them)."""
-    damage = [(start, end, first, following - 1 if last is None else last, problem)
-              for start, end, first, last, problem in walk.damage]
+    damage: list[Range] = [
+        (start, end, first, following - 1 if last is None else last, problem)
+        for start, end, first, last, problem in walk.damage]
     ran_to_end = bool(damage) and damage[-1][1] == size
     if not ran_to_end and walk.next_offset < following:
         damage.append((size, size, walk.next_offset, following - 1,
-                       f"the segment ends at byte {size} with offset "
-                       f"{walk.next_offset - 1}, but the next one begins at offset "
-                       f"{following}: the batches of the offsets between are missing"))
+                       (f"the segment ends at byte {size} with offset "
+                        f"{walk.next_offset - 1}, but the next one begins at offset "
+                        f"{following}: the batches of the offsets between are missing")))
     return damage
 
 
 def _active_damage(store: FilePartitionStore, base: int, path: Path,
                    point: RecoveryPoint | None
-                   ) -> tuple[list[tuple], list[tuple], _Walk, int]:
+                   ) -> tuple[list[Range], list[Range], _Walk, int]:
     """The damage of the active segment, its incomplete writes, its walk and the byte
     where the completed writes end (``confirmed_end``). Bytes past that point are
     read with ``pread``, never mapped: a writer may cut them meanwhile."""
@@ -165,14 +169,14 @@ def _active_damage(store: FilePartitionStore, base: int, path: Path,
     if size < confirmed and not ran_to_end and bound is not None and \
             walk.next_offset <= bound:
         damage.append((size, size, walk.next_offset, bound,
-                       f"the segment ends at byte {size}, before byte {confirmed} where "
-                       "completed writes end: acknowledged records are missing"))
+                       (f"the segment ends at byte {size}, before byte {confirmed} where "
+                        "completed writes end: acknowledged records are missing")))
     with open(path, "rb") as f:
         tail = os.pread(f.fileno(), max(size - limit, 0), limit)
     # without a point, only a suffix that nothing whole follows can be a torn write
     after = _walk(tail, 0, len(tail), walk.next_offset, resync=point is None,
                   origin=limit)
-    torn: list[tuple] = []
+    torn: list[Range] = []
     for start, end, first, last, problem in after.damage:
         if end < len(tail):
             damage.append((limit + start, limit + end, first, last, problem))
@@ -202,7 +206,7 @@ def check_partition(storage: FileStorage, topic: str, partition: int) -> Partiti
             with _mapped(store.path / name) as buf:
                 walk = _walk(buf, 0, len(buf), base)
                 damage = _closed_damage(walk, len(buf), bases[n + 1])
-            torn: list[tuple] = []
+            torn: list[Range] = []
         else:
             damage, torn, walk, _ = _active_damage(store, base, store.path / name, point)
         for start, end, first, last, problem in damage:
@@ -288,7 +292,7 @@ def repair_partition(storage: FileStorage, topic: str, partition: int
             moved += _repair_segment(storage, store, int(name[:-4]), damage,
                                      active=int(name[:-4]) == bases[-1])
         # cut what never completed, publish the point: what every append does first
-        Partition(topic, partition, store, TopicConfig(meta[1]))._sync_tail_locked()
+        Partition(topic, partition, store, TopicConfig(meta[1])).recover_locked()
     store.close()
     return moved
 

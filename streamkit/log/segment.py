@@ -29,6 +29,7 @@ import os
 import struct
 import zlib
 from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import msgpack
@@ -45,6 +46,13 @@ MAX_BODY = 1 << 30
 SCAN_CHUNK = 1 << 20
 READ_CHUNK = 1 << 20
 
+#: A batch header's fields, as ``HEADER`` unpacks them: magic, crc32, body length,
+#: first offset, last offset, record count, max timestamp, attributes.
+BatchHeader = tuple[bytes, int, int, int, int, int, int, int]
+#: One record of a batch body: offset delta, timestamp, key, value, headers.
+BatchRow = tuple[int, int, bytes | None, bytes | None,
+                 Sequence[tuple[str, bytes | None]] | None]
+
 _pack_header = HEADER.pack
 _unpack_header = HEADER.unpack_from
 _unpack_crc = struct.Struct("<I").unpack_from
@@ -58,10 +66,10 @@ def segment_name(base_offset: int) -> str:
     return f"{base_offset:020d}.log"
 
 
-def encode_batch(first_offset: int, last_offset: int, rows: list, max_timestamp: int,
-                 log_append_time: bool) -> bytes:
+def encode_batch(first_offset: int, last_offset: int, rows: Sequence[BatchRow],
+                 max_timestamp: int, log_append_time: bool) -> bytes:
     """One batch: header + msgpack body of ``rows`` ([delta, ts, key, value, headers])."""
-    body = _packb(rows)
+    body: bytes = _packb(rows)
     attrs = ATTR_LOG_APPEND_TIME if log_append_time else 0
     tail = struct.pack("<Iqqiq", len(body), first_offset, last_offset, len(rows),
                        max_timestamp) + bytes((attrs,))
@@ -69,14 +77,15 @@ def encode_batch(first_offset: int, last_offset: int, rows: list, max_timestamp:
     return MAGIC + struct.pack("<I", crc) + tail + body
 
 
-def decode_rows(buf: bytes | memoryview, pos: int) -> tuple[tuple, list]:
+def decode_rows(buf: bytes | memoryview, pos: int) -> tuple[BatchHeader, list[BatchRow]]:
     """Header fields and rows of the batch at ``pos`` of ``buf`` (no CRC check)."""
-    header = _unpack_header(buf, pos)
+    header: BatchHeader = _unpack_header(buf, pos)
     start = pos + HEADER_SIZE
-    return header, _unpackb(buf[start:start + header[2]])
+    rows: list[BatchRow] = _unpackb(buf[start:start + header[2]])
+    return header, rows
 
 
-def header_problem(header: tuple, pos: int, limit: int, previous: int) -> str | None:
+def header_problem(header: BatchHeader, pos: int, limit: int, previous: int) -> str | None:
     """Why ``header``, read at byte ``pos``, cannot be the header of a batch that ends
     by byte ``limit`` and follows offset ``previous``; None if it can."""
     magic, _crc, blen, first, last, count, _maxts, _attrs = header
@@ -93,20 +102,22 @@ def header_problem(header: tuple, pos: int, limit: int, previous: int) -> str | 
 
 def crc_matches(buf: bytes | mmap.mmap, pos: int, end: int) -> bool:
     """True if the batch in ``buf[pos:end]`` passes its CRC."""
+    expected: int = _unpack_crc(buf, pos + 4)[0]
     with memoryview(buf) as view:           # (released at once: an mmap may close)
-        return _crc32(view[pos + 8:end]) == _unpack_crc(buf, pos + 4)[0]
+        return _crc32(view[pos + 8:end]) == expected
 
 
 def batch_problem(buf: bytes | mmap.mmap, pos: int, limit: int, previous: int,
-                  where: int | None = None) -> tuple[str | None, tuple]:
+                  where: int | None = None) -> tuple[str | None, BatchHeader | None]:
     """Why the bytes at ``pos`` are not a whole batch ending by ``limit`` and following
     offset ``previous`` (None if they are: header, CRC and a body of the rows the
-    header announces), and the header. Messages name byte ``where`` of the segment
-    (``pos`` unless ``buf`` holds only part of it)."""
+    header announces), and the header (None if there are too few bytes for one).
+    Messages name byte ``where`` of the segment (``pos`` unless ``buf`` holds only part
+    of it)."""
     at = pos if where is None else where
     if pos + HEADER_SIZE > limit:
-        return f"{limit - pos} bytes at byte {at}, too few for a batch header", ()
-    header = _unpack_header(buf, pos)
+        return f"{limit - pos} bytes at byte {at}, too few for a batch header", None
+    header: BatchHeader = _unpack_header(buf, pos)
     problem = header_problem(header, at, limit - pos + at, previous)
     if problem is not None:
         return problem, header
@@ -135,6 +146,7 @@ def next_whole_batch(buf: bytes | mmap.mmap, start: int, limit: int, previous: i
     while at >= 0:
         problem, header = batch_problem(buf, at, limit, previous)
         if problem is None:
+            assert header is not None
             return at, header[3]
         at = buf.find(MAGIC, at + 1, limit)
     return limit, None
@@ -313,11 +325,12 @@ class Segment:
             data = head + self.handle.pread(min(blen, limit - pos - HEADER_SIZE),
                                             pos + HEADER_SIZE)
             problem, header = batch_problem(data, 0, len(data), next_offset - 1, pos)
-            if problem is None and header[3] != next_offset:
-                problem = (f"the batch at byte {pos} starts at offset {header[3]}, not "
-                           f"{next_offset}")
             if problem is not None:
                 return problem
+            assert header is not None
+            if header[3] != next_offset:
+                return (f"the batch at byte {pos} starts at offset {header[3]}, not "
+                        f"{next_offset}")
             self.add(pos, header[3], header[4], header[5], header[6], pos + len(data))
             next_offset = header[4] + 1
             pos += len(data)
@@ -353,7 +366,7 @@ class Segment:
 
     def first_offset(self) -> int | None:
         """Offset of the first record held here, or None if it holds none."""
-        for first, count in zip(self.firsts, self.counts):
+        for first, count in zip(self.firsts, self.counts, strict=True):
             if count:
                 return first
         return None
@@ -428,7 +441,7 @@ class Segment:
             i = j
         return next_offset
 
-    def _messages(self, body: memoryview, header: tuple, offset: int, wanted: int,
+    def _messages(self, body: memoryview, header: BatchHeader, offset: int, wanted: int,
                   out: list[Message]) -> int:
         """Append the records of one batch at offsets >= ``offset`` (at most
         ``wanted``) to ``out``; return how many. Raises (ValueError, TypeError, ...)
@@ -460,19 +473,21 @@ class Segment:
             m.timestamp_type = tstype
             m.key = key
             m.value = value
-            m._headers = hs   # a list on first read (Message.headers)
+            m._headers = hs  # noqa: SLF001 - the slot behind Message.headers (a list on read)
             append(m)
         return len(rows)
 
-    def iter_batches(self):
+    def iter_batches(self) -> Iterator[tuple[BatchHeader, tuple[BatchRow, ...]]]:
         """Yield (header, rows) of every indexed batch, checking CRCs."""
         for k, pos in enumerate(self.positions):
             stop = self.positions[k + 1] if k + 1 < len(self.positions) else self.end
             buf = self.handle.pread(stop - pos, pos)
-            header = _unpack_header(buf, 0)
+            header: BatchHeader = _unpack_header(buf, 0)
             if header[0] != MAGIC or not crc_matches(buf, 0, len(buf)):
                 raise self.corrupt(k, f"the batch at byte {pos}: CRC mismatch")
-            yield header, _unpackb(memoryview(buf)[HEADER_SIZE:])
+            rows: tuple[BatchRow, ...] = _unpackb(memoryview(buf)[HEADER_SIZE:],
+                                                  use_list=False)
+            yield header, rows
 
     def close(self) -> None:
         self.handle.close()

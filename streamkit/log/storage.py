@@ -33,13 +33,16 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from streamkit.errors import CorruptLog, TopicExists, UnknownTopic
 from streamkit.log.config import RESERVED_NAMES
 from streamkit.log.segment import FileHandle, Handle, MemoryHandle, segment_name
+
+if TYPE_CHECKING:
+    from streamkit.log.groupstore import MemoryGroup
 
 _SYNCED = struct.Struct("<qq")
 _RECOVERY = struct.Struct("<4sqqq16s")
@@ -122,6 +125,57 @@ def fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
+class PartitionStore(Protocol):
+    """Where the segments of one partition live, and what is kept beside them: the
+    locks, the fsynced mark, the recovery point, the last compaction and roll.
+    ``FilePartitionStore`` (log://) and ``MemoryPartitionStore`` (memory://) are the
+    two; ``Partition`` holds every rule of the log on top of either."""
+
+    def version(self) -> object:
+        """Changes when segments are created, replaced or deleted (or the topic is
+        recreated). Raises FileNotFoundError once the partition is gone."""
+        ...
+
+    def segment_bases(self) -> list[int]:
+        """The base offsets of the segments, sorted."""
+        ...
+
+    def open(self, base: int) -> Handle | None:
+        """The segment starting at ``base``, or None if it is gone."""
+        ...
+
+    def identity(self, base: int) -> object:
+        """Changes when the segment is replaced (None if it is gone)."""
+        ...
+
+    def exists(self, base: int) -> bool: ...
+    def create(self, base: int) -> Handle: ...
+
+    def replace(self, base: int, data: bytes) -> None:
+        """Swap the segment's bytes for ``data`` at once (readers see old or new)."""
+        ...
+
+    def delete(self, base: int) -> None: ...
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Exclusive across processes: held while appending or cleaning."""
+        ...
+
+    def sync_lock(self) -> AbstractContextManager[tuple[int, int]]:
+        """Held while fsyncing; yields the (segment base, byte) already fsynced."""
+        ...
+
+    def set_synced(self, mark: tuple[int, int]) -> None: ...
+    def read_synced(self) -> tuple[int, int]: ...
+    def read_recovery(self) -> RecoveryPoint | None: ...
+    def write_recovery(self, point: RecoveryPoint) -> None: ...
+    def read_cleaned(self) -> int: ...
+    def write_cleaned(self, offset: int) -> None: ...
+    def read_rolled(self) -> tuple[int, int] | None: ...
+    def write_rolled(self, rolled: tuple[int, int]) -> None: ...
+    def close(self) -> None: ...
+
+
 class FilePartitionStore:
     """The segment files of one partition directory, and its two locks."""
 
@@ -194,7 +248,9 @@ class FilePartitionStore:
         fcntl.flock(self._sync_fd, fcntl.LOCK_EX)
         try:
             raw = os.pread(self._sync_fd, _SYNCED.size, 0)
-            yield _SYNCED.unpack(raw) if len(raw) == _SYNCED.size else (-1, -1)
+            synced: tuple[int, int] = _SYNCED.unpack(raw) if len(raw) == _SYNCED.size \
+                else (-1, -1)
+            yield synced
         finally:
             fcntl.flock(self._sync_fd, fcntl.LOCK_UN)
 
@@ -209,7 +265,9 @@ class FilePartitionStore:
             raw = (self.path / "synced").read_bytes()[:_SYNCED.size]
         except FileNotFoundError:
             return (-1, -1)
-        return _SYNCED.unpack(raw) if len(raw) == _SYNCED.size else (-1, -1)
+        synced: tuple[int, int] = _SYNCED.unpack(raw) if len(raw) == _SYNCED.size \
+            else (-1, -1)
+        return synced
 
     def read_recovery(self) -> RecoveryPoint | None:
         """The recovery point, or None if there is none (a log written by an older
@@ -255,7 +313,7 @@ class FilePartitionStore:
             return None
 
     def write_rolled(self, rolled: tuple[int, int]) -> None:
-        (self.path / "rolled").write_text("%d %d" % rolled)
+        (self.path / "rolled").write_text(f"{rolled[0]} {rolled[1]}")
 
     def close(self) -> None:
         for fd in (self._lock_fd, self._sync_fd, self._recovery_fd,
@@ -507,7 +565,7 @@ class MemoryStorage:
     def __init__(self) -> None:
         self.topics: dict[str, tuple[int, dict[str, str], list[MemoryPartitionStore]]] = {}
         self.lock = threading.RLock()
-        self.groups: dict[str, object] = {}
+        self.groups: dict[str, MemoryGroup] = {}
 
     def ensure_root(self) -> None:
         pass

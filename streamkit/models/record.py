@@ -14,22 +14,16 @@ import base64
 import enum
 import sys
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from streamkit.errors import DecodeError, ImproperlyConfigured, ValidationError
-from streamkit.models.fields import (
-    FAST_TYPES,
-    MISSING,
-    FieldDescriptor,
-    Invalid,
-    describe,
-    make_converter,
-)
+from streamkit.models.fields import MISSING, FieldDescriptor
 from streamkit.serializers import codecs
+from streamkit.serializers.converters import FAST_TYPES, Invalid, describe, make_converter
 
 __all__ = ["Record", "RecordOptions"]
 
@@ -72,7 +66,15 @@ _FAUST_ONLY_OPTIONS = frozenset({"isodates", "decimals", "include_metadata", "ab
 class RecordMeta(type):
     """Builds the fields, slots and generated methods of every Record class."""
 
-    def __new__(mcs, name: str, bases: tuple, ns: dict[str, Any],
+    # what __new__ sets on every class it builds (Record declares their types)
+    _options: RecordOptions
+    _fields: dict[str, FieldDescriptor]
+    _from_wire: Callable[[Any], Record]
+    _many: Callable[[list[bytes | None], Callable[[bytes], Any]], list[Record | None]]
+    _many_decoded: Callable[[list[Any]], list[Record | None]]
+    __match_args__: tuple[str, ...]
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any],
                 serializer: str | None = None, validation: bool | None = None,
                 coerce: bool | None = None, namespace: str | None = None,
                 **kwargs: Any) -> RecordMeta:
@@ -106,20 +108,22 @@ class RecordMeta(type):
         )
         # Names local to the function that defines the class (a Record declared in a
         # test or a factory) resolve string annotations too.
-        frame = sys._getframe(1)
+        frame = sys._getframe(1)  # noqa: SLF001 - CPython's way to see the caller's locals
         fields = _collect_fields(cls, {f: annotations[f] for f in own}, defaults,
                                  frame.f_locals if frame.f_code.co_name != "<module>"
                                  else {})
         cls._fields = fields
-        cls.__match_args__ = tuple(fields)
+        # (mypy takes __match_args__ for read-only; a metaclass is what sets it)
+        cls.__match_args__ = tuple(fields)  # type: ignore[misc]
         _install_generated(cls, fields)
         return cls
 
-    def __init__(cls, name: str, bases: tuple, ns: dict[str, Any],
+    def __init__(cls, name: str, bases: tuple[type, ...], ns: dict[str, Any],
                  **kwargs: Any) -> None:
         super().__init__(name, bases, ns)
 
-    def __getattribute__(cls, name: str, _get: Callable = type.__getattribute__) -> Any:
+    def __getattribute__(cls, name: str,
+                         _get: Callable[[type, str], Any] = type.__getattribute__) -> Any:
         # Class-level reads only (instances never come here): TaxiRide.vendorId is
         # the field descriptor, not the slot member that holds instance values.
         try:
@@ -169,8 +173,8 @@ def _collect_fields(cls: type, annotations: dict[str, Any], defaults: dict[str, 
             for i, (f, (tp, default)) in enumerate(merged.items())}
 
 
-def _resolve(cls: type, field: str, annotation: Any, globalns: dict,
-             localns: dict) -> Any:
+def _resolve(cls: type, field: str, annotation: Any, globalns: dict[str, Any],
+             localns: dict[str, Any]) -> Any:
     # A quoted annotation under `from __future__ import annotations` is a string of
     # a string: evaluate until it is not a string any more.
     for _ in range(3):
@@ -178,7 +182,7 @@ def _resolve(cls: type, field: str, annotation: Any, globalns: dict,
             return annotation
         try:
             annotation = eval(annotation, globalns, localns)  # noqa: S307 - class code
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any error of a user's annotation
             raise ImproperlyConfigured(
                 f"{cls.__name__}.{field}: cannot resolve annotation {annotation!r}: "
                 f"{exc}") from None
@@ -211,7 +215,7 @@ def _fast_type(tp: Any) -> tuple[Any, bool]:
     return None, False
 
 
-def _field_converter(cls: type, fd: FieldDescriptor) -> Callable[[Any], Any]:
+def _field_converter(cls: RecordMeta, fd: FieldDescriptor) -> Callable[[Any], Any]:
     """Converter that raises ValidationError naming record, field and value."""
     convert = make_converter(fd.type, cls._options.coerce)
     validation = cls._options.validation
@@ -276,8 +280,8 @@ def _check_lines(var: str, i: int, tp: Any, optional: bool, indent: str,
     return [f"{indent}if {guard}_sk_type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})"]
 
 
-def _wire_lines(fields: dict[str, FieldDescriptor], fast: list, indent: str,
-                obj: str, coerce: bool) -> list[str]:
+def _wire_lines(fields: dict[str, FieldDescriptor], fast: list[tuple[Any, bool, bool]],
+                indent: str, obj: str, coerce: bool) -> list[str]:
     """Read every field from dict ``d`` into ``obj`` (KeyError when one is absent)."""
     lines = []
     for i, name in enumerate(fields):
@@ -289,7 +293,7 @@ def _wire_lines(fields: dict[str, FieldDescriptor], fast: list, indent: str,
     return lines
 
 
-def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
+def _install_generated(cls: RecordMeta, fields: dict[str, FieldDescriptor]) -> None:
     names = list(fields)
     coerce = cls._options.coerce
     env: dict[str, Any] = {
@@ -310,9 +314,10 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         env[f"_sk_T{i}"] = tp
         env[f"_sk_c{i}"] = _field_converter(cls, fd)
         env[f"_sk_f{i}"] = fd
-        if fd.required or fd._copy_default:
+        copy_default = fd._copy_default  # noqa: SLF001 - the descriptor made in this unit
+        if fd.required or copy_default:
             params.append(f"{name}=_sk_MISSING")
-            if fd._copy_default:
+            if copy_default:
                 init_body.append(f"    if {name} is _sk_MISSING: "
                                  f"{name} = _sk_f{i}.default_value()")
             elif not check:
@@ -382,8 +387,13 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
             "        append(self)",
             "    return out",
         ]
-    values = lambda obj: ", ".join(f"{obj}.{n}" for n in names)  # noqa: E731
-    tuple_of = lambda obj: f"({values(obj)},)" if names else "()"  # noqa: E731
+
+    def values(obj: str) -> str:
+        return ", ".join(f"{obj}.{n}" for n in names)
+
+    def tuple_of(obj: str) -> str:
+        return f"({values(obj)},)" if names else "()"
+
     src += [
         "def __eq__(self, other):",
         "    if other.__class__ is not self.__class__: return NotImplemented",
@@ -411,7 +421,7 @@ def _install_generated(cls: type, fields: dict[str, FieldDescriptor]) -> None:
         fn = env[fn_name]
         fn.__qualname__ = f"{cls.__qualname__}.{fn_name}"
         setattr(cls, fn_name, fn)
-    cls.__init__.__doc__ = f"Build a {cls.__name__} from field values (validated)."
+    env["__init__"].__doc__ = f"Build a {cls.__name__} from field values (validated)."
     cls._from_wire = staticmethod(env["_from_wire"])
     cls._many = staticmethod(env["_many"])
     cls._many_decoded = staticmethod(env["_many_decoded"])
@@ -484,8 +494,9 @@ class Record(metaclass=RecordMeta):
     _fields: ClassVar[dict[str, FieldDescriptor]]
     _options: ClassVar[RecordOptions]
     _from_wire: ClassVar[Callable[[Any], Record]]
-    _many: ClassVar[Callable[[list, Callable[[bytes], Any]], list]]
-    _many_decoded: ClassVar[Callable[[list], list]]
+    _many: ClassVar[Callable[[list[bytes | None], Callable[[bytes], Any]],
+                             list[Record | None]]]
+    _many_decoded: ClassVar[Callable[[list[Any]], list[Record | None]]]
 
     def asdict(self) -> dict[str, Any]:
         """Field values by name; nested Records become dicts."""

@@ -25,10 +25,11 @@ import json
 import json.encoder
 import json.scanner
 import os
+from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 from uuid import UUID
 
 import msgpack
@@ -37,7 +38,7 @@ import msgspec
 try:
     import ormsgpack
 except ImportError:  # pragma: no cover - ormsgpack is a dependency; stay usable without
-    ormsgpack = None
+    ormsgpack = None  # type: ignore[assignment]  # (mypy types the name as the module)
 
 from streamkit.errors import UnknownCodec
 
@@ -103,11 +104,12 @@ class JSONCodec:
                                         default=_json_default).encode
         # JSONEncoder.encode builds a C encoder on every call; build it once. No
         # circular-reference markers: a self-containing value ends in RecursionError.
-        make = json.encoder.c_make_encoder
+        make = getattr(json.encoder, "c_make_encoder", None)   # (not in typeshed)
         self._c_encode = make(None, _json_default, json.encoder.encode_basestring,
                               None, ":", ",", False, False, True) if make else None
         self._decoder = json.JSONDecoder()
-        self._scan = json.scanner.make_scanner(self._decoder)
+        # (typeshed types make_scanner's context as a make_scanner; it is the decoder)
+        self._scan = json.scanner.make_scanner(self._decoder)  # type: ignore[arg-type]
         #: msgspec's decoder; on anything it refuses (NaN, lone surrogates, numbers
         #: past a float's range, bad JSON) the Serde retries with ``loads``, which
         #: gives the standard library's result or error message (decision 005)
@@ -119,10 +121,11 @@ class JSONCodec:
             return "".join(self._c_encode(obj, 0)).encode()
         return self._encode(obj).encode()
 
-    def loads(self, data: bytes | str) -> Any:
+    def loads(self, data: bytes | bytearray | memoryview | str) -> Any:
         """Decode UTF-8 JSON bytes (or a str)."""
         text = data.decode() if type(data) is bytes else (
-            data if type(data) is str else bytes(data).decode())
+            data if type(data) is str else bytes(cast("bytes | bytearray | memoryview",
+                                                      data)).decode())
         try:
             obj, end = self._scan(text, 0)
         except StopIteration:
@@ -167,7 +170,8 @@ class MsgpackCodec:
             return self._unpackb(data, strict_map_key=False)
 
 
-def _strict_ormsgpack_loads() -> tuple[Any, Any]:
+def _strict_ormsgpack_loads() -> tuple[Callable[[bytes], Any],
+                                       Callable[[list[bytes | None]], list[Any]]]:
     """ormsgpack's decoder (about twice as fast as msgpack's), made strict: a function
     for a batch (no Python call per payload) and one for a single payload.
 
@@ -226,24 +230,25 @@ class RawCodec:
 _registry: dict[str, Codec] = {}
 
 
-def register(name: str, codec: Codec | type) -> None:
+def register(name: str, codec: Codec | type[Codec]) -> None:
     """Make ``codec`` available as ``serializer=name`` (replaces an earlier one).
 
     ``codec`` is an object with ``dumps`` and ``loads``, or a class of such objects
     (instantiated once, with no arguments).
     """
-    if isinstance(codec, type):
-        codec = codec()
-    if not callable(getattr(codec, "dumps", None)) or not callable(
-            getattr(codec, "loads", None)):
+    instance = codec() if isinstance(codec, type) else codec
+    if not callable(getattr(instance, "dumps", None)) or not callable(
+            getattr(instance, "loads", None)):
         raise TypeError(f"codec {name!r} must have dumps(obj) and loads(data) methods, "
-                        f"got {codec!r}")
-    _registry[name] = codec
+                        f"got {instance!r}")
+    _registry[name] = instance
 
 
 def get(name: str | Codec) -> Codec:
     """The codec registered as ``name``; a codec object is returned as it is."""
     try:
+        # (a codec object is tried as a key too: it is in no registry, and an
+        # unhashable one raises TypeError)
         return _registry[name]  # type: ignore[index]
     except KeyError:
         pass

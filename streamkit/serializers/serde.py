@@ -5,11 +5,12 @@ so decoding a message is one codec call plus, for Records, one generated constru
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from streamkit.errors import DecodeError, ValidationError
-from streamkit.models.fields import Invalid, make_converter
 from streamkit.serializers import codecs
+from streamkit.serializers.converters import Invalid, make_converter
 
 __all__ = ["Serde"]
 
@@ -67,8 +68,8 @@ class Serde:
         self.loads = self._make_checked_loads()
 
     def __repr__(self) -> str:
-        return f"Serde(type_={getattr(self.type_, '__name__', self.type_)}, " \
-               f"serializer={self.serializer!r})"
+        return (f"Serde(type_={getattr(self.type_, '__name__', self.type_)}, "
+                f"serializer={self.serializer!r})")
 
     # ------------------------------------------------------------------ decoding
 
@@ -131,7 +132,7 @@ class Serde:
                     return None
                 try:
                     return build(unpack(data))  # one frame less than via ``fast``
-                except Exception:
+                except Exception:  # noqa: BLE001 - retried the careful way below
                     pass
                 try:
                     return one(data)
@@ -166,8 +167,8 @@ class Serde:
             if many is not None:
                 return many(datas)
             return [None if data is None else one(data) for data in datas]
-        except Exception:
-            pass  # rare: find the bad payloads one by one
+        except Exception:  # noqa: BLE001 - rare: find the bad payloads one by one
+            pass
         out: list[Any] = []
         for i, data in enumerate(datas):
             if data is None:

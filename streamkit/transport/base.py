@@ -31,8 +31,13 @@ RebalanceCallback = Callable[[list[TopicPartition]], None]
 class GroupConsumer(Protocol):
     """One member of a consumer group, subscribed to some topics."""
 
-    group_id: str
-    member_id: str
+    @property
+    def group_id(self) -> str: ...
+
+    @property
+    def member_id(self) -> str:
+        """This member's id in the group (on Kafka: "" before the first join)."""
+        ...
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this member owns right now."""

@@ -8,17 +8,18 @@ librdkafka's producer, consumer and admin clients. See docs/kafka.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Literal, cast
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, \
     Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka import Message as KafkaMessage
+from confluent_kafka.admin import AdminClient, ClusterMetadata, ConfigResource, NewTopic
 
 from streamkit import errors
 from streamkit.names import check_topic_name
 from streamkit.transport.base import Acks, RebalanceCallback
-from streamkit.transport.kafka_common import bootstrap_servers, broker_error, \
+from streamkit.transport.kafka_common import KafkaConfig, bootstrap_servers, broker_error, \
     client_config, error_code, make_client
 from streamkit.transport.kafka_consumer import EndOffsets, Fetcher, KafkaGroupConsumer
 from streamkit.transport.kafka_tx import KafkaTransactionalProducer
@@ -41,7 +42,7 @@ class KafkaBroker:
     """
 
     def __init__(self, url: str, *, default_partitions: int = 1,
-                 config: dict[str, Any] | None = None, timeout: float | None = None) -> None:
+                 config: KafkaConfig | None = None, timeout: float | None = None) -> None:
         self.url = url
         self.servers = bootstrap_servers(url)
         self.default_partitions = default_partitions
@@ -62,7 +63,7 @@ class KafkaBroker:
         return f"<KafkaBroker {self.servers}>"
 
     # -- topics ------------------------------------------------------------------
-    def _metadata(self, what: str) -> Any:
+    def _metadata(self, what: str) -> ClusterMetadata:
         self._admin.poll(0)   # hands librdkafka's queued log lines to the logger
         try:
             return self._admin.list_topics(timeout=self.timeout)
@@ -199,14 +200,14 @@ class KafkaBroker:
     def _deliver(self, producer: Producer, topic: str,
                  records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         results: list[RecordMetadata | None] = [None] * len(records)
-        failures: list[tuple[int, Any, Any]] = []
+        failures: list[tuple[int, KafkaError, KafkaMessage]] = []
 
-        def delivered(i: int) -> Any:
-            def report(err: Any, msg: Any) -> None:
+        def delivered(i: int) -> Callable[[KafkaError | None, KafkaMessage], None]:
+            def report(err: KafkaError | None, msg: KafkaMessage) -> None:
                 if err is not None:
                     failures.append((i, err, msg))
-                offset = msg.offset()
-                results[i] = RecordMetadata(topic, msg.partition(),
+                offset, partition = msg.offset(), msg.partition()
+                results[i] = RecordMetadata(topic, -1 if partition is None else partition,
                                             -1 if offset is None or offset < 0 else offset,
                                             msg.timestamp()[1])
             return report
@@ -218,7 +219,9 @@ class KafkaBroker:
                                      partition=-1 if rec.partition is None else rec.partition,
                                      on_delivery=delivered(i),
                                      timestamp=rec.timestamp or 0,
-                                     headers=rec.headers or None)
+                                     # (the stub's list is of str | bytes | None values,
+                                     # a list of bytes | None is one to librdkafka)
+                                     headers=rec.headers or None)  # type: ignore[arg-type]
                     break
                 except BufferError:
                     producer.poll(0.05)   # local queue full: let deliveries drain it
@@ -232,7 +235,7 @@ class KafkaBroker:
                 f"produce to {topic}[{msg.partition()}] on {self.servers} failed for "
                 f"{len(failures)} of {len(records)} records (first: record {i}): "
                 f"{err.str()}")
-        return results  # type: ignore[return-value]
+        return cast(list[RecordMetadata], results)     # _wait_delivered filled it
 
     def transactional_producer(self, transactional_id: str) -> KafkaTransactionalProducer:
         """A producer whose sends and consumer offsets commit atomically (Kafka
@@ -245,7 +248,8 @@ class KafkaBroker:
         return KafkaTransactionalProducer(conf, transactional_id, self.servers,
                                           self.timeout, self._deliver, self._ensure_topic)
 
-    def _wait_delivered(self, producer: Producer, results: list[Any], topic: str) -> None:
+    def _wait_delivered(self, producer: Producer, results: list[RecordMetadata | None],
+                        topic: str) -> None:
         # message.timeout.ms bounds each record, so every callback fires eventually;
         # the deadline only guards against a user config without that bound.
         deadline = time.monotonic() + max(self.timeout * 2, 30.0)
@@ -257,7 +261,7 @@ class KafkaBroker:
                     f"by {self.servers} in time")
 
     # -- fetch without a group ----------------------------------------------------
-    def _consumer_conf(self, streamkit_conf: dict[str, Any]) -> dict[str, Any]:
+    def _consumer_conf(self, streamkit_conf: KafkaConfig) -> KafkaConfig:
         return client_config({**self._base, **streamkit_conf}, self._config, "consumer",
                              {"fetch.wait.max.ms": 100})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from confluent_kafka import (TIMESTAMP_LOG_APPEND_TIME, TIMESTAMP_NOT_AVAILABLE,
                              KafkaError, KafkaException)
@@ -18,6 +18,10 @@ from streamkit.types import CREATE_TIME, LOG_APPEND_TIME, Message
 
 log = logging.getLogger("streamkit.transport.kafka")
 T = TypeVar("T")
+
+#: librdkafka settings as confluent-kafka takes them: strings, numbers, booleans, and
+#: objects (callbacks, a logger), plus streamkit's ``{role: {...}}`` sections.
+KafkaConfig = dict[str, Any]
 
 #: librdkafka sections of ``config`` that apply to one kind of client only.
 ROLE_SECTIONS = ("producer", "consumer", "admin")
@@ -44,12 +48,12 @@ def bootstrap_servers(url: str) -> str:
     return ",".join(hosts)
 
 
-def client_config(base: dict[str, Any], user: dict[str, Any] | None, role: str,
-                  defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+def client_config(base: KafkaConfig, user: KafkaConfig | None, role: str,
+                  defaults: KafkaConfig | None = None) -> KafkaConfig:
     """librdkafka settings for one client: streamkit's ``defaults`` < the user's flat
     settings < the user's ``{role: {...}}`` section < ``base`` (what streamkit must
     set for the driver to keep its contract, e.g. ``bootstrap.servers``)."""
-    conf: dict[str, Any] = dict(defaults or {})
+    conf: KafkaConfig = dict(defaults or {})
     user = user or {}
     conf.update({k: v for k, v in user.items() if k not in ROLE_SECTIONS})
     section = user.get(role)
@@ -60,7 +64,7 @@ def client_config(base: dict[str, Any], user: dict[str, Any] | None, role: str,
     return conf
 
 
-def make_client(cls: Callable[[dict[str, Any]], T], conf: dict[str, Any], role: str) -> T:
+def make_client(cls: Callable[[KafkaConfig], T], conf: KafkaConfig, role: str) -> T:
     """``cls(conf)``, with librdkafka's refusal of a setting as ``InvalidConfig``."""
     try:
         return cls(conf)
@@ -69,7 +73,21 @@ def make_client(cls: Callable[[dict[str, Any]], T], conf: dict[str, Any], role: 
         raise errors.InvalidConfig(f"Kafka {role} settings refused: {detail}") from None
 
 
-def to_message(msg: Any) -> Message:
+class ConsumedMessage(Protocol):
+    """A record confluent-kafka handed over (``error()`` is None): its topic, partition
+    and offset are set. (confluent-kafka's ``Message`` types error events too, where
+    they may be None; ``kafka_consumer.drain`` keeps records only.)"""
+
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> list[tuple[str, bytes | None]] | None: ...
+
+
+def to_message(msg: ConsumedMessage) -> Message:
     """A confluent-kafka message as a streamkit Message."""
     ts_type, ts = msg.timestamp()
     headers = msg.headers()
@@ -80,7 +98,7 @@ def to_message(msg: Any) -> Message:
                    [(k, b"" if v is None else v) for k, v in headers] if headers else [])
 
 
-def to_messages(raw: list[Any]) -> list[Message]:
+def to_messages(raw: list[ConsumedMessage]) -> list[Message]:
     """``to_message`` over a batch (the hot path of every consumer)."""
     return [to_message(m) for m in raw]
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Message as KafkaMessage
 from confluent_kafka import TopicPartition as KTP
 
 from streamkit import errors
-from streamkit.transport.kafka_common import broker_error, error_code, log, make_client, \
-    to_messages
+from streamkit.transport.kafka_common import ConsumedMessage, KafkaConfig, broker_error, \
+    error_code, log, make_client, to_messages
 from streamkit.types import Message, TopicPartition
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
@@ -34,12 +35,16 @@ _REBALANCING = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
                 KafkaError._STATE}
 
 
-def _tps(parts: Iterable[Any]) -> list[TopicPartition]:
+#: Called with each error event ``drain`` meets, and its error.
+ErrorCallback = Callable[[KafkaMessage, KafkaError], None]
+
+
+def _tps(parts: Iterable[KTP]) -> list[TopicPartition]:
     return [TopicPartition(p.topic, p.partition) for p in parts]
 
 
 def drain(consumer: Consumer, max_records: int, timeout: float,
-          on_error: Callable[[Any], None]) -> list[Any]:
+          on_error: ErrorCallback) -> list[ConsumedMessage]:
     """Up to ``max_records`` raw messages, waiting at most ``timeout`` for the first.
 
     ``Consumer.consume`` waits for the *whole* batch or the timeout, so take what is
@@ -48,7 +53,8 @@ def drain(consumer: Consumer, max_records: int, timeout: float,
     raw = consumer.consume(max_records, 0)
     if not raw and timeout > 0:
         deadline = time.monotonic() + timeout
-        while not raw:
+        kept: list[ConsumedMessage] = []
+        while not kept:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -58,27 +64,29 @@ def drain(consumer: Consumer, max_records: int, timeout: float,
             raw = [first]
             if max_records > 1:
                 raw.extend(consumer.consume(max_records - 1, 0))
-            raw = _keep_data(raw, on_error)
-        return raw
+            kept = _keep_data(raw, on_error)
+        return kept
     return _keep_data(raw, on_error)
 
 
-def _keep_data(raw: list[Any], on_error: Callable[[Any], None]) -> list[Any]:
+def _keep_data(raw: list[KafkaMessage], on_error: ErrorCallback) -> list[ConsumedMessage]:
+    """The records of ``raw``; its error events go to ``on_error``."""
     if all(m.error() is None for m in raw):
-        return raw
-    out = []
+        return cast(list[ConsumedMessage], raw)      # records only
+    out: list[ConsumedMessage] = []
     for m in raw:
-        if m.error() is None:
-            out.append(m)
+        err = m.error()
+        if err is None:
+            out.append(cast(ConsumedMessage, m))
         else:
-            on_error(m)
+            on_error(m, err)
     return out
 
 
 class KafkaGroupConsumer:
     """One member of a Kafka consumer group (``Broker.group_consumer``)."""
 
-    def __init__(self, conf: dict[str, Any], group_id: str, topics: Sequence[str], *,
+    def __init__(self, conf: KafkaConfig, group_id: str, topics: Sequence[str], *,
                  servers: str, enable_auto_commit: bool,
                  on_assign: RebalanceCallback | None,
                  on_revoke: RebalanceCallback | None,
@@ -145,8 +153,7 @@ class KafkaGroupConsumer:
         raw.sort(key=_topic_partition)
         return to_messages(raw)
 
-    def _on_error(self, msg: Any) -> None:
-        err = msg.error()
+    def _on_error(self, msg: KafkaMessage, err: KafkaError) -> None:
         if err.fatal() or err.code() not in _TRANSIENT:
             where = f"{msg.topic()}[{msg.partition()}]" if msg.topic() else "group"
             raise errors.BrokerError(f"group {self.group_id!r} consuming {where} from "
@@ -223,9 +230,11 @@ class KafkaGroupConsumer:
         if parts:
             self._consumer.resume(parts)
 
-    def group_metadata(self) -> Any:
-        """librdkafka's group metadata, for ``send_offsets`` of a transaction."""
-        return self._consumer.consumer_group_metadata()
+    def group_metadata(self) -> object:
+        """librdkafka's group metadata (opaque), for ``send_offsets`` of a
+        transaction."""
+        metadata: object = self._consumer.consumer_group_metadata()
+        return metadata
 
     def close(self, commit: bool = True) -> None:
         """Commit positions (unless told not to), leave the group, free the client."""
@@ -251,7 +260,7 @@ class Fetcher:
     MAX_PARTITIONS = 128       # assigned at once; the least recently used goes first
     MAX_BUFFERED = 20_000      # messages per partition before it is paused
 
-    def __init__(self, conf: dict[str, Any], servers: str, catch_up: float = 10.0) -> None:
+    def __init__(self, conf: KafkaConfig, servers: str, catch_up: float = 10.0) -> None:
         self._servers = servers
         self._catch_up = catch_up
         self._consumer = make_client(Consumer, conf, "consumer")
@@ -261,7 +270,7 @@ class Fetcher:
         self._error: errors.BrokerError | None = None
 
     @staticmethod
-    def config() -> dict[str, Any]:
+    def config() -> KafkaConfig:
         """Settings streamkit needs on the fetcher's consumer."""
         return {"group.id": f"streamkit-fetch-{uuid.uuid4().hex[:12]}",
                 "enable.auto.commit": False, "enable.auto.offset.store": False,
@@ -357,8 +366,9 @@ class Fetcher:
         buffers = self._buffers
         for msg in to_messages(drain(self._consumer, max_records, timeout,
                                      self._on_error)):
-            # A plain tuple finds the TopicPartition key: a NamedTuple hashes as one.
-            buf = buffers.get((msg.topic, msg.partition))
+            # A plain tuple finds the TopicPartition key: a NamedTuple hashes and
+            # compares as its tuple (and costs a constructor call per message).
+            buf = buffers.get((msg.topic, msg.partition))  # type: ignore[call-overload]
             if buf is None:
                 continue   # a partition unassigned since librdkafka fetched it
             buf.append(msg)
@@ -370,8 +380,7 @@ class Fetcher:
             exc, self._error = self._error, None
             raise exc
 
-    def _on_error(self, msg: Any) -> None:
-        err = msg.error()
+    def _on_error(self, msg: KafkaMessage, err: KafkaError) -> None:
         tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
         if err.code() == KafkaError.OFFSET_OUT_OF_RANGE and tp in self._cursor:
             low, high = self._consumer.get_watermark_offsets(
@@ -402,13 +411,13 @@ class EndOffsets:
     when a batch holds several records, while every broker fills the fetch high
     watermark right."""
 
-    def __init__(self, conf: dict[str, Any], servers: str) -> None:
+    def __init__(self, conf: KafkaConfig, servers: str) -> None:
         self._servers = servers
         self._consumer = make_client(Consumer, conf, "consumer")
         self.topics: set[str] = set()     # topics this consumer has fetched from
 
     @staticmethod
-    def config() -> dict[str, Any]:
+    def config() -> KafkaConfig:
         return {"group.id": f"streamkit-offsets-{uuid.uuid4().hex[:12]}",
                 "enable.auto.commit": False, "enable.auto.offset.store": False,
                 "auto.offset.reset": "latest", "enable.partition.eof": True,
@@ -445,10 +454,11 @@ class EndOffsets:
                     one = self._consumer.poll(0.005)
                     batch = [one] if one is not None else []
                 for msg in batch:
-                    tp = TopicPartition(msg.topic(), msg.partition())
+                    # (topic and partition are None only on errors of no partition)
+                    tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
                     err = msg.error()
                     if err is None:
-                        ends[tp] = max(ends.get(tp, 0), msg.offset() + 1)
+                        ends[tp] = max(ends.get(tp, 0), (msg.offset() or 0) + 1)
                     elif err.code() == KafkaError._PARTITION_EOF:
                         waiting.discard(tp)
             for tp, (lo, hi) in listed.items():
@@ -463,5 +473,5 @@ class EndOffsets:
         self._consumer.close()
 
 
-def _topic_partition(msg: Any) -> tuple[str, int]:
+def _topic_partition(msg: ConsumedMessage) -> tuple[str, int]:
     return msg.topic(), msg.partition()

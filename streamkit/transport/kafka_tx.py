@@ -15,15 +15,19 @@ Consumers read only committed records with librdkafka's default
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TypeVar
 
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka import TopicPartition as KTP
 
 from streamkit import errors
-from streamkit.transport.kafka_common import broker_error, make_client
+from streamkit.transport.kafka_common import KafkaConfig, broker_error, make_client
 from streamkit.transport.kafka_consumer import KafkaGroupConsumer
 from streamkit.types import OutgoingRecord, RecordMetadata, TopicPartition
+
+T = TypeVar("T")
+#: ``KafkaBroker._deliver``: send records with a producer, wait for their metadata.
+Deliver = Callable[[Producer, str, Sequence[OutgoingRecord]], list[RecordMetadata]]
 
 
 class TransactionAborted(errors.BrokerError):
@@ -34,8 +38,8 @@ class TransactionAborted(errors.BrokerError):
 class KafkaTransactionalProducer:
     """A producer with a ``transactional.id``: one open transaction at a time."""
 
-    def __init__(self, conf: dict[str, Any], transactional_id: str, servers: str,
-                 timeout: float, deliver: Callable[..., list[RecordMetadata]],
+    def __init__(self, conf: KafkaConfig, transactional_id: str, servers: str,
+                 timeout: float, deliver: Deliver,
                  ensure_topic: Callable[[str], None]) -> None:
         self.transactional_id = transactional_id
         self._servers = servers
@@ -46,7 +50,7 @@ class KafkaTransactionalProducer:
         self._in_transaction = False
         self._call(lambda: self._producer.init_transactions(timeout), "init transactions")
 
-    def _call(self, op: Callable[[], Any], what: str) -> Any:
+    def _call(self, op: Callable[[], T], what: str) -> T:
         try:
             return op()
         except KafkaException as exc:
