@@ -257,6 +257,19 @@ class App:
         count = self.broker.partition_count(channel.name)
         return count or channel.partitions or self.conf.topic_partitions
 
+    def declared_topics(self) -> list[Topic]:
+        """Every topic the app declared (each once, however many names it has)."""
+        return list({id(topic): topic for topic in self._topics.values()}.values())
+
+    def spawn_with(self, spawner: Callable[..., None] | None) -> None:
+        """Run tasks with ``spawner`` from now on (the worker's; None: queue them
+        until a worker starts), starting those queued meanwhile."""
+        self._spawner = spawner
+        if spawner is not None:
+            queued, self._spawn_queue = self._spawn_queue, []
+            for name, fun, args in queued:
+                spawner(fun, *args, name=name)
+
     def spawn(self, name: str, fun: Callable[..., Any], *args: Any) -> None:
         """Run ``fun(*args)`` as a task of the worker (queued until it starts)."""
         if self._spawner is not None:

@@ -23,14 +23,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from streamkit.errors import CommitFailed
 from streamkit.monitor import Monitor
 from streamkit.streams.fetcher import Fetcher
 from streamkit.tables.table import Table
 from streamkit.topics import Sender
-from streamkit.transport.base import GroupConsumer
+from streamkit.transport.base import GroupConsumer, Transaction
 from streamkit.types import TopicPartition
 
 logger = logging.getLogger("streamkit.worker")
@@ -48,7 +47,7 @@ class Committer:
         self._monitor = monitor
         self.consumer: GroupConsumer | None = None
         #: the open transaction under exactly_once (``kafka://``)
-        self.transaction: Any = None
+        self.transaction: Transaction | None = None
         #: the offsets committed, per partition this worker holds
         self.committed: dict[TopicPartition, int] = {}
 
@@ -79,6 +78,7 @@ class Committer:
         self._monitor.on_commit(time.perf_counter() - started)
 
     def _commit_transaction(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self.transaction is not None
         try:
             if offsets:
                 self.transaction.send_offsets(self.consumer, offsets)

@@ -149,7 +149,7 @@ class OutputBuffer:
                 raise
             del records[topic]
             self.sent_total += len(batch)
-            for future, meta in zip(pending[topic], metadata):
+            for future, meta in zip(pending[topic], metadata, strict=True):
                 if future is not None:
                     future.metadata = meta
 

@@ -28,8 +28,9 @@ from streamkit.app import App, Timer
 from streamkit.commit import Committer
 from streamkit.errors import ImproperlyConfigured
 from streamkit.internal_topics import DEAD_LETTER, INTERNAL
-from streamkit.transport.base import GroupConsumer
+from streamkit.transport.base import GroupConsumer, TransactionalBroker
 from streamkit.types import TopicPartition
+import anyio.lowlevel
 
 #: a task run beside the agents while the worker runs, started as anyio's
 #: ``TaskGroup.start`` starts one: ``service(worker, task_status=...)`` calls
@@ -96,7 +97,7 @@ class Worker:
                     self._start_agents(agents)
                     # let every agent reach its first await: group_by registers there
                     for _ in range(10):
-                        await anyio.sleep(0)
+                        await anyio.lowlevel.checkpoint()
                     self._declare_topics()
                     self._record_topics()
                     self._open_tables()
@@ -150,6 +151,11 @@ class Worker:
                     self.app.conf.id, len(self.consumer.assignment()),
                     time.monotonic() - self._started)
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the worker was asked to stop."""
+        return self._stopping
+
     def stop(self) -> None:
         """Ask the worker to stop gracefully."""
         self._stopping = True
@@ -158,7 +164,7 @@ class Worker:
 
     def _check_guarantee(self) -> None:
         if (self.app.conf.processing_guarantee == "exactly_once"
-                and not hasattr(self.app.broker, "transactional_producer")):
+                and not isinstance(self.app.broker, TransactionalBroker)):
             raise ImproperlyConfigured(
                 f"processing_guarantee='exactly_once' needs a kafka:// broker (Kafka "
                 f"transactions); {self.app.conf.broker} has none. Use at_least_once.")
@@ -168,8 +174,9 @@ class Worker:
         if self.app.conf.processing_guarantee != "exactly_once":
             return
         transactional_id = f"{self.app.conf.id}-{socket.gethostname()}-{os.getpid()}"
-        # (only kafka:// has transactions: _check_guarantee refused the others)
-        transaction = getattr(self.app.broker, "transactional_producer")(transactional_id)
+        broker = self.app.broker
+        assert isinstance(broker, TransactionalBroker)     # checked by _check_guarantee
+        transaction = broker.transactional_producer(transactional_id)
         self.committer.transaction = transaction
         transaction.begin()
         self._routed_back = self.app.sender.route(
@@ -207,7 +214,7 @@ class Worker:
 
     def _declare_topics(self) -> None:
         app = self.app
-        for topic in list(app._topics.values()):
+        for topic in app.declared_topics():
             topic.declare()
         for agent in app.agents.values():
             agent.channel.declare()
@@ -220,10 +227,7 @@ class Worker:
         def spawn(fun: Any, *args: Any, name: str | None = None) -> None:
             agents.start_soon(self._tracked, fun, *args, name=name)
 
-        app._spawner = spawn
-        for name, fun, args in app._spawn_queue:
-            spawn(fun, *args, name=name)
-        app._spawn_queue.clear()
+        app.spawn_with(spawn)
         for agent in app.agents.values():
             for stream in agent.create_streams():
                 spawn(agent.run, stream, name=f"agent @{agent.name}")
@@ -285,7 +289,7 @@ class Worker:
                 logger.exception("leaving the consumer group failed")
         for table in app.tables.values():
             table.close()
-        app._spawner = None
+        app.spawn_with(None)
         app.worker = None
 
     # -- tasks ---------------------------------------------------------------------------
@@ -304,7 +308,6 @@ class Worker:
             self._declare_topics()
             self._record_topics()
             self.consumer = self.committer.consumer = self._join_group()
-            fetcher._stopping = False
 
     async def _commit_loop(self) -> None:
         interval = self.app.conf.commit_interval

@@ -114,7 +114,7 @@ class Agent:
                          f"@{event.message.offset}" if event is not None else "")
                 logger.exception("agent @%s crashed%s; restarting it", self.name, where)
                 stream_in_hand.skip_in_flight()
-                if stream._stopping or stream_in_hand._stopping:
+                if stream.stopping or stream_in_hand.stopping:
                     return
                 self.restarts += 1
                 await anyio.sleep(backoff)

@@ -44,14 +44,14 @@ class InPlace:
     def group_by(self, parent: _Operators, key: Any, *, name: str | None,
                  partitions: int | None) -> DerivedStream:
         pick_key, _ = key_function(key)
-        return DerivedStream(parent._root, lambda: _rekey_in_place(parent, pick_key))
+        return DerivedStream(parent.root, lambda: _rekey_in_place(parent, pick_key))
 
     def through(self, parent: _Operators, channel: Topic) -> DerivedStream:
-        return DerivedStream(parent._root, lambda: _forward_in_place(parent, channel))
+        return DerivedStream(parent.root, lambda: _forward_in_place(parent, channel))
 
 
 async def _forward_in_place(parent: _Operators, topic: Topic) -> AsyncIterator[Any]:
-    root = parent._root
+    root = parent.root
     async for value in parent:
         if value is not TICK:
             event = root.current_event()
@@ -64,13 +64,10 @@ async def _forward_in_place(parent: _Operators, topic: Topic) -> AsyncIterator[A
 
 async def _rekey_in_place(parent: _Operators, pick_key: Callable[[Any], Any]
                           ) -> AsyncIterator[Any]:
-    root = parent._root
+    root = parent.root
     async for value in parent:
         if value is not TICK:
-            batch = root._batch
-            if batch is not None:
-                batch.keys[root._index] = pick_key(value)
-                root._event = None
+            root.rekey(pick_key(value))
         yield value
 
 

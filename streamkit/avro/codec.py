@@ -118,7 +118,7 @@ class AvroCodec:
         buf.write(header)
         try:
             fastavro.schemaless_writer(buf, parsed, obj if build is None else build(obj))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - fastavro raises unrelated types
             raise ValidationError(
                 f"cannot encode {kind.__name__} with Avro schema "
                 f"{self._plan_schema(kind).fullname or 'of ' + kind.__name__}: {exc}") from None
@@ -173,7 +173,7 @@ class AvroCodec:
         buf.seek(5)
         try:
             value = fastavro.schemaless_reader(buf, plan[0], plan[1])
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - fastavro raises unrelated types
             reader = self.schema
             raise DecodeError(f"cannot decode Avro body written with schema id {schema_id}"
                               f"{'' if reader is None else ' into ' + str(reader.fullname)}"
@@ -215,9 +215,11 @@ def use_registry(registry: SchemaStore | str, *, datadir: str = "stores") -> Sch
     global _default
     if isinstance(registry, str):
         from streamkit.avro.registry import open_registry
-        registry = open_registry(registry, datadir=datadir)
-    _default = registry
-    return registry
+        store: SchemaStore = open_registry(registry, datadir=datadir)
+    else:
+        store = registry
+    _default = store
+    return store
 
 
 def default_registry() -> SchemaStore:

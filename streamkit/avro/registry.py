@@ -141,7 +141,7 @@ class SchemaRegistry:
                 self._apply_config(k.get("subject"), v)
             elif keytype == "MAX_ID" and v is not None:
                 self._max_id = max(self._max_id, int(v["max_id"]))
-        except Exception as exc:  # a foreign or damaged record must not stop the replay
+        except Exception as exc:  # noqa: BLE001 - a foreign or damaged record must not stop the replay
             log.warning("%s offset %d: skipping unreadable registry record %r: %s",
                         self.topic, offset, key, exc)
 

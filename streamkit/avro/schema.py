@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import enum
+import functools
 import json
+import operator
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -85,7 +87,7 @@ class Schema:
         named: dict[str, Any] = {}
         try:
             parsed = fastavro.parse_schema(copy.deepcopy(normalized), named_schemas=named)
-        except Exception as exc:  # fastavro raises several unrelated types
+        except Exception as exc:  # noqa: BLE001 - fastavro raises several unrelated types
             raise InvalidSchema(f"invalid Avro schema: {exc}") from None
         _check_union_defaults(parsed, named)
         object.__setattr__(self, "definition", normalized)
@@ -264,7 +266,7 @@ def _optional_inner(tp: Any) -> tuple[Any, bool]:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) < len(typing.get_args(tp)):
-            inner = args[0] if len(args) == 1 else typing.Union[tuple(args)]  # type: ignore
+            inner = args[0] if len(args) == 1 else functools.reduce(operator.or_, args)
             return inner, True
     return tp, False
 
@@ -385,8 +387,10 @@ def _converter(tp: Any) -> Callable[[Any], Any] | None:
     derived schema, or None when the value is already writable as it is."""
     inner, optional = _optional_inner(tp)
     if optional:
-        conv = _converter(inner)
-        return None if conv is None else (lambda v: None if v is None else conv(v))
+        inner_conv = _converter(inner)
+        if inner_conv is None:
+            return None
+        return lambda v: None if v is None else inner_conv(v)
     if tp is Decimal:
         return str
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
@@ -395,13 +399,15 @@ def _converter(tp: Any) -> Callable[[Any], Any] | None:
         return lambda v: record_datum_builder(type(v))(v) if _is_record(type(v)) else v
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (list, set, frozenset, tuple) and args:
-        conv = _converter(args[0])
-        if origin is list and conv is None:
-            return None
-        return (lambda v: list(v)) if conv is None else (lambda v: [conv(x) for x in v])
+        item_conv = _converter(args[0])
+        if item_conv is None:
+            return None if origin is list else list
+        return lambda v: [item_conv(x) for x in v]
     if origin in (dict, Mapping) and len(args) == 2:
-        conv = _converter(args[1])
-        return None if conv is None else (lambda v: {k: conv(x) for k, x in v.items()})
+        value_conv = _converter(args[1])
+        if value_conv is None:
+            return None
+        return lambda v: {k: value_conv(x) for k, x in v.items()}
     return None
 
 

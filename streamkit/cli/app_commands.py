@@ -29,16 +29,19 @@ APP_HELP = "APP is module:attribute, module (attribute app), or path/to/file.py[
 def _app_command(name: str, fun: Callable[..., None], options: list[Callable[..., Any]],
                  app: App | None) -> click.Command:
     """A click command running ``fun(app, **options)``; with ``app=None`` it takes APP."""
+    callback: Callable[..., None]
     if app is None:
-        def callback(app_spec: str, **kwargs: Any) -> None:
+        def with_spec(app_spec: str, **kwargs: Any) -> None:
             fun(load_app(app_spec), **kwargs)
+        callback = with_spec
         params_decorators = [click.argument("app_spec", metavar="APP"), *options]
         help_text = f"{fun.__doc__}\n\n{APP_HELP}"
     else:
-        def callback(**kwargs: Any) -> None:
+        def with_app(**kwargs: Any) -> None:
             fun(app, **kwargs)
+        callback = with_app
         params_decorators = list(options)
-        help_text = fun.__doc__
+        help_text = fun.__doc__ or ""
     command: Any = callback
     for decorate in reversed(params_decorators):
         command = decorate(command)
@@ -67,7 +70,7 @@ def run_worker(app: App, *, broker: str | None, datadir: str | None, loglevel: s
         app.conf.web_enabled = True      # asking for a port means wanting the server
     if registry_port is not None:
         app.conf.registry_port = registry_port
-    app.broker                                   # a bad broker URL fails here, in one line
+    _ = app.broker                               # a bad broker URL fails here, in one line
     app.run_worker(web_port=web_port, web_host=web_host,
                    status_interval=5.0 if sys.stderr.isatty() else None)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -74,7 +74,7 @@ def topics(ctx: click.Context, broker: str, datadir: str) -> None:
         rows = []
         for name in sorted(conn.list_topics()):
             info = conn.describe_topic(name)
-            messages = sum(e - s for s, e in zip(info.start_offsets, info.end_offsets))
+            messages = sum(e - s for s, e in zip(info.start_offsets, info.end_offsets, strict=True))
             rows.append((name, info.partitions,
                          " ".join(map(str, info.start_offsets)),
                          " ".join(map(str, info.end_offsets)), messages,
@@ -231,7 +231,6 @@ def tail(topic: str, from_beginning: bool, group: str | None, count: int | None,
                             auto_offset_reset="earliest" if from_beginning else "latest",
                             enable_auto_commit=False,
                             consumer_timeout_ms=None if timeout is None else timeout * 1000)
-        printed: dict[TopicPartition, int] = {}
         seen = 0
         for message in consumer:
             click.echo(format_message(message, fmt))
@@ -255,8 +254,8 @@ def tail(topic: str, from_beginning: bool, group: str | None, count: int | None,
 def format_message(message: Message, fmt: str) -> str:
     """One message as a JSON line (values that are JSON stay JSON) or as raw text."""
     if fmt == "raw":
-        return _text(message.value) if message.value is not None else ""
-    when = datetime.fromtimestamp(message.timestamp / 1000, tz=timezone.utc)
+        return _text(message.value) or ""
+    when = datetime.fromtimestamp(message.timestamp / 1000, tz=UTC)
     return json.dumps({
         "topic": message.topic, "partition": message.partition, "offset": message.offset,
         "timestamp": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -288,7 +287,7 @@ def groups(broker: str, datadir: str) -> None:
     """List consumer groups: partition, committed offset, end offset, lag."""
     conn = open_broker(broker, datadir, read_only=True)
     try:
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for group_id in sorted(conn.list_groups()):
             offsets = conn.group_offsets(group_id)
             if not offsets:

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ def run_demo(datadir: str | None = None, max_seconds: float = 10.0) -> None:
 
 
 def _hhmm(epoch: float) -> str:
-    return f"{datetime.fromtimestamp(epoch, timezone.utc):%H:%M}"
+    return f"{datetime.fromtimestamp(epoch, UTC):%H:%M}"
 
 
 class _Demo:
@@ -105,7 +105,8 @@ class _Demo:
 
         @app.timer(interval=0.25)
         async def watch() -> None:
-            if (self.counted >= RIDES and self.windowed >= RIDES) or self.elapsed() > self.max_seconds:
+            if (self.counted >= RIDES and self.windowed >= RIDES) or \
+                    self.elapsed() > self.max_seconds:
                 # read the tables now: their stores close with the worker
                 self.final_counts = dict(sorted(self.vendor_rides.items()))
                 self.open_windows = sorted(

@@ -20,7 +20,7 @@ def box_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
         return left + mid.join("─" * (w + 2) for w in widths) + right
 
     def row_text(values: Sequence[str]) -> str:
-        return "│" + "│".join(f" {v:<{w}} " for v, w in zip(values, widths)) + "│"
+        return "│" + "│".join(f" {v:<{w}} " for v, w in zip(values, widths, strict=True)) + "│"
 
     out = []
     if title:

@@ -19,6 +19,7 @@ from streamkit.errors import DecodeError
 from streamkit.names import DEAD_LETTER, derived_topic_name
 from streamkit.streams.stream import Batch, Stream
 from streamkit.types import Message, OutgoingRecord, TopicPartition
+import anyio.lowlevel
 
 if TYPE_CHECKING:
     from streamkit.topics import Sender, Topic
@@ -201,7 +202,7 @@ class Fetcher:
                 continue
             idle = 0.001
             self.dispatch(messages)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
 
     def dispatch(self, messages: list[Message]) -> None:
         for tp, run in partition_runs(messages):
@@ -220,7 +221,7 @@ class Fetcher:
             messages, keys, values = self._decode_one_by_one(channel, messages)
         extractor = channel.timestamp_extractor
         if extractor is not None:
-            for m, v in zip(messages, values):
+            for m, v in zip(messages, values, strict=True):
                 m.timestamp = int(extractor(m, v) * 1000)
         return Batch(tp, messages, keys, values, end_offset)
 
@@ -238,7 +239,7 @@ class Fetcher:
         if len(cache) > KEY_CACHE_SIZE:
             cache.clear()
             cache[None] = None
-        for raw, key in zip(missing, decoded):
+        for raw, key in zip(missing, decoded, strict=True):
             if isinstance(key, _IMMUTABLE):
                 cache[raw] = key
         return [cache[raw] if raw in cache else channel.key_serde.loads(raw)

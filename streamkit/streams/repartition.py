@@ -53,7 +53,7 @@ class Repartitioner:
 
     def group_by(self, parent: _Operators, key: Any, *, name: str | None,
                  partitions: int | None) -> Stream:
-        root = parent._root
+        root = parent.root
         pick_key, key_name = key_function(key)
         if name is None:
             name = f"{root.channel.name}-{key_name}"
@@ -72,7 +72,7 @@ class Repartitioner:
 
 def _continue_on(parent: _Operators, topic: Topic, pick_key: Callable[[Any], Any] | None
                  ) -> Stream:
-    root = parent._root
+    root = parent.root
     context = root.context
     # an agent restarted after a crash calls group_by again: keep the first one
     existing = root.continuations.get(topic.name)
@@ -102,8 +102,8 @@ async def _move_batches(root: Stream, topic: Topic,
             try:
                 records = [OutgoingRecord(dump_key(pick_key(v)), m.value, m.headers,
                                           m.timestamp, None)
-                           for v, m in zip(batch.values, messages)]
-            except Exception:
+                           for v, m in zip(batch.values, messages, strict=True)]
+            except Exception:  # noqa: BLE001 - the user's key function; see one by one
                 records = _records_one_by_one(batch.values, messages, pick_key, dump_key)
         output.extend(topic.name, records)
 
@@ -132,11 +132,11 @@ def _records_one_by_one(values: list[Any], messages: list[Any],
                         pick_key: Callable[[Any], Any],
                         dump_key: Callable[[Any], Any]) -> list[OutgoingRecord]:
     records = []
-    for value, m in zip(values, messages):
+    for value, m in zip(values, messages, strict=True):
         try:
             records.append(OutgoingRecord(dump_key(pick_key(value)), m.value, m.headers,
                                           m.timestamp, None))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the user's key function: logged, skipped
             _log_key_error(m, value, exc)
     return records
 
@@ -148,7 +148,7 @@ def _log_key_error(m: Any, value: Any, exc: Exception) -> None:
 
 async def _move_values(parent: _Operators, topic: Topic,
                        pick_key: Callable[[Any], Any] | None) -> None:
-    root = parent._root
+    root = parent.root
     output = root.context.sender.buffer
     dump_key = topic.key_serde.dumps
     async for value in parent:
@@ -160,7 +160,7 @@ async def _move_values(parent: _Operators, topic: Topic,
         m = event.message
         try:
             raw_key = m.key if pick_key is None else dump_key(pick_key(value))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the user's key function: logged, skipped
             _log_key_error(m, value, exc)
             continue
         output.append(topic.name, OutgoingRecord(raw_key, m.value, m.headers,

@@ -61,13 +61,13 @@ class Batch:
 class _Operators:
     """Stream operators shared by root and derived streams."""
 
-    _root: Stream
+    root: Stream
 
     def __aiter__(self) -> AsyncIterator[Any]:
         raise NotImplementedError
 
     def _derive(self, make: Callable[[], AsyncIterator[Any]]) -> DerivedStream:
-        return DerivedStream(self._root, make)
+        return DerivedStream(self.root, make)
 
     def filter(self, predicate: Callable[[Any], Any]) -> DerivedStream:
         """Only the values for which ``predicate(value)`` is true (may be async)."""
@@ -101,18 +101,18 @@ class _Operators:
         or a callable of the value) through the internal topic
         ``<app id>-<name>-repartition``, and continue on the partition that owns
         the new key."""
-        return self._root.context.repartition.group_by(self, key, name=name,
+        return self.root.context.repartition.group_by(self, key, name=name,
                                                        partitions=partitions)
 
     def through(self, channel: Any) -> Any:
         """Forward every event to ``channel`` (a topic or its name) and continue by
         consuming that topic."""
-        root = self._root
+        root = self.root
         topic = root.context.topic(channel) if isinstance(channel, str) else channel
         return root.context.repartition.through(self, topic)
 
     def current_event(self) -> Event | None:
-        return self._root.current_event()
+        return self.root.current_event()
 
 
 class Stream(_Operators):
@@ -124,15 +124,15 @@ class Stream(_Operators):
         self.channel = channel
         self.index = index
         self.agent = agent
-        self._root = self
+        self.root = self
         self._batches: deque[Batch] = deque()
         self._waiter: anyio.Event | None = None
-        self._batch: Batch | None = None
-        self._index = 0
+        self.batch: Batch | None = None
+        self.cursor = 0
         self._event: Event | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._held: dict[TopicPartition, int] | None = None
-        self._stopping = False
+        self.stopping = False
         #: set to leave the batch in hand after the current event (stop, revoke)
         self._interrupt = False
         #: on a graceful stop, finish the batches already fetched first: set when other
@@ -140,7 +140,7 @@ class Stream(_Operators):
         #: (they share one committed offset per partition)
         self.drain_on_stop = False
         self._revoked: Batch | None = None
-        self._tick_after: float | None = None
+        self.tick_after: float | None = None
         self.events_total = 0
         #: set by ``group_by``/``through``: a task moves this stream to another topic
         self.consumed_by_repartition = False
@@ -172,7 +172,7 @@ class Stream(_Operators):
             self._positions.pop(tp, None)
             if self._held is not None:
                 self._held.pop(tp, None)
-        batch = self._batch
+        batch = self.batch
         if batch is not None and batch.tp in tps:
             self._revoked = batch
             self._interrupt = True
@@ -180,7 +180,7 @@ class Stream(_Operators):
     def stop(self) -> None:
         """End the agent's iteration after the event in hand (or, with
         ``drain_on_stop``, after the batches already fetched)."""
-        self._stopping = True
+        self.stopping = True
         self._interrupt = not self.drain_on_stop
         waiter = self._waiter
         if waiter is not None:
@@ -193,9 +193,9 @@ class Stream(_Operators):
         if self._held is not None:
             return dict(self._held)
         positions = dict(self._positions)
-        batch = self._batch
-        if batch is not None and self._index > 0:
-            positions[batch.tp] = batch.messages[self._index - 1].offset + 1
+        batch = self.batch
+        if batch is not None and self.cursor > 0:
+            positions[batch.tp] = batch.messages[self.cursor - 1].offset + 1
         return positions
 
     def hold(self) -> None:
@@ -206,19 +206,26 @@ class Stream(_Operators):
     def release(self) -> None:
         self._held = None
 
+    def rekey(self, key: Any) -> None:
+        """Give the event in hand another key (``group_by`` in a test context)."""
+        batch = self.batch
+        if batch is not None and self.cursor < len(batch.values):
+            batch.keys[self.cursor] = key
+            self._event = None
+
     def skip_in_flight(self) -> None:
         """Count the event in hand as done (its agent raised on it)."""
-        batch = self._batch
-        if batch is not None and self._index < len(batch.values):
-            self._index += 1
+        batch = self.batch
+        if batch is not None and self.cursor < len(batch.values):
+            self.cursor += 1
         self._held = None
 
     def current_event(self) -> Event | None:
-        batch = self._batch
-        if batch is None or self._index >= len(batch.values):
+        batch = self.batch
+        if batch is None or self.cursor >= len(batch.values):
             return None
         event = self._event
-        i = self._index
+        i = self.cursor
         if event is None or event.message is not batch.messages[i]:
             event = self._pick_event(batch, i)
         return event
@@ -228,28 +235,28 @@ class Stream(_Operators):
         """The next batch; None when the stream stops; TICK when a take() deadline
         passes first."""
         while not self._batches:
-            if self._stopping:
+            if self.stopping:
                 return None
             waiter = self._waiter = anyio.Event()
-            if self._tick_after is None:
+            if self.tick_after is None:
                 await waiter.wait()
             else:
-                with anyio.move_on_after(max(0.0, self._tick_after - time.monotonic())):
+                with anyio.move_on_after(max(0.0, self.tick_after - time.monotonic())):
                     await waiter.wait()
                 if not waiter.is_set():
                     self._waiter = None
                     return TICK
         batch = self._batches.popleft()
-        self._batch = batch
-        self._index = 0
+        self.batch = batch
+        self.cursor = 0
         return batch
 
     def _drop_revoked_batch(self) -> None:
         """Leave a batch of a partition given up meanwhile: no position for it."""
         self._revoked = None
-        self._interrupt = self._stopping
-        self._batch = None
-        self._index = 0
+        self._interrupt = self.stopping
+        self.batch = None
+        self.cursor = 0
         self._event = None
 
     def _finish_batch(self, batch: Batch) -> None:
@@ -257,8 +264,8 @@ class Stream(_Operators):
         self.events_total += len(batch.values)
         self.context.monitor.on_batch_done(time.monotonic() - batch.delivered_at,
                                            len(batch.values))
-        self._batch = None
-        self._index = 0
+        self.batch = None
+        self.cursor = 0
         if batch.done is not None:
             batch.done.set()
 
@@ -266,7 +273,7 @@ class Stream(_Operators):
                        ) -> AsyncIterator[Any]:
         current_stream.set(self)
         while True:
-            batch = self._batch
+            batch = self.batch
             if batch is not None and self._revoked is batch:
                 self._drop_revoked_batch()
                 batch = None
@@ -278,7 +285,7 @@ class Stream(_Operators):
                     yield TICK
                     continue
                 batch = got
-            i = self._index
+            i = self.cursor
             n = len(batch.values)
             # two copies of the loop on purpose: plain values (the hot path) cost no
             # call per event; items()/events() pick through a function
@@ -287,21 +294,21 @@ class Stream(_Operators):
                 while i < n:
                     yield values[i]
                     i += 1
-                    self._index = i
+                    self.cursor = i
                     if self._interrupt:
                         break
             else:
                 while i < n:
                     yield pick(batch, i)
                     i += 1
-                    self._index = i
+                    self.cursor = i
                     if self._interrupt:
                         break
             if self._revoked is batch:
                 self._drop_revoked_batch()
             elif i >= n:
                 self._finish_batch(batch)
-            if self._stopping and not (self.drain_on_stop and self._batches):
+            if self.stopping and not (self.drain_on_stop and self._batches):
                 return
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -327,20 +334,20 @@ class Stream(_Operators):
         """Whole batches; each counts as done when the next is asked for."""
         current_stream.set(self)
         while True:
-            batch = self._batch
+            batch = self.batch
             if batch is None:
                 got = await self._next_batch()
                 if not isinstance(got, Batch):
                     return      # stopped (no take() deadline ticks here)
                 batch = got
-            self._index = 0
+            self.cursor = 0
             yield batch
-            self._index = len(batch.values)
+            self.cursor = len(batch.values)
             if self._revoked is batch:
                 self._drop_revoked_batch()
             else:
                 self._finish_batch(batch)
-            if self._stopping and not (self.drain_on_stop and self._batches):
+            if self.stopping and not (self.drain_on_stop and self._batches):
                 return
 
 
@@ -352,7 +359,7 @@ class DerivedStream(_Operators):
     """A stream made by an operator over another stream."""
 
     def __init__(self, root: Stream, make: Callable[[], AsyncIterator[Any]]) -> None:
-        self._root = root
+        self.root = root
         self._make = make
         self.context = root.context
         self.channel = root.channel
@@ -384,7 +391,7 @@ async def _enumerate(parent: _Operators, start: int) -> AsyncIterator[Any]:
 
 
 async def _items(parent: _Operators) -> AsyncIterator[Any]:
-    root = parent._root
+    root = parent.root
     async for value in parent:
         if value is TICK:
             yield value
@@ -394,7 +401,7 @@ async def _items(parent: _Operators) -> AsyncIterator[Any]:
 
 
 async def _events(parent: _Operators) -> AsyncIterator[Any]:
-    root = parent._root
+    root = parent.root
     async for value in parent:
         if value is TICK:
             yield value
@@ -403,7 +410,7 @@ async def _events(parent: _Operators) -> AsyncIterator[Any]:
 
 
 async def _echo(parent: _Operators, channels: tuple[Any, ...]) -> AsyncIterator[Any]:
-    root = parent._root
+    root = parent.root
     async for value in parent:
         if value is not TICK:
             event = root.current_event()
@@ -435,13 +442,13 @@ async def _handing_over(parent: _Operators, buffer: list[Any], root: Stream
 
 
 async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIterator[Any]:
-    root = parent._root
+    root = parent.root
     buffer: list[Any] = []  # one list for the whole iteration: _handing_over reads it
 
     def hand_over() -> list[Any]:
         out = buffer[:]
         buffer.clear()
-        root._tick_after = None
+        root.tick_after = None
         return out
 
     try:
@@ -450,7 +457,7 @@ async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIte
                 if not buffer:
                     root.hold()
                     if within is not None:
-                        root._tick_after = time.monotonic() + within
+                        root.tick_after = time.monotonic() + within
                 buffer.append(value)
                 if len(buffer) < max_:
                     continue
@@ -465,7 +472,7 @@ async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIte
         root.release()
         raise handover.error from None
     finally:
-        root._tick_after = None
+        root.tick_after = None
     if buffer:
         yield hand_over()
         root.release()

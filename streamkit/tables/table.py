@@ -120,7 +120,7 @@ class Table:
     def _partition(self) -> int | None:
         stream = current_stream.get()
         if stream is not None:
-            batch = stream._batch
+            batch = stream.batch
             if batch is not None:
                 return batch.tp.partition
         return None
@@ -214,7 +214,7 @@ class Table:
         # fast path, once per event: the key is cached in the event's partition
         stream = current_stream.get()
         if stream is not None:
-            batch = stream._batch
+            batch = stream.batch
             if batch is not None:
                 cache = self._hot_cache if batch is self._hot_batch else self._hot(batch)
                 if cache is not None:
@@ -318,7 +318,7 @@ class Table:
     def __setitem__(self, key: Any, value: Any) -> None:
         stream = current_stream.get()
         if stream is not None:
-            batch = stream._batch
+            batch = stream.batch
             if batch is not None:
                 if batch is self._hot_batch:
                     self._hot_cache[key] = value

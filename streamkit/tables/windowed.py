@@ -19,7 +19,7 @@ import logging
 import operator
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -57,7 +57,7 @@ def to_seconds(value: Any) -> float:
         if isinstance(value, str) else value
     if isinstance(when, datetime):
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         return when.timestamp()
     raise TypeError(f"cannot use {value!r} as a window timestamp")
 
@@ -145,9 +145,9 @@ class WindowWrapper:
 
     def _current(self) -> tuple[int, Any, Any] | None:
         stream = current_stream.get()
-        if stream is None or stream._batch is None:
+        if stream is None or stream.batch is None:
             return None
-        batch, i = stream._batch, stream._index
+        batch, i = stream.batch, stream.cursor
         if i >= len(batch.values):
             return None
         return batch.tp.partition, batch.messages[i], batch.values[i]
@@ -186,9 +186,9 @@ class WindowWrapper:
     # -- updating ------------------------------------------------------------------------
     def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
         stream = current_stream.get()
-        batch = stream._batch if stream is not None else None
-        if batch is not None and stream._index < len(batch.values):  # type: ignore[union-attr]
-            i = stream._index  # type: ignore[union-attr]
+        batch = stream.batch if stream is not None else None
+        if batch is not None and stream.cursor < len(batch.values):  # type: ignore[union-attr]
+            i = stream.cursor  # type: ignore[union-attr]
             partition = batch.tp.partition
             ts = self._event_time(batch.messages[i], batch.values[i])
         else:

@@ -19,7 +19,7 @@ Rules every driver keeps (tests in tests/transport/ check them on each driver):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
                              TopicInfo, TopicPartition)
@@ -142,3 +142,39 @@ class Broker(Protocol):
         """Forget a group's committed offsets (refused while members are alive)."""
 
     def close(self) -> None: ...
+
+
+class Transaction(Protocol):
+    """A transactional producer (``exactly_once``): sends and consumer offsets that
+    become visible together at ``commit``, or not at all."""
+
+    def begin(self) -> None:
+        """Start the next transaction."""
+        ...
+
+    def send(self, topic: str, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """Write ``records`` inside the open transaction."""
+        ...
+
+    # ``consumer`` is a group consumer of the same broker (Kafka needs its group's
+    # metadata), which this protocol cannot name for every driver
+    def send_offsets(self, consumer: Any, offsets: dict[TopicPartition, int]) -> None:
+        """Commit ``offsets`` of ``consumer``'s group as part of the transaction."""
+        ...
+
+    def commit(self) -> None:
+        """Make the open transaction visible."""
+        ...
+
+    def close(self) -> None:
+        """Abort what is not committed and let go of the producer."""
+        ...
+
+
+@runtime_checkable
+class TransactionalBroker(Broker, Protocol):
+    """A broker with transactions (``kafka://``)."""
+
+    def transactional_producer(self, transactional_id: str) -> Transaction:
+        """A producer for ``transactional_id``; a newer one fences it."""
+        ...

@@ -7,7 +7,7 @@ cancelled.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import anyio
@@ -17,8 +17,9 @@ import uvicorn
 class EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to its host."""
 
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
 
 
 async def serve_asgi(asgi_app: Any, host: str, port: int, *,
@@ -50,7 +51,8 @@ async def serve_asgi(asgi_app: Any, host: str, port: int, *,
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         try:
-            while not server.started and not finished.is_set():
+            # uvicorn sets a flag, with no event to wait on
+            while not server.started and not finished.is_set():  # noqa: ASYNC110
                 await anyio.sleep(0.01)
             if server.started:
                 on_started(bound_port(server, port))

@@ -228,7 +228,7 @@ def status(app: App, history: RateHistory | None = None,
                    for t in app.timers],
         "pages": sorted(app.pages),
         "worker": {"running": worker is not None,
-                   "stopping": bool(getattr(worker, "_stopping", False))},
+                   "stopping": bool(getattr(worker, "stopping", False))},
     }
 
 
