@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from streamkit.errors import CorruptRecord, DecodeError, InvalidConfig, KafkaTimeoutError
 from streamkit.transport import connect
@@ -44,6 +44,80 @@ def _open(broker: str | Broker, datadir: str | Path, default_partitions: int,
         return connect(broker, datadir=datadir, default_partitions=default_partitions,
                        config=config), True
     return broker, False
+
+
+class Pending(Protocol):
+    """What waits for a buffered record's metadata."""
+
+    def resolve(self, metadata: RecordMetadata) -> None:
+        """The record was written: here is where."""
+        ...
+
+    def fail(self, error: BaseException) -> None:
+        """The record could not be written."""
+        ...
+
+
+Taken = list[tuple[str, list[OutgoingRecord], list["Pending | None"]]]
+
+
+class RecordBuffer:
+    """Records waiting to be written, per topic, each with what waits for its metadata
+    (or None): a ``Producer``'s and an app's sends alike, written by their owner in one
+    ``produce`` call per topic (``take``)."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, list[OutgoingRecord]] = {}
+        self._waiting: dict[str, list[Pending | None]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, topic: str, record: OutgoingRecord, pending: Pending | None) -> None:
+        """Queue one record."""
+        records = self._records.get(topic)
+        if records is None:
+            records = self._records[topic] = []
+            self._waiting[topic] = []
+        records.append(record)
+        self._waiting[topic].append(pending)
+        self._count += 1
+
+    def extend(self, topic: str, records: list[OutgoingRecord]) -> None:
+        """Queue many records nothing waits for."""
+        batch = self._records.get(topic)
+        if batch is None:
+            batch = self._records[topic] = []
+            self._waiting[topic] = []
+        batch.extend(records)
+        self._waiting[topic].extend([None] * len(records))
+        self._count += len(records)
+
+    def take(self) -> Taken:
+        """Every buffered (topic, records, what waits for them), emptying the buffer."""
+        taken = [(topic, records, self._waiting[topic])
+                 for topic, records in self._records.items()]
+        self._records, self._waiting, self._count = {}, {}, 0
+        return taken
+
+    def put_back(self, taken: Taken) -> None:
+        """After a failed write: ``taken`` goes back in front of what was queued
+        meanwhile, so nothing is lost and each topic keeps its order."""
+        for topic, records, waiting in taken:
+            self._records[topic] = records + self._records.get(topic, [])
+            self._waiting[topic] = waiting + self._waiting.get(topic, [])
+            self._count += len(records)
+
+
+def write_each(taken: Taken, produce: Callable[[str, list[OutgoingRecord]],
+                                               list[RecordMetadata]]) -> None:
+    """Write what ``RecordBuffer.take`` gave, one ``produce`` call per topic, and hand
+    each record's metadata to what waits for it."""
+    for topic, records, waiting in taken:
+        for pending, metadata in zip(waiting, produce(topic, records), strict=True):
+            if pending is not None:
+                pending.resolve(metadata)
 
 
 class FutureRecordMetadata:
@@ -102,12 +176,14 @@ class FutureRecordMetadata:
             self._errbacks.append(fn)
         return self
 
-    def _resolve(self, value: RecordMetadata) -> None:
-        self._value = value
+    def resolve(self, metadata: RecordMetadata) -> None:
+        """Set by the Producer once the record is written."""
+        self._value = metadata
         for fn in self._callbacks:
-            fn(value)
+            fn(metadata)
 
-    def _fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException) -> None:
+        """Set by the Producer when the record could not be written."""
         self._error = error
         self._seen = bool(self._errbacks)
         for fn in self._errbacks:
@@ -166,7 +242,7 @@ class Producer:
         self._value_serializer = value_serializer
         self._key_serializer = key_serializer
         self._broker, self._owned = _open(broker, datadir, default_partitions, config)
-        self._buffer: list[tuple[str, OutgoingRecord, FutureRecordMetadata]] = []
+        self._buffer = RecordBuffer()
         self._buffered_since = 0.0
         self._closed = False
 
@@ -184,7 +260,7 @@ class Producer:
         future = FutureRecordMetadata(self)
         if not self._buffer:
             self._buffered_since = time.monotonic()
-        self._buffer.append((topic, record, future))
+        self._buffer.add(topic, record, future)
         if self.linger_ms <= 0 or len(self._buffer) >= self.batch_size or \
                 (time.monotonic() - self._buffered_since) * 1000 >= self.linger_ms:
             self.flush()
@@ -192,23 +268,14 @@ class Producer:
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every buffered record and resolve its future (errors go to futures)."""
-        buffer, self._buffer = self._buffer, []
-        start = 0
-        while start < len(buffer):
-            topic = buffer[start][0]
-            stop = start + 1
-            while stop < len(buffer) and buffer[stop][0] == topic:
-                stop += 1
-            chunk = buffer[start:stop]
+        for topic, records, waiting in self._buffer.take():
             try:
-                metas = self._broker.produce(topic, [r for _, r, _ in chunk], self.acks)
+                write_each([(topic, records, waiting)],
+                           lambda name, batch: self._broker.produce(name, batch, self.acks))
             except Exception as exc:                     # noqa: BLE001 - to the futures
-                for _, _, future in chunk:
-                    future._fail(exc)  # noqa: SLF001 - the Producer resolves its futures
-            else:
-                for (_, _, future), meta in zip(chunk, metas, strict=True):
-                    future._resolve(meta)  # noqa: SLF001 - the Producer resolves its futures
-            start = stop
+                for future in waiting:
+                    if future is not None:
+                        future.fail(exc)
         flush = getattr(self._broker, "flush", None)
         if flush is not None and self.acks == 0:
             flush()             # a broker that queues acks=0 records writes them now

@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Sequence
 from datetime import timedelta
 from typing import Any
 
+from streamkit.clients import RecordBuffer, write_each
 from streamkit.errors import ImproperlyConfigured
 from streamkit.monitor import Monitor
 from streamkit.serializers import Serde, codecs
@@ -74,6 +75,13 @@ class PendingSend:
         self._buffer = buffer
         self.metadata: RecordMetadata | None = None
 
+    def resolve(self, metadata: RecordMetadata) -> None:
+        self.metadata = metadata
+
+    def fail(self, error: BaseException) -> None:
+        """Nothing to do: a failed write keeps the record in the buffer (it is
+        written again at the next flush) and raises to whoever flushed."""
+
     def __await__(self) -> Generator[Any, None, RecordMetadata]:
         if self.metadata is None:
             self._buffer.flush()
@@ -89,25 +97,17 @@ class OutputBuffer:
     def __init__(self, sender: Sender, batch_size: int = 1000) -> None:
         self._sender = sender
         self._batch_size = batch_size
-        self._records: dict[str, list[OutgoingRecord]] = {}
-        self._pending: dict[str, list[PendingSend | None]] = {}
-        self._count = 0
+        self._records = RecordBuffer()
         self.sent_total = 0
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._records)
 
     def append(self, topic: str, record: OutgoingRecord, want_result: bool = True
                ) -> PendingSend | None:
-        records = self._records.get(topic)
-        if records is None:
-            records = self._records[topic] = []
-            self._pending[topic] = []
-        records.append(record)
         pending = PendingSend(self) if want_result else None
-        self._pending[topic].append(pending)
-        self._count += 1
-        if self._count >= self._batch_size:
+        self._records.add(topic, record, pending)
+        if len(self._records) >= self._batch_size:
             self.flush()
         return pending
 
@@ -115,43 +115,23 @@ class OutputBuffer:
         """Queue many records at once (no ``PendingSend`` for them)."""
         if not records:
             return
-        batch = self._records.get(topic)
-        if batch is None:
-            batch = self._records[topic] = []
-            self._pending[topic] = []
-        batch.extend(records)
-        self._pending[topic].extend([None] * len(records))
-        self._count += len(records)
-        if self._count >= self._batch_size:
+        self._records.extend(topic, records)
+        if len(self._records) >= self._batch_size:
             self.flush()
-
-    def _put_back(self, records: dict[str, list[OutgoingRecord]],
-                  pending: dict[str, list[PendingSend | None]]) -> None:
-        """After a failed write: the records not written go back in front of what was
-        added meanwhile, so nothing is lost and the order is kept."""
-        for topic in records:
-            self._records[topic] = records[topic] + self._records.get(topic, [])
-            self._pending[topic] = pending[topic] + self._pending.get(topic, [])
-        self._count = sum(len(batch) for batch in self._records.values())
 
     def flush(self) -> None:
         """Write every buffered record (one ``produce`` call per topic). If a write
         fails, the records not written stay in the buffer and the error is raised."""
-        if not self._count:
+        if not self._records:
             return
-        records, pending = self._records, self._pending
-        self._records, self._pending, self._count = {}, {}, 0
-        for topic, batch in list(records.items()):
+        taken = self._records.take()
+        for i, (topic, records, waiting) in enumerate(taken):
             try:
-                metadata = self._sender.send(topic, batch)
+                write_each([(topic, records, waiting)], self._sender.send)
             except BaseException:
-                self._put_back(records, pending)
+                self._records.put_back(taken[i:])
                 raise
-            del records[topic]
-            self.sent_total += len(batch)
-            for future, meta in zip(pending[topic], metadata, strict=True):
-                if future is not None:
-                    future.metadata = meta
+            self.sent_total += len(records)
 
 
 class Sender:
