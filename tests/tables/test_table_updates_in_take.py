@@ -1,4 +1,4 @@
-"""Review: table updates from a take(within=) list."""
+"""Table updates from a take(within=) list (a regression test from a code review)."""
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
-"""Review: what a worker does with the partition it is processing when it is revoked."""
+"""What a worker does with the partition it is processing when it is revoked (a regression
+test from a code review)."""
 from __future__ import annotations
 
 import itertools

@@ -12,6 +12,7 @@ from streamkit import errors
 from streamkit.types import OutgoingRecord, TopicPartition
 
 pytestmark = pytest.mark.kafka
+BROKERS = ("kafka",)     # the ``broker`` fixture of conftest.py is a KafkaBroker here
 
 
 def test_outputs_and_input_offsets_commit_together(broker, topic_name):

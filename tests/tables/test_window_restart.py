@@ -1,5 +1,5 @@
-"""Review: session and sliding windows continued by a restarted worker make the same
-windows as one worker that never stopped."""
+"""Session and sliding windows continued by a restarted worker make the same windows as one
+worker that never stopped (a regression test from a code review)."""
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
-"""Review: a table updated from a topic with more partitions than the table."""
+"""A table updated from a topic with more partitions than the table (a regression test from
+a code review)."""
 from __future__ import annotations
 
 import anyio

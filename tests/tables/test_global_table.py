@@ -1,4 +1,5 @@
-"""Review: GlobalTable reads after writes made from events of different partitions."""
+"""GlobalTable reads after writes made from events of different partitions (a regression
+test from a code review)."""
 from __future__ import annotations
 
 import itertools

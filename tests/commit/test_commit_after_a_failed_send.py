@@ -1,4 +1,5 @@
-"""Review: at-least-once when writing the output buffer fails."""
+"""At-least-once when writing the output buffer fails (a regression test from a code
+review)."""
 from __future__ import annotations
 
 import itertools

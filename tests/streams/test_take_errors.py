@@ -1,4 +1,5 @@
-"""Review: an error below take() while it is collecting a list."""
+"""An error below take() while it is collecting a list (a regression test from a code
+review)."""
 from __future__ import annotations
 
 import itertools

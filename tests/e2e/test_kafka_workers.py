@@ -68,6 +68,14 @@ class Worker:
             self.proc.wait(10)
 
 
+@pytest.fixture
+def broker(tansu: str):
+    """A KafkaBroker on the session's tansu, closed after the test."""
+    b = KafkaBroker(tansu, default_partitions=4)
+    yield b
+    b.close()
+
+
 def test_two_workers_split_partitions_and_the_survivor_of_a_sigkill_completes(
         broker, tmp_path):
     app_id = f"kc-{uuid.uuid4().hex[:8]}"

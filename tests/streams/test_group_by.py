@@ -1,4 +1,5 @@
-"""Review: group_by after another operator, with a value whose key cannot be taken."""
+"""group_by after another operator, with a value whose key cannot be taken (a regression
+test from a code review)."""
 from __future__ import annotations
 
 import itertools

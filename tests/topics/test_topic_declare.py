@@ -1,4 +1,5 @@
-"""Review: a declared topic's partitions when the first send creates it."""
+"""A declared topic's partitions when the first send creates it (a regression test from a
+code review)."""
 from __future__ import annotations
 
 import pytest

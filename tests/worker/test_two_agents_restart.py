@@ -1,4 +1,5 @@
-"""Review: two agents on one topic across a graceful stop and restart."""
+"""Two agents on one topic across a graceful stop and restart (a regression test from a
+code review)."""
 from __future__ import annotations
 
 import itertools
