@@ -220,10 +220,15 @@ class WindowWrapper:
         """Add ``operand`` to ``key`` in every window of ``ts`` still open (tumbling:
         one window; hopping: ``size / step`` of them)."""
         table = self.table
-        cache = table._cache_of(partition)
+        cache = table._cache.get(partition)
+        if cache is None:
+            cache = table._cache_of(partition)
         dirty = table._dirty[partition]
+        span = self._last_span            # (the per-event path: no call when it holds)
+        windows = self._last_windows if span[0] <= ts < span[1] else self._windows_of(ts)
+        open_windows = self._open.get(partition)
         late = False
-        for rng, close in self._windows_of(ts):
+        for rng, close in windows:
             if stream_time >= close:
                 late = True
                 continue
@@ -233,17 +238,20 @@ class WindowWrapper:
                 value = self._value_at(partition, stored_key)
             cache[stored_key] = op(value, operand)
             dirty.add(stored_key)
-            self._track_open(partition, rng, key)
+            keys = open_windows.get(rng) if open_windows is not None else None
+            if keys is None:
+                self._track_open(partition, rng, key)
+                open_windows = self._open[partition]
+            else:
+                keys.add(key)
         if late:
             self._count_late()
 
     def _windows_of(self, ts: float) -> list[tuple[Range, float]]:
         """The windows ``ts`` falls in, each with the stream time that closes it.
-        Consecutive events mostly fall in the same tumbling window: that answer is kept
-        while ``ts`` stays inside it (a timestamp is in exactly one)."""
-        last = self._last_windows
-        if self._last_span[0] <= ts < self._last_span[1]:
-            return last
+        Consecutive events mostly fall in the same tumbling window: the answer is kept
+        in ``_last_windows``/``_last_span`` so the caller can reuse it while ``ts``
+        stays inside that span (a timestamp is in exactly one tumbling window)."""
         closes_at = self._closes_at
         if len(closes_at) > 100_000:
             closes_at.clear()
