@@ -105,6 +105,28 @@ def test_loading_a_plain_app_imports_no_optional_part(tmp_path: Path) -> None:
     assert imported_after(with_cli, tmp_path) == []
 
 
+def test_an_avro_app_that_does_not_import_streamkit_avro_is_told_to(tmp_path: Path
+                                                                      ) -> None:
+    # the command line no longer imports streamkit.avro (and with it the avro codec)
+    # for the app: the app imports it, and the error says so
+    app_file = tmp_path / "avro_app.py"
+    app_file.write_text(textwrap.dedent('''
+        import streamkit
+
+        class Ride(streamkit.Record, serializer="avro"):
+            vendor: int
+
+        app = streamkit.App("avroapp")
+        rides = app.topic("rides", value_type=Ride)
+    '''))
+    done = subprocess.run([sys.executable, "-c", "from streamkit.cli import main; main()",
+                           "agents", str(app_file)], env=env_for(tmp_path), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "unknown serializer 'avro'" in done.stderr
+    assert "import streamkit.avro to register it" in done.stderr
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
