@@ -9,6 +9,9 @@ first start has.
 
 In the same run, as references: ``python -c pass`` and ``python -c "import streamkit"``
 (spawn to exit). The three are interleaved run by run so they see the same machine.
+Beside the wall clock, the worker's CPU time up to its first event (user + system, as
+``time.process_time()`` in the worker) shows the work done, which other load on the
+machine delays but does not add to.
 
 Bytecode: by default the interpreters read and write compiled modules under a
 temporary ``PYTHONPYCACHEPREFIX``, warmed by one unmeasured round, as an installed
@@ -61,7 +64,7 @@ APP = textwrap.dedent('''
             if not seen:
                 seen = True
                 with open({marker!r}, "w") as out:
-                    out.write(repr(time.time()))
+                    out.write(f"{{time.time()!r}} {{time.process_time()!r}}")
             per_vendor[ride.vendor] += 1
 
     if __name__ == "__main__":
@@ -108,8 +111,9 @@ class Checkout:
         subprocess.run([sys.executable, "-c", code], env=self.env, check=True)
         return time.perf_counter() - start
 
-    def first_event(self, events: int, web: bool) -> float:
-        """Seconds from spawning a worker to its agent's first event (fresh datadir)."""
+    def first_event(self, events: int, web: bool) -> tuple[float, float]:
+        """Seconds from spawning a worker to its agent's first event (fresh datadir),
+        and the CPU seconds the worker process used by then."""
         with tempfile.TemporaryDirectory() as tmp:
             url = f"log://{tmp}/log"
             produce(url, events)
@@ -130,7 +134,8 @@ class Checkout:
                         raise SystemExit(f"the worker exited {proc.returncode}:\n"
                                          f"{proc.stderr.read().decode()}")
                     time.sleep(0.002)
-                return float(marker.read_text()) - start
+                seen, cpu = map(float, marker.read_text().split())
+                return seen - start, cpu
             finally:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -140,9 +145,11 @@ class Checkout:
                     proc.wait()
 
     def round(self, events: int, web: bool) -> dict[str, float]:
+        wall, cpu = self.first_event(events, web)
         return {"python -c pass": self.python_c("pass"),
                 "import streamkit": self.python_c("import streamkit"),
-                "worker start -> first event": self.first_event(events, web)}
+                "worker start -> first event": wall,
+                "  its CPU time": cpu}
 
 
 def report(name: str, timings: dict[str, list[float]]) -> None:
@@ -152,9 +159,10 @@ def report(name: str, timings: dict[str, list[float]]) -> None:
               f"min {min(values):.3f}  max {max(values):.3f}  "
               f"runs: {', '.join(f'{v:.3f}' for v in values)}")
     first = statistics.median(timings["worker start -> first event"])
-    print(f"  first event / python -c pass: {first / statistics.median(timings['python -c pass']):.1f}x;"
-          f" first event - import streamkit: "
-          f"{first - statistics.median(timings['import streamkit']):.3f} s")
+    bare = statistics.median(timings["python -c pass"])
+    imported = statistics.median(timings["import streamkit"])
+    print(f"  first event / python -c pass: {first / bare:.1f}x; "
+          f"first event - import streamkit: {first - imported:.3f} s")
 
 
 def main() -> None:
@@ -191,9 +199,9 @@ def main() -> None:
     for name, values in timings.items():
         report(name, values)
     if args.against is not None:
-        this, other = (statistics.median(t["worker start -> first event"])
-                       for t in timings.values())
-        print(f"first event, this checkout / against: {this / other:.2f}")
+        for what in ("worker start -> first event", "  its CPU time"):
+            this, other = (statistics.median(t[what]) for t in timings.values())
+            print(f"{what.strip()}, this checkout / against: {this / other:.2f}")
 
 
 if __name__ == "__main__":
