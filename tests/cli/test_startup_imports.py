@@ -55,8 +55,8 @@ PLAIN_APP = textwrap.dedent('''
 ''').format(optional=OPTIONAL)
 
 #: run in a subprocess: print the optional modules imported by then, as JSON
-REPORT = f"import json, sys; print(json.dumps(sorted(m for m in {OPTIONAL!r} " \
-         "if m in sys.modules)))"
+REPORT = (f"import json, sys; print(json.dumps(sorted(m for m in {OPTIONAL!r} "
+          "if m in sys.modules)))")
 
 
 def env_for(datadir: Path, **extra: str) -> dict[str, str]:
