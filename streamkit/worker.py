@@ -1,11 +1,12 @@
 """The worker: runs an App's agents, timers and tables in one anyio task group.
 
 Start-up: declare the topics, start the agents (so ``group_by`` calls register their
-repartition topics), join the consumer group, then fetch. Every ``commit_interval`` the
-``Committer`` commits (``streamkit.commit``: sends, changelogs, stores, offsets, in that
-order). SIGINT/SIGTERM: stop fetching, let every agent finish the event in hand, commit,
-leave the group, exit 0. Services that run beside the agents (the web server, the
-schema registry's) are given by whoever starts the worker (the command line).
+repartition topics), join the consumer group, then fetch; the services (the web server,
+the schema registry's) start once the first fetched events are with the agents. Every
+``commit_interval`` the ``Committer`` commits (``streamkit.commit``: sends, changelogs,
+stores, offsets, in that order). SIGINT/SIGTERM: stop fetching, let every agent finish
+the event in hand, commit, leave the group, exit 0. Services that run beside the agents
+are given by whoever starts the worker (the command line).
 """
 from __future__ import annotations
 
@@ -91,8 +92,6 @@ class Worker:
             self.registry = self._use_schema_registry()
             self._declare_topics()
             async with anyio.create_task_group() as services:
-                for service in self.services:
-                    await services.start(service, self)
                 async with anyio.create_task_group() as agents:
                     self._start_agents(agents)
                     # let every agent reach its first await: group_by registers there
@@ -105,6 +104,7 @@ class Worker:
                     self._begin_transactions()
                     app.fetcher.on_first_assignment = self._on_ready
                     services.start_soon(self._fetch)
+                    services.start_soon(self._start_services, services)
                     services.start_soon(self._commit_loop)
                     services.start_soon(self._flush_loop)
                     for timer in app.timers:
@@ -132,6 +132,17 @@ class Worker:
             self._close()
             gc.set_threshold(*gc_thresholds)
             gc.unfreeze()
+
+    async def _start_services(self, group: TaskGroup) -> None:
+        """Start the services (the web server imports and binds for tens of
+        milliseconds) once the first poll's events are with the agents: this task was
+        queued just after the fetch task, and asyncio runs ready tasks in order, so
+        yielding once puts it behind the agents the first poll woke. A worker still
+        joining (Kafka) gets its services as soon, since its first poll returns at once.
+        """
+        await anyio.lowlevel.checkpoint()
+        for service in self.services:
+            await group.start(service, self)
 
     @property
     def transaction(self) -> Any:

@@ -6,6 +6,7 @@ prints one line and exits 1; ``--debug`` (or ``STREAMKIT_DEBUG=1``) shows the tr
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -87,13 +88,15 @@ def demo(datadir: str | None, seconds: float) -> None:
 
 
 def _attach_avro_commands() -> None:
-    """``streamkit registry`` / ``streamkit schemas``, when streamkit.avro is usable."""
-    try:
-        import streamkit.avro  # noqa: F401  (fastavro is there and the package imports)
-        from streamkit.cli.registry_commands import registry, schemas
-    except Exception as exc:     # noqa: BLE001 - no fastavro, or a broken avro module:
-        logging.getLogger("streamkit.cli").debug("avro commands unavailable: %r", exc)
+    """``streamkit registry`` / ``streamkit schemas``, when fastavro is installed.
+
+    Only looked up, not imported: ``streamkit.avro`` (fastavro, and the REST client's
+    urllib/http/ssl) costs tens of milliseconds that every command, the worker's start
+    among them, would pay; the commands import it when they run."""
+    if importlib.util.find_spec("fastavro") is None:
+        logging.getLogger("streamkit.cli").debug("avro commands unavailable: no fastavro")
         return                   # the other commands must still work
+    from streamkit.cli.registry_commands import registry, schemas
     cli.add_command(registry)
     cli.add_command(schemas)
 

@@ -256,9 +256,12 @@ def get(name: str | Codec) -> Codec:
         pass
     if not isinstance(name, str) and isinstance(name, Codec):
         return name
+    # "avro" is registered by importing streamkit.avro, which nothing imports for the
+    # app (not even the command line: it costs every start tens of milliseconds)
+    hint = ("import streamkit.avro to register it" if name == "avro"
+            else "add one with streamkit.serializers.codecs.register")
     raise UnknownCodec(f"unknown serializer {name!r}; known serializers: "
-                       f"{', '.join(sorted(_registry))} "
-                       "(add one with streamkit.serializers.codecs.register)")
+                       f"{', '.join(sorted(_registry))} ({hint})")
 
 
 def names() -> list[str]:

@@ -254,17 +254,25 @@ class RocksDBStore:
         and the mark goes only after the drop; a store opened with the mark still there
         finishes the clear. So a crash never leaves old data that a rebuild from a
         compacted changelog (tombstones gone) could not overwrite.
+
+        A partition with no column family, no offset and no unfinished clear holds
+        nothing (a new store, at every first start): it is left as it is, its column
+        family created by the first write, sparing the writes and syncs of a drop.
         """
+        key = _partition_key(partition)
+        if (partition not in self._families and self._offsets_cf.get(key) is None
+                and self._offsets_cf.get(_CLEARING + key) is None):
+            return
         batch = WriteBatch(raw_mode=True)
-        batch.delete(_partition_key(partition), self._offsets_handle)
-        batch.put(_CLEARING + _partition_key(partition), b"", self._offsets_handle)
+        batch.delete(key, self._offsets_handle)
+        batch.put(_CLEARING + key, b"", self._offsets_handle)
         self._db.write(batch, self._write_options)
         pair = self._families.pop(partition, None)
         if pair is not None:
             pair[0].close()
             self._db.drop_column_family(f"p{partition}")
         self._open_family(partition, create=True)
-        self._offsets_cf.delete(_CLEARING + _partition_key(partition))
+        self._offsets_cf.delete(_CLEARING + key)
 
     def _unfinished_clears(self) -> list[int]:
         keys = cast("Iterator[bytes]", self._offsets_cf.keys(from_key=_CLEARING))
