@@ -165,6 +165,23 @@ class Partition:
             return seg                            # nothing changed since the last append
         return self._recover_locked(seg, point, size)
 
+    def _append_tail_locked(self) -> Segment:
+        """Under the lock: the active segment to append to. When the recovery point is
+        still the one this process published after its own last append, and the file
+        it holds open still has its name and ends there, nothing else happened: no
+        other process appended (the point would be past it), rolled (the point would
+        name a later segment), cut, repaired or compacted (the file would be replaced,
+        so unlinked), or deleted the partition (unlinked too). That costs one
+        ``pread`` and one ``fstat``; anything else takes the full check."""
+        if self.segments:
+            seg = self.segments[-1]
+            point = self.store.read_recovery()
+            if point is not None and point.base == seg.base and \
+                    point.end == seg.end == seg.handle.linked_size() and \
+                    point.next_offset == seg.next_offset and point.boot == boot_id():
+                return seg
+        return self._sync_tail_locked()
+
     def _recover_locked(self, seg: Segment, point: RecoveryPoint | None,
                         size: int) -> Segment:
         """Check the active segment against the recovery point, cut an interrupted
@@ -261,7 +278,7 @@ class Partition:
             stamps = [now if r[3] is None else r[3] for r in rows]
         lat = self.config.log_append_time
         with self.store.lock():
-            seg = self._sync_tail_locked()
+            seg = self._append_tail_locked()
             rolled = False
             if seg.positions and (seg.end >= self.config.segment_bytes or
                                   now - self._segment_started(seg) >= self.config.segment_ms):
@@ -292,6 +309,7 @@ class Partition:
             if rolled or time.monotonic() - self._retention_checked_at > \
                     RETENTION_CHECK_SECONDS:
                 try:
+                    self.refresh()  # (the fast path above does not re-list segments)
                     self._cleanup_locked(compact=rolled, force=False)
                 except Exception as exc:  # noqa: BLE001 - the records are in the log:
                     # a failed cleanup (a full disk while compacting) must not fail
