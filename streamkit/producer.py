@@ -404,11 +404,12 @@ class Producer:
         sender = self._sender
         if sender.closing:
             raise InvalidConfig("send on a closed Producer")
-        # (bytes without a serializer, the common case, skip the call)
-        if value.__class__ is not bytes or self._value_serializer is not None:
-            value = _to_bytes("value", topic, value, self._value_serializer)
+        # (bytes without a serializer, the common case, skip the call; the key goes
+        # first, as kafka-python serializes it: a registry numbers schemas in that order)
         if key.__class__ is not bytes or self._key_serializer is not None:
             key = _to_bytes("key", topic, key, self._key_serializer)
+        if value.__class__ is not bytes or self._value_serializer is not None:
+            value = _to_bytes("value", topic, value, self._value_serializer)
         # (no headers is None, not []: a tuple of no containers is left alone by the
         # garbage collector, and a queue of them is cheap to hold)
         record: OutgoingRecord = _new(OutgoingRecord, (
