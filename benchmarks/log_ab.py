@@ -9,9 +9,10 @@ records per second of each side, the median of the per-round ratios new/old (the
 machine's speed swings; a ratio measured in one round does not), and each side's ratio
 to the bare loop.
 
-Steps: ``Producer.send`` one record at a time with the defaults (``linger_ms=0``) at
-acks=1 and acks=all, ``Broker.produce`` in batches of 1,000 at acks=1, and reading it
-all back with ``Broker.fetch``.
+Steps: ``Producer.send`` one record at a time with the defaults of each checkout (before
+issue 15 ``linger_ms=0``, since then 5 ms with the linger timer) at acks=1 and acks=all,
+``Broker.produce`` in batches of 1,000 at acks=1, and reading it all back with
+``Broker.fetch``. ``--records send-1=100000`` changes a step's record count.
 """
 from __future__ import annotations
 
@@ -96,8 +97,13 @@ def main() -> None:
     parser.add_argument("--old", type=Path, required=True, help="the other checkout")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--records", default="",
+                        help="records per step, e.g. send-1=100000,send-all=10000")
     args = parser.parse_args()
     steps = args.steps.split(",")
+    for item in filter(None, args.records.split(",")):
+        step, _, count = item.partition("=")
+        STEPS[step] = int(count)
     rates: dict[str, dict[str, list[float]]] = {s: {"new": [], "old": [], "bare": []}
                                                 for s in steps}
     for r in range(args.rounds):

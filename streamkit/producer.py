@@ -41,6 +41,9 @@ HeaderValue = str | bytes | None
 
 #: ``linger_ms`` of a producer that opens its own broker, as librdkafka's ``linger.ms``.
 LINGER_MS = 5.0
+#: With acks=all, the timer writes full batches, and ``send`` writes (and waits) only
+#: once this many batches wait: the caller goes on while an fsync runs.
+FSYNCS_IN_FLIGHT = 4
 #: How often an idle timer thread looks whether its producer was dropped unclosed.
 IDLE_CHECK_SECONDS = 1.0
 
@@ -217,11 +220,18 @@ class _Sender:
     def queued(self, count: int) -> None:
         """``send`` queued the ``count``-th waiting record: wake the timer (the linger
         clock starts), or write now (a full batch; with no timer, linger has passed)."""
-        if count >= self.batch_size or not self.timer and (
-                self.linger <= 0 or _monotonic() - self.first_at >= self.linger):
-            self.flush(None)
-        elif count == 1 and self.timer:
+        if not self.timer:
+            if count >= self.batch_size or self.linger <= 0 or \
+                    _monotonic() - self.first_at >= self.linger:
+                self.flush(None)
+        elif count == 1:
             self._wake_timer()
+        elif self.acks != "all" or count >= self.batch_size * FSYNCS_IN_FLIGHT:
+            self.flush(None)
+        elif count == self.batch_size:
+            # with acks=all the timer writes it, and the caller queues the next batch
+            # while the fsync runs; only when the writes fall behind does it wait
+            self.wake.set()
 
     def _wake_timer(self) -> None:
         if self.thread is None:                 # the first send starts the thread
@@ -248,7 +258,7 @@ class _Sender:
                     return
                 wake.wait(IDLE_CHECK_SECONDS)
                 wake.clear()
-            elif first_at + self.linger > _monotonic():
+            elif count < self.batch_size and first_at + self.linger > _monotonic():
                 wake.wait(first_at + self.linger - _monotonic())
                 wake.clear()        # (the queue is looked at again after this)
             else:
