@@ -4,10 +4,12 @@
 started at the first ``send``) writes what is queued ``linger_ms`` after the first
 record came (5 ms by default, as librdkafka's ``linger.ms``); the ``send`` that fills a
 batch (``batch_size`` records) writes it at once. A write is one ``Broker.produce``
-call per topic, then the futures resolve. With
-``acks="all"`` each partition of such a batch is fsynced once, and a future resolves
-only after the fsync of its record. ``flush()``, ``future.get()`` and ``close()`` write
-at once; records still queued when the interpreter exits are written then (``atexit``).
+call per topic (records sent to an explicit partition: per topic and partition), then
+the futures resolve. With ``acks="all"`` each partition of a batch is fsynced once, a
+future resolves only after the fsync of its record, and the timer writes full batches
+too, so ``send`` goes on queueing while the fsync runs. ``flush()``, ``future.get()``
+and ``close()`` write at once; records still queued when the interpreter exits are
+written then (``atexit``). Callbacks run in the thread that writes: keep them short.
 
 A producer given a ``Broker`` object (not a URL) has no thread: that broker is the
 caller's, and a broker is not safe to use from two threads. It writes in the threads
@@ -269,8 +271,9 @@ class _Sender:
                     log.exception("the producer's linger timer could not write")
 
     def write(self, timeout: float | None) -> bool:
-        """Write every queued record, one ``produce`` call per topic, and settle their
-        futures. False if another write kept the broker past ``timeout``."""
+        """Write every queued record, one ``produce`` call per batch (in the order they
+        were opened), and settle their futures. False if another write kept the broker
+        past ``timeout``."""
         if not self.io_lock.acquire(timeout=-1 if timeout is None else timeout):
             return False
         try:
