@@ -187,6 +187,9 @@ class FilePartitionStore:
         self._sync_fd = -1
         self._recovery_fd = -1
         self._recovery_read_fd = -1
+        #: the bytes of the recovery point last read or written here, and the point:
+        #: the same bytes read again need no decoding (nor their CRC)
+        self._recovery_seen: tuple[bytes, RecoveryPoint] | None = None
 
     def version(self) -> tuple[int, int]:
         """Changes when segments are created, replaced or deleted (or the topic is
@@ -281,9 +284,13 @@ class FilePartitionStore:
             except FileNotFoundError:
                 return None
         for _ in range(3):
-            point = RecoveryPoint.decode(os.pread(self._recovery_read_fd, _RECOVERY_SIZE,
-                                                  0))
+            raw = os.pread(self._recovery_read_fd, _RECOVERY_SIZE, 0)
+            seen = self._recovery_seen
+            if seen is not None and raw == seen[0]:
+                return seen[1]
+            point = RecoveryPoint.decode(raw)
             if point is not None:
+                self._recovery_seen = (raw, point)
                 return point
         return None
 
@@ -293,7 +300,9 @@ class FilePartitionStore:
         if self._recovery_fd < 0:
             self._recovery_fd = os.open(os.path.join(self._dir, "recovery-point"),
                                         os.O_RDWR | os.O_CREAT, 0o644)
-        os.pwrite(self._recovery_fd, point.encode(), 0)
+        data = point.encode()
+        os.pwrite(self._recovery_fd, data, 0)
+        self._recovery_seen = (data, point)
 
     def read_cleaned(self) -> int:
         """Offset up to which the last compaction cleaned (0 if never)."""
@@ -484,8 +493,8 @@ class FileStorage:
         return held
 
     def topic_identity(self, name: str) -> object:
-        try:
-            return os.stat(os.path.join(self._root, name, "topic.json")).st_ino
+        try:       # (asked on every produce: the path without os.path.join's checks)
+            return os.stat(f"{self._root}/{name}/topic.json").st_ino
         except FileNotFoundError:
             return None
 
