@@ -43,9 +43,11 @@ HeaderValue = str | bytes | None
 
 #: ``linger_ms`` of a producer that opens its own broker, as librdkafka's ``linger.ms``.
 LINGER_MS = 5.0
-#: With acks=all, the timer writes full batches, and ``send`` writes (and waits) only
-#: once this many batches wait: the caller goes on while an fsync runs.
-FSYNCS_IN_FLIGHT = 4
+#: With acks=all the timer writes full batches too, and ``send`` writes (and waits)
+#: only once this many batches wait: the caller goes on queueing while an fsync runs,
+#: and when fsyncs are slow (a busy disk) the timer's next write takes all that waits,
+#: so more records share each fsync.
+FSYNCS_IN_FLIGHT = 16
 #: How often an idle timer thread looks whether its producer was dropped unclosed.
 IDLE_CHECK_SECONDS = 1.0
 
