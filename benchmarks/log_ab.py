@@ -9,9 +9,11 @@ records per second of each side, the median of the per-round ratios new/old (the
 machine's speed swings; a ratio measured in one round does not), and each side's ratio
 to the bare loop.
 
-Steps: ``Producer.send`` one record at a time with the defaults (``linger_ms=0``) at
-acks=1 and acks=all, ``Broker.produce`` in batches of 1,000 at acks=1, and reading it
-all back with ``Broker.fetch``.
+Steps: ``Producer.send`` one record at a time with the defaults of each checkout (before
+issue 15 ``linger_ms=0``, since then 5 ms with the linger timer) at acks=1 and acks=all,
+``Producer.send`` with ``linger_ms=0`` at acks=1 (``send-now``: one append per record),
+``Broker.produce`` in batches of 1,000 at acks=1, and reading it all back with
+``Broker.fetch``. ``--records send-1=100000`` changes a step's record count.
 """
 from __future__ import annotations
 
@@ -49,7 +51,9 @@ if step == "bare":
         out.append((k, v, len(v)))
     took = time.perf_counter() - start
 elif step.startswith("send"):
-    producer = Producer(broker=url, acks="all" if step == "send-all" else 1)
+    # send-now: linger_ms=0, each record its own append (the log's per-append cost)
+    producer = Producer(broker=url, acks="all" if step == "send-all" else 1,
+                        **({"linger_ms": 0} if step == "send-now" else {}))
     start = time.perf_counter()
     for k, v in zip(keys, payloads):
         producer.send("t", v, key=k)
@@ -81,13 +85,16 @@ shutil.rmtree(root)
 print(n / took)
 """
 
-STEPS = {"send-1": 20_000, "send-all": 2_000, "produce": 200_000, "fetch": 200_000}
+STEPS = {"send-1": 20_000, "send-all": 2_000, "send-now": 20_000, "produce": 200_000,
+         "fetch": 200_000}
 
 
 def run(checkout: Path, step: str, n: int) -> float:
     env = dict(os.environ, PYTHONPATH=str(checkout))
+    # (run in the checkout: ``python -c`` puts the working directory first on the path,
+    # so run from another checkout it would import that one's streamkit)
     done = subprocess.run([sys.executable, "-c", CHILD, step, str(n)], env=env, check=True,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=checkout)
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -96,8 +103,13 @@ def main() -> None:
     parser.add_argument("--old", type=Path, required=True, help="the other checkout")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", default=",".join(STEPS))
+    parser.add_argument("--records", default="",
+                        help="records per step, e.g. send-1=100000,send-all=10000")
     args = parser.parse_args()
     steps = args.steps.split(",")
+    for item in filter(None, args.records.split(",")):
+        step, _, count = item.partition("=")
+        STEPS[step] = int(count)
     rates: dict[str, dict[str, list[float]]] = {s: {"new": [], "old": [], "bare": []}
                                                 for s in steps}
     for r in range(args.rounds):

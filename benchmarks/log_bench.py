@@ -1,12 +1,16 @@
-"""Throughput of the embedded log: produce (acks 0/1/all, one and two producer processes)
-and consume (Broker.fetch, group poll, streamkit.Consumer), in records/s.
+"""Throughput of the embedded log: produce (acks 0/1/all, one and two producer processes,
+``streamkit.Producer.send`` one record at a time with its defaults) and consume
+(Broker.fetch, group poll, streamkit.Consumer), in records/s.
 
     python benchmarks/log_bench.py [--records 200000] [--runs 5] [--batch 1000]
+    python benchmarks/log_bench.py --only send       # the Producer.send rows alone
 
 Each figure is the median of ``--runs`` runs, each on a fresh log directory in /tmp:
 records per wall-clock second, and records per CPU-second of the measuring process
 (which other processes sharing the machine do not distort).
-Records are ~200-byte JSON taxi rides keyed by vendor/location, 4 partitions.
+Records are ~200-byte JSON taxi rides keyed by vendor/location, 4 partitions. The
+``Producer.send`` rows also give their ratio to a bare Python loop over the same payloads
+in memory, timed right after each run in the same process (median of the per-run ratios).
 """
 from __future__ import annotations
 
@@ -112,16 +116,49 @@ def bench_produce_two(root: Path, n: int, acks, batch: int) -> tuple[float, floa
     return total / clock.wall, float("nan")
 
 
-def bench_producer_client(root: Path, records, linger_ms: float,
-                          batch: int) -> tuple[float, float]:
+def bench_producer_client(root: Path, n: int, acks, queue) -> None:
+    """(In a fresh process, holding only the payloads, as a user's script would.)
+    ``streamkit.Producer.send`` one record at a time with the default settings (the
+    linger timer, ``batch_size``), then ``flush``; and the ratio to ``bare_loop`` over
+    the same payloads timed right after, in the same process."""
+    pairs = [(r.key, r.value) for r in make_records(n)]
     url = fresh(root)
-    producer = streamkit.Producer(broker=url, acks=1, linger_ms=linger_ms, batch_size=batch)
+    producer = streamkit.Producer(broker=url, acks=acks)
     with Clock() as clock:
-        for r in records:
-            producer.send(TOPIC, value=r.value, key=r.key)
+        for key, value in pairs:
+            producer.send(TOPIC, value, key=key)
         producer.flush()
     producer.close()
-    return len(records) / clock.wall, len(records) / clock.cpu
+    bare = bare_loop(pairs)
+    queue.put((n / clock.wall, n / clock.cpu, bare / clock.wall))
+
+
+def send_rows(root: Path, n: int) -> dict[str, tuple[float, ...]]:
+    """The ``Producer.send`` rows of one run, each in a fresh process."""
+    ctx = mp.get_context("spawn")
+    rows = {}
+    for acks in (1, "all"):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=bench_producer_client, args=(root, n, acks, queue))
+        proc.start()
+        rows[f"Producer.send acks={acks}, defaults (client, one by one)"] = queue.get()
+        proc.join()
+    return rows
+
+
+def bare_loop(pairs: list[tuple[bytes, bytes]], repeat: int = 3) -> float:
+    """Seconds a bare Python loop takes over the payloads in memory: what a send loop
+    would cost if sending were free (a tuple per record into a list). The median of
+    ``repeat`` loops: one lasts only tens of milliseconds."""
+    took = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = []
+        for key, value in pairs:
+            out.append((key, value, len(value)))
+        took.append(time.perf_counter() - start)
+        del out
+    return statistics.median(took)
 
 
 def bench_fetch(url: str, n: int, max_records: int = 1000) -> tuple[float, float]:
@@ -178,6 +215,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--only", choices=["send"], default=None,
+                        help="run only the Producer.send rows")
     args = parser.parse_args()
     n, batch = args.records, args.batch
     records = make_records(n)
@@ -185,14 +224,18 @@ def main() -> None:
     print(f"{n} records of ~{size:.0f} B, {PARTITIONS} partitions, batches of {batch}, "
           f"median of {args.runs} runs, {os.cpu_count()} CPUs")
     root = Path(tempfile.mkdtemp(prefix="log_bench_", dir="/tmp"))
-    results: dict[str, list[tuple[float, float]]] = {}
+    results: dict[str, list[tuple[float, ...]]] = {}
     load = os.getloadavg()[0]
 
-    def record(name: str, value: tuple[float, float]) -> None:
+    def record(name: str, value: tuple[float, ...]) -> None:
         results.setdefault(name, []).append(value)
 
     try:
         for run in range(args.runs):
+            if args.only == "send":
+                for name, value in send_rows(root / "c", n).items():
+                    record(name, value)
+                continue
             for acks in (0, 1, "all"):
                 record(f"produce acks={acks}, 1 producer (Broker.produce)",
                        bench_produce_one(root / "p", records, acks, batch))
@@ -201,8 +244,8 @@ def main() -> None:
                        bench_produce_two(root / "p2", n, acks, batch))
             record("produce acks=all, 2 producer processes, batches of 100",
                    bench_produce_two(root / "p3", n, "all", 100))
-            record("Producer.send acks=1 linger_ms=5 (client, one by one)",
-                   bench_producer_client(root / "c", records, 5, batch))
+            for name, value in send_rows(root / "c", n).items():
+                record(name, value)
             url = fresh(root / "r")
             produce(url, records, 1, batch)
             # consumers run in a fresh process: one holding the producer's 200k records
@@ -217,12 +260,15 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     width = max(map(len, results))
-    print(f"{'':<{width}}  {'records/s':>12}  {'per CPU-s':>12}")
+    print(f"{'':<{width}}  {'records/s':>12}  {'per CPU-s':>12}  {'/ bare loop':>11}")
     for name, values in results.items():
         wall = statistics.median(v[0] for v in values)
         cpu = statistics.median(v[1] for v in values)
         cpu_text = "-" if cpu != cpu else f"{cpu:,.0f}"
-        print(f"{name:<{width}}  {wall:>12,.0f}  {cpu_text:>12}")
+        # (the median of the per-run ratios: each run's own bare loop)
+        ratio = f"{statistics.median(v[2] for v in values):.4f}" if len(values[0]) > 2 \
+            else "-"
+        print(f"{name:<{width}}  {wall:>12,.0f}  {cpu_text:>12}  {ratio:>11}")
     print(f"load average (1 min) before/after: {load:.2f} / {os.getloadavg()[0]:.2f}")
 
 

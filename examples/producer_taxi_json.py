@@ -34,8 +34,7 @@ def main() -> None:
     producer = streamkit.Producer(
         broker=args.broker, datadir=args.datadir, default_partitions=args.partitions,
         value_serializer=lambda ride: json.dumps(ride).encode(),
-        key_serializer=lambda vendor: str(vendor).encode(),
-        linger_ms=0 if args.rate else 50, batch_size=500)
+        key_serializer=lambda vendor: str(vendor).encode())
     sent = 0
     with open(args.csv, newline="") as f, producer:
         for row in csv.DictReader(f):

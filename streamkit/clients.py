@@ -7,10 +7,8 @@ changes one line::
     producer = streamkit.Producer(broker="log://", value_serializer=json_bytes)
     producer.send("demo_1", value={"a": 1}, key=b"k").get(timeout=10)
 
-There is no background thread. With ``linger_ms=0`` (the default) ``send`` writes at
-once; with ``linger_ms > 0`` records wait in a buffer until ``batch_size`` records are
-waiting, ``linger_ms`` has passed (checked on each ``send``), or ``flush``/``get``/
-``close`` is called. See docs/clients.md.
+The Producer lives in ``streamkit.producer`` (its linger timer thread: decision 110);
+the Consumer and Admin have no thread. See docs/clients.md.
 """
 from __future__ import annotations
 
@@ -20,19 +18,17 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from streamkit.errors import CorruptRecord, DecodeError, InvalidConfig, KafkaTimeoutError
+from streamkit.errors import CorruptRecord, DecodeError, InvalidConfig
+from streamkit.producer import FutureRecordMetadata, Producer
 from streamkit.transport import connect
-from streamkit.transport.base import Acks, Broker, GroupConsumer
-from streamkit.types import (GroupOffset, Headers, Message, OutgoingRecord,
-                             RecordMetadata, TopicInfo, TopicPartition)
+from streamkit.transport.base import Broker, GroupConsumer
+from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
+                             TopicInfo, TopicPartition)
 
 log = logging.getLogger("streamkit.clients")
 
-#: The user's functions between their values and bytes (any value type they like).
-Serializer = Callable[[Any], bytes]
+#: The user's function from bytes to their values (any value type they like).
 Deserializer = Callable[[bytes], Any]
-#: A header value as ``send`` takes it: str is encoded as UTF-8.
-HeaderValue = str | bytes | None
 
 __all__ = ["Admin", "Consumer", "FutureRecordMetadata", "Producer"]
 
@@ -118,185 +114,6 @@ def write_each(taken: Taken, produce: Callable[[str, list[OutgoingRecord]],
         for pending, metadata in zip(waiting, produce(topic, records), strict=True):
             if pending is not None:
                 pending.resolve(metadata)
-
-
-class FutureRecordMetadata:
-    """The result of ``Producer.send``: ``get()`` returns the ``RecordMetadata``
-    (``.topic .partition .offset .timestamp``) or raises the send's error."""
-
-    __slots__ = ("_producer", "_value", "_error", "_callbacks", "_errbacks", "_seen")
-
-    def __init__(self, producer: Producer) -> None:
-        self._producer = producer
-        self._value: RecordMetadata | None = None
-        self._error: BaseException | None = None
-        #: whether anyone looked at the error (get/exception/an errback)
-        self._seen = False
-        self._callbacks: list[Callable[[RecordMetadata], object]] = []
-        self._errbacks: list[Callable[[BaseException], object]] = []
-
-    @property
-    def is_done(self) -> bool:
-        """True once the record was sent (or failed)."""
-        return self._value is not None or self._error is not None
-
-    def succeeded(self) -> bool:
-        return self._value is not None
-
-    def failed(self) -> bool:
-        return self._error is not None
-
-    def exception(self) -> BaseException | None:
-        self._seen = True
-        return self._error
-
-    def get(self, timeout: float | None = None) -> RecordMetadata:
-        """Send the record now if it is still buffered, then return its metadata."""
-        if not self.is_done:
-            self._producer.flush(timeout)
-        if self._error is not None:
-            self._seen = True
-            raise self._error
-        if self._value is None:
-            raise KafkaTimeoutError(f"record not sent within {timeout}s")
-        return self._value
-
-    def add_callback(self, fn: Callable[[RecordMetadata], object]) -> FutureRecordMetadata:
-        if self._value is not None:
-            fn(self._value)
-        else:
-            self._callbacks.append(fn)
-        return self
-
-    def add_errback(self, fn: Callable[[BaseException], object]) -> FutureRecordMetadata:
-        if self._error is not None:
-            self._seen = True
-            fn(self._error)
-        else:
-            self._errbacks.append(fn)
-        return self
-
-    def resolve(self, metadata: RecordMetadata) -> None:
-        """Set by the Producer once the record is written."""
-        self._value = metadata
-        for fn in self._callbacks:
-            fn(metadata)
-
-    def fail(self, error: BaseException) -> None:
-        """Set by the Producer when the record could not be written."""
-        self._error = error
-        self._seen = bool(self._errbacks)
-        for fn in self._errbacks:
-            fn(error)
-
-    def __del__(self) -> None:
-        # a failed send nobody asked about must not go unnoticed (as asyncio's
-        # "exception was never retrieved"); one that get() raised is not logged again
-        if self._error is not None and not self._seen:
-            log.error("send failed: %s", self._error)
-
-
-def _to_bytes(what: str, topic: str, data: object, serializer: Serializer | None
-              ) -> bytes | None:
-    if data is None:
-        return None                           # None stays None: a tombstone / null key
-    if serializer is not None:
-        data = serializer(data)
-    if isinstance(data, str):
-        return data.encode()
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError(f"send to {topic!r}: {what} is {type(data).__name__}, not bytes; "
-                    f"pass {what}_serializer=")
-
-
-def _headers(topic: str, headers: Iterable[tuple[str, HeaderValue]] | None) -> Headers:
-    out: Headers = []
-    for name, value in headers or ():
-        if isinstance(value, str):
-            value = value.encode()
-        if not isinstance(name, str) or not isinstance(value, (bytes, type(None))):
-            raise TypeError(f"send to {topic!r}: header {name!r} must be (str, bytes)")
-        out.append((name, value))
-    return out
-
-
-class Producer:
-    """Sends records to topics (auto-creating them with ``default_partitions``)."""
-
-    def __init__(self, broker: str | Broker = "log://", *,
-                 value_serializer: Serializer | None = None,
-                 key_serializer: Serializer | None = None, acks: int | str = 1,
-                 linger_ms: float = 0, batch_size: int = 1000,
-                 datadir: str | Path = "stores", default_partitions: int = 1,
-                 config: dict[str, Any] | None = None) -> None:
-        if acks in (-1, "-1"):
-            acks = "all"
-        if acks not in (0, 1, "all", "0", "1"):
-            raise InvalidConfig(f"Producer acks={acks!r}: use 0, 1 or 'all'")
-        if batch_size < 1:
-            raise InvalidConfig(f"Producer batch_size={batch_size} must be >= 1")
-        self.acks: Acks = "all" if acks == "all" else 0 if int(acks) == 0 else 1
-        self.linger_ms = linger_ms
-        self.batch_size = batch_size
-        self._value_serializer = value_serializer
-        self._key_serializer = key_serializer
-        self._broker, self._owned = _open(broker, datadir, default_partitions, config)
-        self._buffer = RecordBuffer()
-        self._buffered_since = 0.0
-        self._closed = False
-
-    def send(self, topic: str, value: object = None, key: object = None,
-             headers: Iterable[tuple[str, HeaderValue]] | None = None,
-             partition: int | None = None,
-             timestamp_ms: int | None = None) -> FutureRecordMetadata:
-        """Queue one record; returns a future whose ``get()`` gives its metadata."""
-        if self._closed:
-            raise InvalidConfig("send on a closed Producer")
-        record = OutgoingRecord(
-            _to_bytes("key", topic, key, self._key_serializer),
-            _to_bytes("value", topic, value, self._value_serializer),
-            _headers(topic, headers), timestamp_ms, partition)
-        future = FutureRecordMetadata(self)
-        if not self._buffer:
-            self._buffered_since = time.monotonic()
-        self._buffer.add(topic, record, future)
-        if self.linger_ms <= 0 or len(self._buffer) >= self.batch_size or \
-                (time.monotonic() - self._buffered_since) * 1000 >= self.linger_ms:
-            self.flush()
-        return future
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Write every buffered record and resolve its future (errors go to futures)."""
-        for topic, records, waiting in self._buffer.take():
-            try:
-                write_each([(topic, records, waiting)],
-                           lambda name, batch: self._broker.produce(name, batch, self.acks))
-            except Exception as exc:                     # noqa: BLE001 - to the futures
-                for future in waiting:
-                    if future is not None:
-                        future.fail(exc)
-        flush = getattr(self._broker, "flush", None)
-        if flush is not None and self.acks == 0:
-            flush()             # a broker that queues acks=0 records writes them now
-
-    def partitions_for(self, topic: str) -> set[int]:
-        count = self._broker.partition_count(topic)
-        return set(range(count)) if count else set()
-
-    def close(self, timeout: float | None = None) -> None:
-        if self._closed:
-            return
-        self.flush(timeout)
-        self._closed = True
-        if self._owned:
-            self._broker.close()
-
-    def __enter__(self) -> Producer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class _AllPartitions:

@@ -90,12 +90,13 @@ class OutgoingRecord(NamedTuple):
     """A record handed to ``Broker.produce``: key and value already in bytes.
 
     ``partition=None`` lets the broker choose (Kafka's default partitioner for keyed
-    records, spread for unkeyed ones); ``timestamp=None`` means "now".
+    records, spread for unkeyed ones); ``timestamp=None`` means "now"; ``headers``
+    None or empty: none.
     """
 
     key: bytes | None
     value: bytes | None
-    headers: Headers = []
+    headers: Headers | None = []
     timestamp: int | None = None
     partition: int | None = None
 

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("agents", "tables", "joins"),
     ("streams", "topics"),
     ("models", "serializers", "avro"),
-    ("transport", "clients", "internal_topics"),
+    ("transport", "clients", "producer", "internal_topics"),
     ("log",),
     ("windows", "errors", "types", "names", "settings", "monitor", "partitioner"),
 ]

@@ -163,7 +163,7 @@ class AgentTestContext:
         ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
         record = channel.prepare(key, value, headers)
         message = Message(channel.name, partition, offset, ts_ms, CREATE_TIME,
-                          record.key, record.value, record.headers)
+                          record.key, record.value, record.headers or [])
         done = anyio.Event()
         tp = TopicPartition(channel.name, partition)
         self._stream.deliver(Batch(tp, [message], [key], [value], offset + 1, done))

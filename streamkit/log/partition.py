@@ -27,7 +27,7 @@ from streamkit.errors import CorruptRecord, UnknownTopic
 from streamkit.log.config import TopicConfig
 from streamkit.log.segment import BatchRow, Handle, Segment, encode_batch, segment_name
 from streamkit.log.storage import PartitionStore, RecoveryPoint, boot_id
-from streamkit.types import Message, OutgoingRecord
+from streamkit.types import Headers, Message, OutgoingRecord
 
 log = logging.getLogger("streamkit.log")
 
@@ -68,6 +68,27 @@ def confirmed_end(store: PartitionStore, base: int, size: int, point: RecoveryPo
     if point is not None and point.base == base:
         confirmed = min(confirmed, point.end)
     return confirmed, False
+
+
+def _columns(rows: Sequence[OutgoingRecord], now: int, log_append_time: bool
+             ) -> tuple[list[int], Sequence[bytes | None], Sequence[bytes | None],
+                        Sequence[Headers | None]]:
+    """The timestamps, keys, values and headers (None for none) of ``rows``, taken
+    apart column by column in C: per record, only what differs from the common case
+    (every record stamped now, none with headers) costs a Python step."""
+    n = len(rows)
+    if not n:
+        return [], (), (), ()
+    keys, values, headers, times = tuple(zip(*rows, strict=True))[:4]
+    if log_append_time or times.count(None) == n:
+        stamps = [now] * n
+    else:
+        stamps = [now if t is None else t for t in times]
+    if any(headers):
+        headers = tuple(h or None for h in headers)
+    else:
+        headers = (None,) * n
+    return stamps, keys, values, headers
 
 
 class Partition:
@@ -165,6 +186,23 @@ class Partition:
             return seg                            # nothing changed since the last append
         return self._recover_locked(seg, point, size)
 
+    def _append_tail_locked(self) -> Segment:
+        """Under the lock: the active segment to append to. When the recovery point is
+        still the one this process published after its own last append, and the file
+        it holds open still has its name and ends there, nothing else happened: no
+        other process appended (the point would be past it), rolled (the point would
+        name a later segment), cut, repaired or compacted (the file would be replaced,
+        so unlinked), or deleted the partition (unlinked too). That costs one
+        ``pread`` and one ``fstat``; anything else takes the full check."""
+        if self.segments:
+            seg = self.segments[-1]
+            point = self.store.read_recovery()
+            if point is not None and point.base == seg.base and \
+                    point.end == seg.end == seg.handle.linked_size() and \
+                    point.next_offset == seg.next_offset and point.boot == boot_id():
+                return seg
+        return self._sync_tail_locked()
+
     def _recover_locked(self, seg: Segment, point: RecoveryPoint | None,
                         size: int) -> Segment:
         """Check the active segment against the recovery point, cut an interrupted
@@ -255,13 +293,10 @@ class Partition:
         """Append records (their key, value, headers and timestamp); return (first
         offset, timestamps, fsync mark)."""
         now = _now_ms()
-        if self.config.log_append_time:
-            stamps = [now] * len(rows)
-        else:
-            stamps = [now if r[3] is None else r[3] for r in rows]
         lat = self.config.log_append_time
+        stamps, keys, values, headers = _columns(rows, now, lat)
         with self.store.lock():
-            seg = self._sync_tail_locked()
+            seg = self._append_tail_locked()
             rolled = False
             if seg.positions and (seg.end >= self.config.segment_bytes or
                                   now - self._segment_started(seg) >= self.config.segment_ms):
@@ -271,14 +306,15 @@ class Partition:
             batches = []
             pos = seg.end
             for start in range(0, len(rows), MAX_BATCH_RECORDS):
-                part = rows[start:start + MAX_BATCH_RECORDS]
-                ts = stamps[start:start + MAX_BATCH_RECORDS]
-                body: list[BatchRow] = [(i, t, r[0], r[1], r[2] or None)
-                        for i, (r, t) in enumerate(zip(part, ts, strict=True))]
+                stop = min(start + MAX_BATCH_RECORDS, len(rows))
+                ts = stamps[start:stop]
+                body: list[BatchRow] = list(zip(
+                    range(stop - start), ts, keys[start:stop], values[start:stop],
+                    headers[start:stop], strict=True))
                 base = first + start
                 maxts = max(ts)
-                data = encode_batch(base, base + len(part) - 1, body, maxts, lat)
-                batches.append((pos, base, len(part), maxts, data))
+                data = encode_batch(base, first + stop - 1, body, maxts, lat)
+                batches.append((pos, base, stop - start, maxts, data))
                 pos += len(data)
             try:
                 seg.handle.append(b"".join(b[4] for b in batches))
@@ -292,6 +328,7 @@ class Partition:
             if rolled or time.monotonic() - self._retention_checked_at > \
                     RETENTION_CHECK_SECONDS:
                 try:
+                    self.refresh()  # (the fast path above does not re-list segments)
                     self._cleanup_locked(compact=rolled, force=False)
                 except Exception as exc:  # noqa: BLE001 - the records are in the log:
                     # a failed cleanup (a full disk while compacting) must not fail

@@ -161,6 +161,13 @@ class Handle(Protocol):
         ...
 
     def size(self) -> int: ...
+
+    def linked_size(self) -> int:
+        """The size, or -1 once the segment was deleted or replaced (this handle is no
+        longer the segment of its name): one ``fstat`` for both, where a look at the
+        name would cost a ``stat`` more."""
+        ...
+
     def pread(self, n: int, pos: int) -> bytes: ...
     def append(self, data: bytes) -> None: ...
     def truncate(self, size: int) -> None: ...
@@ -189,6 +196,12 @@ class FileHandle:
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
+    def linked_size(self) -> int:
+        # a replaced segment (os.replace: compaction, repair) or a deleted one has no
+        # name left: its link count is 0 (segments are never hard-linked)
+        st = os.fstat(self.fd)
+        return st.st_size if st.st_nlink else -1
+
     def pread(self, n: int, pos: int) -> bytes:
         return os.pread(self.fd, n, pos)
 
@@ -215,14 +228,19 @@ class FileHandle:
 class MemoryHandle:
     """A segment held in a bytearray (the memory:// broker)."""
 
-    __slots__ = ("buf", "identity")
+    __slots__ = ("buf", "identity", "linked")
 
     def __init__(self, data: bytes = b"") -> None:
         self.buf = bytearray(data)
         self.identity = id(self)
+        #: False once the store replaced or deleted this segment
+        self.linked = True
 
     def size(self) -> int:
         return len(self.buf)
+
+    def linked_size(self) -> int:
+        return len(self.buf) if self.linked else -1
 
     def pread(self, n: int, pos: int) -> bytes:
         with memoryview(self.buf) as view:

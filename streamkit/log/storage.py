@@ -24,6 +24,7 @@ were never fsynced may be gone or garbage, and only the fsynced mark still holds
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -186,6 +187,9 @@ class FilePartitionStore:
         self._sync_fd = -1
         self._recovery_fd = -1
         self._recovery_read_fd = -1
+        #: the bytes of the recovery point last read or written here, and the point:
+        #: the same bytes read again need no decoding (nor their CRC)
+        self._recovery_seen: tuple[bytes, RecoveryPoint] | None = None
 
     def version(self) -> tuple[int, int]:
         """Changes when segments are created, replaced or deleted (or the topic is
@@ -280,9 +284,13 @@ class FilePartitionStore:
             except FileNotFoundError:
                 return None
         for _ in range(3):
-            point = RecoveryPoint.decode(os.pread(self._recovery_read_fd, _RECOVERY_SIZE,
-                                                  0))
+            raw = os.pread(self._recovery_read_fd, _RECOVERY_SIZE, 0)
+            seen = self._recovery_seen
+            if seen is not None and raw == seen[0]:
+                return seen[1]
+            point = RecoveryPoint.decode(raw)
             if point is not None:
+                self._recovery_seen = (raw, point)
                 return point
         return None
 
@@ -292,7 +300,9 @@ class FilePartitionStore:
         if self._recovery_fd < 0:
             self._recovery_fd = os.open(os.path.join(self._dir, "recovery-point"),
                                         os.O_RDWR | os.O_CREAT, 0o644)
-        os.pwrite(self._recovery_fd, point.encode(), 0)
+        data = point.encode()
+        os.pwrite(self._recovery_fd, data, 0)
+        self._recovery_seen = (data, point)
 
     def read_cleaned(self) -> int:
         """Offset up to which the last compaction cleaned (0 if never)."""
@@ -361,12 +371,23 @@ class MemoryPartitionStore:
         return handle
 
     def replace(self, base: int, data: bytes) -> None:
+        old = self.segments.get(base)
+        if old is not None:
+            old.linked = False
         self.segments[base] = MemoryHandle(data)
         self._version += 1
 
     def delete(self, base: int) -> None:
-        self.segments.pop(base, None)
+        old = self.segments.pop(base, None)
+        if old is not None:
+            old.linked = False
         self._version += 1
+
+    def mark_deleted(self) -> None:
+        """The topic was deleted: every handle of it is gone, as files are."""
+        self.deleted = True
+        for handle in self.segments.values():
+            handle.linked = False
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -472,8 +493,8 @@ class FileStorage:
         return held
 
     def topic_identity(self, name: str) -> object:
-        try:
-            return os.stat(os.path.join(self._root, name, "topic.json")).st_ino
+        try:       # (asked on every produce: the path without os.path.join's checks)
+            return os.stat(f"{self._root}/{name}/topic.json").st_ino
         except FileNotFoundError:
             return None
 
@@ -563,7 +584,12 @@ class MemoryStorage:
     name)."""
 
     def __init__(self) -> None:
-        self.topics: dict[str, tuple[int, dict[str, str], list[MemoryPartitionStore]]] = {}
+        #: name -> (partitions, config, stores, identity)
+        self.topics: dict[str, tuple[int, dict[str, str], list[MemoryPartitionStore],
+                                     int]] = {}
+        #: identities count up: ``id()`` of a deleted topic's entry can come back for
+        #: the next one, and a broker would then keep writing to the deleted stores
+        self._identities = itertools.count()
         self.lock = threading.RLock()
         self.groups: dict[str, MemoryGroup] = {}
 
@@ -574,25 +600,26 @@ class MemoryStorage:
         entry = self.topics.get(name)
         if entry is None:
             return None
-        return entry[0], entry[1], id(entry)
+        return entry[0], entry[1], entry[3]
 
     def topic_identity(self, name: str) -> object:
         entry = self.topics.get(name)
-        return None if entry is None else id(entry)
+        return None if entry is None else entry[3]
 
     def create_topic(self, name: str, partitions: int, config: dict[str, str]) -> None:
         with self.lock:
             if name in self.topics:
                 raise TopicExists(f"topic {name!r} already exists")
             self.topics[name] = (partitions, config,
-                                 [MemoryPartitionStore() for _ in range(partitions)])
+                                 [MemoryPartitionStore() for _ in range(partitions)],
+                                 next(self._identities))
 
     def write_topic(self, name: str, partitions: int, config: dict[str, str],
                     replace: bool) -> None:
         """Replace ``name``'s config (a new identity, as a new topic.json on disk)."""
         with self.lock:
-            count, _old, stores = self.topics[name]
-            self.topics[name] = (count, config, stores)
+            count, _old, stores, _identity = self.topics[name]
+            self.topics[name] = (count, config, stores, next(self._identities))
 
     def orphan_topics(self) -> list[str]:
         return []
@@ -603,7 +630,7 @@ class MemoryStorage:
         if entry is None:
             raise UnknownTopic(f"topic {name!r} does not exist")
         for store in entry[2]:
-            store.deleted = True
+            store.mark_deleted()
 
     def list_topics(self) -> list[str]:
         return sorted(self.topics)

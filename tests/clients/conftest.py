@@ -15,3 +15,9 @@ def url(request, tmp_path) -> str:
     if request.param == "log":
         return f"log://{tmp_path / 'log'}"
     return f"memory://clients-{os.getpid()}-{next(_names)}"
+
+
+@pytest.fixture
+def log_url(tmp_path) -> str:
+    """An empty log:// directory (for what only files show: fsyncs, processes)."""
+    return f"log://{tmp_path / 'log'}"

@@ -86,24 +86,35 @@ def test_linger_buffers_until_batch_size_or_flush(url):
     assert sixth.get().offset == 5
 
 
-def test_linger_time_checked_on_send(url):
-    producer = streamkit.Producer(broker=url, linger_ms=50, batch_size=1000)
+def test_with_a_broker_object_linger_time_is_checked_on_send(url):
+    from streamkit.transport import connect
+    broker = connect(url)
+    # the caller's broker is not written from another thread: no timer
+    producer = streamkit.Producer(broker=broker, linger_ms=50, batch_size=1000)
     first = producer.send("t", value=b"1")
+    time.sleep(0.1)
     assert not first.is_done
-    time.sleep(0.06)
     producer.send("t", value=b"2")
     assert first.is_done
     producer.close()
+    at_once = streamkit.Producer(broker=broker)          # linger_ms=0 by default here
+    assert at_once.linger_ms == 0 and at_once.send("t", value=b"3").is_done
+    at_once.close()
+    broker.close()
 
 
 def test_callbacks_and_errors_go_to_the_future(url):
     producer = streamkit.Producer(broker=url)
     seen, errors = [], []
     producer.send("t", value=b"v").add_callback(seen.append)
-    assert seen and seen[0].offset == 0
     future = producer.send("t", value=b"v", partition=99)
     future.add_errback(errors.append)
+    producer.flush()
+    assert seen and seen[0].offset == 0
     assert future.failed() and isinstance(errors[0], UnknownTopic)
+    late = []
+    future.add_errback(late.append)                     # already failed: called at once
+    assert late == errors
     with pytest.raises(UnknownTopic):
         future.get()
     producer.close()
