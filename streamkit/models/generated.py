@@ -216,15 +216,20 @@ def _decoder_lines(fields: dict[str, FieldDescriptor], fast: list[tuple[Any, boo
     return src
 
 
+_DECODERS = ("_from_wire", "_many", "_many_decoded")
+
+
 def install_generated(cls: Any, fields: dict[str, FieldDescriptor],
                       positional: bool) -> None:
-    """Generate and set the constructor, decoders and value methods of ``cls``.
+    """Generate and set the constructor and value methods of ``cls`` now, and its
+    careful decoders (``_from_wire``: a decoded mapping; ``_many``: payloads and a
+    codec function; ``_many_decoded``: what a codec's ``fast_loads_many`` decoded)
+    when first used, or when ``cls._sk_careful()`` asks for them.
 
     ``positional``: msgspec's constructor takes the fields by position in this order
     (else by keyword: a class with a required field after one with a default).
     """
     names = list(fields)
-    coerce = cls._options.coerce
     env: dict[str, Any] = {
         "_sk_cls": cls, "_sk_MISSING": MISSING, "_sk_make": StructMeta.__call__,
         "_sk_parse_dt": parse_datetime, "_sk_fromiso": datetime.fromisoformat,
@@ -243,8 +248,45 @@ def install_generated(cls: Any, fields: dict[str, FieldDescriptor],
         env[f"_sk_c{i}"] = _field_converter(cls, fd)
         env[f"_sk_f{i}"] = fd
     src = _constructor_lines(cls, fields, fast, env, _make_call(names, names, positional))
+    src += _value_lines(cls, fields)
+    code = compile("\n".join(src), f"<streamkit record {cls.__qualname__}>", "exec")
+    exec(code, env)  # noqa: S102 - source built above from field names only
+    for fn_name in ("__eq__", "__hash__", "__repr__", "asdict", "to_representation",
+                    "_streamkit_fields_"):
+        fn = env[fn_name]
+        fn.__qualname__ = f"{cls.__qualname__}.{fn_name}"
+        setattr(cls, fn_name, fn)
+    build = env["__init__"]
+    build.__qualname__ = f"{cls.__qualname__}.__init__"
+    build.__doc__ = f"Build a {cls.__name__} from field values (validated)."
+    cls._sk_build = staticmethod(build)
+    # The careful decoders are most of the source to compile (about three quarters
+    # of a class's creation time), and a class msgspec decodes may never need them.
+    made: dict[str, Callable[..., Any]] = {}
+
+    def make() -> dict[str, Callable[..., Any]]:
+        if not made:
+            made.update(_compile_decoders(cls, fields, fast, env, positional))
+            for name in _DECODERS:
+                setattr(cls, name, staticmethod(made[name]))
+        return made
+
+    def first_use(name: str) -> Callable[..., Any]:
+        def compile_then_call(*args: Any) -> Any:
+            return make()[name](*args)
+        return compile_then_call
+
+    cls._sk_careful = make
+    for name in _DECODERS:
+        setattr(cls, name, staticmethod(first_use(name)))
+
+
+def _compile_decoders(cls: Any, fields: dict[str, FieldDescriptor],
+                      fast: list[tuple[Any, bool, bool]], env: dict[str, Any],
+                      positional: bool) -> dict[str, Callable[..., Any]]:
+    names = list(fields)
     not_a_mapping = f"{cls.__name__}: expected a mapping of fields, got "
-    src += [
+    src = [
         "def _sk_slow(d):",
         "    if not isinstance(d, _sk_Mapping):",
         f"        raise _sk_ValidationError({not_a_mapping!r} + _sk_describe(d))",
@@ -258,22 +300,11 @@ def install_generated(cls: Any, fields: dict[str, FieldDescriptor],
                       + [f"_sk_{k}{i}=_sk_{k}{i}" for i in range(len(names))
                          for k in ("T", "c")])
     call = _make_call(names, [f"_sk_v{i}" for i in range(len(names))], positional)
-    src += _decoder_lines(fields, fast, coerce, call, binds)
-    src += _value_lines(cls, fields)
-    code = compile("\n".join(src), f"<streamkit record {cls.__qualname__}>", "exec")
+    src += _decoder_lines(fields, fast, cls._options.coerce, call, binds)
+    code = compile("\n".join(src), f"<streamkit record {cls.__qualname__} decoders>",
+                   "exec")
     exec(code, env)  # noqa: S102 - source built above from field names only
-    for fn_name in ("__eq__", "__hash__", "__repr__", "asdict", "to_representation",
-                    "_streamkit_fields_"):
-        fn = env[fn_name]
-        fn.__qualname__ = f"{cls.__qualname__}.{fn_name}"
-        setattr(cls, fn_name, fn)
-    build = env["__init__"]
-    build.__qualname__ = f"{cls.__qualname__}.__init__"
-    build.__doc__ = f"Build a {cls.__name__} from field values (validated)."
-    cls._sk_build = staticmethod(build)
-    cls._from_wire = staticmethod(env["_from_wire"])
-    cls._many = staticmethod(env["_many"])
-    cls._many_decoded = staticmethod(env["_many_decoded"])
+    return {name: env[name] for name in _DECODERS}
 
 
 def _value_lines(cls: Any, fields: dict[str, FieldDescriptor]) -> list[str]:

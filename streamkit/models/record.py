@@ -83,6 +83,7 @@ class RecordMeta(msgspec.StructMeta):
     _many: Callable[[list[bytes | None], Callable[[bytes], Any]], list[Record | None]]
     _many_decoded: Callable[[list[Any]], list[Record | None]]
     _sk_build: Callable[..., Record]
+    _sk_careful: Callable[[], dict[str, Callable[..., Any]]]
     _sk_kw_only: bool
     _sk_decoders: dict[str, Callable[[bytes], Record] | None]
 

@@ -62,19 +62,22 @@ class Serde:
         label = name if isinstance(name, str) else type(name).__name__
         tname = getattr(type_, "__name__", None) or repr(type_)
         self._describe = f"{tname} ({label})" if type_ is not None else label
+        #: msgspec's decoder straight into the Record (decision 203), or None
+        self._fast: Callable[[bytes], Any] | None = None
+        if _is_record_type(type_):
+            # (hooks of the Record class, reached by duck typing: no models import)
+            self._fast = type_._fast_decoder(  # noqa: SLF001
+                codecs.format_of(self.codec))
+            if self._fast is None:  # the generated decoders do all the work: get
+                type_._sk_careful()  # noqa: SLF001 - them now, not on first use
         self._loads_one = self._make_loads()
         # A codec may offer quicker decoders: ``fast_loads`` (one payload) and
         # ``fast_loads_many`` (a batch). They may fail on unusual input that ``loads``
         # accepts (a failure is retried the careful way) but never decode to a
         # different value.
         self._many = None
-        #: msgspec's decoder straight into the Record (decision 203), or None
-        self._fast: Callable[[bytes], Any] | None = None
         if _is_record_type(type_):
             self._many = self._make_many(type_)
-            # (a hook of the Record class, reached by duck typing: no models import)
-            self._fast = type_._fast_decoder(  # noqa: SLF001
-                codecs.format_of(self.codec))
         self._dumps_one = self._make_dumps()
         self.loads = self._make_checked_loads()
 
