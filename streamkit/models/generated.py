@@ -261,24 +261,30 @@ def install_generated(cls: Any, fields: dict[str, FieldDescriptor],
     build.__doc__ = f"Build a {cls.__name__} from field values (validated)."
     cls._sk_build = staticmethod(build)
     # The careful decoders are most of the source to compile (about three quarters
-    # of a class's creation time), and a class msgspec decodes may never need them.
+    # of a class's creation time), and a class msgspec decodes may never need them:
+    # they are compiled on first use. Until then the class holds stand-ins that
+    # compile them; the stand-ins then take over the compiled code (__code__ and
+    # defaults), so a caller that kept one (a Serde) calls the real decoder directly.
     made: dict[str, Callable[..., Any]] = {}
 
-    def make() -> dict[str, Callable[..., Any]]:
+    def compile_decoders() -> dict[str, Callable[..., Any]]:
         if not made:
             made.update(_compile_decoders(cls, fields, fast, env, positional))
-            for name in _DECODERS:
-                setattr(cls, name, staticmethod(made[name]))
+            for name, real in made.items():
+                stand_in = stand_ins[name]
+                stand_in.__code__ = real.__code__
+                stand_in.__defaults__ = real.__defaults__
+                stand_in.__kwdefaults__ = real.__kwdefaults__
+                setattr(cls, name, staticmethod(real))
         return made
 
-    def first_use(name: str) -> Callable[..., Any]:
-        def compile_then_call(*args: Any) -> Any:
-            return make()[name](*args)
-        return compile_then_call
-
-    cls._sk_careful = make
-    for name in _DECODERS:
-        setattr(cls, name, staticmethod(first_use(name)))
+    env["_sk_compile"] = compile_decoders
+    exec("\n".join(f"def {name}(*args):\n    return _sk_compile()[{name!r}](*args)"  # noqa: S102
+                   for name in _DECODERS), env)
+    stand_ins = {name: env[name] for name in _DECODERS}
+    for name, stand_in in stand_ins.items():
+        setattr(cls, name, staticmethod(stand_in))
+    cls._sk_careful = compile_decoders
 
 
 def _compile_decoders(cls: Any, fields: dict[str, FieldDescriptor],

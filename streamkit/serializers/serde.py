@@ -68,8 +68,8 @@ class Serde:
             # (hooks of the Record class, reached by duck typing: no models import)
             self._fast = type_._fast_decoder(  # noqa: SLF001
                 codecs.format_of(self.codec))
-            if self._fast is None:  # the generated decoders do all the work: get
-                type_._sk_careful()  # noqa: SLF001 - them now, not on first use
+            if self._fast is None:  # the generated decoders do all the work:
+                type_._sk_careful()  # noqa: SLF001 - compile them now
         self._loads_one = self._make_loads()
         # A codec may offer quicker decoders: ``fast_loads`` (one payload) and
         # ``fast_loads_many`` (a batch). They may fail on unusual input that ``loads``
