@@ -251,8 +251,8 @@ def install_generated(cls: Any, fields: dict[str, FieldDescriptor],
     src += _value_lines(cls, fields)
     code = compile("\n".join(src), f"<streamkit record {cls.__qualname__}>", "exec")
     exec(code, env)  # noqa: S102 - source built above from field names only
-    for fn_name in ("__eq__", "__hash__", "__repr__", "asdict", "to_representation",
-                    "_streamkit_fields_"):
+    for fn_name in ("__eq__", "__ne__", "__hash__", "__repr__", "asdict",
+                    "to_representation", "_streamkit_fields_"):
         fn = env[fn_name]
         fn.__qualname__ = f"{cls.__qualname__}.{fn_name}"
         setattr(cls, fn_name, fn)
@@ -326,6 +326,9 @@ def _value_lines(cls: Any, fields: dict[str, FieldDescriptor]) -> list[str]:
         "def __eq__(self, other):",
         "    if other.__class__ is not self.__class__: return NotImplemented",
         f"    return {tuple_of('self')} == {tuple_of('other')}",
+        "def __ne__(self, other):",
+        "    if other.__class__ is not self.__class__: return NotImplemented",
+        f"    return {tuple_of('self')} != {tuple_of('other')}",
         "def __hash__(self):",
         f"    return hash(({cls.__name__!r}, {tuple_of('self')}))",
         "def __repr__(self):",

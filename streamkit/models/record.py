@@ -68,6 +68,11 @@ _FAUST_ONLY_OPTIONS = frozenset({"isodates", "decimals", "include_metadata", "ab
                                  "lazy_creation"})
 
 
+def _restore(cls: type, fields: dict[str, Any]) -> Any:
+    """A pickled record, its values as they were (``Record.__reduce__``)."""
+    return msgspec.StructMeta.__call__(cls, **fields)
+
+
 def _constructor_of(cls: type, _get: Callable[[type, str], Any] = type.__getattribute__
                     ) -> Callable[..., Any]:
     return _get(cls, "_sk_build")
@@ -85,7 +90,7 @@ class RecordMeta(msgspec.StructMeta):
     _sk_build: Callable[..., Record]
     _sk_careful: Callable[[], dict[str, Callable[..., Any]]]
     _sk_kw_only: bool
-    _sk_decoders: dict[str, Callable[[bytes], Record] | None]
+    _sk_decoders: dict[str | None, Callable[[bytes], Record] | None]
 
     def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any],
                 serializer: str | None = None, validation: bool | None = None,
@@ -96,27 +101,8 @@ class RecordMeta(msgspec.StructMeta):
             raise TypeError(f"{name}: unknown Record option(s) "
                             f"{', '.join(sorted(unknown))}; Record options are "
                             "serializer, validation, coerce and namespace")
-        if "__slots__" in ns:
-            raise ImproperlyConfigured(f"{name}: a Record holds its fields itself; "
-                                       "remove __slots__")
         annotations = ns.get("__annotations__", {})
-        own = [f for f, a in annotations.items() if not _is_classvar(a)]
-        _check_names(name, own, ns)
-        defaults = {f: ns[f] for f in own if f in ns}
-        # A redeclared field keeps its parent's default (msgspec would drop it).
-        for field in own:
-            if field not in ns:
-                for base in bases:
-                    fd = getattr(base, "_fields", {}).get(field)
-                    if fd is not None and not fd.required:
-                        ns[field] = fd.default
-                        break
-        for field, default in ((f, ns[f]) for f in own if f in ns):
-            if copies_default(default):  # a fresh copy for each instance
-                ns[field] = msgspec.field(
-                    default_factory=functools.partial(copy.deepcopy, default))
-        # msgspec sees the fields only; the full annotations come back below.
-        ns["__annotations__"] = {f: annotations[f] for f in own}
+        own, defaults = _prepare_namespace(name, bases, ns, annotations)
         kw_only = _needs_kw_only(bases, own, ns)
         try:
             cls = super().__new__(mcs, name, bases, ns, kw_only=kw_only)
@@ -191,6 +177,33 @@ class RecordMeta(msgspec.StructMeta):
 
     def __dir__(cls) -> list[str]:
         return sorted(set(super().__dir__()) | set(cls._fields))
+
+
+def _prepare_namespace(name: str, bases: tuple[type, ...], ns: dict[str, Any],
+                       annotations: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Check the class body and set it up for msgspec: its fields (in order) and the
+    defaults given in it. msgspec sees the field annotations only; every default, a
+    redeclared field's inherited one too, is in ``ns``, copied per instance when it is
+    mutable."""
+    if "__slots__" in ns:
+        raise ImproperlyConfigured(f"{name}: a Record holds its fields itself; "
+                                   "remove __slots__")
+    own = [f for f, a in annotations.items() if not _is_classvar(a)]
+    _check_names(name, own, ns)
+    defaults = {f: ns[f] for f in own if f in ns}
+    for field in own:  # a redeclared field keeps its parent's default
+        if field not in ns:
+            for base in bases:
+                fd = getattr(base, "_fields", {}).get(field)
+                if fd is not None and not fd.required:
+                    ns[field] = fd.default
+                    break
+    for field in own:
+        if field in ns and copies_default(ns[field]):
+            ns[field] = msgspec.field(
+                default_factory=functools.partial(copy.deepcopy, ns[field]))
+    ns["__annotations__"] = {f: annotations[f] for f in own}
+    return own, defaults
 
 
 def _needs_kw_only(bases: tuple[type, ...], own: list[str], ns: dict[str, Any]) -> bool:
@@ -301,6 +314,14 @@ class Record(msgspec.Struct, metaclass=RecordMeta):
 
     def to_representation(self) -> dict[str, Any]:
         """Field values as JSON types: datetimes as ISO strings, Decimal as str."""
+        raise NotImplementedError  # replaced by the generated method
+
+    def __reduce__(self) -> tuple[Callable[..., Record], tuple[type, dict[str, Any]]]:
+        # pickle and deepcopy: the values as they are (no validation: fields may have
+        # been reassigned), through msgspec's constructor, which runs __post_init__
+        return (_restore, (type(self), self._streamkit_fields_()))
+
+    def _streamkit_fields_(self) -> dict[str, Any]:
         raise NotImplementedError  # replaced by the generated method
 
     def dumps(self, serializer: str | None = None) -> bytes:

@@ -2,7 +2,9 @@
 them (every Record class is a msgspec Struct, decision 203)."""
 from __future__ import annotations
 
+import copy
 import inspect
+import pickle
 
 import msgpack
 import pytest
@@ -80,3 +82,28 @@ def test_records_of_a_class_made_in_a_function_decode_fast() -> None:
     data = msgpack.packb({"inner": {"v": 1}, "maybe": {"v": 2}})
     assert serde._fast is not None  # noqa: SLF001 - the fast decoder is in use
     assert serde.loads(data) == Outer(Inner(1), Inner(2))
+
+
+class Doubled(Record):
+    a: int
+    b: int = 0
+
+    def __post_init__(self) -> None:
+        self.b = self.a * 2
+
+
+def test_pickle_and_copies_keep_values_as_they_are() -> None:
+    record = Doubled(2)
+    record.a = "not checked on assignment"  # type: ignore[assignment]
+    for copied in (pickle.loads(pickle.dumps(record)), copy.deepcopy(record),
+                   copy.copy(record)):
+        assert copied.a == "not checked on assignment" and type(copied) is Doubled
+    # pickle and deepcopy build the copy with msgspec's constructor, which runs
+    # __post_init__ again; copy.copy copies the values only
+    assert pickle.loads(pickle.dumps(record)).b == record.a * 2
+    assert copy.copy(record).b == 4
+
+
+def test_records_of_different_classes_are_not_equal() -> None:
+    assert Sub(c=1) != Base() and not (Sub(c=1) == Base())
+    assert Sub(c=1) != Sub(c=2) and not (Sub(c=1) != Sub(c=1))
