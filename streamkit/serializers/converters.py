@@ -467,10 +467,11 @@ def msgspec_reads_exactly(tp: Any, fmt: str, _seen: set[int] | None = None) -> b
     Yes for int, float, str, bool, datetime (``parse_datetime`` reads ISO text as
     msgspec does), ``X | None``, lists, sets, frozensets and tuples of those, dicts
     with str or int keys, Records whose fields all qualify, and ``Any`` in JSON. No for
-    the rest: Decimal, UUID, date, time, bytes, enums, literals and unions, whose
-    msgspec readings differ at the edges (numbers for Decimal, names for enums,
-    member order in unions), and ``Any`` in msgpack (msgspec reads extension types as
-    its own objects).
+    Decimal (msgspec reads the JSON number ``9.30`` as ``Decimal("9.30")``, the
+    converter as ``Decimal("9.3")``), unions (``str | float`` given 5: msgspec gives
+    5.0, the converter, trying members in order, ``"5"``), ``Any`` in msgpack (msgspec
+    reads extension types as its own objects), and the types not checked against the
+    converters: UUID, date, time, bytes, enums, literals.
     """
     if tp in _EXACT_SCALARS:
         return True

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import msgpack
@@ -98,6 +100,7 @@ def test_fast_and_careful_decoders_give_the_same_record_or_error(value: dict,
 
 def test_the_fast_decoder_builds_records_of_the_class_with_defaults() -> None:
     serde = Serde(Trip, "msgpack")
+    assert serde._fast is not None  # noqa: SLF001 - the tests above compare two paths
     data = msgpack.packb({"vendorId": 1, "amount": 2.5, "stops": [{"x": 1.0}]})
     first, second = serde.loads_many([data, data])
     assert type(first) is Trip and type(first.stops[0]) is Point
@@ -244,3 +247,28 @@ def test_single_payloads_of_strings_still_decode_after_many_refusals() -> None:
     assert serde.loads(typed) == Trip(3, 1.5)
     with pytest.raises(DecodeError, match="Trip.vendorId: expected int"):
         serde.loads(b'{"vendorId": "three", "amount": 1}')
+
+
+class Color(Enum):
+    RED = "red"
+
+
+class Priced(Record):
+    price: Decimal
+    color: Color = Color.RED
+    extra: Any = None
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_types_msgspec_reads_otherwise_keep_the_converters_reading(fmt: str) -> None:
+    # msgspec would read the JSON number 9.30 as Decimal("9.30"); the converter gives
+    # Decimal("9.3"), as for the float 9.3.
+    serde = Serde(Priced, fmt)
+    data = b'{"price": 9.30}' if fmt == "json" else msgpack.packb({"price": 9.30})
+    assert str(serde.loads(data).price) == "9.3"
+    assert serde.loads(encode({"price": "1", "color": "RED"}, fmt)).color is Color.RED
+    # msgpack's timestamp extension in an Any field stays msgpack's Timestamp
+    stamp = msgpack.Timestamp(1, 5)
+    if fmt == "msgpack":
+        data = msgpack.packb({"price": "1", "extra": stamp})
+        assert serde.loads(data).extra == stamp
