@@ -14,7 +14,7 @@ from uuid import UUID
 
 from streamkit.serializers.converters import type_name
 
-__all__ = ["FieldDescriptor", "MISSING"]
+__all__ = ["FieldDescriptor", "MISSING", "copies_default"]
 
 
 class _Missing:
@@ -34,6 +34,12 @@ MISSING: Any = _Missing()
 #: Default values that are safe to share between instances.
 _IMMUTABLE = (int, float, str, bool, bytes, type(None), tuple, frozenset, datetime,
               date, time, Decimal, UUID, enum.Enum)
+
+
+def copies_default(default: Any) -> bool:
+    """Whether each instance gets its own copy of ``default`` (lists, dicts, sets,
+    Records: anything not known to be immutable)."""
+    return default is not MISSING and not isinstance(default, _IMMUTABLE)
 
 
 class FieldDescriptor:
@@ -58,7 +64,7 @@ class FieldDescriptor:
         self.index = index
         self.getattr: Callable[[Any], Any] = attrgetter(field)
         # Mutable defaults (lists, dicts, Records) are copied for every instance.
-        self._copy_default = not self.required and not isinstance(default, _IMMUTABLE)
+        self._copy_default = copies_default(default)
 
     @property
     def ident(self) -> str:

@@ -1,29 +1,34 @@
 """Record: a typed message value, declared with class annotations.
 
-Each Record class gets code generated for its own fields (``__init__``, the decoder
-``_from_wire``, ``__eq__``, ``__hash__``, ``__repr__``, ``asdict``). The generated
-code checks each value with an inline ``type(v) is T`` and calls the field's converter
-only when that fails, so decoding a well-formed message costs no function call per
-field. Values live in ``__slots__`` named like the fields, so ``ride.vendorId`` is a
-plain slot read; the metaclass answers class-level reads (``TaxiRide.vendorId``) with
-the field's FieldDescriptor instead of the slot member.
+Every Record class is a msgspec ``Struct``: the json and msgpack codecs decode a
+payload straight into an instance, in C, when every field's type is one msgspec reads
+exactly as streamkit's converters would (decision 203); the rest goes through the
+careful decoders below, which take every value the Record accepts. The metaclass
+generates, for each class's own fields (``streamkit.models.generated``), the
+constructor (``TaxiRide(...)``: validation and coercion of decision 201), the careful
+decoders, ``__eq__``, ``__hash__``, ``__repr__`` and ``asdict``. Values live in the
+Struct's fields, so ``ride.vendorId`` is a plain member read; the metaclass answers
+class-level reads (``TaxiRide.vendorId``) with the field's FieldDescriptor.
 """
 from __future__ import annotations
 
-import base64
-import enum
+import copy
+import functools
 import sys
 import typing
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, time
-from decimal import Decimal
-from typing import Any, ClassVar
-from uuid import UUID
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from streamkit.errors import DecodeError, ImproperlyConfigured, ValidationError
-from streamkit.models.fields import MISSING, FieldDescriptor
+import msgspec
+
+from streamkit.errors import DecodeError, ImproperlyConfigured
+from streamkit.models.fields import MISSING, FieldDescriptor, copies_default
+from streamkit.models.generated import install_generated
 from streamkit.serializers import codecs
-from streamkit.serializers.converters import FAST_TYPES, Invalid, describe, make_converter
+from streamkit.serializers.converters import msgspec_reads_exactly
+
+if TYPE_CHECKING:
+    import inspect
 
 __all__ = ["Record", "RecordOptions"]
 
@@ -63,8 +68,18 @@ _FAUST_ONLY_OPTIONS = frozenset({"isodates", "decimals", "include_metadata", "ab
                                  "lazy_creation"})
 
 
-class RecordMeta(type):
-    """Builds the fields, slots and generated methods of every Record class."""
+def _restore(cls: type, fields: dict[str, Any]) -> Any:
+    """A pickled record, its values as they were (``Record.__reduce__``)."""
+    return msgspec.StructMeta.__call__(cls, **fields)
+
+
+def _constructor_of(cls: type, _get: Callable[[type, str], Any] = type.__getattribute__
+                    ) -> Callable[..., Any]:
+    return _get(cls, "_sk_build")
+
+
+class RecordMeta(msgspec.StructMeta):
+    """Builds the fields and generated methods of every Record class."""
 
     # what __new__ sets on every class it builds (Record declares their types)
     _options: RecordOptions
@@ -72,25 +87,25 @@ class RecordMeta(type):
     _from_wire: Callable[[Any], Record]
     _many: Callable[[list[bytes | None], Callable[[bytes], Any]], list[Record | None]]
     _many_decoded: Callable[[list[Any]], list[Record | None]]
-    __match_args__: tuple[str, ...]
+    _sk_build: Callable[..., Record]
+    _sk_careful: Callable[[], dict[str, Callable[..., Any]]]
+    _sk_kw_only: bool
+    _sk_decoders: dict[str | None, Callable[[bytes], Record] | None]
 
     def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any],
                 serializer: str | None = None, validation: bool | None = None,
                 coerce: bool | None = None, namespace: str | None = None,
                 **kwargs: Any) -> RecordMeta:
-        for option in _FAUST_ONLY_OPTIONS.intersection(kwargs):
-            kwargs.pop(option)  # accepted so Faust models import unchanged
+        unknown = set(kwargs) - _FAUST_ONLY_OPTIONS  # Faust's: accepted, ignored
+        if unknown:
+            raise TypeError(f"{name}: unknown Record option(s) "
+                            f"{', '.join(sorted(unknown))}; Record options are "
+                            "serializer, validation, coerce and namespace")
         annotations = ns.get("__annotations__", {})
-        own = [f for f, a in annotations.items() if not _is_classvar(a)]
-        inherited = {f for base in bases for f in getattr(base, "_fields", ())}
-        _check_names(name, own, ns)
-        # Values live in slots named like the fields; the defaults move into the
-        # field descriptors (a class attribute would clash with the slot).
-        defaults = {f: ns.pop(f) for f in own if f in ns}
-        ns["__slots__"] = tuple(ns.get("__slots__", ())) + tuple(
-            f for f in own if f not in inherited)
+        own, defaults = _prepare_namespace(name, bases, ns, annotations)
+        kw_only = _needs_kw_only(bases, own, ns)
         try:
-            cls = super().__new__(mcs, name, bases, ns, **kwargs)
+            cls = super().__new__(mcs, name, bases, ns, kw_only=kw_only)
         except TypeError as exc:
             if "lay-out conflict" not in str(exc):
                 raise
@@ -113,27 +128,102 @@ class RecordMeta(type):
                                  frame.f_locals if frame.f_code.co_name != "<module>"
                                  else {})
         cls._fields = fields
-        # (mypy takes __match_args__ for read-only; a metaclass is what sets it)
-        cls.__match_args__ = tuple(fields)  # type: ignore[misc]
-        _install_generated(cls, fields)
+        cls._sk_kw_only = kw_only
+        cls._sk_decoders = {}
+        # msgspec reads the annotations again when it builds a decoder: give it the
+        # resolved types, so names local to a function resolve there too.
+        cls.__annotations__ = {
+            f: fields[f].type if f in fields else (
+                a if not isinstance(a, str) else ClassVar)
+            for f, a in annotations.items()}
+        positional = not kw_only and cls.__struct_fields__ == tuple(fields)
+        install_generated(cls, fields, positional)
         return cls
 
     def __init__(cls, name: str, bases: tuple[type, ...], ns: dict[str, Any],
                  **kwargs: Any) -> None:
         super().__init__(name, bases, ns)
 
+    # TaxiRide(...) runs the generated constructor (validation, coercion); decoding
+    # with msgspec makes instances without it. Python calls what ``__call__`` gives
+    # for the class, with the caller's arguments as they are: a property handing out
+    # the class's constructor costs one small call, where a ``__call__(cls, *args,
+    # **kwargs)`` passing them on would pack and unpack them again.
+    __call__ = property(_constructor_of)
+
     def __getattribute__(cls, name: str,
                          _get: Callable[[type, str], Any] = type.__getattribute__) -> Any:
         # Class-level reads only (instances never come here): TaxiRide.vendorId is
-        # the field descriptor, not the slot member that holds instance values.
+        # the field descriptor, not the member that holds instance values.
         try:
             fd = _get(cls, "_fields").get(name)
         except AttributeError:  # Record itself, while being created
             fd = None
         return fd if fd is not None else _get(cls, name)
 
+    @property
+    def __match_args__(cls) -> tuple[str, ...]:  # type: ignore[override]
+        """``case TaxiRide(vendor, amount)`` matches fields in declaration order."""
+        return tuple(cls._fields)
+
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        """The constructor's parameters: every field, by position or keyword."""
+        import inspect  # only for introspection: not at import time of an app
+        build = type.__getattribute__(cls, "_sk_build")
+        sig = inspect.signature(build)
+        return sig.replace(parameters=[p for p in sig.parameters.values()
+                                       if not p.name.startswith(_PREFIX)])
+
     def __dir__(cls) -> list[str]:
         return sorted(set(super().__dir__()) | set(cls._fields))
+
+
+def _prepare_namespace(name: str, bases: tuple[type, ...], ns: dict[str, Any],
+                       annotations: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Check the class body and set it up for msgspec: its fields (in order) and the
+    defaults given in it. msgspec sees the field annotations only; every default, a
+    redeclared field's inherited one too, is in ``ns``, copied per instance when it is
+    mutable."""
+    if "__slots__" in ns:
+        raise ImproperlyConfigured(f"{name}: a Record holds its fields itself; "
+                                   "remove __slots__")
+    own = [f for f, a in annotations.items() if not _is_classvar(a)]
+    _check_names(name, own, ns)
+    defaults = {f: ns[f] for f in own if f in ns}
+    for field in own:  # a redeclared field keeps its parent's default
+        if field not in ns:
+            for base in bases:
+                fd = getattr(base, "_fields", {}).get(field)
+                if fd is not None and not fd.required:
+                    ns[field] = fd.default
+                    break
+    for field in own:
+        if field in ns and copies_default(ns[field]):
+            ns[field] = msgspec.field(
+                default_factory=functools.partial(copy.deepcopy, ns[field]))
+    ns["__annotations__"] = {f: annotations[f] for f in own}
+    return own, defaults
+
+
+def _needs_kw_only(bases: tuple[type, ...], own: list[str], ns: dict[str, Any]) -> bool:
+    """Whether msgspec must take this class's fields by keyword: a required field
+    follows one with a default (msgspec's positional constructor cannot have that),
+    or a parent already needed it."""
+    has_default: dict[str, bool] = {}
+    for base in reversed(bases):
+        if getattr(base, "_sk_kw_only", False):
+            return True
+        for fd in getattr(base, "_fields", {}).values():
+            has_default[fd.field] = not fd.required
+    for field in own:
+        has_default[field] = field in ns
+    seen_default = False
+    for with_default in has_default.values():
+        if seen_default and not with_default:
+            return True
+        seen_default = seen_default or with_default
+    return False
 
 
 def _is_classvar(annotation: Any) -> bool:
@@ -198,286 +288,7 @@ def _reserved_names() -> set[str]:
     return _RESERVED
 
 
-# ------------------------------------------------------------------ code generation
-
-def _fast_type(tp: Any) -> tuple[Any, bool]:
-    """(T, optional) when values can be checked inline with ``type(v) is T``."""
-    optional = False
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is __import__("types").UnionType:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) != 1 or len(typing.get_args(tp)) != 2:
-            return None, False
-        tp, optional = args[0], True
-    if tp in FAST_TYPES or (isinstance(tp, type) and (
-            isinstance(tp, RecordMeta) or issubclass(tp, enum.Enum))):
-        return tp, optional
-    return None, False
-
-
-def _field_converter(cls: RecordMeta, fd: FieldDescriptor) -> Callable[[Any], Any]:
-    """Converter that raises ValidationError naming record, field and value."""
-    convert = make_converter(fd.type, cls._options.coerce)
-    validation = cls._options.validation
-    where = f"{cls.__name__}.{fd.field}"
-    record, field = cls.__name__, fd.field
-
-    def convert_field(value: Any) -> Any:
-        if value is MISSING:
-            err = ValidationError(f"{where}: missing required field")
-        else:
-            try:
-                return convert(value)
-            except Invalid as exc:
-                if not validation:
-                    return value
-                err = ValidationError(exc.message(where))
-        err.record, err.field, err.value = record, field, value
-        raise err from None  # not "during handling of ValueError" noise
-
-    return convert_field
-
-
-def _check_lines(var: str, i: int, tp: Any, optional: bool, indent: str,
-                 coerce: bool) -> list[str]:
-    """Code that converts ``var`` in place when it is not already of type T."""
-    guard = f"{var} is not None and " if optional else ""
-    if tp is None:
-        return [f"{indent}{var} = _sk_c{i}({var})"] if not optional else [
-            f"{indent}if {var} is not None: {var} = _sk_c{i}({var})"]
-    if tp is datetime:
-        # The wire form of a datetime is an ISO string: parse it without a call chain.
-        return [
-            f"{indent}if _sk_type({var}) is _sk_str:",
-            f"{indent}    try: {var} = _sk_fromiso({var})",
-            f"{indent}    except _sk_ValueError: {var} = _sk_c{i}({var})",
-            f"{indent}elif {guard}_sk_type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})",
-        ]
-    if tp is float:
-        # JSON writers often drop ".0", and CSV-fed producers send numbers as strings:
-        # convert both without the converter call chain.
-        lines = [
-            f"{indent}if {guard}_sk_type({var}) is not _sk_float:",
-            f"{indent}    if _sk_type({var}) is _sk_int:",
-            f"{indent}        try: {var} = _sk_float({var})",
-            f"{indent}        except _sk_OverflowError: {var} = _sk_c{i}({var})",
-        ]
-        if coerce:
-            lines += [
-                f"{indent}    elif _sk_type({var}) is _sk_str:",
-                f"{indent}        try: {var} = _sk_float({var})",
-                f"{indent}        except _sk_ValueError: {var} = _sk_c{i}({var})",
-            ]
-        return lines + [f"{indent}    else: {var} = _sk_c{i}({var})"]
-    if tp is int and coerce:
-        return [
-            f"{indent}if {guard}_sk_type({var}) is not _sk_int:",
-            f"{indent}    if _sk_type({var}) is _sk_str:",
-            f"{indent}        try: {var} = _sk_int({var})",
-            f"{indent}        except _sk_ValueError: {var} = _sk_c{i}({var})",
-            f"{indent}    else: {var} = _sk_c{i}({var})",
-        ]
-    return [f"{indent}if {guard}_sk_type({var}) is not _sk_T{i}: {var} = _sk_c{i}({var})"]
-
-
-def _wire_lines(fields: dict[str, FieldDescriptor], fast: list[tuple[Any, bool, bool]],
-                indent: str, obj: str, coerce: bool) -> list[str]:
-    """Read every field from dict ``d`` into ``obj`` (KeyError when one is absent)."""
-    lines = []
-    for i, name in enumerate(fields):
-        tp, optional, check = fast[i]
-        lines.append(f"{indent}v = d[{name!r}]")
-        if check:
-            lines += _check_lines("v", i, tp, optional, indent, coerce)
-        lines.append(f"{indent}{obj}.{name} = v")
-    return lines
-
-
-def _install_generated(cls: RecordMeta, fields: dict[str, FieldDescriptor]) -> None:
-    names = list(fields)
-    coerce = cls._options.coerce
-    env: dict[str, Any] = {
-        "_sk_cls": cls, "_sk_MISSING": MISSING, "_sk_new": object.__new__,
-        "_sk_fromiso": datetime.fromisoformat, "_sk_plain": _plain,
-        "_sk_jsonable": _jsonable, "_sk_Mapping": Mapping,
-        "_sk_ValidationError": ValidationError, "_sk_describe": describe,
-        # Builtins under private names: a field may be called `type` or `str`, and
-        # field names are __init__'s parameters.
-        "_sk_type": type, "_sk_str": str, "_sk_int": int, "_sk_float": float,
-        "_sk_ValueError": ValueError, "_sk_OverflowError": OverflowError,
-    }
-    params, init_body, fast = [], [], []
-    for i, (name, fd) in enumerate(fields.items()):
-        tp, optional = _fast_type(fd.type)
-        check = fd.type is not Any and fd.type is not object
-        fast.append((tp, optional, check))
-        env[f"_sk_T{i}"] = tp
-        env[f"_sk_c{i}"] = _field_converter(cls, fd)
-        env[f"_sk_f{i}"] = fd
-        copy_default = fd._copy_default  # noqa: SLF001 - the descriptor made in this unit
-        if fd.required or copy_default:
-            params.append(f"{name}=_sk_MISSING")
-            if copy_default:
-                init_body.append(f"    if {name} is _sk_MISSING: "
-                                 f"{name} = _sk_f{i}.default_value()")
-            elif not check:
-                init_body.append(f"    if {name} is _sk_MISSING: _sk_c{i}({name})")
-        else:
-            env[f"_sk_d{i}"] = fd.default
-            params.append(f"{name}=_sk_d{i}")
-        if check:
-            init_body += _check_lines(name, i, tp, optional, "    ", coerce)
-    for name in names:
-        init_body.append(f"    _sk_self.{name} = {name}")
-    post = ["    _sk_self.__post_init__()"] if hasattr(cls, "__post_init__") else []
-    src = [f"def __init__(_sk_self, {', '.join(params)}):" if params
-           else "def __init__(_sk_self):"]
-    src += init_body + post + ["    pass"]
-    post = ["    self.__post_init__()"] if post else []
-    not_a_mapping = f"{cls.__name__}: expected a mapping of fields, got "
-    src += [
-        "def _sk_slow(d):",
-        "    if not isinstance(d, _sk_Mapping):",
-        f"        raise _sk_ValidationError({not_a_mapping!r} + _sk_describe(d))",
-        f"    return _sk_cls(**{{k: d[k] for k in {tuple(names)!r} if k in d}})",
-    ]
-    # Hot loops read these as locals (bound as defaults): no global lookups.
-    binds = ", ".join(["_sk_new=_sk_new", "_sk_cls=_sk_cls", "_sk_slow=_sk_slow",
-                       "_sk_fromiso=_sk_fromiso", "_sk_type=_sk_type",
-                       "_sk_str=_sk_str", "_sk_int=_sk_int", "_sk_float=_sk_float"]
-                      + [f"_sk_{k}{i}=_sk_{k}{i}" for i in range(len(names))
-                         for k in ("T", "c")])
-    # Decoders: a dict from a codec -> instance. Unknown keys are ignored; a missing
-    # key or a non-dict takes the slow path (defaults, error messages).
-    src += [
-        "def _from_wire(d):",
-        "    if type(d) is not dict: return _sk_slow(d)",
-        "    self = _sk_new(_sk_cls)",
-        "    try:",
-        *_wire_lines(fields, fast, "        ", "self", coerce),
-        "        pass",
-        "    except KeyError:",
-        "        return _sk_slow(d)",
-        *post,
-        "    return self",
-    ]
-    # Batch decoders: the same per-field code inlined into the loop, so one message
-    # costs the codec call and no further Python call. Any error -> caller retries
-    # the batch one message at a time. ``_many`` decodes payloads with ``unpack``;
-    # ``_many_decoded`` takes what a codec's ``fast_loads_many`` already decoded.
-    for header, decode in ((f"def _many(datas, unpack, *, {binds}):", "unpack(data)"),
-                           (f"def _many_decoded(datas, *, {binds}):", "data")):
-        src += [
-            header,
-            "    out = []",
-            "    append = out.append",
-            "    for data in datas:",
-            "        if data is None:",
-            "            append(None)",
-            "            continue",
-            f"        d = {decode}",  # not a mapping: TypeError below, batch retried
-            "        self = _sk_new(_sk_cls)",
-            "        try:",
-            *_wire_lines(fields, fast, "            ", "self", coerce),
-            "            pass",
-            "        except KeyError:",
-            "            append(_sk_slow(d))",  # __init__ ran __post_init__ already
-            "            continue",
-            *("    " + line for line in post),
-            "        append(self)",
-            "    return out",
-        ]
-
-    def values(obj: str) -> str:
-        return ", ".join(f"{obj}.{n}" for n in names)
-
-    def tuple_of(obj: str) -> str:
-        return f"({values(obj)},)" if names else "()"
-
-    src += [
-        "def __eq__(self, other):",
-        "    if other.__class__ is not self.__class__: return NotImplemented",
-        f"    return {tuple_of('self')} == {tuple_of('other')}",
-        "def __hash__(self):",
-        f"    return hash(({cls.__name__!r}, {tuple_of('self')}))",
-        "def __repr__(self):",
-        '    return f"<' + cls.__name__ + (": " if names else "")
-        + ", ".join(f"{n}={{self.{n}!r}}" for n in names) + '>"',
-        "def asdict(self):",
-        "    return {" + ", ".join(
-            f"{n!r}: " + (f"self.{n}" if _is_plain(fields[n].type)
-                          else f"_sk_plain(self.{n})") for n in names) + "}",
-        "def to_representation(self):",
-        "    return {" + ", ".join(
-            f"{n!r}: " + (f"self.{n}" if _is_jsonable(fields[n].type)
-                          else f"_sk_jsonable(self.{n})") for n in names) + "}",
-        "def _streamkit_fields_(self):",
-        "    return {" + ", ".join(f"{n!r}: self.{n}" for n in names) + "}",
-    ]
-    code = compile("\n".join(src), f"<streamkit record {cls.__qualname__}>", "exec")
-    exec(code, env)  # noqa: S102 - source built above from field names only
-    for fn_name in ("__init__", "__eq__", "__hash__", "__repr__", "asdict",
-                    "to_representation", "_streamkit_fields_"):
-        fn = env[fn_name]
-        fn.__qualname__ = f"{cls.__qualname__}.{fn_name}"
-        setattr(cls, fn_name, fn)
-    env["__init__"].__doc__ = f"Build a {cls.__name__} from field values (validated)."
-    cls._from_wire = staticmethod(env["_from_wire"])
-    cls._many = staticmethod(env["_many"])
-    cls._many_decoded = staticmethod(env["_many_decoded"])
-
-
-_PLAIN_TYPES = (int, float, str, bool, bytes, datetime, date, time, Decimal, UUID)
-
-
-def _is_plain(tp: Any) -> bool:
-    """True when asdict() can return the value as it is (no Record inside)."""
-    if tp in _PLAIN_TYPES:
-        return True
-    args = typing.get_args(tp)
-    return bool(args) and typing.get_origin(tp) in (typing.Union, __import__(
-        "types").UnionType) and all(a is type(None) or a in _PLAIN_TYPES for a in args)
-
-
-def _is_jsonable(tp: Any) -> bool:
-    json_types = (int, float, str, bool)
-    if tp in json_types:
-        return True
-    args = typing.get_args(tp)
-    return bool(args) and typing.get_origin(tp) in (typing.Union, __import__(
-        "types").UnionType) and all(a is type(None) or a in json_types for a in args)
-
-
-def _plain(value: Any) -> Any:
-    """asdict() of a value: Records become dicts, containers are walked."""
-    if isinstance(value, Record):
-        return value.asdict()
-    if type(value) is list:
-        return [_plain(v) for v in value]
-    if type(value) is dict:
-        return {k: _plain(v) for k, v in value.items()}
-    if type(value) is tuple:
-        return tuple(_plain(v) for v in value)
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    """to_representation() of a value: only JSON types remain."""
-    if value is None or type(value) in (int, float, str, bool):
-        return value
-    if isinstance(value, Record):
-        return value.to_representation()
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k if isinstance(k, (str, int, float, bool)) else str(_jsonable(k)):
-                _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(value).decode("ascii")
-    return codecs.wire_form(value)
-
-
-class Record(metaclass=RecordMeta):
+class Record(msgspec.Struct, metaclass=RecordMeta):
     """Base class of typed records. Declare fields as annotations::
 
         class TaxiRide(Record, serializer="json"):
@@ -490,7 +301,6 @@ class Record(metaclass=RecordMeta):
     declaration order, to their :class:`FieldDescriptor`.
     """
 
-    __slots__ = ()
     _fields: ClassVar[dict[str, FieldDescriptor]]
     _options: ClassVar[RecordOptions]
     _from_wire: ClassVar[Callable[[Any], Record]]
@@ -506,6 +316,14 @@ class Record(metaclass=RecordMeta):
         """Field values as JSON types: datetimes as ISO strings, Decimal as str."""
         raise NotImplementedError  # replaced by the generated method
 
+    def __reduce__(self) -> tuple[Callable[..., Record], tuple[type, dict[str, Any]]]:
+        # pickle and deepcopy: the values as they are (no validation: fields may have
+        # been reassigned), through msgspec's constructor, which runs __post_init__
+        return (_restore, (type(self), self._streamkit_fields_()))
+
+    def _streamkit_fields_(self) -> dict[str, Any]:
+        raise NotImplementedError  # replaced by the generated method
+
     def dumps(self, serializer: str | None = None) -> bytes:
         """Encode with ``serializer`` (default: the class's, else ``"json"``)."""
         return codecs.get(serializer or self._options.serializer or "json").dumps(self)
@@ -515,11 +333,41 @@ class Record(metaclass=RecordMeta):
         """Decode bytes into a record. Bad bytes raise DecodeError, bad fields
         ValidationError."""
         name = serializer or cls._options.serializer or "json"
+        codec = codecs.get(name)
+        decode = cls._fast_decoder(codecs.format_of(codec))
+        if decode is not None:
+            try:
+                return decode(data)
+            except Exception:  # noqa: BLE001 - the careful way below decides
+                pass
         try:
-            obj = codecs.get(name).loads(data)
+            obj = codec.loads(data)
         except Exception as exc:
             raise DecodeError(f"{cls.__name__}.loads: invalid {name}: {exc}") from exc
         return cls._from_wire(obj)
+
+    @classmethod
+    def _fast_decoder(cls, fmt: str | None) -> Callable[[bytes], Record] | None:
+        """msgspec's decoder of ``fmt`` ("json" or "msgpack") payloads into this
+        class, or None when a field's type is one msgspec does not read exactly as
+        the careful decoders do (decision 203). It raises on anything else than a
+        well-formed, well-typed payload: the caller then decodes the careful way.
+        Built on first use, so declaring a Record does not pay for it."""
+        decoders = type.__getattribute__(cls, "_sk_decoders")
+        try:
+            return decoders[fmt]
+        except KeyError:
+            pass
+        decode = None
+        if fmt is not None and all(msgspec_reads_exactly(fd.type, fmt)
+                                   for fd in cls._fields.values()):
+            module = msgspec.json if fmt == "json" else msgspec.msgpack
+            try:
+                decode = module.Decoder(cls).decode
+            except (TypeError, NameError, ValueError):  # a type msgspec cannot build
+                decode = None
+        decoders[fmt] = decode
+        return decode
 
     def derive(self, *records: Record, **fields: Any) -> Record:
         """A copy with fields taken from ``records`` (same-named fields), then

@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - ormsgpack is a dependency; stay usable
 from streamkit.errors import UnknownCodec
 
 __all__ = ["Codec", "JSONCodec", "MsgpackCodec", "RawCodec", "register", "get", "names",
-           "wire_form"]
+           "wire_form", "format_of"]
 
 
 @runtime_checkable
@@ -262,6 +262,17 @@ def get(name: str | Codec) -> Codec:
             else "add one with streamkit.serializers.codecs.register")
     raise UnknownCodec(f"unknown serializer {name!r}; known serializers: "
                        f"{', '.join(sorted(_registry))} ({hint})")
+
+
+def format_of(codec: Any) -> str | None:
+    """``"json"`` or ``"msgpack"`` for the built-in codecs of those formats (whose
+    payloads msgspec may decode straight into a Record), else None."""
+    kind = type(codec)
+    if kind is JSONCodec:
+        return "json"
+    if kind is MsgpackCodec:
+        return "msgpack"
+    return None
 
 
 def names() -> list[str]:

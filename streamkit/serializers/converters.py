@@ -22,9 +22,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 from uuid import UUID
 
+import msgpack
+import msgspec
+
 from streamkit.errors import ValidationError
 
-__all__ = ["FAST_TYPES", "Invalid", "describe", "make_converter", "type_name"]
+__all__ = ["FAST_TYPES", "Invalid", "describe", "make_converter", "msgspec_reads_exactly",
+           "parse_datetime", "type_name"]
 
 
 #: Types whose values are checked inline with ``type(v) is T`` by generated code.
@@ -138,12 +142,46 @@ def _to_bytes(v: Any, coerce: bool) -> bytes:
     raise Invalid("bytes", v)
 
 
+_convert = msgspec.convert
+_MsgspecInvalid = msgspec.ValidationError
+_fromisoformat = datetime.fromisoformat
+_read_timestamp = msgspec.msgpack.Decoder(datetime).decode
+
+
+def parse_datetime(text: str) -> datetime:
+    """A datetime from its ISO-8601 text, read as msgspec reads it where msgspec does.
+
+    msgspec, which decodes payloads straight into Records, reads RFC 3339 text
+    (``2020-07-01T00:25:32.5+01:00``, a space for the ``T`` too) and rounds digits
+    past the microsecond, where ``datetime.fromisoformat`` cuts them; it also takes a
+    lowercase ``z``. So that a value does not depend on which decoder read it, such
+    text is read by msgspec here too; the rest by ``fromisoformat``, which also reads
+    the other ISO-8601 forms (``20200701T002532``, offsets with seconds) msgspec
+    refuses (decision 203). Raises ValueError when neither reads it.
+    """
+    try:
+        value = _fromisoformat(text)
+    except ValueError:
+        try:
+            return _convert(text, datetime)
+        except _MsgspecInvalid:
+            raise ValueError(f"not an ISO-8601 date-time: {text!r:.80}") from None
+    # The two differ only on digits past the microsecond ("...:32.1234567"): RFC 3339
+    # text has its fraction at index 19.
+    if len(text) > 26 and text[19] == "." and text[26].isdigit():
+        try:
+            return _convert(text, datetime)
+        except _MsgspecInvalid:
+            pass
+    return value
+
+
 def _to_datetime(v: Any, coerce: bool) -> datetime:
     if isinstance(v, datetime):
         return v
     if type(v) is str:
         try:
-            return datetime.fromisoformat(v)
+            return parse_datetime(v)
         except ValueError:
             raise Invalid("datetime", v, detail="not an ISO-8601 date-time") from None
     if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -151,9 +189,12 @@ def _to_datetime(v: Any, coerce: bool) -> datetime:
             return datetime.fromtimestamp(v, UTC)
         except (OverflowError, OSError, ValueError):
             raise Invalid("datetime", v, detail="epoch seconds out of range") from None
-    to_datetime = getattr(v, "to_datetime", None)  # msgpack.Timestamp (ext type -1)
-    if to_datetime is not None:
-        return to_datetime()
+    if isinstance(v, msgpack.Timestamp):  # msgpack's timestamp extension (type -1)
+        # Read by msgspec, as the fast path reads it (nanoseconds rounded).
+        try:
+            return _read_timestamp(msgpack.packb(v))
+        except _MsgspecInvalid:
+            raise Invalid("datetime", v, detail="timestamp out of range") from None
     raise Invalid("datetime", v)
 
 
@@ -408,3 +449,52 @@ def _dict_converter(tp: Any, args: tuple[Any, ...], coerce: bool) -> Callable[[A
             out[k] = x
         return out
     return mapping
+
+
+# ------------------------------------------------------------------ msgspec's share
+
+#: field types msgspec decodes exactly as the converters above would (decision 203)
+_EXACT_SCALARS = (int, float, str, bool, datetime, type(None))
+
+
+def msgspec_reads_exactly(tp: Any, fmt: str, _seen: set[int] | None = None) -> bool:
+    """Whether msgspec, decoding ``fmt`` ("json" or "msgpack") into a field of type
+    ``tp`` in strict mode, accepts only values the converter for ``tp`` would keep or
+    convert to the very same value (decision 203). Where it does, a Record can be
+    decoded by msgspec alone; anything msgspec then refuses (a string for an int, a
+    missing field) is decoded again the careful way, which converts or names the error.
+
+    Yes for int, float, str, bool, datetime (``parse_datetime`` reads ISO text as
+    msgspec does), ``X | None``, lists, sets, frozensets and tuples of those, dicts
+    with str or int keys, Records whose fields all qualify, and ``Any`` in JSON. No for
+    Decimal (msgspec reads the JSON number ``9.30`` as ``Decimal("9.30")``, the
+    converter as ``Decimal("9.3")``), unions (``str | float`` given 5: msgspec gives
+    5.0, the converter, trying members in order, ``"5"``), ``Any`` in msgpack (msgspec
+    reads extension types as its own objects), and the types not checked against the
+    converters: UUID, date, time, bytes, enums, literals.
+    """
+    if tp in _EXACT_SCALARS:
+        return True
+    if tp is Any or tp is object:
+        return fmt == "json"
+    if _is_record(tp):
+        seen = _seen if _seen is not None else set()
+        if id(tp) in seen:  # a Record that contains itself
+            return True
+        seen.add(id(tp))
+        return all(msgspec_reads_exactly(fd.type, fmt, seen)
+                   for fd in tp._fields.values())
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        members = [a for a in args if a is not type(None)]
+        return len(args) == 2 and len(members) == 1 and msgspec_reads_exactly(
+            members[0], fmt, _seen)
+    if origin in (list, set, frozenset):
+        return len(args) == 1 and msgspec_reads_exactly(args[0], fmt, _seen)
+    if origin is tuple:
+        items = args[:1] if len(args) == 2 and args[1] is Ellipsis else args
+        return bool(items) and all(msgspec_reads_exactly(a, fmt, _seen) for a in items)
+    if origin is dict:
+        return len(args) == 2 and args[0] in (str, int) and msgspec_reads_exactly(
+            args[1], fmt, _seen)
+    return False

@@ -5,6 +5,7 @@ so decoding a message is one codec call plus, for Records, one generated constru
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,11 @@ from streamkit.serializers import codecs
 from streamkit.serializers.converters import Invalid, make_converter
 
 __all__ = ["Serde"]
+
+#: Serde.loads of a Record skips msgspec after this many refusals in a row, trying it
+#: again once every _PROBE_EVERY payloads
+_REFUSALS = 2
+_PROBE_EVERY = 64
 
 
 def _is_record_type(tp: Any) -> bool:
@@ -38,7 +44,7 @@ class Serde:
     """
 
     __slots__ = ("type_", "serializer", "codec", "loads", "_describe", "_loads_one",
-                 "_dumps_one", "_many")
+                 "_dumps_one", "_many", "_fast")
 
     loads: Callable[[bytes | None], Any]
 
@@ -56,6 +62,14 @@ class Serde:
         label = name if isinstance(name, str) else type(name).__name__
         tname = getattr(type_, "__name__", None) or repr(type_)
         self._describe = f"{tname} ({label})" if type_ is not None else label
+        #: msgspec's decoder straight into the Record (decision 203), or None
+        self._fast: Callable[[bytes], Any] | None = None
+        if _is_record_type(type_):
+            # (hooks of the Record class, reached by duck typing: no models import)
+            self._fast = type_._fast_decoder(  # noqa: SLF001
+                codecs.format_of(self.codec))
+            if self._fast is None:  # the generated decoders do all the work:
+                type_._sk_careful()  # noqa: SLF001 - compile them now
         self._loads_one = self._make_loads()
         # A codec may offer quicker decoders: ``fast_loads`` (one payload) and
         # ``fast_loads_many`` (a batch). They may fail on unusual input that ``loads``
@@ -123,22 +137,7 @@ class Serde:
         one = self._loads_one
         fail = self._failure
         if _is_record_type(self.type_):
-            build = self.type_._from_wire
-            unpack = getattr(self.codec, "fast_loads", None) or self.codec.loads
-
-            def loads_record(data: bytes | None) -> Any:
-                """Decode one payload; ``None`` (a tombstone) stays ``None``."""
-                if data is None:
-                    return None
-                try:
-                    return build(unpack(data))  # one frame less than via ``fast``
-                except Exception:  # noqa: BLE001 - retried the careful way below
-                    pass
-                try:
-                    return one(data)
-                except Exception as exc:
-                    raise fail(data, exc) from exc
-            return loads_record
+            return self._make_record_loads()
 
         def loads(data: bytes | None) -> Any:
             """Decode one payload; ``None`` (no key, a tombstone) stays ``None``."""
@@ -149,6 +148,39 @@ class Serde:
             except Exception as exc:
                 raise fail(data, exc) from exc
         return loads
+
+    def _make_record_loads(self) -> Callable[[bytes | None], Any]:
+        """One payload into a Record: msgspec's decoder, else the generated one after
+        the codec's fast decoder, else the careful way (which names the error)."""
+        one, fail, fast = self._loads_one, self._failure, self._fast
+        build = self.type_._from_wire
+        unpack = getattr(self.codec, "fast_loads", None) or self.codec.loads
+        # Payloads msgspec refuses come in runs (a producer sending every number as
+        # a string): after two refusals in a row, skip msgspec for a while.
+        refusals = [0]
+
+        def loads_record(data: bytes | None) -> Any:
+            """Decode one payload; ``None`` (a tombstone) stays ``None``."""
+            if data is None:
+                return None
+            if fast is not None:
+                if refusals[0] < _REFUSALS or not refusals[0] % _PROBE_EVERY:
+                    try:
+                        value = fast(data)
+                        refusals[0] = 0
+                        return value
+                    except Exception:  # noqa: BLE001 - decided below
+                        pass
+                refusals[0] += 1
+            try:
+                return build(unpack(data))
+            except Exception:  # noqa: BLE001 - retried the careful way below
+                pass
+            try:
+                return one(data)
+            except Exception as exc:
+                raise fail(data, exc) from exc
+        return loads_record
 
     def _failure(self, data: bytes, exc: BaseException) -> DecodeError:
         err = DecodeError(f"cannot decode {self._describe}: {exc}")
@@ -162,6 +194,15 @@ class Serde:
         is given: then ``(index, DecodeError)`` is appended to it, the result holds
         the DecodeError at that index, and the rest of the batch is decoded.
         """
+        if self._fast is not None:
+            return self._loads_many_fast(datas, errors)
+        return self._loads_many_generated(datas, errors, 0)
+
+    def _loads_many_generated(self, datas: list[bytes | None],
+                              errors: list[tuple[int, DecodeError]] | None,
+                              offset: int) -> list[Any]:
+        """A batch through the codec and the generated loop; payloads one by one
+        when any fails (``offset``: the index of ``datas[0]`` in the caller's batch)."""
         one, many = self._loads_one, self._many
         try:
             if many is not None:
@@ -169,21 +210,53 @@ class Serde:
             return [None if data is None else one(data) for data in datas]
         except Exception:  # noqa: BLE001 - rare: find the bad payloads one by one
             pass
+        return [self._careful(offset + i, data, errors) for i, data in enumerate(datas)]
+
+    def _loads_many_fast(self, datas: list[bytes | None],
+                         errors: list[tuple[int, DecodeError]] | None) -> list[Any]:
+        """A batch through msgspec, one C call per payload. A payload it refuses (a
+        tombstone, a value to coerce, a bad payload) is decoded the careful way and
+        the loop goes on after it, so no payload is decoded (nor ``__post_init__``
+        run) twice. Two refusals in a row (a producer sending numbers as strings):
+        the rest of the batch goes through the generated loop, quicker for those."""
+        fast = self._fast
+        assert fast is not None
         out: list[Any] = []
-        for i, data in enumerate(datas):
-            if data is None:
-                out.append(None)
-                continue
+        append = out.append
+        rest: Any = datas
+        refused = -2
+        while True:
             try:
-                out.append(one(data))
-            except Exception as exc:
-                err = self._failure(data, exc)
-                err.__cause__ = exc
-                if errors is None:
-                    raise err from exc
-                errors.append((i, err))
-                out.append(err)
-        return out
+                for data in rest:
+                    append(fast(data))
+                return out
+            except Exception:  # noqa: BLE001 - decided below
+                pass
+            i = len(out)  # the payload fast() refused
+            if refused == i - 1:
+                out += self._loads_many_generated(datas[i:], errors, i)
+                return out
+            refused = i
+            append(self._careful(i, datas[i], errors))
+            if i + 1 == len(datas):
+                return out
+            rest = itertools.islice(datas, i + 1, None)
+
+    def _careful(self, i: int, data: bytes | None,
+                 errors: list[tuple[int, DecodeError]] | None) -> Any:
+        """Payload ``i`` of a batch decoded alone: its value, or its DecodeError
+        (raised without ``errors``, else added to them and returned)."""
+        if data is None:
+            return None
+        try:
+            return self._loads_one(data)
+        except Exception as exc:
+            err = self._failure(data, exc)
+            err.__cause__ = exc
+            if errors is None:
+                raise err from exc
+            errors.append((i, err))
+            return err
 
     # ------------------------------------------------------------------ encoding
 
