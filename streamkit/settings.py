@@ -33,7 +33,7 @@ class Settings:
     max_poll_records: int = 2000
     #: keys each table keeps in memory (``app.Table(cache_size=)`` for one table): the
     #: rest stay in its store; changed keys wait for the commit, which comes early once
-    #: this many are changed
+    #: half this many are changed
     table_cache_size: int = 100_000
     #: ``acks`` the app's own sends and changelog writes use
     producer_acks: Literal[0, 1, "all"] = 1

@@ -60,7 +60,7 @@ class Worker:
         #: the schema registry the app's Avro codecs use, when it has any
         self.registry: Any = None
         self._stop: anyio.Event | None = None
-        #: set by a table whose changed keys reached its cache size (``commit_soon``)
+        #: set by a table whose changed keys reached half its cache size (``commit_soon``)
         self._commit_wanted: anyio.Event | None = None
         self._agents_running = 0
         self._closing = False
@@ -326,7 +326,7 @@ class Worker:
 
     def commit_soon(self) -> None:
         """Commit at the next chance, before the commit interval is up (a table's
-        changed keys reached its ``cache_size``)."""
+        changed keys reached half its ``cache_size``)."""
         if self._commit_wanted is not None:
             self._commit_wanted.set()
 

@@ -234,10 +234,6 @@ class Stream(_Operators):
     async def _next_batch(self) -> Batch | _Tick | None:
         """The next batch; None when the stream stops; TICK when a take() deadline
         passes first."""
-        if self._batches:
-            # batches are waiting: still let other tasks run between two (a commit a
-            # table asked for comes before the next batch, not after the backlog)
-            await anyio.lowlevel.checkpoint()
         while not self._batches:
             if self.stopping:
                 return None

@@ -52,8 +52,8 @@ class TableContext:
     #: worker does not hold (any more) is dropped, since its new owner replays it
     owning: Callable[[], bool] = field(default=_never)
     #: keys a table keeps in memory, unless it says otherwise (``cache_size=``): clean
-    #: ones beyond it are dropped at each commit, and once this many are changed and
-    #: not yet committed the table asks for a commit (``commit_soon``)
+    #: ones beyond it are dropped at each commit, and once half this many are changed
+    #: and not yet committed the table asks for a commit (``commit_soon``)
     cache_size: int = DEFAULT_CACHE_SIZE
     #: ask the worker to commit at its next chance, before the commit interval is up
     commit_soon: Callable[[], None] = field(default=_nothing)

@@ -12,8 +12,9 @@ The cache is bounded (``cache_size`` keys, the app's ``table_cache_size`` by def
 a key not in it is read from the store (a bloom filter answers for keys the store
 never had), and after each commit, when every changed key is in the store, the
 oldest clean keys are dropped (``streamkit.tables.cache``). A changed key is never
-dropped before its commit; once ``cache_size`` keys are changed the table asks the
-worker to commit early, so memory stays bounded however many keys the table holds.
+dropped before its commit; once half of ``cache_size`` keys are changed the table
+asks the worker to commit early, so memory stays bounded however many keys the table
+holds.
 """
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.anyio
 _ids = itertools.count()
 
 CACHE = 40
-#: bigger than the cache: one batch changes more keys than the cache holds
-BATCH = 150
+#: max_poll_records, bigger than the cache: one poll changes more keys than it holds
+POLL = 150
 
 
 def build(name: str, tmp: Path, stores: str, cache: int = CACHE, kafka: str | None = None
@@ -34,7 +34,7 @@ def build(name: str, tmp: Path, stores: str, cache: int = CACHE, kafka: str | No
         "broker_config": {"consumer": {"partition.assignment.strategy": "range"}}}
     app = streamkit.App(name, broker=broker, store=stores, datadir=str(tmp),
                         web_enabled=False, commit_interval=60.0, topic_partitions=2,
-                        max_poll_records=BATCH, table_cache_size=cache, **options)
+                        max_poll_records=POLL, table_cache_size=cache, **options)
     source = app.topic("numbers", key_type=int, value_type=int, partitions=2)
     counts = app.Table("counts", default=int)
     state: dict[str, Any] = {"seen": 0, "most_cached": 0}
@@ -54,13 +54,13 @@ async def send(source: Any, numbers: list[int]) -> None:
 
 
 async def run_until(app: Any, counts: Any, state: dict[str, Any], events: int,
-                    timeout: float = 20) -> dict[Any, Any]:
+                    within: float = 20) -> dict[Any, Any]:
     """Run a worker until it has counted ``events`` events, commit, and return the
     table as a dict and how many keys were in memory after the commit."""
     worker = Worker(app, install_signal_handlers=False)
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run_async)
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(within):
             while state["seen"] < events:
                 await anyio.sleep(0.01)
         worker.commit()
@@ -71,24 +71,24 @@ async def run_until(app: Any, counts: Any, state: dict[str, Any], events: int,
 
 
 async def count_restart_count(tmp_path: Path, stores: str, keys: int, cache: int = CACHE,
-                              kafka: str | None = None, timeout: float = 20) -> None:
+                              kafka: str | None = None, within: float = 20) -> None:
     name = f"cachecount{next(_ids)}"
     app, source, counts, state = build(name, tmp_path, stores, cache, kafka)
     # every key once, then the first half again: those were dropped from the cache
     # long before, so their counts come back from the store
     await send(source, list(range(keys)) + list(range(keys // 2)))
-    table = await run_until(app, counts, state, keys + keys // 2, timeout)
+    table = await run_until(app, counts, state, keys + keys // 2, within)
     assert table == {k: 2 if k < keys // 2 else 1 for k in range(keys)}
     assert state["cached_after_commit"] <= cache
     # between commits: the clean keys kept, the changed keys up to half the cache (then
-    # the table asks for a commit, which comes before the next batch) and the rest of
-    # the batch in hand
-    assert state["most_cached"] <= cache + cache // 2 + BATCH
+    # the table asks for a commit, which comes when the agent waits for the next poll)
+    # and the rest of the poll in hand
+    assert state["most_cached"] <= cache + cache // 2 + POLL
 
     # a new worker of the same app (same store directory, same log) goes on counting
     app, source, counts, state = build(name, tmp_path, stores, cache, kafka)
     await send(source, list(range(0, keys, 10)))
-    table = await run_until(app, counts, state, keys // 10, timeout)
+    table = await run_until(app, counts, state, keys // 10, within)
     expected = {k: 2 if k < keys // 2 else 1 for k in range(keys)}
     for k in range(0, keys, 10):
         expected[k] += 1
@@ -105,32 +105,26 @@ async def test_many_more_keys_than_the_cache_are_counted_across_a_restart(
 async def test_many_more_keys_than_the_cache_under_exactly_once(tmp_path: Path,
                                                                  tansu: str) -> None:
     await count_restart_count(tmp_path, "rocksdb://", keys=300, cache=100, kafka=tansu,
-                              timeout=60)
+                              within=60)
 
 
 async def test_changed_keys_beyond_the_cache_wait_for_their_commit(tmp_path: Path) -> None:
-    """One batch changes more keys than the cache holds, and no commit comes until
-    the end: every change is still there, in the changelog and the store."""
+    """One poll changes more keys than the cache holds, and no commit comes until the
+    end: every change is still there, in the changelog and the store."""
     name = f"cachedirty{next(_ids)}"
     app, source, counts, state = build(name, tmp_path, "rocksdb://", cache=10)
-    await send(source, list(range(BATCH)))
-    table = await run_until(app, counts, state, BATCH)
-    assert table == {k: 1 for k in range(BATCH)}
+    await send(source, list(range(POLL)))
+    table = await run_until(app, counts, state, POLL)
+    assert table == {k: 1 for k in range(POLL)}
     assert state["cached_after_commit"] <= 10
     changelog = streamkit.Consumer(f"{name}-counts-changelog", broker=f"log://{tmp_path}/log",
                                    datadir=str(tmp_path), auto_offset_reset="earliest")
-    records = []
+    records: list[Any] = []
     for _ in range(20):
-        for messages in consumer_poll(changelog):
+        for messages in changelog.poll(100).values():
             records.extend(messages)
-        if len(records) >= BATCH:
-            break
     changelog.close()
-    assert sorted(int(m.key) for m in records) == list(range(BATCH))
-
-
-def consumer_poll(consumer: Any) -> list[Any]:
-    return list(consumer.poll(100).values())
+    assert sorted(int(m.key) for m in records) == list(range(POLL))
 
 
 async def test_windows_of_keys_dropped_from_the_cache_close_with_their_counts(
