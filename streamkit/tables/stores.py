@@ -124,7 +124,8 @@ class MemoryStore:
 
     def reader(self, partition: int) -> Reader:
         """``get`` bound to ``partition`` (see ``Store.reader``)."""
-        return self._partition(partition).get
+        data = self._data.get(partition)
+        return _nothing if data is None else data.get
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) of ``partition`` (a snapshot: safe to apply meanwhile)."""
