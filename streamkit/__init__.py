@@ -11,7 +11,8 @@ from streamkit.streams.event import Event, current_event
 from streamkit.streams.stream import Stream
 from streamkit.topics import Topic
 from streamkit.agents.agent import Agent
-from streamkit.tables.table import GlobalTable, Table
+from streamkit.tables.global_table import GlobalTable
+from streamkit.tables.table import Table
 from streamkit.app import App
 from streamkit.worker import Worker
 

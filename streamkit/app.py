@@ -28,6 +28,7 @@ from streamkit.streams.stream import Stream
 from streamkit.tables.context import TableContext
 from streamkit.tables.stores import open_store_waiting
 from streamkit.tables import table as tables
+from streamkit.tables.global_table import GlobalTable
 from streamkit.topics import Sender, Topic
 from streamkit.transport import Broker, connect
 from streamkit.types import OutgoingRecord, RecordMetadata
@@ -72,7 +73,8 @@ class App:
         self.table_context = TableContext(
             app_id=self.conf.id, sender=self.sender, broker=lambda: self.broker,
             default_partitions=self.conf.topic_partitions, store_url=self.conf.store,
-            open_store=self._open_store, spawn=self.spawn, monitor=self.monitor)
+            open_store=self._open_store, spawn=self.spawn, monitor=self.monitor,
+            cache_size=self.conf.table_cache_size)
         self._spawner: Callable[..., None] | None = None
         self._spawn_queue: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
         #: the running worker, set by it (the web views read it)
@@ -196,8 +198,8 @@ class App:
     def GlobalTable(self, name: str, *, default: Callable[[], Any] | None = None,
                     **options: Any) -> tables.Table:
         """A table every worker holds whole (all partitions)."""
-        return self._add_table(tables.GlobalTable(name, context=self.table_context,
-                                                  default=default, **options))
+        return self._add_table(GlobalTable(name, context=self.table_context,
+                                           default=default, **options))
 
     def _add_table(self, table: tables.Table) -> tables.Table:
         if table.name in self.tables:

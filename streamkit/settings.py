@@ -31,6 +31,10 @@ class Settings:
     commit_interval: float = 1.0
     #: largest batch the worker fetches from the broker at once
     max_poll_records: int = 2000
+    #: keys each table keeps in memory (``app.Table(cache_size=)`` for one table): the
+    #: rest stay in its store; changed keys wait for the commit, which comes early once
+    #: half this many are changed
+    table_cache_size: int = 100_000
     #: ``acks`` the app's own sends and changelog writes use
     producer_acks: Literal[0, 1, "all"] = 1
     session_timeout: float = 10.0
@@ -65,6 +69,9 @@ class Settings:
                 "use 'at_least_once' or 'exactly_once'")
         if self.topic_partitions < 1:
             raise ImproperlyConfigured(f"topic_partitions={self.topic_partitions}: must be >= 1")
+        if self.table_cache_size < 0:
+            raise ImproperlyConfigured(
+                f"table_cache_size={self.table_cache_size}: must be a number of keys >= 0")
         if self.producer_acks in ("0", "1"):          # (from the environment, or a str)
             self.producer_acks = 0 if self.producer_acks == "0" else 1
         if self.producer_acks not in (0, 1, "all"):

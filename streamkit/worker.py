@@ -61,6 +61,8 @@ class Worker:
         #: the schema registry the app's Avro codecs use, when it has any
         self.registry: Any = None
         self._stop: anyio.Event | None = None
+        #: set by a table whose changed keys reached half its cache size (``commit_soon``)
+        self._commit_wanted: anyio.Event | None = None
         self._agents_running = 0
         self._closing = False
         self._agents_done: anyio.Event | None = None
@@ -87,6 +89,8 @@ class Worker:
         gc.set_threshold(50_000, 20, 100)
         gc.freeze()
         self._stop = anyio.Event()
+        self._commit_wanted = anyio.Event()
+        app.table_context.commit_soon = self.commit_soon
         self._check_guarantee()
         try:
             self.registry = self._use_schema_registry()
@@ -293,6 +297,7 @@ class Worker:
             app.sender.route(*self._routed_back)
             self._routed_back = None
         app.table_context.owning = lambda: False
+        app.table_context.commit_soon = _nothing
         if self.consumer is not None:
             try:
                 self.consumer.close(commit=False)
@@ -323,9 +328,18 @@ class Worker:
     async def _commit_loop(self) -> None:
         interval = self.app.conf.commit_interval
         while True:
-            await anyio.sleep(interval)
+            with anyio.move_on_after(interval):
+                assert self._commit_wanted is not None
+                await self._commit_wanted.wait()
+            self._commit_wanted = anyio.Event()
             self.commit()
             self.app.monitor.sample()
+
+    def commit_soon(self) -> None:
+        """Commit at the next chance, before the commit interval is up (a table's
+        changed keys reached half its ``cache_size``)."""
+        if self._commit_wanted is not None:
+            self._commit_wanted.set()
 
     async def _flush_loop(self) -> None:
         output = self.app.sender.buffer
@@ -417,3 +431,7 @@ def _call_timer(fun: Any, app: App) -> Any:
     except (TypeError, ValueError):
         takes_app = False
     return fun(app) if takes_app else fun()
+
+
+def _nothing() -> None:
+    return None

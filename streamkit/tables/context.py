@@ -2,7 +2,8 @@
 
 A ``Table`` never reaches back to the App. The App builds one ``TableContext`` when it
 is created and hands it to every table it declares; the worker tells it when partition
-ownership starts to count (``owning``), and ``agent.test_context()`` binds the tables
+ownership starts to count (``owning``) and how to ask for an early commit
+(``commit_soon``), and ``agent.test_context()`` binds the tables
 to a context of its own (a memory broker and memory stores) for its duration.
 """
 from __future__ import annotations
@@ -16,8 +17,16 @@ from streamkit.topics import Sender
 from streamkit.transport.base import Broker
 
 
+#: keys a table keeps in memory by default (``table_cache_size``)
+DEFAULT_CACHE_SIZE = 100_000
+
+
 def _never() -> bool:
     return False
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass
@@ -42,3 +51,9 @@ class TableContext:
     #: True while a worker owns a set of partitions: then a write to a partition the
     #: worker does not hold (any more) is dropped, since its new owner replays it
     owning: Callable[[], bool] = field(default=_never)
+    #: keys a table keeps in memory, unless it says otherwise (``cache_size=``): clean
+    #: ones beyond it are dropped at each commit, and once half this many are changed
+    #: and not yet committed the table asks for a commit (``commit_soon``)
+    cache_size: int = DEFAULT_CACHE_SIZE
+    #: ask the worker to commit at its next chance, before the commit interval is up
+    commit_soon: Callable[[], None] = field(default=_nothing)

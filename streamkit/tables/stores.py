@@ -17,6 +17,12 @@ on every key (benchmarks/store_bench.py, docs/decisions/301-store-layout.md): th
 family layout avoids a bytes concatenation per key and per read, and makes
 :meth:`clear` a constant-time drop of the column family rather than a range delete.
 
+Every column family has a bloom filter (10 bits a key, in the SST files and in the
+memtable): a table looks up each key it has not cached, and most lookups of a key
+never written (each key of a stream of new ones) end there without reading a block.
+Memtables are 8 MB rather than RocksDB's 64 MB, since each table partition has a
+database of its own (docs/decisions/303-bounded-table-cache.md).
+
 Writes use ``sync=False`` with the write-ahead log on: a process crash (SIGKILL) loses
 nothing that :meth:`apply` returned from, a power loss may lose the last writes, which
 the changelog (the durable copy) then restores.
@@ -27,18 +33,20 @@ import fcntl
 import os
 import struct
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
-from rocksdict import ColumnFamily, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, ColumnFamily, Options, Rdict, WriteBatch, WriteOptions
 
 from streamkit.errors import ImproperlyConfigured, StoreLocked
 
 __all__ = ["Change", "MemoryStore", "RocksDBStore", "Store", "open_store"]
 
 Change = tuple[bytes, "bytes | None"]
+#: a partition's lookup function: raw key -> raw value or None
+Reader = Callable[[bytes], "bytes | None"]
 
 
 class Store(Protocol):
@@ -47,6 +55,12 @@ class Store(Protocol):
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         """The value of ``key`` in ``partition``, or None."""
+        ...
+
+    def reader(self, partition: int) -> Reader:
+        """``get`` bound to ``partition``: the table's lookup of a key it has not
+        cached, without the partition lookup each time. Valid until the next
+        ``apply`` or ``clear`` of the partition."""
         ...
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
@@ -81,6 +95,8 @@ class Store(Protocol):
         """Release the store (its lock, its files)."""
         ...
 
+#: memtable size of each table partition (RocksDB's write_buffer_size)
+MEMTABLE_BYTES = 8 << 20
 _OFFSETS_CF = "__offsets"
 _CLEARING = b"clearing:"
 _OFFSET = struct.Struct(">q")
@@ -105,6 +121,11 @@ class MemoryStore:
         """The value of ``key`` in ``partition``, or None."""
         data = self._data.get(partition)
         return None if data is None else data.get(key)
+
+    def reader(self, partition: int) -> Reader:
+        """``get`` bound to ``partition`` (see ``Store.reader``)."""
+        data = self._data.get(partition)
+        return _nothing if data is None else data.get
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) of ``partition`` (a snapshot: safe to apply meanwhile)."""
@@ -205,6 +226,12 @@ class RocksDBStore:
         """The value of ``key`` in ``partition``, or None."""
         pair = self._families.get(partition)
         return None if pair is None else cast("bytes | None", pair[0].get(key))
+
+    def reader(self, partition: int) -> Reader:
+        """``get`` bound to ``partition`` (see ``Store.reader``): the column family's
+        own ``get``, one call into RocksDB per key."""
+        pair = self._families.get(partition)
+        return _nothing if pair is None else cast(Reader, pair[0].get)
 
     def get_many(self, partition: int, keys: Sequence[bytes]) -> list[bytes | None]:
         """Values of ``keys`` in ``partition`` (None where missing), in one call."""
@@ -329,7 +356,24 @@ def _db_options() -> Options:
 
 def _cf_options() -> Options:
     options = Options(raw_mode=True)
+    # a lookup of a key the partition never had (the table's miss on a new key) stops
+    # at the filters: one in the memtable, one per SST file (10 bits a key, ~1% false
+    # positives). SST files written before these options have no filter and are
+    # searched as before.
+    table = BlockBasedOptions()
+    table.set_bloom_filter(10, False)
+    options.set_block_based_table_factory(table)
+    options.set_memtable_prefix_bloom_ratio(0.05)
+    options.set_memtable_whole_key_filtering(True)
+    # RocksDB's 64 MB memtable is per column family, and every table partition has its
+    # own database: 8 MB (up to two while one is written out) keeps a worker with many
+    # table partitions small; the bloom filters keep lookups cheap over more SST files
+    options.set_write_buffer_size(MEMTABLE_BYTES)
     return options
+
+
+def _nothing(key: bytes) -> None:
+    return None
 
 
 def _lock(path: Path) -> int:

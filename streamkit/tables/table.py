@@ -7,6 +7,14 @@ changelog batch per partition (``<app id>-<name>-changelog``, compacted; see
 ``streamkit.names`` for names over 249 characters) and then in one
 store batch that also records the changelog offset reached. On start (and when a
 partition is assigned) a table replays only the changelog past that offset.
+
+The cache is bounded (``cache_size`` keys, the app's ``table_cache_size`` by default):
+a key not in it is read from the store (a bloom filter answers for keys the store
+never had), and after each commit, when every changed key is in the store, the
+oldest clean keys are dropped (``streamkit.tables.cache``). A changed key is never
+dropped before its commit; once half of ``cache_size`` keys are changed the table
+asks the worker to commit early, so memory stays bounded however many keys the table
+holds.
 """
 from __future__ import annotations
 
@@ -14,15 +22,16 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from streamkit.errors import ImproperlyConfigured
 from streamkit.names import CHANGELOG, derived_topic_name
 from streamkit.partitioner import partition_for_key
 from streamkit.serializers import Serde
 from streamkit.streams.event import current_stream
+from streamkit.tables import changelog
+from streamkit.tables.cache import trim
 from streamkit.tables.context import TableContext
-from streamkit.types import OutgoingRecord, TopicPartition
+from streamkit.tables.stores import Reader
+from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
     from streamkit.tables.windowed import WindowWrapper
@@ -46,10 +55,13 @@ class Table:
                  partitions: int | None = None, help: str | None = None,
                  on_window_close: Callable[[Any, Any], Any] | None = None,
                  key_serializer: str | None = None, value_serializer: str | None = None,
-                 store: str | None = None) -> None:
+                 store: str | None = None, cache_size: int | None = None) -> None:
         if default is not None and not callable(default):
             raise ImproperlyConfigured(
                 f"table {name!r}: default={default!r} must be callable (like int or list)")
+        if cache_size is not None and (type(cache_size) is not int or cache_size < 0):
+            raise ImproperlyConfigured(
+                f"table {name!r}: cache_size={cache_size!r} must be a number of keys >= 0")
         self.context = context
         self.name = name
         self.default = default
@@ -59,30 +71,50 @@ class Table:
         self.help = help or ""
         self.on_window_close = on_window_close
         self.store_url = store or context.store_url
+        #: keys kept in memory (None: the context's ``cache_size``)
+        self._cache_size = cache_size
         # derived here: a name unfit for a topic fails where the table is declared
         self.changelog_topic = derived_topic_name(context.app_id, name, CHANGELOG,
                                                   what="table")
         self.key_serde = Serde(key_type, key_serializer or "json")
         self.value_serde = Serde(value_type, value_serializer or "json")
+        self._json_int_keys = changelog.plain_json(self.key_serde)
+        self._dump_value = changelog.encoder(self.value_serde)
         self.window: WindowWrapper | None = None
         #: one store per partition (RocksDB files are per partition, as in Faust, so
         #: workers of one app on one machine each open only the partitions they own)
         self._stores: dict[int, Any] = {}
         self._cache: dict[int, dict[Any, Any]] = {}
         self._dirty: dict[int, set[Any]] = {}
-        #: the batch the agent last read or wrote in, with its partition's cache and
-        #: dirty set: the per-event fast paths skip the partition lookups
+        #: keys flushed by the commit under way, per partition: the trim after it
+        #: keeps them (``streamkit.tables.cache``)
+        self._flushed_keys: dict[int, set[Any]] = {}
+        #: the batch the agent last read or wrote in, with its partition's cache,
+        #: dirty set and store lookup: the per-event paths skip the partition lookups
         self._hot_batch: Any = None
         self._hot_cache: dict[Any, Any] = {}
         self._hot_dirty: set[Any] = set()
+        self._hot_read: Reader = _nothing
+        self._hot_limit = 0
         self._active: set[int] = set()
         self._extra_changes: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self._warned_partitions: set[int] = set()
-        #: changes written to the changelog, not yet to the stores (``apply_flushed``)
-        self._pending_store: list[tuple[int, list[tuple[bytes, bytes | None]], Any]] = []
+        #: changes written to the changelog, not yet to the stores (``apply_flushed``):
+        #: (partition, keys, values, changelog offset reached)
+        self._pending_store: list[tuple[int, list[bytes], list[bytes | None], Any]] = []
 
     def __repr__(self) -> str:
         return f"<Table {self.name}>"
+
+    @property
+    def cache_size(self) -> int:
+        """Keys this table keeps in memory (see the module docstring)."""
+        size = self._cache_size
+        return self.context.cache_size if size is None else size
+
+    def cached(self) -> int:
+        """Keys in memory now, across partitions (changed ones included)."""
+        return sum(len(cache) for cache in self._cache.values())
 
     # -- windowing ---------------------------------------------------------------------
     def tumbling(self, size: Any, expires: Any = None, grace: Any = 0) -> WindowWrapper:
@@ -130,6 +162,8 @@ class Table:
 
     def _dump_key(self, key: Any) -> bytes:
         """The bytes of ``key`` in the changelog and the store."""
+        if type(key) is int and self._json_int_keys:
+            return b"%d" % key     # what JSON makes of it, without the encoder
         raw = self.key_serde.dumps(key)
         if raw is None:
             raise ImproperlyConfigured(f"table {self.name}: None cannot be a key (the "
@@ -178,14 +212,30 @@ class Table:
 
     def _hot(self, batch: Any) -> dict[Any, Any] | None:
         """The cache of ``batch``'s partition, remembered for the batch's next events
-        (None while the partition has no cache yet)."""
+        (None while the partition has no cache yet). Once per batch: ask for a commit
+        if the changed keys have reached the cache's bound."""
         partition = batch.tp.partition
         cache = self._cache.get(partition)
         if cache is not None:
             self._hot_batch = batch
             self._hot_cache = cache
             self._hot_dirty = self._dirty[partition]
+            store = self._stores.get(partition)
+            self._hot_read = _nothing if store is None else store.reader(partition)
+            self._check_dirty()
         return cache
+
+    def _check_dirty(self) -> None:
+        """Ask for a commit once the changed keys reach half of ``cache_size``; set
+        ``_hot_limit``, the size of the hot dirty set at which to look again (the
+        other partitions' dirty sets do not grow while the agent is in this batch)."""
+        dirty = sum(len(keys) for keys in self._dirty.values())
+        limit = self.cache_size // 2
+        if dirty and dirty >= limit:
+            self.context.commit_soon()
+            self._hot_limit = len(self._hot_dirty) + max(limit, 1)   # (not each write)
+        else:
+            self._hot_limit = limit - (dirty - len(self._hot_dirty))
 
     def _given_up(self, partition: int) -> bool:
         """Whether this worker does not own ``partition`` (any more): a write there,
@@ -205,13 +255,16 @@ class Table:
         return True
 
     def _forget_hot(self) -> None:
-        """Called wherever partition caches are dropped or replaced."""
+        """Called wherever partition caches, dirty sets or stores are dropped or
+        replaced, and after each commit."""
         self._hot_batch = None
         self._hot_cache = {}
         self._hot_dirty = set()
+        self._hot_read = _nothing
+        self._hot_limit = 0
 
     def __getitem__(self, key: Any) -> Any:
-        # fast path, once per event: the key is cached in the event's partition
+        # fast path, once per event: the event's partition's cache, else its store
         stream = current_stream.get()
         if stream is not None:
             batch = stream.batch
@@ -219,8 +272,19 @@ class Table:
                 cache = self._hot_cache if batch is self._hot_batch else self._hot(batch)
                 if cache is not None:
                     value = cache.get(key, _ABSENT)
-                    if value is not _ABSENT and value is not _DELETED:
+                    if value is _ABSENT:
+                        # the cache grows: by now it may be time to commit
+                        if len(self._hot_dirty) >= self._hot_limit:
+                            self._check_dirty()
+                        raw = self._hot_read(b"%d" % key if type(key) is int and
+                                             self._json_int_keys else self._dump_key(key))
+                        value = cache[key] = _DELETED if raw is None \
+                            else self.value_serde.loads(raw)
+                    if value is not _DELETED:
                         return value
+                    if self.default is None:
+                        raise KeyError(key)
+                    return self.default()
         value = self._find(key)
         if value is _DELETED:
             if self.default is None:
@@ -313,18 +377,17 @@ class Table:
                 return
             cache = self._cache_of(partition)
         cache[key] = value
-        self._dirty[partition].add(key)
+        dirty = self._dirty[partition]
+        dirty.add(key)
+        if len(dirty) >= self.cache_size // 2:
+            self._check_dirty()
 
     def __setitem__(self, key: Any, value: Any) -> None:
         stream = current_stream.get()
         if stream is not None:
             batch = stream.batch
             if batch is not None:
-                if batch is self._hot_batch:
-                    self._hot_cache[key] = value
-                    self._hot_dirty.add(key)
-                    return
-                if self._hot(batch) is not None:
+                if batch is self._hot_batch or self._hot(batch) is not None:
                     self._hot_cache[key] = value
                     self._hot_dirty.add(key)
                     return
@@ -408,6 +471,7 @@ class Table:
             self._close_store(partition)
         self._cache.clear()
         self._dirty.clear()
+        self._flushed_keys.clear()
         self._forget_hot()
         self._active.clear()
 
@@ -422,36 +486,66 @@ class Table:
         take them at ``apply_flushed``, once the changelog records are committed."""
         if self.window is not None:
             self.window.before_flush()
-        for partition, dirty in self._dirty.items():
+        for partition, dirty in list(self._dirty.items()):
             if dirty or partition in self._extra_changes:
                 self._flush_partition(partition, dirty)
-                dirty.clear()
+                if dirty:
+                    # a new set: the old one tells the trim after the commit which
+                    # keys were just written
+                    self._dirty[partition] = set()
+                    self._flushed_keys[partition] = dirty
         for partition in list(self._extra_changes):
             self._flush_partition(partition, set())
+        self._forget_hot()
 
     def _flush_partition(self, partition: int, keys: set[Any]) -> None:
         cache = self._cache_of(partition)
-        dump_key, dump_value = self._dump_key, self.value_serde.dumps
-        changes: list[tuple[bytes, bytes | None]] = self._extra_changes.pop(partition, [])
+        dump_key, dump_value, int_keys = self._dump_key, self._dump_value, \
+            self._json_int_keys
+        extra = self._extra_changes.pop(partition, ())
+        raw_keys = [k for k, _ in extra]
+        raw_values = [v for _, v in extra]
+        add_key, add_value = raw_keys.append, raw_values.append
+        deleted = []
         for key in keys:
+            add_key(b"%d" % key if type(key) is int and int_keys else dump_key(key))
             value = cache[key]
-            changes.append((dump_key(key), None if value is _DELETED else dump_value(value)))
-        if not changes:
+            if value is _DELETED:
+                deleted.append(key)
+                add_value(None)
+            else:
+                add_value(dump_value(value))
+        if not raw_keys:
             return
-        records = [OutgoingRecord(k, v, [], None, partition) for k, v in changes]
-        metadata = self.context.sender.produce(self.changelog_topic, records, None)
-        offset = None if self.is_global else metadata[-1].offset + 1
-        self._pending_store.append((partition, changes, offset))
-        for key in keys:
-            if cache.get(key) is _DELETED:
-                del cache[key]
+        offset = changelog.write(self.context.sender.produce, self.changelog_topic,
+                                 partition, raw_keys, raw_values)
+        self._pending_store.append((partition, raw_keys, raw_values,
+                                    None if self.is_global else offset))
+        for key in deleted:     # the store has nothing for them after apply_flushed
+            del cache[key]
 
     def apply_flushed(self) -> None:
         """Write to the stores the changes ``flush`` wrote to the changelog (with the
         changelog offset they reach), once those are committed."""
         pending, self._pending_store = self._pending_store, []
-        for partition, changes, offset in pending:
+        for partition, raw_keys, raw_values, offset in pending:
+            changes = zip(raw_keys, raw_values, strict=True)
             self._store_of(partition).apply(partition, changes, offset)
+        self._trim()
+        self._forget_hot()
+
+    def _trim(self) -> None:
+        """Bound the caches (every key in them is in the store now): each partition
+        keeps a share of ``cache_size`` in proportion to its size."""
+        flushed, self._flushed_keys = self._flushed_keys, {}
+        if any(self._dirty.values()):
+            return   # (a flush without its commit: keep everything)
+        limit = self.cache_size
+        total = self.cached()
+        if total <= limit:
+            return
+        for partition, cache in self._cache.items():
+            trim(cache, limit * len(cache) // total, flushed.get(partition, frozenset()))
 
     def discard_uncommitted(self) -> None:
         """exactly_once: forget changes whose transaction aborted (the cache too: it may
@@ -459,6 +553,7 @@ class Table:
         self._pending_store.clear()
         self._cache.clear()
         self._forget_hot()
+        self._flushed_keys.clear()
         for dirty in self._dirty.values():
             dirty.clear()
 
@@ -482,6 +577,7 @@ class Table:
             self._active.discard(partition)
             self._cache.pop(partition, None)
             self._dirty.pop(partition, None)
+            self._flushed_keys.pop(partition, None)
             self._forget_hot()
             self._close_store(partition)
 
@@ -525,59 +621,9 @@ class Table:
         return applied
 
 
-class GlobalTable(Table):
-    """A table every worker holds whole: it reads every changelog partition.
-
-    Its stores are in memory and rebuilt from the changelog at start: every worker of
-    an app holds all of it, so one file per worker would be needed otherwise."""
-
-    is_global = True
-
-    # every worker reads and writes a key in the partition it hashes to, whatever the
-    # partition of the event being processed
-    def _partition(self) -> int | None:
-        return None
-
-    def _partition_holding(self, key: Any) -> int | None:
-        return self._partition_of_key(key)
-
-    def __getitem__(self, key: Any) -> Any:
-        value = self._find(key)
-        if value is _DELETED:
-            if self.default is None:
-                raise KeyError(key)
-            return self.default()
-        return value
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self._write(key, value)
-
-    async def run_background(self) -> None:
-        """Follow every changelog partition, so writes by other workers show up."""
-        broker = self.context.broker()
-        partitions = range(self.partition_count())
-        positions = {p: self._store_of(p).offset(p) or 0 for p in partitions}
-        while True:
-            moved = False
-            for partition in partitions:
-                tp = TopicPartition(self.changelog_topic, partition)
-                messages = broker.fetch(tp, positions[partition], RESTORE_BATCH)
-                if messages:
-                    moved = True
-                    positions[partition] = messages[-1].offset + 1
-                    self._apply_followed(partition, messages, positions[partition])
-            await anyio.sleep(0 if moved else 0.05)
-
-    def _apply_followed(self, partition: int, messages: list[Any], offset: int) -> None:
-        changes = self._apply_changelog(partition, messages, offset)
-        cache = self._cache.get(partition)
-        if cache:
-            dirty = self._dirty.get(partition, set())
-            for raw_key, _ in changes:
-                key = _hashable(self.key_serde.loads(raw_key)) if raw_key[:1] != b"\x00" \
-                    else None
-                if key is not None and key not in dirty:
-                    cache.pop(key, None)
+def _nothing(raw_key: bytes) -> None:
+    """The store lookup of a partition without a store: nothing there."""
+    return None
 
 
 def _hashable(key: Any) -> Any:

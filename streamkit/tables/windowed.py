@@ -190,6 +190,8 @@ class WindowWrapper:
         if batch is not None and stream.cursor < len(batch.values):  # type: ignore[union-attr]
             i = stream.cursor  # type: ignore[union-attr]
             partition = batch.tp.partition
+            if batch is not self.table._hot_batch:
+                self.table._hot(batch)   # once per batch: a commit when many changed
             ts = self._event_time(batch.messages[i], batch.values[i])
         else:
             partition, ts = self.table._partition_of_key(key), time.time()
@@ -235,6 +237,8 @@ class WindowWrapper:
             stored_key = (key, rng)
             value = cache.get(stored_key, _MISSING)
             if value is _MISSING or value is _DELETED:
+                if len(dirty) >= table._hot_limit:   # the cache grows: commit yet?
+                    table._check_dirty()
                 value = self._value_at(partition, stored_key)
             cache[stored_key] = op(value, operand)
             dirty.add(stored_key)

@@ -67,6 +67,18 @@ def test_partitions_are_independent(store) -> None:
     assert store.partitions() == [0, 3]
 
 
+def test_a_reader_looks_keys_up_in_its_partition(store) -> None:
+    store.apply(0, [(b"a", b"1")], 1)
+    store.apply(1, [(b"a", b"other")], 1)
+    read = store.reader(0)
+    assert (read(b"a"), read(b"missing")) == (b"1", None)
+    store.apply(0, [(b"b", b"2"), (b"a", None)], 2)
+    read = store.reader(0)
+    assert (read(b"a"), read(b"b")) == (None, b"2")
+    assert store.reader(5)(b"a") is None
+    assert store.partitions() == [0, 1]
+
+
 def test_apply_without_offset_keeps_the_offset(store) -> None:
     store.apply(2, [(b"a", b"1")], 4)
     store.apply(2, [(b"b", b"2")], None)
