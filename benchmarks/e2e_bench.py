@@ -15,7 +15,18 @@ same payloads held in memory, ``msgpack.unpackb`` into a dict plus the job's dic
 median rate, the median ratio to the bare loop from process start, and the same from
 the first event (what the loop itself costs, start-up left out).
 
-    python benchmarks/e2e_bench.py [--events 1000000] [--runs 3] [--only stateless,count]
+The other rows of issue 15's targets are measured by their own scripts, which this one
+runs after its own rows (each prints its bare loop or reference timed in the same run):
+
+- ``startup``: worker process start to first event (``startup_bench.py``);
+- ``send``: ``Producer.send()`` one record at a time, defaults, acks=1 and all
+  (``log_bench.py --only send``);
+- ``latency``: send in one process to the agent in a worker process at 50, 1k and 50k
+  events/s, and an idle worker's CPU (``latency_bench.py``);
+- ``many-keys``: counting 1M distinct keys into RocksDB, peak RSS
+  (``table_bench.py --only many-keys``).
+
+    python benchmarks/e2e_bench.py [--events 1000000] [--runs 3] [--only stateless,count,startup]
 """
 from __future__ import annotations
 
@@ -42,6 +53,14 @@ import streamkit  # noqa: E402
 from taxi_data import produce  # noqa: E402
 
 WORKLOADS = ("stateless", "count", "window")
+
+#: the rows measured by their own scripts: name -> the script's arguments
+OTHER_ROWS = {
+    "startup": ["startup_bench.py"],
+    "send": ["log_bench.py", "--only", "send"],
+    "latency": ["latency_bench.py"],
+    "many-keys": ["table_bench.py", "--only", "many-keys"],
+}
 
 #: the agent of each workload, as a user would write it
 JOBS = {
@@ -174,26 +193,44 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", default=",".join(WORKLOADS))
+    parser.add_argument("--only", default=",".join((*WORKLOADS, *OTHER_ROWS)))
     args = parser.parse_args()
     chosen = [w for w in args.only.split(",") if w]
+    unknown = set(chosen) - set(WORKLOADS) - set(OTHER_ROWS)
+    if unknown:
+        parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    workloads = [w for w in chosen if w in WORKLOADS]
+    if workloads:
+        run_workloads(workloads, args.events, args.runs)
+    for row in (r for r in chosen if r in OTHER_ROWS):
+        script, *rest = OTHER_ROWS[row]
+        # a start-up takes a fraction of a second and scatters most: more runs
+        runs = max(args.runs, 9) if row == "startup" else args.runs
+        print(f"\n== {row}: python benchmarks/{script} {' '.join(rest)} --runs {runs}",
+              flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *rest, "--runs", str(runs)],
+                       check=True)
+
+
+def run_workloads(chosen: list[str], events: int, runs: int) -> None:
+    """The throughput rows: a worker process per run, then the bare loop."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         broker = f"log://{tmp}/log"
-        produce(broker, "rides", args.events, "msgpack", datadir=str(tmp),
+        produce(broker, "rides", events, "msgpack", datadir=str(tmp),
                 key_field="PULocationID")
-        payloads = read_payloads(broker, str(tmp), args.events)
-        print(f"{args.events:,} rides, {len(payloads[0])} B each (first), 4 partitions; "
-              f"{args.runs} runs; wall clock", flush=True)
+        payloads = read_payloads(broker, str(tmp), events)
+        print(f"{events:,} rides, {len(payloads[0])} B each (first), 4 partitions; "
+              f"{runs} runs; wall clock", flush=True)
         for workload in chosen:
             rates, ratios, loop_ratios, bares = [], [], [], []
-            for run in range(args.runs):
-                total, loop = run_worker(tmp, workload, args.events, run)
+            for run in range(runs):
+                total, loop = run_worker(tmp, workload, events, run)
                 bare = bare_loop(payloads, workload)
-                rates.append(args.events / total)
+                rates.append(events / total)
                 bares.append(bare)
-                ratios.append(args.events / total / bare)
-                loop_ratios.append(args.events / loop / bare)
+                ratios.append(events / total / bare)
+                loop_ratios.append(events / loop / bare)
             med = statistics.median
             print(f"{workload:10} {med(rates):>10,.0f} ev/s from process start; "
                   f"bare loop {med(bares):>10,.0f} ev/s; ratio {med(ratios):.2f} "
