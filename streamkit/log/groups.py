@@ -31,6 +31,7 @@ from streamkit.errors import (
     UnknownTopic,
 )
 from streamkit.log.groupstore import GroupState, GroupStore
+from streamkit.log.watch import AppendWatch
 from streamkit.types import Message, TopicPartition
 
 log = logging.getLogger("streamkit.log")
@@ -47,6 +48,8 @@ class GroupBroker(Protocol):
 
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000
               ) -> list[Message]: ...
+
+    def append_watch(self) -> AppendWatch: ...
 
 
 def range_assignment(members: dict[str, Sequence[str]],
@@ -101,6 +104,10 @@ class LogGroupConsumer:
         self._next_commit = time.monotonic() + auto_commit_interval
         self._rr = 0
         self._closed = False
+        #: what a caught-up member waits on (set up at its first wait; decision 111)
+        self._watch: AppendWatch | None = None
+        #: a wait was prepared: take the watch's events before the next read
+        self._waited = False
         for topic in self.topics:
             broker.create_topic(topic, exist_ok=True)
         store.register(self.member_id)
@@ -262,8 +269,11 @@ class LogGroupConsumer:
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Message]:
         deadline = time.monotonic() + timeout
-        backoff = 0.001
         while True:
+            if self._waited:
+                self._waited = False
+                assert self._watch is not None
+                self._watch.clear()      # before the read: later appends wake again
             self._housekeeping()
             messages = self._fetch(max_records)
             if messages:
@@ -271,8 +281,31 @@ class LogGroupConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return messages
-            time.sleep(min(backoff, remaining))
-            backoff = min(backoff * 2, 0.02)
+            _fd, seconds = self.prepare_wait()
+            assert self._watch is not None
+            self._watch.wait(min(remaining, seconds))
+
+    def prepare_wait(self) -> tuple[int | None, float]:
+        """Get ready to wait for records after a ``poll`` that returned none: (fd,
+        seconds). Wait until ``fd`` is readable (an owned partition was appended to,
+        or the group changed), at most ``seconds`` (the group's next heartbeat or
+        auto-commit, a partition still to take), then ``poll``. ``seconds`` is 0 when a
+        watch was just set up (``poll`` again at once: records may have come before
+        it); ``fd`` is None where the platform gives no descriptor (sleep)."""
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = self._broker.append_watch()
+        self._waited = True
+        active = [tp for tp in self._positions if tp not in self._paused]
+        if watch.watch(active, self._store.directory):
+            return watch.fileno(), 0.0
+        now = time.monotonic()
+        due = self._next_heartbeat
+        if self._pending:
+            due = min(due, self._next_take)
+        if self._auto_commit:
+            due = min(due, self._next_commit)
+        return watch.fileno(), max(0.0, min(due - now, watch.max_wait))
 
     def _fetch(self, max_records: int) -> list[Message]:
         active = [tp for tp in self._positions if tp not in self._paused]
@@ -361,3 +394,5 @@ class LogGroupConsumer:
                 self._rebalance(state)
             self._store.unregister(self.member_id)
         self._store.close()
+        if self._watch is not None:
+            self._watch.close()
