@@ -106,8 +106,9 @@ class LogGroupConsumer:
         self._closed = False
         #: what a caught-up member waits on (set up at its first wait; decision 111)
         self._watch: AppendWatch | None = None
-        #: a wait was prepared: take the watch's events before the next read
-        self._waited = False
+        #: partitions read to their end and not appended to since (the watch says):
+        #: a poll skips them (each idle partition read costs a few stat calls)
+        self._dry: set[TopicPartition] = set()
         for topic in self.topics:
             broker.create_topic(topic, exist_ok=True)
         store.register(self.member_id)
@@ -184,6 +185,7 @@ class LogGroupConsumer:
         for tp in owned:
             del self._positions[tp]
             self._paused.discard(tp)
+            self._dry.discard(tp)
         self._release(owned)
 
     def _take_pending(self) -> None:
@@ -270,10 +272,14 @@ class LogGroupConsumer:
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Message]:
         deadline = time.monotonic() + timeout
         while True:
-            if self._waited:
-                self._waited = False
-                assert self._watch is not None
-                self._watch.clear()      # before the read: later appends wake again
+            watch = self._watch
+            if watch is not None:
+                # take the events before reading: an append after this wakes again
+                touched = watch.clear()
+                if touched is None:
+                    self._dry.clear()
+                elif touched:
+                    self._dry -= touched
             self._housekeeping()
             messages = self._fetch(max_records)
             if messages:
@@ -295,9 +301,9 @@ class LogGroupConsumer:
         watch = self._watch
         if watch is None:
             watch = self._watch = self._broker.append_watch()
-        self._waited = True
         active = [tp for tp in self._positions if tp not in self._paused]
         if watch.watch(active, self._store.directory):
+            self._dry.clear()
             return watch.fileno(), 0.0
         now = time.monotonic()
         due = self._next_heartbeat
@@ -308,12 +314,14 @@ class LogGroupConsumer:
         return watch.fileno(), max(0.0, min(due - now, watch.max_wait))
 
     def _fetch(self, max_records: int) -> list[Message]:
-        active = [tp for tp in self._positions if tp not in self._paused]
+        dry = self._dry
+        active = [tp for tp in self._positions if tp not in self._paused and tp not in dry]
         if not active:
             return []
         self._rr = (self._rr + 1) % len(active)
         out: list[Message] = []
         damage: CorruptRecord | None = None
+        watch = self._watch
         for tp in active[self._rr:] + active[:self._rr]:
             try:
                 messages = self._broker.fetch(tp, self._positions[tp],
@@ -329,6 +337,8 @@ class LogGroupConsumer:
                 continue
             except UnknownTopic:
                 continue                     # deleted under us: nothing to read
+            if not messages and watch is not None and watch.covers(tp):
+                dry.add(tp)                  # at its end: read it again after an event
             if messages:
                 self._positions[tp] = messages[-1].offset + 1
                 out.extend(messages)
@@ -373,12 +383,15 @@ class LogGroupConsumer:
             raise KeyError(f"{tp.topic}[{tp.partition}] is not assigned to member "
                            f"{self.member_id} of group {self.group_id}")
         self._positions[tp] = offset
+        self._dry.discard(tp)
 
     def pause(self, tps: Iterable[TopicPartition]) -> None:
         self._paused.update(tps)
 
     def resume(self, tps: Iterable[TopicPartition]) -> None:
+        tps = set(tps)
         self._paused.difference_update(tps)
+        self._dry -= tps        # (not watched while paused)
 
     def close(self, commit: bool = True) -> None:
         if self._closed:

@@ -94,8 +94,14 @@ class AppendWatch(Protocol):
         """Block until an event, ``timeout`` or ``max_wait``, whichever comes first."""
         ...
 
-    def clear(self) -> None:
-        """Take the events: call before reading the log, after a wait."""
+    def covers(self, tp: TopicPartition) -> bool:
+        """Whether an append to ``tp`` surely shows in ``clear()``'s answer."""
+        ...
+
+    def clear(self) -> set[TopicPartition] | None:
+        """Take the events: call before reading the log. Returns the partitions that
+        were appended to (or whose files changed) since the last ``clear``, or None
+        when this watch cannot tell which."""
         ...
 
     def close(self) -> None: ...
@@ -223,19 +229,26 @@ class InotifyAppendWatch:
     def wait(self, timeout: float) -> None:
         _wait_readable(self._fd, min(timeout, self.max_wait))
 
-    def clear(self) -> None:
+    def covers(self, tp: TopicPartition) -> bool:
+        return tp in self._armed
+
+    def clear(self) -> set[TopicPartition] | None:
+        touched: set[TopicPartition] | None = set()
         while True:
             try:
                 data = os.read(self._fd, 65536)
             except BlockingIOError:
-                return
-            self._note(data)
+                return touched
+            if not self._note(data, touched):
+                touched = None
             if len(data) < 32768:
-                return
+                return touched
 
-    def _note(self, data: bytes) -> None:
-        """Mark what must be watched again: a watch the kernel dropped, a partition
-        whose recovery point appeared or whose files were deleted."""
+    def _note(self, data: bytes, touched: set[TopicPartition] | None) -> bool:
+        """Add the partitions of the events in ``data`` to ``touched``, and mark what
+        must be watched again: a watch the kernel dropped, a partition whose recovery
+        point appeared or whose files were deleted. False if events were lost."""
+        whole = True
         pos = 0
         size = _EVENT.size
         while pos + size <= len(data):
@@ -243,10 +256,13 @@ class InotifyAppendWatch:
             name = data[pos + size:pos + size + length].rstrip(b"\0")
             pos += size + length
             if mask & _IN_Q_OVERFLOW:
-                continue                     # (events were lost, wakes were not)
+                whole = False                # (events were lost, wakes were not)
+                continue
             what = self._owner.get(wd)
             if what is None:
                 continue
+            if touched is not None and isinstance(what, TopicPartition):
+                touched.add(what)
             if mask & (_IN_IGNORED | _IN_DELETE_SELF | _IN_MOVE_SELF):
                 self._stale.add(what)
             elif mask & (_IN_CREATE | _IN_MOVED_TO | _IN_DELETE) and \
@@ -254,6 +270,7 @@ class InotifyAppendWatch:
                 self._stale.add(what)
             if mask & _IN_IGNORED:
                 self._owner.pop(wd, None)
+        return whole
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -320,12 +337,16 @@ class MemoryAppendWatch:
     def wait(self, timeout: float) -> None:
         _wait_readable(self._read, min(timeout, self.max_wait))
 
-    def clear(self) -> None:
+    def covers(self, tp: TopicPartition) -> bool:
+        return False                     # (the bell does not say which partition)
+
+    def clear(self) -> set[TopicPartition] | None:
         try:
             while len(os.read(self._read, 4096)) == 4096:
                 pass
         except BlockingIOError:
             pass
+        return None
 
     def close(self) -> None:
         for store in self._stores.values():
@@ -359,8 +380,11 @@ class PollingAppendWatch:
         if timeout > 0:
             time.sleep(min(timeout, POLL_SECONDS))
 
-    def clear(self) -> None:
-        pass
+    def covers(self, tp: TopicPartition) -> bool:
+        return False
+
+    def clear(self) -> set[TopicPartition] | None:
+        return None
 
     def close(self) -> None:
         pass
