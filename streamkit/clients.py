@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from streamkit.errors import CorruptRecord, DecodeError, InvalidConfig
 from streamkit.producer import FutureRecordMetadata, Producer
 from streamkit.transport import connect
+from streamkit.log.watch import AppendWatch
 from streamkit.transport.base import Broker, GroupConsumer, WatchedBroker
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
                              TopicInfo, TopicPartition)
@@ -123,8 +124,10 @@ class _AllPartitions:
         self._broker = broker
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
-        #: woken by appends where the broker can tell (decision 111), else a back-off
-        self._watch = broker.append_watch() if isinstance(broker, WatchedBroker) else None
+        #: woken by appends where the broker can tell (decision 111), else a back-off;
+        #: set up at the first wait
+        self._watched = broker if isinstance(broker, WatchedBroker) else None
+        self._watch: AppendWatch | None = None
         for topic in topics:
             broker.create_topic(topic, exist_ok=True)
             for p in range(broker.partition_count(topic) or 0):
@@ -138,12 +141,14 @@ class _AllPartitions:
     def poll(self, max_records: int, timeout: float) -> list[Message]:
         deadline = time.monotonic() + timeout
         backoff = 0.001
-        watch = self._watch
         while True:
             out = self._read(max_records)
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
+            watch = self._watch
+            if watch is None and self._watched is not None:
+                watch = self._watch = self._watched.append_watch()
             if watch is None:
                 time.sleep(min(backoff, remaining))
                 backoff = min(backoff * 2, 0.02)

@@ -48,6 +48,9 @@ POLL_SECONDS = 0.01
 #: a partition that cannot be watched (its directory is missing: the topic was deleted)
 #: is looked at this often, so a re-created topic is found
 BLIND_SECONDS = 0.05
+#: even with every partition watched, a reader looks at least this often: inotify does
+#: not see writes made by another machine of a network file system
+WATCHED_SECONDS = 1.0
 
 _IN_MODIFY = 0x2
 _IN_MOVED_TO = 0x80
@@ -163,6 +166,8 @@ class InotifyAppendWatch:
         self._libc = libc
         self._root = root
         self._fd = _check(libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
+        #: a forked child shares the parent's inotify queue: it opens its own
+        self._pid = os.getpid()
         #: what is watched -> its watch descriptors (directory, recovery point)
         self._armed: dict[TopicPartition | Path, list[int]] = {}
         self._owner: dict[int, TopicPartition | Path] = {}
@@ -175,10 +180,19 @@ class InotifyAppendWatch:
 
     @property
     def max_wait(self) -> float:
-        return BLIND_SECONDS if self._blind else math.inf
+        return BLIND_SECONDS if self._blind else WATCHED_SECONDS
+
+    def _after_fork(self) -> None:
+        os.close(self._fd)                # (the child's copy: the parent keeps its own)
+        self._fd = _check(self._libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC))
+        self._pid = os.getpid()
+        self._armed.clear()
+        self._owner.clear()
 
     def watch(self, tps: Collection[TopicPartition], group_dir: Path | None = None
               ) -> bool:
+        if self._pid != os.getpid():
+            self._after_fork()
         wanted: set[TopicPartition | Path] = set(tps)
         if group_dir is not None:
             wanted.add(group_dir)
@@ -233,6 +247,9 @@ class InotifyAppendWatch:
         return tp in self._armed
 
     def clear(self) -> set[TopicPartition] | None:
+        if self._pid != os.getpid():
+            self._after_fork()
+            return None                       # (watch() sets the watches up again)
         touched: set[TopicPartition] | None = set()
         while True:
             try:
@@ -293,14 +310,14 @@ class MemoryAppendWatch:
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self._stores: dict[TopicPartition, MemoryPartitionStore] = {}
-        self._blind = False
 
     def fileno(self) -> int:
         return self._read
 
     @property
     def max_wait(self) -> float:
-        return BLIND_SECONDS if self._blind else math.inf
+        # (a rebalance of an in-memory group rings no bell: a member looks this often)
+        return BLIND_SECONDS
 
     def ring(self) -> None:
         """Called by an append (in any thread of this process)."""
@@ -312,7 +329,6 @@ class MemoryAppendWatch:
     def watch(self, tps: Collection[TopicPartition], group_dir: Path | None = None
               ) -> bool:
         added = False
-        blind = False
         for tp in [tp for tp in self._stores if tp not in tps]:
             self._stores.pop(tp).remove_bell(self)
         for tp in tps:
@@ -320,18 +336,15 @@ class MemoryAppendWatch:
             store = entry[2][tp.partition] if entry and tp.partition < entry[0] else None
             old = self._stores.get(tp)
             if store is old:
-                blind = blind or store is None
                 continue
             if old is not None:
                 old.remove_bell(self)
-            if store is None:
+            if store is None:               # deleted: looked at every max_wait
                 self._stores.pop(tp, None)
-                blind = True
                 continue
             store.add_bell(self)
             self._stores[tp] = store
             added = True
-        self._blind = blind
         return added
 
     def wait(self, timeout: float) -> None:

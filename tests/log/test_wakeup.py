@@ -3,6 +3,7 @@ consumer's ``poll`` with a long timeout returns as soon as another process appen
 after a sleep, and no wake-up is lost when the append races the reader's wait."""
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import subprocess
@@ -209,3 +210,31 @@ def test_a_reader_follows_segment_rolls_of_another_process(tmp_path: Path) -> No
     finally:
         appender.close()
     assert len(list((tmp_path / "log" / "t" / "0").glob("*.log"))) > 5
+
+
+def test_a_forked_child_and_its_parent_both_wake(log_url: str) -> None:
+    """A forked child gets its own inotify queue: sharing the parent's, one of the two
+    would take the other's events and leave it asleep."""
+    broker = connect(log_url)
+    tp = TopicPartition("t", 0)
+    assert broker.fetch(tp, 0, 10, timeout=0.05) == []      # the watch is set up
+    appender = Appender(log_url)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                            # the child
+        try:
+            got = broker.fetch(tp, 0, 10, timeout=5.0)
+            os.write(write_end, f"{len(got)} {time.monotonic()}".encode())
+        finally:
+            os._exit(0)
+    try:
+        appender.append(0, delay_us=300_000)     # both are waiting by then
+        got = broker.fetch(tp, 0, 10, timeout=5.0)
+        parent_woke = time.monotonic()
+        sent = appender.sent_at()
+        os.waitpid(pid, 0)
+        count, child_woke = os.read(read_end, 100).decode().split()
+    finally:
+        appender.close()
+    assert len(got) == 1 and count == "1"
+    assert parent_woke - sent < 0.5 and float(child_woke) - sent < 0.5
