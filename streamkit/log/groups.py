@@ -38,6 +38,9 @@ log = logging.getLogger("streamkit.log")
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
 
+#: how long a partition read to its end is skipped by polls without an event for it
+DRY_SECONDS = 1.0
+
 
 class GroupBroker(Protocol):
     """What a member needs of the broker of its group (``LogBroker`` is one)."""
@@ -109,6 +112,7 @@ class LogGroupConsumer:
         #: partitions read to their end and not appended to since (the watch says):
         #: a poll skips them (each idle partition read costs a few stat calls)
         self._dry: set[TopicPartition] = set()
+        self._dry_until = 0.0
         for topic in self.topics:
             broker.create_topic(topic, exist_ok=True)
         store.register(self.member_id)
@@ -276,8 +280,10 @@ class LogGroupConsumer:
             if watch is not None:
                 # take the events before reading: an append after this wakes again
                 touched = watch.clear()
-                if touched is None:
+                if touched is None or time.monotonic() >= self._dry_until:
+                    # (and once a second read everything, whatever the watch says)
                     self._dry.clear()
+                    self._dry_until = time.monotonic() + DRY_SECONDS
                 elif touched:
                     self._dry -= touched
             self._housekeeping()

@@ -174,6 +174,7 @@ class InotifyAppendWatch:
         #: watched things whose watches must be set up again
         self._stale: set[TopicPartition | Path] = set()
         self._blind = False
+        self._warned = False
 
     def fileno(self) -> int:
         return self._fd
@@ -220,8 +221,12 @@ class InotifyAppendWatch:
             return self._add(what, _GROUP_MASK, [])
         path = self._root / what.topic / str(what.partition)
         wds = self._add(path, _PARTITION_MASK, [])
-        if wds:
-            self._add(path / _POINT, _POINT_MASK, wds)  # (missing: wait for IN_CREATE)
+        if wds and len(self._add(path / _POINT, _POINT_MASK, wds)) == 1 and \
+                (path / _POINT).exists():
+            # (a missing recovery point shows up as IN_CREATE; one that is there but
+            # cannot be watched leaves the partition to be looked at)
+            self._libc.inotify_rm_watch(self._fd, wds[0])
+            return []
         return wds
 
     def _add(self, path: Path, mask: int, into: list[int]) -> list[int]:
@@ -230,8 +235,12 @@ class InotifyAppendWatch:
             into.append(wd)
             return into
         code = ctypes.get_errno()
-        if code not in (errno.ENOENT, errno.ENOTDIR):
-            raise OSError(code, f"inotify_add_watch {path}: {os.strerror(code)}")
+        if code not in (errno.ENOENT, errno.ENOTDIR) and not self._warned:
+            # e.g. ENOSPC: fs.inotify.max_user_watches reached. Not fatal: what cannot
+            # be watched is looked at every BLIND_SECONDS
+            self._warned = True
+            log.warning("cannot watch %s (%s): readers look for its appends every "
+                        "%.0f ms", path, os.strerror(code), BLIND_SECONDS * 1000)
         return into
 
     def _unwatch(self, what: TopicPartition | Path) -> None:
