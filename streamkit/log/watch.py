@@ -125,8 +125,12 @@ def open_append_watch(storage: FileStorage | MemoryStorage) -> AppendWatch:
 
 
 def _wait_readable(fd: int, timeout: float) -> None:
+    """Block until ``fd`` is readable or ``timeout`` passed (poll(2): select(2) refuses
+    descriptors past 1023, which a worker with many stores open reaches)."""
     if timeout > 0:
-        select.select([fd], [], [], None if math.isinf(timeout) else timeout)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.poll(None if math.isinf(timeout) else math.ceil(timeout * 1000))
 
 
 # -- inotify -----------------------------------------------------------------------------

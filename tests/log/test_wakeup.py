@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import statistics
 import subprocess
 import textwrap
@@ -238,3 +239,25 @@ def test_a_forked_child_and_its_parent_both_wake(log_url: str) -> None:
         appender.close()
     assert len(got) == 1 and count == "1"
     assert parent_woke - sent < 0.5 and float(child_woke) - sent < 0.5
+
+
+def test_a_reader_waits_on_a_descriptor_past_1023(log_url: str) -> None:
+    """A worker with many stores open has high descriptor numbers: select(2) refuses
+    those past 1023, so the wait must not use it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the descriptor limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        broker = connect(log_url)
+        start = time.monotonic()
+        assert broker.fetch(TopicPartition("t", 0), 0, 10, timeout=0.2) == []
+        assert time.monotonic() - start >= 0.19
+        broker.produce("t", [(None, b"x", None, None, 0)])
+        assert len(broker.fetch(TopicPartition("t", 0), 0, 10, timeout=5.0)) == 1
+        broker.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
