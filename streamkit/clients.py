@@ -21,7 +21,8 @@ from typing import Any, Literal, Protocol
 from streamkit.errors import CorruptRecord, DecodeError, InvalidConfig
 from streamkit.producer import FutureRecordMetadata, Producer
 from streamkit.transport import connect
-from streamkit.transport.base import Broker, GroupConsumer
+from streamkit.log.watch import AppendWatch
+from streamkit.transport.base import Broker, GroupConsumer, WatchedBroker
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
                              TopicInfo, TopicPartition)
 
@@ -123,6 +124,10 @@ class _AllPartitions:
         self._broker = broker
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
+        #: woken by appends where the broker can tell (decision 111), else a back-off;
+        #: set up at the first wait
+        self._watched = broker if isinstance(broker, WatchedBroker) else None
+        self._watch: AppendWatch | None = None
         for topic in topics:
             broker.create_topic(topic, exist_ok=True)
             for p in range(broker.partition_count(topic) or 0):
@@ -137,28 +142,42 @@ class _AllPartitions:
         deadline = time.monotonic() + timeout
         backoff = 0.001
         while True:
-            out: list[Message] = []
-            damage: CorruptRecord | None = None
-            for tp, position in self._positions.items():
-                if tp in self._paused:
-                    continue
-                try:
-                    messages = self._broker.fetch(tp, position, max_records - len(out))
-                except CorruptRecord as exc:
-                    damage = damage or exc   # the others first; raised once they are dry
-                    continue
-                if messages:
-                    self._positions[tp] = messages[-1].offset + 1
-                    out.extend(messages)
-                    if len(out) >= max_records:
-                        break
-            if damage is not None and not out:
-                raise damage
+            out = self._read(max_records)
             remaining = deadline - time.monotonic()
             if out or remaining <= 0:
                 return out
-            time.sleep(min(backoff, remaining))
-            backoff = min(backoff * 2, 0.02)
+            watch = self._watch
+            if watch is None and self._watched is not None:
+                watch = self._watch = self._watched.append_watch()
+            if watch is None:
+                time.sleep(min(backoff, remaining))
+                backoff = min(backoff * 2, 0.02)
+                continue
+            # the watch is cleared before each read after a wait: an append that ends
+            # between the read and the wait still wakes this one
+            if not watch.watch([tp for tp in self._positions if tp not in self._paused]):
+                watch.wait(remaining)
+            watch.clear()
+
+    def _read(self, max_records: int) -> list[Message]:
+        out: list[Message] = []
+        damage: CorruptRecord | None = None
+        for tp, position in self._positions.items():
+            if tp in self._paused:
+                continue
+            try:
+                messages = self._broker.fetch(tp, position, max_records - len(out))
+            except CorruptRecord as exc:
+                damage = damage or exc   # the others first; raised once they are dry
+                continue
+            if messages:
+                self._positions[tp] = messages[-1].offset + 1
+                out.extend(messages)
+                if len(out) >= max_records:
+                    break
+        if damage is not None and not out:
+            raise damage
+        return out
 
     def position(self, tp: TopicPartition) -> int:
         return self._positions[tp]
@@ -181,7 +200,8 @@ class _AllPartitions:
         raise InvalidConfig("commit needs a Consumer with a group_id")
 
     def close(self, commit: bool = True) -> None:
-        pass
+        if self._watch is not None:
+            self._watch.close()
 
 
 class Consumer:

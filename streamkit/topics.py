@@ -99,6 +99,9 @@ class OutputBuffer:
         self._batch_size = batch_size
         self._records = RecordBuffer()
         self.sent_total = 0
+        #: called when a record comes into the empty buffer (the worker's flush timer
+        #: starts then, so an idle worker has no timer running)
+        self.on_first_record: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._records)
@@ -106,18 +109,25 @@ class OutputBuffer:
     def append(self, topic: str, record: OutgoingRecord, want_result: bool = True
                ) -> PendingSend | None:
         pending = PendingSend(self) if want_result else None
-        self._records.add(topic, record, pending)
-        if len(self._records) >= self._batch_size:
+        records = self._records
+        records.add(topic, record, pending)
+        count = len(records)
+        if count >= self._batch_size:
             self.flush()
+        elif count == 1 and self.on_first_record is not None:
+            self.on_first_record()
         return pending
 
     def extend(self, topic: str, records: list[OutgoingRecord]) -> None:
         """Queue many records at once (no ``PendingSend`` for them)."""
         if not records:
             return
+        was_empty = not self._records
         self._records.extend(topic, records)
         if len(self._records) >= self._batch_size:
             self.flush()
+        elif was_empty and self.on_first_record is not None:
+            self.on_first_record()
 
     def flush(self) -> None:
         """Write every buffered record (one ``produce`` call per topic). If a write

@@ -29,6 +29,7 @@ from streamkit.log.groupstore import GroupStore
 from streamkit.log.partition import Partition
 from streamkit.partitioner import KeyPartitioner
 from streamkit.log.storage import FileStorage, MemoryStorage
+from streamkit.log.watch import AppendWatch, open_append_watch
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
                              TopicInfo, TopicPartition)
 
@@ -76,6 +77,8 @@ class LogBroker:
         self._unacked_count = 0
         self._spread = random.randrange(1 << 16)
         self._groups: weakref.WeakSet[LogGroupConsumer] = weakref.WeakSet()
+        #: what ``fetch`` with a timeout waits on (set up by its first wait)
+        self._fetch_watch: AppendWatch | None = None
 
     # -- topics ------------------------------------------------------------------------
     def create_topic(self, name: str, partitions: int | None = None,
@@ -296,17 +299,31 @@ class LogBroker:
                                    f"the end offset {log.end_offset()}")
         if timeout <= 0:
             return messages
+        # wait for an append (decision 111): clear the watch, read, then wait, so an
+        # append between the read and the wait still wakes this one
         deadline = time.monotonic() + timeout
-        backoff = 0.001
+        watch = self._fetch_watch
+        if watch is None:
+            watch = self._fetch_watch = self.append_watch()
         while True:
+            if watch.watch((tp,)):
+                messages = log.read(offset, max_records)    # appended before the watch
+                if messages:
+                    return messages
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            time.sleep(min(backoff, remaining))
-            backoff = min(backoff * 2, 0.02)
+            watch.wait(remaining)
+            watch.clear()
             messages = log.read(offset, max_records)
             if messages:
                 return messages
+
+    def append_watch(self) -> AppendWatch:
+        """A new watch that wakes its owner when records are appended to the
+        partitions it is told to watch, by any process (``streamkit.log.watch``).
+        The caller closes it."""
+        return open_append_watch(self._storage)
 
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         if self._unacked:
@@ -394,6 +411,9 @@ class LogBroker:
     def close(self) -> None:
         if self._unacked:
             self._drain()
+        if self._fetch_watch is not None:
+            self._fetch_watch.close()
+            self._fetch_watch = None
         for member in list(self._groups):
             member.close()
         self._groups.clear()

@@ -31,11 +31,15 @@ from streamkit.errors import (
     UnknownTopic,
 )
 from streamkit.log.groupstore import GroupState, GroupStore
+from streamkit.log.watch import AppendWatch
 from streamkit.types import Message, TopicPartition
 
 log = logging.getLogger("streamkit.log")
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
+
+#: how long a partition read to its end is skipped by polls without an event for it
+DRY_SECONDS = 1.0
 
 
 class GroupBroker(Protocol):
@@ -47,6 +51,8 @@ class GroupBroker(Protocol):
 
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000
               ) -> list[Message]: ...
+
+    def append_watch(self) -> AppendWatch: ...
 
 
 def range_assignment(members: dict[str, Sequence[str]],
@@ -101,6 +107,12 @@ class LogGroupConsumer:
         self._next_commit = time.monotonic() + auto_commit_interval
         self._rr = 0
         self._closed = False
+        #: what a caught-up member waits on (set up at its first wait; decision 111)
+        self._watch: AppendWatch | None = None
+        #: partitions read to their end and not appended to since (the watch says):
+        #: a poll skips them (each idle partition read costs a few stat calls)
+        self._dry: set[TopicPartition] = set()
+        self._dry_until = 0.0
         for topic in self.topics:
             broker.create_topic(topic, exist_ok=True)
         store.register(self.member_id)
@@ -177,6 +189,7 @@ class LogGroupConsumer:
         for tp in owned:
             del self._positions[tp]
             self._paused.discard(tp)
+            self._dry.discard(tp)
         self._release(owned)
 
     def _take_pending(self) -> None:
@@ -262,8 +275,17 @@ class LogGroupConsumer:
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Message]:
         deadline = time.monotonic() + timeout
-        backoff = 0.001
         while True:
+            watch = self._watch
+            if watch is not None:
+                # take the events before reading: an append after this wakes again
+                touched = watch.clear()
+                if touched is None or time.monotonic() >= self._dry_until:
+                    # (and once a second read everything, whatever the watch says)
+                    self._dry.clear()
+                    self._dry_until = time.monotonic() + DRY_SECONDS
+                elif touched:
+                    self._dry -= touched
             self._housekeeping()
             messages = self._fetch(max_records)
             if messages:
@@ -271,16 +293,41 @@ class LogGroupConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return messages
-            time.sleep(min(backoff, remaining))
-            backoff = min(backoff * 2, 0.02)
+            _fd, seconds = self.prepare_wait()
+            assert self._watch is not None
+            self._watch.wait(min(remaining, seconds))
+
+    def prepare_wait(self) -> tuple[int | None, float]:
+        """Get ready to wait for records after a ``poll`` that returned none: (fd,
+        seconds). Wait until ``fd`` is readable (an owned partition was appended to,
+        or the group changed), at most ``seconds`` (the group's next heartbeat or
+        auto-commit, a partition still to take), then ``poll``. ``seconds`` is 0 when a
+        watch was just set up (``poll`` again at once: records may have come before
+        it); ``fd`` is None where the platform gives no descriptor (sleep)."""
+        watch = self._watch
+        if watch is None:
+            watch = self._watch = self._broker.append_watch()
+        active = [tp for tp in self._positions if tp not in self._paused]
+        if watch.watch(active, self._store.directory):
+            self._dry.clear()
+            return watch.fileno(), 0.0
+        now = time.monotonic()
+        due = self._next_heartbeat
+        if self._pending:
+            due = min(due, self._next_take)
+        if self._auto_commit:
+            due = min(due, self._next_commit)
+        return watch.fileno(), max(0.0, min(due - now, watch.max_wait))
 
     def _fetch(self, max_records: int) -> list[Message]:
-        active = [tp for tp in self._positions if tp not in self._paused]
+        dry = self._dry
+        active = [tp for tp in self._positions if tp not in self._paused and tp not in dry]
         if not active:
             return []
         self._rr = (self._rr + 1) % len(active)
         out: list[Message] = []
         damage: CorruptRecord | None = None
+        watch = self._watch
         for tp in active[self._rr:] + active[:self._rr]:
             try:
                 messages = self._broker.fetch(tp, self._positions[tp],
@@ -296,6 +343,8 @@ class LogGroupConsumer:
                 continue
             except UnknownTopic:
                 continue                     # deleted under us: nothing to read
+            if not messages and watch is not None and watch.covers(tp):
+                dry.add(tp)                  # at its end: read it again after an event
             if messages:
                 self._positions[tp] = messages[-1].offset + 1
                 out.extend(messages)
@@ -340,12 +389,15 @@ class LogGroupConsumer:
             raise KeyError(f"{tp.topic}[{tp.partition}] is not assigned to member "
                            f"{self.member_id} of group {self.group_id}")
         self._positions[tp] = offset
+        self._dry.discard(tp)
 
     def pause(self, tps: Iterable[TopicPartition]) -> None:
         self._paused.update(tps)
 
     def resume(self, tps: Iterable[TopicPartition]) -> None:
+        tps = set(tps)
         self._paused.difference_update(tps)
+        self._dry -= tps        # (not watched while paused)
 
     def close(self, commit: bool = True) -> None:
         if self._closed:
@@ -361,3 +413,5 @@ class LogGroupConsumer:
                 self._rebalance(state)
             self._store.unregister(self.member_id)
         self._store.close()
+        if self._watch is not None:
+            self._watch.close()

@@ -88,6 +88,12 @@ class GroupStore(Protocol):
         """Changes whenever the state is written."""
         ...
 
+    @property
+    def directory(self) -> Path | None:
+        """Where a new state appears as a renamed-in ``state.json`` (a waiting member
+        watches it); None in memory."""
+        ...
+
     def read_state(self) -> GroupState: ...
     def write_state(self, state: GroupState) -> None: ...
 
@@ -193,6 +199,7 @@ class FileGroupStore:
         if self.path.name.startswith(_HASHED):
             _keep_group_id(self.path, group_id)
         self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self.directory = self.path
         self._member_fd = -1
         self._owned: dict[TopicPartition, int] = {}
 
@@ -329,6 +336,10 @@ class MemoryGroupStore:
     def __init__(self, group: MemoryGroup) -> None:
         self.group = group
         self.closed = False
+
+    @property
+    def directory(self) -> None:
+        return None
 
     def _open(self, member_id: str) -> bool:
         store = self.group.stores.get(member_id)

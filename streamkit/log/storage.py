@@ -32,6 +32,7 @@ import struct
 import threading
 import time
 import uuid
+import weakref
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -335,10 +336,20 @@ class FilePartitionStore:
     __del__ = close
 
 
+class Bell(Protocol):
+    """What an in-memory partition wakes when records are appended to it (a reader's
+    ``streamkit.log.watch.MemoryAppendWatch``)."""
+
+    def ring(self) -> None: ...
+
+
 class MemoryPartitionStore:
     """The segments of one partition held in bytearrays."""
 
     def __init__(self) -> None:
+        #: rung by every append (``write_recovery``); swapped whole, so an append in
+        #: another thread rings a consistent tuple without a lock
+        self._bells: tuple[weakref.ReferenceType[Bell], ...] = ()
         self.segments: dict[int, MemoryHandle] = {0: MemoryHandle()}
         self._version = 0
         self._lock = threading.RLock()
@@ -388,6 +399,25 @@ class MemoryPartitionStore:
         self.deleted = True
         for handle in self.segments.values():
             handle.linked = False
+        self._ring()
+
+    def add_bell(self, bell: Bell) -> None:
+        """Ring ``bell`` at every append from now on (it is held weakly)."""
+        with self._lock:
+            self._bells = (*self._others(bell), weakref.ref(bell))
+
+    def remove_bell(self, bell: Bell) -> None:
+        with self._lock:
+            self._bells = self._others(bell)
+
+    def _others(self, bell: Bell) -> tuple[weakref.ReferenceType[Bell], ...]:
+        return tuple(ref for ref in self._bells if ref() not in (None, bell))
+
+    def _ring(self) -> None:
+        for ref in self._bells:
+            bell = ref()
+            if bell is not None:
+                bell.ring()
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -409,6 +439,7 @@ class MemoryPartitionStore:
 
     def write_recovery(self, point: RecoveryPoint) -> None:
         self.recovery = point
+        self._ring()                # what inotify does for the file of log://
 
     def read_cleaned(self) -> int:
         return self.cleaned

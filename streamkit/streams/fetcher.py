@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from streamkit.errors import DecodeError
 from streamkit.names import DEAD_LETTER, derived_topic_name
 from streamkit.streams.stream import Batch, Stream
 from streamkit.types import Message, OutgoingRecord, TopicPartition
-import anyio.lowlevel
 
 if TYPE_CHECKING:
     from streamkit.topics import Sender, Topic
@@ -95,6 +95,8 @@ class Fetcher:
         self.subscriptions: dict[str, list[Subscription]] = {}
         self.consumer: GroupConsumer | None = None
         self._stopping = False
+        #: the wait for records in progress (cancelled to make ``run`` look again)
+        self._waiting: anyio.CancelScope | None = None
         self.subscription_changed = False
         self.dead_lettered = 0
         self._key_cache: dict[Topic, dict[bytes | None, Any]] = {}
@@ -118,6 +120,7 @@ class Fetcher:
                 subs.append(sub)
                 if self.consumer is not None:
                     self.subscription_changed = True
+                    self._wake()
             sub.streams.append(stream)
 
     def topics(self) -> list[str]:
@@ -165,6 +168,11 @@ class Fetcher:
     # -- the loop ----------------------------------------------------------------------
     def stop(self) -> None:
         self._stopping = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     async def run(self, consumer: GroupConsumer) -> None:
         """Poll and dispatch until stopped."""
@@ -197,12 +205,30 @@ class Fetcher:
             if not messages:
                 if len(buffer):
                     buffer.flush()  # idle: do not make sends wait
-                await anyio.sleep(idle)
-                idle = min(idle * 2, 0.02)
+                idle = await self._wait(consumer, idle)
                 continue
             idle = 0.001
             self.dispatch(messages)
             await anyio.lowlevel.checkpoint()
+
+    async def _wait(self, consumer: GroupConsumer, idle: float) -> float:
+        """Caught up: wait for an append to a partition of ours (decision 111), or
+        until the consumer must poll again for the group; returns the next back-off
+        for a consumer with no descriptor to wait on (Kafka), which sleeps instead."""
+        fd, seconds = consumer.prepare_wait()
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return idle
+        if fd is None:
+            await anyio.sleep(min(seconds, idle))
+            return min(idle * 2, 0.02)
+        with anyio.CancelScope(deadline=anyio.current_time() + seconds) as scope:
+            self._waiting = scope
+            try:
+                await anyio.wait_readable(fd)
+            finally:
+                self._waiting = None
+        return idle
 
     def dispatch(self, messages: list[Message]) -> None:
         for tp, run in partition_runs(messages):

@@ -4,9 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
+from streamkit.log.watch import AppendWatch
 from streamkit.tables.table import _DELETED, RESTORE_BATCH, Table, _hashable
+from streamkit.transport.base import WatchedBroker
 from streamkit.types import TopicPartition
+
+#: how often a global table looks at its changelog where no watch can wake it (Kafka)
+FOLLOW_SECONDS = 0.05
 
 
 class GlobalTable(Table):
@@ -37,20 +43,29 @@ class GlobalTable(Table):
         self._write(key, value)
 
     async def run_background(self) -> None:
-        """Follow every changelog partition, so writes by other workers show up."""
+        """Follow every changelog partition, so writes by other workers show up: woken
+        by their appends where the broker can tell (decision 111), else every 50 ms."""
         broker = self.context.broker()
         partitions = range(self.partition_count())
+        tps = [TopicPartition(self.changelog_topic, p) for p in partitions]
         positions = {p: self._store_of(p).offset(p) or 0 for p in partitions}
-        while True:
-            moved = False
-            for partition in partitions:
-                tp = TopicPartition(self.changelog_topic, partition)
-                messages = broker.fetch(tp, positions[partition], RESTORE_BATCH)
-                if messages:
-                    moved = True
-                    positions[partition] = messages[-1].offset + 1
-                    self._apply_followed(partition, messages, positions[partition])
-            await anyio.sleep(0 if moved else 0.05)
+        watch = broker.append_watch() if isinstance(broker, WatchedBroker) else None
+        try:
+            while True:
+                moved = False
+                for partition, tp in zip(partitions, tps, strict=True):
+                    messages = broker.fetch(tp, positions[partition], RESTORE_BATCH)
+                    if messages:
+                        moved = True
+                        positions[partition] = messages[-1].offset + 1
+                        self._apply_followed(partition, messages, positions[partition])
+                if moved:
+                    await anyio.lowlevel.checkpoint()
+                else:
+                    await _wait_for_appends(watch, tps)
+        finally:
+            if watch is not None:
+                watch.close()
 
     def _apply_followed(self, partition: int, messages: list[Any], offset: int) -> None:
         changes = self._apply_changelog(partition, messages, offset)
@@ -62,3 +77,20 @@ class GlobalTable(Table):
                     else None
                 if key is not None and key not in dirty:
                     cache.pop(key, None)
+
+
+async def _wait_for_appends(watch: AppendWatch | None, tps: list[TopicPartition]) -> None:
+    """Wait for an append to ``tps``, then take the watch's events (before the caller
+    reads again, so a later append wakes it again)."""
+    if watch is None:
+        await anyio.sleep(FOLLOW_SECONDS)
+        return
+    if watch.watch(tps):
+        return                       # set up just now: read once more before waiting
+    fd = watch.fileno()
+    if fd is None:
+        await anyio.sleep(watch.max_wait)
+    else:
+        with anyio.move_on_after(watch.max_wait):
+            await anyio.wait_readable(fd)
+    watch.clear()

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from streamkit.log.watch import AppendWatch
 from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
                              TopicInfo, TopicPartition)
 
@@ -50,6 +51,12 @@ class GroupConsumer(Protocol):
         Also runs the group's housekeeping: heartbeats, joining a rebalance, calling
         ``on_revoke``/``on_assign``. Call it at least every ``session_timeout / 3``.
         """
+
+    def prepare_wait(self) -> tuple[int | None, float]:
+        """Before waiting for records (a ``poll`` returned none): ``(fd, seconds)``.
+        Wait until ``fd`` is readable or ``seconds`` passed, then ``poll``; ``fd`` is
+        None when the driver has no descriptor to wait on (then sleep a short while,
+        at most ``seconds``). ``seconds`` is 0 when ``poll`` must run again at once."""
 
     def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         """Durably store committed offsets (the offset of the *next* message to read).
@@ -177,4 +184,14 @@ class TransactionalBroker(Broker, Protocol):
 
     def transactional_producer(self, transactional_id: str) -> Transaction:
         """A producer for ``transactional_id``; a newer one fences it."""
+        ...
+
+
+@runtime_checkable
+class WatchedBroker(Broker, Protocol):
+    """A broker whose appends a reader can wait for (``log://``, ``memory://``)."""
+
+    def append_watch(self) -> AppendWatch:
+        """A watch on partitions of this broker (``streamkit.log.watch``); the caller
+        closes it."""
         ...

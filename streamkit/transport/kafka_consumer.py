@@ -6,6 +6,7 @@ what those threads already fetched, so ``timeout=0`` never waits.
 """
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -143,6 +144,11 @@ class KafkaGroupConsumer:
     def assignment(self) -> set[TopicPartition]:
         """The partitions this member owns right now."""
         return set(_tps(self._consumer.assignment()))
+
+    def prepare_wait(self) -> tuple[int | None, float]:
+        """No descriptor tells of new messages here: the caller sleeps a short while
+        and polls (librdkafka fetches in its own threads meanwhile)."""
+        return None, math.inf
 
     def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Message]:
         """Up to ``max_records`` messages of owned partitions; runs heartbeats and

@@ -3,11 +3,14 @@ test from a code review)."""
 from __future__ import annotations
 
 import itertools
+import statistics
+import time
 
 import anyio
 import pytest
 
 import streamkit
+from streamkit.transport import connect
 from streamkit.worker import Worker
 
 pytestmark = pytest.mark.anyio
@@ -77,3 +80,39 @@ async def test_global_table_delete_from_another_partition():
                 await anyio.sleep(0.01)
         worker.stop()
     assert seen == [True, False]
+
+
+async def test_global_table_sees_another_workers_write_at_once(tmp_path):
+    """The table follows its changelog woken by appends (decision 111), not every 50 ms:
+    a change another worker wrote (its changelog record, appended here through a broker
+    of its own) shows up within milliseconds."""
+    url = f"log://{tmp_path}/log"
+    app = streamkit.App("globalwake", broker=url, store="memory://", datadir=str(tmp_path),
+                        web_enabled=False)
+    topic = app.topic("settings", partitions=2)
+    g = app.GlobalTable("latest", default=int)
+
+    @app.agent(topic)
+    async def idle(stream):
+        async for _ in stream:
+            pass
+
+    other = connect(url)
+    worker = Worker(app, install_signal_handlers=False)
+    delays = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(10):
+            while not worker.ready:
+                await anyio.sleep(0.01)
+            for value in range(1, 8):
+                await anyio.sleep(0.06 + 0.007 * value)   # the table waits meanwhile
+                start = time.monotonic()
+                other.produce(g.changelog_topic, [(g._dump_key("k"), g._dump_value(value),
+                                                   None, None, g._partition_of_key("k"))])
+                while g["k"] != value:
+                    await anyio.sleep(0.0005)
+                delays.append(time.monotonic() - start)
+        worker.stop()
+    other.close()
+    assert statistics.median(delays) < 0.01, delays
