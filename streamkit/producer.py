@@ -3,7 +3,9 @@
 ``send`` queues a record and returns a future. A linger timer thread (one per producer,
 started at the first ``send``) writes what is queued ``linger_ms`` after the first
 record came (5 ms by default, as librdkafka's ``linger.ms``); the ``send`` that fills a
-batch (``batch_size`` records) writes it at once. A write is one ``Broker.produce``
+batch (``batch_size`` records) writes it at once, and so does a ``send`` that finds the
+linger passed (with acks other than all), which keeps a busy loop from waiting on the
+timer thread's turn for the GIL. A write is one ``Broker.produce``
 call per topic (records sent to an explicit partition: per topic and partition), then
 the futures resolve. With ``acks="all"`` each partition of a batch is fsynced once, a
 future resolves only after the fsync of its record, and the timer writes full batches
@@ -207,6 +209,11 @@ class _Sender:
         #: from how many waiting records on ``send`` calls ``queued`` (besides the
         #: first): with a timer, once a batch is full; without, each time
         self.due = batch_size if timer else 1
+        #: with a timer and acks other than all, a ``send`` that finds the linger passed
+        #: writes itself: the timer thread would first wait for the GIL the sending
+        #: loop holds (up to the 5 ms switch interval, often more); with acks=all the
+        #: timer writes, so the caller queues the next batch while the fsync runs
+        self.write_late = timer and acks != "all"
         self.closing = False
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
@@ -444,6 +451,8 @@ class Producer:
                 sender.first_at = _monotonic()      # the linger clock starts
         if count == 1 or count >= sender.due:
             sender.queued(count)
+        elif sender.write_late and _monotonic() - sender.first_at >= sender.linger:
+            sender.flush(None)
         return future
 
     def flush(self, timeout: float | None = None) -> None:

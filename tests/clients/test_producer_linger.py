@@ -65,6 +65,27 @@ def test_records_wait_linger_ms_then_the_timer_writes_them(url):
     producer.close()
 
 
+def test_a_busy_send_loop_writes_once_linger_passed_without_the_timer(url):
+    """A loop that keeps the GIL (the timer thread cannot run) still has its records
+    written linger_ms after the first: the send that finds the linger passed writes."""
+    producer = streamkit.Producer(broker=url, linger_ms=2)
+    connect(url).create_topic("t", partitions=1)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)      # no thread switch in this loop: the timer waits
+    try:
+        first = producer.send("t", value=b"a")
+        until = time.monotonic() + 0.02
+        while time.monotonic() < until:     # busy, as a loop building records is
+            pass
+        producer.send("t", value=b"b")
+        written = first.is_done             # before any other thread could run
+    finally:
+        sys.setswitchinterval(switch)
+    assert written
+    assert first.get().offset == 0
+    producer.close()
+
+
 def test_records_still_queued_at_interpreter_exit_are_written(tmp_path):
     url = f"log://{tmp_path / 'log'}"
     script = textwrap.dedent(f"""
