@@ -67,23 +67,24 @@ def test_records_wait_linger_ms_then_the_timer_writes_them(url):
 
 def test_a_busy_send_loop_writes_once_linger_passed_without_the_timer(url):
     """A loop that keeps the GIL (the timer thread cannot run) still has its records
-    written linger_ms after the first: the send that finds the linger passed writes."""
-    producer = streamkit.Producer(broker=url, linger_ms=2)
+    written about linger_ms after they were sent: a send that finds the linger passed
+    writes."""
+    producer = streamkit.Producer(broker=url, linger_ms=2, batch_size=1_000_000)
     connect(url).create_topic("t", partitions=1)
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(5.0)      # no thread switch in this loop: the timer waits
+    sys.setswitchinterval(5.0)      # no forced thread switch in this loop
     try:
-        first = producer.send("t", value=b"a")
-        until = time.monotonic() + 0.02
-        while time.monotonic() < until:     # busy, as a loop building records is
-            pass
-        producer.send("t", value=b"b")
-        written = first.is_done             # before any other thread could run
+        sent = []
+        end = time.monotonic() + 0.06
+        while (now := time.monotonic()) < end:
+            sent.append((now, producer.send("t", value=b"x")))
+        # before any other thread could run: what was sent 10 ms ago is written
+        late = [future for at, future in sent if at < end - 0.01 and not future.is_done]
     finally:
         sys.setswitchinterval(switch)
-    assert written
-    assert first.get().offset == 0
+    assert late == []
     producer.close()
+    assert connect(url).offsets(TopicPartition("t", 0)) == (0, len(sent))
 
 
 def test_records_still_queued_at_interpreter_exit_are_written(tmp_path):
