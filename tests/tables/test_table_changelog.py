@@ -105,3 +105,55 @@ async def test_a_commit_writes_the_codec_bytes_of_each_last_value(
         tables = {n: dict(t.items()) for n, t in parts2["tables"].items()}
         worker.stop()
     assert tables == want
+
+
+async def test_a_timer_writes_where_the_key_hashes_and_reads_what_agents_wrote(
+        tmp_path: Path) -> None:
+    """Outside an agent's stream there is no event partition: a new key goes to the
+    partition it hashes to, a key an agent wrote is found in the agent's partition;
+    also right after a commit, before any event (when the table has no current batch
+    of its own)."""
+    name = f"timerwrites{next(_ids)}"
+    app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
+                        datadir=str(tmp_path), web_enabled=False, commit_interval=60.0,
+                        topic_partitions=4)
+    events = app.topic("events", partitions=4)
+    counts = app.Table("counts", default=int)
+    seen: list[Any] = []
+    go = anyio.Event()
+
+    @app.agent(events)
+    async def count(stream):
+        async for value in stream:
+            counts[value] += 1
+            seen.append(value)
+
+    @app.timer(0.02)
+    async def tick():
+        if go.is_set() and "timer" not in seen:
+            counts["timer"] += 1                  # a key no agent wrote
+            counts["agent"] += 10                 # a key the agent wrote, partition 2
+            seen.append("timer")
+
+    await events.send(value="agent", partition=2)
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(10):
+            while not seen:
+                await anyio.sleep(0.01)
+            worker.commit()
+            go.set()
+            while "timer" not in seen:
+                await anyio.sleep(0.01)
+        worker.commit()
+        worker.stop()
+    records = {}
+    for partition in range(4):
+        tp = TopicPartition(counts.changelog_topic, partition)
+        for message in app.broker.fetch(tp, 0, 100):
+            records[message.key] = (partition, message.value)
+    json = streamkit.codecs.get("json")
+    hashed = counts._partition_of_key("timer")
+    assert records == {json.dumps("agent"): (2, b"11"),
+                       json.dumps("timer"): (hashed, b"1")}
