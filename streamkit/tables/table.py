@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from streamkit.errors import ImproperlyConfigured
 from streamkit.names import CHANGELOG, derived_topic_name
@@ -40,6 +40,10 @@ logger = logging.getLogger("streamkit.tables")
 
 _DELETED: Any = object()
 _ABSENT: Any = object()
+#: the hot batch when there is none (never a stream's batch, not even None)
+_NO_BATCH: Any = object()
+#: the stream of the running agent task, None outside one
+_stream_now = current_stream.get
 #: how many changelog records a restore reads per fetch
 RESTORE_BATCH = 10_000
 
@@ -79,6 +83,7 @@ class Table:
         self.key_serde = Serde(key_type, key_serializer or "json")
         self.value_serde = Serde(value_type, value_serializer or "json")
         self._json_int_keys = changelog.plain_json(self.key_serde)
+        self._json_int_values = changelog.plain_json(self.value_serde)
         self._dump_value = changelog.encoder(self.value_serde)
         self.window: WindowWrapper | None = None
         #: one store per partition (RocksDB files are per partition, as in Faust, so
@@ -91,7 +96,7 @@ class Table:
         self._flushed_keys: dict[int, set[Any]] = {}
         #: the batch the agent last read or wrote in, with its partition's cache,
         #: dirty set and store lookup: the per-event paths skip the partition lookups
-        self._hot_batch: Any = None
+        self._hot_batch: Any = _NO_BATCH
         self._hot_cache: dict[Any, Any] = {}
         self._hot_dirty: set[Any] = set()
         self._hot_read: Reader = _nothing
@@ -257,7 +262,7 @@ class Table:
     def _forget_hot(self) -> None:
         """Called wherever partition caches, dirty sets or stores are dropped or
         replaced, and after each commit."""
-        self._hot_batch = None
+        self._hot_batch = _NO_BATCH
         self._hot_cache = {}
         self._hot_dirty = set()
         self._hot_read = _nothing
@@ -265,32 +270,31 @@ class Table:
 
     def __getitem__(self, key: Any) -> Any:
         # fast path, once per event: the event's partition's cache, else its store
-        stream = current_stream.get()
-        if stream is not None:
-            batch = stream.batch
-            if batch is not None:
-                cache = self._hot_cache if batch is self._hot_batch else self._hot(batch)
-                if cache is not None:
-                    value = cache.get(key, _ABSENT)
-                    if value is _ABSENT:
-                        # the cache grows: by now it may be time to commit
-                        if len(self._hot_dirty) >= self._hot_limit:
-                            self._check_dirty()
-                        raw = self._hot_read(b"%d" % key if type(key) is int and
-                                             self._json_int_keys else self._dump_key(key))
-                        value = cache[key] = _DELETED if raw is None \
-                            else self.value_serde.loads(raw)
-                    if value is not _DELETED:
-                        return value
-                    if self.default is None:
-                        raise KeyError(key)
-                    return self.default()
-        value = self._find(key)
-        if value is _DELETED:
-            if self.default is None:
-                raise KeyError(key)
-            return self.default()
-        return value
+        try:
+            batch = _stream_now().batch  # type: ignore[union-attr]
+        except AttributeError:     # outside an agent's stream (None has no batch)
+            batch = None
+        if batch is self._hot_batch or (batch is not None and
+                                        self._hot(batch) is not None):
+            cache = self._hot_cache
+            value = cache.get(key, _ABSENT)
+            if value is _ABSENT:
+                # not in memory: from the store. The cache grows: time to commit yet?
+                if len(self._hot_dirty) >= self._hot_limit:
+                    self._check_dirty()
+                raw = self._hot_read(b"%d" % key if type(key) is int and
+                                     self._json_int_keys else self._dump_key(key))
+                value = cache[key] = _DELETED if raw is None \
+                    else self.value_serde.loads(raw)
+            if value is not _DELETED:
+                return value
+        else:
+            value = self._find(key)
+            if value is not _DELETED:
+                return value
+        if self.default is None:
+            raise KeyError(key)
+        return self.default()
 
     def get(self, key: Any, default: Any = None) -> Any:
         value = self._find(key)
@@ -383,15 +387,16 @@ class Table:
             self._check_dirty()
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        stream = current_stream.get()
-        if stream is not None:
-            batch = stream.batch
-            if batch is not None:
-                if batch is self._hot_batch or self._hot(batch) is not None:
-                    self._hot_cache[key] = value
-                    self._hot_dirty.add(key)
-                    return
-        self._write(key, value)
+        try:
+            batch = _stream_now().batch  # type: ignore[union-attr]
+        except AttributeError:     # outside an agent's stream
+            batch = None
+        if batch is self._hot_batch or (batch is not None and
+                                        self._hot(batch) is not None):
+            self._hot_cache[key] = value
+            self._hot_dirty.add(key)
+        else:
+            self._write(key, value)
 
     def __delitem__(self, key: Any) -> None:
         if key not in self:
@@ -500,21 +505,28 @@ class Table:
 
     def _flush_partition(self, partition: int, keys: set[Any]) -> None:
         cache = self._cache_of(partition)
-        dump_key, dump_value, int_keys = self._dump_key, self._dump_value, \
-            self._json_int_keys
-        extra = self._extra_changes.pop(partition, ())
-        raw_keys = [k for k, _ in extra]
-        raw_values = [v for _, v in extra]
-        add_key, add_value = raw_keys.append, raw_values.append
-        deleted = []
-        for key in keys:
-            add_key(b"%d" % key if type(key) is int and int_keys else dump_key(key))
-            value = cache[key]
-            if value is _DELETED:
-                deleted.append(key)
-                add_value(None)
-            else:
-                add_value(dump_value(value))
+        changed = list(keys)
+        values = list(map(cache.__getitem__, changed))
+        # many changed keys: int keys and int values are encoded in one call each
+        if self._json_int_keys and changelog.all_ints(changed):
+            raw_keys = changelog.json_ints(changed)
+        else:
+            raw_keys = list(map(self._dump_key, changed))
+        deleted: list[Any] = []
+        raw_values: list[bytes | None]
+        if self._json_int_values and changelog.all_ints(values):
+            raw_values = cast("list[bytes | None]", changelog.json_ints(values))
+        else:
+            dump_value = self._dump_value
+            raw_values = [None if value is _DELETED else dump_value(value)
+                          for value in values]
+            deleted = [key for key, value in zip(changed, values, strict=True)
+                       if value is _DELETED]
+        extra = self._extra_changes.pop(partition, None)
+        if extra:
+            # (written first, as they were before: window bookkeeping)
+            raw_keys = [k for k, _ in extra] + raw_keys
+            raw_values = [v for _, v in extra] + raw_values
         if not raw_keys:
             return
         offset = changelog.write(self.context.sender.produce, self.changelog_topic,
