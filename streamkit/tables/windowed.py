@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import inspect
+import itertools
 import logging
 import operator
 import time
@@ -42,6 +43,8 @@ SLIDING_PREFIX = b"\x00streamkit.sliding:"
 
 Range = tuple[float, float]
 _MISSING: Any = object()
+#: WindowSets kept for the keys last used (``WindowWrapper.__getitem__``)
+_MAX_WINDOW_SETS = 10_000
 
 
 def to_seconds(value: Any) -> float:
@@ -72,7 +75,15 @@ class WindowWrapper:
         self.table = table
         self.window = window
         self._event_time: Callable[[Any, Any], float] = _message_time
+        #: the times of a whole batch's events at once, where they are a pure function
+        #: of the event (None: ``_event_time`` per event)
+        self._batch_time: Callable[[Any], list[float]] | None = _message_times
         self.relative_to_name = "stream"
+        #: tumbling and hopping windows take the per-event path of ``_update``
+        self._aligned = not isinstance(window, (SessionWindow, SlidingWindow))
+        self._tumbling = type(window) is TumblingWindow
+        #: the WindowSet of each key (``wrapper[key]``), made once
+        self._sets: dict[Any, WindowSet] = {}
         #: sliding and session windows: seconds after closing that a window is deleted
         self.expires_after_close: float | None = None
         self.reset()
@@ -88,18 +99,45 @@ class WindowWrapper:
         self._watermark_dirty: set[int] = set()
         self._open: dict[int, dict[Range, set[Any]]] = {}
         self._close_heap: dict[int, list[tuple[float, Range]]] = {}
-        self._expiry_heap: dict[int, list[tuple[float, Range, Any]]] = {}
+        #: per partition: (expires_at, sequence, window, its keys closed with a value);
+        #: the sequence orders windows expiring together (keys of mixed types do not
+        #: compare)
+        self._expiry_heap: dict[int, list[tuple[float, int, Range, list[Any]]]] = {}
+        self._expiry_sequence = itertools.count()
         self._sessions: dict[int, dict[Any, list[Range]]] = {}
         self._sliding: dict[int, dict[Any, dict[Range, float]]] = {}
         self.late_events = 0
         self.closed_windows = 0
         #: closes_at of each window range seen (computed once per range)
         self._closes_at: dict[Range, float] = {}
-        #: tumbling windows: the last range an event fell in and its closes_at; the
-        #: next event is most often in it too (ranges are a pure function of time)
-        #: the windows of the last update, and the times they all share (``_windows_of``)
-        self._last_windows: list[tuple[Range, float]] = []
-        self._last_span: Range = (0.0, 0.0)
+        #: tumbling windows: the last window an event fell in, its closes_at and the
+        #: open keys of it on the hot partition; the next event is most often in it
+        #: too (a timestamp in ``[start, end)`` is in that window and no other)
+        self._last: Range = (0.0, 0.0)
+        self._last_close = 0.0
+        self._last_keys: set[Any] | None = None
+        self._forget_batch()
+
+    def _forget_batch(self) -> None:
+        """Drop the state of the batch the agent is in (``_prepare`` makes it again)."""
+        #: the batch the per-event path is prepared for (None: not prepared)
+        self._batch: Any = None
+        #: the table's cache and changed keys of the batch's partition
+        self._hot_cache: dict[Any, Any] = {}
+        self._hot_dirty: set[Any] = set()
+        #: the batch ``_times`` are of, and its event times (None: computed per event)
+        self._times_batch: Any = None
+        self._times: list[float] | None = None
+        self._size = 0
+        #: the batch's partition, its stream time (-inf before the first event) and
+        #: the stream time at which it has a window to close or expire next
+        self._partition = -1
+        self._top = float("-inf")
+        self._due = float("inf")
+        self._last_keys = None
+        #: keys written in the last window since ``_prepare``, with their stored keys:
+        #: those are in the dirty set and in the window's open keys already
+        self._written: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
         return f"<WindowWrapper {self.table.name} {self.window!r}>"
@@ -113,12 +151,14 @@ class WindowWrapper:
         """Windows by message timestamp: event time if the producer set it, ingestion
         time on a LogAppendTime topic (or the topic's timestamp_extractor)."""
         self._event_time = _message_time
+        self._batch_time = _message_times
         self.relative_to_name = "stream"
         return self
 
     def relative_to_now(self) -> WindowWrapper:
         """Windows by the wall clock when the event is processed."""
         self._event_time = lambda message, value: time.time()
+        self._batch_time = None
         self.relative_to_name = "now"
         return self
 
@@ -133,13 +173,20 @@ class WindowWrapper:
             if type(ts) is datetime and ts.tzinfo is None:
                 return (ts - _EPOCH).total_seconds()
             return to_seconds(ts)
+
+        def field_times(batch: Any) -> list[float]:
+            return [(ts - _EPOCH).total_seconds()
+                    if type(ts) is datetime and ts.tzinfo is None else to_seconds(ts)
+                    for ts in map(get, batch.values)]
         self._event_time = field_time
+        self._batch_time = field_times
         self.relative_to_name = f"field {name}"
         return self
 
     def relative_to(self, timestamp_of: Callable[[Any], Any]) -> WindowWrapper:
         """Windows by ``timestamp_of(value)``."""
         self._event_time = lambda message, value: to_seconds(timestamp_of(value))
+        self._batch_time = None   # (called for the events that update the table only)
         self.relative_to_name = getattr(timestamp_of, "__name__", "function")
         return self
 
@@ -154,7 +201,18 @@ class WindowWrapper:
 
     # -- dict-like -----------------------------------------------------------------------
     def __getitem__(self, key: Any) -> WindowSet:
-        return WindowSet(self, key)
+        sets = self._sets
+        try:
+            window_set = sets.get(key)
+        except TypeError:       # unhashable: fails where it is used, as a window key
+            return WindowSet(self, key)
+        # (an equal key of another type, 1 and 1.0 or True, gets its own WindowSet:
+        # the key written is the one the agent gave)
+        if window_set is None or type(window_set.key) is not type(key):
+            if len(sets) >= _MAX_WINDOW_SETS:
+                sets.clear()
+            window_set = sets[key] = WindowSet(self, key)
+        return window_set
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(value, WindowSet):
@@ -185,6 +243,139 @@ class WindowWrapper:
 
     # -- updating ------------------------------------------------------------------------
     def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
+        stream = current_stream.get()
+        batch = stream.batch if stream is not None else None
+        if batch is None or ((batch is not self._batch or batch is not self.table._hot_batch)
+                             and not self._prepare(batch)):
+            self._update_anywhere(key, op, operand)
+            return
+        # the per-event path of tumbling and hopping windows: what can be done once per
+        # batch (the partition's cache, the event times) was done by _prepare
+        i = stream.cursor  # type: ignore[union-attr]
+        if i >= self._size:
+            self._update_anywhere(key, op, operand)
+            return
+        times = self._times
+        ts = times[i] if times is not None else self._event_time(batch.messages[i],
+                                                                  batch.values[i])
+        if ts > self._top:
+            if ts >= self._due:
+                self._advance(self._partition, ts)  # (sets _top and _due)
+            else:
+                self.stream_time[self._partition] = self._top = ts
+        if not self._tumbling:
+            self._update_aligned(self._partition, key, ts, op, operand, self._top)
+            return
+        window = self._last
+        if not window[0] <= ts < window[1]:
+            window = self._locate(ts)
+        if self._top >= self._last_close:
+            self._count_late()
+            return
+        stored_key = self._written.get(key)
+        if stored_key is not None:
+            # written in this window since _prepare: changed already, and open
+            cache = self._hot_cache
+            value = cache.get(stored_key, _MISSING)
+            if value is not _MISSING and value is not _DELETED:
+                cache[stored_key] = op(value, operand)
+                return
+        self._write_first(key, window, op, operand)
+
+    def _write_first(self, key: Any, window: Range, op: Callable[[Any, Any], Any],
+                     operand: Any) -> None:
+        """Add ``operand`` to ``key`` in the (open) tumbling window ``window`` of the
+        prepared partition, the first time since ``_prepare``: mark it changed and
+        open, and remember it in ``_written`` for the key's next events."""
+        stored_key = (key, window)
+        cache = self._hot_cache
+        keys = self._last_keys
+        if keys is None:
+            keys = self._last_keys = self._open.get(self._partition, {}).get(window)
+        value = cache.get(stored_key, _MISSING)
+        if value is _MISSING or value is _DELETED:
+            table = self.table
+            if len(self._hot_dirty) >= table._hot_limit:   # the cache grows: commit yet?
+                table._check_dirty()
+            if keys is not None and key in keys:
+                value = self._value_at(self._partition, stored_key)
+            else:
+                # the store holds no value of a key missing from an open window's keys
+                # (on_restored tracks every window key in the store): no lookup
+                value = table.default() if table.default is not None else None
+        cache[stored_key] = op(value, operand)
+        self._hot_dirty.add(stored_key)
+        if keys is None:
+            self._track_open(self._partition, window, key)
+            self._last_keys = self._open[self._partition][window]
+        else:
+            keys.add(key)
+        self._written[key] = stored_key
+
+    def _locate(self, ts: float) -> Range:
+        """Make the tumbling window of ``ts`` the last one (``_update``)."""
+        window = self.window.ranges(ts)[0]
+        self._last = window
+        self._last_close = self._close_of(window)
+        self._last_keys = self._open.get(self._partition, {}).get(window)
+        self._written = {}
+        return window
+
+    def _prepare(self, batch: Any) -> bool:
+        """Make ``batch`` the one the per-event path works in: its partition's cache,
+        stream time and next closing, and (once per batch) its events' times. False
+        where the per-event path does not apply (sliding and session windows; a
+        partition without a cache yet, or not this worker's)."""
+        table = self.table
+        self._batch = None
+        if not self._aligned:
+            return False
+        if batch is not table._hot_batch and table._hot(batch) is None:
+            return False
+        partition = batch.tp.partition
+        self._hot_cache = table._cache[partition]
+        self._hot_dirty = table._dirty[partition]
+        if batch is not self._times_batch:
+            self._times = self._times_of(batch)
+            self._times_batch = batch
+            self._size = len(batch.values)
+        self._partition = partition
+        # (the dirty set may be a new one since the last time: flushed meanwhile)
+        self._last_keys = None
+        self._written = {}
+        self._top = self.stream_time.get(partition, float("-inf"))
+        self._due = self._next_due(partition)
+        self._batch = batch
+        return True
+
+    def _times_of(self, batch: Any) -> list[float] | None:
+        """The window time of every event of ``batch``, in one pass; None when it is
+        to be taken per event (the wall clock, a user's function, or a value the
+        table's time cannot be read from: the error then comes from that event)."""
+        batch_time = self._batch_time
+        if batch_time is None:
+            return None
+        try:
+            return batch_time(batch)
+        except (AttributeError, TypeError, ValueError, OverflowError):
+            return None
+
+    def _next_due(self, partition: int) -> float:
+        """The stream time at which ``partition`` next has a window to close or
+        expire (inf: none)."""
+        due = float("inf")
+        heap = self._close_heap.get(partition)
+        if heap:
+            due = heap[0][0]
+        expiring = self._expiry_heap.get(partition)
+        if expiring and expiring[0][0] < due:
+            due = expiring[0][0]
+        return due
+
+    def _update_anywhere(self, key: Any, op: Callable[[Any, Any], Any],
+                         operand: Any) -> None:
+        """An update by any kind of window, from an event or not (a timer: the key's
+        partition, at the wall clock)."""
         stream = current_stream.get()
         batch = stream.batch if stream is not None else None
         if batch is not None and stream.cursor < len(batch.values):  # type: ignore[union-attr]
@@ -226,12 +417,10 @@ class WindowWrapper:
         if cache is None:
             cache = table._cache_of(partition)
         dirty = table._dirty[partition]
-        span = self._last_span            # (the per-event path: no call when it holds)
-        windows = self._last_windows if span[0] <= ts < span[1] else self._windows_of(ts)
         open_windows = self._open.get(partition)
         late = False
-        for rng, close in windows:
-            if stream_time >= close:
+        for rng in self.window.ranges(ts):
+            if stream_time >= self._close_of(rng):
                 late = True
                 continue
             stored_key = (key, rng)
@@ -251,24 +440,15 @@ class WindowWrapper:
         if late:
             self._count_late()
 
-    def _windows_of(self, ts: float) -> list[tuple[Range, float]]:
-        """The windows ``ts`` falls in, each with the stream time that closes it.
-        Consecutive events mostly fall in the same tumbling window: the answer is kept
-        in ``_last_windows``/``_last_span`` so the caller can reuse it while ``ts``
-        stays inside that span (a timestamp is in exactly one tumbling window)."""
+    def _close_of(self, rng: Range) -> float:
+        """``closes_at`` of a window range, computed once per range."""
         closes_at = self._closes_at
-        if len(closes_at) > 100_000:
-            closes_at.clear()
-        windows = []
-        for rng in self.window.ranges(ts):
-            close = closes_at.get(rng)
-            if close is None:
-                close = closes_at[rng] = self.window.closes_at(rng)
-            windows.append((rng, close))
-        if type(self.window) is TumblingWindow:
-            self._last_windows = windows
-            self._last_span = windows[0][0]
-        return windows
+        close = closes_at.get(rng)
+        if close is None:
+            if len(closes_at) > 100_000:
+                closes_at.clear()
+            close = closes_at[rng] = self.window.closes_at(rng)
+        return close
 
     def _update_session(self, partition: int, key: Any, ts: float,
                         op: Callable[[Any, Any], Any], operand: Any) -> None:
@@ -331,8 +511,10 @@ class WindowWrapper:
         keys = open_windows.get(rng)
         if keys is None:
             keys = open_windows[rng] = set()
-            heapq.heappush(self._close_heap.setdefault(partition, []),
-                           (self.window.closes_at(rng), rng))
+            closes_at = self.window.closes_at(rng)
+            heapq.heappush(self._close_heap.setdefault(partition, []), (closes_at, rng))
+            if partition == self._partition and closes_at < self._due:
+                self._due = closes_at
         keys.add(key)
 
     def _forget_open(self, partition: int, rng: Range, key: Any) -> None:
@@ -344,6 +526,8 @@ class WindowWrapper:
         """Stream time of ``partition`` moves up to ``ts`` (the caller checked that it
         is later, or the first): close and expire the windows that are due."""
         self.stream_time[partition] = ts
+        if partition == self._partition:
+            self._top = ts
         heap = self._close_heap.get(partition)
         if heap and heap[0][0] <= ts:
             self._close_due(partition)
@@ -361,25 +545,32 @@ class WindowWrapper:
         heap = self._close_heap.get(partition)
         if stream_time is None or not heap:
             return
-        window = self.window
+        window, lookup = self.window, self.table._lookup
+        calls_back = self.table.on_window_close is not None
         open_windows = self._open.setdefault(partition, {})
         while heap and window.is_closed(heap[0][1], stream_time):
             closes_at, rng = heapq.heappop(heap)
-            for key in sorted(open_windows.pop(rng, ()), key=repr):
-                value = self.table._lookup(partition, (key, rng))
+            closed = []
+            # (in a stable order for on_window_close: keys need not compare)
+            for key in sorted(open_windows.pop(rng, ()), key=repr) if calls_back \
+                    else open_windows.pop(rng, ()):
+                value = lookup(partition, (key, rng))
                 if value is _DELETED:
                     continue
-                self.closed_windows += 1
-                self._call_on_close((key, rng), value)
-                expires_at = self._expires_at(rng)
-                if expires_at is not None:
-                    heapq.heappush(self._expiry_heap.setdefault(partition, []),
-                                   (expires_at, rng, key))
-            self.closed_through[partition] = max(
-                self.closed_through.get(partition, float("-inf")), closes_at)
+                closed.append(key)
+                if calls_back:
+                    self._call_on_close((key, rng), value)
+            self.closed_windows += len(closed)
+            self._expire_later(partition, rng, closed)
+            if closes_at > self.closed_through.get(partition, float("-inf")):
+                self.closed_through[partition] = closes_at
             self._watermark_dirty.add(partition)
         if isinstance(window, SessionWindow):
             self._drop_closed_sessions(partition, stream_time)
+        if partition == self._partition:
+            self._due = self._next_due(partition)
+            self._last_keys = None   # (its window may be closed: its set is gone)
+            self._written = {}
 
     def _drop_closed_sessions(self, partition: int, stream_time: float) -> None:
         # a closed session is kept while a record that is not late could still reach
@@ -397,12 +588,34 @@ class WindowWrapper:
         expires: float | None = self.window.expires_at(rng)
         return expires
 
+    def _expire_later(self, partition: int, rng: Range, keys: list[Any]) -> None:
+        """Delete ``keys`` of the closed window ``rng`` when it expires, if it does."""
+        if keys:
+            expires_at = self._expires_at(rng)
+            if expires_at is not None:
+                heapq.heappush(self._expiry_heap.setdefault(partition, []),
+                               (expires_at, next(self._expiry_sequence), rng, keys))
+
     def _expire_due(self, partition: int) -> None:
         heap = self._expiry_heap[partition]
         stream_time = self.stream_time[partition]
+        table = self.table
         while heap and heap[0][0] <= stream_time:
-            _, rng, key = heapq.heappop(heap)
-            self.table._write_at(partition, (key, rng), _DELETED)
+            _, _, rng, keys = heapq.heappop(heap)
+            cache = table._cache.get(partition)
+            if cache is None:      # (not this worker's any more, or no cache yet)
+                for key in keys:
+                    table._write_at(partition, (key, rng), _DELETED)
+                continue
+            dirty = table._dirty[partition]
+            for key in keys:
+                stored_key = (key, rng)
+                cache[stored_key] = _DELETED
+                dirty.add(stored_key)
+            if len(dirty) >= table.cache_size // 2:
+                table._check_dirty()
+        if partition == self._partition:
+            self._due = self._next_due(partition)
 
     def _call_on_close(self, key: Any, value: Any) -> None:
         callback = self.table.on_window_close
@@ -458,6 +671,7 @@ class WindowWrapper:
             stored = msgpack.unpackb(raw)
             watermark, stream_time = stored if isinstance(stored, list) else (stored,
                                                                                stored)
+        self._forget_batch()
         self._open.pop(partition, None)
         self._close_heap.pop(partition, None)
         self._expiry_heap.pop(partition, None)
@@ -468,18 +682,18 @@ class WindowWrapper:
         if stream_time is not None:
             self.stream_time[partition] = self._time_flushed[partition] = stream_time
         session = isinstance(self.window, SessionWindow)
+        closed: dict[Range, list[Any]] = {}
         for (key, rng), _value in table._partition_items(partition):
             rng = (rng[0], rng[1])
             if session:  # closed sessions too: a record that would join one is late
                 self._sessions.setdefault(partition, {}).setdefault(key, []).append(rng)
             closes_at = self.window.closes_at(rng)
             if watermark is not None and closes_at <= watermark:
-                expires_at = self._expires_at(rng)
-                if expires_at is not None:
-                    heapq.heappush(self._expiry_heap.setdefault(partition, []),
-                                   (expires_at, rng, key))
+                closed.setdefault(rng, []).append(key)
                 continue
             self._track_open(partition, rng, key)
+        for rng, keys in closed.items():
+            self._expire_later(partition, rng, keys)
         if isinstance(self.window, SlidingWindow):
             self._restore_sliding(partition)
 
@@ -564,6 +778,10 @@ class WindowSet:
 
 def _message_time(message: Any, value: Any) -> float:
     return float(message.timestamp) / 1000.0
+
+
+def _message_times(batch: Any) -> list[float]:
+    return [float(m.timestamp) / 1000.0 for m in batch.messages]
 
 
 async def _await(awaitable: Any) -> None:
