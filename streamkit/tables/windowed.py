@@ -45,6 +45,9 @@ Range = tuple[float, float]
 _MISSING: Any = object()
 #: WindowSets kept for the keys last used (``WindowWrapper.__getitem__``)
 _MAX_WINDOW_SETS = 10_000
+#: batches whose event times are kept (more than one: agents sharing a table take
+#: turns between their batches)
+_KEPT_BATCHES = 4
 
 
 def to_seconds(value: Any) -> float:
@@ -125,8 +128,9 @@ class WindowWrapper:
         #: the table's cache and changed keys of the batch's partition
         self._hot_cache: dict[Any, Any] = {}
         self._hot_dirty: set[Any] = set()
-        #: the batch ``_times`` are of, and its event times (None: computed per event)
-        self._times_batch: Any = None
+        #: the event times of the batches last prepared (None: computed per event):
+        #: agents taking turns each keep theirs
+        self._batch_times: dict[Any, list[float] | None] = {}
         self._times: list[float] | None = None
         self._size = 0
         #: the batch's partition, its stream time (-inf before the first event) and
@@ -335,10 +339,13 @@ class WindowWrapper:
         partition = batch.tp.partition
         self._hot_cache = table._cache[partition]
         self._hot_dirty = table._dirty[partition]
-        if batch is not self._times_batch:
-            self._times = self._times_of(batch)
-            self._times_batch = batch
-            self._size = len(batch.values)
+        times = self._batch_times.get(batch, _MISSING)
+        if times is _MISSING:
+            if len(self._batch_times) >= _KEPT_BATCHES:
+                self._batch_times.clear()
+            times = self._batch_times[batch] = self._times_of(batch)
+        self._times = times
+        self._size = len(batch.values)
         self._partition = partition
         # (the dirty set may be a new one since the last time: flushed meanwhile)
         self._last_keys = None

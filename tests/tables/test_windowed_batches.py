@@ -218,3 +218,27 @@ async def test_tumbling_windows_continue_from_the_store_after_a_restart():
     held = await run(app, seen, 3, windows)
     assert sorted(held.items()) == [(("k", (0.0, 10.0)), 2), (("k", (10.0, 20.0)), 3)]
     assert windows.late_events == 1
+
+
+async def test_two_agents_taking_turns_on_one_table_each_count_their_events():
+    app, topic = make_app()
+    other = app.topic("more", value_type=Tick, partitions=1)
+    windows = app.Table("shared", default=int).tumbling(10, grace=100
+                                                          ).relative_to_field(Tick.at)
+    seen: list[Any] = []
+
+    async def count(stream):
+        async for tick in stream:
+            windows[tick.key] += 1
+            seen.append(tick)
+            await anyio.sleep(0)    # the other agent goes on, mid-batch
+
+    app.agent(topic, name="first")(count)
+    app.agent(other, name="second")(count)
+    for at in range(100):
+        await topic.send(value=Tick(key="x", at=float(at)))
+        await other.send(value=Tick(key="y", at=float(at) + 0.5))
+    held = await run(app, seen, 200, windows)
+    assert held == {(key, (start, start + 10.0)): 10
+                    for key in "xy" for start in range(0, 100, 10)}
+    assert windows.late_events == 0
