@@ -43,6 +43,7 @@ SLIDING_PREFIX = b"\x00streamkit.sliding:"
 
 Range = tuple[float, float]
 _MISSING: Any = object()
+_add = operator.add
 #: WindowSets kept for the keys last used (``WindowWrapper.__getitem__``)
 _MAX_WINDOW_SETS = 10_000
 #: batches whose event times are kept (more than one: agents sharing a table take
@@ -555,7 +556,9 @@ class WindowWrapper:
         window, lookup = self.window, self.table._lookup
         calls_back = self.table.on_window_close is not None
         open_windows = self._open.setdefault(partition, {})
-        while heap and window.is_closed(heap[0][1], stream_time):
+        aligned = self._aligned   # (is_closed is closes_at <= stream time: in the heap)
+        while heap and (heap[0][0] <= stream_time if aligned
+                        else window.is_closed(heap[0][1], stream_time)):
             closes_at, rng = heapq.heappop(heap)
             closed = []
             # (in a stable order for on_window_close: keys need not compare)
@@ -761,7 +764,7 @@ class WindowSet:
         return self
 
     def __iadd__(self, other: Any) -> WindowSet:
-        self.wrapper._update(self.key, operator.add, other)  # the usual one: no _op
+        self.wrapper._update(self.key, _add, other)  # the usual one: no _op
         return self
 
     def __isub__(self, other: Any) -> WindowSet:
