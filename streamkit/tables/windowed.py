@@ -144,9 +144,11 @@ class WindowWrapper(WindowState):
             return to_seconds(ts)
 
         def field_times(batch: Any) -> list[float]:
-            return [(ts - _EPOCH).total_seconds()
-                    if type(ts) is datetime and ts.tzinfo is None else to_seconds(ts)
-                    for ts in map(get, batch.values)]
+            try:    # (an aware datetime does not subtract from the naive epoch)
+                return [(ts - _EPOCH).total_seconds() if type(ts) is datetime
+                        else to_seconds(ts) for ts in map(get, batch.values)]
+            except TypeError:
+                return [to_seconds(ts) for ts in map(get, batch.values)]
         self._event_time = field_time
         self._batch_time = field_times
         self._times_changed()
