@@ -11,7 +11,9 @@ late (``streamkit.tables.window_state`` keeps stream time, closing and expiry).
 
 Events come in batches: the update of a tumbling or hopping window takes what is the
 same for a whole batch (its partition's cache, stream time, the times of its events)
-once per batch, and the window of the previous event while events stay in it.
+once per batch, and the window of the previous event while events stay in it. That
+per-event path is ``WindowSet.__iadd__`` itself (``table[key] += 1`` calls nothing
+else); the other operators and ``table[key] = v`` go through it with their operator.
 """
 from __future__ import annotations
 
@@ -216,44 +218,9 @@ class WindowWrapper(WindowState):
 
     # -- updating ------------------------------------------------------------------------
     def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
-        stream = current_stream.get()
-        batch = stream.batch if stream is not None else None
-        if batch is None or ((batch is not self._batch or batch is not self.table._hot_batch)
-                             and not self._prepare(batch)):
-            self._update_anywhere(key, op, operand)
-            return
-        # the per-event path of tumbling and hopping windows: what can be done once per
-        # batch (the partition's cache, the event times) was done by _prepare
-        i = stream.cursor  # type: ignore[union-attr]
-        if i >= self._size:
-            self._update_anywhere(key, op, operand)
-            return
-        times = self._times
-        ts = times[i] if times is not None else self._event_time(batch.messages[i],
-                                                                  batch.values[i])
-        if ts > self._top:
-            if ts >= self._due:
-                self._advance(self._partition, ts)  # (sets _top and _due)
-            else:
-                self.stream_time[self._partition] = self._top = ts
-        if not self._tumbling:
-            self._update_aligned(self._partition, key, ts, op, operand, self._top)
-            return
-        window = self._last
-        if not window[0] <= ts < window[1]:
-            window = self._locate(ts)
-        if self._top >= self._last_close:
-            self._count_late()
-            return
-        stored_key = self._written.get(key)
-        if stored_key is not None:
-            # written in this window since _prepare: changed already, and open
-            cache = self._hot_cache
-            value = cache.get(stored_key, _MISSING)
-            if value is not _MISSING and value is not _DELETED:
-                cache[stored_key] = op(value, operand)
-                return
-        self._write_first(key, window, op, operand)
+        """Apply ``op(value, operand)`` to ``key`` in the windows of the current event
+        (``WindowSet.__iadd__`` has the per-event path)."""
+        WindowSet(self, key).__iadd__(operand, op)
 
     def _write_first(self, key: Any, window: Range, op: Callable[[Any, Any], Any],
                      operand: Any) -> None:
@@ -286,7 +253,7 @@ class WindowWrapper(WindowState):
         self._written[key] = stored_key
 
     def _locate(self, ts: float) -> Range:
-        """Make the tumbling window of ``ts`` the last one (``_update``)."""
+        """Make the tumbling window of ``ts`` the last one (``WindowSet.__iadd__``)."""
         window = self.window.ranges(ts)[0]
         self._last = window
         self._last_close = self._close_of(window)
@@ -514,11 +481,52 @@ class WindowSet:
         return self._read(self._event_ts(relative=True) - want_seconds(seconds))
 
     def _op(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
-        self.wrapper._update(self.key, op, operand)
-        return self
+        return self.__iadd__(operand, op)
 
-    def __iadd__(self, other: Any) -> WindowSet:
-        self.wrapper._update(self.key, _add, other)  # the usual one: no _op
+    def __iadd__(self, other: Any, op: Callable[[Any, Any], Any] = _add) -> WindowSet:
+        """``op(value, other)`` (``+`` by default) in every window of the event's time:
+        the per-event path, one call for ``table[key] += 1``."""
+        wrapper, key = self.wrapper, self.key
+        stream = current_stream.get()
+        batch = stream.batch if stream is not None else None
+        if batch is None or ((batch is not wrapper._batch
+                              or batch is not wrapper.table._hot_batch)
+                             and not wrapper._prepare(batch)):
+            wrapper._update_anywhere(key, op, other)
+            return self
+        # the per-event path of tumbling and hopping windows: what can be done once per
+        # batch (the partition's cache, the event times) was done by _prepare
+        i = stream.cursor  # type: ignore[union-attr]
+        if i >= wrapper._size:
+            wrapper._update_anywhere(key, op, other)
+            return self
+        times = wrapper._times
+        ts = times[i] if times is not None else wrapper._event_time(batch.messages[i],
+                                                                     batch.values[i])
+        if ts > wrapper._top:
+            if ts >= wrapper._due:
+                wrapper._advance(wrapper._partition, ts)  # (sets _top and _due)
+            else:
+                wrapper.stream_time[wrapper._partition] = wrapper._top = ts
+        if not wrapper._tumbling:
+            wrapper._update_aligned(wrapper._partition, key, ts, op, other,
+                                    wrapper._top)
+            return self
+        window = wrapper._last
+        if not window[0] <= ts < window[1]:
+            window = wrapper._locate(ts)
+        if wrapper._top >= wrapper._last_close:
+            wrapper._count_late()
+            return self
+        stored_key = wrapper._written.get(key)
+        if stored_key is not None:
+            # written in this window since _prepare: changed already, and open
+            cache = wrapper._hot_cache
+            value = cache.get(stored_key, _MISSING)
+            if value is not _MISSING and value is not _DELETED:
+                cache[stored_key] = op(value, other)
+                return self
+        wrapper._write_first(key, window, op, other)
         return self
 
     def __isub__(self, other: Any) -> WindowSet:
