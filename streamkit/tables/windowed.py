@@ -300,7 +300,7 @@ class WindowWrapper(WindowState):
             return None
         try:
             return batch_time(batch)
-        except (AttributeError, TypeError, ValueError, OverflowError):
+        except Exception:  # noqa: BLE001 - any: the event that updates the table raises it
             return None
 
     def _update_anywhere(self, key: Any, op: Callable[[Any, Any], Any],
