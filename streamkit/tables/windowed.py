@@ -7,41 +7,40 @@ chosen by ``relative_to_stream()`` (the message timestamp, the default),
 Stream time, per partition, is the largest such timestamp the table has seen. A window
 closes when stream time reaches ``end + grace``: ``on_window_close(key, value)`` is
 called once with its final value, and later events for it are dropped and counted as
-late. The partition's close watermark is written to the changelog with the table's
-changes, so a restarted worker neither closes a window twice nor forgets one. Windows
-are deleted once stream time passes their expiry.
+late (``streamkit.tables.window_state`` keeps stream time, closing and expiry).
+
+Events come in batches: the update of a tumbling or hopping window takes what is the
+same for a whole batch (its partition's cache, stream time, the times of its events)
+once per batch, and the window of the previous event while events stay in it. That
+per-event path is ``WindowSet.__iadd__`` itself (``table[key] += 1`` calls nothing
+else); the other operators and ``table[key] = v`` go through it with their operator.
 """
 from __future__ import annotations
 
-import heapq
-import inspect
-import logging
 import operator
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, UTC
 from typing import TYPE_CHECKING, Any
 
-import msgpack
-
 from streamkit.streams.event import current_stream
-from streamkit.tables.table import _DELETED, _hashable
+from streamkit.tables.table import _DELETED
+from streamkit.tables.window_state import (SLIDING_PREFIX, WATERMARK_KEY, Range,
+                                           WindowState)
 from streamkit.windows import SessionWindow, SlidingWindow, TumblingWindow
 
 if TYPE_CHECKING:
     from streamkit.tables.table import Table
 
-logger = logging.getLogger("streamkit.tables")
+__all__ = ["SLIDING_PREFIX", "WATERMARK_KEY", "WindowSet", "WindowWrapper", "to_seconds"]
 
-#: the changelog key that holds a partition's close watermark (not valid JSON, so no
-#: user key can collide with it)
-WATERMARK_KEY = b"\x00streamkit.window.closed"
-#: prefix of the changelog keys holding, per key of a sliding-window table, the latest
-#: record time of each of its windows (what the next update needs after a restart)
-SLIDING_PREFIX = b"\x00streamkit.sliding:"
-
-Range = tuple[float, float]
 _MISSING: Any = object()
+_add = operator.add
+#: WindowSets kept for the keys last used (``WindowWrapper.__getitem__``)
+_MAX_WINDOW_SETS = 10_000
+#: batches whose event times are kept (more than one: agents sharing a table take
+#: turns between their batches)
+_KEPT_BATCHES = 4
 
 
 def to_seconds(value: Any) -> float:
@@ -65,41 +64,49 @@ def to_seconds(value: Any) -> float:
 _EPOCH = datetime(1970, 1, 1)
 
 
-class WindowWrapper:
+class WindowWrapper(WindowState):
     """The windowed view of a table; ``wrapper[key]`` is a ``WindowSet``."""
 
     def __init__(self, table: Table, window: Any) -> None:
-        self.table = table
-        self.window = window
         self._event_time: Callable[[Any, Any], float] = _message_time
+        #: the times of a whole batch's events at once, where they are a pure function
+        #: of the event (None: ``_event_time`` per event)
+        self._batch_time: Callable[[Any], list[float]] | None = _message_times
         self.relative_to_name = "stream"
-        #: sliding and session windows: seconds after closing that a window is deleted
-        self.expires_after_close: float | None = None
-        self.reset()
+        self._tumbling = type(window) is TumblingWindow
+        #: the WindowSet of each key (``wrapper[key]``), made once
+        self._sets: dict[Any, WindowSet] = {}
+        super().__init__(table, window)
 
     def reset(self) -> None:
         """Forget all window state (a new test context, a fresh start)."""
-        self.stream_time: dict[int, float] = {}
-        #: the stream time last written to the changelog, per partition
-        self._time_flushed: dict[int, float] = {}
-        #: sliding windows: keys whose windows' latest record times changed
-        self._sliding_dirty: dict[int, set[Any]] = {}
-        self.closed_through: dict[int, float] = {}
-        self._watermark_dirty: set[int] = set()
-        self._open: dict[int, dict[Range, set[Any]]] = {}
-        self._close_heap: dict[int, list[tuple[float, Range]]] = {}
-        self._expiry_heap: dict[int, list[tuple[float, Range, Any]]] = {}
-        self._sessions: dict[int, dict[Any, list[Range]]] = {}
-        self._sliding: dict[int, dict[Any, dict[Range, float]]] = {}
-        self.late_events = 0
-        self.closed_windows = 0
         #: closes_at of each window range seen (computed once per range)
         self._closes_at: dict[Range, float] = {}
-        #: tumbling windows: the last range an event fell in and its closes_at; the
-        #: next event is most often in it too (ranges are a pure function of time)
-        #: the windows of the last update, and the times they all share (``_windows_of``)
-        self._last_windows: list[tuple[Range, float]] = []
-        self._last_span: Range = (0.0, 0.0)
+        #: tumbling windows: the last window an event fell in and its closes_at; the
+        #: next event is most often in it too (a timestamp in ``[start, end)`` is in
+        #: that window and no other)
+        self._last: Range = (0.0, 0.0)
+        self._last_close = 0.0
+        super().reset()
+
+    def _forget_batch(self) -> None:
+        """Drop the state of the batch the agent is in (``_prepare`` makes it again)."""
+        super()._forget_batch()
+        #: the batch the per-event path is prepared for (None: not prepared)
+        self._batch: Any = None
+        #: the table's cache and changed keys of the batch's partition
+        self._hot_cache: dict[Any, Any] = {}
+        self._hot_dirty: set[Any] = set()
+        #: the event times of the batches last prepared (None: computed per event):
+        #: agents taking turns each keep theirs
+        self._batch_times: dict[Any, list[float] | None] = {}
+        self._times: list[float] | None = None
+        self._size = 0
+
+    def _times_changed(self) -> None:
+        """Forget the event times taken the way the table took them before."""
+        self._batch = None
+        self._batch_times = {}
 
     def __repr__(self) -> str:
         return f"<WindowWrapper {self.table.name} {self.window!r}>"
@@ -113,12 +120,16 @@ class WindowWrapper:
         """Windows by message timestamp: event time if the producer set it, ingestion
         time on a LogAppendTime topic (or the topic's timestamp_extractor)."""
         self._event_time = _message_time
+        self._batch_time = _message_times
+        self._times_changed()
         self.relative_to_name = "stream"
         return self
 
     def relative_to_now(self) -> WindowWrapper:
         """Windows by the wall clock when the event is processed."""
         self._event_time = lambda message, value: time.time()
+        self._batch_time = None
+        self._times_changed()
         self.relative_to_name = "now"
         return self
 
@@ -133,13 +144,24 @@ class WindowWrapper:
             if type(ts) is datetime and ts.tzinfo is None:
                 return (ts - _EPOCH).total_seconds()
             return to_seconds(ts)
+
+        def field_times(batch: Any) -> list[float]:
+            try:    # (an aware datetime does not subtract from the naive epoch)
+                return [(ts - _EPOCH).total_seconds() if type(ts) is datetime
+                        else to_seconds(ts) for ts in map(get, batch.values)]
+            except TypeError:
+                return [to_seconds(ts) for ts in map(get, batch.values)]
         self._event_time = field_time
+        self._batch_time = field_times
+        self._times_changed()
         self.relative_to_name = f"field {name}"
         return self
 
     def relative_to(self, timestamp_of: Callable[[Any], Any]) -> WindowWrapper:
         """Windows by ``timestamp_of(value)``."""
         self._event_time = lambda message, value: to_seconds(timestamp_of(value))
+        self._batch_time = None   # (called for the events that update the table only)
+        self._times_changed()
         self.relative_to_name = getattr(timestamp_of, "__name__", "function")
         return self
 
@@ -154,7 +176,18 @@ class WindowWrapper:
 
     # -- dict-like -----------------------------------------------------------------------
     def __getitem__(self, key: Any) -> WindowSet:
-        return WindowSet(self, key)
+        sets = self._sets
+        try:
+            window_set = sets.get(key)
+        except TypeError:       # unhashable: fails where it is used, as a window key
+            return WindowSet(self, key)
+        # (an equal key of another type, 1 and 1.0 or True, gets its own WindowSet:
+        # the key written is the one the agent gave)
+        if window_set is None or type(window_set.key) is not type(key):
+            if len(sets) >= _MAX_WINDOW_SETS:
+                sets.clear()
+            window_set = sets[key] = WindowSet(self, key)
+        return window_set
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if isinstance(value, WindowSet):
@@ -185,6 +218,95 @@ class WindowWrapper:
 
     # -- updating ------------------------------------------------------------------------
     def _update(self, key: Any, op: Callable[[Any, Any], Any], operand: Any) -> None:
+        """Apply ``op(value, operand)`` to ``key`` in the windows of the current event
+        (``WindowSet.__iadd__`` has the per-event path)."""
+        WindowSet(self, key).__iadd__(operand, op)
+
+    def _write_first(self, key: Any, window: Range, op: Callable[[Any, Any], Any],
+                     operand: Any) -> None:
+        """Add ``operand`` to ``key`` in the (open) tumbling window ``window`` of the
+        prepared partition, the first time since ``_prepare``: mark it changed and
+        open, and remember it in ``_written`` for the key's next events."""
+        stored_key = (key, window)
+        cache = self._hot_cache
+        keys = self._last_keys
+        if keys is None:
+            keys = self._last_keys = self._open.get(self._partition, {}).get(window)
+        value = cache.get(stored_key, _MISSING)
+        if value is _MISSING or value is _DELETED:
+            table = self.table
+            if len(self._hot_dirty) >= table._hot_limit:   # the cache grows: commit yet?
+                table._check_dirty()
+            if keys is not None and key in keys:
+                value = self._value_at(self._partition, stored_key)
+            else:
+                # the store holds no value of a key missing from an open window's keys
+                # (on_restored tracks every window key in the store): no lookup
+                value = table.default() if table.default is not None else None
+        cache[stored_key] = op(value, operand)
+        self._hot_dirty.add(stored_key)
+        if keys is None:
+            self._track_open(self._partition, window, key)
+            self._last_keys = self._open[self._partition][window]
+        else:
+            keys.add(key)
+        self._written[key] = stored_key
+
+    def _locate(self, ts: float) -> Range:
+        """Make the tumbling window of ``ts`` the last one (``WindowSet.__iadd__``)."""
+        window = self.window.ranges(ts)[0]
+        self._last = window
+        self._last_close = self._close_of(window)
+        self._last_keys = self._open.get(self._partition, {}).get(window)
+        self._written = {}
+        return window
+
+    def _prepare(self, batch: Any) -> bool:
+        """Make ``batch`` the one the per-event path works in: its partition's cache,
+        stream time and next closing, and (once per batch) its events' times. False
+        where the per-event path does not apply (sliding and session windows; a
+        partition without a cache yet, or not this worker's)."""
+        table = self.table
+        self._batch = None
+        if not self._aligned:
+            return False
+        if batch is not table._hot_batch and table._hot(batch) is None:
+            return False
+        partition = batch.tp.partition
+        self._hot_cache = table._cache[partition]
+        self._hot_dirty = table._dirty[partition]
+        times = self._batch_times.get(batch, _MISSING)
+        if times is _MISSING:
+            if len(self._batch_times) >= _KEPT_BATCHES:
+                self._batch_times.clear()
+            times = self._batch_times[batch] = self._times_of(batch)
+        self._times = times
+        self._size = len(batch.values)
+        self._partition = partition
+        # (the dirty set may be a new one since the last time: flushed meanwhile)
+        self._last_keys = None
+        self._written = {}
+        self._top = self.stream_time.get(partition, float("-inf"))
+        self._due = self._next_due(partition)
+        self._batch = batch
+        return True
+
+    def _times_of(self, batch: Any) -> list[float] | None:
+        """The window time of every event of ``batch``, in one pass; None when it is
+        to be taken per event (the wall clock, a user's function, or a value the
+        table's time cannot be read from: the error then comes from that event)."""
+        batch_time = self._batch_time
+        if batch_time is None:
+            return None
+        try:
+            return batch_time(batch)
+        except Exception:  # noqa: BLE001 - any: the event that updates the table raises it
+            return None
+
+    def _update_anywhere(self, key: Any, op: Callable[[Any, Any], Any],
+                         operand: Any) -> None:
+        """An update by any kind of window, from an event or not (a timer: the key's
+        partition, at the wall clock)."""
         stream = current_stream.get()
         batch = stream.batch if stream is not None else None
         if batch is not None and stream.cursor < len(batch.values):  # type: ignore[union-attr]
@@ -226,12 +348,10 @@ class WindowWrapper:
         if cache is None:
             cache = table._cache_of(partition)
         dirty = table._dirty[partition]
-        span = self._last_span            # (the per-event path: no call when it holds)
-        windows = self._last_windows if span[0] <= ts < span[1] else self._windows_of(ts)
         open_windows = self._open.get(partition)
         late = False
-        for rng, close in windows:
-            if stream_time >= close:
+        for rng in self.window.ranges(ts):
+            if stream_time >= self._close_of(rng):
                 late = True
                 continue
             stored_key = (key, rng)
@@ -251,24 +371,15 @@ class WindowWrapper:
         if late:
             self._count_late()
 
-    def _windows_of(self, ts: float) -> list[tuple[Range, float]]:
-        """The windows ``ts`` falls in, each with the stream time that closes it.
-        Consecutive events mostly fall in the same tumbling window: the answer is kept
-        in ``_last_windows``/``_last_span`` so the caller can reuse it while ``ts``
-        stays inside that span (a timestamp is in exactly one tumbling window)."""
+    def _close_of(self, rng: Range) -> float:
+        """``closes_at`` of a window range, computed once per range."""
         closes_at = self._closes_at
-        if len(closes_at) > 100_000:
-            closes_at.clear()
-        windows = []
-        for rng in self.window.ranges(ts):
-            close = closes_at.get(rng)
-            if close is None:
-                close = closes_at[rng] = self.window.closes_at(rng)
-            windows.append((rng, close))
-        if type(self.window) is TumblingWindow:
-            self._last_windows = windows
-            self._last_span = windows[0][0]
-        return windows
+        close = closes_at.get(rng)
+        if close is None:
+            if len(closes_at) > 100_000:
+                closes_at.clear()
+            close = closes_at[rng] = self.window.closes_at(rng)
+        return close
 
     def _update_session(self, partition: int, key: Any, ts: float,
                         op: Callable[[Any, Any], Any], operand: Any) -> None:
@@ -321,172 +432,6 @@ class WindowWrapper:
         known.update(update.max_ts)
         self._sliding_dirty.setdefault(partition, set()).add(key)
 
-    def _count_late(self) -> None:
-        self.late_events += 1
-        self.table.context.monitor.on_late_event(self.table.name)
-
-    # -- closing and expiring --------------------------------------------------------------
-    def _track_open(self, partition: int, rng: Range, key: Any) -> None:
-        open_windows = self._open.setdefault(partition, {})
-        keys = open_windows.get(rng)
-        if keys is None:
-            keys = open_windows[rng] = set()
-            heapq.heappush(self._close_heap.setdefault(partition, []),
-                           (self.window.closes_at(rng), rng))
-        keys.add(key)
-
-    def _forget_open(self, partition: int, rng: Range, key: Any) -> None:
-        keys = self._open.get(partition, {}).get(rng)
-        if keys is not None:
-            keys.discard(key)
-
-    def _advance(self, partition: int, ts: float) -> None:
-        """Stream time of ``partition`` moves up to ``ts`` (the caller checked that it
-        is later, or the first): close and expire the windows that are due."""
-        self.stream_time[partition] = ts
-        heap = self._close_heap.get(partition)
-        if heap and heap[0][0] <= ts:
-            self._close_due(partition)
-        expiring = self._expiry_heap.get(partition)
-        if expiring and expiring[0][0] <= ts:
-            self._expire_due(partition)
-
-    def close_due_windows(self) -> None:
-        """Close every window whose time has come (after each test-context event)."""
-        for partition in list(self._close_heap):
-            self._close_due(partition)
-
-    def _close_due(self, partition: int) -> None:
-        stream_time = self.stream_time.get(partition)
-        heap = self._close_heap.get(partition)
-        if stream_time is None or not heap:
-            return
-        window = self.window
-        open_windows = self._open.setdefault(partition, {})
-        while heap and window.is_closed(heap[0][1], stream_time):
-            closes_at, rng = heapq.heappop(heap)
-            for key in sorted(open_windows.pop(rng, ()), key=repr):
-                value = self.table._lookup(partition, (key, rng))
-                if value is _DELETED:
-                    continue
-                self.closed_windows += 1
-                self._call_on_close((key, rng), value)
-                expires_at = self._expires_at(rng)
-                if expires_at is not None:
-                    heapq.heappush(self._expiry_heap.setdefault(partition, []),
-                                   (expires_at, rng, key))
-            self.closed_through[partition] = max(
-                self.closed_through.get(partition, float("-inf")), closes_at)
-            self._watermark_dirty.add(partition)
-        if isinstance(window, SessionWindow):
-            self._drop_closed_sessions(partition, stream_time)
-
-    def _drop_closed_sessions(self, partition: int, stream_time: float) -> None:
-        # a closed session is kept while a record that is not late could still reach
-        # it (the record is then late: docs/decisions/302-window-time-rules.md)
-        window = self.window
-        horizon = stream_time - 2 * window.gap - window.grace
-        for sessions in self._sessions.get(partition, {}).values():
-            sessions[:] = [s for s in sessions if s[1] >= horizon]
-
-    def _expires_at(self, rng: Range) -> float | None:
-        if self.expires_after_close is not None:
-            return float(self.window.closes_at(rng) + self.expires_after_close)
-        if isinstance(self.window, (SessionWindow, SlidingWindow)):
-            return None
-        expires: float | None = self.window.expires_at(rng)
-        return expires
-
-    def _expire_due(self, partition: int) -> None:
-        heap = self._expiry_heap[partition]
-        stream_time = self.stream_time[partition]
-        while heap and heap[0][0] <= stream_time:
-            _, rng, key = heapq.heappop(heap)
-            self.table._write_at(partition, (key, rng), _DELETED)
-
-    def _call_on_close(self, key: Any, value: Any) -> None:
-        callback = self.table.on_window_close
-        if callback is None:
-            return
-        try:
-            outcome = callback(key, value)
-            if inspect.isawaitable(outcome):
-                self.table.context.spawn(f"on_window_close {self.table.name}",
-                                     _await, outcome)
-        except Exception:
-            logger.exception("on_window_close of table %s raised for %r", self.table.name,
-                             key)
-
-    # -- persistence hooks (called by the table) --------------------------------------------
-    def before_flush(self) -> None:
-        """Write each partition's close watermark and stream time to the changelog
-        when they moved, with the table's changes."""
-        flushed = self._time_flushed
-        for partition, stream_time in self.stream_time.items():
-            if (partition in self._watermark_dirty
-                    or flushed.get(partition) != stream_time):
-                flushed[partition] = stream_time
-                closed = self.closed_through.get(partition)
-                self.table._extra_changes.setdefault(partition, []).append(
-                    (WATERMARK_KEY, msgpack.packb([closed, stream_time])))
-        self._watermark_dirty.clear()
-        dump_key = self.table._dump_key
-        for partition, keys in self._sliding_dirty.items():
-            known = self._sliding.get(partition, {})
-            changes = self.table._extra_changes.setdefault(partition, [])
-            for key in keys:
-                times = [[s, e, m] for (s, e), m in known.get(key, {}).items()]
-                changes.append((SLIDING_PREFIX + dump_key(key), msgpack.packb(times)))
-        self._sliding_dirty.clear()
-
-    def _restore_sliding(self, partition: int) -> None:
-        store = self.table._store_of(partition)
-        load_key = self.table.key_serde.loads
-        sliding = self._sliding.setdefault(partition, {})
-        for raw_key, raw_value in store.items(partition):
-            if raw_key.startswith(SLIDING_PREFIX):
-                key = _hashable(load_key(raw_key[len(SLIDING_PREFIX):]))
-                sliding[key] = {(s, e): m for s, e, m in msgpack.unpackb(raw_value)}
-
-    def on_restored(self, partition: int) -> None:
-        """Rebuild stream time and which windows are open from the store after a
-        restore."""
-        table = self.table
-        raw = table._store_of(partition).get(partition, WATERMARK_KEY)
-        watermark = stream_time = None
-        if raw is not None:
-            stored = msgpack.unpackb(raw)
-            watermark, stream_time = stored if isinstance(stored, list) else (stored,
-                                                                               stored)
-        self._open.pop(partition, None)
-        self._close_heap.pop(partition, None)
-        self._expiry_heap.pop(partition, None)
-        self._sessions.pop(partition, None)
-        self._sliding.pop(partition, None)
-        if watermark is not None:
-            self.closed_through[partition] = watermark
-        if stream_time is not None:
-            self.stream_time[partition] = self._time_flushed[partition] = stream_time
-        session = isinstance(self.window, SessionWindow)
-        for (key, rng), _value in table._partition_items(partition):
-            rng = (rng[0], rng[1])
-            if session:  # closed sessions too: a record that would join one is late
-                self._sessions.setdefault(partition, {}).setdefault(key, []).append(rng)
-            closes_at = self.window.closes_at(rng)
-            if watermark is not None and closes_at <= watermark:
-                expires_at = self._expires_at(rng)
-                if expires_at is not None:
-                    heapq.heappush(self._expiry_heap.setdefault(partition, []),
-                                   (expires_at, rng, key))
-                continue
-            self._track_open(partition, rng, key)
-        if isinstance(self.window, SlidingWindow):
-            self._restore_sliding(partition)
-
-    async def run_background(self) -> None:
-        """Nothing periodic: windows close on stream time, as events arrive."""
-
-
 class WindowSet:
     """The windows of one key. ``+=`` and friends update every window the event's
     timestamp falls in; ``current()``, ``now()``, ``value()``, ``delta(s)`` read one."""
@@ -536,11 +481,52 @@ class WindowSet:
         return self._read(self._event_ts(relative=True) - want_seconds(seconds))
 
     def _op(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
-        self.wrapper._update(self.key, op, operand)
-        return self
+        return self.__iadd__(operand, op)
 
-    def __iadd__(self, other: Any) -> WindowSet:
-        self.wrapper._update(self.key, operator.add, other)  # the usual one: no _op
+    def __iadd__(self, other: Any, op: Callable[[Any, Any], Any] = _add) -> WindowSet:
+        """``op(value, other)`` (``+`` by default) in every window of the event's time:
+        the per-event path, one call for ``table[key] += 1``."""
+        wrapper, key = self.wrapper, self.key
+        stream = current_stream.get()
+        batch = stream.batch if stream is not None else None
+        if batch is None or ((batch is not wrapper._batch
+                              or batch is not wrapper.table._hot_batch)
+                             and not wrapper._prepare(batch)):
+            wrapper._update_anywhere(key, op, other)
+            return self
+        # the per-event path of tumbling and hopping windows: what can be done once per
+        # batch (the partition's cache, the event times) was done by _prepare
+        i = stream.cursor  # type: ignore[union-attr]
+        if i >= wrapper._size:
+            wrapper._update_anywhere(key, op, other)
+            return self
+        times = wrapper._times
+        ts = times[i] if times is not None else wrapper._event_time(batch.messages[i],
+                                                                     batch.values[i])
+        if ts > wrapper._top:
+            if ts >= wrapper._due:
+                wrapper._advance(wrapper._partition, ts)  # (sets _top and _due)
+            else:
+                wrapper.stream_time[wrapper._partition] = wrapper._top = ts
+        if not wrapper._tumbling:
+            wrapper._update_aligned(wrapper._partition, key, ts, op, other,
+                                    wrapper._top)
+            return self
+        window = wrapper._last
+        if not window[0] <= ts < window[1]:
+            window = wrapper._locate(ts)
+        if wrapper._top >= wrapper._last_close:
+            wrapper._count_late()
+            return self
+        stored_key = wrapper._written.get(key)
+        if stored_key is not None:
+            # written in this window since _prepare: changed already, and open
+            cache = wrapper._hot_cache
+            value = cache.get(stored_key, _MISSING)
+            if value is not _MISSING and value is not _DELETED:
+                cache[stored_key] = op(value, other)
+                return self
+        wrapper._write_first(key, window, op, other)
         return self
 
     def __isub__(self, other: Any) -> WindowSet:
@@ -566,5 +552,5 @@ def _message_time(message: Any, value: Any) -> float:
     return float(message.timestamp) / 1000.0
 
 
-async def _await(awaitable: Any) -> None:
-    await awaitable
+def _message_times(batch: Any) -> list[float]:
+    return [float(m.timestamp) / 1000.0 for m in batch.messages]

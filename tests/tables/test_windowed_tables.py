@@ -105,6 +105,28 @@ async def test_expired_windows_are_deleted_on_stream_time():
     assert [w for w, _ in table.windows(1)] == [(120.0, 130.0), (130.0, 140.0)]
 
 
+async def test_keys_of_different_types_close_and_expire_together():
+    # keys that do not compare with each other ("a" < 1 raises) in one window that
+    # closes and expires: each closes once and is deleted
+    app = make_app()
+    closed = []
+    table = app.Table("t", default=int,
+                      on_window_close=lambda key, value: closed.append((key, value))
+                      ).tumbling(10, expires=20)
+
+    @app.agent(app.topic("mixed"))
+    async def count(stream):
+        async for key in stream:
+            table[key] += 1
+
+    async with count.test_context() as ctx:
+        for key, ts in [("a", 1.0), (1, 2.0), (1.5, 3.0), ("b", 15.0), ("b", 45.0)]:
+            await ctx.put(key, timestamp=ts)
+    assert closed == [(("a", (0.0, 10.0)), 1), ((1, (0.0, 10.0)), 1),
+                      ((1.5, (0.0, 10.0)), 1), (("b", (10.0, 20.0)), 1)]
+    assert dict(table.table.items()) == {("b", (40.0, 50.0)): 1}
+
+
 async def test_relative_to_field_uses_the_records_time():
     app = make_app()
     table = app.Table("t", default=int).tumbling(60).relative_to_field(Ride.pickup)
