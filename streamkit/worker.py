@@ -107,6 +107,11 @@ class Worker:
                     self.consumer = self.committer.consumer = self._join_group()
                     self._begin_transactions()
                     app.fetcher.on_first_assignment = self._on_ready
+                    if self.install_signal_handlers:
+                        # first: tasks start in order, so the handlers are in place
+                        # before the first poll logs "ready" (a signal sent on that
+                        # line must stop the worker gracefully, not kill it)
+                        services.start_soon(self._watch_signals)
                     services.start_soon(self._fetch)
                     services.start_soon(self._start_services, services)
                     services.start_soon(self._commit_loop)
@@ -115,8 +120,6 @@ class Worker:
                         services.start_soon(self._run_timer, timer)
                     for table in app.tables.values():
                         services.start_soon(table.run_background)
-                    if self.install_signal_handlers:
-                        services.start_soon(self._watch_signals)
                     if self.status_interval:
                         services.start_soon(self._status_loop)
                     logger.info("worker %s started: agents %s, topics %s", app.conf.id,
