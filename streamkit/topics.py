@@ -57,6 +57,11 @@ class JSONOrBytes:
 
     def loads(self, data: bytes) -> Any:
         try:
+            # digits alone, the common key (an id): the int JSON reads, without the
+            # JSON decoder (a leading zero is not a JSON number: those stay bytes)
+            if type(data) is bytes and data.isdigit() and (data[0] != 48 or
+                                                           len(data) == 1):
+                return int(data)
             return self._json.loads(data)
         except ValueError:
             return data

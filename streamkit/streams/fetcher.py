@@ -261,6 +261,10 @@ class Fetcher:
         except KeyError:
             pass
         missing = list({raw for raw in raw_keys if raw not in cache})
+        if len(missing) * 2 > len(raw_keys):
+            # mostly keys not seen before (ids, not vendors): decoding the batch as it
+            # is costs less than filling a cache the next batches would not hit
+            return channel.key_serde.loads_many(raw_keys)
         decoded = channel.key_serde.loads_many(missing)
         if len(cache) > KEY_CACHE_SIZE:
             cache.clear()
