@@ -67,7 +67,9 @@ def write(produce: Produce, topic: str, partition: int, keys: list[bytes],
     """Write ``keys`` with their ``values`` (None: a tombstone) to partition
     ``partition`` of changelog ``topic``, ``CHUNK`` records a call; returns the offset
     after the last."""
-    assert len(keys) == len(values)
+    if len(keys) != len(values):
+        raise ValueError(f"changelog {topic}[{partition}]: {len(keys)} keys but "
+                         f"{len(values)} values")
     offset = 0
     for start in range(0, len(keys), CHUNK):
         end = start + CHUNK

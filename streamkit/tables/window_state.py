@@ -190,18 +190,8 @@ class WindowState:
         table = self.table
         while heap and heap[0][0] <= stream_time:
             _, _, rng, keys = heapq.heappop(heap)
-            cache = table._cache.get(partition)
-            if cache is None:      # (not this worker's any more, or no cache yet)
-                for key in keys:
-                    table._write_at(partition, (key, rng), _DELETED)
-                continue
-            dirty = table._dirty[partition]
             for key in keys:
-                stored_key = (key, rng)
-                cache[stored_key] = _DELETED
-                dirty.add(stored_key)
-            if len(dirty) >= table.cache_size // 2:
-                table._check_dirty()
+                table._write_at(partition, (key, rng), _DELETED)
         if partition == self._partition:
             self._due = self._next_due(partition)
 

@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from streamkit.streams.event import current_stream
 from streamkit.tables.table import _DELETED
-from streamkit.tables.window_state import (SLIDING_PREFIX, WATERMARK_KEY, Range,
-                                           WindowState)
+from streamkit.tables.window_state import Range, WindowState
 from streamkit.windows import SessionWindow, SlidingWindow, TumblingWindow
 
 if TYPE_CHECKING:
     from streamkit.tables.table import Table
 
-__all__ = ["SLIDING_PREFIX", "WATERMARK_KEY", "WindowSet", "WindowWrapper", "to_seconds"]
+__all__ = ["WindowSet", "WindowWrapper", "to_seconds"]
 
 _MISSING: Any = object()
 _add = operator.add
@@ -94,9 +93,6 @@ class WindowWrapper(WindowState):
         super()._forget_batch()
         #: the batch the per-event path is prepared for (None: not prepared)
         self._batch: Any = None
-        #: the table's cache and changed keys of the batch's partition
-        self._hot_cache: dict[Any, Any] = {}
-        self._hot_dirty: set[Any] = set()
         #: the event times of the batches last prepared (None: computed per event):
         #: agents taking turns each keep theirs
         self._batch_times: dict[Any, list[float] | None] = {}
@@ -184,9 +180,9 @@ class WindowWrapper(WindowState):
         # (an equal key of another type, 1 and 1.0 or True, gets its own WindowSet:
         # the key written is the one the agent gave)
         if window_set is None or type(window_set.key) is not type(key):
-            if len(sets) >= _MAX_WINDOW_SETS:
-                sets.clear()
-            window_set = sets[key] = WindowSet(self, key)
+            window_set = WindowSet(self, key)
+            if len(sets) < _MAX_WINDOW_SETS:    # (ids, every key new: not kept)
+                sets[key] = window_set
         return window_set
 
     def __setitem__(self, key: Any, value: Any) -> None:
@@ -228,14 +224,14 @@ class WindowWrapper(WindowState):
         prepared partition, the first time since ``_prepare``: mark it changed and
         open, and remember it in ``_written`` for the key's next events."""
         stored_key = (key, window)
-        cache = self._hot_cache
+        table = self.table
+        cache = table._hot_cache        # (the prepared batch's partition: table._hot)
         keys = self._last_keys
         if keys is None:
             keys = self._last_keys = self._open.get(self._partition, {}).get(window)
         value = cache.get(stored_key, _MISSING)
         if value is _MISSING or value is _DELETED:
-            table = self.table
-            if len(self._hot_dirty) >= table._hot_limit:   # the cache grows: commit yet?
+            if len(table._hot_dirty) >= table._hot_limit:   # the cache grows: commit yet?
                 table._check_dirty()
             if keys is not None and key in keys:
                 value = self._value_at(self._partition, stored_key)
@@ -244,7 +240,7 @@ class WindowWrapper(WindowState):
                 # (on_restored tracks every window key in the store): no lookup
                 value = table.default() if table.default is not None else None
         cache[stored_key] = op(value, operand)
-        self._hot_dirty.add(stored_key)
+        table._hot_dirty.add(stored_key)
         if keys is None:
             self._track_open(self._partition, window, key)
             self._last_keys = self._open[self._partition][window]
@@ -273,8 +269,6 @@ class WindowWrapper(WindowState):
         if batch is not table._hot_batch and table._hot(batch) is None:
             return False
         partition = batch.tp.partition
-        self._hot_cache = table._cache[partition]
-        self._hot_dirty = table._dirty[partition]
         times = self._batch_times.get(batch, _MISSING)
         if times is _MISSING:
             if len(self._batch_times) >= _KEPT_BATCHES:
@@ -521,7 +515,7 @@ class WindowSet:
         stored_key = wrapper._written.get(key)
         if stored_key is not None:
             # written in this window since _prepare: changed already, and open
-            cache = wrapper._hot_cache
+            cache = wrapper.table._hot_cache
             value = cache.get(stored_key, _MISSING)
             if value is not _MISSING and value is not _DELETED:
                 cache[stored_key] = op(value, other)
