@@ -10,8 +10,10 @@ called once with its final value, and later events for it are dropped and counte
 late (``streamkit.tables.window_state`` keeps stream time, closing and expiry).
 
 Events come in batches: the update of a tumbling or hopping window takes what is the
-same for a whole batch (its partition's cache, stream time, the times of its events)
-once per batch, and the window of the previous event while events stay in it. That
+same for a whole batch (stream time, its next closing, the times of its events) once
+per batch; a tumbling update also keeps the partition's cache and the window of the
+previous event while events stay in it (a hopping update still looks up the
+partition's cache per event). That
 per-event path is ``WindowSet.__iadd__`` itself (``table[key] += 1`` calls nothing
 else); the other operators and ``table[key] = v`` go through it with their operator.
 """
