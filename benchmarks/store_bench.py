@@ -42,12 +42,12 @@ class PrefixLayoutStore:
         self._wo = WriteOptions()
         self._wo.sync = False
 
-    def apply(self, partition: int, changes, offset: int) -> None:
+    def apply(self, partition: int, keys, values, offset: int) -> None:
         from rocksdict import WriteBatch
 
         prefix = struct.pack(">I", partition)
         batch = WriteBatch(raw_mode=True)
-        for key, value in changes:
+        for key, value in zip(keys, values):
             if value is None:
                 batch.delete(prefix + key)
             else:
@@ -67,7 +67,7 @@ def make_batches(changes: int, batch: int, partitions: int):
     values = [msgpack.packb(i * 7919) for i in range(changes)]
     out = []
     for n, lo in enumerate(range(0, changes, batch)):
-        out.append((n % partitions, list(zip(keys[lo:lo + batch], values[lo:lo + batch])), n))
+        out.append((n % partitions, (keys[lo:lo + batch], values[lo:lo + batch]), n))
     return out, keys
 
 
@@ -79,11 +79,11 @@ def run_once(kind: str, batches, keys, partitions: int) -> tuple[float, float]:
             store = open_store(f"{kind}://", tmp, "bench", partitions)
         t0 = time.perf_counter()
         for partition, changes, offset in batches:
-            store.apply(partition, changes, offset)
-        applied = sum(len(c) for _, c, _ in batches) / (time.perf_counter() - t0)
+            store.apply(partition, *changes, offset)
+        applied = sum(len(c[0]) for _, c, _ in batches) / (time.perf_counter() - t0)
 
         get = store.get
-        lookups = [(partition, key) for partition, changes, _ in batches for key, _ in changes]
+        lookups = [(partition, key) for partition, changes, _ in batches for key in changes[0]]
         t0 = time.perf_counter()
         for partition, key in lookups:
             if get(partition, key) is None:

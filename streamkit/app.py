@@ -96,7 +96,7 @@ class App:
         return self._broker
 
     def _produce(self, topic: str, records: Sequence[OutgoingRecord], acks: Any
-                 ) -> list[RecordMetadata]:
+                 ) -> Sequence[RecordMetadata]:
         """The sender's way to the broker, at the app's ``producer_acks``."""
         return self.broker.produce(topic, records,
                                    acks=self.conf.producer_acks if acks is None else acks)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -108,7 +108,7 @@ class RecordBuffer:
 
 
 def write_each(taken: Taken, produce: Callable[[str, list[OutgoingRecord]],
-                                               list[RecordMetadata]]) -> None:
+                                               Sequence[RecordMetadata]]) -> None:
     """Write what ``RecordBuffer.take`` gave, one ``produce`` call per topic, and hand
     each record's metadata to what waits for it."""
     for topic, records, waiting in taken:

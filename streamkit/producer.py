@@ -27,7 +27,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ class _Batch:
         self.partition = partition
         self.records: list[OutgoingRecord] = []
         self.sender = sender
-        self.metadata: list[RecordMetadata] | None = None
+        self.metadata: Sequence[RecordMetadata] | None = None
         self.error: BaseException | None = None
         #: (record index, callback, errback) of futures that asked to be told
         self.watchers: list[tuple[int, Callable[[RecordMetadata], object] | None,
@@ -91,7 +91,7 @@ class _Batch:
                 return True
         return False
 
-    def resolve(self, metadata: list[RecordMetadata]) -> None:
+    def resolve(self, metadata: Sequence[RecordMetadata]) -> None:
         with self.sender.lock:
             self.metadata = metadata
             watchers, self.watchers = self.watchers, []

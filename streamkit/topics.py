@@ -23,7 +23,7 @@ from streamkit.types import Headers, Message, OutgoingRecord, RecordMetadata
 
 #: ``produce(topic, records, acks)``: write records, return where they landed; ``acks``
 #: None means the app's ``producer_acks``
-ProduceFn = Callable[[str, Sequence[OutgoingRecord], Any], list[RecordMetadata]]
+ProduceFn = Callable[[str, Sequence[OutgoingRecord], Any], Sequence[RecordMetadata]]
 #: ``create(name, partitions, config, replicas)``: create a topic if it does not exist;
 #: ``partitions`` None means the app's ``topic_partitions``
 CreateFn = Callable[[str, "int | None", dict[str, str], int], None]
@@ -168,7 +168,7 @@ class Sender:
         self._created: set[str] = set()
 
     def send(self, topic: str, records: Sequence[OutgoingRecord], acks: Any = None
-             ) -> list[RecordMetadata]:
+             ) -> Sequence[RecordMetadata]:
         """Write ``records`` now; return their metadata."""
         metadata = self.produce(topic, records, acks)
         self.monitor.on_send(topic, len(records))

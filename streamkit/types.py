@@ -4,8 +4,9 @@ This module imports nothing from streamkit, so every layer may import it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from itertools import repeat
+from typing import Any, NamedTuple, overload
 
 #: Kafka record headers: (name, value) pairs; a value may be null.
 Headers = list[tuple[str, bytes | None]]
@@ -99,6 +100,75 @@ class OutgoingRecord(NamedTuple):
     headers: Headers | None = []
     timestamp: int | None = None
     partition: int | None = None
+
+
+class PartitionRecords(Sequence[OutgoingRecord]):
+    """Records bound for one partition, given as two columns: keys and values (no
+    headers, each stamped when written). Any broker reads it as ``OutgoingRecord``s;
+    the embedded log appends the columns as they are. A table's commit writes one
+    changelog record per changed key, and building, placing and acknowledging a tuple
+    per record cost more than writing it."""
+
+    __slots__ = ("keys", "values", "partition")
+
+    def __init__(self, keys: Sequence[bytes | None], values: Sequence[bytes | None],
+                 partition: int) -> None:
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} keys but {len(values)} values")
+        self.keys = keys
+        self.values = values
+        self.partition = partition
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> OutgoingRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[OutgoingRecord]: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return OutgoingRecord(self.keys[index], self.values[index], None, None,
+                              self.partition)
+
+    def __iter__(self) -> Iterator[OutgoingRecord]:
+        return map(OutgoingRecord, self.keys, self.values, repeat(None), repeat(None),
+                   repeat(self.partition))
+
+
+class AppendedRecords(Sequence[RecordMetadata]):
+    """The metadata of records appended to one partition in a row, from offset
+    ``first`` on, built when asked for (what ``produce`` returns for
+    ``PartitionRecords`` on the embedded log)."""
+
+    __slots__ = ("topic", "partition", "first", "timestamps")
+
+    def __init__(self, topic: str, partition: int, first: int,
+                 timestamps: Sequence[int]) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.first = first
+        self.timestamps = timestamps
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @overload
+    def __getitem__(self, index: int) -> RecordMetadata: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RecordMetadata]: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        count = len(self.timestamps)
+        if not -count <= index < count:
+            raise IndexError("record index out of range")
+        index %= count
+        return RecordMetadata(self.topic, self.partition, self.first + index,
+                              self.timestamps[index])
 
 
 class TopicInfo(NamedTuple):

@@ -105,7 +105,7 @@ class AgentTestContext:
         sender = self._app_streams.sender
 
         def produce(topic: str, records: Sequence[OutgoingRecord], acks: Any
-                    ) -> list[RecordMetadata]:
+                    ) -> Sequence[RecordMetadata]:
             return broker.produce(topic, records, acks=1 if acks is None else acks)
 
         def create(name: str, partitions: int | None, config: dict[str, str],

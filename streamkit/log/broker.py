@@ -30,8 +30,8 @@ from streamkit.log.partition import Partition
 from streamkit.partitioner import KeyPartitioner
 from streamkit.log.storage import FileStorage, MemoryStorage
 from streamkit.log.watch import AppendWatch, open_append_watch
-from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
-                             TopicInfo, TopicPartition)
+from streamkit.types import (AppendedRecords, GroupOffset, Message, OutgoingRecord,
+                             PartitionRecords, RecordMetadata, TopicInfo, TopicPartition)
 
 logger = logging.getLogger("streamkit.log")
 
@@ -190,14 +190,17 @@ class LogBroker:
 
     # -- produce -------------------------------------------------------------------------
     def produce(self, topic: str, records: Sequence[OutgoingRecord],
-                acks: Literal[0, 1, "all"] = 1) -> list[RecordMetadata]:
+                acks: Literal[0, 1, "all"] = 1) -> Sequence[RecordMetadata]:
         """Append records. ``acks=0`` only queues them in this broker (offset -1 in the
         metadata, as Kafka); they are written once ``UNACKED_LIMIT`` records wait, or
-        at the next call of any other method of this broker, or on ``close``."""
+        at the next call of any other method of this broker, or on ``close``.
+        ``PartitionRecords`` are appended as the columns they are."""
         if acks not in (0, 1, "all", -1):
             raise InvalidConfig(f"acks={acks!r}: use 0, 1 or 'all'")
         if not records:
             return []
+        if type(records) is PartitionRecords and acks != 0:
+            return self._append_to_partition(topic, records, acks)
         state = self._topic(topic, create=True)
         groups, indexes = self._place(state, records)
         out: list[RecordMetadata | None] = [None] * len(records)
@@ -232,6 +235,21 @@ class LogBroker:
                 log.fsync(mark)
         return cast(list[RecordMetadata], out)         # every record is in one group
 
+    def _append_to_partition(self, topic: str, records: PartitionRecords,
+                             acks: Literal[1, "all", -1]) -> Sequence[RecordMetadata]:
+        """``produce`` of columns bound for one partition: appended as they are."""
+        state = self._topic(topic, create=True)
+        partition = records.partition
+        if not 0 <= partition < state.partitions:
+            raise _unknown_partition(state.name, partition, state.partitions)
+        if self._unacked:
+            self._drain()
+        log = state.logs[partition]
+        offset, stamps, mark = log.append_columns(records.keys, records.values)
+        if acks != 1:
+            log.fsync(mark)
+        return AppendedRecords(topic, partition, offset, stamps)
+
     def flush(self) -> None:
         """Write the records produced with acks=0 now (not part of the Broker
         protocol; ``streamkit.Producer.flush`` calls it when a broker has it)."""
@@ -261,8 +279,7 @@ class LogBroker:
                         p = cache[key] = self._partitioner(
                             key.encode() if isinstance(key, str) else key, count)
             elif not 0 <= p < count:
-                raise UnknownPartition(f"topic {state.name!r} has no partition {p} (it "
-                                       f"has {count})")
+                raise _unknown_partition(state.name, p, count)
             groups[p].append(record)
             indexes[p].append(i)
         return groups, indexes
@@ -469,3 +486,8 @@ def open_log_broker(url: str, *, datadir: str | Path = "stores",
         files.ensure_root()
         return LogBroker(url, files, default_partitions, defaults)
     raise InvalidBrokerURL(f"broker URL {url!r} is not log://[path] or memory://[name]")
+
+
+def _unknown_partition(topic: str, partition: int, count: int) -> UnknownPartition:
+    return UnknownPartition(f"topic {topic!r} has no partition {partition} (it has "
+                            f"{count})")

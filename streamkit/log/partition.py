@@ -293,8 +293,21 @@ class Partition:
         """Append records (their key, value, headers and timestamp); return (first
         offset, timestamps, fsync mark)."""
         now = _now_ms()
+        stamps, keys, values, headers = _columns(rows, now, self.config.log_append_time)
+        return self._append_columns(now, stamps, keys, values, headers)
+
+    def append_columns(self, keys: Sequence[bytes | None], values: Sequence[bytes | None]
+                       ) -> tuple[int, list[int], FsyncMark]:
+        """Append records given as keys and values, without headers, stamped now; as
+        ``append``."""
+        now = _now_ms()
+        count = len(keys)
+        return self._append_columns(now, [now] * count, keys, values, (None,) * count)
+
+    def _append_columns(self, now: int, stamps: list[int], keys: Sequence[bytes | None],
+                        values: Sequence[bytes | None], headers: Sequence[Headers | None]
+                        ) -> tuple[int, list[int], FsyncMark]:
         lat = self.config.log_append_time
-        stamps, keys, values, headers = _columns(rows, now, lat)
         with self.store.lock():
             seg = self._append_tail_locked()
             rolled = False
@@ -305,8 +318,8 @@ class Partition:
             first = seg.next_offset
             batches = []
             pos = seg.end
-            for start in range(0, len(rows), MAX_BATCH_RECORDS):
-                stop = min(start + MAX_BATCH_RECORDS, len(rows))
+            for start in range(0, len(keys), MAX_BATCH_RECORDS):
+                stop = min(start + MAX_BATCH_RECORDS, len(keys))
                 ts = stamps[start:stop]
                 body: list[BatchRow] = list(zip(
                     range(stop - start), ts, keys[start:stop], values[start:stop],

@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import msgpack
+import ormsgpack
 
 from streamkit.errors import CorruptRecord
 from streamkit.types import CREATE_TIME, LOG_APPEND_TIME, Message
@@ -57,7 +58,10 @@ _pack_header = HEADER.pack
 _unpack_header = HEADER.unpack_from
 _unpack_crc = struct.Struct("<I").unpack_from
 _crc32 = zlib.crc32
-_packb = msgpack.Packer(use_bin_type=True).pack
+#: the batch body's encoder: ormsgpack writes the same bytes as msgpack's Packer
+#: (bin for bytes, the smallest int forms) about three times as fast for small rows
+#: such as a changelog's; msgpack's decoder stays, the faster one for reading them
+_packb = ormsgpack.packb
 _unpackb = msgpack.unpackb
 
 

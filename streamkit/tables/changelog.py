@@ -4,32 +4,29 @@ and written to the changelog in chunks.
 A commit writes every key changed since the previous one. With many new keys that is
 as many records as events, so the encoding skips the JSON encoder for ints (counts,
 and int keys): a list of nothing but ints is encoded in one call, as one JSON array
-split at its commas (the same bytes as the JSON codec's, in C). The records are built
+split at its commas (the same bytes as the JSON codec's, in C). The records are written
 and produced ``CHUNK`` at a time: the records of a big commit are never all in memory
 at once (their encoded bytes are, until the store has them).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import repeat
 from typing import Any
 
 import msgspec
 
 from streamkit.serializers import Serde
 from streamkit.serializers.codecs import JSONCodec
-from streamkit.types import OutgoingRecord, RecordMetadata
+from streamkit.types import OutgoingRecord, PartitionRecords, RecordMetadata
 
 #: how many changelog records one produce call writes
 CHUNK = 10_000
-#: the headers of every changelog record (none; the log only reads them)
-_NO_HEADERS: list[tuple[str, bytes]] = []
 
 #: the types of a list of plain ints
 _JUST_INT = {int}
 _json_array = msgspec.json.Encoder().encode
 
-Produce = Callable[[str, Sequence[OutgoingRecord], Any], list[RecordMetadata]]
+Produce = Callable[[str, Sequence[OutgoingRecord], Any], Sequence[RecordMetadata]]
 
 
 def plain_json(serde: Serde) -> bool:
@@ -73,9 +70,7 @@ def write(produce: Produce, topic: str, partition: int, keys: list[bytes],
     offset = 0
     for start in range(0, len(keys), CHUNK):
         end = start + CHUNK
-        # (in C: a tuple of (key, value, headers, timestamp, partition) per record)
-        records = list(map(tuple.__new__, repeat(OutgoingRecord), zip(
-            keys[start:end], values[start:end], repeat(_NO_HEADERS), repeat(None),
-            repeat(partition))))
+        # as columns: the embedded log writes them without a tuple per record
+        records = PartitionRecords(keys[start:end], values[start:end], partition)
         offset = produce(topic, records, None)[-1].offset + 1
     return offset

@@ -68,11 +68,11 @@ class GlobalTable(Table):
                 watch.close()
 
     def _apply_followed(self, partition: int, messages: list[Any], offset: int) -> None:
-        changes = self._apply_changelog(partition, messages, offset)
+        changed = self._apply_changelog(partition, messages, offset)
         cache = self._cache.get(partition)
         if cache:
             dirty = self._dirty.get(partition, set())
-            for raw_key, _ in changes:
+            for raw_key in changed:
                 key = _hashable(self.key_serde.loads(raw_key)) if raw_key[:1] != b"\x00" \
                     else None
                 if key is not None and key not in dirty:

@@ -33,7 +33,7 @@ import fcntl
 import os
 import struct
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, cast
 from urllib.parse import urlsplit
@@ -42,9 +42,8 @@ from rocksdict import BlockBasedOptions, ColumnFamily, Options, Rdict, WriteBatc
 
 from streamkit.errors import ImproperlyConfigured, StoreLocked
 
-__all__ = ["Change", "MemoryStore", "RocksDBStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "RocksDBStore", "Store", "open_store"]
 
-Change = tuple[bytes, "bytes | None"]
 #: a partition's lookup function: raw key -> raw value or None
 Reader = Callable[[bytes], "bytes | None"]
 
@@ -71,8 +70,10 @@ class Store(Protocol):
         """Every key of ``partition``."""
         ...
 
-    def apply(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
-        """Write ``changes`` and the changelog ``offset`` they reach, atomically."""
+    def apply(self, partition: int, keys: Sequence[bytes], values: Sequence[bytes | None],
+              offset: int | None) -> None:
+        """Write each of ``keys`` with its value in ``values`` (None deletes the key)
+        and the changelog ``offset`` they reach, atomically."""
         ...
 
     def offset(self, partition: int) -> int | None:
@@ -135,11 +136,13 @@ class MemoryStore:
         """Every key of ``partition`` (a snapshot)."""
         return iter(list(self._data.get(partition, {})))
 
-    def apply(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
-        """Write ``changes`` (a None value deletes the key) and record ``offset`` as the
-        changelog offset they reach (None leaves the recorded offset as it is)."""
+    def apply(self, partition: int, keys: Sequence[bytes], values: Sequence[bytes | None],
+              offset: int | None) -> None:
+        """Write ``keys`` with their ``values`` (a None value deletes the key) and
+        record ``offset`` as the changelog offset they reach (None leaves the recorded
+        offset as it is)."""
         data = self._partition(partition)
-        for key, value in changes:
+        for key, value in zip(keys, values, strict=True):
             if value is None:
                 data.pop(key, None)
             else:
@@ -251,14 +254,16 @@ class RocksDBStore:
         pair = self._families.get(partition)
         return iter(()) if pair is None else cast("Iterator[bytes]", pair[0].keys())
 
-    def apply(self, partition: int, changes: Iterable[Change], offset: int | None) -> None:
-        """Write ``changes`` (a None value deletes the key) and ``offset`` in one atomic
-        WriteBatch: after a crash either all of it is there or none of it is."""
+    def apply(self, partition: int, keys: Sequence[bytes], values: Sequence[bytes | None],
+              offset: int | None) -> None:
+        """Write ``keys`` with their ``values`` (a None value deletes the key) and
+        ``offset`` in one atomic WriteBatch: after a crash either all of it is there or
+        none of it is."""
         handle = self._family(partition)[1]
         batch = WriteBatch(raw_mode=True)
         batch.set_default_column_family(handle)
         put, delete = batch.put, batch.delete
-        for key, value in changes:
+        for key, value in zip(keys, values, strict=True):
             if value is None:
                 delete(key)
             else:

@@ -541,8 +541,7 @@ class Table:
         changelog offset they reach), once those are committed."""
         pending, self._pending_store = self._pending_store, []
         for partition, raw_keys, raw_values, offset in pending:
-            changes = zip(raw_keys, raw_values, strict=True)
-            self._store_of(partition).apply(partition, changes, offset)
+            self._store_of(partition).apply(partition, raw_keys, raw_values, offset)
         self._trim()
         self._forget_hot()
 
@@ -594,12 +593,13 @@ class Table:
             self._close_store(partition)
 
     def _apply_changelog(self, partition: int, messages: list[Any], offset: int
-                         ) -> list[tuple[bytes, bytes | None]]:
+                         ) -> list[bytes]:
         """Write changelog records to the partition's store, with the offset they
-        reach; returns the changes."""
-        changes = [(m.key, m.value) for m in messages if m.key is not None]
-        self._store_of(partition).apply(partition, changes, offset)
-        return changes
+        reach; returns the keys changed."""
+        keyed = [m for m in messages if m.key is not None]
+        keys = [m.key for m in keyed]
+        self._store_of(partition).apply(partition, keys, [m.value for m in keyed], offset)
+        return keys
 
     def restore(self, partition: int) -> int:
         """Replay the changelog past the store's offset; returns records applied."""

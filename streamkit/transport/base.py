@@ -111,7 +111,7 @@ class Broker(Protocol):
 
     # -- produce -----------------------------------------------------------------
     def produce(self, topic: str, records: Sequence[OutgoingRecord],
-                acks: Acks = 1) -> list[RecordMetadata]:
+                acks: Acks = 1) -> Sequence[RecordMetadata]:
         """Append records (creating the topic if missing, as Kafka's auto-create does)
         and return their metadata, in order, once acknowledged."""
 

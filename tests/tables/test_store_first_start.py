@@ -13,7 +13,7 @@ def test_clearing_a_partition_that_holds_nothing_creates_nothing(tmp_path: Path)
     try:
         store.clear(0)                     # what a restore does on a new store
         assert store.partitions() == [] and store.offset(0) is None
-        store.apply(0, [(b"a", b"1")], 1)  # the first write makes the partition
+        store.apply(0, [b"a"], [b"1"], 1)  # the first write makes the partition
         assert store.partitions() == [0] and store.get(0, b"a") == b"1"
     finally:
         store.close()
@@ -28,7 +28,7 @@ def test_clearing_a_partition_that_holds_nothing_creates_nothing(tmp_path: Path)
 
 def test_a_clear_interrupted_after_the_drop_is_finished_on_open(tmp_path: Path) -> None:
     store = open_store("rocksdb://", tmp_path, "counts")
-    store.apply(0, [(b"stale", b"1")], 10)
+    store.apply(0, [b"stale"], [b"1"], 10)
     # clear() wrote its mark and dropped the column family; then the process died
     store._offsets_cf.delete(b"0")
     store._offsets_cf.put(b"clearing:0", b"")

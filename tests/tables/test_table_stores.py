@@ -45,8 +45,8 @@ def test_open_store_picks_the_backend_by_url(tmp_path: Path) -> None:
 def test_apply_writes_changes_and_offset(store) -> None:
     assert store.get(0, b"a") is None
     assert store.offset(0) is None
-    store.apply(0, [(b"a", b"1"), (b"b", b"2"), (b"c", b"3")], 10)
-    store.apply(0, [(b"a", b"11"), (b"c", None), (b"missing", None)], 12)
+    store.apply(0, [b"a", b"b", b"c"], [b"1", b"2", b"3"], 10)
+    store.apply(0, [b"a", b"c", b"missing"], [b"11", None, None], 12)
     assert store.get(0, b"a") == b"11"
     assert store.get(0, b"b") == b"2"
     assert store.get(0, b"c") is None
@@ -57,8 +57,8 @@ def test_apply_writes_changes_and_offset(store) -> None:
 
 
 def test_partitions_are_independent(store) -> None:
-    store.apply(0, [(b"k", b"zero")], 5)
-    store.apply(3, [(b"k", b"three")], 7)
+    store.apply(0, [b"k"], [b"zero"], 5)
+    store.apply(3, [b"k"], [b"three"], 7)
     assert store.get(0, b"k") == b"zero"
     assert store.get(3, b"k") == b"three"
     assert store.get(1, b"k") is None
@@ -68,11 +68,11 @@ def test_partitions_are_independent(store) -> None:
 
 
 def test_a_reader_looks_keys_up_in_its_partition(store) -> None:
-    store.apply(0, [(b"a", b"1")], 1)
-    store.apply(1, [(b"a", b"other")], 1)
+    store.apply(0, [b"a"], [b"1"], 1)
+    store.apply(1, [b"a"], [b"other"], 1)
     read = store.reader(0)
     assert (read(b"a"), read(b"missing")) == (b"1", None)
-    store.apply(0, [(b"b", b"2"), (b"a", None)], 2)
+    store.apply(0, [b"b", b"a"], [b"2", None], 2)
     read = store.reader(0)
     assert (read(b"a"), read(b"b")) == (None, b"2")
     assert store.reader(5)(b"a") is None
@@ -80,22 +80,22 @@ def test_a_reader_looks_keys_up_in_its_partition(store) -> None:
 
 
 def test_apply_without_offset_keeps_the_offset(store) -> None:
-    store.apply(2, [(b"a", b"1")], 4)
-    store.apply(2, [(b"b", b"2")], None)
+    store.apply(2, [b"a"], [b"1"], 4)
+    store.apply(2, [b"b"], [b"2"], None)
     assert store.offset(2) == 4
     assert store.get(2, b"b") == b"2"
 
 
 def test_clear_drops_data_and_offset_of_one_partition(store) -> None:
-    store.apply(0, [(b"a", b"1")], 3)
-    store.apply(1, [(b"a", b"1")], 4)
+    store.apply(0, [b"a"], [b"1"], 3)
+    store.apply(1, [b"a"], [b"1"], 4)
     store.clear(0)
     assert store.get(0, b"a") is None
     assert list(store.items(0)) == []
     assert store.offset(0) is None
     assert store.size(0) == 0
     assert store.get(1, b"a") == b"1" and store.offset(1) == 4
-    store.apply(0, [(b"b", b"2")], 0)      # a cleared partition is usable again
+    store.apply(0, [b"b"], [b"2"], 0)      # a cleared partition is usable again
     assert list(store.items(0)) == [(b"b", b"2")]
     store.clear(2)                         # clearing an unused partition is harmless
     assert store.offset(2) is None
@@ -103,28 +103,28 @@ def test_clear_drops_data_and_offset_of_one_partition(store) -> None:
 
 def test_binary_keys_and_empty_values(store) -> None:
     keys = [b"", b"\x00", b"\xff" * 3, bytes(range(256))]
-    store.apply(1, [(k, b"") for k in keys], 1)
+    store.apply(1, keys, [b""] * len(keys), 1)
     assert all(store.get(1, k) == b"" for k in keys)
     assert sorted(store.keys(1)) == sorted(keys)
 
 
 def test_iterating_while_applying_sees_a_consistent_snapshot(store) -> None:
-    store.apply(0, [(b"%03d" % i, b"x") for i in range(100)], 1)
+    store.apply(0, [b"%03d" % i for i in range(100)], [b"x"] * 100, 1)
     seen = []
     for key, _ in store.items(0):
         seen.append(key)
         if len(seen) == 1:
-            store.apply(0, [(b"%03d" % i, None) for i in range(100)], 2)
+            store.apply(0, [b"%03d" % i for i in range(100)], [None] * 100, 2)
     assert len(seen) == 100
     assert list(store.items(0)) == []
 
 
 def test_rocksdb_store_survives_close_and_reopen(tmp_path: Path) -> None:
     store = open_store("rocksdb://", tmp_path, "counts")
-    store.apply(0, [(b"a", b"1")], 10)
-    store.apply(5, [(b"b", b"2")], 20)
+    store.apply(0, [b"a"], [b"1"], 10)
+    store.apply(5, [b"b"], [b"2"], 20)
     store.clear(5)
-    store.apply(5, [(b"c", b"3")], 0)
+    store.apply(5, [b"c"], [b"3"], 0)
     store.close()
     store.close()                          # idempotent
     again = open_store("rocksdb://", tmp_path, "counts")
@@ -139,8 +139,8 @@ def test_rocksdb_store_survives_close_and_reopen(tmp_path: Path) -> None:
 
 def test_a_clear_interrupted_by_a_crash_is_finished_on_open(tmp_path: Path) -> None:
     store = open_store("rocksdb://", tmp_path, "counts")
-    store.apply(0, [(b"stale", b"1")], 10)
-    store.apply(1, [(b"kept", b"2")], 11)
+    store.apply(0, [b"stale"], [b"1"], 10)
+    store.apply(1, [b"kept"], [b"2"], 11)
     # what clear() writes first, before dropping the data; then the process dies
     store._offsets_cf.delete(b"0")
     store._offsets_cf.put(b"clearing:0", b"")
@@ -161,7 +161,7 @@ def test_a_clear_interrupted_by_a_crash_is_finished_on_open(tmp_path: Path) -> N
 def test_rocksdb_get_many(tmp_path: Path) -> None:
     store = open_store("rocksdb://", tmp_path, "t")
     try:
-        store.apply(0, [(b"a", b"1"), (b"c", b"3")], 1)
+        store.apply(0, [b"a", b"c"], [b"1", b"3"], 1)
         assert store.get_many(0, [b"a", b"b", b"c"]) == [b"1", None, b"3"]
         assert store.get_many(9, [b"a"]) == [None]
     finally:
@@ -181,7 +181,7 @@ def test_a_store_open_in_another_process_is_refused_until_it_dies(tmp_path: Path
         import sys, time
         from streamkit.tables.stores import open_store
         store = open_store("rocksdb://", {str(tmp_path)!r}, "counts")
-        store.apply(0, [(b"a", b"1")], 1)
+        store.apply(0, [b"a"], [b"1"], 1)
         print("open", flush=True)
         time.sleep(60)
         """), stdout=subprocess.PIPE, text=True, env=_env())
@@ -226,7 +226,7 @@ WRITER = """
         changes = [(b"b%d-k%d" % (n, j), b"%d" % n) for j in range(200)]
         changes.append((b"last", b"%d" % n))
         changes.append((b"b%d-k0" % (n - 1), None))
-        store.apply(0, changes, n)
+        store.apply(0, [k for k, _ in changes], [v for _, v in changes], n)
         if n == first + 20:
             print("going", flush=True)
         n += 1

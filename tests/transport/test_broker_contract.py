@@ -14,7 +14,8 @@ from streamkit import errors
 from streamkit.errors import OffsetOutOfRange, TopicExists, UnknownTopic
 from streamkit.partitioner import partition_for_key
 from streamkit.transport import connect
-from streamkit.types import CREATE_TIME, Message, OutgoingRecord, TopicPartition
+from streamkit.types import (CREATE_TIME, Message, OutgoingRecord, PartitionRecords,
+                             TopicPartition)
 
 # -- topics ------------------------------------------------------------------------
 
@@ -258,6 +259,27 @@ def test_explicit_partition_wins_over_key(broker):
     meta = broker.produce("t", [OutgoingRecord(key, b"v", partition=other)])[0]
     assert meta.partition == other
     assert broker.fetch(TopicPartition("t", other), 0)[0].key == key
+
+
+@pytest.mark.parametrize("acks", [0, 1, "all"])
+def test_records_given_as_columns_land_in_their_partition(broker, acks):
+    # what a table's commit writes to its changelog: keys and values for one partition
+    broker.create_topic("cl", partitions=3)
+    broker.produce("cl", [OutgoingRecord(b"before", b"0", partition=2)])
+    keys = [b"k%d" % i for i in range(25)]
+    values = [b"%d" % i for i in range(24)] + [None]        # a tombstone too
+    metadata = broker.produce("cl", PartitionRecords(keys, values, 2), acks=acks)
+    assert len(metadata) == 25
+    assert {m.partition for m in metadata} == {2}
+    if acks != 0:
+        assert [m.offset for m in metadata] == list(range(1, 26))
+        assert metadata[-1].offset == 25 and metadata[-1].timestamp > 0
+    got = broker.fetch(TopicPartition("cl", 2), 1, max_records=100, timeout=5.0)
+    assert [(m.key, m.value, list(m.headers or [])) for m in got] == \
+        [(k, v, []) for k, v in zip(keys, values)]
+    assert broker.describe_topic("cl").end_offsets == [0, 0, 26]
+    with pytest.raises(UnknownTopic, match="5"):
+        broker.produce("cl", PartitionRecords([b"k"], [b"v"], 5), acks=acks)
 
 
 # -- acks ------------------------------------------------------------------------------
