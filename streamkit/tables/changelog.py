@@ -5,7 +5,7 @@ A commit writes every key changed since the previous one. With many new keys tha
 as many records as events, so the encoding skips the JSON encoder for ints (counts,
 and int keys): a list of nothing but ints is encoded in one call, as one JSON array
 split at its commas (the same bytes as the JSON codec's, in C). The records are written
-and produced ``CHUNK`` at a time: the records of a big commit are never all in memory
+``CHUNK`` at a time: the records of a big commit are never all in memory
 at once (their encoded bytes are, until the store has them).
 """
 from __future__ import annotations
