@@ -49,6 +49,13 @@ async def test_faust_function_views_get_the_view_and_the_request(tmp_path):
     async def hello(web, request):
         return web.text(f"hello {request.query['name']}")
 
+    @app.page("/rides/")
+    class SendRide(faust.web.View):
+        async def post(self, request):
+            ride = Ride(**await request.json())
+            await rides.send(key=str(ride.vendorId), value=ride)
+            return self.json({"sent": ride}, status=201)
+
     async with running_worker(app) as client:
         for vendor in (1, 2, 2, 3):
             await rides.send(key=str(vendor), value=Ride(vendorId=vendor))
@@ -68,6 +75,12 @@ async def test_faust_function_views_get_the_view_and_the_request(tmp_path):
         text = await client.get("/hello", params=[("name", "ada"), ("name", "bob")])
         assert text.headers["content-type"].startswith("text/plain")
         assert text.text == "hello ada"          # the first value, as aiohttp's query
+        sent = await client.post("/rides/", json={"vendorId": 3})
+        assert sent.status_code == 201 and sent.json() == {"sent": {"vendorId": 3}}
+
+        async def counted_again():
+            return (await client.get("/counts/3/")).json().get("rides") == 2
+        await eventually(counted_again, what="the ride sent by the view counted")
         # a view defines GET only: the other methods are refused
         refused = await client.post("/counts/")
         assert refused.status_code == 405
