@@ -8,6 +8,6 @@ extra: :class:`View` (Faust's ``faust.web.View``), :class:`Request`, :class:`Res
 and the errors of :mod:`streamkit.web.exceptions`.
 """
 from streamkit.web import exceptions
-from streamkit.web.views import Request, Response, View, Web
+from streamkit.web.views import Request, Response, View, Web, gives_model, takes_model
 
-__all__ = ["Request", "Response", "View", "Web", "exceptions"]
+__all__ = ["Request", "Response", "View", "Web", "exceptions", "gives_model", "takes_model"]

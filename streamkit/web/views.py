@@ -23,16 +23,18 @@ worker's server (``streamkit.web.server``) turns requests into :class:`Request` 
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
+from streamkit.errors import DecodeError, ValidationError
 from streamkit.web import exceptions
 from streamkit.web.exceptions import WebError
 from streamkit.web.status import jsonable
 
-__all__ = ["Request", "Response", "View", "Web"]
+__all__ = ["Request", "Response", "View", "Web", "gives_model", "takes_model"]
 
 _bytes = bytes   # ``View.bytes`` and ``Web.bytes`` hide the builtin in their classes
 
@@ -344,3 +346,35 @@ class View:
     def notfound(self, reason: str = "Not Found", **kwargs: Any) -> Response:
         """A 404 JSON error (Faust's older form of ``raise self.NotFound()``)."""
         return self.error(404, reason, **kwargs)
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def takes_model(model: Any) -> Callable[[Handler], Handler]:
+    """Decorate a view method to get the request's JSON body as a ``model`` Record:
+    ``async def post(self, request, ride)``. A body that does not decode or validate
+    answers 400 with the reason."""
+    def decorate(fun: Handler) -> Handler:
+        @functools.wraps(fun)
+        async def with_model(view: View, request: Request, *args: Any, **kwargs: Any
+                             ) -> Any:
+            data = await view.read_request_content(request)
+            try:
+                obj = model.loads(data, serializer="json")
+            except (DecodeError, ValidationError) as exc:
+                raise exceptions.ValidationError(str(exc)) from None
+            return await fun(view, request, obj, *args, **kwargs)
+        return with_model
+    return decorate
+
+
+def gives_model(model: Any) -> Callable[[Handler], Handler]:
+    """Decorate a view method to answer what it returns (a ``model`` Record) as JSON."""
+    def decorate(fun: Handler) -> Handler:
+        @functools.wraps(fun)
+        async def as_json(view: View, request: Request, *args: Any, **kwargs: Any
+                          ) -> Response:
+            return view.json(await fun(view, request, *args, **kwargs))
+        return as_json
+    return decorate

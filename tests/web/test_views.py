@@ -51,10 +51,11 @@ async def test_faust_function_views_get_the_view_and_the_request(tmp_path):
 
     @app.page("/rides/")
     class SendRide(faust.web.View):
-        async def post(self, request):
-            ride = Ride(**await request.json())
+        @faust.web.takes_model(Ride)
+        @faust.web.gives_model(Ride)
+        async def post(self, request, ride):
             await rides.send(key=str(ride.vendorId), value=ride)
-            return self.json({"sent": ride}, status=201)
+            return ride
 
     async with running_worker(app) as client:
         for vendor in (1, 2, 2, 3):
@@ -76,7 +77,9 @@ async def test_faust_function_views_get_the_view_and_the_request(tmp_path):
         assert text.headers["content-type"].startswith("text/plain")
         assert text.text == "hello ada"          # the first value, as aiohttp's query
         sent = await client.post("/rides/", json={"vendorId": 3})
-        assert sent.status_code == 201 and sent.json() == {"sent": {"vendorId": 3}}
+        assert sent.status_code == 200 and sent.json() == {"vendorId": 3}
+        invalid = await client.post("/rides/", json={"vendorId": "three"})
+        assert invalid.status_code == 400 and "vendorId" in invalid.json()["error"]
 
         async def counted_again():
             return (await client.get("/counts/3/")).json().get("rides") == 2
