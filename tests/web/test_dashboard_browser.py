@@ -245,7 +245,7 @@ LAYOUT_PROBLEMS = """() => {
 
 
 def test_dashboard_keeps_every_column_visible_from_1400_px(tmp_path):
-    """At 1600 and 1920 px nothing scrolls sideways and every topic name is on one
+    """At 1400, 1600 and 1920 px nothing scrolls sideways and every topic name is on one
     line, whole; at 1280 px a table may scroll inside its card, the page may not."""
     sync_api = pytest.importorskip("playwright.sync_api")
     with worker_process(tmp_path, TAXI_APP, "taxi_dashboard") as (base, broker, proc):
@@ -256,7 +256,7 @@ def test_dashboard_keeps_every_column_visible_from_1400_px(tmp_path):
                  what="rides counted")
         problems = {}
         with chromium(sync_api) as browser:
-            for width in (1280, 1600, 1920):
+            for width in (1280, 1400, 1600, 1920):
                 page = browser.new_page(viewport={"width": width, "height": 1000})
                 page.goto(base + "/")
                 expect = sync_api.expect
@@ -272,4 +272,4 @@ def test_dashboard_keeps_every_column_visible_from_1400_px(tmp_path):
                     found = [p for p in found if not p.startswith("scrollbar in")]
                 problems[width] = found
                 page.close()
-        assert problems == {1280: [], 1600: [], 1920: []}
+        assert problems == {1280: [], 1400: [], 1600: [], 1920: []}
