@@ -15,7 +15,9 @@ from streamkit.tables.global_table import GlobalTable
 from streamkit.tables.table import Table
 from streamkit.app import App
 from streamkit.worker import Worker
+from streamkit import web
 
 __all__ = ["Admin", "Agent", "App", "Codec", "Consumer", "Event", "GlobalTable",
            "Message", "Producer", "Record", "RecordMetadata", "Serde", "Stream", "Table",
-           "Topic", "TopicPartition", "Worker", "codecs", "current_event", "__version__"]
+           "Topic", "TopicPartition", "Worker", "codecs", "current_event", "web",
+           "__version__"]

@@ -229,9 +229,14 @@ class App:
         return register
 
     def page(self, path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Serve the decorated function's return value (dict/list as JSON, str as
-        HTML) at ``path`` on the worker's web server."""
+        """Serve the decorated view at ``path`` on the worker's web server: a
+        ``streamkit.web.View`` subclass, Faust's ``async def view(web, request)``, or a
+        function of no argument or the request whose dict/list is answered as JSON, str
+        as HTML (docs/web.md)."""
         def register(fun: Callable[..., Any]) -> Callable[..., Any]:
+            if isinstance(fun, type) and not hasattr(fun, "get_methods"):
+                raise TypeError(f"@app.page({path!r}) on class {fun.__name__}: a class "
+                                "page must be a subclass of streamkit.web.View")
             self.pages[path] = fun
             return fun
         return register

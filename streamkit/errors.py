@@ -185,3 +185,10 @@ class CommitFailed(BrokerError):
     """A group commit the coordinator refused because the group is rebalancing (or this
     member was dropped from it). Nothing is lost: the records are delivered again to
     whoever owns the partition next. Callers may log it and go on."""
+
+
+class NoCurrentEvent(StreamkitError, RuntimeError):
+    """A read that needs the event an agent is processing (a windowed table's
+    ``.current()``, ``.value()``, ``.delta()``) was made outside one: in a timer, a web
+    view or a task. A ``RuntimeError``, as Faust's "Operation outside of stream
+    iteration"."""

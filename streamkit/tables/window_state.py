@@ -275,6 +275,36 @@ class WindowState:
         if isinstance(self.window, SlidingWindow):
             self._restore_sliding(partition)
 
+    def newest_window(self, key: Any) -> tuple[Range, Any] | None:
+        """The newest window (the latest start) this worker holds for ``key``, and its
+        value; None if it holds none.
+
+        A key's newest window is open if any of its windows is (windows of a key close
+        in start order), so the open windows are looked at first, then the closed ones
+        waiting to expire; only a table whose closed windows never expire is scanned."""
+        table = self.table
+        found: list[tuple[Range, int]] = [
+            (rng, partition) for partition, windows in self._open.items()
+            for rng, keys in windows.items() if key in keys]
+        if not found:
+            found = [(rng, partition) for partition, heap in self._expiry_heap.items()
+                     for _, _, rng, keys in heap if key in keys]
+        for rng, partition in sorted(found, key=lambda item: item[0], reverse=True):
+            value = table._lookup(partition, (key, rng))
+            if value is not _DELETED:
+                return rng, value
+        if self._closed_windows_expire():
+            return None
+        held = [(rng, value) for (k, rng), value in table.items() if k == key]
+        return max(held, key=lambda item: item[0]) if held else None
+
+    def _closed_windows_expire(self) -> bool:
+        """Whether every closed window is deleted some day (and waits in the expiry
+        heap until then)."""
+        if self.expires_after_close is not None:
+            return True
+        return self._aligned and self.window.expires is not None
+
     async def run_background(self) -> None:
         """Nothing periodic: windows close on stream time, as events arrive."""
 

@@ -14,8 +14,9 @@ same for a whole batch (stream time, its next closing, the times of its events) 
 per batch; a tumbling update also keeps the partition's cache and the window of the
 previous event while events stay in it (a hopping update still looks up the
 partition's cache per event). That
-per-event path is ``WindowSet.__iadd__`` itself (``table[key] += 1`` calls nothing
-else); the other operators and ``table[key] = v`` go through it with their operator.
+per-event path is ``WindowSet.__iadd__`` itself (``streamkit.tables.window_set``;
+``table[key] += 1`` calls nothing else); the other operators and ``table[key] = v`` go
+through it with their operator.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamkit.streams.event import current_stream
 from streamkit.tables.table import _DELETED
+from streamkit.tables.window_set import WindowSet, message_time, message_times
 from streamkit.tables.window_state import Range, WindowState
 from streamkit.windows import SessionWindow, SlidingWindow, TumblingWindow
 
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["WindowSet", "WindowWrapper", "to_seconds"]
 
 _MISSING: Any = object()
-_add = operator.add
 #: WindowSets kept for the keys last used (``WindowWrapper.__getitem__``)
 _MAX_WINDOW_SETS = 10_000
 #: batches whose event times are kept (more than one: agents sharing a table take
@@ -69,10 +70,10 @@ class WindowWrapper(WindowState):
     """The windowed view of a table; ``wrapper[key]`` is a ``WindowSet``."""
 
     def __init__(self, table: Table, window: Any) -> None:
-        self._event_time: Callable[[Any, Any], float] = _message_time
+        self._event_time: Callable[[Any, Any], float] = message_time
         #: the times of a whole batch's events at once, where they are a pure function
         #: of the event (None: ``_event_time`` per event)
-        self._batch_time: Callable[[Any], list[float]] | None = _message_times
+        self._batch_time: Callable[[Any], list[float]] | None = message_times
         self.relative_to_name = "stream"
         self._tumbling = type(window) is TumblingWindow
         #: the WindowSet of each key (``wrapper[key]``), made once
@@ -117,8 +118,8 @@ class WindowWrapper(WindowState):
     def relative_to_stream(self) -> WindowWrapper:
         """Windows by message timestamp: event time if the producer set it, ingestion
         time on a LogAppendTime topic (or the topic's timestamp_extractor)."""
-        self._event_time = _message_time
-        self._batch_time = _message_times
+        self._event_time = message_time
+        self._batch_time = message_times
         self._times_changed()
         self.relative_to_name = "stream"
         return self
@@ -427,126 +428,3 @@ class WindowWrapper(WindowState):
             self._track_open(partition, rng, key)
         known.update(update.max_ts)
         self._sliding_dirty.setdefault(partition, set()).add(key)
-
-class WindowSet:
-    """The windows of one key. ``+=`` and friends update every window the event's
-    timestamp falls in; ``current()``, ``now()``, ``value()``, ``delta(s)`` read one."""
-
-    __slots__ = ("wrapper", "key")
-
-    def __init__(self, wrapper: WindowWrapper, key: Any) -> None:
-        self.wrapper = wrapper
-        self.key = key
-
-    def __repr__(self) -> str:
-        return f"<WindowSet {self.wrapper.name}[{self.key!r}]>"
-
-    def _read(self, ts: float) -> Any:
-        wrapper = self.wrapper
-        table = wrapper.table
-        value = table.get((self.key, wrapper.window.current(ts)), _MISSING)
-        if value is _MISSING:
-            return table.default() if table.default is not None else None
-        return value
-
-    def _event_ts(self, relative: bool) -> float:
-        wrapper = self.wrapper
-        current = wrapper._current()
-        if current is None:
-            return time.time()
-        _, message, value = current
-        return wrapper._event_time(message, value) if relative else _message_time(
-            message, value)
-
-    def current(self) -> Any:
-        """The window of the current event's (message) timestamp; for hopping windows
-        the latest window holding it."""
-        return self._read(self._event_ts(relative=False))
-
-    def value(self) -> Any:
-        """The window of the timestamp the table's ``relative_to_*`` picks."""
-        return self._read(self._event_ts(relative=True))
-
-    def now(self) -> Any:
-        """The window of the wall clock."""
-        return self._read(time.time())
-
-    def delta(self, seconds: Any) -> Any:
-        """The window of the (relative_to) timestamp minus ``seconds``."""
-        from streamkit.windows import want_seconds
-        return self._read(self._event_ts(relative=True) - want_seconds(seconds))
-
-    def _op(self, op: Callable[[Any, Any], Any], operand: Any) -> WindowSet:
-        return self.__iadd__(operand, op)
-
-    def __iadd__(self, other: Any, op: Callable[[Any, Any], Any] = _add) -> WindowSet:
-        """``op(value, other)`` (``+`` by default) in every window of the event's time:
-        the per-event path, one call for ``table[key] += 1``."""
-        wrapper, key = self.wrapper, self.key
-        stream = current_stream.get()
-        batch = stream.batch if stream is not None else None
-        if batch is None or ((batch is not wrapper._batch
-                              or batch is not wrapper.table._hot_batch)
-                             and not wrapper._prepare(batch)):
-            wrapper._update_anywhere(key, op, other)
-            return self
-        # the per-event path of tumbling and hopping windows: what can be done once per
-        # batch (the partition's cache, the event times) was done by _prepare
-        i = stream.cursor  # type: ignore[union-attr]
-        if i >= wrapper._size:
-            wrapper._update_anywhere(key, op, other)
-            return self
-        times = wrapper._times
-        ts = times[i] if times is not None else wrapper._event_time(batch.messages[i],
-                                                                     batch.values[i])
-        if ts > wrapper._top:
-            if ts >= wrapper._due:
-                wrapper._advance(wrapper._partition, ts)  # (sets _top and _due)
-            else:
-                wrapper.stream_time[wrapper._partition] = wrapper._top = ts
-        if not wrapper._tumbling:
-            wrapper._update_aligned(wrapper._partition, key, ts, op, other,
-                                    wrapper._top)
-            return self
-        window = wrapper._last
-        if not window[0] <= ts < window[1]:
-            window = wrapper._locate(ts)
-        if wrapper._top >= wrapper._last_close:
-            wrapper._count_late()
-            return self
-        stored_key = wrapper._written.get(key)
-        if stored_key is not None:
-            # written in this window since _prepare: changed already, and open
-            cache = wrapper.table._hot_cache
-            value = cache.get(stored_key, _MISSING)
-            if value is not _MISSING and value is not _DELETED:
-                cache[stored_key] = op(value, other)
-                return self
-        wrapper._write_first(key, window, op, other)
-        return self
-
-    def __isub__(self, other: Any) -> WindowSet:
-        return self._op(operator.sub, other)
-
-    def __imul__(self, other: Any) -> WindowSet:
-        return self._op(operator.mul, other)
-
-    def __itruediv__(self, other: Any) -> WindowSet:
-        return self._op(operator.truediv, other)
-
-    def __ifloordiv__(self, other: Any) -> WindowSet:
-        return self._op(operator.floordiv, other)
-
-    def __ior__(self, other: Any) -> WindowSet:
-        return self._op(operator.or_, other)
-
-    def __iand__(self, other: Any) -> WindowSet:
-        return self._op(operator.and_, other)
-
-
-def _message_time(message: Any, value: Any) -> float:
-    return float(message.timestamp) / 1000.0
-
-
-def _message_times(batch: Any) -> list[float]:
-    return [float(m.timestamp) / 1000.0 for m in batch.messages]

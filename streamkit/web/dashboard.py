@@ -28,6 +28,12 @@ header .pill.down { background:var(--bad); }
 header .right { margin-left:auto; color:#c9d1de; font-size:12px; }
 main { display:grid; grid-template-columns:repeat(auto-fit, minmax(420px, 1fr));
        gap:16px; padding:16px 20px; }
+/* 1400 px and wider: the worker and the agents span the page, the partitions (topic
+   names can be long) and the tables share the row below, so no column is cut */
+@media (min-width:1400px) {
+  main { grid-template-columns:minmax(0, 3fr) minmax(0, 2fr); }
+  #overview, #agents-card { grid-column:1 / -1; }
+}
 section { background:var(--card); border:1px solid var(--line); border-radius:8px;
           padding:12px 14px; min-width:0; overflow-x:auto; }
 section h2 { font-size:13px; text-transform:uppercase; letter-spacing:.04em;
@@ -47,7 +53,7 @@ td.num { text-align:right; }
 .bar.hot i { background:var(--warn); }
 svg.spark { display:inline-block; vertical-align:middle; }
 td.spark { white-space:nowrap; }
-td.topics { max-width:150px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+td.topics, td.topic { white-space:nowrap; }   /* a topic name on one line */
 svg.spark polyline { fill:none; stroke:var(--accent); stroke-width:1.5; }
 svg.spark polygon { fill:rgba(47,111,222,.12); stroke:none; }
 .dlq.bad { color:var(--bad); font-weight:700; }
@@ -163,7 +169,7 @@ function renderPartitions(rows) {
     const fill = el("i", {}); fill.style.width = (r.lag / max * 100).toFixed(1) + "%";
     bar.append(fill);
     body.append(el("tr", {"data-tp": `${r.topic}/${r.partition}`},
-      el("td", {text: r.topic}), el("td", {class: "num", text: r.partition}),
+      el("td", {class: "topic", text: r.topic}), el("td", {class: "num", text: r.partition}),
       el("td", {class: "num", text: fmt(r.committed)}), el("td", {class: "num", text: fmt(r.end)}),
       el("td", {class: "num lag", text: fmt(r.lag)}), el("td", {}, bar)));
   }

@@ -1,17 +1,15 @@
 """The worker's HTTP server: Starlette routes served by uvicorn inside the worker's
 task group.
 
-Every endpoint reads; none changes state. uvicorn runs on the worker's own event loop
-without its signal handlers (SIGINT/SIGTERM stay the worker's) and stops when its task
-is cancelled. If the port is taken the worker logs it and runs on without the web
-server (see docs/decisions/801-web-port-taken.md).
+Every built-in endpoint reads; none changes state (an ``@app.page`` view may). uvicorn
+runs on the worker's own event loop without its signal handlers (SIGINT/SIGTERM stay the
+worker's) and stops when its task is cancelled. If the port is taken the worker logs it
+and runs on without the web server (see docs/decisions/801-web-port-taken.md).
 """
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,6 +20,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from streamkit.web import metrics, status, tables
+from streamkit.web.pages import page_route
+from streamkit.web.views import Web
 from streamkit.web.asgi import serve_asgi
 from streamkit.web.dashboard import DASHBOARD_HTML
 from streamkit.web.tables import ViewError
@@ -94,10 +94,11 @@ def create_app(app: App, history: status.RateHistory | None = None) -> Any:
         Route("/table/{name}/{key:path}", table_key, methods=["GET"]),
     ]
     builtin = {r.path for r in routes}
-    for path, fun in app.pages.items():
+    responses = Web()
+    for path, page in app.pages.items():
         if path in builtin:
             logger.warning("@app.page(%r) hides the built-in view at that path", path)
-        routes.insert(0, Route(path, _page(path, fun), methods=["GET"]))
+        routes.insert(0, page_route(app, path, page, responses))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         code = getattr(exc, "status_code", 500)
@@ -142,32 +143,6 @@ def _host_name(header: str) -> str:
     if header.startswith("["):
         return header[1:header.find("]")] if "]" in header else header
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
-
-
-def _page(path: str, fun: Callable[..., Any]) -> Callable[[Request], Any]:
-    """An ``@app.page`` function as an endpoint: dict/list -> JSON, str -> HTML; an
-    exception is logged and answered with a JSON 500 naming it."""
-    try:
-        wants_request = bool(inspect.signature(fun).parameters)
-    except (TypeError, ValueError):
-        wants_request = False
-
-    async def endpoint(request: Request) -> Response:
-        try:
-            result = fun(request) if wants_request else fun()
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception as exc:
-            logger.exception("@app.page(%r) raised", path)
-            return _JSON({"error": f"page {path} raised {type(exc).__name__}: {exc}",
-                          "status": 500, "path": request.url.path}, status_code=500)
-        if isinstance(result, Response):
-            return result
-        if isinstance(result, str):
-            return HTMLResponse(result)
-        return _JSON(status.jsonable(result))
-
-    return endpoint
 
 
 def _html(text: str) -> str:
