@@ -91,7 +91,9 @@ class App:
         self.commands: dict[str, Command] = {}
         #: Faust's signals (docs/reference.md, "Signals"): receivers get the app first
         self.on_worker_init = Signal("on_worker_init", self)
-        self.on_started = Signal("on_started", self)
+        if not callable(getattr(type(self), "on_started", None)):
+            # (a subclass's own ``on_started`` method is Faust's other way: kept)
+            self.on_started = Signal("on_started", self)
         self.on_partitions_assigned = Signal("on_partitions_assigned", self)
         self.on_partitions_revoked = Signal("on_partitions_revoked", self)
         self.on_rebalance_complete = Signal("on_rebalance_complete", self)

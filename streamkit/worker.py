@@ -118,6 +118,11 @@ class Worker:
                     self.consumer = self.committer.consumer = self._join_group()
                     self._begin_transactions()
                     app.fetcher.on_first_assignment = self._on_ready
+                    if not app.fetcher.topics():
+                        # nothing to consume, so no assignment will come: ready now
+                        # (its tasks and ``on_started`` still run)
+                        app.fetcher.on_first_assignment = None
+                        self._on_ready()
                     if self.install_signal_handlers:
                         # first: tasks start in order, so the handlers are in place
                         # before the first poll logs "ready" (a signal sent on that
@@ -185,7 +190,11 @@ class Worker:
         logger.info("worker %s ready: %d partitions assigned, tables restored in %.2f s",
                     self.app.conf.id, len(self.consumer.assignment()),
                     time.monotonic() - self._started)
-        self._signal(self.app.on_started)
+        started: Any = self.app.on_started
+        if isinstance(started, Signal):
+            self._signal(started)
+        elif self._services is not None:        # an App subclass's method (Faust's way)
+            self._services.start_soon(self._run_task, Task(started))
         for task in self.app.tasks:
             if self._services is not None and (not task.on_leader or self.is_leader()):
                 self._services.start_soon(self._run_task, task)

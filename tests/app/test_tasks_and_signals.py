@@ -149,3 +149,16 @@ async def test_one_of_two_workers_is_the_leader_and_runs_on_leader_timers() -> N
         assert ticks[follower] == before[follower]
         for worker in workers.values():
             worker.stop()
+
+
+async def test_an_app_subclass_may_define_on_started_as_in_faust() -> None:
+    started: list[bool] = []
+
+    class MyApp(streamkit.App):
+        async def on_started(self) -> None:
+            started.append(self.worker.ready)
+
+    name = f"subclass{next(_ids)}"
+    app = MyApp(name, broker=f"memory://{name}", store="memory://", web_enabled=False)
+    await run_until(Worker(app, install_signal_handlers=False), lambda: bool(started))
+    assert started == [True]
