@@ -253,18 +253,21 @@ class App:
         self.tables[table.name] = table
         return table
 
-    def timer(self, interval: float, *, on_leader: bool = False, name: str | None = None
+    def timer(self, interval: float, *, on_leader: bool = False, name: str | None = None,
+              traced: bool = True, max_drift_correction: float = 0.1
               ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Call the decorated function (``async`` or not, with or without ``app``)
-        every ``interval`` seconds while the worker runs."""
+        every ``interval`` seconds while the worker runs (``on_leader=True``: in the
+        leader worker only). Faust's ``traced`` and ``max_drift_correction`` are
+        accepted and have no effect."""
         def register(fun: Callable[..., Any]) -> Callable[..., Any]:
             self.timers.append(Timer(fun, interval=float(interval), name=name,
                                      on_leader=on_leader))
             return fun
         return register
 
-    def crontab(self, cron: str, *, timezone: Any = None, on_leader: bool = False
-                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def crontab(self, cron: str, *, timezone: Any = None, on_leader: bool = False,
+                traced: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Call the decorated function on a cron schedule (``"*/5 * * * *"``)."""
         from croniter import croniter
         if not croniter.is_valid(cron):

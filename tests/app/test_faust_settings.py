@@ -62,6 +62,8 @@ def test_a_faust_scripts_settings_are_accepted_with_faust_meaning() -> None:
     assert conf.topic_partitions == 8 and conf.producer_linger_ms == 5
     assert conf.timezone == ZoneInfo("UTC")
     assert app.crontab("0 * * * *")(lambda: None) and app.timers[-1].timezone == ZoneInfo("UTC")
+    app.timer(60.0, on_leader=True, traced=False, max_drift_correction=0.2)(lambda: None)
+    assert app.timers[-1].on_leader
     # no effect here: kept, and listed
     assert set(conf.ignored) == {
         "topic_disable_leader", "table_cleanup_interval", "table_standby_replicas",

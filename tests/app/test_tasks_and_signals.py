@@ -88,7 +88,8 @@ async def test_signals_reach_their_receivers_with_fausts_arguments(
         received.append(("assigned", frozenset(assigned)))
 
     @app.on_partitions_revoked.connect
-    def revoked(sender: Any, revoked: set[TopicPartition]) -> None:   # no **kwargs
+    async def revoked(sender: Any, revoked: set[TopicPartition]) -> None:  # no **kwargs
+        # (async, at the last revocation: awaited once the worker has closed)
         received.append(("revoked", frozenset(revoked)))
 
     @app.on_rebalance_complete.connect
