@@ -190,7 +190,8 @@ class Settings:
             raw = os.environ.get(f"{self.env_prefix}{f.name.upper()}")
             if raw is None or f.name in _NOT_FROM_ENVIRONMENT:
                 continue
-            setattr(self, f.name, _parse_env(f.name, raw, getattr(self, f.name)))
+            setattr(self, f.name, _parse_env(f.name, raw, getattr(self, f.name),
+                                             f"{self.env_prefix}{f.name.upper()}"))
 
     def _convert_faust_values(self) -> None:
         """The forms Faust accepts for settings streamkit has: a list of broker URLs,
@@ -259,8 +260,10 @@ class Settings:
 
 
 #: fields no environment variable sets (not text, or not a setting)
-_NOT_FROM_ENVIRONMENT = {"id", "broker_config", "broker_credentials", "autodiscover",
-                         "timezone",
+#: (``version``: the app's identity, like its id; and ``STREAMKIT_VERSION`` is a name
+#: other tools may use for the package's version)
+_NOT_FROM_ENVIRONMENT = {"id", "version", "id_format", "broker_config",
+                         "broker_credentials", "autodiscover", "timezone",
                          "logging_config", "loghandlers", "ignored", "name", "env_prefix"}
 
 
@@ -284,7 +287,7 @@ def _alias_of(name: str) -> str:
     return next(faust for faust, own in ALIASES.items() if own == name)
 
 
-def _parse_env(name: str, raw: str, current: object) -> object:
+def _parse_env(name: str, raw: str, current: object, variable: str) -> object:
     if name == "registry_port":
         current = 0  # an optional int
     if isinstance(current, bool):
@@ -294,10 +297,10 @@ def _parse_env(name: str, raw: str, current: object) -> object:
             return int(raw)
         except ValueError:
             raise ImproperlyConfigured(
-                f"STREAMKIT_{name.upper()}={raw!r}: not an integer") from None
+                f"{variable}={raw!r}: not an integer") from None
     if isinstance(current, float):
         try:
             return float(raw)
         except ValueError:
-            raise ImproperlyConfigured(f"STREAMKIT_{name.upper()}={raw!r}: not a number") from None
+            raise ImproperlyConfigured(f"{variable}={raw!r}: not a number") from None
     return raw
