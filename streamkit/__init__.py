@@ -20,11 +20,13 @@ from streamkit.worker import Worker
 
 
 def __getattr__(name: str) -> object:
-    # ``streamkit.option``/``streamkit.argument`` (Faust's ``faust.cli.option``) come
-    # from the command line, which ``import streamkit`` does not load
-    if name in ("option", "argument"):
-        from streamkit import cli
-        return getattr(cli, name)
+    # ``streamkit.option``/``streamkit.argument`` and ``streamkit.cli.option`` (Faust's
+    # ``faust.cli.option``) come from the command line, which ``import streamkit``
+    # does not load
+    if name in ("option", "argument", "cli"):
+        import importlib
+        cli = importlib.import_module("streamkit.cli")
+        return cli if name == "cli" else getattr(cli, name)
     raise AttributeError(f"module 'streamkit' has no attribute {name!r}")
 
 

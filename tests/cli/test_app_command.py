@@ -109,3 +109,14 @@ def test_option_is_fausts_option_with_defaults_shown() -> None:
     def command(n: int) -> None:
         pass
     assert command.params[0].show_default is True
+
+
+def test_faust_cli_option_works_after_import_streamkit_as_faust() -> None:
+    # a fresh interpreter: ``import streamkit`` does not load the command line, yet
+    # ``faust.cli.option`` is how Faust scripts name it
+    code = ("import streamkit as faust; o = faust.cli.option('--n', default=1); "
+            "print(type(o).__name__, faust.option is faust.cli.option)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["option", "True"]
