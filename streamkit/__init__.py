@@ -12,12 +12,25 @@ from streamkit.streams.stream import Stream
 from streamkit.topics import Topic
 from streamkit.agents.agent import Agent
 from streamkit.tables.global_table import GlobalTable
+from streamkit.tables.sets import SetGlobalTable, SetTable
 from streamkit.tables.table import Table
 from streamkit.app import App
 from streamkit.worker import Worker
 from streamkit import web
 
+
+def __getattr__(name: str) -> object:
+    # ``streamkit.option``/``streamkit.argument`` and ``streamkit.cli.option`` (Faust's
+    # ``faust.cli.option``) come from the command line, which ``import streamkit``
+    # does not load
+    if name in ("option", "argument", "cli"):
+        import importlib
+        cli = importlib.import_module("streamkit.cli")
+        return cli if name == "cli" else getattr(cli, name)
+    raise AttributeError(f"module 'streamkit' has no attribute {name!r}")
+
+
 __all__ = ["Admin", "Agent", "App", "Codec", "Consumer", "Event", "GlobalTable",
-           "Message", "Producer", "Record", "RecordMetadata", "Serde", "Stream", "Table",
-           "Topic", "TopicPartition", "Worker", "codecs", "current_event", "web",
-           "__version__"]
+           "Message", "Producer", "Record", "RecordMetadata", "Serde", "SetGlobalTable",
+           "SetTable", "Stream", "Table", "Topic", "TopicPartition", "Worker", "codecs",
+           "current_event", "web", "__version__"]

@@ -9,10 +9,12 @@ this module imports it. Running is in ``streamkit.worker``; the command line in
 """
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from streamkit.agents.agent import Agent
 from streamkit.agents.testing import AgentTestContext
@@ -21,6 +23,7 @@ from streamkit.internal_topics import INTERNAL, TopicRecord
 from streamkit.monitor import Monitor
 from streamkit.names import derived_topic_name
 from streamkit.settings import Settings
+from streamkit.signals import Signal
 from streamkit.streams.context import StreamContext
 from streamkit.streams.fetcher import Fetcher
 from streamkit.streams.repartition import Repartitioner
@@ -29,6 +32,7 @@ from streamkit.tables.context import TableContext
 from streamkit.tables.stores import open_store_waiting
 from streamkit.tables import table as tables
 from streamkit.tables.global_table import GlobalTable
+from streamkit.tables.sets import SetGlobalTable, SetTable
 from streamkit.topics import Sender, Topic
 from streamkit.transport import Broker, connect
 from streamkit.types import OutgoingRecord, RecordMetadata
@@ -41,25 +45,60 @@ class Timer:
 
     def __init__(self, fun: Callable[..., Any], *, interval: float | None = None,
                  cron: str | None = None, timezone: Any = None, on_start: bool = False,
-                 name: str | None = None) -> None:
+                 name: str | None = None, on_leader: bool = False) -> None:
         self.fun = fun
         self.interval = interval
         self.cron = cron
         self.timezone = timezone
         self.on_start = on_start
+        #: run only in the worker that is the leader (``Worker.is_leader``)
+        self.on_leader = on_leader
         self.name = name or fun.__name__
         self.runs = 0
         self.errors = 0
 
 
+class Task:
+    """A function the worker runs once, when it is ready (``@app.task``)."""
+
+    def __init__(self, fun: Callable[..., Any], *, on_leader: bool = False) -> None:
+        self.fun = fun
+        self.on_leader = on_leader
+        self.name = getattr(fun, "__name__", repr(fun))
+
+
+class Command:
+    """A command of ``python app.py`` (``@app.command``), built by the command line."""
+
+    def __init__(self, fun: Callable[..., Any], options: Sequence[Any],
+                 daemon: bool = False, name: str | None = None) -> None:
+        self.fun = fun
+        self.options = list(options)
+        self.daemon = daemon
+        self.name = name or fun.__name__.replace("_", "-")
+
+
 class App:
-    """A streamkit application. See DESIGN.md for the arguments."""
+    """A streamkit application. See DESIGN.md and docs/reference.md for the settings
+    (streamkit's and Faust's names)."""
 
     def __init__(self, id: str, **settings: Any) -> None:
-        self.conf = Settings(id=id, **settings)
+        self.conf = Settings.from_options(id, settings)
         self.agents: dict[str, Agent] = {}
         self.tables: dict[str, tables.Table] = {}
         self.timers: list[Timer] = []
+        self.tasks: list[Task] = []
+        self.commands: dict[str, Command] = {}
+        #: Faust's signals (docs/reference.md, "Signals"): receivers get the app first
+        self.on_worker_init = Signal("on_worker_init", self)
+        if not callable(getattr(type(self), "on_started", None)):
+            # (a subclass's own ``on_started`` method is Faust's other way: kept)
+            self.on_started = Signal("on_started", self)
+        self.on_partitions_assigned = Signal("on_partitions_assigned", self)
+        self.on_partitions_revoked = Signal("on_partitions_revoked", self)
+        self.on_rebalance_complete = Signal("on_rebalance_complete", self)
+        self.on_before_shutdown = Signal("on_before_shutdown", self)
+        self._discovered = False
         self.pages: dict[str, Callable[..., Any]] = {}
         self._topics: dict[str, Topic] = {}
         self._broker: Broker | None = None
@@ -74,7 +113,9 @@ class App:
             app_id=self.conf.id, sender=self.sender, broker=lambda: self.broker,
             default_partitions=self.conf.topic_partitions, store_url=self.conf.store,
             open_store=self._open_store, spawn=self.spawn, monitor=self.monitor,
-            cache_size=self.conf.table_cache_size)
+            cache_size=self.conf.table_cache_size,
+            replicas=self.conf.topic_replication_factor,
+            allow_declare=self.conf.topic_allow_declare)
         self._spawner: Callable[..., None] | None = None
         self._spawn_queue: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
         #: the running worker, set by it (the web views read it)
@@ -105,11 +146,14 @@ class App:
                       replicas: int) -> None:
         broker = self.broker
         if broker.partition_count(name) is None:
+            if not self.conf.topic_allow_declare:
+                raise ImproperlyConfigured(f"topic {name!r} does not exist, and "
+                                           "topic_allow_declare=False: create it first")
             broker.create_topic(name, partitions=partitions or self.conf.topic_partitions,
                                 config=config, replication_factor=replicas, exist_ok=True)
 
     def _open_store(self, url: str, name: str) -> Any:
-        return open_store_waiting(url, self.datadir / "tables", name)
+        return open_store_waiting(url, self.datadir / self.conf.tabledir, name)
 
     @property
     def datadir(self) -> Path:
@@ -156,6 +200,8 @@ class App:
         return topic
 
     def _new_topic(self, *names: str, **options: Any) -> Topic:
+        if options.get("replicas") is None:
+            options["replicas"] = self.conf.topic_replication_factor
         return Topic(*names, sender=self.sender,
                      serializers=(self.conf.key_serializer, self.conf.value_serializer),
                      open_stream=self._add_stream, **options)
@@ -207,24 +253,29 @@ class App:
         self.tables[table.name] = table
         return table
 
-    def timer(self, interval: float, *, on_leader: bool = False, name: str | None = None
+    def timer(self, interval: float, *, on_leader: bool = False, name: str | None = None,
+              traced: bool = True, max_drift_correction: float = 0.1
               ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Call the decorated function (``async`` or not, with or without ``app``)
-        every ``interval`` seconds while the worker runs."""
+        every ``interval`` seconds while the worker runs (``on_leader=True``: in the
+        leader worker only). Faust's ``traced`` and ``max_drift_correction`` are
+        accepted and have no effect."""
         def register(fun: Callable[..., Any]) -> Callable[..., Any]:
-            self.timers.append(Timer(fun, interval=float(interval), name=name))
+            self.timers.append(Timer(fun, interval=float(interval), name=name,
+                                     on_leader=on_leader))
             return fun
         return register
 
-    def crontab(self, cron: str, *, timezone: Any = None, on_leader: bool = False
-                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def crontab(self, cron: str, *, timezone: Any = None, on_leader: bool = False,
+                traced: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Call the decorated function on a cron schedule (``"*/5 * * * *"``)."""
         from croniter import croniter
         if not croniter.is_valid(cron):
             raise ImproperlyConfigured(f"crontab({cron!r}): not a valid cron expression")
 
         def register(fun: Callable[..., Any]) -> Callable[..., Any]:
-            self.timers.append(Timer(fun, cron=cron, timezone=timezone))
+            self.timers.append(Timer(fun, cron=cron, on_leader=on_leader,
+                                     timezone=timezone or self.conf.timezone))
             return fun
         return register
 
@@ -240,6 +291,74 @@ class App:
             self.pages[path] = fun
             return fun
         return register
+
+    # -- Faust's tasks, commands, set tables, discovery ----------------------------------
+    def task(self, fun: Callable[..., Any] | None = None, *, on_leader: bool = False,
+             traced: bool = True) -> Any:
+        """Run the decorated function (``async`` or not, with or without ``app``) once,
+        when the worker is ready (tables restored); ``on_leader=True``: only in the
+        leader worker. ``@app.task`` and ``@app.task(...)`` both work."""
+        def register(task_fun: Callable[..., Any]) -> Callable[..., Any]:
+            self.tasks.append(Task(task_fun, on_leader=on_leader))
+            return task_fun
+        return register(fun) if fun is not None else register
+
+    def command(self, *options: Any, base: Any = None, daemon: bool = False,
+                name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Add the decorated function as a command of ``python app.py`` (its docstring
+        is the help) with the click options and arguments given
+        (``streamkit.cli.option``); see docs/reference.md. ``base`` (a Faust command
+        class) is not supported."""
+        if base is not None:
+            raise ImproperlyConfigured("app.command(base=...): command classes are "
+                                       "Faust's; give the options as arguments")
+
+        def register(fun: Callable[..., Any]) -> Callable[..., Any]:
+            command = Command(fun, options, daemon=daemon, name=name)
+            self.commands[command.name] = command
+            return fun
+        return register
+
+    def SetTable(self, name: str, **options: Any) -> SetTable:
+        """A table whose values are sets: ``table[key].add(x)`` (see SetTable)."""
+        table = self._add_table(SetTable(name, context=self.table_context, **options))
+        return cast(SetTable, table)
+
+    def SetGlobalTable(self, name: str, **options: Any) -> SetGlobalTable:
+        """A set table every worker holds whole."""
+        table = self._add_table(SetGlobalTable(name, context=self.table_context,
+                                               **options))
+        return cast(SetGlobalTable, table)
+
+    def discover(self, *modules: str) -> None:
+        """Import the modules of ``autodiscover`` (packages with their submodules) and
+        ``modules``, so the agents, tables and commands they declare are the app's.
+        Once per app; the command line and the worker call it."""
+        if self._discovered and not modules:
+            return
+        self._discovered = True
+        for module_name in [*self._discovery_modules(), *modules]:
+            module = importlib.import_module(module_name)
+            for info in pkgutil.walk_packages(getattr(module, "__path__", []),
+                                              prefix=f"{module_name}."):
+                if not info.name.rpartition(".")[2].startswith("test"):
+                    importlib.import_module(info.name)
+
+    def _discovery_modules(self) -> list[str]:
+        wanted = self.conf.autodiscover
+        if not wanted:
+            return []
+        if wanted is True:
+            if not self.conf.origin:
+                raise ImproperlyConfigured(
+                    "autodiscover=True needs origin= (the package to import), or give "
+                    "the modules: autodiscover=['proj.agents', ...]")
+            return [self.conf.origin]
+        return list(wanted() if callable(wanted) else wanted)
+
+    def is_leader(self) -> bool:
+        """Whether this process runs the leader worker (False outside a worker)."""
+        return self.worker is not None and bool(self.worker.is_leader())
 
     # -- used while running ------------------------------------------------------------
     def _add_stream(self, channel: Topic, index: int = 0, agent: Any = None) -> Stream:

@@ -19,16 +19,17 @@ import socket
 import sys
 import time
 from datetime import datetime
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
-from streamkit.app import App, Timer
+from streamkit.app import App, Task, Timer
 from streamkit.commit import Committer
 from streamkit.errors import ImproperlyConfigured
 from streamkit.internal_topics import DEAD_LETTER, INTERNAL
+from streamkit.signals import Signal
 from streamkit.transport.base import GroupConsumer, TransactionalBroker
 from streamkit.types import TopicPartition
 import anyio.lowlevel
@@ -69,6 +70,10 @@ class Worker:
         self._stopping = False
         self._routed_back: Any = None
         self.ready = False
+        #: the task group of timers, tasks and services while the worker runs
+        self._services: TaskGroup | None = None
+        #: async signal receivers called when no task group could run them (at close)
+        self._late: list[Awaitable[Any]] = []
         if web_port is not None:
             app.conf.web_port = web_port
         if web_host is not None:
@@ -92,10 +97,16 @@ class Worker:
         self._commit_wanted = anyio.Event()
         app.table_context.commit_soon = self.commit_soon
         self._check_guarantee()
+        app.discover()
+        if app.conf.ignored:
+            logger.info("settings without effect here: %s (docs/reference.md, \"Faust "
+                        "settings\")", ", ".join(sorted(app.conf.ignored)))
         try:
             self.registry = self._use_schema_registry()
             self._declare_topics()
             async with anyio.create_task_group() as services:
+                self._services = services
+                self._signal(app.on_worker_init)
                 async with anyio.create_task_group() as agents:
                     self._start_agents(agents)
                     # let every agent reach its first await: group_by registers there
@@ -107,6 +118,11 @@ class Worker:
                     self.consumer = self.committer.consumer = self._join_group()
                     self._begin_transactions()
                     app.fetcher.on_first_assignment = self._on_ready
+                    if not app.fetcher.topics():
+                        # nothing to consume, so no assignment will come: ready now
+                        # (its tasks and ``on_started`` still run)
+                        app.fetcher.on_first_assignment = None
+                        self._on_ready()
                     if self.install_signal_handlers:
                         # first: tasks start in order, so the handlers are in place
                         # before the first poll logs "ready" (a signal sent on that
@@ -126,6 +142,7 @@ class Worker:
                                 ", ".join(f"@{a}" for a in app.agents),
                                 ", ".join(app.fetcher.topics()))
                     await self._stop.wait()
+                    await app.on_before_shutdown.asend()
                     self._stop_streams()
                     with anyio.move_on_after(self.shutdown_timeout) as scope:
                         await self._wait_agents_done(agents)
@@ -136,9 +153,14 @@ class Worker:
                 self._final_commit()
                 services.cancel_scope.cancel()
         finally:
+            self._services = None
             self._close()
             gc.set_threshold(*gc_thresholds)
             gc.unfreeze()
+            with anyio.CancelScope(shield=True):
+                late, self._late = self._late, []
+                for awaitable in late:
+                    await awaitable
 
     async def _start_services(self, group: TaskGroup) -> None:
         """Start the services (the web server imports and binds for tens of
@@ -168,6 +190,42 @@ class Worker:
         logger.info("worker %s ready: %d partitions assigned, tables restored in %.2f s",
                     self.app.conf.id, len(self.consumer.assignment()),
                     time.monotonic() - self._started)
+        started: Any = self.app.on_started
+        if isinstance(started, Signal):
+            self._signal(started)
+        elif self._services is not None:        # an App subclass's method (Faust's way)
+            self._services.start_soon(self._run_task, Task(started))
+        for task in self.app.tasks:
+            if self._services is not None and (not task.on_leader or self.is_leader()):
+                self._services.start_soon(self._run_task, task)
+
+    async def _run_task(self, task: Task) -> None:
+        try:
+            result = _call_timer(task.fun, self.app)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("task %s raised", task.name)
+
+    def _signal(self, signal: Signal, *args: Any) -> None:
+        """Send ``signal``: its plain receivers run now, its async ones as tasks
+        beside the agents (or, once those are gone, when the worker has closed)."""
+        for awaitable in signal.send(*args):
+            if self._services is not None:
+                self._services.start_soon(_awaited, awaitable)
+            else:
+                self._late.append(awaitable)
+
+    def is_leader(self) -> bool:
+        """Whether this worker is its app's leader (Faust's ``on_leader``): it holds
+        partition 0 of the first topic the app consumes (by name), or the app consumes
+        none. One worker at a time is, however partitions move between workers."""
+        topics = self.app.fetcher.topics()
+        if not topics:
+            return True
+        consumer = self.consumer
+        return consumer is not None and \
+            TopicPartition(min(topics), 0) in consumer.assignment()
 
     @property
     def stopping(self) -> bool:
@@ -354,7 +412,7 @@ class Worker:
         try:
             while True:
                 await wanted[0].wait()
-                await anyio.sleep(0.01)
+                await anyio.sleep(self.app.conf.producer_linger_ms / 1000)
                 wanted[0] = anyio.Event()
                 if len(output):
                     output.flush()
@@ -374,6 +432,8 @@ class Worker:
     async def _run_timer(self, timer: Timer) -> None:
         while True:
             await anyio.sleep(_seconds_until_next(timer))
+            if timer.on_leader and not self.is_leader():
+                continue
             try:
                 result = _call_timer(timer.fun, self.app)
                 if inspect.isawaitable(result):
@@ -415,6 +475,8 @@ class Worker:
     def on_partitions_assigned(self, tps: list[TopicPartition]) -> None:
         for table in self.app.tables.values():
             table.on_partitions_assigned(tps)
+        self._signal(self.app.on_partitions_assigned, set(tps))
+        self._signal(self.app.on_rebalance_complete)
 
     def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
         revoked = set(tps)
@@ -425,6 +487,7 @@ class Worker:
             for stream in app.fetcher.streams():
                 stream.drop_partitions(revoked)
             self.committer.forget(revoked)
+        self._signal(app.on_partitions_revoked, revoked)
         for table in app.tables.values():
             table.on_partitions_revoked(tps, assigned)
 
@@ -448,3 +511,7 @@ def _call_timer(fun: Any, app: App) -> Any:
 
 def _nothing() -> None:
     return None
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> None:
+    await awaitable

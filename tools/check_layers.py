@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("models", "serializers", "avro"),
     ("transport", "clients", "producer", "internal_topics"),
     ("log",),
-    ("windows", "errors", "types", "names", "settings", "monitor", "partitioner"),
+    ("windows", "errors", "types", "names", "settings", "monitor", "partitioner",
+     "signals", "terminal"),
 ]
 RANK = {unit: len(LAYERS) - i for i, units in enumerate(LAYERS) for unit in units}
 #: (importing module, imported unit) allowed to point up: the App's entry points

@@ -55,6 +55,7 @@ def run_worker(app: App, *, broker: str | None, datadir: str | None, loglevel: s
     """Run a worker of the app until Ctrl-C or SIGTERM (exit 0 after a graceful stop)."""
     from streamkit.cli.main import setup_logging
     setup_logging(loglevel)
+    app.conf.apply_logging()
     if broker:
         app.conf.broker = broker
     if datadir:

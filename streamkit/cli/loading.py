@@ -41,6 +41,9 @@ def load_app(spec: str) -> App:
     if not isinstance(app, App):
         raise AppNotFound(f"{spec}: {attribute!r} is a {type(app).__name__}, "
                           "not a streamkit.App")
+    if app.conf.origin is None and not target.endswith(".py"):
+        app.conf.origin = target    # what autodiscover=True imports, as in Faust
+    app.discover()
     return app
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from streamkit.cli import app_commands, broker_commands, log_commands
+from streamkit.cli.custom import app_command
 
 if TYPE_CHECKING:
     from streamkit.app import App
@@ -111,10 +112,16 @@ def app_main(app: App, argv: list[str] | None = None) -> None:
     @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
     @click.pass_context
     def group(ctx: click.Context, debug: bool) -> None:
-        ctx.ensure_object(dict)["debug"] = debug
+        ctx.ensure_object(dict)["debug"] = debug or app.conf.debug
 
+    app.discover()
     for command in app_commands.commands_for(app):
         group.add_command(command)
+    for spec in app.commands.values():      # the app's own (@app.command)
+        if spec.name in group.commands:
+            raise click.UsageError(f"@app.command {spec.name!r}: streamkit has a "
+                                   "command of that name; give it another (name=...)")
+        group.add_command(app_command(app, spec))
     group.main(args=argv, prog_name=os.path.basename(sys.argv[0]) if sys.argv else "app")
 
 

@@ -57,3 +57,8 @@ class TableContext:
     cache_size: int = DEFAULT_CACHE_SIZE
     #: ask the worker to commit at its next chance, before the commit interval is up
     commit_soon: Callable[[], None] = field(default=_nothing)
+    #: replicas of the changelog topics (``topic_replication_factor``)
+    replicas: int = 1
+    #: False: changelog topics must exist, the tables do not create them
+    #: (``topic_allow_declare``)
+    allow_declare: bool = True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from streamkit.errors import ImproperlyConfigured
@@ -31,6 +32,7 @@ from streamkit.tables import changelog
 from streamkit.tables.cache import trim
 from streamkit.tables.context import TableContext
 from streamkit.tables.stores import Reader
+from streamkit.terminal import ansitable
 from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
@@ -363,6 +365,16 @@ class Table:
     def as_dict(self) -> dict[Any, Any]:
         return dict(self.items())
 
+    def as_ansitable(self, title: str = "{table.name}", *, key: str = "Key",
+                     value: str = "Value", sort: bool = False,
+                     sortkey: Callable[[Any], Any] = itemgetter(0), target: Any = None
+                     ) -> str:
+        """The table as a text table, as Faust draws it: ``title`` (``{table}`` is
+        this table), columns ``key`` and ``value``, rows sorted by ``sortkey`` when
+        ``sort``. ``target`` (Faust's output file, for its colours) is ignored."""
+        return ansitable(self.items(), title.format(table=self), key=key, value=value,
+                         sort=sort, sortkey=sortkey)
+
     # -- writing -------------------------------------------------------------------------
     def _write(self, key: Any, value: Any) -> None:
         partition = self._partition()
@@ -438,12 +450,18 @@ class Table:
         already has, else as the most partitioned topic the app consumes (at least
         ``topic_partitions``)."""
         broker = self.context.broker()
+        existing = broker.partition_count(self.changelog_topic)
         if self.partitions is None:
-            existing = broker.partition_count(self.changelog_topic)
             self.partitions = existing or max(source_partitions,
                                               self.context.default_partitions)
-        broker.create_topic(self.changelog_topic, partitions=self.partition_count(),
-                            config={"cleanup.policy": "compact"}, exist_ok=True)
+        if existing is None:
+            if not self.context.allow_declare:
+                raise ImproperlyConfigured(
+                    f"table {self.name}: changelog topic {self.changelog_topic!r} does not "
+                    "exist, and topic_allow_declare=False: create it first")
+            broker.create_topic(self.changelog_topic, partitions=self.partition_count(),
+                                config={"cleanup.policy": "compact"}, exist_ok=True,
+                                replication_factor=self.context.replicas)
         if self.is_global:
             self.on_partitions_assigned([TopicPartition(self.changelog_topic, p)
                                          for p in range(self.partition_count())])

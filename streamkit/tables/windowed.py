@@ -30,6 +30,7 @@ from streamkit.streams.event import current_stream
 from streamkit.tables.table import _DELETED
 from streamkit.tables.window_set import WindowSet, message_time, message_times
 from streamkit.tables.window_state import Range, WindowState
+from streamkit.terminal import ansitable
 from streamkit.windows import SessionWindow, SlidingWindow, TumblingWindow
 
 if TYPE_CHECKING:
@@ -207,6 +208,14 @@ class WindowWrapper(WindowState):
 
     def values(self) -> Iterator[Any]:
         return (v for _, v in self.items())
+
+    def as_ansitable(self, title: str = "{table.name}", *, key: str = "Key",
+                     value: str = "Value", sort: bool = False,
+                     sortkey: Callable[[Any], Any] = operator.itemgetter(0), target: Any = None
+                     ) -> str:
+        """``items()`` (each key's latest window) as a text table (Faust's)."""
+        return ansitable(self.items(), title.format(table=self.table), key=key,
+                         value=value, sort=sort, sortkey=sortkey)
 
     def windows(self, key: Any) -> list[tuple[Range, Any]]:
         """Every window held for ``key``, oldest first, with its value."""
