@@ -185,3 +185,9 @@ class CommitFailed(BrokerError):
     """A group commit the coordinator refused because the group is rebalancing (or this
     member was dropped from it). Nothing is lost: the records are delivered again to
     whoever owns the partition next. Callers may log it and go on."""
+
+
+class IllegalStateError(StreamkitError):
+    """A client call that its state does not allow, as kafka-python's error of the same
+    name: ``Consumer.assign()`` after ``subscribe()`` (or the other way round), or a
+    poll with neither."""

@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("agents", "tables", "joins"),
     ("streams", "topics"),
     ("models", "serializers", "avro"),
-    ("transport", "clients", "producer", "internal_topics"),
+    ("transport", "clients", "producer", "consumer", "assigned", "client_metrics",
+     "internal_topics"),
     ("log",),
     ("windows", "errors", "types", "names", "settings", "monitor", "partitioner"),
 ]
