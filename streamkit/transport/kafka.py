@@ -289,12 +289,19 @@ class KafkaBroker:
     def offset_for_time(self, tp: TopicPartition, timestamp: int
                         ) -> OffsetAndTimestamp | None:
         """The first record whose timestamp is at or after ``timestamp`` (the cluster's
-        time index), with that record's timestamp; None if there is none."""
+        time index), with that record's timestamp; None if there is none.
+
+        The records from the cluster's answer on are read up to the first that is late
+        enough: Kafka answers with that record, where one read suffices, but some
+        Kafka-protocol brokers (tansu) answer with the first offset of its batch."""
         offset = self._offsets_reader().offset_for_time(tp, timestamp, self.timeout)
-        if offset is None:
-            return None
-        found = self.fetch(tp, offset, 1, timeout=self.timeout)
-        return OffsetAndTimestamp(found[0].offset, found[0].timestamp) if found else None
+        while offset is not None:
+            found = self.fetch(tp, offset, 500)     # (what it holds: no wait at the end)
+            for message in found:
+                if message.timestamp >= timestamp:
+                    return OffsetAndTimestamp(message.offset, message.timestamp)
+            offset = found[-1].offset + 1 if found else None
+        return None
 
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         """(start offset, end offset) of a partition."""

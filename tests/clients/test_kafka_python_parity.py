@@ -343,3 +343,15 @@ def test_producer_metrics(url):
     assert metrics["request-total"] == 2
     assert metrics["records-per-request-avg"] == 5.5
     assert metrics["record-send-rate"] > 0
+
+
+def test_request_timeout_bounds_waits_on_an_unreachable_kafka():
+    """bootstrap_servers is a Kafka address; request_timeout_ms bounds how long a call
+    waits for it (librdkafka's socket.timeout.ms; 10 s without it)."""
+    from streamkit.errors import KafkaTimeoutError
+    started = time.monotonic()
+    with pytest.raises(KafkaTimeoutError, match="127.0.0.1:1"):
+        with streamkit.Producer(bootstrap_servers="127.0.0.1:1",
+                                request_timeout_ms=300) as producer:
+            producer.partitions_for("t")
+    assert time.monotonic() - started < 5
