@@ -149,6 +149,10 @@ class Consumer:
 
     def _join(self, topics: list[str]) -> None:
         """Leave what is read now (committing it with auto commit) and read ``topics``."""
+        old = self._member
+        # without a group nothing is committed: partitions still read keep their place
+        kept = self._delivered_positions(old) \
+            if self.group_id is None and old is not None else {}
         self._leave()
         self._topics = topics
         if not topics:
@@ -159,7 +163,9 @@ class Consumer:
                 self._broker.create_topic(topic, exist_ok=True)
                 partitions += [TopicPartition(topic, p)
                                for p in range(self._broker.partition_count(topic) or 0)]
-            self._member = ManualAssignment(self._broker, partitions, self._reset)
+            self._member = member = ManualAssignment(self._broker, partitions, self._reset)
+            for tp in member.assignment() & kept.keys():
+                member.seek(tp, kept[tp])
             return
         listener = self._listener
         self._member = self._broker.group_consumer(

@@ -355,3 +355,20 @@ def test_request_timeout_bounds_waits_on_an_unreachable_kafka():
                                 request_timeout_ms=300) as producer:
             producer.partitions_for("t")
     assert time.monotonic() - started < 5
+
+
+def test_pattern_without_group_keeps_positions_when_a_topic_comes(url):
+    fill(url, "rides.a", 2)
+    consumer = streamkit.Consumer(broker=url, auto_offset_reset="earliest",
+                                  consumer_timeout_ms=300, metadata_max_age_ms=100)
+    consumer.subscribe(pattern="rides")
+    assert len(list(consumer)) == 2
+    fill(url, "rides.b", 1)
+    deadline = time.monotonic() + 10
+    got: list[tuple[str, int]] = []
+    while time.monotonic() < deadline and not got:
+        got = [(m.topic, m.offset) for batch in consumer.poll(timeout_ms=200).values()
+               for m in batch]
+    # rides.a is not read again from its start
+    assert got == [("rides.b", 0)]
+    consumer.close()
