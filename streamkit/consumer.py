@@ -64,6 +64,10 @@ class Consumer:
 
     Iterating yields messages (``.topic .partition .offset .key .value .timestamp
     .headers``) until ``consumer_timeout_ms`` passes with none (forever by default).
+    kafka-python's ``KafkaConsumer`` settings are taken too: ``bootstrap_servers``
+    opens ``kafka://<servers>``; ``client_id``, ``fetch_max_wait_ms``,
+    ``heartbeat_interval_ms``, ``max_poll_interval_ms``, ... become librdkafka settings
+    on ``kafka://`` and have no effect on the embedded log (docs/clients.md).
     """
 
     def __init__(self, *topics: str, bootstrap_servers: str | Sequence[str] | None = None,

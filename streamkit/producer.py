@@ -396,7 +396,13 @@ class Producer:
 
     ``linger_ms`` defaults to 5 for a producer that opens its broker from a URL, whose
     linger timer thread writes without waiting for the next ``send``; and to 0 (write
-    at once, in the caller's thread) for one given a ``Broker`` object."""
+    at once, in the caller's thread) for one given a ``Broker`` object.
+
+    kafka-python's ``KafkaProducer`` settings are taken too: ``bootstrap_servers`` opens
+    ``kafka://<servers>``; ``client_id``, ``retries``, ``compression_type``,
+    ``request_timeout_ms``, ``security_protocol``, ... become librdkafka settings on
+    ``kafka://`` and have no effect on the embedded log (``streamkit.transport.options``,
+    docs/clients.md)."""
 
     def __init__(self, broker: str | Broker | None = None, *,
                  bootstrap_servers: str | Sequence[str] | None = None,
