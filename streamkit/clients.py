@@ -14,7 +14,7 @@ docs/clients.md.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from streamkit.consumer import Consumer
 from streamkit.producer import FutureRecordMetadata, Producer
 from streamkit.transport import connect
 from streamkit.transport.base import Broker
+from streamkit.transport.options import choose_broker
 from streamkit.types import (GroupOffset, OffsetAndMetadata, OffsetAndTimestamp,
                              OutgoingRecord, RecordMetadata, TopicInfo)
 
@@ -117,9 +118,14 @@ def write_each(taken: Taken, produce: Callable[[str, list[OutgoingRecord]],
 class Admin:
     """Topics and groups: create, describe, delete, clean up, offsets and lag."""
 
-    def __init__(self, broker: str | Broker = "log://", *, datadir: str | Path = "stores",
-                 default_partitions: int = 1, config: dict[str, Any] | None = None) -> None:
-        self._broker, self._owned = _open(broker, datadir, default_partitions, config)
+    def __init__(self, broker: str | Broker | None = None, *,
+                 bootstrap_servers: str | Sequence[str] | None = None,
+                 datadir: str | Path = "stores", default_partitions: int = 1,
+                 config: dict[str, Any] | None = None) -> None:
+        """Open ``broker`` (``log://`` by default), or ``kafka://<bootstrap_servers>``
+        as the Producer and Consumer do (decision 130)."""
+        target = choose_broker("Admin", broker, bootstrap_servers)
+        self._broker, self._owned = _open(target, datadir, default_partitions, config)
 
     def create_topic(self, name: str, partitions: int | None = None,
                      config: dict[str, Any] | None = None, replication_factor: int = 1,

@@ -39,6 +39,14 @@ def test_bootstrap_servers_name_a_kafka_address():
         bootstrap_url([])
 
 
+def test_admin_takes_bootstrap_servers_too():
+    from streamkit.errors import KafkaTimeoutError
+    with streamkit.Admin(bootstrap_servers="127.0.0.1:1",
+                         config={"socket.timeout.ms": 300}) as admin:
+        with pytest.raises(KafkaTimeoutError, match="127.0.0.1:1"):
+            admin.list_topics()
+
+
 def test_bootstrap_servers_and_broker_together_are_refused(url):
     with pytest.raises(InvalidConfig, match="not both"):
         streamkit.Producer(broker=url, bootstrap_servers="localhost:9092")
