@@ -378,10 +378,19 @@ class Consumer:
         """Make the next poll of ``tp`` (an assigned partition) start at ``offset``."""
         if not isinstance(offset, int) or offset < 0:
             raise ValueError(f"seek offset={offset!r}: a whole number >= 0")
-        member = self._assigned(tp)
+        member = self._member
+        if member is None:
+            raise IllegalStateError(f"{tp.topic}[{tp.partition}] is not assigned to "
+                                    "this consumer")
+        # (the member checks the partition: a listener's seek from
+        # on_partitions_assigned comes before the partition shows in assignment())
+        try:
+            member.seek(tp, offset)
+        except KeyError:
+            raise IllegalStateError(f"{tp.topic}[{tp.partition}] is not assigned to "
+                                    "this consumer") from None
         self._iter_buffer = [m for m in self._iter_buffer if m.tp != tp]
         self._buffer = [m for m in self._buffer if m.tp != tp]
-        member.seek(tp, offset)
 
     def seek_to_beginning(self, *tps: TopicPartition) -> None:
         """Seek ``tps`` (default: every assigned partition) to their first offset."""

@@ -143,3 +143,34 @@ def test_assign_and_commit_without_joining(tansu, topic_name):
     again.assign([tp1])
     assert again.committed(tp1) == 3 and again.position(tp1) == 3
     again.close()
+
+
+def test_listener_seeks_when_partitions_are_assigned(tansu, topic_name):
+    """kafka-python's way to start from the beginning whatever was committed: seek in
+    on_partitions_assigned."""
+    with Producer(tansu) as producer:
+        for i in range(3):
+            producer.send(topic_name, value=b"%d" % i)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic_name, 0)
+    with Consumer(broker=tansu, group_id=group) as setter:   # commits without joining
+        setter.assign([tp])
+        setter.commit({tp: 3})
+    consumer = Consumer(broker=tansu, group_id=group, consumer_timeout_ms=8000,
+                        session_timeout_ms=6000)
+
+    class Rewind:
+        def on_partitions_revoked(self, revoked):
+            pass
+
+        def on_partitions_assigned(self, assigned):
+            consumer.seek_to_beginning(*assigned)
+
+    consumer.subscribe([topic_name], listener=Rewind())
+    got = []
+    for message in consumer:
+        got.append(message.value)
+        if len(got) == 3:
+            break
+    assert got == [b"0", b"1", b"2"]
+    consumer.close()
