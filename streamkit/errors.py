@@ -192,3 +192,9 @@ class NoCurrentEvent(StreamkitError, RuntimeError):
     ``.current()``, ``.value()``, ``.delta()``) was made outside one: in a timer, a web
     view or a task. A ``RuntimeError``, as Faust's "Operation outside of stream
     iteration"."""
+
+
+class IllegalStateError(StreamkitError):
+    """A client call that its state does not allow, as kafka-python's error of the same
+    name: ``Consumer.assign()`` after ``subscribe()`` (or the other way round), or a
+    poll with neither."""

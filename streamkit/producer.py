@@ -29,11 +29,14 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
+from streamkit.client_metrics import Rates
 from streamkit.errors import InvalidConfig, KafkaTimeoutError
 from streamkit.transport import connect
 from streamkit.transport.base import Acks, Broker
+from streamkit.transport.options import (PRODUCER_OPTIONS, ProducerOptions, broker_config,
+                                         check_names, choose_broker)
 from streamkit.types import Headers, OutgoingRecord, RecordMetadata
 
 log = logging.getLogger("streamkit.clients")
@@ -214,6 +217,8 @@ class _Sender:
         #: loop holds (up to the 5 ms switch interval, often more); with acks=all the
         #: timer writes, so the caller queues the next batch while the fsync runs
         self.write_late = timer and acks != "all"
+        #: for ``Producer.metrics()``: records written, records failed, produce calls
+        self.sent = self.failed = self.requests = 0
         self.closing = False
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
@@ -289,11 +294,14 @@ class _Sender:
             with self.lock:
                 batches, self.queue, self.batches, self.count = self.queue, [], {}, 0
             for batch in batches:
+                self.requests += 1
                 try:
                     metadata = self.broker.produce(batch.topic, batch.records, self.acks)
                 except Exception as exc:                 # noqa: BLE001 - to the futures
+                    self.failed += len(batch.records)
                     batch.fail(exc)
                 else:
+                    self.sent += len(metadata)
                     batch.resolve(metadata)
             flush = getattr(self.broker, "flush", None)
             if flush is not None and self.acks == 0 and batches:
@@ -388,14 +396,25 @@ class Producer:
 
     ``linger_ms`` defaults to 5 for a producer that opens its broker from a URL, whose
     linger timer thread writes without waiting for the next ``send``; and to 0 (write
-    at once, in the caller's thread) for one given a ``Broker`` object."""
+    at once, in the caller's thread) for one given a ``Broker`` object.
 
-    def __init__(self, broker: str | Broker = "log://", *,
+    kafka-python's ``KafkaProducer`` settings are taken too: ``bootstrap_servers`` opens
+    ``kafka://<servers>``; ``client_id``, ``retries``, ``compression_type``,
+    ``request_timeout_ms``, ``security_protocol``, ... become librdkafka settings on
+    ``kafka://`` and have no effect on the embedded log (``streamkit.transport.options``,
+    docs/clients.md)."""
+
+    def __init__(self, broker: str | Broker | None = None, *,
+                 bootstrap_servers: str | Sequence[str] | None = None,
                  value_serializer: Serializer | None = None,
                  key_serializer: Serializer | None = None, acks: int | str = 1,
                  linger_ms: float | None = None, batch_size: int = 1000,
                  datadir: str | Path = "stores", default_partitions: int = 1,
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None,
+                 **options: Unpack[ProducerOptions]) -> None:
+        check_names("Producer", options, PRODUCER_OPTIONS)
+        broker = choose_broker("Producer", broker, bootstrap_servers)
+        config = broker_config("Producer", "producer", broker, config, options)
         if acks in (-1, "-1"):
             acks = "all"
         if acks not in (0, 1, "all", "0", "1"):
@@ -417,6 +436,7 @@ class Producer:
         self.linger_ms = linger_ms
         self._sender = _Sender(broker, owned, self.acks, linger_ms, batch_size,
                                timer=owned and linger_ms > 0, owner=self)
+        self._rates = Rates("sent", "failed", "requests")
 
     def send(self, topic: str, value: object = None, key: object = None,
              headers: Iterable[tuple[str, HeaderValue]] | None = None,
@@ -465,6 +485,23 @@ class Producer:
         with sender.io_lock:
             count = sender.broker.partition_count(topic)
         return set(range(count)) if count else set()
+
+    def metrics(self, raw: bool = False) -> dict[str, dict[str, float]]:
+        """Counts and rates shaped like kafka-python's ``metrics()`` (``raw`` is
+        accepted and changes nothing): records written and failed, ``produce`` calls
+        (one per batch of a topic) and records per call. Rates are per second over the
+        last 30-60 s when called at least every 30 s."""
+        sender, rates, now = self._sender, self._rates, _monotonic()
+        sent, failed, requests = sender.sent, sender.failed, sender.requests
+        return {"producer-metrics": {
+            "record-send-total": sent,
+            "record-send-rate": rates.of("sent", sent, now),
+            "record-error-total": failed,
+            "record-error-rate": rates.of("failed", failed, now),
+            "request-total": requests,
+            "request-rate": rates.of("requests", requests, now),
+            "records-per-request-avg": (sent + failed) / requests if requests else 0.0,
+        }}
 
     def close(self, timeout: float | None = None) -> None:
         """Write what is queued, stop the linger timer, close an owned broker."""

@@ -192,3 +192,19 @@ class GroupOffset(NamedTuple):
     @property
     def lag(self) -> int:
         return self.end_offset - (self.committed or 0)
+
+
+class OffsetAndTimestamp(NamedTuple):
+    """``Consumer.offsets_for_times``' answer for one partition: the first offset whose
+    record's timestamp is at or after the one asked for, and that timestamp."""
+
+    offset: int
+    timestamp: int
+
+
+class OffsetAndMetadata(NamedTuple):
+    """A committed offset (the next one to read) with its metadata string, as
+    ``Consumer.commit_async`` hands it to its callback."""
+
+    offset: int
+    metadata: str

@@ -30,8 +30,9 @@ from streamkit.log.partition import Partition
 from streamkit.partitioner import KeyPartitioner
 from streamkit.log.storage import FileStorage, MemoryStorage
 from streamkit.log.watch import AppendWatch, open_append_watch
-from streamkit.types import (AppendedRecords, GroupOffset, Message, OutgoingRecord,
-                             PartitionRecords, RecordMetadata, TopicInfo, TopicPartition)
+from streamkit.types import (AppendedRecords, GroupOffset, Message, OffsetAndTimestamp,
+                             OutgoingRecord, PartitionRecords, RecordMetadata, TopicInfo,
+                             TopicPartition)
 
 logger = logging.getLogger("streamkit.log")
 
@@ -347,6 +348,25 @@ class LogBroker:
             self._drain()
         return self._partition(tp).offsets()
 
+    def offset_for_time(self, tp: TopicPartition, timestamp: int
+                        ) -> OffsetAndTimestamp | None:
+        """The first record (in offset order) whose timestamp is at or after
+        ``timestamp``, as Kafka's ListOffsets by time; None if there is none. The log
+        keeps no time index: this reads the partition from its start up to the answer
+        (timestamps need not grow with offsets, so no part can be skipped unread)."""
+        if self._unacked:
+            self._drain()
+        log = self._partition(tp)
+        offset = log.start_offset()
+        while True:
+            messages = log.read(offset, 1000)
+            if not messages:
+                return None
+            for message in messages:
+                if message.timestamp >= timestamp:
+                    return OffsetAndTimestamp(message.offset, message.timestamp)
+            offset = messages[-1].offset + 1
+
     # -- groups --------------------------------------------------------------------------
     def _group_store(self, group_id: str) -> GroupStore:
         groupstore.group_dir_name(group_id)        # refuses an empty or non-str id
@@ -404,6 +424,15 @@ class LogBroker:
                 continue
             out.append(GroupOffset(tp.topic, tp.partition, offset, end))
         return out
+
+    def commit_offsets(self, group_id: str, offsets: dict[TopicPartition, int]) -> None:
+        """Store committed offsets of ``group_id`` without being a member of it (a
+        consumer with manually assigned partitions), merged into what it has."""
+        store = self._group_store(group_id)
+        try:
+            store.write_offsets(dict(offsets))
+        finally:
+            store.close()
 
     def delete_group(self, group_id: str) -> None:
         if self._unacked:

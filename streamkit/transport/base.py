@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from streamkit.log.watch import AppendWatch
-from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
-                             TopicInfo, TopicPartition)
+from streamkit.types import (GroupOffset, Message, OffsetAndTimestamp, OutgoingRecord,
+                             RecordMetadata, TopicInfo, TopicPartition)
 
 Acks = Literal[0, 1, "all"]
 RebalanceCallback = Callable[[list[TopicPartition]], None]
@@ -124,6 +124,11 @@ class Broker(Protocol):
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         """(start offset, end offset) of a partition."""
 
+    def offset_for_time(self, tp: TopicPartition, timestamp: int
+                        ) -> OffsetAndTimestamp | None:
+        """The first record, in offset order, whose timestamp is at or after
+        ``timestamp`` (ms): its offset and timestamp; None if there is none."""
+
     # -- consumer groups ---------------------------------------------------------
     def group_consumer(self, group_id: str, topics: Sequence[str], *,
                        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
@@ -144,6 +149,10 @@ class Broker(Protocol):
     def group_offsets(self, group_id: str) -> list[GroupOffset]:
         """Committed offset, end offset and lag of every partition the group has
         committed."""
+
+    def commit_offsets(self, group_id: str, offsets: dict[TopicPartition, int]) -> None:
+        """Store committed offsets of ``group_id`` (next offsets to read) without being
+        a member of the group: a consumer whose partitions were assigned by hand."""
 
     def delete_group(self, group_id: str) -> None:
         """Forget a group's committed offsets (refused while members are alive)."""

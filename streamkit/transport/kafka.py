@@ -13,6 +13,7 @@ from typing import Literal, cast
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, \
     Producer
+from confluent_kafka import TopicPartition as KTP
 from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, ClusterMetadata, ConfigResource, NewTopic
 
@@ -23,8 +24,8 @@ from streamkit.transport.kafka_common import KafkaConfig, bootstrap_servers, bro
     client_config, error_code, make_client
 from streamkit.transport.kafka_consumer import EndOffsets, Fetcher, KafkaGroupConsumer
 from streamkit.transport.kafka_tx import KafkaTransactionalProducer
-from streamkit.types import (GroupOffset, Message, OutgoingRecord, RecordMetadata,
-                             TopicInfo, TopicPartition)
+from streamkit.types import (GroupOffset, Message, OffsetAndTimestamp, OutgoingRecord,
+                             RecordMetadata, TopicInfo, TopicPartition)
 
 __all__ = ["KafkaBroker"]
 
@@ -261,9 +262,10 @@ class KafkaBroker:
                     f"by {self.servers} in time")
 
     # -- fetch without a group ----------------------------------------------------
-    def _consumer_conf(self, streamkit_conf: KafkaConfig) -> KafkaConfig:
+    def _consumer_conf(self, streamkit_conf: KafkaConfig,
+                       defaults: KafkaConfig | None = None) -> KafkaConfig:
         return client_config({**self._base, **streamkit_conf}, self._config, "consumer",
-                             {"fetch.wait.max.ms": 100})
+                             {"fetch.wait.max.ms": 100, **(defaults or {})})
 
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
               timeout: float = 0.0) -> list[Message]:
@@ -275,11 +277,31 @@ class KafkaBroker:
                                     catch_up=self.timeout)
         return self._fetcher.fetch(tp, offset, max_records, timeout)
 
-    def _offsets_of(self, tps: list[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+    def _offsets_reader(self) -> EndOffsets:
         if self._end_offsets is None:
             self._end_offsets = EndOffsets(self._consumer_conf(EndOffsets.config()),
                                            self.servers)
-        return self._end_offsets.offsets(tps, self.timeout)
+        return self._end_offsets
+
+    def _offsets_of(self, tps: list[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+        return self._offsets_reader().offsets(tps, self.timeout)
+
+    def offset_for_time(self, tp: TopicPartition, timestamp: int
+                        ) -> OffsetAndTimestamp | None:
+        """The first record whose timestamp is at or after ``timestamp`` (the cluster's
+        time index), with that record's timestamp; None if there is none.
+
+        The records from the cluster's answer on are read up to the first that is late
+        enough: Kafka answers with that record, where one read suffices, but some
+        Kafka-protocol brokers (tansu) answer with the first offset of its batch."""
+        offset = self._offsets_reader().offset_for_time(tp, timestamp, self.timeout)
+        while offset is not None:
+            found = self.fetch(tp, offset, 500)     # (what it holds: no wait at the end)
+            for message in found:
+                if message.timestamp >= timestamp:
+                    return OffsetAndTimestamp(message.offset, message.timestamp)
+            offset = found[-1].offset + 1 if found else None
+        return None
 
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         """(start offset, end offset) of a partition."""
@@ -314,8 +336,7 @@ class KafkaBroker:
             "enable.auto.offset.store": True,
             "auto.commit.interval.ms": int(auto_commit_interval * 1000),
             "session.timeout.ms": session_ms,
-            "heartbeat.interval.ms": max(100, session_ms // 4),
-        })
+        }, {"heartbeat.interval.ms": max(100, session_ms // 4)})   # (the user's wins)
         conf.setdefault("partition.assignment.strategy",
                         "range" if copartitioned else "cooperative-sticky")
         return KafkaGroupConsumer(conf, group_id, topics, servers=self.servers,
@@ -352,6 +373,20 @@ class KafkaBroker:
         ends = self._offsets_of(sorted(committed))
         return [GroupOffset(tp.topic, tp.partition, off, ends[tp][1])
                 for tp, off in sorted(committed.items())]
+
+    def commit_offsets(self, group_id: str, offsets: dict[TopicPartition, int]) -> None:
+        """Store committed offsets of ``group_id`` without being a member of it (a
+        consumer with manually assigned partitions); Kafka refuses it while the group
+        has live members."""
+        request = [ConsumerGroupTopicPartitions(
+            group_id, [KTP(tp.topic, tp.partition, off) for tp, off in offsets.items()])]
+        try:
+            self._admin.alter_consumer_group_offsets(
+                request, request_timeout=self.timeout)[group_id].result(
+                    timeout=self.timeout + 1)
+        except KafkaException as exc:
+            raise broker_error(exc, f"commit offsets of group {group_id!r}",
+                               self.servers) from None
 
     def delete_group(self, group_id: str) -> None:
         """Delete the group and its committed offsets; refused (``BrokerError``) while

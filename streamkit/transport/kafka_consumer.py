@@ -475,6 +475,20 @@ class EndOffsets:
             self._consumer.unassign()
         return out
 
+    def offset_for_time(self, tp: TopicPartition, timestamp: int,
+                        timeout: float) -> int | None:
+        """The first offset whose timestamp is at or after ``timestamp`` (Kafka's
+        ListOffsets by time), or None if there is none."""
+        self.topics.add(tp.topic)
+        try:
+            found = self._consumer.offsets_for_times(
+                [KTP(tp.topic, tp.partition, timestamp)], timeout=timeout)
+        except KafkaException as exc:
+            raise broker_error(exc, f"offset by time of {tp.topic}[{tp.partition}]",
+                               self._servers) from None
+        offset = found[0].offset if found else -1
+        return offset if offset >= 0 else None
+
     def close(self) -> None:
         self._consumer.close()
 

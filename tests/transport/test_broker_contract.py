@@ -303,3 +303,19 @@ def test_acks_levels_deliver(broker, topic_name, acks):
 def test_invalid_acks_refused(broker):
     with pytest.raises(errors.InvalidConfig, match="acks"):
         broker.produce("t", [OutgoingRecord(None, b"v")], acks=2)
+
+
+def test_offset_for_time_finds_the_first_record_at_or_after(broker, topic_name):
+    broker.create_topic(topic_name, partitions=1,
+                        config={"message.timestamp.type": "CreateTime"})
+    tp = TopicPartition(topic_name, 0)
+    # two batches; timestamps not in offset order within the second
+    broker.produce(topic_name, [OutgoingRecord(None, b"a", timestamp=1000),
+                                OutgoingRecord(None, b"b", timestamp=2000)])
+    broker.produce(topic_name, [OutgoingRecord(None, b"c", timestamp=5000),
+                                OutgoingRecord(None, b"d", timestamp=3000)])
+    assert broker.offset_for_time(tp, 0) == (0, 1000)
+    assert broker.offset_for_time(tp, 1500) == (1, 2000)
+    assert broker.offset_for_time(tp, 2500) == (2, 5000)
+    assert broker.offset_for_time(tp, 5000) == (2, 5000)
+    assert broker.offset_for_time(tp, 5001) is None

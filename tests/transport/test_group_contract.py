@@ -192,3 +192,20 @@ def test_copartitioned_members_get_the_same_numbers_of_every_topic(broker, topic
         assert numbers[x] == numbers[y], numbers
     for member in members:
         member.close()
+
+
+def test_commit_offsets_without_a_member(broker, topic_name):
+    """A consumer of manually assigned partitions commits for its group without
+    joining it; a member that joins later starts there."""
+    _fill(broker, topic_name)
+    group = _group()
+    tp0, tp1 = TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)
+    broker.commit_offsets(group, {tp0: 4})
+    broker.commit_offsets(group, {tp1: 6})            # merged with the first
+    assert {(o.partition, o.committed) for o in broker.group_offsets(group)} == \
+        {(0, 4), (1, 6)}
+    member = broker.group_consumer(group, [topic_name], session_timeout=SESSION,
+                                   auto_offset_reset="earliest")
+    [got] = _poll_until([member], lambda g: len(g[0]) == 40 - 4 - 6)
+    assert min(m.offset for m in got if m.partition == 0) == 4
+    member.close()
