@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from streamkit.agents.agent import Agent
+from streamkit.agents.replies import REPLY_EXPIRES, ReplyReader
 from streamkit.agents.testing import AgentTestContext
 from streamkit.errors import ImproperlyConfigured
 from streamkit.internal_topics import INTERNAL, TopicRecord
@@ -87,6 +89,10 @@ class App:
         self._recorded: dict[str, set[str]] = {}
         #: numbers the names of channels and iterable streams
         self._local_names = itertools.count(1)
+        #: the replies to this app's asks, on its own reply topic (``agent.ask``)
+        self.replies = ReplyReader(
+            derived_topic_name(self.conf.id, uuid.uuid4().hex[:16], "reply"),
+            lambda: self.broker, self._create_reply_topic)
 
     def __repr__(self) -> str:
         return f"<App {self.conf.id} broker={self.conf.broker}>"
@@ -189,7 +195,8 @@ class App:
                           fetcher=self.fetcher, test_context=self._agent_test_context,
                           concurrency=concurrency,
                           sink=[self.topic(s) if isinstance(s, str) else s
-                                for s in (sink or [])], help=help)
+                                for s in (sink or [])], help=help,
+                          replies=self.replies)
             self.agents[agent_name] = agent
             return agent
 
@@ -274,6 +281,13 @@ class App:
                        serializers=(self.conf.key_serializer, self.conf.value_serializer),
                        key_type=key_type, value_type=value_type, maxsize=maxsize,
                        **options)
+
+    def _create_reply_topic(self, name: str) -> None:
+        """A reply topic: one partition, replies deleted after a day (Faust's
+        ``reply_expires``), recorded so that ``streamkit reset`` deletes it."""
+        self.record_topics(INTERNAL, [name])
+        self.broker.create_topic(name, partitions=1, exist_ok=True, config={
+            "cleanup.policy": "delete", "retention.ms": str(int(REPLY_EXPIRES * 1000))})
 
     # -- used while running ------------------------------------------------------------
     def _add_stream(self, channel: Topic, index: int = 0, agent: Any = None

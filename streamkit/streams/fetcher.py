@@ -128,7 +128,9 @@ class Fetcher:
 
     def add_local_stream(self, stream: Stream) -> None:
         """Count a stream fed by something else than the broker (a channel, an
-        iterable) among the streams, so that the worker stops it with the others."""
+        iterable) among the streams, so that the worker stops it with the others.
+        Streams whose iterable ended are forgotten then."""
+        self.local_streams = [s for s in self.local_streams if not s.exhausted]
         self.local_streams.append(stream)
 
     def topics(self) -> list[str]:

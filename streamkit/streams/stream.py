@@ -198,6 +198,8 @@ class Stream(_Operators):
         self.continuations: dict[str, Stream] = {}
         #: events handed to a ``noack()`` layer and not acknowledged yet
         self.pending = PendingAcks()
+        #: set when the ``source`` has no more values
+        self.exhausted = False
 
     def __repr__(self) -> str:
         return f"<Stream {self.channel.name}#{self.index}>"
@@ -316,6 +318,7 @@ class Stream(_Operators):
             if self._source is not None:
                 source_batch = await self._source.next_batch()
                 if source_batch is None:
+                    self.exhausted = True
                     return None
                 self._batches.append(source_batch)
                 break

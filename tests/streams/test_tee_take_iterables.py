@@ -128,3 +128,10 @@ async def test_app_stream_over_plain_and_async_iterables_ends_with_them():
     assert [v async for v in app.stream(range(5)).take(2)] == [[0, 1], [2, 3], [4]]
     async for event in app.stream(["a"]).events():
         assert (event.value, event.message.offset) == ("a", 0)
+
+
+async def test_streams_of_ended_iterables_are_not_kept():
+    app = make_app()
+    for _ in range(5):
+        assert [v async for v in app.stream([1])] == [1]
+    assert len(app.fetcher.local_streams) == 1      # the last one only
