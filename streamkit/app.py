@@ -284,8 +284,10 @@ class App:
 
     def _create_reply_topic(self, name: str) -> None:
         """A reply topic: one partition, replies deleted after a day (Faust's
-        ``reply_expires``), recorded so that ``streamkit reset`` deletes it."""
-        self.record_topics(INTERNAL, [name])
+        ``reply_expires``); the app's own is recorded so that ``streamkit reset``
+        deletes it (one named by ``reply_to=`` is the user's)."""
+        if name == self.replies.topic:
+            self.record_topics(INTERNAL, [name])
         self.broker.create_topic(name, partitions=1, exist_ok=True, config={
             "cleanup.policy": "delete", "retention.ms": str(int(REPLY_EXPIRES * 1000))})
 

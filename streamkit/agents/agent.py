@@ -230,14 +230,16 @@ class Agent:
 
     def _reply(self, stream: Stream, value: Any) -> None:
         """Send ``value`` to the asker if the event in hand is a request."""
-        event = (current_stream.get() or stream).current_event()
-        if event is None:
+        in_hand = current_stream.get() or stream
+        batch, i = in_hand.batch, in_hand.cursor
+        if batch is None or i >= len(batch.messages):
             return
-        address = reply_address(event.headers)
+        # no Event made: most agents that yield feed sinks, and this runs per value
+        address = reply_address(batch.messages[i].headers)
         if address is not None:
             reply_to, correlation_id = address
             self._context.sender.buffer.append(
-                reply_to, reply_record(event.key, value, correlation_id),
+                reply_to, reply_record(batch.keys[i], value, correlation_id),
                 want_result=False)
 
     async def _to_sinks(self, value: Any) -> None:

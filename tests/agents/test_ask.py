@@ -14,6 +14,7 @@ import pytest
 
 import streamkit
 from streamkit.agents.replies import CORRELATION_ID, REPLY_TO
+from streamkit.internal_topics import INTERNAL, TopicRecord
 from streamkit.worker import Worker
 
 pytestmark = pytest.mark.anyio
@@ -81,6 +82,26 @@ async def test_ask_map_join_and_cast_from_the_workers_process(tmp_path):
     reply_topic = app.replies.topic
     assert reply_topic.startswith("askapp-") and reply_topic.endswith("-reply")
     assert reply_topic in app.broker.list_topics()
+    recorded = TopicRecord(app.datadir).read()[INTERNAL]
+    assert reply_topic in recorded
+
+
+async def test_a_shared_reply_topic_serves_two_askers_each_their_own_replies(tmp_path):
+    app, double, _, _ = build(tmp_path)
+    other, other_double, _, _ = build(tmp_path)     # a second App instance, no worker
+
+    async def body() -> None:
+        results = {}
+
+        async def ask(name, agent, value):
+            results[name] = await agent.ask(value, reply_to="shared-replies")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask, "first", double, 1)
+            tg.start_soon(ask, "second", other_double, 2)
+        assert results == {"first": 2, "second": 4}
+
+    await with_worker(app, body)
+    assert "shared-replies" not in TopicRecord(app.datadir).read()[INTERNAL]
 
 
 async def test_a_request_carries_fausts_reply_headers(tmp_path):

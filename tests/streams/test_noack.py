@@ -82,3 +82,25 @@ async def test_an_unacked_event_holds_the_commit_even_after_the_agent_moves_on(t
         await topic.send(value=i, partition=0)
     await run(app, until=lambda: len(seen) == 3)
     assert committed(app, "jobs") in (None, 0)
+
+
+async def test_noack_take_lists_wait_for_their_acks(tmp_path):
+    app = streamkit.App("noacktake", broker="log://", datadir=str(tmp_path),
+                        store="memory://", web_enabled=False, commit_interval=0.05)
+    topic = app.topic("jobs", partitions=1)
+    lists: list[list[int]] = []
+
+    @app.agent(topic)
+    async def work(stream):
+        async for events in stream.noack_take(2, within=0.2):
+            lists.append([e.value for e in events])
+            if len(lists) == 1:                 # acknowledge the first list only
+                for event in events:
+                    event.ack()
+
+    for i in range(4):
+        await topic.send(value=i, partition=0)
+    await run(app, until=lambda: len(lists) == 2,
+              after=lambda: committed(app, "jobs") == 2)
+    assert lists == [[0, 1], [2, 3]]
+    assert committed(app, "jobs") == 2
