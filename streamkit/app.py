@@ -262,7 +262,7 @@ class App:
             return channel.stream()
         name = f"{self.conf.id}-iterable-{next(self._local_names)}"
         stream = StreamType(self.channel(name=name), context=self.stream_context,
-                        source=SourceReader(name, channel))
+                            source=SourceReader(name, channel))
         self.fetcher.add_local_stream(stream)
         return stream
 
