@@ -6,7 +6,7 @@ they work on it (``current_event()``, a table's partition), and it counts as don
 its offset may be committed) only when every branch is done with it. Branches must
 therefore be iterated concurrently, each in its own task (``asyncio.gather``, a task
 group); a branch that stops iterating no longer holds the others back. Faust had
-``tee`` until 1.0, with a queue per branch (decision 022).
+``tee`` until 2018, with a queue per branch (decision 022).
 """
 from __future__ import annotations
 
