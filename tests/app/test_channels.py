@@ -151,3 +151,20 @@ async def test_a_channel_agent_in_a_test_context():
         await ctx.put(3)
     assert ctx.results == [4, 6]
     assert total["sum"] == 5
+
+
+async def test_ask_an_agent_that_consumes_a_channel():
+    app = make_app()
+    channel = app.channel()
+
+    @app.agent(channel)
+    async def square(stream):
+        async for value in stream:
+            yield value * value
+
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(5):
+            assert await square.ask(7) == 49
+        worker.stop()
