@@ -24,23 +24,14 @@ import anyio
 
 from streamkit.streams.acks import PendingAcks
 from streamkit.streams.event import Event, current_stream
+from streamkit.streams.operators import (TICK, _echo, _enumerate, _events, _filter,
+                                         _items, _noack, _stamp, _take, _Tick)
 from streamkit.streams.tee import Tee
 from streamkit.types import Message, TopicPartition
 
 if TYPE_CHECKING:
     from streamkit.streams.context import StreamContext
     from streamkit.topics import Topic
-
-
-class _Tick:
-    """Yielded up an operator chain when a ``take(within=)`` deadline passes with no
-    new event; every operator passes it on and ``take`` consumes it."""
-
-    def __repr__(self) -> str:
-        return "<tick>"
-
-
-TICK = _Tick()
 
 
 class Batch:
@@ -99,6 +90,13 @@ class _Operators:
         """``take(max_, within=within)``: lists of up to ``max_`` values, a shorter
         one once ``within`` seconds have passed since its first value."""
         return self.take(max_, within=within)
+
+    def take_with_timestamp(self, max_: int, within: float | None,
+                            timestamp_field_name: str) -> DerivedStream:
+        """Like ``take``; each value that is a dict gets its message's timestamp
+        (seconds) under ``timestamp_field_name`` (Faust's)."""
+        return self._derive(lambda: _stamp(self, timestamp_field_name)).take(
+            max_, within=within)
 
     def take_events(self, max_: int, within: float | None = None) -> DerivedStream:
         """Like ``take``, with lists of ``Event`` objects instead of values."""
@@ -452,125 +450,3 @@ class DerivedStream(_Operators):
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._make()
-
-
-async def _filter(parent: _Operators, predicate: Callable[[Any], Any]) -> AsyncIterator[Any]:
-    async for value in parent:
-        if value is TICK:
-            yield value
-            continue
-        keep = predicate(value)
-        if hasattr(keep, "__await__"):
-            keep = await keep
-        if keep:
-            yield value
-
-
-async def _noack(parent: _Operators) -> AsyncIterator[Any]:
-    root = parent.root
-    pending = root.pending
-    async for value in parent:
-        if value is not TICK:
-            event = root.current_event()
-            if event is not None:
-                m = event.message
-                pending.add(TopicPartition(m.topic, m.partition), m.offset)
-        yield value
-
-
-async def _enumerate(parent: _Operators, start: int) -> AsyncIterator[Any]:
-    n = start
-    async for value in parent:
-        if value is TICK:
-            yield value
-            continue
-        yield n, value
-        n += 1
-
-
-async def _items(parent: _Operators) -> AsyncIterator[Any]:
-    root = parent.root
-    async for value in parent:
-        if value is TICK:
-            yield value
-            continue
-        event = root.current_event()
-        yield (event.key if event is not None else None), value
-
-
-async def _events(parent: _Operators) -> AsyncIterator[Any]:
-    root = parent.root
-    async for value in parent:
-        if value is TICK:
-            yield value
-            continue
-        yield root.current_event()
-
-
-async def _echo(parent: _Operators, channels: tuple[Any, ...]) -> AsyncIterator[Any]:
-    root = parent.root
-    async for value in parent:
-        if value is not TICK:
-            event = root.current_event()
-            if event is not None:
-                for channel in channels:
-                    await event.forward(root.context.topic(channel)
-                                        if isinstance(channel, str) else channel)
-        yield value
-
-
-class _HandOver(Exception):
-    """Raised inside ``take``: an operator below it failed with ``error`` while values
-    were collected; they are handed to the agent before the error goes on."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-async def _handing_over(parent: _Operators, buffer: list[Any], root: Stream
-                        ) -> AsyncIterator[Any]:
-    try:
-        async for value in parent:
-            yield value
-    except Exception as exc:
-        if not buffer:
-            raise
-        raise _HandOver(exc) from exc
-
-
-async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIterator[Any]:
-    root = parent.root
-    buffer: list[Any] = []  # one list for the whole iteration: _handing_over reads it
-
-    def hand_over() -> list[Any]:
-        out = buffer[:]
-        buffer.clear()
-        root.tick_after = None
-        return out
-
-    try:
-        async for value in _handing_over(parent, buffer, root):
-            if value is not TICK:
-                if not buffer:
-                    root.hold()
-                    if within is not None:
-                        root.tick_after = time.monotonic() + within
-                buffer.append(value)
-                if len(buffer) < max_:
-                    continue
-            elif not buffer:
-                continue
-            yield hand_over()
-            root.release()
-    except _HandOver as handover:
-        # the values collected before the failure reach the agent first; the error
-        # (and the event it came from, which counts as done) follows
-        yield hand_over()
-        root.release()
-        raise handover.error from None
-    finally:
-        root.tick_after = None
-    if buffer:
-        yield hand_over()
-        root.release()

@@ -135,3 +135,19 @@ async def test_streams_of_ended_iterables_are_not_kept():
     for _ in range(5):
         assert [v async for v in app.stream([1])] == [1]
     assert len(app.fetcher.local_streams) == 1      # the last one only
+
+
+async def test_take_with_timestamp_adds_the_message_time_to_dict_values():
+    app = make_app()
+    topic = app.topic("t", partitions=1)
+    got: list[list[dict]] = []
+
+    @app.agent(topic)
+    async def batches(stream):
+        async for values in stream.take_with_timestamp(2, 0.5, "ts"):
+            got.append(values)
+
+    await topic.send(value={"a": 1}, timestamp=1000.5, partition=0)
+    await topic.send(value={"a": 2}, timestamp=1001.0, partition=0)
+    await run_until(app, lambda: got)
+    assert got == [[{"a": 1, "ts": 1000.5}, {"a": 2, "ts": 1001.0}]]
