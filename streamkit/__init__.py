@@ -9,6 +9,7 @@ from streamkit.models import Record
 from streamkit.serializers import Codec, Serde, codecs
 from streamkit.streams.event import Event, current_event
 from streamkit.streams.stream import Stream
+from streamkit.streams.channel import Channel
 from streamkit.topics import Topic
 from streamkit.agents.agent import Agent
 from streamkit.tables.global_table import GlobalTable
@@ -16,6 +17,6 @@ from streamkit.tables.table import Table
 from streamkit.app import App
 from streamkit.worker import Worker
 
-__all__ = ["Admin", "Agent", "App", "Codec", "Consumer", "Event", "GlobalTable",
+__all__ = ["Admin", "Agent", "App", "Channel", "Codec", "Consumer", "Event", "GlobalTable",
            "Message", "Producer", "Record", "RecordMetadata", "Serde", "Stream", "Table",
            "Topic", "TopicPartition", "Worker", "codecs", "current_event", "__version__"]
