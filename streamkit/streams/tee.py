@@ -52,9 +52,11 @@ class Tee:
         # at the stream below from this task too
         current_stream.set(self._parent.root)
         seen = self._generation
+        asking = False
         try:
             while True:
                 self._asked += 1
+                asking = True
                 while self._generation == seen:
                     if self._finished:
                         if self._error is not None:
@@ -65,9 +67,10 @@ class Tee:
                     else:
                         await self._changed.wait()
                 seen = self._generation
+                asking = False
                 yield self._value
         finally:
-            if self._generation == seen and not self._finished:
+            if asking and self._generation == seen:
                 self._asked -= 1      # left while waiting: it asks no more
             self._active -= 1
             self._wake()

@@ -151,3 +151,51 @@ async def test_take_with_timestamp_adds_the_message_time_to_dict_values():
     await topic.send(value={"a": 2}, timestamp=1001.0, partition=0)
     await run_until(app, lambda: got)
     assert got == [[{"a": 1, "ts": 1000.5}, {"a": 2, "ts": 1001.0}]]
+
+
+async def test_a_tee_branch_that_stops_early_does_not_hold_the_others():
+    app = make_app()
+    a, b = app.stream(range(10)).tee(2)
+    short: list[int] = []
+    full: list[int] = []
+
+    async def take_three() -> None:
+        async for value in a:
+            short.append(value)
+            if len(short) == 3:
+                break
+
+    async def take_all() -> None:
+        async for value in b:
+            full.append(value)
+
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(take_three)
+            tg.start_soon(take_all)
+    assert short == [0, 1, 2] and full == list(range(10))
+
+
+async def test_an_error_below_a_tee_reaches_every_branch():
+    app = make_app()
+
+    def boom(value):
+        if value == 2:
+            raise ValueError("bad value")
+        return True
+
+    branches = app.stream(range(5)).filter(boom).tee(3)
+    errors: list[str] = []
+
+    async def read(branch) -> None:
+        try:
+            async for _ in branch:
+                pass
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as tg:
+            for branch in branches:
+                tg.start_soon(read, branch)
+    assert errors == ["bad value"] * 3
