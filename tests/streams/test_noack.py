@@ -2,6 +2,11 @@
 acknowledgements, on a real log on disk, across a worker restart."""
 from __future__ import annotations
 
+import os
+import sys
+import textwrap
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -9,6 +14,7 @@ import streamkit
 from streamkit.worker import Worker
 
 pytestmark = pytest.mark.anyio
+REPO = Path(__file__).resolve().parents[2]
 
 
 def committed(app: streamkit.App, topic: str) -> int | None:
@@ -104,3 +110,47 @@ async def test_noack_take_lists_wait_for_their_acks(tmp_path):
               after=lambda: committed(app, "jobs") == 2)
     assert lists == [[0, 1], [2, 3]]
     assert committed(app, "jobs") == 2
+
+
+WORKER = textwrap.dedent("""
+    import sys
+    import streamkit
+    from streamkit.worker import Worker
+
+    app = streamkit.App("noackapp", broker="log://", datadir=sys.argv[1],
+                        store="memory://", web_enabled=False, commit_interval=0.05)
+
+    @app.agent(app.topic("jobs", partitions=1))
+    async def work(stream):
+        async for event in stream.noack().events():
+            print(event.value, flush=True)
+            if event.value != 2:
+                event.ack()
+
+    Worker(app).run()
+""")
+
+
+async def test_after_a_sigkill_the_unacked_event_comes_again_and_those_before_not(tmp_path):
+    seen: list[int] = []
+    app, topic = build(tmp_path, skip=set(), seen=seen)
+    for i in range(5):
+        await topic.send(value=i, partition=0)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = await anyio.open_process([sys.executable, "-c", WORKER, str(tmp_path)],
+                                    env=env, stderr=None)
+    try:
+        assert proc.stdout is not None
+        printed = b""
+        with anyio.fail_after(20):
+            while printed.split() != [b"0", b"1", b"2", b"3", b"4"]:
+                printed += await proc.stdout.receive()
+            while committed(app, "jobs") != 2:
+                await anyio.sleep(0.02)
+    finally:
+        proc.kill()                               # no graceful stop: a crash
+        await proc.wait()
+        await proc.aclose()
+    await run(app, until=lambda: len(seen) == 3,
+              after=lambda: committed(app, "jobs") == 5)
+    assert seen == [2, 3, 4]
