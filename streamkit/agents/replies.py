@@ -2,8 +2,8 @@
 
 A request is a record on the agent's topic like any other, with two headers: where to
 reply (``Faust-Ag-ReplyTo``, a topic) and the request's correlation id
-(``Faust-Ag-CorrelationId``) — Faust's header names, its ``use_reply_headers`` form,
-so the agent's topic keeps its value type. Each value an agent yields while working on
+(``Faust-Ag-CorrelationId``) — Faust's header names and its default form
+(``use_reply_headers=True``), so the agent's topic keeps its value type. Each value an agent yields while working on
 a request goes back to that topic as a reply: a JSON object ``{"key", "value",
 "correlation_id"}`` (Faust's ``ReqRepResponse``) with the correlation id also in a
 header, so an asker reads it without decoding replies meant for others.
