@@ -9,6 +9,7 @@ from streamkit.models import Record
 from streamkit.serializers import Codec, Serde, codecs
 from streamkit.streams.event import Event, current_event
 from streamkit.streams.stream import Stream
+from streamkit.streams.channel import Channel
 from streamkit.topics import Topic
 from streamkit.agents.agent import Agent
 from streamkit.tables.global_table import GlobalTable
@@ -30,7 +31,7 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'streamkit' has no attribute {name!r}")
 
 
-__all__ = ["Admin", "Agent", "App", "Codec", "Consumer", "Event", "GlobalTable",
+__all__ = ["Admin", "Agent", "App", "Channel", "Codec", "Consumer", "Event", "GlobalTable",
            "Message", "Producer", "Record", "RecordMetadata", "Serde", "SetGlobalTable",
            "SetTable", "Stream", "Table", "Topic", "TopicPartition", "Worker", "codecs",
            "current_event", "web", "__version__"]

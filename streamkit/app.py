@@ -10,13 +10,16 @@ this module imports it. Running is in ``streamkit.worker``; the command line in
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import pkgutil
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from streamkit.agents.agent import Agent
+from streamkit.agents.replies import REPLY_EXPIRES, ReplyReader
 from streamkit.agents.testing import AgentTestContext
 from streamkit.errors import ImproperlyConfigured
 from streamkit.internal_topics import INTERNAL, TopicRecord
@@ -24,6 +27,7 @@ from streamkit.monitor import Monitor
 from streamkit.names import derived_topic_name
 from streamkit.settings import Settings
 from streamkit.signals import Signal
+from streamkit.streams.channel import Channel, SourceReader
 from streamkit.streams.context import StreamContext
 from streamkit.streams.fetcher import Fetcher
 from streamkit.streams.repartition import Repartitioner
@@ -38,6 +42,8 @@ from streamkit.transport import Broker, connect
 from streamkit.types import OutgoingRecord, RecordMetadata
 
 logger = logging.getLogger("streamkit.app")
+#: the stream class, by a name ``App.Stream`` (Faust's) does not hide in the class
+StreamType = Stream
 
 
 class Timer:
@@ -122,6 +128,12 @@ class App:
         self.worker: Any = None
         #: topic names already in the record of the app's topics, by kind
         self._recorded: dict[str, set[str]] = {}
+        #: numbers the names of channels and iterable streams
+        self._local_names = itertools.count(1)
+        #: the replies to this app's asks, on its own reply topic (``agent.ask``)
+        self.replies = ReplyReader(
+            derived_topic_name(self.conf.id, uuid.uuid4().hex[:16], "reply"),
+            lambda: self.broker, self._create_reply_topic)
 
     def __repr__(self) -> str:
         return f"<App {self.conf.id} broker={self.conf.broker}>"
@@ -229,7 +241,8 @@ class App:
                           fetcher=self.fetcher, test_context=self._agent_test_context,
                           concurrency=concurrency,
                           sink=[self.topic(s) if isinstance(s, str) else s
-                                for s in (sink or [])], help=help)
+                                for s in (sink or [])], help=help,
+                          replies=self.replies)
             self.agents[agent_name] = agent
             return agent
 
@@ -360,11 +373,58 @@ class App:
         """Whether this process runs the leader worker (False outside a worker)."""
         return self.worker is not None and bool(self.worker.is_leader())
 
+    # -- streams and channels (Faust's app.stream, app.Stream, app.channel) -------------
+    def stream(self, channel: Any, **options: Any) -> StreamType:
+        """A new stream of ``channel``: a topic (or its name), a channel, or any
+        iterable or async iterable (``app.stream([1, 2, 3])``, which ends with it).
+        Faust's ``app.Stream`` is the same call."""
+        if options:
+            raise TypeError(f"app.stream(): options {sorted(options)} are not supported")
+        if isinstance(channel, str):
+            channel = self.topic(channel)
+        if isinstance(channel, Topic):
+            return channel.stream()
+        name = f"{self.conf.id}-iterable-{next(self._local_names)}"
+        stream = StreamType(self.channel(name=name), context=self.stream_context,
+                            source=SourceReader(name, channel))
+        self.fetcher.add_local_stream(stream)
+        return stream
+
+    def Stream(self, channel: Any, **options: Any) -> StreamType:
+        """Faust's ``app.Stream(channel)``: ``app.stream(channel)``."""
+        return self.stream(channel, **options)
+
+    def channel(self, *, key_type: Any = None, value_type: Any = None,
+                maxsize: int | None = 4096, name: str | None = None,
+                **options: Any) -> Channel:
+        """An in-memory channel an agent can consume (``@app.agent(channel)``) and
+        anything in this process can send to (``await channel.send(value=...)``).
+        Not durable: what it holds is lost when the process ends (decision 021)."""
+        return Channel(name or f"{self.conf.id}-channel-{next(self._local_names)}",
+                       sender=self.sender, open_stream=self._add_stream,
+                       serializers=(self.conf.key_serializer, self.conf.value_serializer),
+                       key_type=key_type, value_type=value_type, maxsize=maxsize,
+                       **options)
+
+    def _create_reply_topic(self, name: str) -> None:
+        """A reply topic: one partition, replies deleted after a day (Faust's
+        ``reply_expires``); the app's own is recorded so that ``streamkit reset``
+        deletes it (one named by ``reply_to=`` is the user's)."""
+        if name == self.replies.topic:
+            self.record_topics(INTERNAL, [name])
+        self.broker.create_topic(name, partitions=1, exist_ok=True, config={
+            "cleanup.policy": "delete", "retention.ms": str(int(REPLY_EXPIRES * 1000))})
+
     # -- used while running ------------------------------------------------------------
-    def _add_stream(self, channel: Topic, index: int = 0, agent: Any = None) -> Stream:
-        """A new stream of ``channel``, fed by the fetcher."""
-        stream = Stream(channel, context=self.stream_context, index=index, agent=agent)
-        self.fetcher.add_stream(stream)
+    def _add_stream(self, channel: Topic, index: int = 0, agent: Any = None
+                    ) -> StreamType:
+        """A new stream of ``channel``, fed by the fetcher (or, for a channel, by it)."""
+        stream = StreamType(channel, context=self.stream_context, index=index, agent=agent)
+        if isinstance(channel, Channel):
+            channel.subscribe(stream)
+            self.fetcher.add_local_stream(stream)
+        else:
+            self.fetcher.add_stream(stream)
         return stream
 
     def _agent_test_context(self, agent: Agent) -> AgentTestContext:

@@ -9,18 +9,25 @@ event would crash it forever) — see docs/decisions/001-agent-crash.md. An agen
 raises ``ImproperlyConfigured`` (a set-up that cannot work, like a ``group_by`` name
 that cannot be part of a topic name) is not restarted: it would fail the same way
 every time, so the worker stops with that error.
+
+Request-reply (``ask``, ``map``, ``join``): a value the agent yields while working on a
+request goes back to the asker as the reply (``streamkit.agents.replies``).
 """
 from __future__ import annotations
 
 import inspect
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from streamkit.agents.replies import (ReplyPromise, ReplyReader, reply_address,
+                                      reply_record, request_headers)
 from streamkit.errors import ImproperlyConfigured
+from streamkit.streams.channel import Channel
 from streamkit.streams.context import StreamContext
 from streamkit.streams.event import current_stream
 from streamkit.streams.fetcher import Fetcher
@@ -43,10 +50,12 @@ class Agent:
                  fetcher: Fetcher,
                  test_context: Callable[[Agent], AgentTestContext] | None = None,
                  concurrency: int = 1, sink: list[Any] | None = None,
-                 help: str | None = None) -> None:
+                 help: str | None = None, replies: ReplyReader | None = None) -> None:
         """``context`` makes its streams, ``fetcher`` feeds them (and counts their
-        events); ``test_context`` builds ``agent.test_context()``."""
+        events); ``test_context`` builds ``agent.test_context()``; ``replies`` reads
+        the replies to this app's asks."""
         self._context = context
+        self._replies = replies
         self._fetcher = fetcher
         self._test_context = test_context
         #: called with every value the agent yields (``test_context()`` collects them)
@@ -77,11 +86,101 @@ class Agent:
 
     # -- sending ---------------------------------------------------------------------
     async def send(self, *, value: Any = None, key: Any = None, headers: Any = None,
-                   partition: int | None = None, timestamp: float | None = None
+                   partition: int | None = None, timestamp: float | None = None,
+                   reply_to: Any = None, correlation_id: str | None = None
                    ) -> RecordMetadata:
-        """Send a value to this agent's topic; returns its metadata."""
+        """Send a value to this agent's topic; returns its metadata. With
+        ``reply_to`` (a topic, its name or an agent) it is a request: what the agent
+        yields for it is sent there (see ``ask``)."""
+        if reply_to is not None:
+            headers = request_headers(headers, _topic_name(reply_to),
+                                      correlation_id or uuid.uuid4().hex)
         return await self.channel.send(key=key, value=value, headers=headers,
                                        partition=partition, timestamp=timestamp)
+
+    async def cast(self, value: Any = None, *, key: Any = None,
+                   partition: int | None = None, timestamp: float | None = None,
+                   headers: Any = None) -> None:
+        """Send ``value`` to the agent without waiting for a reply (Faust's
+        ``cast``)."""
+        await self.channel.send(key=key, value=value, headers=headers,
+                                partition=partition, timestamp=timestamp)
+
+    async def ask(self, value: Any = None, *, key: Any = None,
+                  partition: int | None = None, timestamp: float | None = None,
+                  headers: Any = None, reply_to: Any = None,
+                  correlation_id: str | None = None) -> Any:
+        """Send ``value`` to the agent and return what it yields for it: the reply
+        comes on this app's reply topic (or ``reply_to``). It waits for as long as
+        it takes, as Faust's does: bound it with ``anyio.fail_after`` (or
+        ``asyncio.timeout``)."""
+        promise = await self.ask_nowait(value, key=key, partition=partition,
+                                        timestamp=timestamp, headers=headers,
+                                        reply_to=reply_to, correlation_id=correlation_id)
+        return await promise
+
+    async def ask_nowait(self, value: Any = None, *, key: Any = None,
+                         partition: int | None = None, timestamp: float | None = None,
+                         headers: Any = None, reply_to: Any = None,
+                         correlation_id: str | None = None) -> ReplyPromise:
+        """Send a request and return at once: ``await`` the promise for the reply."""
+        reader = self._reader()
+        topic = _topic_name(reply_to) if reply_to is not None else reader.topic
+        correlation_id = correlation_id or uuid.uuid4().hex
+        reader.expect(correlation_id, topic)
+        try:
+            await self.channel.send(key=key, value=value, partition=partition,
+                                    timestamp=timestamp,
+                                    headers=request_headers(headers, topic, correlation_id))
+        except BaseException:
+            reader.forget([correlation_id])
+            raise
+        return ReplyPromise(reader, topic, correlation_id)
+
+    async def map(self, values: Iterable[Any] | AsyncIterable[Any], key: Any = None,
+                  reply_to: Any = None) -> AsyncIterator[Any]:
+        """Ask the agent about each of ``values`` (all with ``key``); yield the
+        replies as they come (Faust's ``map``; ``join`` keeps the order)."""
+        async for _, reply in self._ask_all(_with_key(key, values), reply_to):
+            yield reply
+
+    async def kvmap(self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]],
+                    reply_to: Any = None) -> AsyncIterator[Any]:
+        """``map`` over ``(key, value)`` pairs."""
+        async for _, reply in self._ask_all(items, reply_to):
+            yield reply
+
+    async def join(self, values: Iterable[Any] | AsyncIterable[Any], key: Any = None,
+                   reply_to: Any = None) -> list[Any]:
+        """Ask the agent about each of ``values``; the replies, in the order of the
+        values, once all came."""
+        return await self.kvjoin(_with_key(key, values), reply_to=reply_to)
+
+    async def kvjoin(self, items: Iterable[tuple[Any, Any]] | AsyncIterable[tuple[Any, Any]],
+                     reply_to: Any = None) -> list[Any]:
+        """``join`` over ``(key, value)`` pairs."""
+        replies = {i: reply async for i, reply in self._ask_all(items, reply_to)}
+        return [replies[i] for i in range(len(replies))]
+
+    async def _ask_all(self, items: Any, reply_to: Any) -> AsyncIterator[tuple[int, Any]]:
+        """Send every request, then yield ``(index, reply)`` as the replies come."""
+        sent: list[str] = []
+        try:
+            async for key, value in _aiter(items):
+                promise = await self.ask_nowait(value, key=key, reply_to=reply_to)
+                sent.append(promise.correlation_id)
+        except BaseException:
+            self._reader().forget(sent)
+            raise
+        index = {correlation_id: i for i, correlation_id in enumerate(sent)}
+        async for correlation_id, reply in self._reader().as_they_come(sent):
+            yield index[correlation_id], reply
+
+    def _reader(self) -> ReplyReader:
+        if self._replies is None:
+            raise ImproperlyConfigured(f"{self!r} was not declared by an app: it cannot "
+                                       "ask")
+        return self._replies
 
     def send_soon(self, *, value: Any = None, key: Any = None, headers: Any = None,
                   partition: int | None = None) -> PendingSend:
@@ -124,9 +223,24 @@ class Agent:
         result = self.fun(stream)
         if inspect.isasyncgen(result):
             async for value in result:
+                self._reply(stream, value)
                 await self._to_sinks(value)
         else:
             await result
+
+    def _reply(self, stream: Stream, value: Any) -> None:
+        """Send ``value`` to the asker if the event in hand is a request."""
+        in_hand = current_stream.get() or stream
+        batch, i = in_hand.batch, in_hand.cursor
+        if batch is None or i >= len(batch.messages):
+            return
+        # no Event made: most agents that yield feed sinks, and this runs per value
+        address = reply_address(batch.messages[i].headers)
+        if address is not None:
+            reply_to, correlation_id = address
+            self._context.sender.buffer.append(
+                reply_to, reply_record(batch.keys[i], value, correlation_id),
+                want_result=False)
 
     async def _to_sinks(self, value: Any) -> None:
         for sink in self.sinks:
@@ -148,3 +262,32 @@ class Agent:
         if self._test_context is None:
             raise ImproperlyConfigured(f"{self!r} was not declared by an app")
         return self._test_context(self)
+
+
+def _topic_name(channel: Any) -> str:
+    """The topic name of a topic, an agent or a name."""
+    if isinstance(channel, str):
+        return channel
+    if isinstance(channel, Agent):
+        channel = channel.channel
+    if isinstance(channel, Channel):
+        raise TypeError(f"reply_to={channel!r}: a channel is not a topic; replies go "
+                        "to a topic")
+    if isinstance(channel, Topic):
+        return channel.name
+    raise TypeError(f"reply_to={channel!r}: expected a topic, its name or an agent")
+
+
+async def _with_key(key: Any, values: Iterable[Any] | AsyncIterable[Any]
+                    ) -> AsyncIterator[tuple[Any, Any]]:
+    async for value in _aiter(values):
+        yield key, value
+
+
+async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item

@@ -22,7 +22,8 @@ from streamkit.errors import ImproperlyConfigured
 from streamkit.streams.context import StreamContext
 from streamkit.streams.event import Event
 from streamkit.streams.repartition import key_function
-from streamkit.streams.stream import TICK, Batch, DerivedStream, Stream, _Operators
+from streamkit.streams.operators import TICK
+from streamkit.streams.stream import Batch, DerivedStream, Stream, _Operators
 from streamkit.tables.context import TableContext
 from streamkit.tables.stores import open_store
 from streamkit.tables.table import Table

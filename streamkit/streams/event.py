@@ -19,15 +19,18 @@ _UNSET: Any = object()
 
 class Event:
     """A decoded message: ``key``, ``value``, ``headers`` and the raw ``message``
-    (``.topic .partition .offset .timestamp``)."""
+    (``.topic .partition .offset .timestamp``); ``stream`` is the stream it came from
+    (``event.ack()`` acknowledges it there)."""
 
-    __slots__ = ("key", "value", "headers", "message")
+    __slots__ = ("key", "value", "headers", "message", "stream")
 
-    def __init__(self, key: Any, value: Any, headers: Headers, message: Message) -> None:
+    def __init__(self, key: Any, value: Any, headers: Headers, message: Message,
+                 stream: Stream | None = None) -> None:
         self.key = key
         self.value = value
         self.headers = headers
         self.message = message
+        self.stream = stream
 
     def __repr__(self) -> str:
         m = self.message
@@ -60,9 +63,12 @@ class Event:
                                headers=headers if headers is not None else self.headers,
                                timestamp=self.timestamp, partition=partition)
 
-    def ack(self) -> None:
-        """Kept for Faust compatibility: streamkit acknowledges an event when the agent
-        asks for the next one."""
+    def ack(self) -> bool:
+        """Acknowledge this event of a ``noack()`` stream (see ``Stream.ack``); True
+        when nothing holds its offset back any more. Events of other streams are
+        acknowledged when the agent asks for the next one: this changes nothing."""
+        stream = self.stream
+        return stream.acknowledge(self) if stream is not None else False
 
 
 def _topic_of(channel: Any) -> Topic:

@@ -93,6 +93,9 @@ class Fetcher:
         self.monitor = sender.monitor
         self.max_poll_records = max_poll_records
         self.subscriptions: dict[str, list[Subscription]] = {}
+        #: streams no topic feeds (channels, iterables): stopped with the others,
+        #: never polled for, nothing to commit
+        self.local_streams: list[Stream] = []
         self.consumer: GroupConsumer | None = None
         self._stopping = False
         #: the wait for records in progress (cancelled to make ``run`` look again)
@@ -123,6 +126,13 @@ class Fetcher:
                     self._wake()
             sub.streams.append(stream)
 
+    def add_local_stream(self, stream: Stream) -> None:
+        """Count a stream fed by something else than the broker (a channel, an
+        iterable) among the streams, so that the worker stops it with the others.
+        Streams whose iterable ended are forgotten then."""
+        self.local_streams = [s for s in self.local_streams if not s.exhausted]
+        self.local_streams.append(stream)
+
     def topics(self) -> list[str]:
         return sorted(self.subscriptions)
 
@@ -144,6 +154,7 @@ class Fetcher:
         for subs in self.subscriptions.values():
             for sub in subs:
                 yield from sub.streams
+        yield from self.local_streams
 
     def buffered(self) -> int:
         return sum(s.buffered() for s in self.streams())

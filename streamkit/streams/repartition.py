@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from streamkit.errors import ImproperlyConfigured
 from streamkit.names import REPARTITION, derived_topic_name
-from streamkit.streams.stream import TICK, Stream
+from streamkit.streams.operators import TICK
+from streamkit.streams.stream import Stream
 from streamkit.types import OutgoingRecord
 
 if TYPE_CHECKING:

@@ -7,34 +7,31 @@ partition, the offset after the last done event, and that is what the worker com
 
 Operators (``filter``, ``take``, ``enumerate``, ``echo``, ``items``, ``events``) are
 async generators over the values; ``group_by`` and ``through`` continue on another topic
-(see ``streamkit.streams.repartition``).
+(see ``streamkit.streams.repartition``); ``noack`` hands acknowledgement to the agent
+(``streamkit.streams.acks``) and ``tee`` splits a stream (``streamkit.streams.tee``).
+
+A stream made with a ``source`` (``app.stream([1, 2, 3])``) reads that iterable instead
+of being fed batches, and ends with it.
 """
 from __future__ import annotations
 
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from streamkit.streams.acks import PendingAcks
 from streamkit.streams.event import Event, current_stream
+from streamkit.streams.operators import (TICK, _echo, _enumerate, _events, _filter,
+                                         _items, _noack, _stamp, _take, _Tick)
+from streamkit.streams.tee import Tee
 from streamkit.types import Message, TopicPartition
 
 if TYPE_CHECKING:
     from streamkit.streams.context import StreamContext
     from streamkit.topics import Topic
-
-
-class _Tick:
-    """Yielded up an operator chain when a ``take(within=)`` deadline passes with no
-    new event; every operator passes it on and ``take`` consumes it."""
-
-    def __repr__(self) -> str:
-        return "<tick>"
-
-
-TICK = _Tick()
 
 
 class Batch:
@@ -56,6 +53,12 @@ class Batch:
         self.end_offset = end_offset
         self.done = done
         self.delivered_at = 0.0
+
+
+class BatchSource(Protocol):
+    """What a stream reads when nothing feeds it: the next batch, None at the end."""
+
+    async def next_batch(self) -> Batch | None: ...
 
 
 class _Operators:
@@ -82,6 +85,46 @@ class _Operators:
         given once that long has passed since its first value. The events in a list
         count as done only when the agent asks for the next list."""
         return self._derive(lambda: _take(self, max_, within))
+
+    def take_with_timeout(self, max_: int, within: float) -> DerivedStream:
+        """``take(max_, within=within)``: lists of up to ``max_`` values, a shorter
+        one once ``within`` seconds have passed since its first value."""
+        return self.take(max_, within=within)
+
+    def take_with_timestamp(self, max_: int, within: float | None,
+                            timestamp_field_name: str) -> DerivedStream:
+        """Like ``take``; each value that is a dict gets its message's timestamp
+        (seconds) under ``timestamp_field_name`` (Faust's)."""
+        return self._derive(lambda: _stamp(self, timestamp_field_name)).take(
+            max_, within=within)
+
+    def take_events(self, max_: int, within: float | None = None) -> DerivedStream:
+        """Like ``take``, with lists of ``Event`` objects instead of values."""
+        return self.events().take(max_, within=within)
+
+    def noack_take(self, max_: int, within: float | None = None) -> DerivedStream:
+        """Lists of up to ``max_`` events that count as done only once acknowledged
+        (``await stream.ack(event)``, ``event.ack()``), as after ``noack()``."""
+        return self.noack().take_events(max_, within=within)
+
+    def noack(self) -> DerivedStream:
+        """The same values, each done only once acknowledged (``await
+        stream.ack(event)`` or ``event.ack()``), not when the next is asked for.
+        Offsets are committed up to the first unacknowledged event of a partition;
+        see ``streamkit.streams.acks``."""
+        return self._derive(lambda: _noack(self))
+
+    async def ack(self, event: Event) -> bool:
+        """Acknowledge ``event`` of a ``noack()`` stream; True when nothing holds its
+        offset back any more (False also for an event acknowledged already)."""
+        return self.root.acknowledge(event)
+
+    def tee(self, n: int = 2) -> tuple[DerivedStream, ...]:
+        """``n`` streams that each see every value, in lockstep: iterate each in a
+        task of its own (see ``streamkit.streams.tee``)."""
+        if n < 1:
+            raise ValueError(f"tee({n}): n must be at least 1")
+        return Tee(self, n).branches(n)
 
     def echo(self, *channels: Any) -> DerivedStream:
         """Forward every event unchanged to ``channels`` and yield its value."""
@@ -119,14 +162,19 @@ class Stream(_Operators):
     """The stream of one topic (or one agent instance of it)."""
 
     def __init__(self, channel: Topic, *, context: StreamContext, index: int = 0,
-                 agent: Any = None) -> None:
+                 agent: Any = None, source: BatchSource | None = None) -> None:
+        """``source``: batches to read instead of being fed (``app.stream(iterable)``;
+        see ``streamkit.streams.channel``)."""
         self.context = context
+        self._source = source
         self.channel = channel
         self.index = index
         self.agent = agent
         self.root = self
         self._batches: deque[Batch] = deque()
         self._waiter: anyio.Event | None = None
+        #: set when the agent takes a batch (a channel's send waits for room on it)
+        self._room: anyio.Event | None = None
         self.batch: Batch | None = None
         self.cursor = 0
         self._event: Event | None = None
@@ -146,6 +194,10 @@ class Stream(_Operators):
         self.consumed_by_repartition = False
         #: the streams ``group_by``/``through`` continued on, by topic name
         self.continuations: dict[str, Stream] = {}
+        #: events handed to a ``noack()`` layer and not acknowledged yet
+        self.pending = PendingAcks()
+        #: set when the ``source`` has no more values
+        self.exhausted = False
 
     def __repr__(self) -> str:
         return f"<Stream {self.channel.name}#{self.index}>"
@@ -163,11 +215,25 @@ class Stream(_Operators):
         """Events waiting in this stream, not yet given to the agent."""
         return sum(len(b.values) for b in self._batches)
 
+    async def wait_for_room(self, maxsize: int) -> None:
+        """Return once fewer than ``maxsize`` events wait in this stream (or it
+        stops)."""
+        while self.buffered() >= maxsize and not self.stopping:
+            room = self._room = self._room or anyio.Event()
+            await room.wait()
+
+    def _made_room(self) -> None:
+        room = self._room
+        if room is not None:
+            self._room = None
+            room.set()
+
     def drop_partitions(self, tps: set[TopicPartition]) -> None:
         """Forget buffered batches and positions of partitions given up on rebalance.
         The batch in hand, if it is of one of them, ends after the event in hand: the
         rest of it belongs to the partition's new owner now."""
         self._batches = deque(b for b in self._batches if b.tp not in tps)
+        self.pending.drop(tps)
         for tp in tps:
             self._positions.pop(tp, None)
             if self._held is not None:
@@ -182,6 +248,7 @@ class Stream(_Operators):
         ``drain_on_stop``, after the batches already fetched)."""
         self.stopping = True
         self._interrupt = not self.drain_on_stop
+        self._made_room()
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -196,7 +263,15 @@ class Stream(_Operators):
         batch = self.batch
         if batch is not None and self.cursor > 0:
             positions[batch.tp] = batch.messages[self.cursor - 1].offset + 1
+        if self.pending:
+            for tp, first in self.pending.first().items():
+                positions[tp] = min(positions.get(tp, first), first)
         return positions
+
+    def acknowledge(self, event: Event) -> bool:
+        """See ``ack``."""
+        m = event.message
+        return self.pending.ack(TopicPartition(m.topic, m.partition), m.offset)
 
     def hold(self) -> None:
         """Freeze ``positions()`` where it is (``take`` holds while it collects)."""
@@ -217,6 +292,7 @@ class Stream(_Operators):
         """Count the event in hand as done (its agent raised on it)."""
         batch = self.batch
         if batch is not None and self.cursor < len(batch.values):
+            self.pending.settle(batch.tp, batch.messages[self.cursor].offset)
             self.cursor += 1
         self._held = None
 
@@ -237,6 +313,13 @@ class Stream(_Operators):
         while not self._batches:
             if self.stopping:
                 return None
+            if self._source is not None:
+                source_batch = await self._source.next_batch()
+                if source_batch is None:
+                    self.exhausted = True
+                    return None
+                self._batches.append(source_batch)
+                break
             waiter = self._waiter = anyio.Event()
             if self.tick_after is None:
                 await waiter.wait()
@@ -247,6 +330,7 @@ class Stream(_Operators):
                     self._waiter = None
                     return TICK
         batch = self._batches.popleft()
+        self._made_room()
         self.batch = batch
         self.cursor = 0
         return batch
@@ -327,7 +411,7 @@ class Stream(_Operators):
         """The event of ``batch[i]``, kept as the current one."""
         message = batch.messages[i]
         event = self._event = Event(batch.keys[i], batch.values[i], message.headers,
-                                    message)
+                                    message, self)
         return event
 
     async def batches(self) -> AsyncIterator[Batch]:
@@ -366,113 +450,3 @@ class DerivedStream(_Operators):
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._make()
-
-
-async def _filter(parent: _Operators, predicate: Callable[[Any], Any]) -> AsyncIterator[Any]:
-    async for value in parent:
-        if value is TICK:
-            yield value
-            continue
-        keep = predicate(value)
-        if hasattr(keep, "__await__"):
-            keep = await keep
-        if keep:
-            yield value
-
-
-async def _enumerate(parent: _Operators, start: int) -> AsyncIterator[Any]:
-    n = start
-    async for value in parent:
-        if value is TICK:
-            yield value
-            continue
-        yield n, value
-        n += 1
-
-
-async def _items(parent: _Operators) -> AsyncIterator[Any]:
-    root = parent.root
-    async for value in parent:
-        if value is TICK:
-            yield value
-            continue
-        event = root.current_event()
-        yield (event.key if event is not None else None), value
-
-
-async def _events(parent: _Operators) -> AsyncIterator[Any]:
-    root = parent.root
-    async for value in parent:
-        if value is TICK:
-            yield value
-            continue
-        yield root.current_event()
-
-
-async def _echo(parent: _Operators, channels: tuple[Any, ...]) -> AsyncIterator[Any]:
-    root = parent.root
-    async for value in parent:
-        if value is not TICK:
-            event = root.current_event()
-            if event is not None:
-                for channel in channels:
-                    await event.forward(root.context.topic(channel)
-                                        if isinstance(channel, str) else channel)
-        yield value
-
-
-class _HandOver(Exception):
-    """Raised inside ``take``: an operator below it failed with ``error`` while values
-    were collected; they are handed to the agent before the error goes on."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-async def _handing_over(parent: _Operators, buffer: list[Any], root: Stream
-                        ) -> AsyncIterator[Any]:
-    try:
-        async for value in parent:
-            yield value
-    except Exception as exc:
-        if not buffer:
-            raise
-        raise _HandOver(exc) from exc
-
-
-async def _take(parent: _Operators, max_: int, within: float | None) -> AsyncIterator[Any]:
-    root = parent.root
-    buffer: list[Any] = []  # one list for the whole iteration: _handing_over reads it
-
-    def hand_over() -> list[Any]:
-        out = buffer[:]
-        buffer.clear()
-        root.tick_after = None
-        return out
-
-    try:
-        async for value in _handing_over(parent, buffer, root):
-            if value is not TICK:
-                if not buffer:
-                    root.hold()
-                    if within is not None:
-                        root.tick_after = time.monotonic() + within
-                buffer.append(value)
-                if len(buffer) < max_:
-                    continue
-            elif not buffer:
-                continue
-            yield hand_over()
-            root.release()
-    except _HandOver as handover:
-        # the values collected before the failure reach the agent first; the error
-        # (and the event it came from, which counts as done) follows
-        yield hand_over()
-        root.release()
-        raise handover.error from None
-    finally:
-        root.tick_after = None
-    if buffer:
-        yield hand_over()
-        root.release()
