@@ -228,6 +228,9 @@ class Topic:
         self.value_serde = self._serde(
             value_type, value_serializer,
             _default_value_serializer(value_type, default_value), is_key=False)
+        #: whether every key decodes (untyped keys: JSON, else the bytes themselves), so
+        #: a stream may decode them only when they are asked for
+        self.keys_cannot_fail = self.key_serde.codec is JSON_OR_BYTES
         self.partitions = partitions
         self.replicas = replicas
         self.retention = retention

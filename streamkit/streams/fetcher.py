@@ -10,7 +10,8 @@ the worker starts) with the error in its headers, and the stream goes on without
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -252,7 +253,12 @@ class Fetcher:
         end_offset = messages[-1].offset + 1
         value_serde = channel.value_serde
         try:
-            keys = self._decode_keys(channel, [m.key for m in messages])
+            keys: list[Any] | Callable[[list[Message]], list[Any]]
+            if channel.keys_cannot_fail:
+                # (untyped keys) decoding waits until the keys are asked for
+                keys = partial(self._decode_message_keys, channel)
+            else:
+                keys = self._decode_keys(channel, [m.key for m in messages])
             values = value_serde.loads_many([m.value for m in messages])
         except DecodeError:
             messages, keys, values = self._decode_one_by_one(channel, messages)
@@ -261,6 +267,9 @@ class Fetcher:
             for m, v in zip(messages, values, strict=True):
                 m.timestamp = int(extractor(m, v) * 1000)
         return Batch(tp, messages, keys, values, end_offset)
+
+    def _decode_message_keys(self, channel: Topic, messages: list[Message]) -> list[Any]:
+        return self._decode_keys(channel, [m.key for m in messages])
 
     def _decode_keys(self, channel: Topic, raw_keys: list[bytes | None]) -> list[Any]:
         """Keys repeat (vendors, locations): decode each distinct key bytes once."""

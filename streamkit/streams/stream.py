@@ -39,20 +39,33 @@ class Batch:
 
     ``end_offset`` is the offset after the batch, which also covers messages that were
     dropped before the agent (undecodable ones sent to the dead-letter topic).
+
+    ``keys`` may be given as a function of the messages instead, for keys whose
+    decoding cannot fail: they are decoded when first asked for, so an agent that
+    reads only values never pays for them.
     """
 
-    __slots__ = ("tp", "messages", "keys", "values", "end_offset", "done", "delivered_at")
+    __slots__ = ("tp", "messages", "_keys", "values", "end_offset", "done", "delivered_at")
 
-    def __init__(self, tp: TopicPartition, messages: list[Message], keys: list[Any],
+    def __init__(self, tp: TopicPartition, messages: list[Message],
+                 keys: list[Any] | Callable[[list[Message]], list[Any]],
                  values: list[Any], end_offset: int, done: anyio.Event | None = None
                  ) -> None:
         self.tp = tp
         self.messages = messages
-        self.keys = keys
+        self._keys = keys
         self.values = values
         self.end_offset = end_offset
         self.done = done
         self.delivered_at = 0.0
+
+    @property
+    def keys(self) -> list[Any]:
+        """The decoded key of each message."""
+        keys = self._keys
+        if callable(keys):
+            keys = self._keys = keys(self.messages)
+        return keys
 
 
 class BatchSource(Protocol):

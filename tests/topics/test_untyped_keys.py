@@ -29,7 +29,9 @@ def test_digit_keys_decode_as_the_json_decoder_reads_them(raw):
 
 
 @pytest.mark.anyio
-async def test_an_agent_sees_every_key_whether_keys_repeat_or_are_all_new():
+@pytest.mark.parametrize("how", ["events", "items", "current_event"])
+async def test_an_agent_sees_every_key_whether_keys_repeat_or_are_all_new(how):
+    # (untyped keys are decoded when first asked for, however the agent asks)
     name = f"untypedkeys{next(_ids)}"
     app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
                         web_enabled=False)
@@ -41,8 +43,15 @@ async def test_an_agent_sees_every_key_whether_keys_repeat_or_are_all_new():
 
     @app.agent(topic)
     async def collect(stream):
-        async for event in stream.events():
-            seen.append(event.key)
+        if how == "events":
+            async for event in stream.events():
+                seen.append(event.key)
+        elif how == "items":
+            async for key, _value in stream.items():
+                seen.append(key)
+        else:
+            async for _value in stream:
+                seen.append(streamkit.current_event().key)
 
     for raw in raws:
         await topic.send(key=raw, value=b"v")
