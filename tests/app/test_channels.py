@@ -9,6 +9,7 @@ import pytest
 
 import streamkit
 from streamkit.worker import Worker
+from tests.running import run_until
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -23,17 +24,6 @@ def make_app() -> streamkit.App:
     name = f"channels{next(_ids)}"
     return streamkit.App(name, broker=f"memory://{name}", store="memory://",
                          web_enabled=False, commit_interval=0.02)
-
-
-async def run_until(app: streamkit.App, condition) -> Worker:
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        with anyio.fail_after(5):
-            while not condition():
-                await anyio.sleep(0.01)
-        worker.stop()
-    return worker
 
 
 async def test_an_agent_consumes_a_channel_and_writes_nothing_to_the_broker():

@@ -13,6 +13,7 @@ import pytest
 import streamkit
 from streamkit.types import TopicPartition
 from streamkit.worker import Worker
+from tests.running import run_until
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -23,15 +24,6 @@ def make_app(name: str | None = None, **settings: Any) -> streamkit.App:
     return streamkit.App(name, broker=f"memory://{name}", store="memory://",
                          web_enabled=False, commit_interval=0.05, topic_partitions=2,
                          **settings)
-
-
-async def run_until(worker: Worker, condition: Any) -> None:
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        with anyio.fail_after(5):
-            while not condition():
-                await anyio.sleep(0.01)
-        worker.stop()
 
 
 async def test_tasks_run_once_when_the_worker_is_ready() -> None:

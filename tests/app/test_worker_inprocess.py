@@ -11,6 +11,7 @@ import streamkit
 from streamkit.errors import ImproperlyConfigured
 from streamkit.types import TopicPartition
 from streamkit.worker import Worker
+from tests.running import run_until
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -25,17 +26,6 @@ def make_app(**settings) -> streamkit.App:
     name = f"inproc{next(_ids)}"
     return streamkit.App(name, broker=f"memory://{name}", store="memory://",
                          web_enabled=False, commit_interval=0.05, **settings)
-
-
-async def run_until(app: streamkit.App, condition, timeout: float = 5.0) -> Worker:
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        with anyio.fail_after(timeout):
-            while not condition():
-                await anyio.sleep(0.01)
-        worker.stop()
-    return worker
 
 
 def read_all(app: streamkit.App, topic: str) -> list[streamkit.Message]:
@@ -254,7 +244,7 @@ async def test_a_slow_agent_stays_in_its_group_while_the_fetcher_waits(caplog):
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(poll_other)
-            await run_until(app, lambda: len(seen) == 50, timeout=15)
+            await run_until(app, lambda: len(seen) == 50, within=15)
             stop_other.set()
     finally:
         fetcher.MAX_BUFFERED = original

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import streamkit
-from streamkit.worker import Worker
+from tests.running import run_until
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -24,16 +24,6 @@ def make_app() -> streamkit.App:
 def committed(app: streamkit.App, topic: str) -> int:
     return sum(o.committed for o in app.broker.group_offsets(app.conf.id)
                if o.topic == topic)
-
-
-async def run_until(app: streamkit.App, condition) -> None:
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        with anyio.fail_after(5):
-            while not condition():
-                await anyio.sleep(0.01)
-        worker.stop()
 
 
 async def test_tee_branches_each_see_every_event_and_commits_wait_for_the_slowest():

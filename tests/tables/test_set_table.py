@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 import streamkit
 from streamkit.errors import ImproperlyConfigured
 from streamkit.types import TopicPartition
-from streamkit.worker import Worker
+from tests.running import run_until
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -70,16 +69,6 @@ def build(name: str, tmp: Path, *, global_: bool = False) -> tuple[Any, Any, Any
     return app, ops, sets, state
 
 
-async def run_until(app: Any, condition: Any) -> None:
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        with anyio.fail_after(10):
-            while not condition():
-                await anyio.sleep(0.01)
-        worker.stop()
-
-
 @pytest.mark.parametrize("global_", [False, True], ids=["SetTable", "SetGlobalTable"])
 async def test_set_changes_reach_the_changelog_and_survive_a_restart(
         tmp_path: Path, global_: bool) -> None:
@@ -87,7 +76,7 @@ async def test_set_changes_reach_the_changelog_and_survive_a_restart(
     app, ops, sets, state = build(name, tmp_path, global_=global_)
     for op, key, arg in OPS:
         await ops.send(value={"op": op, "key": key, "arg": arg})
-    await run_until(app, lambda: state["seen"] == len(OPS))
+    await run_until(app, lambda: state["seen"] == len(OPS), within=10)
     want = expected()
     assert want == {"a": {2, 3, 4}, "b": {"w"}, "c": {(5, "t")}, "d": {8}}
 
@@ -106,7 +95,7 @@ async def test_set_changes_reach_the_changelog_and_survive_a_restart(
     @again.task
     async def read_back() -> None:
         seen.update(sets2.items())
-    await run_until(again, lambda: bool(seen))
+    await run_until(again, lambda: bool(seen), within=10)
     assert seen == want
     assert "gone" not in sets2
 
