@@ -17,7 +17,8 @@ def test_tutorial_code_is_the_example_code():
 
 
 def test_my_docs_link_to_files_that_exist():
-    for page in ("index.md", "concepts.md", "tutorial.md", "reference.md"):
+    for page in ("index.md", "concepts.md", "tutorial.md", "reference.md",
+                 "migrating-from-faust.md"):
         text = (DOCS / page).read_text()
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
             if target.startswith("http"):
