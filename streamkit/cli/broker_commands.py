@@ -65,8 +65,13 @@ def _require_topic(broker: Broker, topic: str) -> int:
 @broker_options
 @click.pass_context
 def topics(ctx: click.Context, broker: str, datadir: str) -> None:
-    """List topics: partitions, start/end offsets, messages, retention, cleanup.policy."""
-    ctx.obj = dict(ctx.obj or {}, broker=broker, datadir=datadir)
+    """List topics: partitions, start/end offsets, messages, retention, cleanup.policy.
+
+    --broker and --datadir may also follow the subcommand (topics create NAME --broker
+    URL); given in both places, the one after the subcommand wins."""
+    # (in the object every subcommand shares: a copy of the option after the
+    # subcommand overwrites it there, see streamkit.cli.shared_options)
+    ctx.ensure_object(dict).update(broker=broker, datadir=datadir)
     if ctx.invoked_subcommand is not None:
         return
     conn = open_broker(broker, datadir, read_only=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from streamkit.cli import app_commands, broker_commands, log_commands
+from streamkit.cli.shared_options import spread_group_options
 
 if TYPE_CHECKING:
     from streamkit.app import App
@@ -102,6 +103,9 @@ def _attach_avro_commands() -> None:
 
 
 _attach_avro_commands()
+# every group's options also after its subcommands: `topics create x --broker URL`,
+# `worker APP --debug`
+spread_group_options(cli)
 
 
 def app_main(app: App, argv: list[str] | None = None) -> None:
@@ -115,6 +119,7 @@ def app_main(app: App, argv: list[str] | None = None) -> None:
 
     for command in app_commands.commands_for(app):
         group.add_command(command)
+    spread_group_options(group)
     group.main(args=argv, prog_name=os.path.basename(sys.argv[0]) if sys.argv else "app")
 
 
