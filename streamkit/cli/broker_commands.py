@@ -178,9 +178,14 @@ def topics_delete(obj: dict[str, Any], name: str) -> None:
 @broker_options
 def send(topic: str, value: str, key: str | None, partition: int | None, broker: str,
          datadir: str) -> None:
-    """Send VALUE to TOPIC (created if missing); VALUE '-' sends each stdin line."""
+    """Send VALUE to TOPIC (created if missing); VALUE '-' sends each stdin line.
+
+    Ctrl-C stops reading stdin: the lines read so far are sent, then it prints
+    "interrupted after N messages, last offset TOPIC[P]@O" and exits 130."""
     from streamkit.clients import Producer
     conn = open_broker(broker, datadir)
+    sent = _Sent()
+    interrupted = False
     try:
         count = conn.partition_count(topic)
         if partition is not None and count is not None and not 0 <= partition < count:
@@ -190,26 +195,43 @@ def send(topic: str, value: str, key: str | None, partition: int | None, broker:
         # piped lines go in batches (one log write each); typed lines one by one
         batch = 1 if value == "-" and sys.stdin.isatty() else SEND_BATCH
         with Producer(conn, linger_ms=60_000, batch_size=batch) as producer:
-            pending = []
-            for text in values:
-                pending.append(producer.send(topic, value=text, key=key,
-                                             partition=partition))
-                if len(pending) >= batch:
-                    _report(pending)
-                    pending = []
+            pending: list[Any] = []
+            try:
+                for text in values:
+                    pending.append(producer.send(topic, value=text, key=key,
+                                                 partition=partition))
+                    if len(pending) >= batch:
+                        sent.report(pending)
+                        pending = []
+            except KeyboardInterrupt:
+                interrupted = True      # what was read goes out before we stop
             producer.flush()
-            _report(pending)
+            sent.report(pending)
     finally:
         conn.close()
+    if interrupted:
+        click.echo(f"interrupted after {sent.count} messages, last offset "
+                   f"{sent.last or 'none'}", err=True)
+        raise SystemExit(130)       # 128 + SIGINT, as a shell reports Ctrl-C
 
 
-def _report(futures: list[Any]) -> None:
-    lines = []
-    for future in futures:
-        meta = future.get()
-        lines.append(f"{meta.topic}[{meta.partition}]@{meta.offset}")
-    if lines:
-        click.echo("\n".join(lines))
+class _Sent:
+    """The messages ``send`` has printed: how many, and the last one's position."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last: str | None = None
+
+    def report(self, futures: list[Any]) -> None:
+        """Wait for ``futures`` and print ``topic[partition]@offset`` for each."""
+        lines = []
+        for future in futures:
+            meta = future.get()
+            lines.append(f"{meta.topic}[{meta.partition}]@{meta.offset}")
+        if lines:
+            click.echo("\n".join(lines))
+            self.count += len(lines)
+            self.last = lines[-1]
 
 
 @click.command("tail")
