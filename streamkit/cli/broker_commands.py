@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -243,17 +244,29 @@ class _Sent:
 @click.option("--format", "fmt", type=click.Choice(["json", "raw"]), default="json",
               show_default=True, help="json: one object per message; raw: the value.")
 @click.option("--timeout", type=float, default=None,
-              help="Stop when no message came for this many seconds.")
+              help="Stop when no message came for this many seconds (with --wait: "
+                   "also give up waiting for the topic after as long).")
+@click.option("--wait", "-w", is_flag=True,
+              help="Wait for TOPIC to be created (and the embedded log), then tail it "
+                   "from its first message.")
 @broker_options
 def tail(topic: str, from_beginning: bool, group: str | None, count: int | None,
-         fmt: str, timeout: float | None, broker: str, datadir: str) -> None:
-    """Print the messages of TOPIC as they arrive (Ctrl-C stops)."""
+         fmt: str, timeout: float | None, wait: bool, broker: str, datadir: str) -> None:
+    """Print the messages of TOPIC as they arrive (Ctrl-C stops). Only reads: works on
+    a read-only data directory (except --group, which commits)."""
     from streamkit.clients import Consumer
-    conn = open_broker(broker, datadir)
     consumer = None
     printed: dict[TopicPartition, int] = {}
+    conn: Broker | None = None
     try:
-        _require_topic(conn, topic)
+        if wait:
+            conn, created = _wait_for_topic(broker, datadir, topic, timeout)
+            # a topic created after tail started holds only messages that came after
+            # it started: all of them are "new"
+            from_beginning = from_beginning or created
+        else:
+            conn = open_broker(broker, datadir, read_only=True)
+            _require_topic(conn, topic)
         consumer = Consumer(topic, broker=conn, group_id=group,
                             auto_offset_reset="earliest" if from_beginning else "latest",
                             enable_auto_commit=False,
@@ -275,7 +288,48 @@ def tail(topic: str, from_beginning: bool, group: str | None, count: int | None,
             if group is not None and printed:
                 consumer.commit(printed)
             consumer.close(autocommit=False)
-        conn.close()
+        if conn is not None:
+            conn.close()
+
+
+#: seconds between two looks for a topic ``tail --wait`` waits for
+WAIT_POLL = 0.2
+
+
+def _wait_for_topic(url: str, datadir: str, topic: str, timeout: float | None
+                    ) -> tuple[Broker, bool]:
+    """The broker once ``topic`` exists on it, and whether it had to be waited for.
+    Creates nothing: on log:// it waits for the log's folder too. ``timeout``: give up
+    (one-line error) after that many seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    conn: Broker | None = None
+    waited = False
+    try:
+        while True:
+            if conn is None and _log_exists(url, datadir):
+                conn = open_broker(url, datadir, read_only=True)
+            if conn is not None and conn.partition_count(topic) is not None:
+                return conn, waited
+            if not waited:
+                click.echo(f"waiting for topic {topic!r} on {url}...", err=True)
+                waited = True
+            if deadline is not None and time.monotonic() >= deadline:
+                raise UnknownTopic(f"no topic {topic!r} on {url} after waiting "
+                                   f"{timeout:g} s")
+            time.sleep(WAIT_POLL)
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
+
+
+def _log_exists(url: str, datadir: str) -> bool:
+    """Whether the broker is there to be opened without creating anything (a log://
+    folder may not exist yet; other brokers are servers)."""
+    if not url.startswith("log://"):
+        return True
+    from streamkit.transport.embedded import log_root
+    return log_root(url, datadir).is_dir()
 
 
 def format_message(message: Message, fmt: str) -> str:
