@@ -57,8 +57,12 @@ def serve(host: str, port: int, broker: str | None, datadir: str | None,
     import anyio
 
     from streamkit.avro.registry import SchemaRegistry
-    from streamkit.web.registry import serve_registry
     from streamkit.transport import connect
+    try:
+        from streamkit.web.registry import serve_registry
+    except ImportError:
+        from streamkit.cli.extras import missing_extra
+        raise click.ClickException(missing_extra("web", "registry serve")) from None
 
     url = broker or _default_broker()
     reg = SchemaRegistry(connect(url, datadir=datadir or _default_datadir()),
