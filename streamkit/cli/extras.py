@@ -14,8 +14,6 @@ import re
 import shlex
 from pathlib import Path
 
-import streamkit
-
 #: the requirements of each extra, for when no metadata can be read
 _FALLBACK = {
     "web": ["starlette", "uvicorn", "prometheus-client"],
@@ -27,7 +25,7 @@ _FALLBACK = {
 def checkout_root() -> Path | None:
     """The clone streamkit runs from (its ``pyproject.toml`` names the project), or None
     for an installed copy."""
-    root = Path(streamkit.__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]          # above streamkit/cli/
     pyproject = root / "pyproject.toml"
     try:
         text = pyproject.read_text()
