@@ -1,4 +1,4 @@
-"""Commands about one App: ``worker``, ``agents``, ``tables``, ``reset``.
+"""Commands about one App: ``worker``, ``agents``, ``tables``, ``table``, ``reset``.
 
 Each exists twice: ``streamkit worker APP`` (APP found by ``load_app``) and
 ``python app.py worker`` (the app is the script's own). ``_app_command`` builds both
@@ -17,6 +17,7 @@ import click
 
 from streamkit.cli.loading import load_app
 from streamkit.cli.output import echo_table
+from streamkit.cli.table_command import TABLE_OPTIONS, show_table
 from streamkit.errors import BrokerError
 from streamkit.internal_topics import DEAD_LETTER, INTERNAL, TopicRecord
 
@@ -230,6 +231,7 @@ def commands_for(app: App | None) -> list[click.Command]:
         _app_command("worker", run_worker, WORKER_OPTIONS, app),
         _app_command("agents", show_agents, [], app),
         _app_command("tables", show_tables, [], app),
+        _app_command("table", show_table, TABLE_OPTIONS, app),
         _app_command("reset", reset_app, RESET_OPTIONS, app),
     ]
 
