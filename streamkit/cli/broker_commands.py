@@ -6,10 +6,12 @@ in the directory where a worker runs shows that worker's log.
 """
 from __future__ import annotations
 
+import io
 import json
+import select
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -192,16 +194,23 @@ def send(topic: str, value: str, key: str | None, partition: int | None, broker:
         if partition is not None and count is not None and not 0 <= partition < count:
             raise click.BadParameter(f"topic {topic!r} has partitions 0..{count - 1}",
                                      param_hint="--partition")
-        values = (line.rstrip("\n") for line in sys.stdin) if value == "-" else [value]
+        chunks = _stdin_chunks(sys.stdin) if value == "-" else iter([([value], True)])
         # piped lines go in batches (one log write each); typed lines one by one
         batch = 1 if value == "-" and sys.stdin.isatty() else SEND_BATCH
         with Producer(conn, linger_ms=60_000, batch_size=batch) as producer:
             pending: list[Any] = []
             try:
-                for text in values:
-                    pending.append(producer.send(topic, value=text, key=key,
-                                                 partition=partition))
-                    if len(pending) >= batch:
+                for lines, more_waiting in chunks:
+                    for text in lines:
+                        pending.append(producer.send(topic, value=text, key=key,
+                                                     partition=partition))
+                        if len(pending) >= batch:
+                            sent.report(pending)
+                            pending = []
+                    if pending and not more_waiting:
+                        # a slow writer at the other end of the pipe: send and print
+                        # what came instead of waiting for a full batch
+                        producer.flush()
                         sent.report(pending)
                         pending = []
             except KeyboardInterrupt:
@@ -214,6 +223,34 @@ def send(topic: str, value: str, key: str | None, partition: int | None, broker:
         click.echo(f"interrupted after {sent.count} messages, last offset "
                    f"{sent.last or 'none'}", err=True)
         raise SystemExit(130)       # 128 + SIGINT, as a shell reports Ctrl-C
+
+
+def _stdin_chunks(stdin: Any) -> Iterator[tuple[list[str], bool]]:
+    """The lines of ``stdin`` as they come: the complete lines of each read, and
+    whether more input was already waiting after it (a file: always; a pipe: when its
+    writer is ahead). A terminal, or a stream that is not a file, gives a line a read."""
+    try:
+        fd = stdin.fileno()
+        raw = stdin.buffer
+        typed = stdin.isatty()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd, raw, typed = -1, None, True
+    if typed or raw is None:
+        for line in stdin:
+            yield [line.rstrip("\n")], True
+        return
+    waiting = select.poll()
+    waiting.register(fd, select.POLLIN)
+    encoding, errors = stdin.encoding or "utf-8", stdin.errors or "strict"
+    rest = b""
+    while data := raw.read1(65536):       # what is there, up to 64 KiB; waits for some
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()                  # (a line not complete yet)
+        # decoded line by line: a character split between two reads stays whole
+        yield ([line.removesuffix(b"\r").decode(encoding, errors) for line in lines],
+               bool(waiting.poll(0)))
+    if rest:
+        yield [rest.removesuffix(b"\r").decode(encoding, errors)], False
 
 
 class _Sent:

@@ -103,3 +103,23 @@ def _wchan_is_read(pid: int) -> bool:
     except OSError:
         return True                 # no wchan here: CPU time alone decides
     return "read" in wchan or "pipe" in wchan or wchan in ("", "0")
+
+
+def test_send_from_a_slow_pipe_sends_each_line_without_waiting_for_a_batch(tmp_path):
+    proc = subprocess.Popen([*STREAMKIT, "send", "lines", "-"], env=env_for(tmp_path),
+                            cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for n in range(3):
+            proc.stdin.write(f"line {n}\n")
+            proc.stdin.flush()           # and the pipe stays open
+            ready, _, _ = select.select([proc.stdout], [], [], 20)
+            assert ready, f"line {n} was not sent while the pipe stayed open"
+            assert proc.stdout.readline() == f"lines[0]@{n}\n"
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert values_in(tmp_path, "lines") == ["line 0", "line 1", "line 2"]
