@@ -3,6 +3,8 @@
     python examples/producer_taxi_json.py                  # as fast as it can
     python examples/producer_taxi_json.py --rate 10        # 10 rides a second
     python examples/producer_taxi_json.py --broker kafka://localhost:9092
+
+Ctrl-C stops it: the rides sent so far are written, it prints how many and exits 130.
 """
 from __future__ import annotations
 
@@ -36,13 +38,18 @@ def main() -> None:
         value_serializer=lambda ride: json.dumps(ride).encode(),
         key_serializer=lambda vendor: str(vendor).encode())
     sent = 0
-    with open(args.csv, newline="") as f, producer:
-        for row in csv.DictReader(f):
-            ride = ride_json(row)
-            producer.send(args.topic, value=ride, key=ride["vendorId"])
-            sent += 1
-            if args.rate:
-                time.sleep(1 / args.rate)
+    try:
+        with open(args.csv, newline="") as f, producer:
+            for row in csv.DictReader(f):
+                ride = ride_json(row)
+                producer.send(args.topic, value=ride, key=ride["vendorId"])
+                sent += 1
+                if args.rate:
+                    time.sleep(1 / args.rate)
+    except KeyboardInterrupt:
+        # Ctrl-C: leaving the with block wrote the rides already sent
+        print(f"interrupted: sent {sent} rides to {args.topic} on {args.broker}")
+        raise SystemExit(130) from None
     print(f"sent {sent} rides to {args.topic} on {args.broker}")
 
 

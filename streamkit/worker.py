@@ -47,15 +47,21 @@ class Worker:
 
     def __init__(self, app: App, *, services: Sequence[Service] = (),
                  install_signal_handlers: bool = True, shutdown_timeout: float = 10.0,
-                 status_interval: float | None = None, web_port: int | None = None,
-                 web_host: str | None = None) -> None:
+                 status_interval: float | None = None, status_on_terminal: bool = False,
+                 web_port: int | None = None, web_host: str | None = None) -> None:
         """``services`` run beside the agents (``streamkit.cli.worker_services`` gives
-        the web server and the schema registry's, as the app's settings ask)."""
+        the web server and the schema registry's, as the app's settings ask).
+
+        Every ``status_interval`` seconds (None: never) the worker reports events/s,
+        events processed, lag and table sizes: logged at info level, or, with
+        ``status_on_terminal``, printed to stderr only when a number changed (an idle
+        worker's terminal does not scroll)."""
         self.app = app
         self.services = list(services)
         self.install_signal_handlers = install_signal_handlers
         self.shutdown_timeout = shutdown_timeout
         self.status_interval = status_interval
+        self.status_on_terminal = status_on_terminal
         self.consumer: GroupConsumer | None = None
         self.committer = Committer(app.fetcher, app.sender, app.tables.values(),
                                    app.monitor)
@@ -154,7 +160,10 @@ class Worker:
                 services.cancel_scope.cancel()
         finally:
             self._services = None
+            joined = self.consumer is not None
             self._close()
+            if joined:
+                self._log_summary()
             gc.set_threshold(*gc_thresholds)
             gc.unfreeze()
             with anyio.CancelScope(shield=True):
@@ -445,17 +454,47 @@ class Worker:
 
     async def _status_loop(self) -> None:
         assert self.status_interval
+        last = None
         while True:
             await anyio.sleep(self.status_interval)
-            print(self.status_line(), file=sys.stderr, flush=True)
+            numbers = self.status_numbers()
+            if not self.status_on_terminal:
+                # piped, systemd, docker: a heartbeat in the log, idle or not
+                logger.info("status: %s", numbers)
+            elif numbers != last:
+                print(f"[{datetime.now():%H:%M:%S}] {numbers}", file=sys.stderr, flush=True)
+            last = numbers
 
     def status_line(self) -> str:
+        """``[HH:MM:SS] N events/s  processed N  lag N  tables name=size ...``."""
+        return f"[{datetime.now():%H:%M:%S}] {self.status_numbers()}"
+
+    def status_numbers(self) -> str:
+        """The status line without its time."""
         app = self.app
         lag = self.total_lag()
         tables = " ".join(f"{t.name}={len(t)}" for t in app.tables.values())
-        return (f"[{datetime.now():%H:%M:%S}] {app.monitor.events_per_second():,.0f} events/s"
-                f"  processed {sum(a.events_total for a in app.agents.values()):,}"
+        return (f"{app.monitor.events_per_second():,.0f} events/s"
+                f"  processed {self.events_processed():,}"
                 f"  lag {lag:,}" + (f"  tables {tables}" if tables else ""))
+
+    def events_processed(self) -> int:
+        """Events the agents took from their streams (an event two agents read counts
+        twice)."""
+        return sum(a.events_total for a in self.app.agents.values())
+
+    def _log_summary(self) -> None:
+        """What this run did: running time, events, committed offsets."""
+        try:
+            by_agent = ", ".join(f"@{name} {agent.events_total:,}"
+                                 for name, agent in self.app.agents.items())
+            logger.info("worker %s stopped after %.1f s: %s events processed (%s); "
+                        "committed offsets: %s", self.app.conf.id,
+                        time.monotonic() - self._started, f"{self.events_processed():,}",
+                        by_agent or "no agents",
+                        describe_offsets(self.committer.committed) or "none")
+        except Exception:
+            logger.exception("could not summarize the run")
 
     def total_lag(self) -> int:
         consumer = self.consumer
@@ -473,12 +512,14 @@ class Worker:
         self.committer.commit()
 
     def on_partitions_assigned(self, tps: list[TopicPartition]) -> None:
+        logger.info("partitions assigned: %s", describe_partitions(tps) or "none")
         for table in self.app.tables.values():
             table.on_partitions_assigned(tps)
         self._signal(self.app.on_partitions_assigned, set(tps))
         self._signal(self.app.on_rebalance_complete)
 
     def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
+        logger.info("partitions revoked: %s", describe_partitions(tps) or "none")
         revoked = set(tps)
         app = self.app
         assigned = self.consumer.assignment() if self.consumer is not None else set()
@@ -490,6 +531,20 @@ class Worker:
         self._signal(app.on_partitions_revoked, revoked)
         for table in app.tables.values():
             table.on_partitions_revoked(tps, assigned)
+
+
+def describe_partitions(tps: Sequence[TopicPartition] | set[TopicPartition]) -> str:
+    """``topic [0, 1, 2]; other [0]``, topics in name order."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in tps:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return "; ".join(f"{topic} {sorted(parts)}" for topic, parts in sorted(by_topic.items()))
+
+
+def describe_offsets(offsets: dict[TopicPartition, int]) -> str:
+    """``topic[0]=12 topic[1]=7``, in topic and partition order."""
+    return " ".join(f"{tp.topic}[{tp.partition}]={offset}"
+                    for tp, offset in sorted(offsets.items()))
 
 
 def _seconds_until_next(timer: Timer) -> float:

@@ -1,4 +1,4 @@
-"""Commands about one App: ``worker``, ``agents``, ``tables``, ``reset``.
+"""Commands about one App: ``worker``, ``agents``, ``tables``, ``table``, ``reset``.
 
 Each exists twice: ``streamkit worker APP`` (APP found by ``load_app``) and
 ``python app.py worker`` (the app is the script's own). ``_app_command`` builds both
@@ -17,6 +17,7 @@ import click
 
 from streamkit.cli.loading import load_app
 from streamkit.cli.output import echo_table
+from streamkit.cli.table_command import TABLE_OPTIONS, show_table
 from streamkit.errors import BrokerError
 from streamkit.internal_topics import DEAD_LETTER, INTERNAL, TopicRecord
 
@@ -51,7 +52,8 @@ def _app_command(name: str, fun: Callable[..., None], options: list[Callable[...
 # -- worker ------------------------------------------------------------------------------
 def run_worker(app: App, *, broker: str | None, datadir: str | None, loglevel: str,
                concurrency: int | None, web_port: int | None, web_host: str | None,
-               without_web: bool, registry_port: int | None = None) -> None:
+               without_web: bool, registry_port: int | None = None,
+               status_interval: float = 10.0) -> None:
     """Run a worker of the app until Ctrl-C or SIGTERM (exit 0 after a graceful stop)."""
     from streamkit.cli.main import setup_logging
     setup_logging(loglevel)
@@ -72,8 +74,12 @@ def run_worker(app: App, *, broker: str | None, datadir: str | None, loglevel: s
     if registry_port is not None:
         app.conf.registry_port = registry_port
     _ = app.broker                               # a bad broker URL fails here, in one line
+    if status_interval < 0:
+        raise click.BadParameter(f"{status_interval}: must be >= 0 (0: no status)",
+                                 param_hint="--status-interval")
     app.run_worker(web_port=web_port, web_host=web_host,
-                   status_interval=5.0 if sys.stderr.isatty() else None)
+                   status_interval=status_interval or None,
+                   status_on_terminal=sys.stderr.isatty())
 
 
 WORKER_OPTIONS = [
@@ -91,6 +97,11 @@ WORKER_OPTIONS = [
     click.option("--without-web", is_flag=True, help="Do not start the web server."),
     click.option("--registry-port", type=int, default=None,
                  help="Also serve the Schema Registry REST API on this port."),
+    click.option("--status-interval", type=float, default=10.0, show_default=True,
+                 metavar="SECONDS",
+                 help="Report events/s, events processed, lag and table sizes this "
+                      "often: logged at info level, or on a terminal printed when they "
+                      "changed. 0: never."),
 ]
 
 
@@ -221,6 +232,7 @@ def commands_for(app: App | None) -> list[click.Command]:
         _app_command("worker", run_worker, WORKER_OPTIONS, app),
         _app_command("agents", show_agents, [], app),
         _app_command("tables", show_tables, [], app),
+        _app_command("table", show_table, TABLE_OPTIONS, app),
         _app_command("reset", reset_app, RESET_OPTIONS, app),
     ]
 

@@ -6,9 +6,12 @@ in the directory where a worker runs shows that worker's log.
 """
 from __future__ import annotations
 
+import io
 import json
+import select
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -65,8 +68,13 @@ def _require_topic(broker: Broker, topic: str) -> int:
 @broker_options
 @click.pass_context
 def topics(ctx: click.Context, broker: str, datadir: str) -> None:
-    """List topics: partitions, start/end offsets, messages, retention, cleanup.policy."""
-    ctx.obj = dict(ctx.obj or {}, broker=broker, datadir=datadir)
+    """List topics: partitions, start/end offsets, messages, retention, cleanup.policy.
+
+    --broker and --datadir may also follow the subcommand (topics create NAME --broker
+    URL); given in both places, the one after the subcommand wins."""
+    # (in the object every subcommand shares: a copy of the option after the
+    # subcommand overwrites it there, see streamkit.cli.shared_options)
+    ctx.ensure_object(dict).update(broker=broker, datadir=datadir)
     if ctx.invoked_subcommand is not None:
         return
     conn = open_broker(broker, datadir, read_only=True)
@@ -173,38 +181,95 @@ def topics_delete(obj: dict[str, Any], name: str) -> None:
 @broker_options
 def send(topic: str, value: str, key: str | None, partition: int | None, broker: str,
          datadir: str) -> None:
-    """Send VALUE to TOPIC (created if missing); VALUE '-' sends each stdin line."""
+    """Send VALUE to TOPIC (created if missing); VALUE '-' sends each stdin line.
+
+    Ctrl-C stops reading stdin: the lines read so far are sent, then it prints
+    "interrupted after N messages, last offset TOPIC[P]@O" and exits 130."""
     from streamkit.clients import Producer
     conn = open_broker(broker, datadir)
+    sent = _Sent()
+    interrupted = False
     try:
         count = conn.partition_count(topic)
         if partition is not None and count is not None and not 0 <= partition < count:
             raise click.BadParameter(f"topic {topic!r} has partitions 0..{count - 1}",
                                      param_hint="--partition")
-        values = (line.rstrip("\n") for line in sys.stdin) if value == "-" else [value]
+        chunks = _stdin_chunks(sys.stdin) if value == "-" else iter([([value], True)])
         # piped lines go in batches (one log write each); typed lines one by one
         batch = 1 if value == "-" and sys.stdin.isatty() else SEND_BATCH
         with Producer(conn, linger_ms=60_000, batch_size=batch) as producer:
-            pending = []
-            for text in values:
-                pending.append(producer.send(topic, value=text, key=key,
-                                             partition=partition))
-                if len(pending) >= batch:
-                    _report(pending)
-                    pending = []
+            pending: list[Any] = []
+            try:
+                for lines, more_waiting in chunks:
+                    for text in lines:
+                        pending.append(producer.send(topic, value=text, key=key,
+                                                     partition=partition))
+                        if len(pending) >= batch:
+                            sent.report(pending)
+                            pending = []
+                    if pending and not more_waiting:
+                        # a slow writer at the other end of the pipe: send and print
+                        # what came instead of waiting for a full batch
+                        producer.flush()
+                        sent.report(pending)
+                        pending = []
+            except KeyboardInterrupt:
+                interrupted = True      # what was read goes out before we stop
             producer.flush()
-            _report(pending)
+            sent.report(pending)
     finally:
         conn.close()
+    if interrupted:
+        click.echo(f"interrupted after {sent.count} messages, last offset "
+                   f"{sent.last or 'none'}", err=True)
+        raise SystemExit(130)       # 128 + SIGINT, as a shell reports Ctrl-C
 
 
-def _report(futures: list[Any]) -> None:
-    lines = []
-    for future in futures:
-        meta = future.get()
-        lines.append(f"{meta.topic}[{meta.partition}]@{meta.offset}")
-    if lines:
-        click.echo("\n".join(lines))
+def _stdin_chunks(stdin: Any) -> Iterator[tuple[list[str], bool]]:
+    """The lines of ``stdin`` as they come: the complete lines of each read, and
+    whether more input was already waiting after it (a file: always; a pipe: when its
+    writer is ahead). A terminal, or a stream that is not a file, gives a line a read."""
+    try:
+        fd = stdin.fileno()
+        raw = stdin.buffer
+        typed = stdin.isatty()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd, raw, typed = -1, None, True
+    if typed or raw is None:
+        for line in stdin:
+            yield [line.rstrip("\n")], True
+        return
+    waiting = select.poll()
+    waiting.register(fd, select.POLLIN)
+    encoding, errors = stdin.encoding or "utf-8", stdin.errors or "strict"
+    rest = b""
+    while data := raw.read1(65536):       # what is there, up to 64 KiB; waits for some
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()                  # (a line not complete yet)
+        # decoded line by line: a character split between two reads stays whole
+        yield ([line.removesuffix(b"\r").decode(encoding, errors) for line in lines],
+               bool(waiting.poll(0)))
+    if rest:
+        yield [rest.removesuffix(b"\r").decode(encoding, errors)], False
+
+
+class _Sent:
+    """The messages ``send`` has printed: how many, and the last one's position."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last: str | None = None
+
+    def report(self, futures: list[Any]) -> None:
+        """Wait for ``futures`` and print ``topic[partition]@offset`` for each."""
+        lines = []
+        for future in futures:
+            meta = future.get()
+            lines.append(f"{meta.topic}[{meta.partition}]@{meta.offset}")
+        if lines:
+            click.echo("\n".join(lines))
+            self.count += len(lines)
+            self.last = lines[-1]
 
 
 @click.command("tail")
@@ -216,17 +281,29 @@ def _report(futures: list[Any]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["json", "raw"]), default="json",
               show_default=True, help="json: one object per message; raw: the value.")
 @click.option("--timeout", type=float, default=None,
-              help="Stop when no message came for this many seconds.")
+              help="Stop when no message came for this many seconds (with --wait: "
+                   "also give up waiting for the topic after as long).")
+@click.option("--wait", "-w", is_flag=True,
+              help="Wait for TOPIC to be created (and the embedded log), then tail it "
+                   "from its first message.")
 @broker_options
 def tail(topic: str, from_beginning: bool, group: str | None, count: int | None,
-         fmt: str, timeout: float | None, broker: str, datadir: str) -> None:
-    """Print the messages of TOPIC as they arrive (Ctrl-C stops)."""
+         fmt: str, timeout: float | None, wait: bool, broker: str, datadir: str) -> None:
+    """Print the messages of TOPIC as they arrive (Ctrl-C stops). Only reads: works on
+    a read-only data directory (except --group, which commits)."""
     from streamkit.clients import Consumer
-    conn = open_broker(broker, datadir)
     consumer = None
     printed: dict[TopicPartition, int] = {}
+    conn: Broker | None = None
     try:
-        _require_topic(conn, topic)
+        if wait:
+            conn, created = _wait_for_topic(broker, datadir, topic, timeout)
+            # a topic created after tail started holds only messages that came after
+            # it started: all of them are "new"
+            from_beginning = from_beginning or created
+        else:
+            conn = open_broker(broker, datadir, read_only=True)
+            _require_topic(conn, topic)
         consumer = Consumer(topic, broker=conn, group_id=group,
                             auto_offset_reset="earliest" if from_beginning else "latest",
                             enable_auto_commit=False,
@@ -248,7 +325,48 @@ def tail(topic: str, from_beginning: bool, group: str | None, count: int | None,
             if group is not None and printed:
                 consumer.commit(printed)
             consumer.close(autocommit=False)
-        conn.close()
+        if conn is not None:
+            conn.close()
+
+
+#: seconds between two looks for a topic ``tail --wait`` waits for
+WAIT_POLL = 0.2
+
+
+def _wait_for_topic(url: str, datadir: str, topic: str, timeout: float | None
+                    ) -> tuple[Broker, bool]:
+    """The broker once ``topic`` exists on it, and whether it had to be waited for.
+    Creates nothing: on log:// it waits for the log's folder too. ``timeout``: give up
+    (one-line error) after that many seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    conn: Broker | None = None
+    waited = False
+    try:
+        while True:
+            if conn is None and _log_exists(url, datadir):
+                conn = open_broker(url, datadir, read_only=True)
+            if conn is not None and conn.partition_count(topic) is not None:
+                return conn, waited
+            if not waited:
+                click.echo(f"waiting for topic {topic!r} on {url}...", err=True)
+                waited = True
+            if deadline is not None and time.monotonic() >= deadline:
+                raise UnknownTopic(f"no topic {topic!r} on {url} after waiting "
+                                   f"{timeout:g} s")
+            time.sleep(WAIT_POLL)
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
+
+
+def _log_exists(url: str, datadir: str) -> bool:
+    """Whether the broker is there to be opened without creating anything (a log://
+    folder may not exist yet; other brokers are servers)."""
+    if not url.startswith("log://"):
+        return True
+    from streamkit.transport.embedded import log_root
+    return log_root(url, datadir).is_dir()
 
 
 def format_message(message: Message, fmt: str) -> str:

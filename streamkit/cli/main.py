@@ -16,6 +16,7 @@ import click
 
 from streamkit.cli import app_commands, broker_commands, log_commands
 from streamkit.cli.custom import app_command
+from streamkit.cli.shared_options import spread_group_options
 
 if TYPE_CHECKING:
     from streamkit.app import App
@@ -103,6 +104,9 @@ def _attach_avro_commands() -> None:
 
 
 _attach_avro_commands()
+# every group's options also after its subcommands: `topics create x --broker URL`,
+# `worker APP --debug`
+spread_group_options(cli)
 
 
 def app_main(app: App, argv: list[str] | None = None) -> None:
@@ -122,6 +126,7 @@ def app_main(app: App, argv: list[str] | None = None) -> None:
             raise click.UsageError(f"@app.command {spec.name!r}: streamkit has a "
                                    "command of that name; give it another (name=...)")
         group.add_command(app_command(app, spec))
+    spread_group_options(group)
     group.main(args=argv, prog_name=os.path.basename(sys.argv[0]) if sys.argv else "app")
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from streamkit.cli.shared_options import spread_group_options
 from streamkit.errors import IncompatibleSchema, SchemaRegistryError
 
 if TYPE_CHECKING:
@@ -56,8 +57,12 @@ def serve(host: str, port: int, broker: str | None, datadir: str | None,
     import anyio
 
     from streamkit.avro.registry import SchemaRegistry
-    from streamkit.web.registry import serve_registry
     from streamkit.transport import connect
+    try:
+        from streamkit.web.registry import serve_registry
+    except ImportError:
+        from streamkit.cli.extras import missing_extra
+        raise click.ClickException(missing_extra("web", "registry serve")) from None
 
     url = broker or _default_broker()
     reg = SchemaRegistry(connect(url, datadir=datadir or _default_datadir()),
@@ -89,17 +94,24 @@ def serve(host: str, port: int, broker: str | None, datadir: str | None,
 @click.pass_context
 def schemas(ctx: click.Context, registry_url: str | None, broker: str | None,
             datadir: str | None) -> None:
-    """List, show, register and check Avro schemas of the Schema Registry."""
-    # explicit options first, then the environment
-    ctx.obj = {"url": registry_url or broker
-               or os.environ.get("STREAMKIT_SCHEMA_REGISTRY_URL") or _default_broker(),
-               "datadir": datadir or _default_datadir()}
+    """List, show, register and check Avro schemas of the Schema Registry.
+
+    --registry, --broker and --datadir may also follow the subcommand; given in both
+    places, the one after the subcommand wins."""
+    # stored as given: a copy of an option after the subcommand overwrites its value
+    # here (streamkit.cli.shared_options); _open reads them
+    ctx.ensure_object(dict).update(registry_url=registry_url, broker=broker,
+                                   datadir=datadir)
 
 
 def _open(ctx: click.Context) -> SchemaRegistry | RegistryClient:
-    """The registry the ``schemas`` group names, closed when the command ends."""
+    """The registry the ``schemas`` options name (explicit options first, then the
+    environment), closed when the command ends."""
     from streamkit.avro.registry import open_registry
-    reg = open_registry(ctx.obj["url"], datadir=ctx.obj["datadir"])
+    obj = ctx.obj
+    url = (obj["registry_url"] or obj["broker"]
+           or os.environ.get("STREAMKIT_SCHEMA_REGISTRY_URL") or _default_broker())
+    reg = open_registry(url, datadir=obj["datadir"] or _default_datadir())
     ctx.call_on_close(reg.close)
     return reg
 
@@ -238,3 +250,4 @@ def main() -> None:
 
 main.add_command(registry)
 main.add_command(schemas)
+spread_group_options(main)

@@ -35,7 +35,8 @@ async def serve_web(worker: Worker, *,
     try:
         from streamkit.web.server import serve
     except ImportError:
-        logger.info("web server not available (pip install 'streamkit[web]')")
+        from streamkit.cli.extras import missing_extra
+        logger.info("web server not available: %s", missing_extra("web", "it"))
         task_status.started()
         return
     task_status.started()
@@ -48,7 +49,14 @@ async def serve_schema_registry(worker: Worker, *, task_status: TaskStatus[Any] 
     if worker.registry is None:
         task_status.started()
         return
-    from streamkit.web.registry import serve_registry
+    try:
+        from streamkit.web.registry import serve_registry
+    except ImportError:
+        from streamkit.cli.extras import missing_extra
+        from streamkit.errors import ImproperlyConfigured
+        port = worker.app.conf.registry_port
+        raise ImproperlyConfigured(missing_extra(
+            "web", f"the schema registry's REST API (registry_port={port})")) from None
     conf = worker.app.conf
     async with anyio.create_task_group() as group:
         port = await group.start(serve_registry, worker.registry, conf.web_host,

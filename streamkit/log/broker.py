@@ -411,11 +411,16 @@ class LogBroker:
             self._drain()
         if group_id not in self.list_groups():
             return []
-        store = self._group_store(group_id)
-        try:
-            committed = store.read_offsets()
-        finally:
-            store.close()
+        if isinstance(self._storage, MemoryStorage):
+            store = self._group_store(group_id)
+            try:
+                committed = store.read_offsets()
+            finally:
+                store.close()
+        else:
+            # (no group store: it creates the group's lock file, and a read-only log
+            # must be listable)
+            committed = groupstore.file_read_offsets(self._storage.groups_root, group_id)
         out = []
         for tp, offset in sorted(committed.items()):
             try:

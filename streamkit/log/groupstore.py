@@ -404,6 +404,17 @@ class MemoryGroupStore:
         self.closed = True
 
 
+def file_read_offsets(root: Path, group_id: str) -> Offsets:
+    """The committed offsets of group ``group_id`` under ``root``, read without joining
+    or locking it (``offsets.json`` is replaced whole, atomically) and without creating
+    any file: a read-only log can be listed."""
+    try:
+        return _decode_offsets((root / group_dir_name(group_id) / "offsets.json")
+                               .read_bytes())
+    except FileNotFoundError:
+        return {}
+
+
 def file_list_groups(root: Path) -> list[str]:
     """The ids of the groups under ``root``, sorted (hashed directories are read for
     their real id; one whose id is not written yet is still being created)."""

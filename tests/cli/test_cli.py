@@ -167,6 +167,7 @@ def test_tail_timeout_stops_an_idle_tail(runner):
 
 
 def test_errors_are_one_line_without_traceback(runner):
+    run(runner, "send", "other", "x")          # a log, without topic "nope"
     for args, message in [
         (["tail", "nope"], "no such topic 'nope'"),
         (["topics", "--broker", "foo"], "broker URL 'foo' has no scheme"),
@@ -180,6 +181,7 @@ def test_errors_are_one_line_without_traceback(runner):
 
 
 def test_debug_shows_the_exception(runner):
+    run(runner, "send", "other", "x")
     result = runner.invoke(cli, ["--debug", "tail", "nope"])
     assert result.exit_code == 1
     assert isinstance(result.exception, streamkit.errors.UnknownTopic)

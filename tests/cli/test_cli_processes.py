@@ -111,6 +111,7 @@ def test_unknown_app_and_bad_broker_fail_in_one_line(tmp_path):
                        "kafka//oops", datadir=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "has no scheme" in result.stderr
+    assert streamkit("send", "other", "x", datadir=tmp_path).returncode == 0  # a log
     debug = streamkit("--debug", "tail", "nope", datadir=tmp_path)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 

@@ -1,13 +1,19 @@
 """The README's two set-up commands work on a fresh clone of the committed tree.
 
 A clone of HEAD (so only committed files count) is installed with ``pip install -e``
-into a fresh virtualenv that sees this interpreter's packages (``--system-site-packages``,
-so no dependency is downloaded; the build backend too when this interpreter has
+into a fresh virtualenv that sees the packages of the interpreter running the tests, so
+no dependency is downloaded (the build backend neither, when this interpreter has
 setuptools and wheel). Then, in the clone: ``streamkit demo`` and the README's test
 command on the CLI tests.
+
+"This interpreter's packages" are its ``sys.path`` folders, written into a ``.pth`` file
+of the new venv, not ``--system-site-packages``: when the tests run inside a venv, that
+option shows the base interpreter's packages, not the venv's (where ``pip install -e
+'.[test]'`` put the dependencies), and the clone could not import them.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -34,6 +40,41 @@ def build_flags() -> list[str]:
     return ["--no-build-isolation"]
 
 
+def package_folders(known: list[str]) -> list[str]:
+    """The folders this interpreter imports installed packages from that a python
+    with ``sys.path`` ``known`` lacks (the standard library it has), without folders
+    named by ``$PYTHONPATH`` and without any folder holding a ``streamkit`` package
+    (this checkout: it would shadow the clone)."""
+    seen = {os.path.realpath(p) for p in known if p}
+    seen |= {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(
+        os.pathsep) if p}
+    folders = []
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue            # '' (the current directory), zip files, path hooks
+        real = os.path.realpath(entry)
+        if real in seen or os.path.isdir(os.path.join(real, "streamkit")):
+            continue
+        seen.add(real)
+        folders.append(real)
+    return folders
+
+
+def make_venv(env_dir: Path) -> Path:
+    """A venv whose python imports what this interpreter imports (``package_folders``,
+    after the venv's own site-packages, so what is installed into it comes first)."""
+    venv.create(env_dir, system_site_packages=False, with_pip=False)
+    python = env_dir / "bin" / "python"
+    found = subprocess.run(
+        [str(python), "-I", "-c", ("import json, sys, sysconfig; print(json.dumps("
+                                   "[sysconfig.get_path('purelib'), sys.path]))")],
+        check=True, capture_output=True, text=True).stdout
+    site_dir, known = json.loads(found)
+    Path(site_dir, "_outer_packages.pth").write_text("\n".join(package_folders(known))
+                                                     + "\n")
+    return python
+
+
 def readme_commands() -> list[str]:
     text = (REPO / "README.md").read_text()
     return re.findall(r"^(pip install [^\n#]*?)\s*(?:#.*)?$", text, re.M)
@@ -55,8 +96,7 @@ def test_fresh_clone_installs_and_runs_the_demo_and_tests(tmp_path):
     subprocess.run(["git", "clone", "--quiet", "--depth", "1", f"file://{REPO}", str(clone)],
                    check=True, timeout=60)
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=False)
-    python = env_dir / "bin" / "python"
+    python = make_venv(env_dir)
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("STREAMKIT_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
