@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -92,20 +91,8 @@ def read_changelog(broker: Broker, table: Table) -> dict[Any, Any]:
                 else:
                     raw[message.key] = message.value
             offset = messages[-1].offset + 1
-    load_key = table.key_serde.loads if table.window is None else _window_key_loader(table)
-    load_value = table.value_serde.loads
-    return {_hashable(load_key(k)): load_value(v) for k, v in raw.items()}
-
-
-def _window_key_loader(table: Table) -> Callable[[bytes], Any]:
-    """A windowed table's stored key, ``[key, [start, end]]`` in JSON, with the key
-    read by the table's key type (the key serde alone would read the pair as the key)."""
-    load_key = table.key_serde.loads
-
-    def load(data: bytes) -> Any:
-        key, window = json.loads(data)
-        return load_key(json.dumps(key).encode()), tuple(window)
-    return load
+    load_key, load_value = table.load_key, table.value_serde.loads
+    return {load_key(k): load_value(v) for k, v in raw.items()}
 
 
 def _parse_key(table: Table, text: str) -> list[Any]:

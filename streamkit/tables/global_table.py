@@ -7,7 +7,7 @@ import anyio
 import anyio.lowlevel
 
 from streamkit.log.watch import AppendWatch
-from streamkit.tables.table import _DELETED, RESTORE_BATCH, Table, _hashable
+from streamkit.tables.table import _DELETED, RESTORE_BATCH, Table
 from streamkit.transport.base import WatchedBroker
 from streamkit.types import TopicPartition
 
@@ -73,7 +73,7 @@ class GlobalTable(Table):
         if cache:
             dirty = self._dirty.get(partition, set())
             for raw_key in changed:
-                key = _hashable(self.key_serde.loads(raw_key)) if raw_key[:1] != b"\x00" \
+                key = self.load_key(raw_key) if raw_key[:1] != b"\x00" \
                     else None
                 if key is not None and key not in dirty:
                     cache.pop(key, None)

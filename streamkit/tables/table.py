@@ -177,6 +177,15 @@ class Table:
                                        "changelog would keep no record of it)")
         return raw
 
+    def load_key(self, raw: bytes) -> Any:
+        """A key as the store and the changelog hold it, decoded: a windowed table's
+        is ``(key, (start, end))``, its key read as the table's key type."""
+        if self.window is None:
+            return _hashable(self.key_serde.loads(raw))
+        codec = self.key_serde.codec
+        key, (start, end) = codec.loads(raw)
+        return self.key_serde.loads(codec.dumps(key)), (start, end)
+
     def partition_count(self) -> int:
         return self.partitions or self.context.default_partitions
 
@@ -346,7 +355,7 @@ class Table:
             for raw_key, raw_value in store.items(partition):
                 if raw_key[:1] == b"\x00":
                     continue  # streamkit's own bookkeeping (window watermark)
-                key = _hashable(self.key_serde.loads(raw_key))
+                key = self.load_key(raw_key)
                 if key not in seen:
                     yield key, self.value_serde.loads(raw_value)
 
