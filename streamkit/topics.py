@@ -38,7 +38,9 @@ def _seconds_to_ms(value: float | timedelta | None) -> int | None:
     return int(round(value * 1000))
 
 
-def _normalize_headers(headers: Any) -> Headers:
+def normalize_headers(headers: Any) -> Headers:
+    """Headers as Kafka's list of ``(str, bytes)`` pairs, from a dict or pairs whose
+    values may be str."""
     if not headers:
         return []
     items = headers.items() if isinstance(headers, dict) else headers
@@ -302,7 +304,7 @@ class Topic:
         return OutgoingRecord(
             self.key_serde.dumps(key) if key is not None else None,
             self.value_serde.dumps(value) if value is not None else None,
-            _normalize_headers(headers),
+            normalize_headers(headers),
             int(timestamp * 1000) if timestamp is not None else None,
             partition,
         )
