@@ -198,6 +198,23 @@ class Sender:
         return previous
 
 
+class Declared:
+    """What ``declare()`` returns: the work is done already, and awaiting it returns
+    at once, so Faust's ``await topic.declare()`` and a plain call both work."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # (a generator that ends at once)
+
+    def __repr__(self) -> str:
+        return "<Declared>"
+
+
+DECLARED = Declared()
+
+
 class Topic:
     """One or more broker topics with their key and value types.
 
@@ -285,11 +302,21 @@ class Topic:
             config.setdefault("cleanup.policy", ",".join(policies))
         return config
 
-    def declare(self) -> None:
-        """Create the topics on the broker if they do not exist yet."""
+    def declare(self) -> Declared:
+        """Create the topics on the broker if they do not exist yet, now. The result
+        may be awaited (Faust's ``await topic.declare()``) or dropped."""
         for name in self.topics:
             self._sender.create(name, self.partitions, self.broker_config(),
                                 self.replicas or 1)
+        return DECLARED
+
+    def maybe_declare(self) -> Declared:
+        """Create the topics unless this app created them already, now; awaitable,
+        as :meth:`declare`."""
+        for name in self.topics:
+            self._sender.ensure_topic(name, self.partitions, self.broker_config(),
+                                      self.replicas or 1)
+        return DECLARED
 
     def _declare_once(self) -> None:
         # a first send creates the topic as declared, not with the broker's defaults

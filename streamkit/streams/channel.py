@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from streamkit.streams.stream import Batch, Stream
-from streamkit.topics import PendingSend, Topic
+from streamkit.topics import DECLARED, Declared, PendingSend, Topic
 from streamkit.types import CREATE_TIME, Message, OutgoingRecord, RecordMetadata, TopicPartition
 
 
@@ -61,8 +61,13 @@ class Channel(Topic):
                 stream.deliver(batch)
         group.streams.append(stream)
 
-    def declare(self) -> None:
-        """Nothing to create: a channel lives in memory."""
+    def declare(self) -> Declared:
+        """Nothing to create: a channel lives in memory (awaitable, as a topic's)."""
+        return DECLARED
+
+    def maybe_declare(self) -> Declared:
+        """Nothing to create (awaitable, as a topic's)."""
+        return DECLARED
 
     def _declare_once(self) -> None:
         pass
