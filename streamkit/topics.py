@@ -11,6 +11,7 @@ Sending comes in two speeds:
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -198,6 +199,43 @@ class Sender:
         return previous
 
 
+class SentMessage(RecordMetadata):
+    """What a send's ``callback`` gets: the record's ``RecordMetadata``, which also
+    answers the calls Faust's callbacks make on their ``FutureMessage``
+    (``result()``, ``done()``, ``exception()``)."""
+
+    __slots__ = ()
+
+    def result(self) -> RecordMetadata:
+        """The metadata (Faust: ``fut.result()``)."""
+        return RecordMetadata(*self)
+
+    def done(self) -> bool:
+        """Always True: the record is written."""
+        return True
+
+    def exception(self) -> None:
+        """Always None: a failed send raises to the sender instead."""
+        return None
+
+
+async def call_back(callback: Callable[[SentMessage], Any] | None,
+                    metadata: RecordMetadata) -> None:
+    """Call a send's ``callback`` with what was sent (awaiting it if it is async)."""
+    if callback is not None:
+        result = callback(SentMessage(*metadata))
+        if inspect.isawaitable(result):
+            await result
+
+
+def refuse_schema(schema: Any) -> None:
+    """Faust's ``schema=``: there is no Schema class here."""
+    if schema is not None:
+        raise ImproperlyConfigured(
+            "schema= is not supported: a topic's key_type, value_type, key_serializer "
+            "and value_serializer say what a faust.Schema would")
+
+
 class Declared:
     """What ``declare()`` returns: the work is done already, and awaiting it returns
     at once, so Faust's ``await topic.declare()`` and a plain call both work."""
@@ -230,9 +268,16 @@ class Topic:
                  compacting: bool | None = None, deleting: bool | None = None,
                  replicas: int | None = None, config: dict[str, Any] | None = None,
                  timestamp_extractor: TimestampExtractor | None = None,
-                 internal: bool = False, acks: Any = None) -> None:
+                 internal: bool = False, acks: Any = None, pattern: Any = None,
+                 schema: Any = None) -> None:
         """``sender`` writes its records; ``serializers`` are the app's default key and
-        value serializers; ``open_stream`` makes a stream of it (``topic.stream()``)."""
+        value serializers; ``open_stream`` makes a stream of it (``topic.stream()``).
+        Faust's ``pattern`` and ``schema`` are refused unless None."""
+        if pattern is not None:
+            raise ImproperlyConfigured(
+                "app.topic(pattern=) is not supported: name the topics (a "
+                "streamkit.Consumer can subscribe to a pattern)")
+        refuse_schema(schema)
         if not names:
             raise ImproperlyConfigured("app.topic() needs at least one topic name")
         self.topics: tuple[str, ...] = tuple(names)
@@ -261,6 +306,7 @@ class Topic:
         self.acks = acks
         self._sender = sender
         self._open_stream = open_stream
+        self._other_serdes: dict[tuple[Any, bool], Serde] = {}
 
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.topics)}>"
@@ -325,25 +371,54 @@ class Topic:
 
     # -- encoding ----------------------------------------------------------------
     def prepare(self, key: Any, value: Any, headers: Any = None,
-                timestamp: float | None = None, partition: int | None = None
+                timestamp: float | None = None, partition: int | None = None, *,
+                key_serializer: Any = None, value_serializer: Any = None
                 ) -> OutgoingRecord:
-        """An ``OutgoingRecord`` with key and value encoded by this topic's serdes."""
+        """An ``OutgoingRecord`` with key and value encoded by this topic's serdes (or
+        by the serializers given, with this topic's key and value types)."""
+        key_serde = self.key_serde if key_serializer is None else self._serde_of(
+            self.key_type, key_serializer, is_key=True)
+        value_serde = self.value_serde if value_serializer is None else self._serde_of(
+            self.value_type, value_serializer, is_key=False)
         return OutgoingRecord(
-            self.key_serde.dumps(key) if key is not None else None,
-            self.value_serde.dumps(value) if value is not None else None,
+            key_serde.dumps(key) if key is not None else None,
+            value_serde.dumps(value) if value is not None else None,
             normalize_headers(headers),
             int(timestamp * 1000) if timestamp is not None else None,
             partition,
         )
 
+    def _serde_of(self, type_: Any, serializer: Any, *, is_key: bool) -> Serde:
+        """A serde for a send's own ``key_serializer``/``value_serializer``, made once."""
+        try:
+            return self._other_serdes[serializer, is_key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable codec object: not kept
+            return self._serde(type_, serializer, None, is_key=is_key)
+        serde = self._other_serdes[serializer, is_key] = self._serde(
+            type_, serializer, None, is_key=is_key)
+        return serde
+
     # -- sending -----------------------------------------------------------------
     async def send(self, *, key: Any = None, value: Any = None, headers: Any = None,
-                   timestamp: float | None = None, partition: int | None = None
-                   ) -> RecordMetadata:
-        """Send one record now; returns where it landed once the broker acknowledged."""
-        record = self.prepare(key, value, headers, timestamp, partition)
+                   timestamp: float | None = None, partition: int | None = None,
+                   key_serializer: Any = None, value_serializer: Any = None,
+                   callback: Callable[[SentMessage], Any] | None = None,
+                   force: bool = False, schema: Any = None) -> RecordMetadata:
+        """Send one record now; returns where it landed once the broker acknowledged.
+
+        Faust's options: ``key_serializer``/``value_serializer`` encode this record
+        with other serializers; ``callback`` is called (and awaited if it is async)
+        with a :class:`SentMessage` once the record is written; ``force`` changes
+        nothing (a send is written now anyway); ``schema`` must be None."""
+        refuse_schema(schema)
+        record = self.prepare(key, value, headers, timestamp, partition,
+                              key_serializer=key_serializer,
+                              value_serializer=value_serializer)
         self._declare_once()
         (meta,) = self._sender.send(self.name, [record], self.acks)
+        await call_back(callback, meta)
         return meta
 
     def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None,
