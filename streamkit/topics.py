@@ -376,10 +376,10 @@ class Topic:
                 ) -> OutgoingRecord:
         """An ``OutgoingRecord`` with key and value encoded by this topic's serdes (or
         by the serializers given, with this topic's key and value types)."""
-        key_serde = self.key_serde if key_serializer is None else self._serde_of(
-            self.key_type, key_serializer, is_key=True)
-        value_serde = self.value_serde if value_serializer is None else self._serde_of(
-            self.value_type, value_serializer, is_key=False)
+        key_serde = self.key_serde if key_serializer is None else self.serde_for(
+            key_serializer, is_key=True)
+        value_serde = self.value_serde if value_serializer is None else self.serde_for(
+            value_serializer, is_key=False)
         return OutgoingRecord(
             key_serde.dumps(key) if key is not None else None,
             value_serde.dumps(value) if value is not None else None,
@@ -388,8 +388,13 @@ class Topic:
             partition,
         )
 
-    def _serde_of(self, type_: Any, serializer: Any, *, is_key: bool) -> Serde:
-        """A serde for a send's own ``key_serializer``/``value_serializer``, made once."""
+    def serde_for(self, serializer: Any, *, is_key: bool) -> Serde:
+        """The key or value serde, or with ``serializer`` (a send's own
+        ``key_serializer``/``value_serializer``) one of this topic's type with that
+        serializer, made once."""
+        if serializer is None:
+            return self.key_serde if is_key else self.value_serde
+        type_ = self.key_type if is_key else self.value_type
         try:
             return self._other_serdes[serializer, is_key]
         except KeyError:
@@ -422,11 +427,14 @@ class Topic:
         return meta
 
     def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None,
-                  timestamp: float | None = None, partition: int | None = None
+                  timestamp: float | None = None, partition: int | None = None,
+                  key_serializer: Any = None, value_serializer: Any = None
                   ) -> PendingSend:
         """Queue one record in the app's output buffer (written within milliseconds,
         and before the next commit). Returns a ``PendingSend``."""
-        record = self.prepare(key, value, headers, timestamp, partition)
+        record = self.prepare(key, value, headers, timestamp, partition,
+                              key_serializer=key_serializer,
+                              value_serializer=value_serializer)
         self._declare_once()
         pending = self._sender.buffer.append(self.name, record)
         assert pending is not None

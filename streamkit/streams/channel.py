@@ -102,11 +102,13 @@ class Channel(Topic):
         return await self.send(key=key, value=value)
 
     def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None,
-                  timestamp: float | None = None, partition: int | None = None
+                  timestamp: float | None = None, partition: int | None = None,
+                  key_serializer: Any = None, value_serializer: Any = None
                   ) -> PendingSend:
         """Hand one value to the consumers now (no waiting for room)."""
-        metadata = self._put(self.prepare(key, value, headers, timestamp, partition),
-                             key, value)
+        metadata = self._put(self.prepare(key, value, headers, timestamp, partition,
+                                          key_serializer=key_serializer,
+                                          value_serializer=value_serializer), key, value)
         return _sent(self._sender.buffer, metadata)
 
     def send_raw_soon(self, record: OutgoingRecord) -> PendingSend:

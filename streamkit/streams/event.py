@@ -1,12 +1,14 @@
 """``Event``: one message as an agent sees it, and ``current_event()``."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from streamkit.types import Headers, Message, OutgoingRecord
 
-from streamkit.topics import PendingSend, Topic, normalize_headers
+from streamkit.topics import (PendingSend, SentMessage, Topic, call_back, normalize_headers,
+                              refuse_schema)
 
 if TYPE_CHECKING:
     from streamkit.streams.stream import Stream
@@ -43,32 +45,48 @@ class Event:
 
     async def forward(self, channel: Any, key: Any = _UNSET, value: Any = _UNSET,
                       partition: int | None = None, timestamp: float | None = None,
-                      headers: Any = _UNSET) -> PendingSend:
+                      headers: Any = _UNSET, schema: Any = None,
+                      key_serializer: Any = None, value_serializer: Any = None,
+                      callback: Callable[[SentMessage], Any] | None = None,
+                      force: bool = False) -> PendingSend:
         """Send this message on to another channel unchanged: the original key and
         value bytes, headers and timestamp, except what is given (a given key or
-        value is encoded by that channel's serializers). ``channel`` is a Topic, an
-        agent, or a topic's name. Returns a ``PendingSend``."""
+        value is encoded by that channel's serializers, or ``key_serializer``/
+        ``value_serializer``). ``channel`` is a Topic, an agent, or a topic's name.
+        Buffered; with ``callback`` or ``force`` it is written before this returns
+        and ``callback`` gets its metadata. Returns a ``PendingSend``."""
+        refuse_schema(schema)
         topic = self._topic_of(channel)
         m = self.message
         record = OutgoingRecord(
-            m.key if key is _UNSET else topic.key_serde.dumps(key),
-            m.value if value is _UNSET else topic.value_serde.dumps(value),
+            m.key if key is _UNSET else topic.serde_for(
+                key_serializer, is_key=True).dumps(key),
+            m.value if value is _UNSET else topic.serde_for(
+                value_serializer, is_key=False).dumps(value),
             m.headers if headers is _UNSET else normalize_headers(headers),
             m.timestamp if timestamp is None else int(timestamp * 1000), partition)
-        return topic.send_raw_soon(record)
+        return await _written_if_asked(topic.send_raw_soon(record), callback, force)
 
     async def send(self, channel: Any, key: Any = _UNSET, value: Any = _UNSET,
                    partition: int | None = None, timestamp: float | None = None,
-                   headers: Any = _UNSET) -> PendingSend:
+                   headers: Any = _UNSET, schema: Any = None,
+                   key_serializer: Any = None, value_serializer: Any = None,
+                   callback: Callable[[SentMessage], Any] | None = None,
+                   force: bool = False) -> PendingSend:
         """Send this event's key and value (or the given ones) to another channel (a
-        Topic, an agent, or a topic's name), encoded by that channel's serializers,
-        with this event's headers and timestamp unless others are given."""
+        Topic, an agent, or a topic's name), encoded by that channel's serializers
+        (or the ones given), with this event's headers and timestamp unless others
+        are given. ``callback`` and ``force`` as in :meth:`forward`."""
+        refuse_schema(schema)
         topic = self._topic_of(channel)
-        return topic.send_soon(key=self.key if key is _UNSET else key,
-                               value=self.value if value is _UNSET else value,
-                               headers=self.headers if headers is _UNSET else headers,
-                               timestamp=self.timestamp if timestamp is None else timestamp,
-                               partition=partition)
+        pending = topic.send_soon(
+            key=self.key if key is _UNSET else key,
+            value=self.value if value is _UNSET else value,
+            headers=self.headers if headers is _UNSET else headers,
+            timestamp=self.timestamp if timestamp is None else timestamp,
+            partition=partition, key_serializer=key_serializer,
+            value_serializer=value_serializer)
+        return await _written_if_asked(pending, callback, force)
 
     def _topic_of(self, channel: Any) -> Topic:
         if isinstance(channel, str):
@@ -85,6 +103,16 @@ class Event:
         acknowledged when the agent asks for the next one: this changes nothing."""
         stream = self.stream
         return stream.acknowledge(self) if stream is not None else False
+
+
+async def _written_if_asked(pending: PendingSend,
+                            callback: Callable[[SentMessage], Any] | None,
+                            force: bool) -> PendingSend:
+    """Faust's ``callback``/``force`` on a buffered send: write it now (awaiting a
+    ``PendingSend`` writes the buffer out) and call back with its metadata."""
+    if callback is not None or force:
+        await call_back(callback, await pending)
+    return pending
 
 
 def _topic_of(channel: Any) -> Topic:

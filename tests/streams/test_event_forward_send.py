@@ -54,3 +54,33 @@ async def test_a_name_needs_an_event_of_a_stream():
         await event.forward("elsewhere")
     with pytest.raises(TypeError, match="expected a Topic, an Agent or a topic's name"):
         await event.send(42)
+
+
+async def test_faust_send_options_on_events_write_now_and_call_back():
+    name = f"evsend{next(_ids)}"
+    app = streamkit.App(name, broker=f"memory://{name}", store="memory://",
+                        web_enabled=False, commit_interval=0.05)
+    source = app.topic("source", partitions=1)
+    sent: list[tuple[str, int, bool]] = []
+
+    @app.agent(source)
+    async def relay(stream):
+        async for event in stream.events():
+            def written(what):
+                # called once written: the record is in the log already
+                return lambda m: sent.append((what, m.result().offset,
+                                              bool(read_all(app, m.topic))))
+            await event.send("out", value="v", value_serializer="raw",
+                             callback=written("send"))
+            await event.forward("fwd", key="k", key_serializer="raw",
+                                callback=written("forward"))
+            try:
+                await event.send("out", schema=object())
+            except streamkit.errors.ImproperlyConfigured as exc:
+                sent.append(("refused", "schema=" in str(exc), True))
+
+    await source.send(key="a", value={"v": 1})
+    await run_until(app, lambda: len(sent) == 3)
+    assert sent == [("send", 0, True), ("forward", 0, True), ("refused", True, True)]
+    assert [m.value for m in read_all(app, "out")] == [b"v"]
+    assert [(m.key, m.value) for m in read_all(app, "fwd")] == [(b"k", b'{"v":1}')]
