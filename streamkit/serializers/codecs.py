@@ -94,7 +94,11 @@ class Codec:
         raise NotImplementedError(f"{type(self).__qualname__} has no _loads()")
 
     def dumps(self, obj: Any) -> bytes:
-        """Encode ``obj``: ``_dumps``, then each of ``children``."""
+        """Encode ``obj``: ``_dumps``, then each of ``children``. A Record reaches
+        ``_dumps`` as its ``to_representation()`` (a dict of JSON types), as a Faust
+        codec is given a model's."""
+        if hasattr(obj, "_streamkit_fields_"):
+            obj = obj.to_representation()
         data = self._dumps(obj)
         for child in getattr(self, "children", ()):
             data = child.dumps(data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -91,3 +92,26 @@ def test_a_codec_class_that_defines_neither_form_is_refused() -> None:
     with pytest.raises(TypeError, match=r"OnlyDumps must define loads\(\) or _loads"):
         OnlyDumps()
     assert "empty" not in codecs.names()
+
+
+class Trip(streamkit.Record):
+    id: int
+    when: datetime
+
+
+async def test_a_record_reaches_a_faust_codec_as_its_representation() -> None:
+    app = make_app()
+    topic = app.topic("trips", value_type=Trip, value_serializer=Reversed())
+    got: list[Any] = []
+
+    @app.agent(topic)
+    async def reader(stream):
+        async for trip in stream:
+            got.append(trip)
+
+    trip = Trip(1, datetime(2020, 1, 2, 3, 4, 5))
+    await topic.send(value=trip)
+    (message,) = [m for p in range(app.broker.partition_count("trips") or 0)
+                  for m in app.broker.fetch(streamkit.TopicPartition("trips", p), 0, 10)]
+    assert json.loads(message.value[::-1]) == {"id": 1, "when": "2020-01-02T03:04:05"}
+    await run_until(app, lambda: got == [trip])
