@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, cast
 from streamkit.errors import ImproperlyConfigured
 from streamkit.names import CHANGELOG, derived_topic_name
 from streamkit.partitioner import partition_for_key
-from streamkit.tables.faust_options import refuse_faust_options
 from streamkit.serializers import Serde
 from streamkit.streams.event import current_stream
 from streamkit.tables import changelog
+from streamkit.tables.faust_options import refuse_faust_options
 from streamkit.tables.cache import trim
 from streamkit.tables.context import TableContext
 from streamkit.tables.stores import Reader
