@@ -219,12 +219,22 @@ class App:
                      open_stream=self._add_stream, **options)
 
     def agent(self, channel: Any = None, *, name: str | None = None, concurrency: int = 1,
-              sink: list[Any] | None = None, help: str | None = None
+              sink: list[Any] | None = None, help: str | None = None,
+              supervisor_strategy: Any = None, isolated_partitions: bool = False
               ) -> Callable[[Callable[..., Any]], Agent]:
         """Decorate ``async def f(stream)`` to run it over ``channel`` (a Topic, a
-        topic name, or None for the topic ``<app id>-<agent name>``)."""
+        topic name, or None for the topic ``<app id>-<agent name>``).
+
+        Faust's ``supervisor_strategy`` is accepted without effect (a crashed instance
+        is restarted alone) and named in the worker's start line;
+        ``isolated_partitions=True`` is refused (see ``concurrency``)."""
         if concurrency < 1:
             raise ImproperlyConfigured(f"agent concurrency={concurrency}: must be >= 1")
+        if isolated_partitions:
+            raise ImproperlyConfigured(
+                "agent isolated_partitions=True is not supported: instance i of an "
+                "agent reads the partitions p with p % concurrency == i, so "
+                "concurrency=<partition count> gives each partition its own instance")
 
         def register(fun: Callable[..., Any]) -> Agent:
             agent_name = name or fun.__name__
@@ -244,6 +254,9 @@ class App:
                                 for s in (sink or [])], help=help,
                           replies=self.replies)
             self.agents[agent_name] = agent
+            if supervisor_strategy is not None:
+                self.conf.ignored[f"agent {agent_name}: supervisor_strategy"] = \
+                    supervisor_strategy
             return agent
 
         return register

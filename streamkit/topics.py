@@ -11,6 +11,7 @@ Sending comes in two speeds:
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator, Sequence
 from datetime import timedelta
 from typing import Any
@@ -38,7 +39,9 @@ def _seconds_to_ms(value: float | timedelta | None) -> int | None:
     return int(round(value * 1000))
 
 
-def _normalize_headers(headers: Any) -> Headers:
+def normalize_headers(headers: Any) -> Headers:
+    """Headers as Kafka's list of ``(str, bytes)`` pairs, from a dict or pairs whose
+    values may be str."""
     if not headers:
         return []
     items = headers.items() if isinstance(headers, dict) else headers
@@ -196,6 +199,60 @@ class Sender:
         return previous
 
 
+class SentMessage(RecordMetadata):
+    """What a send's ``callback`` gets: the record's ``RecordMetadata``, which also
+    answers the calls Faust's callbacks make on their ``FutureMessage``
+    (``result()``, ``done()``, ``exception()``)."""
+
+    __slots__ = ()
+
+    def result(self) -> RecordMetadata:
+        """The metadata (Faust: ``fut.result()``)."""
+        return RecordMetadata(*self)
+
+    def done(self) -> bool:
+        """Always True: the record is written."""
+        return True
+
+    def exception(self) -> None:
+        """Always None: a failed send raises to the sender instead."""
+        return None
+
+
+async def call_back(callback: Callable[[SentMessage], Any] | None,
+                    metadata: RecordMetadata) -> None:
+    """Call a send's ``callback`` with what was sent (awaiting it if it is async)."""
+    if callback is not None:
+        result = callback(SentMessage(*metadata))
+        if inspect.isawaitable(result):
+            await result
+
+
+def refuse_schema(schema: Any) -> None:
+    """Faust's ``schema=``: there is no Schema class here."""
+    if schema is not None:
+        raise ImproperlyConfigured(
+            "schema= is not supported: a topic's key_type, value_type, key_serializer "
+            "and value_serializer say what a faust.Schema would")
+
+
+class Declared:
+    """What ``declare()`` returns: the work is done already, and awaiting it returns
+    at once, so Faust's ``await topic.declare()`` and a plain call both work."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # (a generator that ends at once)
+
+    def __repr__(self) -> str:
+        return "<Declared>"
+
+
+DECLARED = Declared()
+
+
 class Topic:
     """One or more broker topics with their key and value types.
 
@@ -211,9 +268,16 @@ class Topic:
                  compacting: bool | None = None, deleting: bool | None = None,
                  replicas: int | None = None, config: dict[str, Any] | None = None,
                  timestamp_extractor: TimestampExtractor | None = None,
-                 internal: bool = False, acks: Any = None) -> None:
+                 internal: bool = False, acks: Any = None, pattern: Any = None,
+                 schema: Any = None) -> None:
         """``sender`` writes its records; ``serializers`` are the app's default key and
-        value serializers; ``open_stream`` makes a stream of it (``topic.stream()``)."""
+        value serializers; ``open_stream`` makes a stream of it (``topic.stream()``).
+        Faust's ``pattern`` and ``schema`` are refused unless None."""
+        if pattern is not None:
+            raise ImproperlyConfigured(
+                "app.topic(pattern=) is not supported: name the topics (a "
+                "streamkit.Consumer can subscribe to a pattern)")
+        refuse_schema(schema)
         if not names:
             raise ImproperlyConfigured("app.topic() needs at least one topic name")
         self.topics: tuple[str, ...] = tuple(names)
@@ -242,6 +306,7 @@ class Topic:
         self.acks = acks
         self._sender = sender
         self._open_stream = open_stream
+        self._other_serdes: dict[tuple[Any, bool], Serde] = {}
 
     def __repr__(self) -> str:
         return f"<Topic {', '.join(self.topics)}>"
@@ -283,11 +348,21 @@ class Topic:
             config.setdefault("cleanup.policy", ",".join(policies))
         return config
 
-    def declare(self) -> None:
-        """Create the topics on the broker if they do not exist yet."""
+    def declare(self) -> Declared:
+        """Create the topics on the broker if they do not exist yet, now. The result
+        may be awaited (Faust's ``await topic.declare()``) or dropped."""
         for name in self.topics:
             self._sender.create(name, self.partitions, self.broker_config(),
                                 self.replicas or 1)
+        return DECLARED
+
+    def maybe_declare(self) -> Declared:
+        """Create the topics unless this app created them already, now; awaitable,
+        as :meth:`declare`."""
+        for name in self.topics:
+            self._sender.ensure_topic(name, self.partitions, self.broker_config(),
+                                      self.replicas or 1)
+        return DECLARED
 
     def _declare_once(self) -> None:
         # a first send creates the topic as declared, not with the broker's defaults
@@ -296,33 +371,70 @@ class Topic:
 
     # -- encoding ----------------------------------------------------------------
     def prepare(self, key: Any, value: Any, headers: Any = None,
-                timestamp: float | None = None, partition: int | None = None
+                timestamp: float | None = None, partition: int | None = None, *,
+                key_serializer: Any = None, value_serializer: Any = None
                 ) -> OutgoingRecord:
-        """An ``OutgoingRecord`` with key and value encoded by this topic's serdes."""
+        """An ``OutgoingRecord`` with key and value encoded by this topic's serdes (or
+        by the serializers given, with this topic's key and value types)."""
+        key_serde = self.key_serde if key_serializer is None else self.serde_for(
+            key_serializer, is_key=True)
+        value_serde = self.value_serde if value_serializer is None else self.serde_for(
+            value_serializer, is_key=False)
         return OutgoingRecord(
-            self.key_serde.dumps(key) if key is not None else None,
-            self.value_serde.dumps(value) if value is not None else None,
-            _normalize_headers(headers),
+            key_serde.dumps(key) if key is not None else None,
+            value_serde.dumps(value) if value is not None else None,
+            normalize_headers(headers),
             int(timestamp * 1000) if timestamp is not None else None,
             partition,
         )
 
+    def serde_for(self, serializer: Any, *, is_key: bool) -> Serde:
+        """The key or value serde, or with ``serializer`` (a send's own
+        ``key_serializer``/``value_serializer``) one of this topic's type with that
+        serializer, made once."""
+        if serializer is None:
+            return self.key_serde if is_key else self.value_serde
+        type_ = self.key_type if is_key else self.value_type
+        try:
+            return self._other_serdes[serializer, is_key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable codec object: not kept
+            return self._serde(type_, serializer, None, is_key=is_key)
+        serde = self._other_serdes[serializer, is_key] = self._serde(
+            type_, serializer, None, is_key=is_key)
+        return serde
+
     # -- sending -----------------------------------------------------------------
     async def send(self, *, key: Any = None, value: Any = None, headers: Any = None,
-                   timestamp: float | None = None, partition: int | None = None
-                   ) -> RecordMetadata:
-        """Send one record now; returns where it landed once the broker acknowledged."""
-        record = self.prepare(key, value, headers, timestamp, partition)
+                   timestamp: float | None = None, partition: int | None = None,
+                   key_serializer: Any = None, value_serializer: Any = None,
+                   callback: Callable[[SentMessage], Any] | None = None,
+                   force: bool = False, schema: Any = None) -> RecordMetadata:
+        """Send one record now; returns where it landed once the broker acknowledged.
+
+        Faust's options: ``key_serializer``/``value_serializer`` encode this record
+        with other serializers; ``callback`` is called (and awaited if it is async)
+        with a :class:`SentMessage` once the record is written; ``force`` changes
+        nothing (a send is written now anyway); ``schema`` must be None."""
+        refuse_schema(schema)
+        record = self.prepare(key, value, headers, timestamp, partition,
+                              key_serializer=key_serializer,
+                              value_serializer=value_serializer)
         self._declare_once()
         (meta,) = self._sender.send(self.name, [record], self.acks)
+        await call_back(callback, meta)
         return meta
 
     def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None,
-                  timestamp: float | None = None, partition: int | None = None
+                  timestamp: float | None = None, partition: int | None = None,
+                  key_serializer: Any = None, value_serializer: Any = None
                   ) -> PendingSend:
         """Queue one record in the app's output buffer (written within milliseconds,
         and before the next commit). Returns a ``PendingSend``."""
-        record = self.prepare(key, value, headers, timestamp, partition)
+        record = self.prepare(key, value, headers, timestamp, partition,
+                              key_serializer=key_serializer,
+                              value_serializer=value_serializer)
         self._declare_once()
         pending = self._sender.buffer.append(self.name, record)
         assert pending is not None

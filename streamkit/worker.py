@@ -100,6 +100,8 @@ class Worker:
         gc.set_threshold(50_000, 20, 100)
         gc.freeze()
         self._stop = anyio.Event()
+        if self._stopping:  # stop() came before the run began: not forgotten
+            self._stop.set()
         self._commit_wanted = anyio.Event()
         app.table_context.commit_soon = self.commit_soon
         self._check_guarantee()
@@ -220,6 +222,21 @@ class Worker:
         """Send ``signal``: its plain receivers run now, its async ones as tasks
         beside the agents (or, once those are gone, when the worker has closed)."""
         for awaitable in signal.send(*args):
+            if self._services is not None:
+                self._services.start_soon(_awaited, awaitable)
+            else:
+                self._late.append(awaitable)
+
+    def _call_soon(self, callback: Callable[[], Any], what: str) -> None:
+        """Call ``callback()`` now, or run it as a task if it is ``async``; what it
+        raises is logged, as a signal receiver's."""
+        try:
+            result = callback()
+        except Exception:
+            logger.exception("%s raised", what)
+            return
+        if inspect.isawaitable(result):
+            awaitable = _logged(result, what)
             if self._services is not None:
                 self._services.start_soon(_awaited, awaitable)
             else:
@@ -515,6 +532,9 @@ class Worker:
         logger.info("partitions assigned: %s", describe_partitions(tps) or "none")
         for table in self.app.tables.values():
             table.on_partitions_assigned(tps)
+        for table in self.app.tables.values():
+            for callback in table.recover_callbacks():
+                self._call_soon(callback, f"on_recover of table {table.name}")
         self._signal(self.app.on_partitions_assigned, set(tps))
         self._signal(self.app.on_rebalance_complete)
 
@@ -570,3 +590,10 @@ def _nothing() -> None:
 
 async def _awaited(awaitable: Awaitable[Any]) -> None:
     await awaitable
+
+
+async def _logged(awaitable: Awaitable[Any], what: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("%s raised", what)

@@ -87,16 +87,22 @@ class Agent:
     # -- sending ---------------------------------------------------------------------
     async def send(self, *, value: Any = None, key: Any = None, headers: Any = None,
                    partition: int | None = None, timestamp: float | None = None,
-                   reply_to: Any = None, correlation_id: str | None = None
-                   ) -> RecordMetadata:
+                   reply_to: Any = None, correlation_id: str | None = None,
+                   key_serializer: Any = None, value_serializer: Any = None,
+                   callback: Callable[..., Any] | None = None, force: bool = False,
+                   schema: Any = None) -> RecordMetadata:
         """Send a value to this agent's topic; returns its metadata. With
         ``reply_to`` (a topic, its name or an agent) it is a request: what the agent
-        yields for it is sent there (see ``ask``)."""
+        yields for it is sent there (see ``ask``). Faust's other options as
+        ``Topic.send``."""
         if reply_to is not None:
             headers = request_headers(headers, _topic_name(reply_to),
                                       correlation_id or uuid.uuid4().hex)
         return await self.channel.send(key=key, value=value, headers=headers,
-                                       partition=partition, timestamp=timestamp)
+                                       partition=partition, timestamp=timestamp,
+                                       key_serializer=key_serializer,
+                                       value_serializer=value_serializer,
+                                       callback=callback, force=force, schema=schema)
 
     async def cast(self, value: Any = None, *, key: Any = None,
                    partition: int | None = None, timestamp: float | None = None,

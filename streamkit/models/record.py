@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from streamkit.errors import DecodeError, ImproperlyConfigured
+from streamkit.errors import DecodeError, ImproperlyConfigured, ValidationError
 from streamkit.models.fields import MISSING, FieldDescriptor, copies_default
 from streamkit.models.generated import install_generated
 from streamkit.serializers import codecs
-from streamkit.serializers.converters import msgspec_reads_exactly
+from streamkit.serializers.converters import Invalid, make_converter, msgspec_reads_exactly
 
 if TYPE_CHECKING:
     import inspect
@@ -68,6 +68,45 @@ _FAUST_ONLY_OPTIONS = frozenset({"isodates", "decimals", "include_metadata", "ab
                                  "lazy_creation"})
 
 
+#: Faust Record options streamkit refuses, with what to do instead: accepting them
+#: would change no value, and a record would silently hold what the option was to fix.
+_REFUSED_OPTIONS = {
+    "coercions": "streamkit coerces ISO-8601 strings, Decimals, UUIDs, enums and nested "
+                 "Records itself (coerce=True); for another type, declare the field "
+                 "as that type or the value as it comes (MyType | str) and convert it "
+                 "in __post_init__",
+    "date_parser": "streamkit parses ISO-8601 strings and epoch numbers into datetime "
+                   "fields; for another date format, declare the field as "
+                   "datetime | str and parse the str in __post_init__",
+}
+
+
+def _inner_options(name: str, ns: dict[str, Any]) -> dict[str, Any]:
+    """The options of an inner ``class Options:`` (Faust reads them, then the class
+    keywords, which win); the inner class is removed from the Record."""
+    inner = ns.pop("Options", None)
+    if inner is None:
+        return {}
+    if not isinstance(inner, type):
+        raise ImproperlyConfigured(f"{name}.Options: expected a class of Record "
+                                   f"options, got {inner!r}")
+    return {k: v for k, v in vars(inner).items() if not k.startswith("_")}
+
+
+def _check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse options streamkit does not take (Faust-only ones that change nothing
+    here are accepted and ignored)."""
+    for option, instead in _REFUSED_OPTIONS.items():
+        if option in options:
+            raise TypeError(f"{name}: the Record option {option}= is not supported: "
+                            f"{instead}")
+    unknown = set(options) - _FAUST_ONLY_OPTIONS
+    if unknown:
+        raise TypeError(f"{name}: unknown Record option(s) "
+                        f"{', '.join(sorted(unknown))}; Record options are "
+                        "serializer, validation, coerce and namespace")
+
+
 def _restore(cls: type, fields: dict[str, Any]) -> Any:
     """A pickled record, its values as they were (``Record.__reduce__``)."""
     return msgspec.StructMeta.__call__(cls, **fields)
@@ -96,11 +135,17 @@ class RecordMeta(msgspec.StructMeta):
                 serializer: str | None = None, validation: bool | None = None,
                 coerce: bool | None = None, namespace: str | None = None,
                 **kwargs: Any) -> RecordMeta:
-        unknown = set(kwargs) - _FAUST_ONLY_OPTIONS  # Faust's: accepted, ignored
-        if unknown:
-            raise TypeError(f"{name}: unknown Record option(s) "
-                            f"{', '.join(sorted(unknown))}; Record options are "
-                            "serializer, validation, coerce and namespace")
+        inner = _inner_options(name, ns)  # Faust's inner ``class Options:``
+        kwargs = {**inner, **kwargs}
+        serializer = serializer if serializer is not None else kwargs.pop(
+            "serializer", None)
+        validation = validation if validation is not None else kwargs.pop(
+            "validation", None)
+        coerce = coerce if coerce is not None else kwargs.pop("coerce", None)
+        namespace = namespace if namespace is not None else kwargs.pop("namespace", None)
+        for option in ("serializer", "validation", "coerce", "namespace"):
+            kwargs.pop(option, None)  # (given as a keyword too: the keyword won)
+        _check_options(name, kwargs)
         annotations = ns.get("__annotations__", {})
         own, defaults = _prepare_namespace(name, bases, ns, annotations)
         kw_only = _needs_kw_only(bases, own, ns)
@@ -279,6 +324,20 @@ def _resolve(cls: type, field: str, annotation: Any, globalns: dict[str, Any],
     return annotation
 
 
+def _checker(cls: type, fd: FieldDescriptor) -> Callable[[Any], Any]:
+    """The constructor's conversion of one field (raising Invalid), for validate();
+    made at the first call, kept on the class."""
+    checkers = cls.__dict__.get("_sk_checkers")
+    if checkers is None:
+        checkers = {}
+        type.__setattr__(cls, "_sk_checkers", checkers)
+    check = checkers.get(fd.field)
+    if check is None:
+        check = checkers[fd.field] = make_converter(
+            fd.type, cls._options.coerce)  # type: ignore[attr-defined]
+    return check
+
+
 _RESERVED: set[str] = set()
 
 
@@ -323,6 +382,37 @@ class Record(msgspec.Struct, metaclass=RecordMeta):
 
     def _streamkit_fields_(self) -> dict[str, Any]:
         raise NotImplementedError  # replaced by the generated method
+
+    def validate(self) -> list[ValidationError]:
+        """The fields whose current value the constructor would refuse, as
+        ``ValidationError``s (empty: all valid). A record is checked when it is built
+        or decoded; this checks again, after fields were reassigned, and also for a
+        class declared with ``validation=False`` (Faust's ``validate()``)."""
+        errors = []
+        for fd in self._fields.values():
+            value = getattr(self, fd.field)
+            try:
+                _checker(type(self), fd)(value)
+            except Invalid as exc:
+                err = ValidationError(exc.message(f"{type(self).__name__}.{fd.field}"))
+                err.record, err.field, err.value = type(self).__name__, fd.field, value
+                errors.append(err)
+        return errors
+
+    def is_valid(self) -> bool:
+        """Whether :meth:`validate` finds nothing."""
+        return not self.validate()
+
+    def validate_or_raise(self) -> None:
+        """Raise the first error :meth:`validate` finds."""
+        errors = self.validate()
+        if errors:
+            raise errors[0]
+
+    @property
+    def validation_errors(self) -> list[ValidationError]:
+        """:meth:`validate`'s list (Faust's property)."""
+        return self.validate()
 
     def dumps(self, serializer: str | None = None) -> bytes:
         """Encode with ``serializer`` (default: the class's, else ``"json"``)."""

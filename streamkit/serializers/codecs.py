@@ -1,7 +1,8 @@
 """Codecs: turn Python objects into bytes and back, looked up by name.
 
 A codec is any object with ``dumps(obj) -> bytes`` and ``loads(data: bytes) -> obj``.
-Built-ins: ``json``, ``msgpack`` and ``raw``. Add your own with :func:`register`.
+Built-ins: ``json``, ``msgpack``, ``raw`` and ``binary``. Add your own with :func:`register`,
+or subclass :class:`Codec` in Faust's form (``_dumps``/``_loads``).
 
 Records are encoded as plain maps of their fields. Values JSON and msgpack cannot hold
 natively take one *wire form* each (the Record turns them back when it decodes):
@@ -42,19 +43,115 @@ except ImportError:  # pragma: no cover - ormsgpack is a dependency; stay usable
 
 from streamkit.errors import UnknownCodec
 
-__all__ = ["Codec", "JSONCodec", "MsgpackCodec", "RawCodec", "register", "get", "names",
-           "wire_form", "format_of"]
+__all__ = ["BinaryCodec", "ChainedCodec", "Codec", "CodecLike", "JSONCodec", "MsgpackCodec",
+           "RawCodec", "register", "get", "names", "wire_form", "format_of"]
 
 
 @runtime_checkable
-class Codec(Protocol):
-    """What a codec is: two functions between Python objects and bytes."""
+class CodecLike(Protocol):
+    """What a codec is: two functions between Python objects and bytes. Any object
+    with these two methods is a codec; :class:`Codec` is a base class for them."""
 
     def dumps(self, obj: Any) -> bytes:
         """Encode ``obj`` to bytes."""
 
     def loads(self, data: bytes) -> Any:
         """Decode bytes produced by :meth:`dumps` (or by another producer)."""
+
+
+class Codec:
+    """Base class of codecs, in Faust's form: a subclass defines ``_dumps(obj) ->
+    bytes`` and ``_loads(data) -> obj`` (or overrides ``dumps``/``loads`` whole).
+
+    ``a | b`` is a codec that encodes with ``a`` then ``b`` and decodes the other way
+    round (``raw_msgpack() | binary()``: msgpack, then base64). A subclass that
+    defines no way to encode or none to decode cannot be instantiated: the base
+    methods have nothing to call, and a codec that returned ``None`` would send every
+    value as a tombstone.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Codec:
+        missing = [f"{public}() or {private}()"
+                   for public, private in (("dumps", "_dumps"), ("loads", "_loads"))
+                   if getattr(cls, public) is getattr(Codec, public)
+                   and getattr(cls, private) is getattr(Codec, private)]
+        if missing:
+            raise TypeError(f"codec class {cls.__qualname__} must define "
+                            f"{' and '.join(missing)}")
+        return super().__new__(cls)
+
+    def __init__(self, children: tuple[CodecLike, ...] | None = None,
+                 **kwargs: Any) -> None:
+        #: codecs applied after this one when encoding (before it when decoding)
+        self.children: tuple[CodecLike, ...] = tuple(children or ())
+        #: the keyword arguments the codec was made with (Faust's ``kwargs``)
+        self.kwargs = kwargs
+
+    def _dumps(self, obj: Any) -> bytes:
+        raise NotImplementedError(f"{type(self).__qualname__} has no _dumps()")
+
+    def _loads(self, data: bytes) -> Any:
+        raise NotImplementedError(f"{type(self).__qualname__} has no _loads()")
+
+    def dumps(self, obj: Any) -> bytes:
+        """Encode ``obj``: ``_dumps``, then each of ``children``. A Record reaches
+        ``_dumps`` as its ``to_representation()`` (a dict of JSON types), as a Faust
+        codec is given a model's."""
+        if hasattr(obj, "_streamkit_fields_"):
+            obj = obj.to_representation()
+        data = self._dumps(obj)
+        for child in getattr(self, "children", ()):
+            data = child.dumps(data)
+        return data
+
+    def loads(self, data: bytes) -> Any:
+        """Decode ``data``: the ``children`` in reverse order, then ``_loads``."""
+        for child in reversed(getattr(self, "children", ())):
+            data = child.loads(data)
+        return self._loads(data)
+
+    def __or__(self, other: Any) -> Codec:
+        if not _is_codec(other):
+            return NotImplemented
+        return ChainedCodec(self, other)
+
+    def __ror__(self, other: Any) -> Codec:
+        if not _is_codec(other):
+            return NotImplemented
+        return ChainedCodec(other, self)
+
+
+def _is_codec(obj: Any) -> bool:
+    return not isinstance(obj, type) and callable(getattr(obj, "dumps", None)) \
+        and callable(getattr(obj, "loads", None))
+
+
+class ChainedCodec(Codec):
+    """Codecs applied one after the other: what ``a | b`` and ``"a|b"`` give."""
+
+    def __init__(self, *nodes: CodecLike) -> None:
+        super().__init__()
+        flat: list[CodecLike] = []
+        for node in nodes:
+            flat.extend(node.nodes if isinstance(node, ChainedCodec) else (node,))
+        #: the codecs in encoding order
+        self.nodes: tuple[CodecLike, ...] = tuple(flat)
+
+    def dumps(self, obj: Any) -> bytes:
+        """Encode with each codec in turn."""
+        for node in self.nodes:
+            obj = node.dumps(obj)
+        return cast(bytes, obj)
+
+    def loads(self, data: bytes) -> Any:
+        """Decode with each codec in reverse order."""
+        obj: Any = data
+        for node in reversed(self.nodes):
+            obj = node.loads(obj)
+        return obj
+
+    def __repr__(self) -> str:
+        return " | ".join(type(node).__name__ for node in self.nodes)
 
 
 def wire_form(obj: Any) -> Any:
@@ -87,7 +184,7 @@ def _json_default(obj: Any) -> Any:
     return wire_form(obj)
 
 
-class JSONCodec:
+class JSONCodec(Codec):
     """UTF-8 JSON, compact separators, non-ASCII kept as UTF-8.
 
     Decoding calls the C scanner directly: ``json.loads`` spends a third of its time
@@ -136,7 +233,7 @@ class JSONCodec:
         return obj
 
 
-class MsgpackCodec:
+class MsgpackCodec(Codec):
     """MessagePack: maps with str keys, bin for bytes, ISO strings for datetimes.
 
     Datetimes use the ISO string wire form rather than msgpack's timestamp extension
@@ -206,7 +303,7 @@ def _strict_ormsgpack_loads() -> tuple[Callable[[bytes], Any],
     return fast_loads, fast_loads_many
 
 
-class RawCodec:
+class RawCodec(Codec):
     """Bytes pass through unchanged; str is encoded as UTF-8."""
 
     name = "raw"
@@ -227,25 +324,42 @@ class RawCodec:
         return data
 
 
-_registry: dict[str, Codec] = {}
+class BinaryCodec(Codec):
+    """Base64 (not URL-safe), Faust's ``binary``: for chaining after a codec whose
+    bytes must travel as text (``"msgpack|binary"``)."""
+
+    name = "binary"
+
+    def _dumps(self, obj: Any) -> bytes:
+        return base64.b64encode(obj.encode() if isinstance(obj, str) else obj)
+
+    def _loads(self, data: bytes) -> bytes:
+        return base64.b64decode(data)
 
 
-def register(name: str, codec: Codec | type[Codec]) -> None:
+_registry: dict[str, CodecLike] = {}
+
+
+def register(name: str, codec: CodecLike | type[CodecLike]) -> None:
     """Make ``codec`` available as ``serializer=name`` (replaces an earlier one).
 
-    ``codec`` is an object with ``dumps`` and ``loads``, or a class of such objects
+    ``codec`` is an object with ``dumps`` and ``loads`` (a :class:`Codec` subclass
+    may define Faust's ``_dumps``/``_loads`` instead), or a class of such objects
     (instantiated once, with no arguments).
     """
     instance = codec() if isinstance(codec, type) else codec
-    if not callable(getattr(instance, "dumps", None)) or not callable(
-            getattr(instance, "loads", None)):
+    if not _is_codec(instance):
         raise TypeError(f"codec {name!r} must have dumps(obj) and loads(data) methods, "
                         f"got {instance!r}")
     _registry[name] = instance
 
 
-def get(name: str | Codec) -> Codec:
-    """The codec registered as ``name``; a codec object is returned as it is."""
+def get(name: str | CodecLike) -> CodecLike:
+    """The codec registered as ``name``; a codec object is returned as it is.
+
+    ``"a|b"`` is the registered codecs ``a`` and ``b`` chained (``a`` encodes first),
+    as in Faust.
+    """
     try:
         # (a codec object is tried as a key too: it is in no registry, and an
         # unhashable one raises TypeError)
@@ -254,8 +368,10 @@ def get(name: str | Codec) -> Codec:
         pass
     except TypeError:  # unhashable: not a name
         pass
-    if not isinstance(name, str) and isinstance(name, Codec):
+    if not isinstance(name, str) and isinstance(name, CodecLike):
         return name
+    if isinstance(name, str) and "|" in name:
+        return ChainedCodec(*(get(part.strip()) for part in name.split("|")))
     # "avro" is registered by importing streamkit.avro, which nothing imports for the
     # app (not even the command line: it costs every start tens of milliseconds)
     hint = ("import streamkit.avro to register it" if name == "avro"
@@ -283,3 +399,4 @@ def names() -> list[str]:
 register("json", JSONCodec())
 register("msgpack", MsgpackCodec())
 register("raw", RawCodec())
+register("binary", BinaryCodec())

@@ -48,7 +48,7 @@ class Serde:
 
     loads: Callable[[bytes | None], Any]
 
-    def __init__(self, type_: Any = None, serializer: str | codecs.Codec | None = None
+    def __init__(self, type_: Any = None, serializer: str | codecs.CodecLike | None = None
                  ) -> None:
         self.type_ = type_
         if _is_record_type(type_):

@@ -13,11 +13,12 @@ serializers when sent, as a topic's are, so ``event.forward()``, ``group_by`` an
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from streamkit.streams.stream import Batch, Stream
-from streamkit.topics import PendingSend, Topic
+from streamkit.topics import (DECLARED, Declared, PendingSend, SentMessage, Topic, call_back,
+                              refuse_schema)
 from streamkit.types import CREATE_TIME, Message, OutgoingRecord, RecordMetadata, TopicPartition
 
 
@@ -61,8 +62,13 @@ class Channel(Topic):
                 stream.deliver(batch)
         group.streams.append(stream)
 
-    def declare(self) -> None:
-        """Nothing to create: a channel lives in memory."""
+    def declare(self) -> Declared:
+        """Nothing to create: a channel lives in memory (awaitable, as a topic's)."""
+        return DECLARED
+
+    def maybe_declare(self) -> Declared:
+        """Nothing to create (awaitable, as a topic's)."""
+        return DECLARED
 
     def _declare_once(self) -> None:
         pass
@@ -74,27 +80,35 @@ class Channel(Topic):
 
     # -- sending ---------------------------------------------------------------------
     async def send(self, *, key: Any = None, value: Any = None, headers: Any = None,
-                   timestamp: float | None = None, partition: int | None = None
-                   ) -> RecordMetadata:
+                   timestamp: float | None = None, partition: int | None = None,
+                   key_serializer: Any = None, value_serializer: Any = None,
+                   callback: Callable[[SentMessage], Any] | None = None,
+                   force: bool = False, schema: Any = None) -> RecordMetadata:
         """Hand one value to the channel's consumers (waiting while one of them has
-        ``maxsize`` values not taken yet)."""
+        ``maxsize`` values not taken yet). Faust's options as ``Topic.send``."""
+        refuse_schema(schema)
         if self.maxsize is not None:
             for group in self._groups:
                 for stream in group.streams:
                     await stream.wait_for_room(self.maxsize)
-        return self._put(self.prepare(key, value, headers, timestamp, partition), key,
-                         value)
+        metadata = self._put(self.prepare(key, value, headers, timestamp, partition,
+                                          key_serializer=key_serializer,
+                                          value_serializer=value_serializer), key, value)
+        await call_back(callback, metadata)
+        return metadata
 
     async def put(self, value: Any = None, *, key: Any = None) -> RecordMetadata:
         """Faust's ``channel.put(value)``: ``send(value=value, key=key)``."""
         return await self.send(key=key, value=value)
 
     def send_soon(self, *, key: Any = None, value: Any = None, headers: Any = None,
-                  timestamp: float | None = None, partition: int | None = None
+                  timestamp: float | None = None, partition: int | None = None,
+                  key_serializer: Any = None, value_serializer: Any = None
                   ) -> PendingSend:
         """Hand one value to the consumers now (no waiting for room)."""
-        metadata = self._put(self.prepare(key, value, headers, timestamp, partition),
-                             key, value)
+        metadata = self._put(self.prepare(key, value, headers, timestamp, partition,
+                                          key_serializer=key_serializer,
+                                          value_serializer=value_serializer), key, value)
         return _sent(self._sender.buffer, metadata)
 
     def send_raw_soon(self, record: OutgoingRecord) -> PendingSend:

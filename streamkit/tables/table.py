@@ -29,6 +29,7 @@ from streamkit.partitioner import partition_for_key
 from streamkit.serializers import Serde
 from streamkit.streams.event import current_stream
 from streamkit.tables import changelog
+from streamkit.tables.faust_options import refuse_faust_options
 from streamkit.tables.cache import trim
 from streamkit.tables.context import TableContext
 from streamkit.tables.stores import Reader
@@ -61,7 +62,11 @@ class Table:
                  partitions: int | None = None, help: str | None = None,
                  on_window_close: Callable[[Any, Any], Any] | None = None,
                  key_serializer: str | None = None, value_serializer: str | None = None,
-                 store: str | None = None, cache_size: int | None = None) -> None:
+                 store: str | None = None, cache_size: int | None = None,
+                 on_recover: Callable[[], Any] | None = None, window: Any = None,
+                 changelog_topic: Any = None, use_partitioner: bool = False) -> None:
+        refuse_faust_options(name, window=window, changelog_topic=changelog_topic,
+                             use_partitioner=use_partitioner)
         if default is not None and not callable(default):
             raise ImproperlyConfigured(
                 f"table {name!r}: default={default!r} must be callable (like int or list)")
@@ -88,6 +93,9 @@ class Table:
         self._json_int_values = changelog.plain_json(self.value_serde)
         self._dump_value = changelog.encoder(self.value_serde)
         self.window: WindowWrapper | None = None
+        #: Faust's recovery callbacks: called, without arguments, after each restore
+        self._recover_callbacks: list[Callable[[], Any]] = [on_recover] if on_recover \
+            else []
         #: one store per partition (RocksDB files are per partition, as in Faust, so
         #: workers of one app on one machine each open only the partitions they own)
         self._stores: dict[int, Any] = {}
@@ -596,6 +604,16 @@ class Table:
             dirty.clear()
 
     # -- rebalancing ---------------------------------------------------------------------
+    def on_recover(self, fun: Callable[[], Any]) -> Callable[[], Any]:
+        """``@table.on_recover``: call ``fun()`` (sync or ``async``) each time the
+        table's assigned partitions are restored (Faust's recovery callback)."""
+        self._recover_callbacks.append(fun)
+        return fun
+
+    def recover_callbacks(self) -> list[Callable[[], Any]]:
+        """What ``on_recover`` connected; the worker calls them after a restore."""
+        return list(self._recover_callbacks)
+
     def on_partitions_assigned(self, tps: list[TopicPartition]) -> None:
         """Restore the table partitions whose numbers were assigned."""
         for partition in sorted({tp.partition for tp in tps} - self._active):

@@ -78,11 +78,20 @@ def create_app(app: App, history: status.RateHistory | None = None) -> Any:
             return _error(exc)
 
     async def table_key(request: Request) -> Response:
+        key = request.path_params["key"]
+        if key.endswith("/"):
+            # Faust's form, /table/{name}/{key}/: the slash is not part of the key (a
+            # key that ends with one is asked for with a second)
+            key = key[:-1]
         try:
-            return _JSON(tables.get_key(app, request.path_params["name"],
-                                        request.path_params["key"]))
+            return _JSON(tables.get_key(app, request.path_params["name"], key))
         except ViewError as exc:
             return _error(exc)
+
+    async def table_names(request: Request) -> Response:
+        # Faust's /table/: one {"name", "help"} per table
+        return _JSON([{"name": name, "help": app.tables[name].help or ""}
+                      for name in sorted(app.tables)])
 
     routes = [
         Route("/", dashboard, methods=["GET"]),
@@ -90,7 +99,11 @@ def create_app(app: App, history: status.RateHistory | None = None) -> Any:
         Route("/metrics", metrics_view, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/table", table_names, methods=["GET"]),
+        Route("/table/", table_names, methods=["GET"]),
         Route("/table/{name}", table_items, methods=["GET"]),
+        # Faust's trailing slash: the table, not the key "" of the route below
+        Route("/table/{name}/", table_items, methods=["GET"]),
         Route("/table/{name}/{key:path}", table_key, methods=["GET"]),
     ]
     builtin = {r.path for r in routes}

@@ -253,3 +253,17 @@ async def test_a_slow_agent_stays_in_its_group_while_the_fetcher_waits(caplog):
     assert "is gone" not in caplog.text and "re-register" not in caplog.text
     groups = app.broker.group_offsets(app.conf.id)
     assert [(o.topic, o.committed) for o in groups if o.topic == "slow"] == [("slow", 50)]
+
+
+async def test_a_stop_asked_before_the_run_began_stops_the_worker():
+    app = make_app()
+
+    @app.agent()
+    async def idle(stream):
+        async for _ in stream:
+            pass
+
+    worker = Worker(app, install_signal_handlers=False)
+    worker.stop()
+    with anyio.fail_after(5):
+        await worker.run_async()
