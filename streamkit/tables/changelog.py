@@ -11,7 +11,7 @@ at once (their encoded bytes are, until the store has them).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -57,6 +57,24 @@ def json_ints(items: list[int]) -> list[bytes]:
     """The JSON of each int of ``items`` (``all_ints``), in one call into C: a JSON
     array of them split at its commas."""
     return _json_array(items)[1:-1].split(b",")
+
+
+def encode_keys(keys: list[Any], dump: Callable[[Any], bytes], plain_ints: bool
+                ) -> list[bytes]:
+    """The changelog bytes of ``keys``; ints in one call when ``plain_ints`` (the key
+    codec is plain JSON) and every key is one."""
+    if plain_ints and all_ints(keys):
+        return json_ints(keys)
+    return list(map(dump, keys))
+
+
+def encode_values(values: list[Any], dump: Callable[[Any], bytes | None],
+                  plain_ints: bool, deleted: Any) -> list[bytes | None]:
+    """The changelog bytes of ``values``: None (a tombstone) for ``deleted``; ints in
+    one call when ``plain_ints`` and every value is one (a count)."""
+    if plain_ints and all_ints(values):
+        return cast("list[bytes | None]", json_ints(values))
+    return [None if value is deleted else dump(value) for value in values]
 
 
 def write(produce: Produce, topic: str, partition: int, keys: list[bytes],

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from streamkit.errors import ImproperlyConfigured
 from streamkit.names import CHANGELOG, derived_topic_name
@@ -32,8 +31,8 @@ from streamkit.tables import changelog
 from streamkit.tables.faust_options import refuse_faust_options
 from streamkit.tables.cache import trim
 from streamkit.tables.context import TableContext
+from streamkit.tables.mapping import ABSENT, DELETED, TableMapping
 from streamkit.tables.stores import Reader
-from streamkit.terminal import ansitable
 from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
@@ -41,8 +40,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("streamkit.tables")
 
-_DELETED: Any = object()
-_ABSENT: Any = object()
+_DELETED = DELETED
+_ABSENT = ABSENT
 #: the hot batch when there is none (never a stream's batch, not even None)
 _NO_BATCH: Any = object()
 #: the stream of the running agent task, None outside one
@@ -51,7 +50,7 @@ _stream_now = current_stream.get
 RESTORE_BATCH = 10_000
 
 
-class Table:
+class Table(TableMapping):
     """See the module docstring and DESIGN.md."""
 
     is_global = False
@@ -367,31 +366,6 @@ class Table:
                 if key not in seen:
                     yield key, self.value_serde.loads(raw_value)
 
-    def keys(self) -> Iterator[Any]:
-        return (k for k, _ in self.items())
-
-    def values(self) -> Iterator[Any]:
-        return (v for _, v in self.items())
-
-    def __iter__(self) -> Iterator[Any]:
-        return self.keys()
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self.items())
-
-    def as_dict(self) -> dict[Any, Any]:
-        return dict(self.items())
-
-    def as_ansitable(self, title: str = "{table.name}", *, key: str = "Key",
-                     value: str = "Value", sort: bool = False,
-                     sortkey: Callable[[Any], Any] = itemgetter(0), target: Any = None
-                     ) -> str:
-        """The table as a text table, as Faust draws it: ``title`` (``{table}`` is
-        this table), columns ``key`` and ``value``, rows sorted by ``sortkey`` when
-        ``sort``. ``target`` (Faust's output file, for its colours) is ignored."""
-        return ansitable(self.items(), title.format(table=self), key=key, value=value,
-                         sort=sort, sortkey=sortkey)
-
     # -- writing -------------------------------------------------------------------------
     def _write(self, key: Any, value: Any) -> None:
         partition = self._partition()
@@ -426,38 +400,6 @@ class Table:
             self._hot_dirty.add(key)
         else:
             self._write(key, value)
-
-    def __delitem__(self, key: Any) -> None:
-        if key not in self:
-            raise KeyError(key)
-        self._write(key, _DELETED)
-
-    def pop(self, key: Any, *default: Any) -> Any:
-        value = self.get(key, _ABSENT)
-        if value is _ABSENT:
-            if default:
-                return default[0]
-            raise KeyError(key)
-        self._write(key, _DELETED)
-        return value
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        value = self.get(key, _ABSENT)
-        if value is _ABSENT:
-            self._write(key, default)
-            return default
-        return value
-
-    def update(self, other: Any = (), **kwargs: Any) -> None:
-        items = other.items() if hasattr(other, "items") else other
-        for key, value in items:
-            self._write(key, value)
-        for key, value in kwargs.items():
-            self._write(key, value)
-
-    def clear(self) -> None:
-        for key in list(self.keys()):
-            self._write(key, _DELETED)
 
     # -- lifecycle (called by the worker) -----------------------------------------------
     def open(self, source_partitions: int = 0) -> None:
@@ -542,21 +484,10 @@ class Table:
         cache = self._cache_of(partition)
         changed = list(keys)
         values = list(map(cache.__getitem__, changed))
-        # many changed keys: int keys and int values are encoded in one call each
-        if self._json_int_keys and changelog.all_ints(changed):
-            raw_keys = changelog.json_ints(changed)
-        else:
-            raw_keys = list(map(self._dump_key, changed))
-        deleted: list[Any] = []
-        raw_values: list[bytes | None]
-        if self._json_int_values and changelog.all_ints(values):
-            raw_values = cast("list[bytes | None]", changelog.json_ints(values))
-        else:
-            dump_value = self._dump_value
-            raw_values = [None if value is _DELETED else dump_value(value)
-                          for value in values]
-            deleted = [key for key, value in zip(changed, values, strict=True)
-                       if value is _DELETED]
+        raw_keys = changelog.encode_keys(changed, self._dump_key, self._json_int_keys)
+        raw_values = changelog.encode_values(values, self._dump_value,
+                                             self._json_int_values, _DELETED)
+        deleted = [key for key, raw in zip(changed, raw_values, strict=True) if raw is None]
         extra = self._extra_changes.pop(partition, None)
         if extra:
             # (written first, as they were before: window bookkeeping)
