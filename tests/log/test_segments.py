@@ -5,10 +5,11 @@ import logging
 import os
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from streamkit.errors import CorruptRecord
-from streamkit.log.segment import HEADER_SIZE, MAGIC
+from streamkit.log.segment import HEADER_SIZE, MAGIC, decode_rows, encode_batch
 from streamkit.transport import connect
 from streamkit.types import OutgoingRecord, TopicPartition
 
@@ -208,3 +209,17 @@ def test_corrupt_batch_in_an_older_segment(log_url):
     assert connect(log_url).produce("t", [OutgoingRecord(None, b"x")])[0].offset == 60
     with pytest.raises(CorruptRecord):
         connect(log_url).fetch(TP, 0)
+
+
+def test_batch_bodies_are_the_bytes_msgpack_writes():
+    # (encoded with ormsgpack, decoded with msgpack: the file format stays msgpack's)
+    rows = [(0, 1_700_000_000_000, b"k", b"v", None),
+            (1, 0, None, None, [("h", b"1"), ("empty", b"")]),
+            (2, 2**63 - 1, b"", b"x" * 70_000, [("n", None)]),
+            (300, 1, b"\x00\xff", b"y" * 300, [])]
+    data = encode_batch(10, 310, rows, 2**63 - 1, False)
+    body = data[HEADER_SIZE:]
+    assert body == msgpack.Packer(use_bin_type=True).pack(rows)
+    assert decode_rows(data, 0)[1] == [list(r[:4]) + [None if r[4] is None else
+                                                      [list(h) for h in r[4]]]
+                                       for r in rows]
