@@ -36,7 +36,9 @@ async def serve_web(worker: Worker, *,
         from streamkit.web.server import serve
     except ImportError:
         from streamkit.cli.extras import missing_extra
-        logger.info("web server not available: %s", missing_extra("web", "it"))
+        # a warning: the dashboard (and any @app.page) the user may be waiting for
+        # is not there
+        logger.warning("web server not available: %s", missing_extra("web", "it"))
         task_status.started()
         return
     task_status.started()

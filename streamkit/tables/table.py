@@ -273,8 +273,9 @@ class Table(TableMapping):
                              "%d are dropped; give the table partitions= like the topic "
                              "that updates it", self.name, self.partition_count(), partition)
             else:
-                logger.warning("table %s: partition %d is not this worker's (revoked); "
-                               "its writes here are dropped", self.name, partition)
+                logger.warning("table %s: partition %d was revoked from this worker; "
+                               "writes to it here are dropped and its new owner processes "
+                               "those events again (nothing is lost)", self.name, partition)
         return True
 
     def _forget_hot(self) -> None:

@@ -51,4 +51,4 @@ def test_readme_app_runs(tmp_path):
     done = subprocess.run([sys.executable, "count.py", "tables"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "taxi-count-vendor_rides-changelog" in done.stdout
+    assert "readme-count-vendor_rides-changelog" in done.stdout
