@@ -236,3 +236,23 @@ async def test_a_join_of_topics_not_co_partitioned_stops_the_worker_with_one_lin
                     "has 4; they must be co-partitioned: group_by the stream first "
                     "(stream.group_by(key, partitions=4)), give the table partitions=2, "
                     "or join an app.GlobalTable")
+
+
+async def test_a_join_in_agent_test_context(tmp_path):
+    app = make_app("memory", tmp_path)
+    rides = app.topic("rides", key_type=str, value_type=Ride)
+    zones = app.GlobalTable("zones")
+    out: list[Any] = []
+
+    @app.agent(rides)
+    async def enrich(stream):
+        async for ride, zone in stream.join(zones, on=Ride.PULocationID, how="left"):
+            out.append((ride.PULocationID, zone))
+
+    async with enrich.test_context() as agent:
+        zones[7] = "Astoria"
+        await agent.put(Ride(PULocationID=7, fare=1.0), key="a")
+        await agent.put(Ride(PULocationID=8, fare=1.0), key="b")
+        zones[8] = "Astoria Park"      # a table update emits nothing by itself
+        await agent.put(Ride(PULocationID=8, fare=1.0), key="c")
+    assert out == [(7, "Astoria"), (8, None), (8, "Astoria Park")]
