@@ -17,7 +17,7 @@ lookup in a dict of the zones. Each row prints medians of ``--runs`` runs (3 by
 default: the machine is shared): the rate from process start, the bare loop, their
 ratio, and the ratio from the first event (start-up left out).
 
-    python benchmarks/join_bench.py [--events 1000000] [--runs 3] [--only join,stateless]
+    python benchmarks/join_bench.py [--events 1000000] [--runs 3] [--only join,join-table,stateless]
 """
 from __future__ import annotations
 
@@ -49,7 +49,15 @@ e2e_bench.JOBS["join"] = """
         async for ride, zone in stream.join(zones, on=TaxiRide.PULocationID):
             seen()
 """
-WORKLOADS = ("join", "stateless")
+e2e_bench.JOBS["join-table"] = """
+    zones = app.Table("zones")
+
+    @app.agent(rides)
+    async def job(stream):
+        async for ride, zone in stream.join(zones):
+            seen()
+"""
+WORKLOADS = ("join", "join-table", "stateless")
 
 
 def bare_loop(payloads: list[bytes], workload: str) -> float:
@@ -58,7 +66,7 @@ def bare_loop(payloads: list[bytes], workload: str) -> float:
     zones = ZONES
     found = 0
     start = time.perf_counter()
-    if workload == "join":
+    if workload != "stateless":
         for payload in payloads:
             if zones.get(unpackb(payload)["PULocationID"]) is not None:
                 found += 1
@@ -71,7 +79,8 @@ def bare_loop(payloads: list[bytes], workload: str) -> float:
 
 def write_zones(broker: str, datadir: str, app_id: str) -> None:
     """The zones, in the changelog of the app's ``zones`` table (JSON keys and values,
-    each in the partition its key hashes to, as the table writes them)."""
+    each in the partition its key hashes to: for the partitioned table that is also
+    the partition of the rides with that key, whose keys are the same bytes)."""
     topic = f"{app_id}-zones-changelog"
     admin = streamkit.Admin(broker=broker, datadir=datadir)
     admin.create_topic(topic, partitions=4, config={"cleanup.policy": "compact"})
@@ -105,8 +114,8 @@ def main() -> None:
         for workload in chosen:
             rates, ratios, loop_ratios, bares = [], [], [], []
             for run in range(args.runs):
-                if workload == "join":
-                    write_zones(broker, str(tmp), f"e2e-join{run}")
+                if workload != "stateless":
+                    write_zones(broker, str(tmp), f"e2e-{workload}{run}")
                 total, loop = e2e_bench.run_worker(tmp, workload, args.events, run)
                 bare = bare_loop(payloads, workload)
                 rates.append(args.events / total)
