@@ -22,6 +22,9 @@ class Monitor:
         self.events_out: Counter[str] = Counter()
         self.dead_letters: Counter[str] = Counter()
         self.late_events: Counter[str] = Counter()
+        #: stream events a stream-table join dropped (no table value for an inner
+        #: join, no key or no value), by table; counted per event by the join
+        self.join_drops: Counter[str] = Counter()
         self.commits = 0
         self.commit_seconds_total = 0.0
         self.last_commit_seconds = 0.0

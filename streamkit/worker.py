@@ -28,6 +28,7 @@ from anyio.abc import TaskGroup
 from streamkit.app import App, Task, Timer
 from streamkit.commit import Committer
 from streamkit.errors import ImproperlyConfigured
+from streamkit.streams.join import check_co_partitioned
 from streamkit.internal_topics import DEAD_LETTER, INTERNAL
 from streamkit.signals import Signal
 from streamkit.transport.base import GroupConsumer, TransactionalBroker
@@ -304,6 +305,7 @@ class Worker:
             if table.context is not app.table_context:   # after a test context
                 table.bind(app.table_context)
             table.open(source_partitions=max(counts, default=0))
+        check_co_partitioned(app.stream_context.joins.values(), app.broker.partition_count)
 
     def _record_topics(self) -> None:
         """Derive the dead-letter topic of every topic the app consumes (a name problem

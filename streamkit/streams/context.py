@@ -8,7 +8,7 @@ reader sees at once everything a stream can do beyond iterating its batches.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from streamkit.monitor import Monitor
@@ -48,3 +48,6 @@ class StreamContext:
     spawn: Callable[..., None]
     #: how ``group_by``/``through`` continue (set by the app once it is built)
     repartition: Repartition
+    #: the stream-table joins of partitioned tables the agents asked for, by (topic
+    #: name, table name): (topic, table); the worker checks they are co-partitioned
+    joins: dict[tuple[str, str], tuple[Topic, Any]] = field(default_factory=dict)

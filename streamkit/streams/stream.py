@@ -5,9 +5,10 @@ decoded); the stream gives the agent one value at a time from the batch it holds
 event is *done* when the agent asks for the next one: ``positions()`` reports, per
 partition, the offset after the last done event, and that is what the worker commits.
 
-Operators (``filter``, ``take``, ``enumerate``, ``echo``, ``items``, ``events``) are
-async generators over the values; ``group_by`` and ``through`` continue on another topic
-(see ``streamkit.streams.repartition``); ``noack`` hands acknowledgement to the agent
+Operators (``filter``, ``take``, ``enumerate``, ``echo``, ``items``, ``events``,
+``join``, see ``streamkit.streams.join``) are async generators over the values;
+``group_by`` and ``through`` continue on another topic (see
+``streamkit.streams.repartition``); ``noack`` hands acknowledgement to the agent
 (``streamkit.streams.acks``) and ``tee`` splits a stream (``streamkit.streams.tee``).
 
 A stream made with a ``source`` (``app.stream([1, 2, 3])``) reads that iterable instead
@@ -166,6 +167,14 @@ class _Operators:
         root = self.root
         topic = root.context.topic(channel) if isinstance(channel, str) else channel
         return root.context.repartition.through(self, topic)
+
+    def join(self, table: Any, *, on: Any = None, how: str = "inner") -> DerivedStream:
+        """``(value, table_value)`` pairs: each event with the table's current value
+        for its key (``on=``, a Record field or callable of the value, with a
+        GlobalTable). ``how="inner"`` drops events the table has no value for,
+        ``"left"`` gives them with None. See ``streamkit.streams.join``."""
+        from streamkit.streams.join import join
+        return join(self, table, on, how)
 
     def current_event(self) -> Event | None:
         return self.root.current_event()

@@ -7,12 +7,15 @@ import anyio
 import anyio.lowlevel
 
 from streamkit.log.watch import AppendWatch
-from streamkit.tables.table import _DELETED, RESTORE_BATCH, Table
+from streamkit.tables.context import TableContext
+from streamkit.tables.table import _ABSENT, _DELETED, RESTORE_BATCH, Table
 from streamkit.transport.base import WatchedBroker
 from streamkit.types import TopicPartition
 
 #: how often a global table looks at its changelog where no watch can wake it (Kafka)
 FOLLOW_SECONDS = 0.05
+#: keys whose partition a global table remembers (see ``get``) before it forgets them all
+KEY_PARTITIONS = 100_000
 
 
 class GlobalTable(Table):
@@ -22,6 +25,12 @@ class GlobalTable(Table):
     an app holds all of it, so one file per worker would be needed otherwise."""
 
     is_global = True
+    #: key -> the partition it hashes to (``get``)
+    _key_partitions: dict[Any, int]
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self._key_partitions = {}
 
     # every worker reads and writes a key in the partition it hashes to, whatever the
     # partition of the event being processed
@@ -30,6 +39,28 @@ class GlobalTable(Table):
 
     def _partition_holding(self, key: Any) -> int | None:
         return self._partition_of_key(key)
+
+    def open(self, source_partitions: int = 0) -> None:
+        self._key_partitions.clear()    # the partition count is settled here
+        super().open(source_partitions)
+
+    def bind(self, context: TableContext) -> None:
+        self._key_partitions.clear()
+        super().bind(context)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        # once per event of a stream-table join: the partition a key hashes to is
+        # remembered (hashing costs more than the lookup in the partition's cache)
+        partition = self._key_partitions.get(key)
+        if partition is None:
+            if len(self._key_partitions) >= KEY_PARTITIONS:
+                self._key_partitions.clear()
+            partition = self._key_partitions[key] = self._partition_of_key(key)
+        cache = self._cache.get(partition)
+        value = _ABSENT if cache is None else cache.get(key, _ABSENT)
+        if value is _ABSENT:
+            value = self._lookup(partition, key)
+        return default if value is _DELETED else value
 
     def __getitem__(self, key: Any) -> Any:
         value = self._find(key)

@@ -89,6 +89,7 @@ svg.spark polygon { fill:rgba(47,111,222,.12); stroke:none; }
       <div class="stat"><b id="lag">–</b><span>total lag</span></div>
       <div class="stat" id="dlq-stat"><b id="dlq" class="dlq">–</b><span>dead letters</span></div>
       <div class="stat"><b id="late">–</b><span>late window events</span></div>
+      <div class="stat"><b id="joindrops">–</b><span>join drops</span></div>
       <div class="stat"><b id="commits">–</b><span>commits</span></div>
       <div class="stat"><b id="uptime">–</b><span>uptime</span></div>
     </div>
@@ -260,6 +261,7 @@ async function refresh() {
     $("dlq").classList.toggle("bad", s.dead_letters_total > 0);
     $("dlq-stat").classList.toggle("bad", s.dead_letters_total > 0);
     $("late").textContent = fmt(Object.values(s.late_events).reduce((a, b) => a + b, 0));
+    $("joindrops").textContent = fmt(Object.values(s.join_drops || {}).reduce((a, b) => a + b, 0));
     $("commits").textContent = fmt(s.commits.count);
     $("uptime").textContent = duration(s.uptime);
     $("updated").textContent = `pid ${s.pid} · ${s.broker} · updated ${new Date().toLocaleTimeString()}`;

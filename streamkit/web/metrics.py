@@ -50,6 +50,9 @@ class StreamkitCollector(Collector):
         late = dict(monitor.late_events)
         yield _counter("streamkit_late_events", "Events dropped because their window "
                        "had closed, by table.", "table", late)
+        yield _counter("streamkit_join_dropped_events", "Stream events a stream-table "
+                       "join dropped (inner join with no table value, no key or no "
+                       "value), by table.", "table", dict(monitor.join_drops))
 
     def _agents(self) -> Iterator[Metric]:
         agents = self.app.agents

@@ -116,3 +116,31 @@ async def test_global_table_sees_another_workers_write_at_once(tmp_path):
         worker.stop()
     other.close()
     assert statistics.median(delays) < 0.01, delays
+
+
+async def test_global_table_get_after_the_partition_count_is_settled_at_start():
+    # a read before the worker starts hashes the key over the default 4 partitions;
+    # the worker gives the table 8 (its topic's), and reads must follow
+    app = make_app()
+    topic = app.topic("places", partitions=8)
+    g = app.GlobalTable("names")
+    assert g.get(1) is None and g.get(2) is None
+    got = []
+
+    @app.agent(topic)
+    async def name(stream):
+        async for value in stream:
+            g[value] = f"name {value}"
+            got.append((g.get(1), g.get(2)))
+
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(5):
+            await topic.send(value=1, partition=0)
+            await topic.send(value=2, partition=5)
+            while len(got) < 2:
+                await anyio.sleep(0.01)
+        worker.stop()
+    assert g.partition_count() == 8
+    assert got[-1] == ("name 1", "name 2")

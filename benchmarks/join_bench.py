@@ -1,0 +1,132 @@
+"""Stream-table joins (issue 17): a worker enriching rides against a bare loop.
+
+1M taxi rides (~200 B, msgpack) on 4 partitions of the embedded log, a typed
+``Record``, in a worker process started as a user starts it, as in ``e2e_bench.py``
+(whose worker runner this script uses). Workloads:
+
+- ``join``: ``stream.join(zones, on=TaxiRide.PULocationID)``, an inner join of every
+  ride with a 265-zone ``GlobalTable`` (every ride finds its zone);
+- ``stateless``: the same worker without the join (e2e_bench's row), for the join's
+  own cost.
+
+The zone table is written to the GlobalTable's changelog before the worker starts, so
+the worker restores it before its first ride (as Kafka Streams bootstraps a global
+table). The yardstick, timed in the same run after each worker: a bare Python loop
+over the same payloads in memory, ``msgpack.unpackb`` into a dict plus the same
+lookup in a dict of the zones. Each row prints medians of ``--runs`` runs (3 by
+default: the machine is shared): the rate from process start, the bare loop, their
+ratio, and the ratio from the first event (start-up left out).
+
+    python benchmarks/join_bench.py [--events 1000000] [--runs 3] [--only join,join-table,stateless]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgpack
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # this checkout
+sys.path.insert(0, str(HERE))
+
+import e2e_bench  # noqa: E402
+import streamkit  # noqa: E402
+from taxi_data import produce  # noqa: E402
+
+#: the zone of each LocationID (the lookup the join and the bare loop make)
+ZONES = {i: f"Zone {i}" for i in range(1, 266)}
+
+e2e_bench.JOBS["join"] = """
+    zones = app.GlobalTable("zones")
+
+    @app.agent(rides)
+    async def job(stream):
+        async for ride, zone in stream.join(zones, on=TaxiRide.PULocationID):
+            seen()
+"""
+e2e_bench.JOBS["join-table"] = """
+    zones = app.Table("zones")
+
+    @app.agent(rides)
+    async def job(stream):
+        async for ride, zone in stream.join(zones):
+            seen()
+"""
+WORKLOADS = ("join", "join-table", "stateless")
+
+
+def bare_loop(payloads: list[bytes], workload: str) -> float:
+    """Events/s of a plain loop over ``payloads`` doing the job's dict work."""
+    unpackb = msgpack.unpackb
+    zones = ZONES
+    found = 0
+    start = time.perf_counter()
+    if workload != "stateless":
+        for payload in payloads:
+            if zones.get(unpackb(payload)["PULocationID"]) is not None:
+                found += 1
+    else:
+        amount = 0.0
+        for payload in payloads:
+            amount += unpackb(payload)["total_amount"]
+    return len(payloads) / (time.perf_counter() - start)
+
+
+def write_zones(broker: str, datadir: str, app_id: str) -> None:
+    """The zones, in the changelog of the app's ``zones`` table (JSON keys and values,
+    each in the partition its key hashes to: for the partitioned table that is also
+    the partition of the rides with that key, whose keys are the same bytes)."""
+    topic = f"{app_id}-zones-changelog"
+    admin = streamkit.Admin(broker=broker, datadir=datadir)
+    admin.create_topic(topic, partitions=4, config={"cleanup.policy": "compact"})
+    admin.close()
+    producer = streamkit.Producer(broker=broker, datadir=datadir)
+    for location, name in ZONES.items():
+        producer.send(topic, key=b"%d" % location, value=f'"{name}"'.encode())
+    producer.flush()
+    producer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default=",".join(WORKLOADS))
+    args = parser.parse_args()
+    chosen = [w for w in args.only.split(",") if w]
+    if set(chosen) - set(WORKLOADS):
+        parser.error(f"unknown rows: {', '.join(sorted(set(chosen) - set(WORKLOADS)))}")
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        broker = f"log://{tmp}/log"
+        produce(broker, "rides", args.events, "msgpack", datadir=str(tmp),
+                key_field="PULocationID")
+        payloads = e2e_bench.read_payloads(broker, str(tmp), args.events)
+        print(f"{args.events:,} rides, {len(payloads[0])} B each (first), 4 partitions; "
+              f"{args.runs} runs, medians; wall clock", flush=True)
+        med = statistics.median
+        for workload in chosen:
+            rates, ratios, loop_ratios, bares = [], [], [], []
+            for run in range(args.runs):
+                if workload != "stateless":
+                    write_zones(broker, str(tmp), f"e2e-{workload}{run}")
+                total, loop = e2e_bench.run_worker(tmp, workload, args.events, run)
+                bare = bare_loop(payloads, workload)
+                rates.append(args.events / total)
+                bares.append(bare)
+                ratios.append(args.events / total / bare)
+                loop_ratios.append(args.events / loop / bare)
+            print(f"{workload:10} {med(rates):>10,.0f} ev/s from process start; "
+                  f"bare loop {med(bares):>10,.0f} ev/s; ratio {med(ratios):.2f} "
+                  f"(runs {', '.join(f'{r:.2f}' for r in ratios)}); "
+                  f"from the first event {med(loop_ratios):.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
