@@ -21,9 +21,10 @@ from streamkit.worker import Worker
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
 
-# Kafka Streams' documentation, "KTable-KTable Equi-Join" (DSL API): one key, the
-# left and right tables' updates at timestamps 1..15 (None: a tombstone), and the
-# joined table's output after each ("-": nothing; None: a tombstone).
+# The KTable-KTable join table of the Apache Kafka wiki page "Kafka Streams Join
+# Semantics" (v0.10.2 and newer, record cache off): one key, the left and right
+# tables' updates at timestamps 1..15 (None: a tombstone), and the joined table's
+# output after each ("-": nothing; None: a tombstone).
 L, R = "left", "right"
 UPDATES: list[tuple[int, str, str | None]] = [
     (1, L, None), (2, R, None), (3, L, "A"), (4, R, "a"), (5, L, "B"), (6, R, "b"),
