@@ -121,10 +121,9 @@ async def test_the_join_table_of_kafka_streams_docs(tmp_path: Path, how: str, ki
     assert got == EXPECTED[how]
 
 
-async def test_changes_stream_includes_tombstones_and_a_restart_restores(
-        tmp_path: Path) -> None:
-    name = f"ttchanges{next(_ids)}"
-    broker = f"log://{tmp_path}/log"
+def build_watched(broker: str, tmp_path: Path, name: str
+                  ) -> tuple[streamkit.App, Any, Any, list[tuple[Any, Any]]]:
+    """``build``'s inner join, and an agent that collects ``joined.changes()``."""
     app, updates, joined = build(broker, tmp_path, "inner", name)
     seen: list[tuple[Any, Any]] = []
 
@@ -132,7 +131,20 @@ async def test_changes_stream_includes_tombstones_and_a_restart_restores(
     async def watch(stream: Any) -> None:
         async for key, pair in stream.items():
             seen.append((key, pair))
+    return app, updates, joined, seen
 
+
+async def seen_at_least(seen: list[Any], count: int) -> None:
+    with anyio.fail_after(5):
+        while len(seen) < count:
+            await anyio.sleep(0.01)
+
+
+async def test_changes_stream_includes_tombstones_and_a_restart_restores(
+        tmp_path: Path) -> None:
+    name = f"ttchanges{next(_ids)}"
+    broker = f"log://{tmp_path}/log"
+    app, updates, joined, seen = build_watched(broker, tmp_path, name)
     async with running(app) as worker:
         for i, (side, value) in enumerate([(L, 1), (R, 2.5), (L, None)]):
             await updates.send(key="132", value={"side": side, "value": value})
@@ -140,18 +152,23 @@ async def test_changes_stream_includes_tombstones_and_a_restart_restores(
         await updates.send(key="7", value={"side": L, "value": 3})
         await updates.send(key="7", value={"side": R, "value": 4.0})
         await committed(worker, 5)
-        with anyio.fail_after(5):
-            while len(seen) < 3:
-                await anyio.sleep(0.01)
+        await seen_at_least(seen, 3)
     assert seen == [("132", (1, 2.5)), ("132", None), ("7", (3, 4.0))]
     assert joined.changelog_topic == f"{name}-joined-changelog"
 
-    # a new worker process's view: the joined table restored from its changelog
-    app, _, joined = build(broker, tmp_path, "inner", name)
-    async with running(app):
+    # a new worker: the joined table restored from its changelog, and the agent on
+    # its changes goes on from its committed offset (nothing seen twice)
+    app, updates, joined, seen = build_watched(broker, tmp_path, name)
+    async with running(app) as worker:
         assert dict(joined.items()) == {"7": (3, 4.0)}
         assert joined["7"] == (3, 4.0)
         assert "132" not in joined
+        await updates.send(key="7", value={"side": R, "value": None})
+        await committed(worker, 6)
+        await seen_at_least(seen, 1)
+        await anyio.sleep(0.1)
+        assert dict(joined.items()) == {}
+    assert seen == [("7", None)]
 
 
 async def test_a_joined_table_is_read_only(tmp_path: Path) -> None:
