@@ -29,7 +29,8 @@ from streamkit.errors import ImproperlyConfigured
 from streamkit.serializers import Serde
 from streamkit.serializers.codecs import JSONCodec
 from streamkit.tables.context import TableContext
-from streamkit.tables.table import _DELETED, Table
+from streamkit.tables import changelog
+from streamkit.tables.table import _ABSENT, _DELETED, Table
 
 # _SIDES: a join reads its sides' cache, store and changed keys, as the tables' own
 # commit does, through their private members: it is part of the tables' commit, in
@@ -49,8 +50,8 @@ class PairCodec:
     back with each side's own types."""
 
     def __init__(self, left: Table, right: Table) -> None:
-        self._dump_left = left.value_serde.dumps
-        self._dump_right = right.value_serde.dumps
+        self._dump_left = changelog.encoder(left.value_serde)
+        self._dump_right = changelog.encoder(right.value_serde)
         self._load_left = left.value_serde.loads
         self._load_right = right.value_serde.loads
 
@@ -133,8 +134,8 @@ class JoinedTable(Table):
 
     def _pair_at(self, partition: int, key: Any) -> Any:
         """The joined value of ``key`` in ``partition`` now, or ``_DELETED``."""
-        left = self.left._lookup(partition, key)  # noqa: SLF001 - see _SIDES
-        right = self.right._lookup(partition, key)  # noqa: SLF001
+        left = _value_at(self.left, partition, key)
+        right = _value_at(self.right, partition, key)
         has_left = left is not _DELETED
         has_right = right is not _DELETED
         how = self.how
@@ -148,12 +149,24 @@ class JoinedTable(Table):
         """Join again each key either side changed since the last commit, then write
         the joined table's changes like any table's."""
         for partition, keys in self._changed_keys().items():
-            for key in keys:
-                value = self._pair_at(partition, key)
-                if value is _DELETED and self._lookup(partition, key) is _DELETED:
-                    continue      # not in the join before either: nothing to say
-                self._write_at(partition, key, value)
+            self._join_partition(partition, keys)
         super().flush()
+
+    def _join_partition(self, partition: int, keys: set[Any]) -> None:
+        """Join ``keys`` of ``partition`` again; the changed results become changed
+        keys of this table (without ``_write_at``'s early-commit check: this is the
+        commit)."""
+        if partition not in self._cache and self._given_up(partition):
+            return
+        cache = self._cache_of(partition)
+        dirty = self._dirty[partition]
+        pair_at = self._pair_at
+        for key in keys:
+            value = pair_at(partition, key)
+            if value is _DELETED and _value_at(self, partition, key) is _DELETED:
+                continue      # not in the join before either: nothing to say
+            cache[key] = value
+            dirty.add(key)
 
     def _changed_keys(self) -> dict[int, set[Any]]:
         """partition -> keys either side changed and has not yet written to its
@@ -195,6 +208,21 @@ class JoinedTable(Table):
             key_serializer=self.key_serde.serializer,
             value_serializer=self.value_serde.codec, partitions=self.partitions,
             compacting=True, internal=True)
+
+
+def _value_at(table: Table, partition: int, key: Any) -> Any:
+    """``table``'s value of ``key`` in ``partition`` (``_DELETED``: none), from its
+    cache or its store, without filling its cache with what the join reads."""
+    cache = table._cache.get(partition)  # noqa: SLF001 - see _SIDES
+    if cache is not None:
+        value = cache.get(key, _ABSENT)
+        if value is not _ABSENT:
+            return value
+    store = table._stores.get(partition)  # noqa: SLF001
+    if store is None:
+        return _DELETED
+    raw = store.get(partition, table._dump_key(key))  # noqa: SLF001
+    return _DELETED if raw is None else table.value_serde.loads(raw)
 
 
 def _check_side(name: str, side: Table) -> None:
