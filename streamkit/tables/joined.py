@@ -111,10 +111,18 @@ class JoinedTable(Table):
 
     # -- reading: current values from both sides ---------------------------------------
     def _current(self, key: Any) -> Any:
+        """The joined value of ``key`` now: in the event's partition, else (outside
+        an event, as ``Table.get``) in the first partition holding it."""
         partition = self._partition()
-        if partition is None:
-            partition = self._partition_of_key(key)
-        return self._pair_at(partition, key)
+        if partition is not None:
+            return self._pair_at(partition, key)
+        partitions = {*self.left._readable_partitions(),  # noqa: SLF001 - see _SIDES
+                      *self.right._readable_partitions()}  # noqa: SLF001
+        for partition in sorted(partitions):
+            value = self._pair_at(partition, key)
+            if value is not _DELETED:
+                return value
+        return _DELETED
 
     def __getitem__(self, key: Any) -> Any:
         value = self._current(key)

@@ -209,3 +209,23 @@ def test_join_arguments_are_checked() -> None:
     assert "ab" not in app.tables
     joined = left.join(right, how="outer", name="ab")
     assert app.tables["ab"] is joined
+
+
+async def test_reading_a_key_outside_an_event_finds_its_partition() -> None:
+    # agent.test_context() puts events in partition 0, where "x" does not hash to
+    app = streamkit.App("ttctx", broker="memory://ttctx", store="memory://",
+                        web_enabled=False, topic_partitions=8)
+    topic = app.topic("t")
+    counts, fares = app.Table("counts", default=int), app.Table("fares", default=float)
+    joined = counts.join(fares, how="outer", name="summary")
+
+    @app.agent(topic)
+    async def tally(stream: Any) -> None:
+        async for key, value in stream.items():
+            counts[key] += value
+
+    async with tally.test_context() as ctx:
+        await ctx.put(3, key="x")
+        assert (joined.get("x"), joined["x"], "x" in joined) == ((3, None), (3, None),
+                                                                 True)
+        assert "y" not in joined
