@@ -4,6 +4,7 @@ worker."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -229,3 +230,26 @@ async def test_reading_a_key_outside_an_event_finds_its_partition() -> None:
         assert (joined.get("x"), joined["x"], "x" in joined) == ((3, None), (3, None),
                                                                  True)
         assert "y" not in joined
+
+
+class Zone(streamkit.Record, serializer="json"):
+    borough: str
+    name: str
+
+
+def test_a_joined_value_is_a_json_pair_of_the_sides_own_values() -> None:
+    app = streamkit.App("ttpair", broker="memory://ttpair", store="memory://")
+    counts = app.Table("counts", default=int)
+    zones = app.Table("zones", value_type=Zone)
+    joined = counts.join(zones, how="outer", name="counted_zones")
+    zone = Zone(borough="Queens", name="JFK Airport")
+    raw = joined.value_serde.dumps((5, zone))
+    assert json.loads(raw) == [5, {"borough": "Queens", "name": "JFK Airport"}]
+    assert joined.value_serde.loads(raw) == (5, zone)
+    assert type(joined.value_serde.loads(raw)[1]) is Zone
+    assert joined.value_serde.loads(joined.value_serde.dumps((None, zone))) == (None, zone)
+    assert joined.value_serde.dumps((5, None)) == b"[5,null]"
+    msgpacked = app.Table("packed", value_serializer="msgpack")
+    with pytest.raises(ImproperlyConfigured, match="'packed' encodes its values with "
+                                                   "'msgpack'; joined tables need JSON"):
+        counts.join(msgpacked, name="cp")
