@@ -44,12 +44,13 @@ EXPECTED: dict[str, list[Any]] = {
 
 
 def build(broker: str, tmp_path: Path, how: str, name: str, *,
-          right_partitions: int = 1) -> tuple[streamkit.App, Any, Any]:
+          right_partitions: int = 1, commit_interval: float = 0.01
+          ) -> tuple[streamkit.App, Any, Any]:
     """An app whose agent applies ``{"side", "value"}`` updates to two tables, and
     their ``how`` join."""
     app = streamkit.App(name, broker=broker, datadir=str(tmp_path),
                         store="memory://" if broker.startswith("memory") else "rocksdb://",
-                        web_enabled=False, commit_interval=0.01, topic_partitions=1)
+                        web_enabled=False, commit_interval=commit_interval, topic_partitions=1)
     updates = app.topic("updates", partitions=1)
     left = app.Table("left")
     right = app.Table("right", partitions=right_partitions)
@@ -253,3 +254,20 @@ def test_a_joined_value_is_a_json_pair_of_the_sides_own_values() -> None:
     with pytest.raises(ImproperlyConfigured, match="'packed' encodes its values with "
                                                    "'msgpack'; joined tables need JSON"):
         counts.join(msgpacked, name="cp")
+
+
+async def test_changes_between_two_commits_give_one_update(tmp_path: Path) -> None:
+    # commits only when the worker stops: the key's three changes come out as one
+    app, updates, joined = build(f"memory://tt{next(_ids)}", tmp_path, "inner",
+                                 "ttonce", commit_interval=60.0)
+    async with running(app) as worker:
+        for side, value in [(L, 1), (R, 5), (L, 2)]:
+            await updates.send(key="k", value={"side": side, "value": value})
+        with anyio.fail_after(5):
+            while joined.get("k") != (2, 5):      # read now, from both tables
+                await anyio.sleep(0.01)
+        assert new_records(app, joined.changelog_topic, 0) == []
+        assert list(joined.items()) == []        # as of the last commit: none yet
+    records = new_records(app, joined.changelog_topic, 0)
+    assert [joined.value_serde.loads(r.value) for r in records] == [(2, 5)]
+    assert worker.committer.committed[TopicPartition("updates", 0)] == 3
