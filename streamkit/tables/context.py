@@ -9,8 +9,9 @@ to a context of its own (a memory broker and memory stores) for its duration.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
+
 from streamkit.tables.stores import Store
 
 from streamkit.errors import ImproperlyConfigured

@@ -36,6 +36,7 @@ from streamkit.tables.stores import Reader
 from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
+    from streamkit.tables.joined import JoinedTable
     from streamkit.tables.windowed import WindowWrapper
 
 logger = logging.getLogger("streamkit.tables")
@@ -134,13 +135,14 @@ class Table(TableMapping):
         return sum(len(cache) for cache in self._cache.values())
 
     # -- joining -----------------------------------------------------------------------
-    def join(self, other: Table, *, how: str = "inner", name: str) -> Any:
+    def join(self, other: Table, *, how: str = "inner", name: str) -> JoinedTable:
         """A read-only table of ``(self's value, other's value)`` per key, kept up to
         date as either side changes (Kafka Streams' KTable-KTable join; ``how``:
         "inner", "left" or "outer"). See docs/joins.md, "Table-table joins"."""
         from streamkit.tables.joined import JoinedTable
-        return self.context.add_table(JoinedTable(name, self, other, how=how,
-                                                  context=self.context))
+        joined = JoinedTable(name, self, other, how=how, context=self.context)
+        self.context.add_table(joined)
+        return joined
 
     # -- windowing ---------------------------------------------------------------------
     def tumbling(self, size: Any, expires: Any = None, grace: Any = 0) -> WindowWrapper:
