@@ -6,7 +6,9 @@ set as the stream sets them), ``--events`` operations per run:
 
 - ``hit``: ``table[k] += 1`` over 265 keys already in memory (count per location);
 - ``miss``: ``table[k] += 1`` for keys never seen (every key new);
-- ``commit``: the ``miss`` events, then one commit's ``flush`` and ``apply_flushed``.
+- ``commit``: the ``miss`` events, then one commit's ``flush`` and ``apply_flushed``;
+- ``join``: ``commit`` with a second table and their left join (``t.join(u,
+  how="left")``): the join's cost per changed key at the commit, over ``commit``'s.
 
 Prints nanoseconds per operation, the best of ``--runs``. On a machine shared with
 other work the times scatter; instruction counts do not. Run one workload under
@@ -50,8 +52,13 @@ def run(workload: str, events: int, store: str, tmp: str, run_id: int) -> float:
     app = streamkit.App(f"ops{run_id}", broker=f"memory://ops{run_id}", datadir=tmp,
                         store=store, web_enabled=False)
     table = app.Table("t", default=int, partitions=4)
-    table.open(4)
-    table.on_partitions_assigned([TopicPartition("rides", p) for p in range(4)])
+    tables = [table]
+    if workload == "join":
+        other = app.Table("u", default=int, partitions=4)
+        tables += [other, table.join(other, how="left", name="tu")]
+    for each in tables:
+        each.open(4)
+        each.on_partitions_assigned([TopicPartition("rides", p) for p in range(4)])
     stream = FakeStream()
     current_stream.set(stream)      # type: ignore[arg-type]
     stream.batch = FakeBatch(0)
@@ -65,12 +72,15 @@ def run(workload: str, events: int, store: str, tmp: str, run_id: int) -> float:
     start = time.perf_counter()
     for key in keys:
         table[key] += 1
-    if workload == "commit":
-        table.flush()
-        table.apply_flushed()
+    if workload in ("commit", "join"):
+        for each in tables:         # as streamkit.commit.Committer does
+            each.flush()
+        for each in tables:
+            each.apply_flushed()
     elapsed = time.perf_counter() - start
     gc.enable()
-    table.close()
+    for each in tables:
+        each.close()
     return elapsed / events
 
 

@@ -121,7 +121,8 @@ class App:
             open_store=self._open_store, spawn=self.spawn, monitor=self.monitor,
             cache_size=self.conf.table_cache_size,
             replicas=self.conf.topic_replication_factor,
-            allow_declare=self.conf.topic_allow_declare)
+            allow_declare=self.conf.topic_allow_declare, add_table=self._add_table,
+            topic=self.topic)
         self._spawner: Callable[..., None] | None = None
         self._spawn_queue: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = []
         #: the running worker, set by it (the web views read it)

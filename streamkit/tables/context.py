@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
 from streamkit.tables.stores import Store
 
+from streamkit.errors import ImproperlyConfigured
 from streamkit.monitor import Monitor
 from streamkit.topics import Sender
 from streamkit.transport.base import Broker
@@ -27,6 +30,10 @@ def _never() -> bool:
 
 def _nothing() -> None:
     return None
+
+
+def _no_app(*args: Any, **options: Any) -> Any:
+    raise ImproperlyConfigured("this needs a table declared by an app (app.Table)")
 
 
 @dataclass
@@ -62,3 +69,8 @@ class TableContext:
     #: False: changelog topics must exist, the tables do not create them
     #: (``topic_allow_declare``)
     allow_declare: bool = True
+    #: declare a table the app does not declare itself (a join's): it is opened,
+    #: committed and restored with the app's tables
+    add_table: Callable[[Any], Any] = field(default=_no_app)
+    #: a topic of the app, ``app.topic(name, **options)`` (a join's ``changes()``)
+    topic: Callable[..., Any] = field(default=_no_app)

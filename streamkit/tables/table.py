@@ -36,6 +36,7 @@ from streamkit.tables.stores import Reader
 from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
+    from streamkit.tables.joined import JoinedTable
     from streamkit.tables.windowed import WindowWrapper
 
 logger = logging.getLogger("streamkit.tables")
@@ -116,6 +117,9 @@ class Table(TableMapping):
         #: changes written to the changelog, not yet to the stores (``apply_flushed``):
         #: (partition, keys, values, changelog offset reached)
         self._pending_store: list[tuple[int, list[bytes], list[bytes | None], Any]] = []
+        #: keys the last flush deleted, per partition: in the cache (as deleted)
+        #: until ``apply_flushed`` has the store drop them
+        self._deleted_keys: dict[int, list[Any]] = {}
 
     def __repr__(self) -> str:
         return f"<Table {self.name}>"
@@ -129,6 +133,16 @@ class Table(TableMapping):
     def cached(self) -> int:
         """Keys in memory now, across partitions (changed ones included)."""
         return sum(len(cache) for cache in self._cache.values())
+
+    # -- joining -----------------------------------------------------------------------
+    def join(self, other: Table, *, how: str = "inner", name: str) -> JoinedTable:
+        """A read-only table of ``(self's value, other's value)`` per key, kept up to
+        date as either side changes (Kafka Streams' KTable-KTable join; ``how``:
+        "inner", "left" or "outer"). See docs/joins.md, "Table-table joins"."""
+        from streamkit.tables.joined import JoinedTable
+        joined = JoinedTable(name, self, other, how=how, context=self.context)
+        self.context.add_table(joined)
+        return joined
 
     # -- windowing ---------------------------------------------------------------------
     def tumbling(self, size: Any, expires: Any = None, grace: Any = 0) -> WindowWrapper:
@@ -455,6 +469,7 @@ class Table(TableMapping):
         self._cache.clear()
         self._dirty.clear()
         self._flushed_keys.clear()
+        self._deleted_keys.clear()
         self._forget_hot()
         self._active.clear()
 
@@ -500,8 +515,10 @@ class Table(TableMapping):
                                  partition, raw_keys, raw_values)
         self._pending_store.append((partition, raw_keys, raw_values,
                                     None if self.is_global else offset))
-        for key in deleted:     # the store has nothing for them after apply_flushed
-            del cache[key]
+        if deleted:
+            # dropped from the cache once the store has the tombstones too: until
+            # then the store still holds the old values (a join reads them here)
+            self._deleted_keys.setdefault(partition, []).extend(deleted)
 
     def apply_flushed(self) -> None:
         """Write to the stores the changes ``flush`` wrote to the changelog (with the
@@ -509,8 +526,20 @@ class Table(TableMapping):
         pending, self._pending_store = self._pending_store, []
         for partition, raw_keys, raw_values, offset in pending:
             self._store_of(partition).apply(partition, raw_keys, raw_values, offset)
+        self._drop_deleted()
         self._trim()
         self._forget_hot()
+
+    def _drop_deleted(self) -> None:
+        """Forget the keys a flush deleted (the store has nothing for them now),
+        unless written again since."""
+        deleted, self._deleted_keys = self._deleted_keys, {}
+        for partition, keys in deleted.items():
+            cache = self._cache.get(partition)
+            if cache is not None:
+                for key in keys:
+                    if cache.get(key, _ABSENT) is _DELETED:
+                        del cache[key]
 
     def _trim(self) -> None:
         """Bound the caches (every key in them is in the store now): each partition
@@ -532,6 +561,7 @@ class Table(TableMapping):
         self._cache.clear()
         self._forget_hot()
         self._flushed_keys.clear()
+        self._deleted_keys.clear()
         for dirty in self._dirty.values():
             dirty.clear()
 
