@@ -32,6 +32,18 @@ def make_app(**settings: Any) -> tuple[streamkit.App, Any]:
     return app, app.topic("ticks", value_type=Tick, partitions=1)
 
 
+def count_ticks(app: streamkit.App, topic: Any, windows: Any) -> list[Any]:
+    """An agent adding 1 to the window of each tick's key; the ticks it has seen."""
+    seen: list[Any] = []
+
+    @app.agent(topic)
+    async def count(stream):
+        async for tick in stream:
+            windows[tick.key] += 1
+            seen.append(tick)
+    return seen
+
+
 async def run(app: streamkit.App, seen: list[Any], events: int,
               windows: Any) -> dict[Any, Any]:
     """Run a worker until its agent has seen ``events`` events; the table's windows
@@ -131,13 +143,7 @@ async def test_batched_tumbling_windows_follow_the_rules_event_by_event(
 async def test_float_sized_windows_in_one_batch_are_half_open():
     app, topic = make_app()
     windows = app.Table("tenths", default=int).tumbling(0.1).relative_to_field(Tick.at)
-    seen: list[Any] = []
-
-    @app.agent(topic)
-    async def count(stream):
-        async for tick in stream:
-            windows[tick.key] += 1
-            seen.append(tick)
+    seen = count_ticks(app, topic, windows)
 
     times = [0.25, 0.3, 0.35, 0.3999, 0.4, 0.45, 0.5, 0.6 - 1e-9, 0.6]
     for at in times:
@@ -152,13 +158,7 @@ async def test_float_sized_windows_in_one_batch_are_half_open():
 async def test_batched_hopping_windows_and_datetime_fields():
     app, topic = make_app()
     windows = app.Table("hops", default=int).hopping(10, 5).relative_to_field(Tick.when)
-    seen: list[Any] = []
-
-    @app.agent(topic)
-    async def count(stream):
-        async for tick in stream:
-            windows[tick.key] += 1
-            seen.append(tick)
+    seen = count_ticks(app, topic, windows)
 
     epoch = datetime(1970, 1, 1)
     for second in (1, 4, 5, 9, 10, 12):
@@ -196,14 +196,7 @@ async def test_tumbling_windows_continue_from_the_store_after_a_restart():
                             web_enabled=False, topic_partitions=1, commit_interval=0.02)
         topic = app.topic("ticks", value_type=Tick, partitions=1)
         windows = app.Table("w", default=int).tumbling(10).relative_to_field(Tick.at)
-        seen: list[Any] = []
-
-        @app.agent(topic)
-        async def count(stream):
-            async for tick in stream:
-                windows[tick.key] += 1
-                seen.append(tick)
-        return app, topic, windows, seen
+        return app, topic, windows, count_ticks(app, topic, windows)
 
     async def send(times: list[float]) -> None:
         _, topic, _, _ = build()
