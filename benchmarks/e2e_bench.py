@@ -40,6 +40,7 @@ import tempfile
 import textwrap
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -223,19 +224,29 @@ def run_workloads(chosen: list[str], events: int, runs: int) -> None:
         print(f"{events:,} rides, {len(payloads[0])} B each (first), 4 partitions; "
               f"{runs} runs; wall clock", flush=True)
         for workload in chosen:
-            rates, ratios, loop_ratios, bares = [], [], [], []
-            for run in range(runs):
-                total, loop = run_worker(tmp, workload, events, run)
-                bare = bare_loop(payloads, workload)
-                rates.append(events / total)
-                bares.append(bare)
-                ratios.append(events / total / bare)
-                loop_ratios.append(events / loop / bare)
-            med = statistics.median
-            print(f"{workload:10} {med(rates):>10,.0f} ev/s from process start; "
-                  f"bare loop {med(bares):>10,.0f} ev/s; ratio {med(ratios):.2f} "
-                  f"(runs {', '.join(f'{r:.2f}' for r in ratios)}); "
-                  f"from the first event {med(loop_ratios):.2f}", flush=True)
+            measure(tmp, workload, events, runs, lambda w: bare_loop(payloads, w))
+
+
+def measure(tmp: Path, workload: str, events: int, runs: int,
+            bare: Callable[[str], float], before_run: Callable[[int], None] | None = None
+            ) -> None:
+    """Run ``workload``'s worker ``runs`` times, each followed by the bare loop
+    (``bare(workload)``, events/s), and print the medians and each run's ratio."""
+    rates, ratios, loop_ratios, bares = [], [], [], []
+    for run in range(runs):
+        if before_run is not None:
+            before_run(run)
+        total, loop = run_worker(tmp, workload, events, run)
+        rate = bare(workload)
+        rates.append(events / total)
+        bares.append(rate)
+        ratios.append(events / total / rate)
+        loop_ratios.append(events / loop / rate)
+    med = statistics.median
+    print(f"{workload:10} {med(rates):>10,.0f} ev/s from process start; "
+          f"bare loop {med(bares):>10,.0f} ev/s; ratio {med(ratios):.2f} "
+          f"(runs {', '.join(f'{r:.2f}' for r in ratios)}); "
+          f"from the first event {med(loop_ratios):.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ ratio, and the ratio from the first event (start-up left out).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -110,23 +109,12 @@ def main() -> None:
         payloads = e2e_bench.read_payloads(broker, str(tmp), args.events)
         print(f"{args.events:,} rides, {len(payloads[0])} B each (first), 4 partitions; "
               f"{args.runs} runs, medians; wall clock", flush=True)
-        med = statistics.median
         for workload in chosen:
-            rates, ratios, loop_ratios, bares = [], [], [], []
-            for run in range(args.runs):
+            def zones(run: int, workload: str = workload) -> None:
                 if workload != "stateless":
                     write_zones(broker, str(tmp), f"e2e-{workload}{run}")
-                total, loop = e2e_bench.run_worker(tmp, workload, args.events, run)
-                bare = bare_loop(payloads, workload)
-                rates.append(args.events / total)
-                bares.append(bare)
-                ratios.append(args.events / total / bare)
-                loop_ratios.append(args.events / loop / bare)
-            print(f"{workload:10} {med(rates):>10,.0f} ev/s from process start; "
-                  f"bare loop {med(bares):>10,.0f} ev/s; ratio {med(ratios):.2f} "
-                  f"(runs {', '.join(f'{r:.2f}' for r in ratios)}); "
-                  f"from the first event {med(loop_ratios):.2f}", flush=True)
-
+            e2e_bench.measure(tmp, workload, args.events, args.runs,
+                              lambda w: bare_loop(payloads, w), zones)
 
 if __name__ == "__main__":
     main()
