@@ -285,10 +285,7 @@ class FileGroupStore:
 
     # -- committed offsets ---------------------------------------------------------------
     def read_offsets(self) -> Offsets:
-        try:
-            return _decode_offsets((self.path / "offsets.json").read_bytes())
-        except FileNotFoundError:
-            return {}
+        return _read_offsets_in(self.path)
 
     def write_offsets(self, offsets: Offsets) -> None:
         """Merge ``offsets`` into the group's committed offsets, durably."""
@@ -408,9 +405,12 @@ def file_read_offsets(root: Path, group_id: str) -> Offsets:
     """The committed offsets of group ``group_id`` under ``root``, read without joining
     or locking it (``offsets.json`` is replaced whole, atomically) and without creating
     any file: a read-only log can be listed."""
+    return _read_offsets_in(root / group_dir_name(group_id))
+
+
+def _read_offsets_in(group_dir: Path) -> Offsets:
     try:
-        return _decode_offsets((root / group_dir_name(group_id) / "offsets.json")
-                               .read_bytes())
+        return _decode_offsets((group_dir / "offsets.json").read_bytes())
     except FileNotFoundError:
         return {}
 
