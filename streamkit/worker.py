@@ -223,10 +223,15 @@ class Worker:
         """Send ``signal``: its plain receivers run now, its async ones as tasks
         beside the agents (or, once those are gone, when the worker has closed)."""
         for awaitable in signal.send(*args):
-            if self._services is not None:
-                self._services.start_soon(_awaited, awaitable)
-            else:
-                self._late.append(awaitable)
+            self._await_soon(awaitable)
+
+    def _await_soon(self, awaitable: Awaitable[Any]) -> None:
+        """Await ``awaitable`` in a task beside the agents, or, once those are gone,
+        when the worker has closed."""
+        if self._services is not None:
+            self._services.start_soon(_awaited, awaitable)
+        else:
+            self._late.append(awaitable)
 
     def _call_soon(self, callback: Callable[[], Any], what: str) -> None:
         """Call ``callback()`` now, or run it as a task if it is ``async``; what it
@@ -237,11 +242,7 @@ class Worker:
             logger.exception("%s raised", what)
             return
         if inspect.isawaitable(result):
-            awaitable = _logged(result, what)
-            if self._services is not None:
-                self._services.start_soon(_awaited, awaitable)
-            else:
-                self._late.append(awaitable)
+            self._await_soon(_logged(result, what))
 
     def is_leader(self) -> bool:
         """Whether this worker is its app's leader (Faust's ``on_leader``): it holds
