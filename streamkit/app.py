@@ -32,12 +32,14 @@ from streamkit.streams.context import StreamContext
 from streamkit.streams.fetcher import Fetcher
 from streamkit.streams.repartition import Repartitioner
 from streamkit.streams.stream import Stream
+from streamkit.streams.window_join import JoinedStream
 from streamkit.tables.context import TableContext
 from streamkit.tables.stores import open_store_waiting
 from streamkit.tables import table as tables
 from streamkit.tables.global_table import GlobalTable
+from streamkit.tables.join_buffer import WindowJoinBuffer
 from streamkit.tables.sets import SetGlobalTable, SetTable
-from streamkit.topics import Sender, Topic
+from streamkit.topics import Sender, Topic, TopicJoin
 from streamkit.transport import Broker, connect
 from streamkit.types import OutgoingRecord, RecordMetadata
 
@@ -253,7 +255,7 @@ class App:
                           concurrency=concurrency,
                           sink=[self.topic(s) if isinstance(s, str) else s
                                 for s in (sink or [])], help=help,
-                          replies=self.replies)
+                          replies=self.replies, view=self._join_view(topic))
             self.agents[agent_name] = agent
             if supervisor_strategy is not None:
                 self.conf.ignored[f"agent {agent_name}: supervisor_strategy"] = \
@@ -261,6 +263,23 @@ class App:
             return agent
 
         return register
+
+    def _join_view(self, channel: Topic) -> Callable[[Stream], Any] | None:
+        """For an agent over a stream-stream join (``left.join(right, ...)``): its
+        window buffer, a table of the app, and the stream of pairs read through it."""
+        if not isinstance(channel, TopicJoin):
+            return None
+        buffer = WindowJoinBuffer(
+            channel.join_name, context=self.table_context,
+            left_topic=channel.left.name, right_topic=channel.right.name,
+            load_left=channel.left.value_serde.loads,
+            load_right=channel.right.value_serde.loads,
+            before_ms=channel.before_ms, after_ms=channel.after_ms,
+            grace_ms=channel.grace_ms, how=channel.how,
+            drops=self.monitor.join_drops, partitions=channel.partitions)
+        self._add_table(buffer)
+        load_key = channel.left.key_serde.loads
+        return lambda stream: JoinedStream(stream, buffer, load_key)
 
     def Table(self, name: str, *, default: Callable[[], Any] | None = None,
               **options: Any) -> tables.Table:

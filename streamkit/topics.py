@@ -448,6 +448,26 @@ class Topic:
         return pending
 
     # -- consuming ---------------------------------------------------------------
+    def source(self, name: str) -> Topic:
+        """The topic whose types decode messages of topic ``name`` (this one; a
+        stream-stream join's sides decode their own)."""
+        return self
+
+    def join(self, other: Topic, *, within: float | timedelta | None = None,
+             before: float | timedelta | None = None,
+             after: float | timedelta | None = None, grace: float | timedelta = 0,
+             how: str = "inner", name: str | None = None) -> TopicJoin:
+        """A stream-stream join of this topic (the left side) with ``other``, for an
+        agent: it gets ``(left, right)`` for each pair of records with equal keys
+        whose timestamps are close: a left record at t joins right records at
+        ``t - before <= t' <= t + after`` (``within`` sets both; seconds or a
+        timedelta). ``how``: "inner", "left" (``(left, None)`` for a left record
+        with no match, once its window has closed) or "outer" (either side None).
+        ``grace``: how long after its window a record may still arrive. See
+        docs/joins.md, "Stream-stream joins"."""
+        return TopicJoin(self, other, within=within, before=before, after=after,
+                         grace=grace, how=how, name=name)
+
     def stream(self) -> Any:
         """A new ``Stream`` over this topic (agents get one automatically)."""
         if self._open_stream is None:
@@ -472,3 +492,78 @@ def _default_value_serializer(value_type: Any, app_default: str) -> str | None:
     if value_type in (str, bytes):
         return "raw"
     return app_default
+
+
+#: the kinds of stream-stream join
+STREAM_JOIN_KINDS = ("inner", "left", "outer")
+
+
+def _join_ms(what: str, value: float | timedelta | None) -> int | None:
+    ms = _seconds_to_ms(value)
+    if ms is not None and ms < 0:
+        raise ImproperlyConfigured(f"join({what}={value!r}): must not be negative")
+    return ms
+
+
+class TopicJoin(Topic):
+    """Two topics joined by key within a time window (``left.join(right, ...)``):
+    the channel of an agent that gets ``(left, right)`` pairs. Each side's messages
+    are decoded with that side's types; the pairing itself is done by the app's
+    join buffer (``streamkit.tables.join_buffer``) under the agent's stream."""
+
+    def __init__(self, left: Topic, right: Topic, *, within: float | timedelta | None,
+                 before: float | timedelta | None, after: float | timedelta | None,
+                 grace: float | timedelta, how: str, name: str | None) -> None:
+        if not isinstance(right, Topic) or isinstance(right, TopicJoin) \
+                or isinstance(left, TopicJoin):
+            raise ImproperlyConfigured(f"{left!r}.join({right!r}): a stream-stream join "
+                                       "joins two topics (app.topic(...))")
+        if len(left.topics) != 1 or len(right.topics) != 1 or left.name == right.name:
+            raise ImproperlyConfigured(f"{left!r}.join({right!r}): each side of a "
+                                       "stream-stream join is one topic, and they differ")
+        if how not in STREAM_JOIN_KINDS:
+            raise ImproperlyConfigured(f"{left.name}.join({right.name}, how={how!r}): a "
+                                       "stream-stream join is 'inner', 'left' or 'outer'")
+        within_ms = _join_ms("within", within)
+        before_ms = _join_ms("before", before)
+        after_ms = _join_ms("after", after)
+        before_ms = within_ms if before_ms is None else before_ms
+        after_ms = within_ms if after_ms is None else after_ms
+        if before_ms is None or after_ms is None:
+            raise ImproperlyConfigured(
+                f"{left.name}.join({right.name}): give within= (or before= and after=): "
+                "how far apart in time two records may be to join")
+        super().__init__(left.name, right.name,
+                         sender=left._sender,  # noqa: SLF001 - a Topic's own
+                         open_stream=left._open_stream,  # noqa: SLF001
+                         key_type=left.key_type,
+                         key_serializer=left.key_serializer, value_type=left.value_type,
+                         value_serializer=left.value_serializer,
+                         partitions=left.partitions or right.partitions,
+                         replicas=left.replicas)
+        self.left = left
+        self.right = right
+        self.before_ms = before_ms
+        self.after_ms = after_ms
+        self.grace_ms = _join_ms("grace", grace) or 0
+        self.how = how
+        #: the join's name: its window buffers are the table of that name
+        self.join_name = name or f"{left.name}-{right.name}-join"
+
+    def __repr__(self) -> str:
+        return f"<TopicJoin {self.left.name} {self.how} {self.right.name}>"
+
+    def source(self, name: str) -> Topic:
+        return self.right if name == self.right.name else self.left
+
+    def declare(self) -> Declared:
+        self.left.declare()
+        return self.right.declare()
+
+    def maybe_declare(self) -> Declared:
+        self.left.maybe_declare()
+        return self.right.maybe_declare()
+
+    def _declare_once(self) -> None:
+        raise ImproperlyConfigured(f"{self!r} is read by an agent, not written: send to "
+                                   f"{self.left.name!r} or {self.right.name!r}")

@@ -50,11 +50,14 @@ class Agent:
                  fetcher: Fetcher,
                  test_context: Callable[[Agent], AgentTestContext] | None = None,
                  concurrency: int = 1, sink: list[Any] | None = None,
-                 help: str | None = None, replies: ReplyReader | None = None) -> None:
+                 help: str | None = None, replies: ReplyReader | None = None,
+                 view: Callable[[Stream], Any] | None = None) -> None:
         """``context`` makes its streams, ``fetcher`` feeds them (and counts their
         events); ``test_context`` builds ``agent.test_context()``; ``replies`` reads
-        the replies to this app's asks."""
+        the replies to this app's asks; ``view`` makes what the function iterates of
+        each stream (a stream-stream join's pairs), else the stream itself."""
         self._context = context
+        self._view = view
         self._replies = replies
         self._fetcher = fetcher
         self._test_context = test_context
@@ -226,7 +229,7 @@ class Agent:
                 backoff = min(backoff * 2, 2.0)
 
     async def _run_once(self, stream: Stream) -> None:
-        result = self.fun(stream)
+        result = self.fun(stream if self._view is None else self._view(stream))
         if inspect.isasyncgen(result):
             async for value in result:
                 self._reply(stream, value)

@@ -245,7 +245,7 @@ class Fetcher:
     def dispatch(self, messages: list[Message]) -> None:
         for tp, run in partition_runs(messages):
             for sub in self.subscriptions.get(tp.topic, ()):
-                batch = self.decode(sub.channel, tp, run)
+                batch = self.decode(sub.channel.source(tp.topic), tp, run)
                 sub.stream_for(tp.partition).deliver(batch)
         self.monitor.on_fetch(messages)
 
