@@ -6,6 +6,12 @@
 
 - ``join``: ``stream.join(zones, on=TaxiRide.PULocationID)``, an inner join of every
   ride with a 265-zone ``GlobalTable`` (every ride finds its zone);
+- ``stream-stream``: ``pickups.join(dropoffs, within=3 h, grace=5 min, how="left")``
+  over the same payloads as trips: ``--events``/2 pick-ups (one every 0.5 s) and their
+  drop-offs (5 to 30 min later) on two topics of 4 partitions, keyed by trip id,
+  each topic in time order; every record joins once. Its bare loop takes the records
+  in time order, keeps each pick-up in a dict under its trip id and takes it out at
+  its drop-off;
 - ``stateless``: the same worker without the join (e2e_bench's row), for the join's
   own cost.
 
@@ -17,11 +23,12 @@ lookup in a dict of the zones. Each row prints medians of ``--runs`` runs (3 by
 default: the machine is shared): the rate from process start, the bare loop, their
 ratio, and the ratio from the first event (start-up left out).
 
-    python benchmarks/join_bench.py [--events 1000000] [--runs 3] [--only join,join-table,stateless]
+    python benchmarks/join_bench.py [--events 1000000] [--runs 3] [--only join,join-table,stream-stream,stateless]
 """
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import tempfile
 import time
@@ -56,7 +63,22 @@ e2e_bench.JOBS["join-table"] = """
         async for ride, zone in stream.join(zones):
             seen()
 """
-WORKLOADS = ("join", "join-table", "stateless")
+e2e_bench.JOBS["stream-stream"] = """
+    pickups = app.topic("pickups", key_type=str, value_type=TaxiRide,
+                        value_serializer="msgpack")
+    dropoffs = app.topic("dropoffs", key_type=str, value_type=TaxiRide,
+                         value_serializer="msgpack")
+
+    @app.agent(pickups.join(dropoffs, within=3 * 3600, grace=300, how="left"))
+    async def job(stream):
+        async for pickup, dropoff in stream:
+            seen()      # a pair is two input records
+            seen()
+"""
+WORKLOADS = ("join", "join-table", "stream-stream", "stateless")
+#: the seconds between two pick-ups, and from a pick-up to its drop-off (at most)
+PICKUP_EVERY = 0.5
+TRIP_SECONDS = 1800
 
 
 def bare_loop(payloads: list[bytes], workload: str) -> float:
@@ -64,8 +86,19 @@ def bare_loop(payloads: list[bytes], workload: str) -> float:
     unpackb = msgpack.unpackb
     zones = ZONES
     found = 0
+    records = trip_records(payloads) if workload == "stream-stream" else []
     start = time.perf_counter()
-    if workload != "stateless":
+    if workload == "stream-stream":
+        # the trips' records in time order (a pick-up, then later its drop-off): each
+        # pick-up waits in a dict under its trip id, its drop-off takes it out
+        waiting: dict[str, dict] = {}
+        for trip, payload in records:
+            ride = unpackb(payload)
+            if trip in waiting:
+                found += waiting.pop(trip)["vendorId"] == ride["vendorId"]
+            else:
+                waiting[trip] = ride
+    elif workload != "stateless":
         for payload in payloads:
             if zones.get(unpackb(payload)["PULocationID"]) is not None:
                 found += 1
@@ -91,6 +124,44 @@ def write_zones(broker: str, datadir: str, app_id: str) -> None:
     producer.close()
 
 
+def trip_times(trips: int) -> list[tuple[int, int]]:
+    """(pick-up ms, drop-off ms) of each trip: a pick-up every PICKUP_EVERY s, a
+    drop-off 5 to 30 minutes later."""
+    rng = random.Random(3)
+    start = 1_593_561_600_000   # 2020-07-01
+    return [(start + int(i * PICKUP_EVERY * 1000),
+             start + int(i * PICKUP_EVERY * 1000) + rng.randint(300, TRIP_SECONDS) * 1000)
+            for i in range(trips)]
+
+
+def trip_records(payloads: list[bytes]) -> list[tuple[str, bytes]]:
+    """The records of the stream-stream row in time order: (trip id, payload); trip
+    i's pick-up and drop-off both carry payload i."""
+    trips = len(payloads) // 2
+    timed = [(pickup, 0, i) for i, (pickup, _) in enumerate(trip_times(trips))]
+    timed += [(dropoff, 1, i) for i, (_, dropoff) in enumerate(trip_times(trips))]
+    timed.sort()
+    return [(f"t{i}", payloads[i]) for _, _, i in timed]
+
+
+def write_trips(broker: str, datadir: str, payloads: list[bytes]) -> None:
+    """Trip i's pick-up to ``pickups`` and its drop-off to ``dropoffs`` (4 partitions
+    each, keyed by trip id), timestamped with their times, each topic in time order."""
+    admin = streamkit.Admin(broker=broker, datadir=datadir)
+    for topic in ("pickups", "dropoffs"):
+        admin.create_topic(topic, partitions=4)
+    admin.close()
+    producer = streamkit.Producer(broker=broker, datadir=datadir, linger_ms=1000,
+                                  batch_size=2000)
+    times = trip_times(len(payloads) // 2)
+    for side, topic in enumerate(("pickups", "dropoffs")):
+        for i, when in sorted(((i, t[side]) for i, t in enumerate(times)),
+                              key=lambda pair: pair[1]):
+            producer.send(topic, key=b"t%d" % i, value=payloads[i], timestamp_ms=when)
+    producer.flush()
+    producer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +178,8 @@ def main() -> None:
         produce(broker, "rides", args.events, "msgpack", datadir=str(tmp),
                 key_field="PULocationID")
         payloads = e2e_bench.read_payloads(broker, str(tmp), args.events)
+        if "stream-stream" in chosen:
+            write_trips(broker, str(tmp), payloads)
         print(f"{args.events:,} rides, {len(payloads[0])} B each (first), 4 partitions; "
               f"{args.runs} runs, medians; wall clock", flush=True)
         for workload in chosen:

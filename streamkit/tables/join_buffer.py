@@ -16,14 +16,20 @@ in this table, under its key, until its window has closed (decision 048):
 - a closed record leaves the buffer; with ``how="left"`` (left records) or
   ``"outer"`` (both sides) one that never joined is given then, once, as
   ``(record, None)`` or ``(None, record)``. Nothing is given early and taken back, and
-  a record that is not late always finds every record it can join still buffered.
+  a record that is not late always finds every record it can join still buffered;
+- a record that arrives when its window has closed already (the other topic is read
+  ahead of its own) joins what is buffered and is not kept; one that joined nothing
+  is given at once.
+
+Closing is done in buckets of closing time (``Closing``): a record may leave the
+buffer up to 1/64 of the window (at least a second) after its window closed, which
+changes when an unjoined record comes out, never which pairs are made.
 
 A pair is given as soon as its second record arrives. Entries are ``[timestamp ms,
 side, joined, value bytes]``: the value as it came from the topic, decoded with its
 side's types only when it joins. Keys are the records' key bytes (equal keys are
-equal bytes, as in Kafka), held as latin-1 strings so that the table's JSON key
-encoding carries any bytes; the stream times are kept under the keys 0 and 1 (JSON
-numbers, never equal to a string key).
+equal bytes, as in Kafka); each side's stream time is kept, at each commit, under
+the keys 0 and 1.
 
 The table is committed, changelogged and restored like any other, so a restarted
 worker goes on with the same buffers and stream times; the closing times are rebuilt
@@ -37,16 +43,58 @@ from typing import Any
 
 from streamkit.errors import ImproperlyConfigured
 from streamkit.tables.context import TableContext
-from streamkit.tables.table import _DELETED, Table
+from streamkit.tables.table import _ABSENT, _DELETED, Table
 from streamkit.types import Message, TopicPartition
 
 LEFT = 0
 RIGHT = 1
+#: what begins a record key in the changelog and the store (a side's stream time: b"t")
+_KEY = b"k"
 #: stream time of a partition nothing has been seen on
 _NEVER = -(1 << 62)
 
 #: one result: the key bytes, the left value, the right value
 JoinResult = tuple[bytes, Any, Any]
+
+
+class Closing:
+    """When the buffered records of one side of one partition close: their keys in
+    buckets of ``step`` ms of closing time. A bucket is taken once the other side's
+    stream time has passed its end, so a record is let go at most ``step`` after its
+    window closed (pairs are not affected: a record that could join one whose window
+    has closed is late). Buckets instead of a heap per record: one list append per
+    record, and the closing of many records at once."""
+
+    __slots__ = ("step", "buckets", "order")
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.buckets: dict[int, list[bytes]] = {}
+        #: the bucket numbers, a heap
+        self.order: list[int] = []
+
+    def add(self, closes_at: int, key: bytes) -> None:
+        bucket = closes_at // self.step
+        keys = self.buckets.get(bucket)
+        if keys is None:
+            self.buckets[bucket] = [key]
+            heapq.heappush(self.order, bucket)
+        else:
+            keys.append(key)
+
+    def due(self, now: int) -> bool:
+        """Whether a bucket ends at or before ``now``."""
+        order = self.order
+        return bool(order) and order[0] < now // self.step
+
+    def take(self, now: int) -> dict[bytes, None]:
+        """The keys of the buckets that end at or before ``now``, once each."""
+        keys: dict[bytes, None] = {}
+        order, buckets = self.order, self.buckets
+        last = now // self.step
+        while order and order[0] < last:
+            keys.update(dict.fromkeys(buckets.pop(heapq.heappop(order))))
+        return keys
 
 
 class WindowJoinBuffer(Table):
@@ -62,6 +110,9 @@ class WindowJoinBuffer(Table):
                          partitions=partitions,
                          help=f"window buffers of the {how} join of {left_topic} "
                               f"and {right_topic}")
+        # keys are encoded by _dump_key alone (a flush of just stream times, ints,
+        # must not take the plain-JSON path)
+        self._json_int_keys = False
         self.left_topic = left_topic
         self.right_topic = right_topic
         self._load = (load_left, load_right)
@@ -77,7 +128,14 @@ class WindowJoinBuffer(Table):
         #: the keys 0 and 1), and (closing time, key) of every buffered record of each
         #: side, earliest first
         self._time: dict[int, list[int]] = {}
-        self._closing: dict[int, list[list[tuple[int, str]]]] = {}
+        self._closing: dict[int, tuple[Closing, Closing]] = {}
+        #: the buckets of closing times: 1/64 of the longest time a record is kept,
+        #: at least a second
+        self._step = max(1000, (before_ms + after_ms + grace_ms) // 64)
+        #: changed keys at which to ask for an early commit (as ``_write_at`` does)
+        self._dirty_limit = 1
+        #: per partition, keys first buffered since the last commit (not in the store)
+        self._fresh: dict[int, set[bytes]] = {}
 
     def __repr__(self) -> str:
         return (f"<WindowJoinBuffer {self.name}: {self.left_topic} {self.how} "
@@ -88,35 +146,74 @@ class WindowJoinBuffer(Table):
         """Take one record of either topic (``value`` decoded); returns the results it
         gives, in order: the other side's records whose window it closed, then its
         own pairs."""
-        if message.key is None or message.value is None:
+        key = message.key
+        if key is None or message.value is None:
             self._drops[self.name] += 1
             return []
         partition = message.partition
-        side = RIGHT if message.topic == self.right_topic else LEFT
-        ts = message.timestamp
+        cache = self._cache.get(partition)
+        if cache is None:
+            if self._given_up(partition):
+                return []       # revoked meanwhile: its new owner joins this record
+            cache = self._cache_of(partition)
         times = self._time.get(partition)
         if times is None:
             times = self._index(partition)
+        side = RIGHT if message.topic == self.right_topic else LEFT
+        ts = message.timestamp
         results: list[JoinResult] = []
         if ts > times[side]:
             times[side] = ts
-            self._write_at(partition, side, ts)
-            waiting = self._closing[partition][1 - side]
-            if waiting and waiting[0][0] < ts:
+            if self._closing[partition][1 - side].due(ts):
                 self._close(partition, 1 - side, ts, results)
         elif ts + self.grace_ms < times[side]:
             self._drops[self.name] += 1        # late: its own side has moved on
             return results
-        key = message.key.decode("latin-1")
-        found = self._lookup(partition, key)
-        entries: list[list[Any]] = [] if found is _DELETED else found
-        joined = 0
-        if entries:
-            joined = self._pair(message.key, side, ts, value, entries, results)
-        entries.append([ts, side, joined, message.value])
-        self._write_at(partition, key, entries)
-        heapq.heappush(self._closing[partition][side], (ts + self._reach[side], key))
+        found = cache.get(key, _ABSENT)
+        if found is _ABSENT:
+            store = self._stores.get(partition)
+            raw = store.get(partition, _KEY + key) if store is not None else None
+            if raw is None:
+                # in neither the cache nor the store: if it closes before the next
+                # commit, nothing of it need be written (see _keep)
+                found = _DELETED
+                self._fresh[partition].add(key)
+            else:
+                found = self.value_serde.loads(raw)
+        joined = 0 if found is _DELETED else self._pair(key, side, ts, value, found,
+                                                         results)
+        closes_at = ts + self._reach[side]
+        if closes_at < times[1 - side]:
+            # its window closed already (the other topic is read ahead of this one):
+            # it joined what it could, nothing can come for it any more
+            if not joined and self._unjoined_given[side]:
+                results.append((key, value, None) if side == LEFT else (key, None, value))
+            return results
+        if found is _DELETED:
+            entries = [[ts, side, 0, message.value]]
+        else:
+            entries = found
+            entries.append([ts, side, joined, message.value])
+        self._keep(partition, key, entries)
+        self._closing[partition][side].add(closes_at, key)
         return results
+
+    def _keep(self, partition: int, key: bytes, entries: Any) -> None:
+        """``_write_at`` for a partition this worker holds (its cache exists). A key
+        that came and went since the last commit is forgotten instead: neither its
+        changelog nor its store has ever had it."""
+        dirty = self._dirty[partition]
+        if entries is _DELETED:
+            fresh = self._fresh[partition]
+            if key in fresh:
+                fresh.discard(key)
+                dirty.discard(key)
+                del self._cache[partition][key]
+                return
+        self._cache[partition][key] = entries
+        dirty.add(key)
+        if len(dirty) >= self._dirty_limit:
+            self._check_dirty()
 
     def _pair(self, raw_key: bytes, side: int, ts: int, value: Any,
               entries: list[list[Any]], results: list[JoinResult]) -> int:
@@ -145,15 +242,15 @@ class WindowJoinBuffer(Table):
         """Drop the records of ``side`` in ``partition`` whose window closed before
         ``now`` (the other side's stream time), giving those that never joined when
         the kind of join says so, oldest first."""
-        waiting = self._closing[partition][side]
-        keys: dict[str, None] = {}
-        while waiting and waiting[0][0] < now:
-            keys[heapq.heappop(waiting)[1]] = None
+        keys = self._closing[partition][side].take(now)
         unjoined: list[tuple[int, int, bytes, Any]] = []
         reach = self._reach[side]
         given = self._unjoined_given[side]
+        cache = self._cache[partition]
         for key in keys:
-            entries = self._lookup(partition, key)
+            entries = cache.get(key, _ABSENT)
+            if entries is _ABSENT:
+                entries = self._lookup(partition, key)
             if entries is _DELETED:
                 continue
             kept = []
@@ -162,9 +259,9 @@ class WindowJoinBuffer(Table):
                 if entry_side != side or ts + reach >= now:
                     kept.append(entry)
                 elif given and not joined:
-                    unjoined.append((ts, len(unjoined), key.encode("latin-1"), raw))
+                    unjoined.append((ts, len(unjoined), key, raw))
             if len(kept) != len(entries):
-                self._write_at(partition, key, kept or _DELETED)
+                self._keep(partition, key, kept or _DELETED)
         unjoined.sort()
         load = self._load[side]
         for _ts, _n, raw_key, raw in unjoined:
@@ -177,7 +274,7 @@ class WindowJoinBuffer(Table):
         """Read the stream times of ``partition`` and rebuild its closing times from
         the buffer (restored, or still empty); returns the stream times."""
         times = [_NEVER, _NEVER]
-        closing: list[list[tuple[int, str]]] = [[], []]
+        closing = (Closing(self._step), Closing(self._step))
         reach = self._reach
         for key, entries in self._partition_items(partition):
             if type(key) is int:
@@ -185,12 +282,34 @@ class WindowJoinBuffer(Table):
                 continue
             for entry in entries:
                 side = entry[1]
-                closing[side].append((entry[0] + reach[side], key))
-        for waiting in closing:
-            heapq.heapify(waiting)
+                closing[side].add(entry[0] + reach[side], key)
+        self._dirty_limit = max(self.cache_size // 2, 1)
+        self._fresh[partition] = set()
         self._closing[partition] = closing
         self._time[partition] = times
         return times
+
+    def flush(self) -> None:
+        """Keep each side's stream time with the buffers it goes with (under the keys
+        0 and 1), then commit like any table."""
+        for partition, times in self._time.items():
+            if partition in self._cache:
+                cache = self._cache[partition]
+                for side in (LEFT, RIGHT):
+                    if cache.get(side) != times[side] and times[side] != _NEVER:
+                        self._write_at(partition, side, times[side])
+        super().flush()
+        for fresh in self._fresh.values():
+            fresh.clear()
+
+    # -- keys: a record's key bytes, or a side -------------------------------------------
+    def _dump_key(self, key: Any) -> bytes:
+        """A record key's bytes after b"k" (no key then starts with the zero byte of
+        the store's own bookkeeping); a side's stream time under b"t0" or b"t1"."""
+        return _KEY + key if type(key) is bytes else b"t%d" % key
+
+    def load_key(self, raw: bytes) -> Any:
+        return raw[1:] if raw[:1] == _KEY else int(raw[1:])
 
     def restore(self, partition: int) -> int:
         applied = super().restore(partition)
@@ -204,11 +323,21 @@ class WindowJoinBuffer(Table):
             if partition not in self._active:
                 del self._time[partition]
                 self._closing.pop(partition, None)
+                self._fresh.pop(partition, None)
+
+    def discard_uncommitted(self) -> None:
+        """exactly_once, after an abort: the buffers go back to the last commit, so
+        stream times and closing times are read again from them."""
+        super().discard_uncommitted()
+        self._time.clear()
+        self._closing.clear()
+        self._fresh.clear()
 
     def close(self) -> None:
         super().close()
         self._time.clear()
         self._closing.clear()
+        self._fresh.clear()
 
     # -- partitions: the topics' ----------------------------------------------------------
     def open(self, source_partitions: int = 0) -> None:

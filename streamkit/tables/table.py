@@ -227,7 +227,7 @@ class Table(TableMapping):
         value = cache.get(key, _ABSENT)
         if value is _ABSENT:
             store = self._stores.get(partition)
-            raw = store.get(partition, self.key_serde.dumps(key)) if store else None
+            raw = store.get(partition, self._dump_key(key)) if store else None
             value = _DELETED if raw is None else self.value_serde.loads(raw)
             cache[key] = value
         return value
@@ -341,7 +341,7 @@ class Table(TableMapping):
             value = cache.get(key, _ABSENT) if cache is not None else _ABSENT
             if value is _ABSENT:
                 store = self._stores.get(partition)
-                raw = store.get(partition, self.key_serde.dumps(key)) if store else None
+                raw = store.get(partition, self._dump_key(key)) if store else None
                 if raw is not None:
                     return self.value_serde.loads(raw)
             elif value is not _DELETED:

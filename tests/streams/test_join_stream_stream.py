@@ -333,3 +333,46 @@ async def test_buffers_and_stream_time_survive_a_restart(tmp_path):
         await wait_for(lambda: done_with(app, meta))
         worker.stop()
     assert got == [("a", ("A", "a")), ("b", ("B", None))]
+
+
+async def test_a_key_that_comes_and_goes_between_commits_is_not_written(tmp_path):
+    """Buffers only hold records whose window is open: a trip that starts, ends and
+    closes between two commits leaves nothing in the join's changelog, while one
+    still open at the commit is there (and a restart finds it: see above)."""
+    app = streamkit.App("joinfresh", broker="log://", store="rocksdb://",
+                        datadir=str(tmp_path), web_enabled=False, commit_interval=60)
+    left = app.topic("left", key_type=str, partitions=1)
+    right = app.topic("right", key_type=str, partitions=1)
+    results = join_agents(app, left, right, within=2)
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        await wait_for(lambda: worker.ready)
+        await left.send(key="gone", value="A", timestamp=1)
+        await right.send(key="gone", value="a", timestamp=2)
+        await left.send(key="open", value="B", timestamp=100)
+        meta = await right.send(key="open", value="b", timestamp=100)
+        await wait_for(lambda: done_with(app, meta))
+        worker.stop()                   # the one commit of this run
+    assert results["inner"] == [("A", "a"), ("B", "b")]
+    consumer = streamkit.Consumer("joinfresh-j-inner-changelog", broker="log://",
+                                  datadir=str(tmp_path), auto_offset_reset="earliest")
+    keys = {m.key for messages in consumer.poll(1000).values() for m in messages}
+    consumer.close(autocommit=False)
+    assert keys == {b"kopen", b"t0", b"t1"}      # str keys are their UTF-8 bytes
+
+
+async def test_a_record_whose_window_closed_before_it_arrived_is_given_at_once(tmp_path):
+    # the right topic is read far ahead of the left one: a left record behind the right
+    # side's stream time joins what is buffered and, with no match, comes out at once
+    app = make_app("memory", tmp_path)
+    left = app.topic("left", key_type=str, partitions=1)
+    right = app.topic("right", key_type=str, partitions=1)
+    results = join_agents(app, left, right, within=2)
+    inputs = [(2, "R", "a"), (100, "R", "z"), (1, "L", "A"), (3, "L", "B"),
+              (50, "L", "C")]
+    outputs = await play(app, left, right, inputs, results)
+    assert [out["left"] for out in outputs] == [
+        [], [], [("A", "a")], [("B", "a")], [("C", None)]]
+    assert [out["outer"] for out in outputs] == [out["left"] for out in outputs]
+    assert [out["inner"] for out in outputs][-1] == []
