@@ -183,9 +183,11 @@ class WindowJoinBuffer(Table):
         joined = 0 if found is _DELETED else self._pair(key, side, ts, value, found,
                                                          results)
         closes_at = ts + self._reach[side]
-        if closes_at < times[1 - side]:
+        if closes_at // self._step < times[1 - side] // self._step:
             # its window closed already (the other topic is read ahead of this one):
-            # it joined what it could, nothing can come for it any more
+            # it joined what it could, nothing can come for it any more. (Decided by
+            # bucket, as Closing decides for buffered records, so that which records
+            # come out does not depend on which topic was read first.)
             if not joined and self._unjoined_given[side]:
                 results.append((key, value, None) if side == LEFT else (key, None, value))
             return results
