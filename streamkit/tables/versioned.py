@@ -16,8 +16,8 @@ tombstone) is a version too: reads inside a deleted interval find nothing.
 - **Stream time** (per partition): the largest write timestamp seen. History more than
   the retention behind it may be dropped: a write older than that is dropped and
   counted (``late_writes``, and ``late_events`` in the monitor), and ``as_of`` a time
-  older than that gives nothing. The latest version is always kept, however old; a key
-  whose only version left is an old delete leaves the table.
+  older than that gives nothing, unless the latest version is older still (it is
+  valid then, and always kept, as in KIP-914).
 
 The stored value of a key is its whole version list, ``[[ms, value], ...]`` in time
 order (``null`` for a delete), the values as the table's JSON value codec writes them
@@ -160,7 +160,8 @@ class VersionedTable(Table):
         """The value of ``key`` valid at ``when`` (epoch seconds, a datetime, naive
         meaning UTC, or an ISO-8601 string): the version with the largest timestamp
         at or before it. ``default`` when there is none, when the key was deleted
-        then, or when ``when`` is older than the history kept (KIP-914's null)."""
+        then, or when ``when`` is older than the history kept (KIP-914's null) and
+        the latest version is later than ``when``."""
         return self.get_as_of(key, round(to_seconds(when) * 1000), default)
 
     def get_as_of(self, key: Any, timestamp_ms: int, default: Any = None) -> Any:
@@ -171,14 +172,17 @@ class VersionedTable(Table):
             partition = self._partition_holding(key)
             if partition is None:
                 return default
-        if timestamp_ms < self._stream_time.get(partition, _NEVER) - \
-                self.history_retention_ms:
-            return default
         versions = self._lookup(partition, key)
         if versions is _DELETED:
             return default
-        i = bisect.bisect_right(versions, timestamp_ms, key=_timestamp)
-        value = versions[i - 1][1] if i else None
+        if versions[-1][0] <= timestamp_ms:
+            value = versions[-1][1]     # the latest, however old the time asked for
+        elif timestamp_ms < self._stream_time.get(partition, _NEVER) - \
+                self.history_retention_ms:
+            return default              # older than the history kept
+        else:
+            i = bisect.bisect_right(versions, timestamp_ms, key=_timestamp)
+            value = versions[i - 1][1] if i else None
         return default if value is None else value
 
     def history(self, key: Any) -> list[tuple[float, Any]]:

@@ -81,9 +81,10 @@ async def test_history_beyond_the_retention_is_dropped_and_too_old_writes_are_co
         await ctx.put("a", key="k", timestamp=100)
         await ctx.put("b", key="k", timestamp=105)
         await ctx.put("x", key="other", timestamp=120)   # stream time 120: history
-        # from 110 on is kept; before that as_of gives nothing, even where "a" was valid
-        assert prices.as_of("k", 109.999) is None
-        assert prices.as_of("k", 110) == "b"
+        # history from 110 on is kept: before that as_of gives nothing, even where "a"
+        # was valid, except the latest version (KIP-914: it is always there)
+        assert prices.as_of("k", 104.999) is None
+        assert prices.as_of("k", 105) == prices.as_of("k", 110) == "b"
         assert prices.stream_time(0) == 120
         await ctx.put("c", key="k", timestamp=121)     # k's own history is trimmed now:
         # "a" (valid until 105) is gone; "b" is valid at 111, the oldest time kept
