@@ -50,6 +50,8 @@ from streamkit.types import TopicPartition
 TIME_KEY = b"\x00streamkit.versioned.time"
 #: stream time of a partition nothing was written to
 _NEVER = -(1 << 62)
+#: the stream of the running agent task, None outside one
+_stream_now = current_stream.get
 
 _decode_versions = msgspec.json.Decoder(list[tuple[int, msgspec.Raw]]).decode
 
@@ -225,15 +227,20 @@ class VersionedTable(Table):
         found = self._lookup(partition, key)
         versions: list[list[Any]] = [] if found is _DELETED else found
         entry = [ts, None if value is _DELETED else value]
-        i = bisect.bisect_right(versions, ts, key=_timestamp)
-        if i and versions[i - 1][0] == ts:
-            versions[i - 1] = entry
+        if not versions or versions[-1][0] < ts:
+            versions.append(entry)            # in order: the new latest
         else:
-            versions.insert(i, entry)
+            i = bisect.bisect_right(versions, ts, key=_timestamp)
+            if i and versions[i - 1][0] == ts:
+                versions[i - 1] = entry
+            else:
+                versions.insert(i, entry)
         if ts > stream_time:
             stream_time = self._stream_time[partition] = ts
-        kept = _trim(versions, stream_time - retention)
-        self._write_at(partition, key, kept if kept else _DELETED)
+        floor = stream_time - retention
+        if versions[0][0] <= floor:
+            versions = _trim(versions, floor)
+        self._write_at(partition, key, versions if versions else _DELETED)
 
     # -- stream time: kept in the changelog, read back on restore -----------------------
     def flush(self) -> None:
@@ -296,13 +303,14 @@ def _timestamp(version: list[Any]) -> int:
 
 def _write_time_ms() -> int:
     """The timestamp of the event being processed (ms), else the wall clock's."""
-    stream = current_stream.get()
-    if stream is not None:
-        batch = stream.batch
-        if batch is not None and batch.messages:
-            messages = batch.messages
-            return messages[min(stream.cursor, len(messages) - 1)].timestamp
-    return int(time.time() * 1000)
+    stream = _stream_now()
+    try:
+        return stream.batch.messages[stream.cursor].timestamp  # type: ignore[union-attr]
+    except AttributeError:      # no stream, or no batch in hand: not in an event
+        return int(time.time() * 1000)
+    except IndexError:          # past the batch's last event (``batches()``)
+        messages = stream.batch.messages  # type: ignore[union-attr]
+        return messages[-1].timestamp if messages else int(time.time() * 1000)
 
 
 def _retention_ms(name: str, versioned: Any) -> int:

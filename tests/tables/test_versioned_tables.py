@@ -151,8 +151,9 @@ async def test_history_and_stream_time_survive_a_restart(tmp_path: Path):
         app = streamkit.App("versionedrestart", broker="log://", store="rocksdb://",
                             datadir=str(tmp_path), web_enabled=False,
                             commit_interval=0.05)
+        # (one key in memory: after each commit the others are read from the store)
         prices = app.Table("prices", versioned=timedelta(seconds=100), key_type=str,
-                           partitions=2)
+                           partitions=2, cache_size=1)
         updates = app.topic("price_updates", key_type=str, partitions=2)
 
         @app.agent(updates)
