@@ -23,8 +23,9 @@ async def test_the_table_views_read_a_versioned_tables_latest_values(tmp_path: A
             prices[key] = value
 
     async with running_worker(app) as client:
-        for key, value, ts in [("k", "new", 300), ("k", "old", 100), ("j", "x", 100),
-                               ("j", None, 200), ("m", "only", 50)]:
+        for key, value, ts in [("k", "new", 10_300), ("k", "old", 10_100),
+                               ("j", "x", 10_100), ("j", None, 10_200),
+                               ("m", "only", 10_050)]:
             await updates.send(key=key, value=value, timestamp=ts)
 
         async def listed() -> Any:
@@ -36,3 +37,11 @@ async def test_the_table_views_read_a_versioned_tables_latest_values(tmp_path: A
         one = await client.get("/table/prices/k")
         assert one.json() == {"table": "prices", "key": "k", "value": "new"}
         assert (await client.get("/table/prices/j")).status_code == 404
+        # a write more than the hour kept behind k's stream time (10 300 s) is dropped
+        await updates.send(key="k", value="too old", timestamp=10_300 - 3601)
+        await eventually(lambda: prices.late_writes == 1, what="the late write")
+        status = (await client.get("/api/status")).json()
+        summary = next(t for t in status["tables"] if t["name"] == "prices")
+        assert (summary["versioned"], summary["late_events"]) == (3600.0, 1)
+        assert status["late_events"] == {"prices": 1}
+        assert prices["k"] == "new" and prices.as_of("k", 6000) is None
