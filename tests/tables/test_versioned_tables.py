@@ -144,17 +144,23 @@ def test_what_a_versioned_table_cannot_be_is_refused_where_it_is_declared():
     assert versioned.versioned == timedelta(seconds=60)
 
 
+class Price(streamkit.Record, serializer="json"):
+    amount: float
+
+
 async def test_history_and_stream_time_survive_a_restart(tmp_path: Path):
     """log:// with RocksDB stores, two App objects on one datadir: the second worker
-    restores the history from its store and changelog, and the stream time with it."""
+    restores the history (Records, read back as Records) from its store and
+    changelog, and the stream time with it."""
     def build() -> tuple[streamkit.App, Any, Any]:
         app = streamkit.App("versionedrestart", broker="log://", store="rocksdb://",
                             datadir=str(tmp_path), web_enabled=False,
                             commit_interval=0.05)
         # (one key in memory: after each commit the others are read from the store)
         prices = app.Table("prices", versioned=timedelta(seconds=100), key_type=str,
-                           partitions=2, cache_size=1)
-        updates = app.topic("price_updates", key_type=str, partitions=2)
+                           value_type=Price, partitions=2, cache_size=1)
+        updates = app.topic("price_updates", key_type=str, value_type=Price,
+                            partitions=2)
 
         @app.agent(updates)
         async def update(stream: Any) -> None:
@@ -162,12 +168,13 @@ async def test_history_and_stream_time_survive_a_restart(tmp_path: Path):
                 prices[key] = value
         return app, prices, updates
 
+    a, b, c, x = Price(1.0), Price(2.0), Price(3.0), Price(9.0)
     app, prices, updates = build()
     worker = Worker(app, install_signal_handlers=False)
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run_async)
         await wait_for(lambda: worker.ready)
-        for key, value, ts in [("k", "a", 1000), ("k", "c", 1030), ("j", "x", 1040),
+        for key, value, ts in [("k", a, 1000), ("k", c, 1030), ("j", x, 1040),
                                ("k", None, 1050)]:
             await updates.send(key=key, value=value, timestamp=ts)
         await wait_for(lambda: len(prices.history("k")) == 3)
@@ -179,16 +186,17 @@ async def test_history_and_stream_time_survive_a_restart(tmp_path: Path):
         tg.start_soon(worker.run_async)
         await wait_for(lambda: worker.ready)
         assert [prices.as_of("k", t) for t in (999, 1000, 1030, 1050)] == \
-            [None, "a", "c", None]
-        assert prices["j"] == "x" and "k" not in prices
+            [None, a, c, None]
+        assert isinstance(prices.as_of("k", 1000), Price)
+        assert prices["j"] == x and "k" not in prices
         # k's partition remembers its stream time (1050): 949 is too old there
         # (1050 - 100 = 950), 1010 goes into k's history between 1000 and 1030
-        await updates.send(key="k", value="too old", timestamp=949)
-        await updates.send(key="k", value="b", timestamp=1010)
-        await wait_for(lambda: prices.as_of("k", 1020) == "b")
+        await updates.send(key="k", value=Price(0.0), timestamp=949)
+        await updates.send(key="k", value=b, timestamp=1010)
+        await wait_for(lambda: prices.as_of("k", 1020) == b)
         assert prices.late_writes == 1
         assert [prices.as_of("k", t) for t in (1000, 1010, 1030, 1050)] == \
-            ["a", "b", "c", None]
+            [a, b, c, None]
         worker.stop()
 
 
