@@ -17,17 +17,22 @@ tombstone) is a version too: reads inside a deleted interval find nothing.
   the retention behind it may be dropped: a write older than that is dropped and
   counted (``late_writes``, and ``late_events`` in the monitor), and ``as_of`` a time
   older than that gives nothing, unless the latest version is older still (it is
-  valid then, and always kept, as in KIP-914).
+  valid then, and always kept, as in KIP-914). Older versions are dropped when their
+  key is written; a key whose latest version is a delete older than the retention
+  leaves the table at the next commit (a tombstone in its changelog).
 
 The stored value of a key is its whole version list, ``[[ms, value], ...]`` in time
 order (``null`` for a delete), the values as the table's JSON value codec writes them
 (decision 050): the changelog, the commit and the restore of ``Table`` keep it unchanged,
 so a restored table has its history back. Stream time is kept in the changelog too,
-under a bookkeeping key, and read back on restore.
+under a bookkeeping key, and read back on restore; the keys whose latest version is a
+delete are found again then from the stored bytes (no value is decoded).
 """
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -52,6 +57,9 @@ TIME_KEY = b"\x00streamkit.versioned.time"
 _NEVER = -(1 << 62)
 #: the stream of the running agent task, None outside one
 _stream_now = current_stream.get
+#: how a stored version list ends when its latest version is a delete (a JSON value
+#: ends with ``null`` only if it is ``null``, which is how a delete is written)
+_ENDS_DELETED = b",null]]"
 
 _decode_versions = msgspec.json.Decoder(list[tuple[int, msgspec.Raw]]).decode
 
@@ -102,6 +110,10 @@ class VersionedTable(Table):
         #: changelog has of it
         self._stream_time: dict[int, int] = {}
         self._time_flushed: dict[int, int] = {}
+        #: per partition: (timestamp ms, n, key) of the keys whose latest version is
+        #: a delete, earliest first: they leave the table once the retention passes it
+        self._deletes: dict[int, list[tuple[int, int, Any]]] = {}
+        self._pushed = itertools.count()
         #: writes dropped because they were older than the retention allows
         self.late_writes = 0
 
@@ -240,10 +252,33 @@ class VersionedTable(Table):
         floor = stream_time - retention
         if versions[0][0] <= floor:
             versions = _trim(versions, floor)
+        if versions and versions[-1][1] is None and versions[-1][0] == ts:
+            heapq.heappush(self._deletes.setdefault(partition, []),
+                           (ts, next(self._pushed), key))
         self._write_at(partition, key, versions if versions else _DELETED)
+
+    def _expire_deletes(self) -> None:
+        """Delete the keys whose latest version is a delete older than the retention
+        (nothing is valid after it, and no write can go before it any more): their
+        changelog record becomes a tombstone, which compaction removes."""
+        retention = self.history_retention_ms
+        for partition, waiting in self._deletes.items():
+            floor = self._stream_time.get(partition, _NEVER) - retention
+            if not waiting or waiting[0][0] > floor:
+                continue
+            cache = self._cache_of(partition)
+            dirty = self._dirty[partition]
+            while waiting and waiting[0][0] <= floor:
+                key = heapq.heappop(waiting)[2]
+                versions = self._lookup(partition, key)
+                if versions is not _DELETED and versions[-1][1] is None and \
+                        versions[-1][0] <= floor:
+                    cache[key] = _DELETED
+                    dirty.add(key)
 
     # -- stream time: kept in the changelog, read back on restore -----------------------
     def flush(self) -> None:
+        self._expire_deletes()
         flushed = self._time_flushed
         for partition, ts in self._stream_time.items():
             if flushed.get(partition) != ts:
@@ -255,7 +290,19 @@ class VersionedTable(Table):
     def restore(self, partition: int) -> int:
         applied = super().restore(partition)
         self._load_stream_time(partition)
+        self._index_deletes(partition)
         return applied
+
+    def _index_deletes(self, partition: int) -> None:
+        """Find the keys of a restored partition whose latest version is a delete,
+        from the stored bytes alone (no value is decoded)."""
+        waiting = self._deletes[partition] = []
+        load_key = self.load_key
+        for raw_key, raw in self._store_of(partition).items(partition):
+            if raw.endswith(_ENDS_DELETED) and raw_key[:1] != b"\x00":
+                ts = int(raw[raw.rindex(b"[") + 1:-len(_ENDS_DELETED)])
+                waiting.append((ts, next(self._pushed), load_key(raw_key)))
+        heapq.heapify(waiting)
 
     def _load_stream_time(self, partition: int) -> None:
         raw = self._store_of(partition).get(partition, TIME_KEY)
@@ -269,6 +316,8 @@ class VersionedTable(Table):
         super().discard_uncommitted()
         for partition in list(self._stream_time):
             self._load_stream_time(partition)
+        for partition in list(self._deletes):
+            self._index_deletes(partition)     # (as the stores have them)
 
     def on_partitions_revoked(self, tps: list[TopicPartition],
                               assigned: set[TopicPartition] | None = None) -> None:
@@ -277,11 +326,15 @@ class VersionedTable(Table):
             if partition not in self._active:
                 del self._stream_time[partition]
                 self._time_flushed.pop(partition, None)
+        for partition in list(self._deletes):
+            if partition not in self._active:
+                del self._deletes[partition]
 
     def close(self) -> None:
         super().close()
         self._stream_time.clear()
         self._time_flushed.clear()
+        self._deletes.clear()
 
 
 def _trim(versions: list[list[Any]], floor: int) -> list[list[Any]]:

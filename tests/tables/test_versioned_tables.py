@@ -200,6 +200,54 @@ async def test_history_and_stream_time_survive_a_restart(tmp_path: Path):
         worker.stop()
 
 
+async def test_a_key_deleted_longer_ago_than_the_retention_leaves_the_table(
+        tmp_path: Path):
+    """Its stored record becomes a tombstone at the next commit once stream time has
+    passed its delete by the retention, also for a delete written before a restart."""
+    def build() -> tuple[streamkit.App, Any, Any]:
+        app = streamkit.App("versioneddeletes", broker="log://", store="rocksdb://",
+                            datadir=str(tmp_path), web_enabled=False,
+                            commit_interval=0.05)
+        prices = app.Table("prices", versioned=100, key_type=str, partitions=1)
+        updates = app.topic("price_updates", key_type=str, partitions=1)
+
+        @app.agent(updates)
+        async def update(stream: Any) -> None:
+            async for key, value in stream.items():
+                prices[key] = value
+        return app, prices, updates
+
+    def stored_keys(prices: Any) -> set[bytes]:
+        return {k for k, _ in prices.stores()[0].items(0) if k[:1] != b"\x00"}
+
+    app, prices, updates = build()
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        await wait_for(lambda: worker.ready)
+        for key, value, ts in [("d", "v", 1000), ("d", None, 1001), ("e", "w", 1050),
+                               ("e", None, 1060), ("k", "a", 1100)]:
+            await updates.send(key=key, value=value, timestamp=ts)
+        # stream time 1100: d's delete (1001) is older than 1000 (1100 - 100)? not yet
+        await wait_for(lambda: stored_keys(prices) == {b'"d"', b'"e"', b'"k"'})
+        await updates.send(key="k", value="b", timestamp=1101.5)
+        # 1101.5 - 100 = 1001.5: d is gone from the store, e (1060) is not
+        await wait_for(lambda: stored_keys(prices) == {b'"e"', b'"k"'})
+        assert prices.history("d") == [] and prices.history("e")[-1] == (1060.0, None)
+        worker.stop()
+
+    app, prices, updates = build()       # e's delete was written before the restart
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        await wait_for(lambda: worker.ready)
+        assert stored_keys(prices) == {b'"e"', b'"k"'}
+        await updates.send(key="k", value="c", timestamp=1200)
+        await wait_for(lambda: stored_keys(prices) == {b'"k"'})
+        assert prices["k"] == "c" and prices.as_of("e", 1200) is None
+        worker.stop()
+
+
 async def wait_for(condition: Any) -> None:
     with anyio.fail_after(5):
         while not condition():
