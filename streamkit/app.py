@@ -15,8 +15,9 @@ import logging
 import pkgutil
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from streamkit.agents.agent import Agent
 from streamkit.agents.replies import REPLY_EXPIRES, ReplyReader
@@ -39,6 +40,7 @@ from streamkit.tables import table as tables
 from streamkit.tables.global_table import GlobalTable
 from streamkit.tables.join_buffer import WindowJoinBuffer
 from streamkit.tables.sets import SetGlobalTable, SetTable
+from streamkit.tables.versioned import VersionedTable
 from streamkit.topics import Sender, Topic, TopicJoin
 from streamkit.transport import Broker, connect
 from streamkit.types import OutgoingRecord, RecordMetadata
@@ -281,15 +283,31 @@ class App:
         load_key = channel.left.key_serde.loads
         return lambda stream: JoinedStream(stream, buffer, load_key)
 
+    @overload
     def Table(self, name: str, *, default: Callable[[], Any] | None = None,
-              **options: Any) -> tables.Table:
-        """A table backed by the compacted changelog ``<app id>-<name>-changelog``."""
+              versioned: None = None, **options: Any) -> tables.Table: ...
+
+    @overload
+    def Table(self, name: str, *, default: Callable[[], Any] | None = None,
+              versioned: timedelta | float, **options: Any) -> VersionedTable: ...
+
+    def Table(self, name: str, *, default: Callable[[], Any] | None = None,
+              versioned: timedelta | float | None = None, **options: Any
+              ) -> tables.Table:
+        """A table backed by the compacted changelog ``<app id>-<name>-changelog``.
+        ``versioned=`` (a timedelta or seconds): a ``VersionedTable`` that keeps each
+        key's history that long (``table.as_of(key, when)``, docs/tables.md)."""
+        if versioned is not None:
+            return self._add_table(VersionedTable(name, versioned=versioned,
+                                                  context=self.table_context,
+                                                  default=default, **options))
         return self._add_table(tables.Table(name, context=self.table_context,
                                             default=default, **options))
 
     def GlobalTable(self, name: str, *, default: Callable[[], Any] | None = None,
                     **options: Any) -> tables.Table:
         """A table every worker holds whole (all partitions)."""
+        _refuse_versioned("GlobalTable", name, options)
         return self._add_table(GlobalTable(name, context=self.table_context,
                                            default=default, **options))
 
@@ -367,11 +385,13 @@ class App:
 
     def SetTable(self, name: str, **options: Any) -> SetTable:
         """A table whose values are sets: ``table[key].add(x)`` (see SetTable)."""
+        _refuse_versioned("SetTable", name, options)
         table = self._add_table(SetTable(name, context=self.table_context, **options))
         return cast(SetTable, table)
 
     def SetGlobalTable(self, name: str, **options: Any) -> SetGlobalTable:
         """A set table every worker holds whole."""
+        _refuse_versioned("SetGlobalTable", name, options)
         table = self._add_table(SetGlobalTable(name, context=self.table_context,
                                                **options))
         return cast(SetGlobalTable, table)
@@ -513,3 +533,11 @@ class App:
         from streamkit.cli.services import worker_services
         from streamkit.worker import Worker
         Worker(self, services=worker_services(self), **options).run()
+
+
+def _refuse_versioned(kind: str, name: str, options: dict[str, Any]) -> None:
+    """Only ``app.Table`` keeps history (decision 051)."""
+    if options.pop("versioned", None) is not None:
+        raise ImproperlyConfigured(
+            f"{kind} {name!r}: versioned= is only supported on app.Table (a "
+            "partitioned table without windows)")

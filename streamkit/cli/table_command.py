@@ -21,6 +21,7 @@ import click
 
 from streamkit.cli.broker_commands import open_broker
 from streamkit.cli.output import echo_table
+from streamkit.tables.mapping import DELETED
 from streamkit.types import TopicPartition
 
 if TYPE_CHECKING:
@@ -91,8 +92,10 @@ def read_changelog(broker: Broker, table: Table) -> dict[Any, Any]:
                 else:
                     raw[message.key] = message.value
             offset = messages[-1].offset + 1
-    load_key, load_value = table.load_key, table.value_serde.loads
-    return {load_key(k): load_value(v) for k, v in raw.items()}
+    load_key, load_value = table.load_key, table.load_value
+    contents = {load_key(k): load_value(v) for k, v in raw.items()}
+    # (a versioned table's key whose latest version is a delete has nothing to show)
+    return {k: v for k, v in contents.items() if v is not DELETED}
 
 
 def _parse_key(table: Table, text: str) -> list[Any]:

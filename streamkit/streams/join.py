@@ -15,12 +15,17 @@ many partitions as the stream's topic (the worker checks once the tables are ope
 that wrote it. With a ``GlobalTable`` (every worker holds all of it) ``on=`` may pick
 the lookup key from the value: a Record field or a callable of the value.
 
+With ``as_of=True`` the table must be versioned (``app.Table(..., versioned=...)``):
+each event looks up the value that was valid at the event's timestamp
+(``VersionedJoinTable.get_as_of``), as Kafka Streams 3.5+ joins a versioned table, so
+reprocessing old events gives the values of their time, not the latest.
+
 The table is only read through ``JoinTable``: this layer never imports the tables.
 """
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from streamkit.errors import ImproperlyConfigured
 from streamkit.streams.event import Event
@@ -30,7 +35,7 @@ from streamkit.streams.stream import DerivedStream
 
 if TYPE_CHECKING:
     from streamkit.monitor import Monitor
-    from streamkit.streams.stream import _Operators
+    from streamkit.streams.stream import Stream, _Operators
     from streamkit.topics import Topic
 
 JOIN_KINDS = ("inner", "left")
@@ -47,7 +52,14 @@ class JoinTable(Protocol):
     def partition_count(self) -> int: ...
 
 
-def join(parent: _Operators, table: JoinTable, on: Any, how: str) -> DerivedStream:
+class VersionedJoinTable(JoinTable, Protocol):
+    """What a stream-table join with ``as_of=True`` reads: a versioned table."""
+
+    def get_as_of(self, key: Any, timestamp_ms: int, default: Any = None) -> Any: ...
+
+
+def join(parent: _Operators, table: JoinTable, on: Any, how: str, as_of: bool = False
+         ) -> DerivedStream:
     """See ``_Operators.join`` and the module docstring."""
     if how not in JOIN_KINDS:
         raise ImproperlyConfigured(f"join(how={how!r}): a stream-table join is "
@@ -55,6 +67,11 @@ def join(parent: _Operators, table: JoinTable, on: Any, how: str) -> DerivedStre
     if not callable(getattr(table, "get", None)) or not hasattr(table, "is_global"):
         raise ImproperlyConfigured(f"join({table!r}): expected an app.Table or "
                                    "app.GlobalTable")
+    if as_of and not callable(getattr(table, "get_as_of", None)):
+        raise ImproperlyConfigured(
+            f"join({table.name}, as_of=True): table {table.name!r} is not versioned; "
+            f"declare it with app.Table({table.name!r}, versioned=timedelta(hours=1)) "
+            "to keep its history, or join without as_of=")
     root = parent.root
     monitor = root.context.monitor
     inner = how == "inner"
@@ -68,6 +85,9 @@ def join(parent: _Operators, table: JoinTable, on: Any, how: str) -> DerivedStre
         return DerivedStream(root, lambda: _join_on(parent, table, pick, inner, monitor))
     if not table.is_global:
         root.context.joins[(root.channel.name, table.name)] = (root.channel, table)
+    if as_of:
+        versioned = cast("VersionedJoinTable", table)
+        return DerivedStream(root, lambda: _join_as_of(parent, versioned, inner, monitor))
     return DerivedStream(root, lambda: _join_by_key(parent, table, inner, monitor))
 
 
@@ -89,6 +109,37 @@ async def _join_by_key(parent: _Operators, table: JoinTable, inner: bool,
             drops[name] += 1
             continue
         yield value, found
+
+
+async def _join_as_of(parent: _Operators, table: VersionedJoinTable, inner: bool,
+                      monitor: Monitor) -> AsyncIterator[Any]:
+    """``_join_by_key`` reading the table's value valid at each event's timestamp."""
+    get_as_of = table.get_as_of
+    drops = monitor.join_drops
+    name = table.name
+    root = parent.root
+    async for item in parent.items():
+        if item is TICK:
+            yield item
+            continue
+        key, value = item
+        if key is None or value is None or (type(value) is Event and value.value is None):
+            drops[name] += 1
+            continue
+        found = get_as_of(key, _event_timestamp_ms(root))
+        if found is None and inner:
+            drops[name] += 1
+            continue
+        yield value, found
+
+
+def _event_timestamp_ms(root: Stream) -> int:
+    """The timestamp (ms) of the event ``root`` is at: the one being joined."""
+    batch = root.batch
+    if batch is None or not batch.messages:
+        raise RuntimeError(f"{root!r}: a join with as_of=True has no event in hand")
+    messages = batch.messages
+    return messages[min(root.cursor, len(messages) - 1)].timestamp
 
 
 async def _join_on(parent: _Operators, table: JoinTable, pick: Callable[[Any], Any],

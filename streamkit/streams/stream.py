@@ -168,13 +168,15 @@ class _Operators:
         topic = root.context.topic(channel) if isinstance(channel, str) else channel
         return root.context.repartition.through(self, topic)
 
-    def join(self, table: Any, *, on: Any = None, how: str = "inner") -> DerivedStream:
+    def join(self, table: Any, *, on: Any = None, how: str = "inner",
+             as_of: bool = False) -> DerivedStream:
         """``(value, table_value)`` pairs: each event with the table's current value
         for its key (``on=``, a Record field or callable of the value, with a
         GlobalTable). ``how="inner"`` drops events the table has no value for,
-        ``"left"`` gives them with None. See ``streamkit.streams.join``."""
+        ``"left"`` gives them with None. ``as_of=True`` (a versioned table): the
+        value valid at the event's timestamp. See ``streamkit.streams.join``."""
         from streamkit.streams.join import join
-        return join(self, table, on, how)
+        return join(self, table, on, how, as_of)
 
     def current_event(self) -> Event | None:
         return self.root.current_event()

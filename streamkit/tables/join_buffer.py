@@ -41,7 +41,10 @@ import heapq
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+import ormsgpack
+
 from streamkit.errors import ImproperlyConfigured
+from streamkit.serializers import Serde
 from streamkit.tables.context import TableContext
 from streamkit.tables.table import _ABSENT, _DELETED, Table
 from streamkit.types import Message, TopicPartition
@@ -55,6 +58,20 @@ _NEVER = -(1 << 62)
 
 #: one result: the key bytes, the left value, the right value
 JoinResult = tuple[bytes, Any, Any]
+
+
+class BufferedRecords:
+    """The codec of the buffers' values, lists of ``[timestamp, side, joined, value
+    bytes]``: msgpack, written by ormsgpack (as the log's batches are)."""
+
+    def dumps(self, entries: Any) -> bytes:
+        return ormsgpack.packb(entries)
+
+    def loads(self, data: bytes) -> Any:
+        return ormsgpack.unpackb(data)
+
+
+_BUFFERED = BufferedRecords()
 
 
 class Closing:
@@ -106,10 +123,13 @@ class WindowJoinBuffer(Table):
                  load_right: Callable[[bytes], Any], before_ms: int, after_ms: int,
                  grace_ms: int, how: str, drops: MutableMapping[str, int],
                  partitions: int | None = None) -> None:
-        super().__init__(name, context=context, value_serializer="msgpack",
+        super().__init__(name, context=context,
                          partitions=partitions,
                          help=f"window buffers of the {how} join of {left_topic} "
                               f"and {right_topic}")
+        self.value_serde = Serde(None, _BUFFERED)
+        self._json_int_values = False
+        self._dump_value = ormsgpack.packb
         # keys are encoded by _dump_key alone (a flush of just stream times, ints,
         # must not take the plain-JSON path)
         self._json_int_keys = False
@@ -136,6 +156,9 @@ class WindowJoinBuffer(Table):
         self._dirty_limit = 1
         #: per partition, keys first buffered since the last commit (not in the store)
         self._fresh: dict[int, set[bytes]] = {}
+        #: per partition, the keys its store holds (or more): a key in neither the
+        #: cache nor this set is not buffered, and costs no store read
+        self._stored: dict[int, set[bytes]] = {}
 
     def __repr__(self) -> str:
         return (f"<WindowJoinBuffer {self.name}: {self.left_topic} {self.how} "
@@ -171,8 +194,9 @@ class WindowJoinBuffer(Table):
             return results
         found = cache.get(key, _ABSENT)
         if found is _ABSENT:
-            store = self._stores.get(partition)
-            raw = store.get(partition, _KEY + key) if store is not None else None
+            raw = None
+            if key in self._stored[partition]:
+                raw = self._stores[partition].get(partition, _KEY + key)
             if raw is None:
                 # in neither the cache nor the store: if it closes before the next
                 # commit, nothing of it need be written (see _keep)
@@ -278,10 +302,12 @@ class WindowJoinBuffer(Table):
         times = [_NEVER, _NEVER]
         closing = (Closing(self._step), Closing(self._step))
         reach = self._reach
+        stored = self._stored[partition] = set()
         for key, entries in self._partition_items(partition):
             if type(key) is int:
                 times[key] = entries
                 continue
+            stored.add(key)
             for entry in entries:
                 side = entry[1]
                 closing[side].add(entry[0] + reach[side], key)
@@ -326,6 +352,21 @@ class WindowJoinBuffer(Table):
                 del self._time[partition]
                 self._closing.pop(partition, None)
                 self._fresh.pop(partition, None)
+                self._stored.pop(partition, None)
+
+    def apply_flushed(self) -> None:
+        """Keep ``_stored`` as the stores: the keys written, less those deleted."""
+        for partition, raw_keys, raw_values, _offset in self._pending_store:
+            stored = self._stored.get(partition)
+            if stored is None:
+                continue
+            for raw_key, raw_value in zip(raw_keys, raw_values, strict=True):
+                if raw_key[:1] == _KEY:
+                    if raw_value is None:
+                        stored.discard(raw_key[1:])
+                    else:
+                        stored.add(raw_key[1:])
+        super().apply_flushed()
 
     def discard_uncommitted(self) -> None:
         """exactly_once, after an abort: the buffers go back to the last commit, so
@@ -340,6 +381,7 @@ class WindowJoinBuffer(Table):
         self._time.clear()
         self._closing.clear()
         self._fresh.clear()
+        self._stored.clear()
 
     # -- partitions: the topics' ----------------------------------------------------------
     def open(self, source_partitions: int = 0) -> None:

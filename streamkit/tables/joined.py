@@ -31,6 +31,7 @@ from streamkit.serializers.codecs import JSONCodec
 from streamkit.tables.context import TableContext
 from streamkit.tables import changelog
 from streamkit.tables.table import _ABSENT, _DELETED, Table
+from streamkit.tables.versioned import VersionedTable
 
 # _SIDES: a join reads its sides' cache, store and changed keys, as the tables' own
 # commit does, through their private members: it is part of the tables' commit, in
@@ -240,6 +241,10 @@ def _check_side(name: str, side: Table) -> None:
             f"table join {name!r}: {side.name!r} is a "
             f"{'global' if side.is_global else 'windowed'} table; table-table joins "
             "join partitioned tables without windows")
+    if isinstance(side, VersionedTable):
+        raise ImproperlyConfigured(
+            f"table join {name!r}: {side.name!r} is a versioned table; table-table "
+            "joins of versioned tables are not supported yet")
     if not isinstance(side.value_serde.codec, (JSONCodec, PairCodec)):
         raise ImproperlyConfigured(
             f"table join {name!r}: {side.name!r} encodes its values with "

@@ -348,6 +348,11 @@ class Table(TableMapping):
                 return value
         return default
 
+    def load_value(self, raw: bytes) -> Any:
+        """A value as the changelog and the stores hold it, as readers of the table
+        see it (``DELETED``: nothing to show; ``streamkit table`` reads through this)."""
+        return self.value_serde.loads(raw)
+
     def stores(self) -> dict[int, Any]:
         """partition -> the store this worker has open for it."""
         return dict(self._stores)

@@ -49,7 +49,8 @@ class StreamkitCollector(Collector):
                        "dead-letter topic, by source topic.", "topic", monitor.dead_letters)
         late = dict(monitor.late_events)
         yield _counter("streamkit_late_events", "Events dropped because their window "
-                       "had closed, by table.", "table", late)
+                       "had closed, and writes to a versioned table older than its "
+                       "history, by table.", "table", late)
         yield _counter("streamkit_join_dropped_events", "Stream events a stream-table "
                        "join dropped (inner join with no table value, no key or no "
                        "value), by table.", "table", dict(monitor.join_drops))

@@ -179,6 +179,8 @@ def table_summary(app: App, table: Table, offsets: Offsets | None = None
             end = None
         changelog.append({"partition": p, "offset": store.offset(p), "end": end})
     window = table.window
+    # a versioned table's history retention (seconds), and writes too old for it
+    retention = getattr(table, "history_retention_ms", None)
     return {
         "name": table.name,
         "size": size,
@@ -186,7 +188,9 @@ def table_summary(app: App, table: Table, offsets: Offsets | None = None
         "global": table.is_global,
         "windowed": window is not None,
         "window": repr(window.window) if window is not None else None,
-        "late_events": window.late_events if window is not None else 0,
+        "versioned": retention / 1000 if retention is not None else None,
+        "late_events": window.late_events if window is not None else
+        getattr(table, "late_writes", 0),
         "closed_windows": window.closed_windows if window is not None else 0,
         "key_type": getattr(table.key_type, "__name__", None),
         "changelog_topic": table.changelog_topic,
