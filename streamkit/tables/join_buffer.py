@@ -114,6 +114,28 @@ class Closing:
         return keys
 
 
+class Held:
+    """``process``'s view of one partition the worker holds: its cache and changed
+    keys (the table's own), and the join's stream times, closing times, and keys
+    new since the last commit or in the store. Gathered once, dropped whenever the
+    table replaces a cache or a set of changed keys (``_forget_hot``)."""
+
+    __slots__ = ("partition", "store", "cache", "dirty", "fresh", "stored", "times",
+                 "closing")
+
+    def __init__(self, partition: int, store: Any, cache: dict[Any, Any], dirty: set[Any],
+                 fresh: set[bytes], stored: set[bytes], times: list[int],
+                 closing: tuple[Closing, Closing]) -> None:
+        self.partition = partition
+        self.store = store
+        self.cache = cache
+        self.dirty = dirty
+        self.fresh = fresh
+        self.stored = stored
+        self.times = times
+        self.closing = closing
+
+
 class WindowJoinBuffer(Table):
     """See the module docstring. Made by the app for an agent over a
     ``TopicJoin``."""
@@ -123,6 +145,8 @@ class WindowJoinBuffer(Table):
                  load_right: Callable[[bytes], Any], before_ms: int, after_ms: int,
                  grace_ms: int, how: str, drops: MutableMapping[str, int],
                  partitions: int | None = None) -> None:
+        #: per partition held, what ``process`` needs of it (see ``Held``)
+        self._held: dict[int, Held] = {}
         super().__init__(name, context=context,
                          partitions=partitions,
                          help=f"window buffers of the {how} join of {left_topic} "
@@ -170,44 +194,37 @@ class WindowJoinBuffer(Table):
         gives, in order: the other side's records whose window it closed, then its
         own pairs."""
         key = message.key
-        if key is None or message.value is None:
+        raw_value = message.value
+        if key is None or raw_value is None:
             self._drops[self.name] += 1
             return []
-        partition = message.partition
-        cache = self._cache.get(partition)
-        if cache is None:
-            if self._given_up(partition):
+        held = self._held.get(message.partition)
+        if held is None:
+            held = self._hold(message.partition)
+            if held is None:
                 return []       # revoked meanwhile: its new owner joins this record
-            cache = self._cache_of(partition)
-        times = self._time.get(partition)
-        if times is None:
-            times = self._index(partition)
         side = RIGHT if message.topic == self.right_topic else LEFT
+        other = 1 - side
         ts = message.timestamp
+        times = held.times
+        step = self._step
         results: list[JoinResult] = []
         if ts > times[side]:
             times[side] = ts
-            if self._closing[partition][1 - side].due(ts):
-                self._close(partition, 1 - side, ts, results)
+            order = held.closing[other].order
+            if order and order[0] < ts // step:
+                self._close(held, other, ts, results)
         elif ts + self.grace_ms < times[side]:
             self._drops[self.name] += 1        # late: its own side has moved on
             return results
+        cache = held.cache
         found = cache.get(key, _ABSENT)
         if found is _ABSENT:
-            raw = None
-            if key in self._stored[partition]:
-                raw = self._stores[partition].get(partition, _KEY + key)
-            if raw is None:
-                # in neither the cache nor the store: if it closes before the next
-                # commit, nothing of it need be written (see _keep)
-                found = _DELETED
-                self._fresh[partition].add(key)
-            else:
-                found = self.value_serde.loads(raw)
+            found = self._read(held, key)
         joined = 0 if found is _DELETED else self._pair(key, side, ts, value, found,
                                                          results)
         closes_at = ts + self._reach[side]
-        if closes_at // self._step < times[1 - side] // self._step:
+        if closes_at // step < times[other] // step:
             # its window closed already (the other topic is read ahead of this one):
             # it joined what it could, nothing can come for it any more. (Decided by
             # bucket, as Closing decides for buffered records, so that which records
@@ -216,27 +233,57 @@ class WindowJoinBuffer(Table):
                 results.append((key, value, None) if side == LEFT else (key, None, value))
             return results
         if found is _DELETED:
-            entries = [[ts, side, 0, message.value]]
+            cache[key] = [[ts, side, 0, raw_value]]
         else:
-            entries = found
-            entries.append([ts, side, joined, message.value])
-        self._keep(partition, key, entries)
-        self._closing[partition][side].add(closes_at, key)
+            found.append([ts, side, joined, raw_value])
+            cache[key] = found
+        dirty = held.dirty
+        dirty.add(key)
+        if len(dirty) >= self._dirty_limit:
+            self._check_dirty()
+        held.closing[side].add(closes_at, key)
         return results
 
-    def _keep(self, partition: int, key: bytes, entries: Any) -> None:
-        """``_write_at`` for a partition this worker holds (its cache exists). A key
-        that came and went since the last commit is forgotten instead: neither its
-        changelog nor its store has ever had it."""
-        dirty = self._dirty[partition]
+    def _hold(self, partition: int) -> Held | None:
+        """What ``process`` needs of ``partition``, gathered (None: given up)."""
+        if partition not in self._cache and self._given_up(partition):
+            return None
+        if partition not in self._time:
+            self._index(partition)
+        held = self._held[partition] = Held(
+            partition, self._stores.get(partition), self._cache_of(partition),
+            self._dirty[partition], self._fresh[partition], self._stored[partition],
+            self._time[partition], self._closing[partition])
+        return held
+
+    def _forget_hot(self) -> None:
+        super()._forget_hot()
+        self._held.clear()
+
+    def _read(self, held: Held, key: bytes) -> Any:
+        """A key not in the cache: its buffered records from the store, or
+        ``_DELETED`` (then, if it closes before the next commit, nothing of it is
+        ever written: see ``_keep``)."""
+        if key in held.stored and held.store is not None:
+            raw = held.store.get(held.partition, _KEY + key)
+            if raw is not None:
+                return self.value_serde.loads(raw)
+        held.fresh.add(key)
+        return _DELETED
+
+    def _keep(self, held: Held, key: bytes, entries: Any) -> None:
+        """Write ``key``'s buffered records (``_DELETED``: none). A key that came and
+        went since the last commit is forgotten instead: neither its changelog nor
+        its store has ever had it."""
+        dirty = held.dirty
         if entries is _DELETED:
-            fresh = self._fresh[partition]
+            fresh = held.fresh
             if key in fresh:
                 fresh.discard(key)
                 dirty.discard(key)
-                del self._cache[partition][key]
+                del held.cache[key]
                 return
-        self._cache[partition][key] = entries
+        held.cache[key] = entries
         dirty.add(key)
         if len(dirty) >= self._dirty_limit:
             self._check_dirty()
@@ -263,20 +310,20 @@ class WindowJoinBuffer(Table):
                            else (raw_key, found, value))
         return 1
 
-    def _close(self, partition: int, side: int, now: int, results: list[JoinResult]
+    def _close(self, held: Held, side: int, now: int, results: list[JoinResult]
                ) -> None:
-        """Drop the records of ``side`` in ``partition`` whose window closed before
+        """Drop the records of ``side`` in a partition whose window closed before
         ``now`` (the other side's stream time), giving those that never joined when
         the kind of join says so, oldest first."""
-        keys = self._closing[partition][side].take(now)
+        keys = held.closing[side].take(now)
         unjoined: list[tuple[int, int, bytes, Any]] = []
         reach = self._reach[side]
         given = self._unjoined_given[side]
-        cache = self._cache[partition]
+        cache = held.cache
         for key in keys:
             entries = cache.get(key, _ABSENT)
             if entries is _ABSENT:
-                entries = self._lookup(partition, key)
+                entries = self._read(held, key)
             if entries is _DELETED:
                 continue
             kept = []
@@ -287,7 +334,7 @@ class WindowJoinBuffer(Table):
                 elif given and not joined:
                     unjoined.append((ts, len(unjoined), key, raw))
             if len(kept) != len(entries):
-                self._keep(partition, key, kept or _DELETED)
+                self._keep(held, key, kept or _DELETED)
         unjoined.sort()
         load = self._load[side]
         for _ts, _n, raw_key, raw in unjoined:
