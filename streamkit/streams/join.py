@@ -85,17 +85,16 @@ def join(parent: _Operators, table: JoinTable, on: Any, how: str, as_of: bool = 
         return DerivedStream(root, lambda: _join_on(parent, table, pick, inner, monitor))
     if not table.is_global:
         root.context.joins[(root.channel.name, table.name)] = (root.channel, table)
-    if as_of:
-        versioned = cast("VersionedJoinTable", table)
-        return DerivedStream(root, lambda: _join_as_of(parent, versioned, inner, monitor))
-    return DerivedStream(root, lambda: _join_by_key(parent, table, inner, monitor))
+    lookup = _as_of_event(root, cast("VersionedJoinTable", table)) if as_of else table.get
+    return DerivedStream(root, lambda: _join_by_key(parent, lookup, table.name, inner,
+                                                    monitor))
 
 
-async def _join_by_key(parent: _Operators, table: JoinTable, inner: bool,
-                       monitor: Monitor) -> AsyncIterator[Any]:
-    get = table.get
+async def _join_by_key(parent: _Operators, lookup: Callable[[Any], Any], name: str,
+                       inner: bool, monitor: Monitor) -> AsyncIterator[Any]:
+    """Each event with ``lookup(its key)``: the table's value (``table.get``), or
+    the value valid at the event's time (``as_of``)."""
     drops = monitor.join_drops
-    name = table.name
     async for item in parent.items():
         if item is TICK:
             yield item
@@ -104,33 +103,17 @@ async def _join_by_key(parent: _Operators, table: JoinTable, inner: bool,
         if key is None or value is None or (type(value) is Event and value.value is None):
             drops[name] += 1
             continue
-        found = get(key)
+        found = lookup(key)
         if found is None and inner:
             drops[name] += 1
             continue
         yield value, found
 
 
-async def _join_as_of(parent: _Operators, table: VersionedJoinTable, inner: bool,
-                      monitor: Monitor) -> AsyncIterator[Any]:
-    """``_join_by_key`` reading the table's value valid at each event's timestamp."""
+def _as_of_event(root: Stream, table: VersionedJoinTable) -> Callable[[Any], Any]:
+    """The lookup of an ``as_of`` join: the value valid at the event's timestamp."""
     get_as_of = table.get_as_of
-    drops = monitor.join_drops
-    name = table.name
-    root = parent.root
-    async for item in parent.items():
-        if item is TICK:
-            yield item
-            continue
-        key, value = item
-        if key is None or value is None or (type(value) is Event and value.value is None):
-            drops[name] += 1
-            continue
-        found = get_as_of(key, _event_timestamp_ms(root))
-        if found is None and inner:
-            drops[name] += 1
-            continue
-        yield value, found
+    return lambda key: get_as_of(key, _event_timestamp_ms(root))
 
 
 def _event_timestamp_ms(root: Stream) -> int:

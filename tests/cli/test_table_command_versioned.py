@@ -4,9 +4,7 @@ them."""
 from __future__ import annotations
 
 import json
-import runpy
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -14,6 +12,8 @@ from click.testing import CliRunner
 
 from streamkit.cli.main import cli
 from streamkit.worker import Worker
+
+from .app_files import load_app_file
 
 APP_SOURCE = '''
 from datetime import timedelta
@@ -36,12 +36,7 @@ async def update(stream):
 def test_the_table_command_shows_the_latest_versions(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch
                                                      ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("STREAMKIT_DATADIR", str(tmp_path / "stores"))
-    monkeypatch.delenv("STREAMKIT_BROKER", raising=False)
-    app_file = tmp_path / "versioned_app.py"
-    app_file.write_text(APP_SOURCE)
-    module: dict[str, Any] = runpy.run_path(str(app_file))
+    app_file, module = load_app_file(tmp_path, monkeypatch, "versioned_app.py", APP_SOURCE)
     app = module["app"]
 
     async def run_worker() -> None:
