@@ -152,9 +152,10 @@ class Fetcher:
         return [self.dead_letter_topic(topic) for topic in self.topics()]
 
     def streams(self) -> Iterator[Stream]:
-        for subs in self.subscriptions.values():
-            for sub in subs:
-                yield from sub.streams
+        """Every stream, once (a stream over several topics, as an agent's over a
+        stream-stream join, is in the subscription of each)."""
+        yield from {id(stream): stream for subs in self.subscriptions.values()
+                    for sub in subs for stream in sub.streams}.values()
         yield from self.local_streams
 
     def buffered(self) -> int:
