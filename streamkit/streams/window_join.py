@@ -25,6 +25,8 @@ class WindowBuffer(Protocol):
 
     def process(self, message: Message, value: Any) -> list[tuple[bytes, Any, Any]]: ...
 
+    def settle(self, partition: int) -> None: ...
+
 
 class JoinedStream(DerivedStream):
     """The pairs of a stream-stream join over ``root`` (the agent's stream)."""
@@ -47,14 +49,19 @@ def _message_and_value(batch: Batch, i: int) -> tuple[Message, Any]:
 
 async def _results(root: Stream, buffer: WindowBuffer,
                    load_key: Callable[[bytes], Any] | None) -> AsyncIterator[Any]:
-    process = buffer.process
+    process, settle = buffer.process, buffer.settle
     async for item in root._iterate(_message_and_value):  # noqa: SLF001 - its package
         if item is TICK:
             yield item
             continue
         message, value = item
-        for raw_key, left, right in process(message, value):
-            if load_key is None:
-                yield left, right
-            else:
-                yield load_key(raw_key), (left, right)
+        results = process(message, value)
+        if results:
+            for raw_key, left, right in results:
+                if load_key is None:
+                    yield left, right
+                else:
+                    yield load_key(raw_key), (left, right)
+        # done with the record's results (and, the stream goes on at once, with the
+        # record): a commit may write what it changed in the buffers now
+        settle(message.partition)

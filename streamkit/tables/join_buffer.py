@@ -53,6 +53,8 @@ LEFT = 0
 RIGHT = 1
 #: what begins a record key in the changelog and the store (a side's stream time: b"t")
 _KEY = b"k"
+#: what ``_read`` gives for a key neither the cache nor the store holds
+_FRESH: Any = object()
 #: stream time of a partition nothing has been seen on
 _NEVER = -(1 << 62)
 
@@ -145,6 +147,9 @@ class WindowJoinBuffer(Table):
                  load_right: Callable[[bytes], Any], before_ms: int, after_ms: int,
                  grace_ms: int, how: str, drops: MutableMapping[str, int],
                  partitions: int | None = None) -> None:
+        #: per partition, the record whose results the agent is not done with: the
+        #: stream times and each key's records before it (``flush`` writes those)
+        self._in_flight: dict[int, tuple[tuple[int, int], dict[bytes, Any]]] = {}
         #: per partition held, what ``process`` needs of it (see ``Held``)
         self._held: dict[int, Held] = {}
         super().__init__(name, context=context,
@@ -192,15 +197,17 @@ class WindowJoinBuffer(Table):
     def process(self, message: Message, value: Any) -> list[JoinResult]:
         """Take one record of either topic (``value`` decoded); returns the results it
         gives, in order: the other side's records whose window it closed, then its
-        own pairs."""
+        own pairs. Until ``settle`` says the agent is done with them, a commit writes
+        the buffers as they were before this record (see ``flush``)."""
         key = message.key
         raw_value = message.value
         if key is None or raw_value is None:
             self._drops[self.name] += 1
             return []
-        held = self._held.get(message.partition)
+        partition = message.partition
+        held = self._held.get(partition)
         if held is None:
-            held = self._hold(message.partition)
+            held = self._hold(partition)
             if held is None:
                 return []       # revoked meanwhile: its new owner joins this record
         side = RIGHT if message.topic == self.right_topic else LEFT
@@ -209,40 +216,43 @@ class WindowJoinBuffer(Table):
         times = held.times
         step = self._step
         results: list[JoinResult] = []
+        undo: dict[bytes, Any] = {}
+        self._in_flight[partition] = ((times[0], times[1]), undo)
         if ts > times[side]:
             times[side] = ts
             order = held.closing[other].order
             if order and order[0] < ts // step:
-                self._close(held, other, ts, results)
+                self._close(held, other, ts, results, undo)
         elif ts + self.grace_ms < times[side]:
             self._drops[self.name] += 1        # late: its own side has moved on
             return results
-        cache = held.cache
-        found = cache.get(key, _ABSENT)
+        found = held.cache.get(key, _ABSENT)
         if found is _ABSENT:
             found = self._read(held, key)
-        joined = 0 if found is _DELETED else self._pair(key, side, ts, value, found,
-                                                         results)
+        if found is _DELETED or found is _FRESH:
+            entries: list[list[Any]] = []
+            joined = 0
+        else:
+            entries, joined = self._pair(key, side, ts, value, found, results)
         closes_at = ts + self._reach[side]
         if closes_at // step < times[other] // step:
             # its window closed already (the other topic is read ahead of this one):
             # it joined what it could, nothing can come for it any more. (Decided by
             # bucket, as Closing decides for buffered records, so that which records
             # come out does not depend on which topic was read first.)
-            if not joined and self._unjoined_given[side]:
+            if joined:
+                self._keep(held, key, entries, undo, found)    # the records it joined
+            elif self._unjoined_given[side]:
                 results.append((key, value, None) if side == LEFT else (key, None, value))
             return results
-        if found is _DELETED:
-            cache[key] = [[ts, side, 0, raw_value]]
-        else:
-            found.append([ts, side, joined, raw_value])
-            cache[key] = found
-        dirty = held.dirty
-        dirty.add(key)
-        if len(dirty) >= self._dirty_limit:
-            self._check_dirty()
+        self._keep(held, key, [*entries, [ts, side, joined, raw_value]], undo, found)
         held.closing[side].add(closes_at, key)
         return results
+
+    def settle(self, partition: int) -> None:
+        """The agent is done with the results of ``partition``'s last record: a commit
+        may write what it changed."""
+        self._in_flight.pop(partition, None)
 
     def _hold(self, partition: int) -> Held | None:
         """What ``process`` needs of ``partition``, gathered (None: given up)."""
@@ -261,20 +271,23 @@ class WindowJoinBuffer(Table):
         self._held.clear()
 
     def _read(self, held: Held, key: bytes) -> Any:
-        """A key not in the cache: its buffered records from the store, or
-        ``_DELETED`` (then, if it closes before the next commit, nothing of it is
-        ever written: see ``_keep``)."""
+        """A key not in the cache: its buffered records from the store, or ``_FRESH``
+        (none; then, if it closes before the next commit, nothing of it is ever
+        written: see ``_keep``)."""
         if key in held.stored and held.store is not None:
             raw = held.store.get(held.partition, _KEY + key)
             if raw is not None:
                 return self.value_serde.loads(raw)
         held.fresh.add(key)
-        return _DELETED
+        return _FRESH
 
-    def _keep(self, held: Held, key: bytes, entries: Any) -> None:
-        """Write ``key``'s buffered records (``_DELETED``: none). A key that came and
-        went since the last commit is forgotten instead: neither its changelog nor
-        its store has ever had it."""
+    def _keep(self, held: Held, key: bytes, entries: Any, undo: dict[bytes, Any],
+              before: Any) -> None:
+        """Write ``key``'s buffered records (``_DELETED``: none), remembering in
+        ``undo`` what it held before the record in flight (``before``). A key that
+        came and went since the last commit is forgotten instead: neither its
+        changelog nor its store has ever had it."""
+        undo.setdefault(key, before)
         dirty = held.dirty
         if entries is _DELETED:
             fresh = held.fresh
@@ -289,9 +302,12 @@ class WindowJoinBuffer(Table):
             self._check_dirty()
 
     def _pair(self, raw_key: bytes, side: int, ts: int, value: Any,
-              entries: list[list[Any]], results: list[JoinResult]) -> int:
+              entries: list[list[Any]], results: list[JoinResult]
+              ) -> tuple[list[list[Any]], int]:
         """Add the pairs a record of ``side`` at ``ts`` makes with the other side's
-        buffered records, in their timestamp order; returns 1 if it made any."""
+        buffered records, in their timestamp order; returns the buffered records
+        with those marked joined (a new list: the old one may be written by a commit
+        yet, see ``flush``), and 1 if it made any pair."""
         if side == LEFT:
             low, high = ts - self.before_ms, ts + self.after_ms
         else:
@@ -300,18 +316,19 @@ class WindowJoinBuffer(Table):
         matches = [entry for entry in entries
                    if entry[1] == other and low <= entry[0] <= high]
         if not matches:
-            return 0
-        matches.sort(key=_timestamp)
+            return entries, 0
+        if len(matches) > 1:
+            matches.sort(key=_timestamp)
         load = self._load[other]
         for entry in matches:
-            entry[2] = 1
             found = load(entry[3])
             results.append((raw_key, value, found) if side == LEFT
                            else (raw_key, found, value))
-        return 1
+        return [[e[0], e[1], 1, e[3]] if e[1] == other and low <= e[0] <= high else e
+                for e in entries], 1
 
-    def _close(self, held: Held, side: int, now: int, results: list[JoinResult]
-               ) -> None:
+    def _close(self, held: Held, side: int, now: int, results: list[JoinResult],
+               undo: dict[bytes, Any]) -> None:
         """Drop the records of ``side`` in a partition whose window closed before
         ``now`` (the other side's stream time), giving those that never joined when
         the kind of join says so, oldest first."""
@@ -324,7 +341,7 @@ class WindowJoinBuffer(Table):
             entries = cache.get(key, _ABSENT)
             if entries is _ABSENT:
                 entries = self._read(held, key)
-            if entries is _DELETED:
+            if entries is _DELETED or entries is _FRESH:
                 continue
             kept = []
             for entry in entries:
@@ -334,7 +351,7 @@ class WindowJoinBuffer(Table):
                 elif given and not joined:
                     unjoined.append((ts, len(unjoined), key, raw))
             if len(kept) != len(entries):
-                self._keep(held, key, kept or _DELETED)
+                self._keep(held, key, kept or _DELETED, undo, entries)
         unjoined.sort()
         load = self._load[side]
         for _ts, _n, raw_key, raw in unjoined:
@@ -365,17 +382,45 @@ class WindowJoinBuffer(Table):
         return times
 
     def flush(self) -> None:
-        """Keep each side's stream time with the buffers it goes with (under the keys
-        0 and 1), then commit like any table."""
+        """Commit like any table, with each side's stream time (under the keys 0 and
+        1), as of the records the agents are done with: for a record whose results
+        are still in hand, its keys are written as they were before it (the commit's
+        offsets do not include it yet: after a crash it is read again, and must find
+        the records it closed), and what it changed is written at the next commit."""
+        in_flight = self._in_flight
+        changed_since = []
+        for partition, (_times, undo) in in_flight.items():
+            cache = self._cache.get(partition)
+            if cache is None:
+                continue
+            dirty = self._dirty[partition]
+            for key, before in undo.items():
+                changed_since.append((partition, key, before, cache.get(key, _ABSENT)))
+                if before is _FRESH:
+                    dirty.discard(key)
+                else:
+                    cache[key] = before
+                    dirty.add(key)
         for partition, times in self._time.items():
             if partition in self._cache:
                 cache = self._cache[partition]
+                written = in_flight[partition][0] if partition in in_flight else times
                 for side in (LEFT, RIGHT):
-                    if cache.get(side) != times[side] and times[side] != _NEVER:
-                        self._write_at(partition, side, times[side])
+                    if cache.get(side) != written[side] and written[side] != _NEVER:
+                        self._write_at(partition, side, written[side])
         super().flush()
         for fresh in self._fresh.values():
             fresh.clear()
+        for partition, key, before, now in changed_since:
+            cache = self._cache[partition]
+            if now is _ABSENT:          # came and went (see _keep)
+                if before is _FRESH:
+                    continue
+                now = _DELETED          # in the store from this commit: a tombstone
+            elif before is _FRESH:
+                self._fresh[partition].add(key)
+            cache[key] = now
+            self._dirty[partition].add(key)
 
     # -- keys: a record's key bytes, or a side -------------------------------------------
     def _dump_key(self, key: Any) -> bytes:
@@ -400,6 +445,7 @@ class WindowJoinBuffer(Table):
                 self._closing.pop(partition, None)
                 self._fresh.pop(partition, None)
                 self._stored.pop(partition, None)
+                self._in_flight.pop(partition, None)
 
     def apply_flushed(self) -> None:
         """Keep ``_stored`` as the stores: the keys written, less those deleted."""
@@ -422,6 +468,7 @@ class WindowJoinBuffer(Table):
         self._time.clear()
         self._closing.clear()
         self._fresh.clear()
+        self._in_flight.clear()
 
     def close(self) -> None:
         super().close()
@@ -429,6 +476,7 @@ class WindowJoinBuffer(Table):
         self._closing.clear()
         self._fresh.clear()
         self._stored.clear()
+        self._in_flight.clear()
 
     # -- partitions: the topics' ----------------------------------------------------------
     def open(self, source_partitions: int = 0) -> None:

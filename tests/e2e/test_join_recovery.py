@@ -11,9 +11,7 @@ little out of order, never by more than the grace, so nothing is late. Once the 
 has caught up, one record per partition on each side, far in the future and of a key
 of its own, moves both stream times past every window: every record then has closed,
 and the results are those of the definition, whatever order the worker read the two
-topics in. (Sent only after the catch-up: a record read once the other side's stream
-time has passed its window waits for that time to move again; see the xfail test in
-tests/examples/test_join_trips.py.)
+topics in.
 """
 from __future__ import annotations
 
@@ -182,14 +180,13 @@ def test_sigterm_and_restart_give_exactly_the_results_of_an_uninterrupted_run(
 
 
 def test_sigkill_and_restart_lose_no_result_and_make_up_none(workers, tmp_path, inputs):
-    # (the agent's work blocks: the commit comes between records. With an agent that
-    # awaits between the results of one record, a kill there loses some: see the
-    # next test)
+    # (the agent awaits between results: commits come while it holds the results of
+    # one record, which a commit writes as if that record had not been read yet)
     lefts, rights, expected = inputs
     produce(tmp_path, lefts, rights)
     total = sum(expected.values())
     for quarter in (1, 2, 3):                  # killed three times, further each time
-        worker = workers(APP, JOINING_WORK="0.001", JOINING_MAX_POLL="50")
+        worker = workers(APP, JOINING_SLEEP="0.001", JOINING_MAX_POLL="50")
         wait_for(lambda q=quarter: len(set(results(tmp_path))) >= total * q // 4,
                  what=f"{quarter}/4 of the results")
         worker.kill()
@@ -203,12 +200,6 @@ def test_sigkill_and_restart_lose_no_result_and_make_up_none(workers, tmp_path, 
     assert set(got) == set(expected)           # each at least once, and nothing else
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the commit at the interval writes the join's buffer with every record the "
-    "current right record closed already removed, but commits the input offsets only "
-    "up to before that record (the agent is not done with it); after a SIGKILL the "
-    "restored buffer no longer holds the records, the replayed right record closes "
-    "nothing, and the results not yet sent are lost"))
 def test_a_sigkill_among_the_results_of_one_record_loses_none_of_them(workers, tmp_path):
     # 200 left records of their own keys, in partition 0; once the worker has them,
     # one right record 3 h later closes all 200 windows: one record, 200 results

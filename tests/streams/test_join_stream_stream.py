@@ -376,3 +376,61 @@ async def test_a_record_whose_window_closed_before_it_arrived_is_given_at_once(t
         [], [], [("A", "a")], [("B", "a")], [("C", None)]]
     assert [out["outer"] for out in outputs] == [out["left"] for out in outputs]
     assert [out["inner"] for out in outputs][-1] == []
+
+
+async def test_a_pair_made_by_a_record_closed_on_arrival_is_remembered_across_a_restart(
+        tmp_path):
+    """A right record joined by a left record that was not kept (its window had closed
+    already) is marked joined in the buffers, so after a restart it does not come out
+    of an outer join as unjoined too."""
+    def build() -> tuple[streamkit.App, Any, Any, list[Any]]:
+        app = streamkit.App("joinmark", broker="log://", store="rocksdb://",
+                            datadir=str(tmp_path), web_enabled=False,
+                            commit_interval=0.05)
+        left = app.topic("left", key_type=str, partitions=1)
+        right = app.topic("right", key_type=str, partitions=1)
+        got: list[Any] = []
+
+        @app.agent(left.join(right, within=2, how="outer"))
+        async def joined(stream):
+            async for pair in stream:
+                got.append(pair)
+        return app, left, right, got
+
+    async def run(sends: list[tuple[str, str, str, int]]) -> list[Any]:
+        app, left, right, got = build()
+        worker = Worker(app, install_signal_handlers=False)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run_async)
+            await wait_for(lambda: worker.ready)
+            for side, key, value, ts in sends:
+                meta = await (left if side == "L" else right).send(
+                    key=key, value=value, timestamp=ts)
+                # committed: the buffers as of this record are in the changelog
+                await wait_for(lambda meta=meta: worker.committed_offsets().get(
+                    _tp(meta)) == meta.offset + 1)
+            worker.stop()
+        return got
+
+    # the right side is read ahead: A (left, at 1) has closed when it arrives
+    assert await run([("R", "k", "a", 2), ("R", "other", "z", 100),
+                      ("L", "k", "A", 1)]) == [("A", "a")]
+    # after the restart the left side moves past a's window: a joined, so only w
+    # (closed on arrival itself, with no match) comes out, not (None, a)
+    assert await run([("L", "other2", "w", 50)]) == [("w", None)]
+
+
+async def test_the_buffers_take_the_partitions_the_topics_have(tmp_path):
+    """Topics that exist already keep their partition count whatever the app
+    declares; the join's buffers follow the topics, not the declaration."""
+    admin = streamkit.Admin(broker="log://", datadir=str(tmp_path))
+    for name in ("left", "right"):
+        admin.create_topic(name, partitions=1)
+    admin.close()
+    app = make_app("log", tmp_path)
+    left = app.topic("left", key_type=str, partitions=4)
+    right = app.topic("right", key_type=str, partitions=4)
+    results = join_agents(app, left, right, within=5)
+    outputs = await play(app, left, right, [(1, "L", "A"), (2, "R", "a")], results)
+    assert outputs[-1]["inner"] == [("A", "a")]
+    assert app.tables["j-inner"].partition_count() == 1
