@@ -149,7 +149,7 @@ class WindowJoinBuffer(Table):
                  partitions: int | None = None) -> None:
         #: per partition, the record whose results the agent is not done with: the
         #: stream times and each key's records before it (``flush`` writes those)
-        self._in_flight: dict[int, tuple[tuple[int, int], dict[bytes, Any]]] = {}
+        self._in_flight: dict[int, dict[Any, Any]] = {}
         #: per partition held, what ``process`` needs of it (see ``Held``)
         self._held: dict[int, Held] = {}
         super().__init__(name, context=context,
@@ -216,8 +216,10 @@ class WindowJoinBuffer(Table):
         times = held.times
         step = self._step
         results: list[JoinResult] = []
-        undo: dict[bytes, Any] = {}
-        self._in_flight[partition] = ((times[0], times[1]), undo)
+        # what this record changes, as it was before: the stream times (under 0 and 1)
+        # and each key it writes (see flush)
+        undo: dict[Any, Any] = {LEFT: times[0], RIGHT: times[1]}
+        self._in_flight[partition] = undo
         if ts > times[side]:
             times[side] = ts
             order = held.closing[other].order
@@ -245,7 +247,13 @@ class WindowJoinBuffer(Table):
             elif self._unjoined_given[side]:
                 results.append((key, value, None) if side == LEFT else (key, None, value))
             return results
-        self._keep(held, key, [*entries, [ts, side, joined, raw_value]], undo, found)
+        # (_keep, inline: once per record)
+        undo.setdefault(key, found)
+        held.cache[key] = [*entries, [ts, side, joined, raw_value]]
+        dirty = held.dirty
+        dirty.add(key)
+        if len(dirty) >= self._dirty_limit:
+            self._check_dirty()
         held.closing[side].add(closes_at, key)
         return results
 
@@ -313,8 +321,14 @@ class WindowJoinBuffer(Table):
         else:
             low, high = ts - self.after_ms, ts + self.before_ms
         other = 1 - side
-        matches = [entry for entry in entries
-                   if entry[1] == other and low <= entry[0] <= high]
+        matches = []
+        marked = []
+        for entry in entries:
+            if entry[1] == other and low <= entry[0] <= high:
+                matches.append(entry)
+                if not entry[2]:
+                    entry = [entry[0], other, 1, entry[3]]
+            marked.append(entry)
         if not matches:
             return entries, 0
         if len(matches) > 1:
@@ -324,8 +338,7 @@ class WindowJoinBuffer(Table):
             found = load(entry[3])
             results.append((raw_key, value, found) if side == LEFT
                            else (raw_key, found, value))
-        return [[e[0], e[1], 1, e[3]] if e[1] == other and low <= e[0] <= high else e
-                for e in entries], 1
+        return marked, 1
 
     def _close(self, held: Held, side: int, now: int, results: list[JoinResult],
                undo: dict[bytes, Any]) -> None:
@@ -389,12 +402,14 @@ class WindowJoinBuffer(Table):
         the records it closed), and what it changed is written at the next commit."""
         in_flight = self._in_flight
         changed_since = []
-        for partition, (_times, undo) in in_flight.items():
+        for partition, undo in in_flight.items():
             cache = self._cache.get(partition)
             if cache is None:
                 continue
             dirty = self._dirty[partition]
             for key, before in undo.items():
+                if type(key) is int:
+                    continue            # a stream time (below)
                 changed_since.append((partition, key, before, cache.get(key, _ABSENT)))
                 if before is _FRESH:
                     dirty.discard(key)
@@ -404,7 +419,7 @@ class WindowJoinBuffer(Table):
         for partition, times in self._time.items():
             if partition in self._cache:
                 cache = self._cache[partition]
-                written = in_flight[partition][0] if partition in in_flight else times
+                written = in_flight.get(partition, times)
                 for side in (LEFT, RIGHT):
                     if cache.get(side) != written[side] and written[side] != _NEVER:
                         self._write_at(partition, side, written[side])
