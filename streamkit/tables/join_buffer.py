@@ -101,11 +101,6 @@ class Closing:
         else:
             keys.append(key)
 
-    def due(self, now: int) -> bool:
-        """Whether a bucket ends at or before ``now``."""
-        order = self.order
-        return bool(order) and order[0] < now // self.step
-
     def take(self, now: int) -> dict[bytes, None]:
         """The keys of the buckets that end at or before ``now``, once each."""
         keys: dict[bytes, None] = {}
@@ -174,8 +169,7 @@ class WindowJoinBuffer(Table):
         self._unjoined_given = (how in ("left", "outer"), how == "outer")
         self._drops = drops
         #: per partition: the stream time of each side (also kept in the table, under
-        #: the keys 0 and 1), and (closing time, key) of every buffered record of each
-        #: side, earliest first
+        #: the keys 0 and 1), and when each side's buffered records close
         self._time: dict[int, list[int]] = {}
         self._closing: dict[int, tuple[Closing, Closing]] = {}
         #: the buckets of closing times: 1/64 of the longest time a record is kept,
