@@ -34,7 +34,6 @@ compared. Run on ``memory://`` and on ``log://`` (RocksDB buffers).
 """
 from __future__ import annotations
 
-import itertools
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,9 @@ from streamkit.cli.main import one_line
 from streamkit.errors import ImproperlyConfigured
 from streamkit.worker import Worker
 from tests.running import run_until
+from tests.streams import join_apps
 
 pytestmark = pytest.mark.anyio
-_ids = itertools.count()
 KINDS = ("inner", "left", "outer")
 
 #: (timestamp, side, value, output of the three kinds)
@@ -91,12 +90,7 @@ CLOSING_TABLE: list[tuple[int, str, str, dict[str, list[Any]]]] = [
 
 
 def make_app(broker: str, tmp_path: Path) -> streamkit.App:
-    name = f"joinss{next(_ids)}"
-    if broker == "memory":
-        return streamkit.App(name, broker=f"memory://{name}", store="memory://",
-                             web_enabled=False, commit_interval=0.05)
-    return streamkit.App(name, broker="log://", store="rocksdb://",
-                         datadir=str(tmp_path), web_enabled=False, commit_interval=0.05)
+    return join_apps.make_app(broker, tmp_path, "joinss")
 
 
 def join_agents(app: streamkit.App, left: Any, right: Any, **window: Any
@@ -291,48 +285,49 @@ def test_a_join_needs_a_window_a_kind_and_two_topics(tmp_path):
         joined.send_soon(value=1)
 
 
+async def run_once(tmp_path: Path, app_id: str, sends: list[tuple[str, str, str, int]],
+                   **join: Any) -> list[Any]:
+    """One worker of a fresh App over ``left.join(right, **join)`` on ``log://`` in
+    ``tmp_path`` (the buffers of the runs before are restored): sends ``(side, key,
+    value, ts)`` one at a time, each waited for until committed; returns the agent's
+    ``(key, pair)`` results."""
+    app = streamkit.App(app_id, broker="log://", store="rocksdb://",
+                        datadir=str(tmp_path), web_enabled=False, commit_interval=0.05)
+    left = app.topic("left", key_type=str, partitions=2)
+    right = app.topic("right", key_type=str, partitions=2)
+    got: list[Any] = []
+
+    @app.agent(left.join(right, **join))
+    async def joined(stream):
+        async for key, pair in stream.items():
+            got.append((key, pair))
+
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        await wait_for(lambda: worker.ready)
+        for side, key, value, ts in sends:
+            meta = await (left if side == "L" else right).send(key=key, value=value,
+                                                               timestamp=ts)
+            # committed: the buffers as of this record are in the changelog
+            await wait_for(lambda meta=meta: worker.committed_offsets().get(
+                _tp(meta)) == meta.offset + 1)
+        worker.stop()
+    return got
+
+
 async def test_buffers_and_stream_time_survive_a_restart(tmp_path):
     """A left record buffered before a graceful stop is joined after the restart, and
     one that never joins comes out when the restored stream time closes it."""
-    def build() -> tuple[streamkit.App, Any, Any, list[Any]]:
-        app = streamkit.App("joinrestart", broker="log://", store="rocksdb://",
-                            datadir=str(tmp_path), web_enabled=False,
-                            commit_interval=0.05)
-        left = app.topic("left", key_type=str, partitions=2)
-        right = app.topic("right", key_type=str, partitions=2)
-        got: list[Any] = []
-
-        @app.agent(left.join(right, within=10, how="left"))
-        async def joined(stream):
-            async for key, pair in stream.items():
-                got.append((key, pair))
-        return app, left, right, got
-
-    app, left, right, got = build()
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        await wait_for(lambda: worker.ready)
-        await left.send(key="a", value="A", timestamp=100)
-        meta = await left.send(key="b", value="B", timestamp=101)
-        await wait_for(lambda: done_with(app, meta))
-        worker.stop()
-    assert got == []
-
-    app, left, right, got = build()
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        await wait_for(lambda: worker.ready)
-        meta = await right.send(key="a", value="a", timestamp=105)
-        await wait_for(lambda: done_with(app, meta))
-        assert got == [("a", ("A", "a"))]
-        # b (101) closes when stream time passes 111, in its own partition: a record
-        # with b's key moves it (a later record of another key may be in another one)
-        meta = await right.send(key="b", value="late b", timestamp=200)
-        await wait_for(lambda: done_with(app, meta))
-        worker.stop()
-    assert got == [("a", ("A", "a")), ("b", ("B", None))]
+    join = {"within": 10, "how": "left"}
+    assert await run_once(tmp_path, "joinrestart",
+                          [("L", "a", "A", 100), ("L", "b", "B", 101)], **join) == []
+    assert await run_once(tmp_path, "joinrestart", [("R", "a", "a", 105)], **join) == [
+        ("a", ("A", "a"))]
+    # b (101) closes when the right side passes 111 in b's partition: a record with
+    # b's key moves it (a later record of another key may be in another partition)
+    assert await run_once(tmp_path, "joinrestart", [("R", "b", "late b", 200)],
+                          **join) == [("b", ("B", None))]
 
 
 async def test_a_key_that_comes_and_goes_between_commits_is_not_written(tmp_path):
@@ -382,42 +377,25 @@ async def test_a_pair_made_by_a_record_closed_on_arrival_is_remembered_across_a_
         tmp_path):
     """A right record joined by a left record that was not kept (its window had closed
     already) is marked joined in the buffers, so after a restart it does not come out
-    of an outer join as unjoined too."""
-    def build() -> tuple[streamkit.App, Any, Any, list[Any]]:
-        app = streamkit.App("joinmark", broker="log://", store="rocksdb://",
-                            datadir=str(tmp_path), web_enabled=False,
-                            commit_interval=0.05)
-        left = app.topic("left", key_type=str, partitions=1)
-        right = app.topic("right", key_type=str, partitions=1)
-        got: list[Any] = []
-
-        @app.agent(left.join(right, within=2, how="outer"))
-        async def joined(stream):
-            async for pair in stream:
-                got.append(pair)
-        return app, left, right, got
-
-    async def run(sends: list[tuple[str, str, str, int]]) -> list[Any]:
-        app, left, right, got = build()
-        worker = Worker(app, install_signal_handlers=False)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run_async)
-            await wait_for(lambda: worker.ready)
-            for side, key, value, ts in sends:
-                meta = await (left if side == "L" else right).send(
-                    key=key, value=value, timestamp=ts)
-                # committed: the buffers as of this record are in the changelog
-                await wait_for(lambda meta=meta: worker.committed_offsets().get(
-                    _tp(meta)) == meta.offset + 1)
-            worker.stop()
-        return got
-
+    of an outer join as unjoined too. (All keys hash to one partition: the stream
+    times are per partition.)"""
+    join = {"within": 2, "how": "outer"}
+    keys = same_partition_keys(3, partitions=2)
     # the right side is read ahead: A (left, at 1) has closed when it arrives
-    assert await run([("R", "k", "a", 2), ("R", "other", "z", 100),
-                      ("L", "k", "A", 1)]) == [("A", "a")]
+    assert await run_once(tmp_path, "joinmark", [
+        ("R", keys[0], "a", 2), ("R", keys[1], "z", 100), ("L", keys[0], "A", 1)],
+        **join) == [(keys[0], ("A", "a"))]
     # after the restart the left side moves past a's window: a joined, so only w
     # (closed on arrival itself, with no match) comes out, not (None, a)
-    assert await run([("L", "other2", "w", 50)]) == [("w", None)]
+    assert await run_once(tmp_path, "joinmark", [("L", keys[2], "w", 50)], **join) == [
+        (keys[2], ("w", None))]
+
+
+def same_partition_keys(n: int, partitions: int) -> list[str]:
+    """``n`` string keys that the default partitioner puts in one partition."""
+    from streamkit.partitioner import partition_for_key
+    keys = (f"k{i}" for i in range(1000))
+    return [k for k in keys if partition_for_key(k.encode(), partitions) == 0][:n]
 
 
 async def test_the_buffers_take_the_partitions_the_topics_have(tmp_path):

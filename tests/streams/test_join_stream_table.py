@@ -27,7 +27,6 @@ is compared. Run on ``memory://`` (memory stores) and on ``log://`` (RocksDB).
 """
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,9 @@ from streamkit.cli.main import one_line
 from streamkit.errors import ImproperlyConfigured
 from streamkit.worker import Worker
 from tests.running import run_until
+from tests.streams import join_apps
 
 pytestmark = pytest.mark.anyio
-_ids = itertools.count()
 
 #: (timestamp, side, value, inner output, left output)
 KAFKA_TABLE: list[tuple[int, str, str | None, list[Any], list[Any]]] = [
@@ -64,12 +63,7 @@ KAFKA_TABLE: list[tuple[int, str, str | None, list[Any], list[Any]]] = [
 
 
 def make_app(broker: str, tmp_path: Path) -> streamkit.App:
-    name = f"joinst{next(_ids)}"
-    if broker == "memory":
-        return streamkit.App(name, broker=f"memory://{name}", store="memory://",
-                             web_enabled=False, commit_interval=0.05)
-    return streamkit.App(name, broker="log://", store="rocksdb://",
-                         datadir=str(tmp_path), web_enabled=False, commit_interval=0.05)
+    return join_apps.make_app(broker, tmp_path, "joinst")
 
 
 async def wait_for(condition: Any) -> None:
