@@ -1,0 +1,69 @@
+"""``streamkit broker``: the embedded log served over the Kafka protocol.
+
+Kafka clients (confluent-kafka, kafka-python, kcat...) reach the same files a ``log://``
+app in that data directory uses. Which APIs are served so far: docs/broker.md.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+
+import click
+
+logger = logging.getLogger("streamkit.wire")
+
+
+@click.command("broker")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", "-p", type=int, default=9092, show_default=True,
+              help="Port to listen on (0: a free one, logged at start).")
+@click.option("--datadir", envvar="STREAMKIT_DATADIR", default="stores", show_default=True,
+              help="Data root: the log served is <datadir>/log, an app's log:// "
+                   "($STREAMKIT_DATADIR).")
+@click.option("--auto-create-topics", is_flag=True,
+              help="A client asking for a missing topic's metadata creates it "
+                   "(Kafka's auto.create.topics.enable).")
+@click.option("--max-connections", type=int, default=1000, show_default=True,
+              help="Open connections at most; more are closed at once.")
+@click.option("--loglevel", "-l", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Log level (debug: one line per connection).")
+def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
+           max_connections: int, loglevel: str) -> None:
+    """Serve the embedded log over the Kafka protocol (ApiVersions, Metadata and
+    CreateTopics so far; see docs/broker.md)."""
+    import anyio
+
+    from streamkit.cli.main import setup_logging
+    from streamkit.transport import connect
+    try:
+        from streamkit.wire import WireServer
+    except ImportError:
+        from streamkit.cli.extras import missing_extra
+        raise click.ClickException(missing_extra("broker", "streamkit broker")) from None
+
+    setup_logging(loglevel)
+    log = connect("log://", datadir=datadir)
+    server = WireServer(log, host=host, port=port, max_connections=max_connections,
+                        auto_create_topics=auto_create_topics)
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            bound = await tg.start(server.serve)
+            logger.info("Kafka protocol on %s:%d, serving the log in %s/log", host, bound,
+                        datadir)
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()    # stops the server; exit status 0
+                    break
+
+    try:
+        anyio.run(run)
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        log.close()
+
+
+COMMANDS: list[click.Command] = [broker]
