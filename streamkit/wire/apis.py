@@ -57,6 +57,7 @@ class Node:
     port: int
     cluster_id: str
     auto_create_topics: bool = False
+    max_partitions: int = 1000
 
 
 def topic_id(name: str) -> uuid.UUID:
@@ -166,7 +167,7 @@ def create_topics(node: Node, request: Request) -> Any:
     validate_only = getattr(request.body, "validate_only", False)
     results = []
     for topic in request.body.topics:
-        error, message, count = _create_topic(node.broker, topic, validate_only)
+        error, message, count = _create_topic(node, topic, validate_only)
         results.append(build(
             result_cls, name=topic.name,
             topic_id=topic_id(topic.name) if error is ErrorCode.none else uuid.UUID(int=0),
@@ -176,15 +177,19 @@ def create_topics(node: Node, request: Request) -> Any:
     return build(cls, throttle_time=_NO_THROTTLE, topics=tuple(results))
 
 
-def _create_topic(broker: Broker, topic: Any, validate_only: bool
+def _create_topic(node: Node, topic: Any, validate_only: bool
                   ) -> tuple[ErrorCode, str | None, int]:
     """(error, message, partitions) of creating one topic."""
+    broker = node.broker
     if topic.assignments:
         return (ErrorCode.invalid_request,
                 "replica assignments are not served: this broker is the only node", -1)
     count = broker.default_partitions if topic.num_partitions == -1 else topic.num_partitions
-    if count < 1:
-        return ErrorCode.invalid_partitions, f"partitions={count} must be >= 1", -1
+    if not 1 <= count <= node.max_partitions:
+        # the log creates a topic's partitions in the call, on the server's event loop
+        # (decision 905): a limit keeps one request from stalling every client
+        return (ErrorCode.invalid_partitions,
+                f"partitions={count}: this broker creates 1 to {node.max_partitions}", -1)
     if topic.replication_factor not in (-1, 1):
         return (ErrorCode.invalid_replication_factor,
                 f"replication factor {topic.replication_factor}: this broker keeps one copy",

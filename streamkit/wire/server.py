@@ -41,17 +41,19 @@ class WireServer:
     see ``port`` once started).
 
     ``auto_create_topics``: a Metadata request for a missing topic creates it (Kafka's
-    ``auto.create.topics.enable``; off by default)."""
+    ``auto.create.topics.enable``; off by default). ``max_partitions``: the most
+    partitions a CreateTopics request may ask for one topic (decision 905)."""
 
     def __init__(self, broker: Broker, *, host: str = "127.0.0.1", port: int = 9092,
                  max_connections: int = MAX_CONNECTIONS, max_frame_size: int = FRAME_SIZE,
-                 auto_create_topics: bool = False) -> None:
+                 auto_create_topics: bool = False, max_partitions: int = 1000) -> None:
         self.broker = broker
         self.host = host
         self.port = port
         self.max_connections = max_connections
         self.max_frame_size = max_frame_size
         self.auto_create_topics = auto_create_topics
+        self.max_partitions = max_partitions
         #: Kafka's form of a cluster id (22 characters of base64), the same for a log
         self.cluster_id = base64.urlsafe_b64encode(
             uuid.uuid5(TOPIC_IDS, broker.url).bytes).decode()[:22]
@@ -91,7 +93,8 @@ class WireServer:
         local = stream.extra(SocketAttribute.local_address)
         # clients reach this broker again at the address they connected to
         node = Node(self.broker, host=str(local[0]), port=self.port,
-                    cluster_id=self.cluster_id, auto_create_topics=self.auto_create_topics)
+                    cluster_id=self.cluster_id, auto_create_topics=self.auto_create_topics,
+                    max_partitions=self.max_partitions)
         reader = BufferedByteReceiveStream(stream)
         while True:
             (size,) = _SIZE.unpack(await reader.receive_exactly(4))

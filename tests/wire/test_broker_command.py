@@ -1,0 +1,76 @@
+"""``streamkit broker`` as a real process: it serves the log in ``<datadir>/log`` (the
+one a ``log://`` app there uses), logs its address, and stops with exit status 0 on
+SIGTERM or SIGINT."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+from confluent_kafka.admin import AdminClient  # noqa: E402
+
+import streamkit  # noqa: E402
+
+STREAMKIT = [sys.executable, "-c", "from streamkit.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> str:
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if line:
+            seen += line
+            if text in line:
+                return seen
+        elif proc.poll() is not None:
+            break
+        else:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail(f"no {text!r} from streamkit broker:\n{seen}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_streamkit_broker_serves_the_apps_log_and_stops_on_a_signal(
+        tmp_path: Path, sig: signal.Signals) -> None:
+    with streamkit.Admin(broker="log://", datadir=tmp_path / "stores") as admin:
+        admin.create_topic("rides", 2)        # where an App with the default datadir writes
+    port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("STREAMKIT_DATADIR", None)
+    proc = subprocess.Popen([*STREAMKIT, "broker", "--port", str(port)], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        started = wait_for_line(proc, "Kafka protocol on")
+        assert f"127.0.0.1:{port}" in started and "stores/log" in started
+
+        client = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+        topics = client.list_topics(timeout=10).topics
+        assert {name: len(t.partitions) for name, t in topics.items()} == {"rides": 2}
+    finally:
+        proc.send_signal(sig)
+        try:
+            _out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
