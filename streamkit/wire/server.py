@@ -62,8 +62,14 @@ class WireServer:
     async def serve(self, *, task_status: TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
                     ) -> None:
         """Listen and serve until cancelled; ``task_status.started`` gets the port."""
-        listener = await anyio.create_tcp_listener(local_host=self.host,
-                                                   local_port=self.port, reuse_port=False)
+        try:
+            listener = await anyio.create_tcp_listener(local_host=self.host,
+                                                       local_port=self.port)
+        except OSError as exc:
+            # the address is what the user needs to see (the port is taken, or the
+            # host is not this machine's)
+            raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: "
+                          f"{exc.strerror or exc}") from None
         async with listener:
             self.port = listener.extra(SocketAttribute.local_port)
             task_status.started(self.port)

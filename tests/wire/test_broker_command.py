@@ -74,3 +74,35 @@ def test_streamkit_broker_serves_the_apps_log_and_stops_on_a_signal(
             raise
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_without_the_broker_extra_it_says_how_to_add_it(tmp_path: Path) -> None:
+    no_kio = ("import sys; sys.modules['kio'] = None; "
+              "from streamkit.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", no_kio, "broker", "--port", "0"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1
+    assert "streamkit broker needs the broker extra: pip install -e" in done.stderr
+    assert "[broker]" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "stores").exists()      # nothing created before the check
+
+
+def test_a_taken_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([*STREAMKIT, "broker", "--port", str(port)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1
+    assert "Error:" in done.stderr and str(port) in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_command_line_starts_without_importing_kio() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, streamkit.cli.main; print('kio' in sys.modules)"],
+        capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
