@@ -37,22 +37,25 @@ def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
 
     from streamkit.cli.main import setup_logging
     from streamkit.transport import connect
+    from streamkit.transport.embedded import log_root
     try:
-        from streamkit.wire import WireServer
+        from streamkit.wire import WireServer, cluster_id_for
     except ImportError:
         from streamkit.cli.extras import missing_extra
         raise click.ClickException(missing_extra("broker", "streamkit broker")) from None
 
     setup_logging(loglevel)
+    root = log_root("log://", datadir).resolve()
     log = connect("log://", datadir=datadir)
+    # the cluster id names the directory: two data directories are two clusters
     server = WireServer(log, host=host, port=port, max_connections=max_connections,
-                        auto_create_topics=auto_create_topics)
+                        auto_create_topics=auto_create_topics,
+                        cluster_id=cluster_id_for(str(root)))
 
     async def run() -> None:
         async with anyio.create_task_group() as tg:
             bound = await tg.start(server.serve)
-            logger.info("Kafka protocol on %s:%d, serving the log in %s/log", host, bound,
-                        datadir)
+            logger.info("Kafka protocol on %s:%d, serving the log in %s", host, bound, root)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     tg.cancel_scope.cancel()    # stops the server; exit status 0

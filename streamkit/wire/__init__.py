@@ -7,6 +7,6 @@ definitions (decision 901). See docs/broker.md for what is served.
 from __future__ import annotations
 
 from streamkit.wire.apis import SERVED
-from streamkit.wire.server import WireServer
+from streamkit.wire.server import WireServer, cluster_id_for
 
-__all__ = ["SERVED", "WireServer"]
+__all__ = ["SERVED", "WireServer", "cluster_id_for"]

@@ -24,7 +24,7 @@ from streamkit.wire.apis import API_VERSIONS, SERVED, TOPIC_IDS, Node, handle, \
 from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
     encode_response, peek_header
 
-__all__ = ["MAX_CONNECTIONS", "WireServer"]
+__all__ = ["MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
 
 logger = logging.getLogger("streamkit.wire")
 
@@ -36,17 +36,27 @@ _CLOSED = (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
            anyio.ClosedResourceError, ConnectionError)
 
 
+def cluster_id_for(name: str) -> str:
+    """A cluster id in Kafka's form (22 characters of base64), the same for ``name``
+    every time (decision 903)."""
+    return base64.urlsafe_b64encode(uuid.uuid5(TOPIC_IDS, name).bytes).decode()[:22]
+
+
 class WireServer:
     """Serves ``broker`` over the Kafka protocol on ``host:port`` (port 0: a free one,
     see ``port`` once started).
 
     ``auto_create_topics``: a Metadata request for a missing topic creates it (Kafka's
     ``auto.create.topics.enable``; off by default). ``max_partitions``: the most
-    partitions a CreateTopics request may ask for one topic (decision 905)."""
+    partitions a CreateTopics request may ask for one topic (decision 905).
+    ``cluster_id``: what Metadata answers; by default one made from the broker's URL
+    (give ``cluster_id_for(<the log's directory>)`` where URLs are alike, as ``log://``
+    is for every data directory)."""
 
     def __init__(self, broker: Broker, *, host: str = "127.0.0.1", port: int = 9092,
                  max_connections: int = MAX_CONNECTIONS, max_frame_size: int = FRAME_SIZE,
-                 auto_create_topics: bool = False, max_partitions: int = 1000) -> None:
+                 auto_create_topics: bool = False, max_partitions: int = 1000,
+                 cluster_id: str | None = None) -> None:
         self.broker = broker
         self.host = host
         self.port = port
@@ -54,9 +64,7 @@ class WireServer:
         self.max_frame_size = max_frame_size
         self.auto_create_topics = auto_create_topics
         self.max_partitions = max_partitions
-        #: Kafka's form of a cluster id (22 characters of base64), the same for a log
-        self.cluster_id = base64.urlsafe_b64encode(
-            uuid.uuid5(TOPIC_IDS, broker.url).bytes).decode()[:22]
+        self.cluster_id = cluster_id or cluster_id_for(broker.url)
         self.connections = 0
 
     async def serve(self, *, task_status: TaskStatus[Any] = anyio.TASK_STATUS_IGNORED

@@ -18,6 +18,7 @@ confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 import streamkit  # noqa: E402
+from streamkit.wire import cluster_id_for  # noqa: E402
 
 STREAMKIT = [sys.executable, "-c", "from streamkit.cli import main; main()"]
 
@@ -60,11 +61,14 @@ def test_streamkit_broker_serves_the_apps_log_and_stops_on_a_signal(
                             text=True)
     try:
         started = wait_for_line(proc, "Kafka protocol on")
-        assert f"127.0.0.1:{port}" in started and "stores/log" in started
+        root = (tmp_path / "stores" / "log").resolve()
+        assert f"127.0.0.1:{port}, serving the log in {root}" in started
 
         client = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
-        topics = client.list_topics(timeout=10).topics
-        assert {name: len(t.partitions) for name, t in topics.items()} == {"rides": 2}
+        metadata = client.list_topics(timeout=10)
+        assert {name: len(t.partitions) for name, t in metadata.topics.items()} == \
+            {"rides": 2}
+        assert metadata.cluster_id == cluster_id_for(str(root))
     finally:
         proc.send_signal(sig)
         try:
