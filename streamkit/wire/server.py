@@ -24,12 +24,15 @@ from streamkit.wire.apis import API_VERSIONS, SERVED, TOPIC_IDS, Node, handle, \
 from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
     encode_response, peek_header
 
-__all__ = ["MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
+__all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
 
 logger = logging.getLogger("streamkit.wire")
 
 #: the default limit on open connections; one more is closed at once
 MAX_CONNECTIONS = 1000
+#: seconds a connection may go without sending a whole request (Kafka's
+#: ``connections.max.idle.ms``, 10 minutes)
+IDLE_TIMEOUT = 600.0
 
 _SIZE = struct.Struct(">i")
 _CLOSED = (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
@@ -49,6 +52,8 @@ class WireServer:
     ``auto_create_topics``: a Metadata request for a missing topic creates it (Kafka's
     ``auto.create.topics.enable``; off by default). ``max_partitions``: the most
     partitions a CreateTopics request may ask for one topic (decision 905).
+    ``idle_timeout``: seconds after which a connection that has not sent a whole
+    request is closed (so that silent peers do not hold the connection slots).
     ``cluster_id``: what Metadata answers; by default one made from the broker's URL
     (give ``cluster_id_for(<the log's directory>)`` where URLs are alike, as ``log://``
     is for every data directory)."""
@@ -56,7 +61,8 @@ class WireServer:
     def __init__(self, broker: Broker, *, host: str = "127.0.0.1", port: int = 9092,
                  max_connections: int = MAX_CONNECTIONS, max_frame_size: int = FRAME_SIZE,
                  auto_create_topics: bool = False, max_partitions: int = 1000,
-                 cluster_id: str | None = None) -> None:
+                 cluster_id: str | None = None, idle_timeout: float = IDLE_TIMEOUT
+                 ) -> None:
         self.broker = broker
         self.host = host
         self.port = port
@@ -64,6 +70,7 @@ class WireServer:
         self.max_frame_size = max_frame_size
         self.auto_create_topics = auto_create_topics
         self.max_partitions = max_partitions
+        self.idle_timeout = idle_timeout
         self.cluster_id = cluster_id or cluster_id_for(broker.url)
         self.connections = 0
 
@@ -111,12 +118,18 @@ class WireServer:
                     max_partitions=self.max_partitions)
         reader = BufferedByteReceiveStream(stream)
         while True:
-            (size,) = _SIZE.unpack(await reader.receive_exactly(4))
-            if size < 0 or size > self.max_frame_size:
-                raise FrameError(f"frame of {size} bytes (the limit is "
-                                 f"{self.max_frame_size})")
-            frame = await reader.receive_exactly(size)
+            frame = None
+            with anyio.move_on_after(self.idle_timeout):
+                frame = await self._read_frame(reader)
+            if frame is None:
+                raise FrameError(f"no whole request in {self.idle_timeout:g} s")
             await stream.send(self.respond(node, frame))
+
+    async def _read_frame(self, reader: BufferedByteReceiveStream) -> bytes:
+        (size,) = _SIZE.unpack(await reader.receive_exactly(4))
+        if size < 0 or size > self.max_frame_size:
+            raise FrameError(f"frame of {size} bytes (the limit is {self.max_frame_size})")
+        return await reader.receive_exactly(size)
 
     def respond(self, node: Node, frame: bytes) -> bytes:
         """The framed response to one request frame; raises ``FrameError`` for a frame

@@ -132,6 +132,22 @@ def test_an_oversized_frame_closes_its_connection(small_frames: Wire) -> None:
         assert call(good, API_VERSIONS, 3, request_body(API_VERSIONS, 3)).error_code == 0
 
 
+def test_a_silent_or_stalled_connection_is_closed_after_the_idle_timeout(
+        tmp_path: Path) -> None:
+    for wire in start_wire(tmp_path, idle_timeout=0.3):
+        with connection(wire) as silent, connection(wire) as stalled, \
+                connection(wire) as busy:
+            stalled.sendall(frame_of(API_VERSIONS, 3, request_body(API_VERSIONS, 3))[:10])
+            started = time.monotonic()
+            for _ in range(4):          # a request every 0.15 s keeps this one open
+                assert call(busy, API_VERSIONS, 3,
+                            request_body(API_VERSIONS, 3)).error_code == 0
+                time.sleep(0.15)
+            assert closed_by_server(silent) and closed_by_server(stalled)
+            assert time.monotonic() - started < 3
+            assert call(busy, API_VERSIONS, 3, request_body(API_VERSIONS, 3)).error_code == 0
+
+
 def test_connections_beyond_the_limit_are_closed(small_frames: Wire) -> None:
     socks = [connection(small_frames) for _ in range(3)]
     try:
