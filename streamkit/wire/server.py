@@ -33,6 +33,8 @@ MAX_CONNECTIONS = 1000
 #: seconds a connection may go without sending a whole request (Kafka's
 #: ``connections.max.idle.ms``, 10 minutes)
 IDLE_TIMEOUT = 600.0
+#: the most partitions a CreateTopics request may ask for one topic (decision 905)
+MAX_PARTITIONS = 1000
 
 _SIZE = struct.Struct(">i")
 _CLOSED = (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
@@ -60,7 +62,7 @@ class WireServer:
 
     def __init__(self, broker: Broker, *, host: str = "127.0.0.1", port: int = 9092,
                  max_connections: int = MAX_CONNECTIONS, max_frame_size: int = FRAME_SIZE,
-                 auto_create_topics: bool = False, max_partitions: int = 1000,
+                 auto_create_topics: bool = False, max_partitions: int = MAX_PARTITIONS,
                  cluster_id: str | None = None, idle_timeout: float = IDLE_TIMEOUT
                  ) -> None:
         self.broker = broker
