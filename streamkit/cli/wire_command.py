@@ -8,7 +8,12 @@ from __future__ import annotations
 import logging
 import signal
 
+from typing import TYPE_CHECKING
+
 import click
+
+if TYPE_CHECKING:
+    from streamkit.wire import WireServer
 
 logger = logging.getLogger("streamkit.wire")
 
@@ -26,11 +31,13 @@ logger = logging.getLogger("streamkit.wire")
                    "(Kafka's auto.create.topics.enable).")
 @click.option("--max-connections", type=int, default=1000, show_default=True,
               help="Open connections at most; more are closed at once.")
+@click.option("--status-interval", type=float, default=10.0, show_default=True,
+              help="Seconds between status lines (connections, requests); 0: none.")
 @click.option("--loglevel", "-l", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log level (debug: one line per connection).")
 def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
-           max_connections: int, loglevel: str) -> None:
+           max_connections: int, status_interval: float, loglevel: str) -> None:
     """Serve the embedded log over the Kafka protocol (ApiVersions, Metadata and
     CreateTopics so far; see docs/broker.md)."""
     import anyio
@@ -56,6 +63,8 @@ def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
         async with anyio.create_task_group() as tg:
             bound = await tg.start(server.serve)
             logger.info("Kafka protocol on %s:%d, serving the log in %s", host, bound, root)
+            if status_interval > 0:
+                tg.start_soon(log_status, server, status_interval)
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
                     tg.cancel_scope.cancel()    # stops the server; exit status 0
@@ -67,6 +76,19 @@ def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
         raise click.ClickException(str(exc)) from None
     finally:
         log.close()
+
+
+async def log_status(server: WireServer, interval: float) -> None:
+    """Every ``interval`` seconds, one info line: open connections and the requests
+    answered since the last line."""
+    import anyio
+    last = server.requests
+    while True:
+        await anyio.sleep(interval)
+        now = server.requests
+        logger.info("%d connections, %d requests in %g s", server.connections, now - last,
+                    interval)
+        last = now
 
 
 COMMANDS: list[click.Command] = [broker]

@@ -74,7 +74,9 @@ class WireServer:
         self.max_partitions = max_partitions
         self.idle_timeout = idle_timeout
         self.cluster_id = cluster_id or cluster_id_for(broker.url)
+        #: connections open now, and requests answered since the start
         self.connections = 0
+        self.requests = 0
 
     async def serve(self, *, task_status: TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
                     ) -> None:
@@ -145,4 +147,6 @@ class WireServer:
             # Kafka closes the connection: there is no response the client could read
             raise FrameError(f"api key {key} version {version} is not served")
         request = decode_request(frame, key, version)
-        return encode_response(correlation_id, handle(node, request))
+        response = encode_response(correlation_id, handle(node, request))
+        self.requests += 1
+        return response

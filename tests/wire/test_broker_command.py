@@ -4,6 +4,7 @@ SIGTERM or SIGINT."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,7 +30,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> str:
+def wait_for_line(proc: subprocess.Popen[str], pattern: str, timeout: float = 30) -> str:
+    """stderr up to the first line matching the regex ``pattern``."""
     assert proc.stderr is not None
     os.set_blocking(proc.stderr.fileno(), False)
     seen = ""
@@ -38,14 +40,14 @@ def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 30) -
         line = proc.stderr.readline()
         if line:
             seen += line
-            if text in line:
+            if re.search(pattern, line):
                 return seen
         elif proc.poll() is not None:
             break
         else:
             time.sleep(0.05)
     proc.kill()
-    pytest.fail(f"no {text!r} from streamkit broker:\n{seen}")
+    pytest.fail(f"no {pattern!r} from streamkit broker:\n{seen}")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -56,7 +58,8 @@ def test_streamkit_broker_serves_the_apps_log_and_stops_on_a_signal(
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("STREAMKIT_DATADIR", None)
-    proc = subprocess.Popen([*STREAMKIT, "broker", "--port", str(port)], cwd=tmp_path,
+    proc = subprocess.Popen([*STREAMKIT, "broker", "--port", str(port),
+                             "--status-interval", "0.2"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -69,6 +72,8 @@ def test_streamkit_broker_serves_the_apps_log_and_stops_on_a_signal(
         assert {name: len(t.partitions) for name, t in metadata.topics.items()} == \
             {"rides": 2}
         assert metadata.cluster_id == cluster_id_for(str(root))
+        # the status line counts the client's requests (ApiVersions, Metadata)
+        wait_for_line(proc, r"INFO streamkit.wire: \d+ connections, [1-9]\d* requests in 0.2 s")
     finally:
         proc.send_signal(sig)
         try:
