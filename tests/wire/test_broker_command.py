@@ -21,6 +21,8 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 import streamkit  # noqa: E402
 from streamkit.wire import cluster_id_for  # noqa: E402
 
+pytestmark = pytest.mark.slow          # real processes, as tests/cli/test_cli_processes.py
+
 STREAMKIT = [sys.executable, "-c", "from streamkit.cli import main; main()"]
 
 
