@@ -18,7 +18,8 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from streamkit.errors import InvalidConfig, InvalidTopicName, TopicExists, UnknownTopic
+from streamkit.errors import (BrokerError, InvalidConfig, InvalidTopicName, TopicExists,
+                              UnknownTopic)
 from streamkit.names import is_topic_name
 from streamkit.transport.base import Broker
 from streamkit.wire.protocol import Request, response_type
@@ -30,6 +31,7 @@ logger = logging.getLogger("streamkit.wire")
 API_VERSIONS = 18
 METADATA = 3
 CREATE_TOPICS = 19
+DELETE_TOPICS = 20
 
 #: api key -> (min, max) version served: Kafka 4.0's minimums, and the newest versions
 #: whose fields this server fills (librdkafka 2.16 asks for ApiVersions v3, Metadata
@@ -38,6 +40,7 @@ SERVED: dict[int, tuple[int, int]] = {
     API_VERSIONS: (0, 4),
     METADATA: (0, 12),
     CREATE_TOPICS: (2, 7),
+    DELETE_TOPICS: (1, 6),
 }
 
 #: this broker's node id: the only node, leader of every partition
@@ -213,11 +216,48 @@ def _create_topic(node: Node, topic: Any, validate_only: bool
     return ErrorCode.none, None, count
 
 
+# -- DeleteTopics -----------------------------------------------------------------------
+def delete_topics(node: Node, request: Request) -> Any:
+    """Delete each topic, named (v1-v5) or by name or id (v6)."""
+    cls = response_type(DELETE_TOPICS, request.api_version)
+    result_cls = nested(cls, "DeletableTopicResult")
+    body = request.body
+    asked = [(t.name, t.topic_id) for t in body.topics] if hasattr(body, "topics") \
+        else [(name, None) for name in body.topic_names]
+    results = []
+    for name, asked_id in asked:
+        if name is None and asked_id is not None:
+            name = next((n for n in node.broker.list_topics() if topic_id(n) == asked_id),
+                        None)
+            if name is None:
+                results.append(build(result_cls, name=None, topic_id=asked_id,
+                                     error_code=ErrorCode.unknown_topic_id,
+                                     error_message=None))
+                continue
+        error, message = _delete_topic(node.broker, name)
+        results.append(build(result_cls, name=name, error_code=error, error_message=message,
+                             topic_id=topic_id(name) if name else uuid.UUID(int=0)))
+    return build(cls, throttle_time=_NO_THROTTLE, responses=tuple(results))
+
+
+def _delete_topic(broker: Broker, name: str | None) -> tuple[ErrorCode, str | None]:
+    if name is None or not is_topic_name(name) or broker.partition_count(name) is None:
+        return ErrorCode.unknown_topic_or_partition, None
+    try:
+        broker.delete_topic(name)
+    except InvalidTopicName as exc:          # a name the log keeps for itself
+        return ErrorCode.invalid_topic_exception, str(exc)
+    except BrokerError as exc:
+        return ErrorCode.unknown_server_error, str(exc)
+    return ErrorCode.none, None
+
+
 Handler = Callable[[Node, Request], Any]
 HANDLERS: dict[int, Handler] = {
     API_VERSIONS: api_versions,
     METADATA: metadata,
     CREATE_TOPICS: create_topics,
+    DELETE_TOPICS: delete_topics,
 }
 
 

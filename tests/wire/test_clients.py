@@ -91,6 +91,18 @@ def test_validate_only_creates_nothing(wire: Wire) -> None:
     assert wire.log.partition_count("dry") is None
 
 
+def test_delete_topics_deletes_them_from_the_log(wire: Wire) -> None:
+    wire.log.create_topic("old", 2)
+    client = admin(wire)
+
+    client.delete_topics(["old"])["old"].result(timeout=10)
+    with pytest.raises(KafkaException) as raised:
+        client.delete_topics(["never"])["never"].result(timeout=10)
+
+    assert wire.log.partition_count("old") is None
+    assert raised.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
 @pytest.fixture
 def auto_create_wire(tmp_path: Path) -> Iterator[Wire]:
     yield from start_wire(tmp_path, auto_create_topics=True)

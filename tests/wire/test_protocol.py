@@ -20,7 +20,7 @@ from streamkit.wire import SERVED
 from tests.wire.conftest import (Wire, closed_by_server, decode_response, frame_of,
                                  header_only, read_frame, start_wire)
 
-API_VERSIONS, METADATA, CREATE_TOPICS = 18, 3, 19
+API_VERSIONS, METADATA, CREATE_TOPICS, DELETE_TOPICS = 18, 3, 19, 20
 
 
 def connection(wire: Wire) -> socket.socket:
@@ -55,6 +55,12 @@ def request_body(api_key: int, version: int) -> Any:
                   "include_cluster_authorized_operations": False,
                   "include_topic_authorized_operations": False}
         return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+    if api_key == DELETE_TOPICS:
+        name = f"gone-v{version}"
+        if version >= 6:                        # by name or id
+            return cls(topics=(module.DeleteTopicState(name=name, topic_id=None),),
+                       timeout=datetime.timedelta(seconds=5))
+        return cls(topic_names=(name,), timeout=datetime.timedelta(seconds=5))
     assert api_key == CREATE_TOPICS
     topic = module.CreatableTopic(name=f"new-v{version}", num_partitions=2,
                                   replication_factor=1, assignments=(), configs=())
@@ -70,6 +76,7 @@ SERVED_VERSIONS = [(key, version) for key, (low, high) in sorted(SERVED.items())
 @pytest.mark.parametrize(("api_key", "version"), SERVED_VERSIONS)
 def test_every_advertised_version_answers(wire: Wire, api_key: int, version: int) -> None:
     wire.log.create_topic("orders", 3)
+    wire.log.create_topic(f"gone-v{version}", 1)
     with connection(wire) as sock:
         response = call(sock, api_key, version, request_body(api_key, version))
 
@@ -82,6 +89,10 @@ def test_every_advertised_version_answers(wire: Wire, api_key: int, version: int
         assert (topic.name, topic.error_code, len(topic.partitions)) == ("orders", 0, 3)
         assert [(b.node_id, b.host, b.port) for b in response.brokers] == \
             [(0, "127.0.0.1", wire.port)]
+    elif api_key == DELETE_TOPICS:
+        (result,) = response.responses
+        assert (result.name, result.error_code) == (f"gone-v{version}", 0)
+        assert wire.log.partition_count(f"gone-v{version}") is None
     else:
         (result,) = response.topics
         assert result.error_code == 0
