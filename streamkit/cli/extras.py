@@ -19,6 +19,7 @@ _FALLBACK = {
     "web": ["starlette", "uvicorn", "prometheus-client"],
     "avro": ["fastavro"],
     "kafka": ["confluent-kafka"],
+    "broker": ["kio"],
 }
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from streamkit.cli import app_commands, broker_commands, log_commands
+from streamkit.cli import app_commands, broker_commands, log_commands, wire_command
 from streamkit.cli.custom import app_command
 from streamkit.cli.shared_options import spread_group_options
 
@@ -74,7 +74,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
-for _command in app_commands.COMMANDS + broker_commands.COMMANDS + log_commands.COMMANDS:
+for _command in (app_commands.COMMANDS + broker_commands.COMMANDS + log_commands.COMMANDS
+                 + wire_command.COMMANDS):
     cli.add_command(_command)
 
 

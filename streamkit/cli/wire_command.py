@@ -1,0 +1,94 @@
+"""``streamkit broker``: the embedded log served over the Kafka protocol.
+
+Kafka clients (confluent-kafka, kafka-python, kcat...) reach the same files a ``log://``
+app in that data directory uses. Which APIs are served so far: docs/broker.md.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from streamkit.wire import WireServer
+
+logger = logging.getLogger("streamkit.wire")
+
+
+@click.command("broker")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", "-p", type=int, default=9092, show_default=True,
+              help="Port to listen on (0: a free one, logged at start).")
+@click.option("--datadir", envvar="STREAMKIT_DATADIR", default="stores", show_default=True,
+              help="Data root: the log served is <datadir>/log, an app's log:// "
+                   "($STREAMKIT_DATADIR).")
+@click.option("--auto-create-topics", is_flag=True,
+              help="A client asking for a missing topic's metadata creates it "
+                   "(Kafka's auto.create.topics.enable).")
+@click.option("--max-connections", type=int, default=1000, show_default=True,
+              help="Open connections at most; more are closed at once.")
+@click.option("--status-interval", type=float, default=10.0, show_default=True,
+              help="Seconds between status lines (connections, requests); 0: none.")
+@click.option("--loglevel", "-l", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Log level (debug: one line per connection).")
+def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
+           max_connections: int, status_interval: float, loglevel: str) -> None:
+    """Serve the embedded log over the Kafka protocol (ApiVersions, Metadata,
+    CreateTopics and DeleteTopics so far; see docs/broker.md)."""
+    import anyio
+
+    from streamkit.cli.main import setup_logging
+    from streamkit.transport import connect
+    from streamkit.transport.embedded import log_root
+    try:
+        from streamkit.wire import WireServer, cluster_id_for
+    except ImportError:
+        from streamkit.cli.extras import missing_extra
+        raise click.ClickException(missing_extra("broker", "streamkit broker")) from None
+
+    setup_logging(loglevel)
+    root = log_root("log://", datadir).resolve()
+    log = connect("log://", datadir=datadir)
+    # the cluster id names the directory: two data directories are two clusters
+    server = WireServer(log, host=host, port=port, max_connections=max_connections,
+                        auto_create_topics=auto_create_topics,
+                        cluster_id=cluster_id_for(str(root)))
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            bound = await tg.start(server.serve)
+            logger.info("Kafka protocol on %s:%d, serving the log in %s", host, bound, root)
+            if status_interval > 0:
+                tg.start_soon(log_status, server, status_interval)
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()    # stops the server; exit status 0
+                    break
+
+    try:
+        anyio.run(run)
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        log.close()
+
+
+async def log_status(server: WireServer, interval: float) -> None:
+    """Every ``interval`` seconds, one info line: open connections and the requests
+    answered since the last line."""
+    import anyio
+    last = server.requests
+    while True:
+        await anyio.sleep(interval)
+        now = server.requests
+        logger.info("%d connections, %d requests in %g s", server.connections, now - last,
+                    interval)
+        last = now
+
+
+COMMANDS: list[click.Command] = [broker]

@@ -1,0 +1,152 @@
+"""The Kafka-protocol TCP server over a ``Broker`` (the embedded log).
+
+One task per connection reads size-prefixed frames and answers each request in order,
+as Kafka does on one connection. What a peer sends never stops the server: a frame
+that is too large, cut short or not a request of a served version closes that
+connection only (logged at debug), and an error while answering is logged and closes
+that connection too.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import struct
+import uuid
+from typing import Any
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from streamkit.transport.base import Broker
+from streamkit.wire.apis import API_VERSIONS, SERVED, TOPIC_IDS, Node, handle, \
+    unsupported_version
+from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
+    encode_response, peek_header
+
+__all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
+
+logger = logging.getLogger("streamkit.wire")
+
+#: the default limit on open connections; one more is closed at once
+MAX_CONNECTIONS = 1000
+#: seconds a connection may go without sending a whole request (Kafka's
+#: ``connections.max.idle.ms``, 10 minutes)
+IDLE_TIMEOUT = 600.0
+#: the most partitions a CreateTopics request may ask for one topic (decision 905)
+MAX_PARTITIONS = 1000
+
+_SIZE = struct.Struct(">i")
+_CLOSED = (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
+           anyio.ClosedResourceError, ConnectionError)
+
+
+def cluster_id_for(name: str) -> str:
+    """A cluster id in Kafka's form (22 characters of base64), the same for ``name``
+    every time (decision 903)."""
+    return base64.urlsafe_b64encode(uuid.uuid5(TOPIC_IDS, name).bytes).decode()[:22]
+
+
+class WireServer:
+    """Serves ``broker`` over the Kafka protocol on ``host:port`` (port 0: a free one,
+    see ``port`` once started).
+
+    ``auto_create_topics``: a Metadata request for a missing topic creates it (Kafka's
+    ``auto.create.topics.enable``; off by default). ``max_partitions``: the most
+    partitions a CreateTopics request may ask for one topic (decision 905).
+    ``idle_timeout``: seconds after which a connection that has not sent a whole
+    request is closed (so that silent peers do not hold the connection slots).
+    ``cluster_id``: what Metadata answers; by default one made from the broker's URL
+    (give ``cluster_id_for(<the log's directory>)`` where URLs are alike, as ``log://``
+    is for every data directory)."""
+
+    def __init__(self, broker: Broker, *, host: str = "127.0.0.1", port: int = 9092,
+                 max_connections: int = MAX_CONNECTIONS, max_frame_size: int = FRAME_SIZE,
+                 auto_create_topics: bool = False, max_partitions: int = MAX_PARTITIONS,
+                 cluster_id: str | None = None, idle_timeout: float = IDLE_TIMEOUT
+                 ) -> None:
+        self.broker = broker
+        self.host = host
+        self.port = port
+        self.max_connections = max_connections
+        self.max_frame_size = max_frame_size
+        self.auto_create_topics = auto_create_topics
+        self.max_partitions = max_partitions
+        self.idle_timeout = idle_timeout
+        self.cluster_id = cluster_id or cluster_id_for(broker.url)
+        #: connections open now, and requests answered since the start
+        self.connections = 0
+        self.requests = 0
+
+    async def serve(self, *, task_status: TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Listen and serve until cancelled; ``task_status.started`` gets the port."""
+        try:
+            listener = await anyio.create_tcp_listener(local_host=self.host,
+                                                       local_port=self.port)
+        except OSError as exc:
+            # the address is what the user needs to see (the port is taken, or the
+            # host is not this machine's)
+            raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: "
+                          f"{exc.strerror or exc}") from None
+        async with listener:
+            self.port = listener.extra(SocketAttribute.local_port)
+            task_status.started(self.port)
+            await listener.serve(self._connection)
+
+    async def _connection(self, stream: SocketStream) -> None:
+        async with stream:
+            peer = stream.extra(SocketAttribute.remote_address)
+            if self.connections >= self.max_connections:
+                logger.debug("connection from %s refused: %d connections are open",
+                             peer, self.connections)
+                return
+            self.connections += 1
+            logger.debug("connection from %s", peer)
+            try:
+                await self._serve_connection(stream)
+            except _CLOSED:
+                logger.debug("connection from %s closed", peer)
+            except FrameError as exc:
+                logger.debug("connection from %s closed: %s", peer, exc)
+            except Exception:   # a fault answering one peer ends its connection, not the server
+                logger.exception("connection from %s closed by an error", peer)
+            finally:
+                self.connections -= 1
+
+    async def _serve_connection(self, stream: SocketStream) -> None:
+        local = stream.extra(SocketAttribute.local_address)
+        # clients reach this broker again at the address they connected to
+        node = Node(self.broker, host=str(local[0]), port=self.port,
+                    cluster_id=self.cluster_id, auto_create_topics=self.auto_create_topics,
+                    max_partitions=self.max_partitions)
+        reader = BufferedByteReceiveStream(stream)
+        while True:
+            frame = None
+            with anyio.move_on_after(self.idle_timeout):
+                frame = await self._read_frame(reader)
+            if frame is None:
+                raise FrameError(f"no whole request in {self.idle_timeout:g} s")
+            await stream.send(self.respond(node, frame))
+
+    async def _read_frame(self, reader: BufferedByteReceiveStream) -> bytes:
+        (size,) = _SIZE.unpack(await reader.receive_exactly(4))
+        if size < 0 or size > self.max_frame_size:
+            raise FrameError(f"frame of {size} bytes (the limit is {self.max_frame_size})")
+        return await reader.receive_exactly(size)
+
+    def respond(self, node: Node, frame: bytes) -> bytes:
+        """The framed response to one request frame; raises ``FrameError`` for a frame
+        whose connection is to be closed."""
+        key, version, correlation_id = peek_header(frame)
+        low, high = SERVED.get(key, (0, -1))
+        if not low <= version <= high:
+            if key == API_VERSIONS:
+                # Kafka answers this one, so that a newer client can ask again
+                return encode_response(correlation_id, unsupported_version())
+            # Kafka closes the connection: there is no response the client could read
+            raise FrameError(f"api key {key} version {version} is not served")
+        request = decode_request(frame, key, version)
+        response = encode_response(correlation_id, handle(node, request))
+        self.requests += 1
+        return response
