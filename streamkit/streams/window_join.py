@@ -62,6 +62,6 @@ async def _results(root: Stream, buffer: WindowBuffer,
                     yield left, right
                 else:
                     yield load_key(raw_key), (left, right)
-        # done with the record's results (and, the stream goes on at once, with the
-        # record): a commit may write what it changed in the buffers now
-        settle(message.partition)
+            # done with the record's results (and, the stream goes on at once, with
+            # the record): a commit may write what it changed in the buffers now
+            settle(message.partition)

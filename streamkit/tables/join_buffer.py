@@ -210,10 +210,10 @@ class WindowJoinBuffer(Table):
         times = held.times
         step = self._step
         results: list[JoinResult] = []
-        # what this record changes, as it was before: the stream times (under 0 and 1)
-        # and each key it writes (see flush)
-        undo: dict[Any, Any] = {LEFT: times[0], RIGHT: times[1]}
-        self._in_flight[partition] = undo
+        # what the closing changes, as it was before (see flush; kept only if the
+        # record gives results: a commit can come only while the agent holds them)
+        undo: dict[Any, Any] = {}
+        left_time, right_time = times
         if ts > times[side]:
             times[side] = ts
             order = held.closing[other].order
@@ -240,20 +240,26 @@ class WindowJoinBuffer(Table):
                 self._keep(held, key, entries, undo, found)    # the records it joined
             elif self._unjoined_given[side]:
                 results.append((key, value, None) if side == LEFT else (key, None, value))
-            return results
-        # (_keep, inline: once per record)
-        undo.setdefault(key, found)
-        held.cache[key] = [*entries, [ts, side, joined, raw_value]]
-        dirty = held.dirty
-        dirty.add(key)
-        if len(dirty) >= self._dirty_limit:
-            self._check_dirty()
-        held.closing[side].add(closes_at, key)
+        else:
+            # (_keep, inline: once per record)
+            undo.setdefault(key, found)
+            held.cache[key] = [*entries, [ts, side, joined, raw_value]]
+            dirty = held.dirty
+            dirty.add(key)
+            if len(dirty) >= self._dirty_limit:
+                self._check_dirty()
+            held.closing[side].add(closes_at, key)
+        if results:
+            # the agent gets results: until it is done with them (settle), a commit
+            # writes what this record changed as it was before, stream times too
+            undo[LEFT] = left_time
+            undo[RIGHT] = right_time
+            self._in_flight[partition] = undo
         return results
 
     def settle(self, partition: int) -> None:
-        """The agent is done with the results of ``partition``'s last record: a commit
-        may write what it changed."""
+        """The agent is done with the results ``partition``'s last record gave: a
+        commit may write what it changed."""
         self._in_flight.pop(partition, None)
 
     def _hold(self, partition: int) -> Held | None:
