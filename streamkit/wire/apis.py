@@ -13,7 +13,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -22,10 +22,11 @@ from streamkit.errors import (BrokerError, InvalidConfig, InvalidTopicName, Topi
                               UnknownTopic)
 from streamkit.names import is_topic_name
 from streamkit.transport.base import Broker
+from streamkit.wire.producers import ProducerState
 from streamkit.wire.protocol import Request, response_type
 
-__all__ = ["API_VERSIONS", "FETCH", "LIST_OFFSETS", "PRODUCE", "SERVED", "Node", "handle",
-           "topic_id", "unsupported_version"]
+__all__ = ["API_VERSIONS", "FETCH", "INIT_PRODUCER_ID", "LIST_OFFSETS", "PRODUCE", "SERVED",
+           "Node", "handle", "topic_id", "unsupported_version"]
 
 logger = logging.getLogger("streamkit.wire")
 
@@ -36,12 +37,13 @@ API_VERSIONS = 18
 METADATA = 3
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
+INIT_PRODUCER_ID = 22
 
 #: api key -> (min, max) version served: Kafka 4.0's minimums, and the newest versions
 #: whose fields this server fills (librdkafka 2.16 asks for ApiVersions v3, Metadata
 #: v12, CreateTopics v4; every version here is tested in tests/wire). Produce, Fetch
-#: and ListOffsets are answered by ``streamkit.wire.records``; Fetch stops at v12, the
-#: last that names topics (v13 names them by id).
+#: ListOffsets and InitProducerId are answered by ``streamkit.wire.records``; Fetch
+#: stops at v12, the last that names topics (v13 names them by id).
 SERVED: dict[int, tuple[int, int]] = {
     PRODUCE: (3, 9),
     FETCH: (4, 12),
@@ -50,6 +52,7 @@ SERVED: dict[int, tuple[int, int]] = {
     METADATA: (0, 12),
     CREATE_TOPICS: (2, 7),
     DELETE_TOPICS: (1, 6),
+    INIT_PRODUCER_ID: (0, 4),
 }
 
 #: this broker's node id: the only node, leader of every partition
@@ -63,7 +66,8 @@ _INTERNAL = frozenset({"__consumer_offsets", "__transaction_state"})
 @dataclass(frozen=True, slots=True)
 class Node:
     """What a handler needs besides the request: the log, how clients reach this
-    broker (the address they connected to), and the server's settings."""
+    broker (the address they connected to), the server's settings, and its
+    idempotent producers' sequence numbers (shared by every connection)."""
 
     broker: Broker
     host: str
@@ -71,6 +75,7 @@ class Node:
     cluster_id: str
     auto_create_topics: bool = False
     max_partitions: int = 1000
+    producers: ProducerState = field(default_factory=ProducerState)
 
 
 def topic_id(name: str) -> uuid.UUID:

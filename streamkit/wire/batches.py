@@ -33,6 +33,7 @@ _CRC_FROM = 21
 _LENGTH_FROM = 12        # the batch length counts the bytes after this
 _COMPRESSION = 0x07
 _TIMESTAMP_TYPE = 0x08
+_TRANSACTIONAL = 0x10
 _CONTROL = 0x20
 #: compression attribute -> its name (the ones this server reads: none and gzip)
 CODECS = {0: "none", 1: "gzip"}
@@ -48,10 +49,15 @@ class BatchError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ProducedBatch:
-    """The records of one produced batch, as the log takes them."""
+    """The records of one produced batch, as the log takes them, and the idempotent
+    producer's id, epoch and first sequence number (-1 when not idempotent)."""
 
     records: list[OutgoingRecord]
     control: bool
+    transactional: bool
+    producer_id: int = -1
+    producer_epoch: int = -1
+    base_sequence: int = -1
 
 
 def read_batches(data: bytes, partition: int) -> Iterator[ProducedBatch]:
@@ -63,7 +69,7 @@ def read_batches(data: bytes, partition: int) -> Iterator[ProducedBatch]:
         if len(data) - pos < _HEADER.size:
             raise BatchError(CORRUPT_MESSAGE, "record batch cut short")
         (_base, length, _epoch, magic, crc, attributes, _last_delta, first_ts, _max_ts,
-         _pid, _pepoch, _seq, count) = _HEADER.unpack_from(data, pos)
+         producer_id, producer_epoch, sequence, count) = _HEADER.unpack_from(data, pos)
         end = pos + _LENGTH_FROM + length
         if magic != 2:
             # Kafka 4 reads only v2, as clients since Kafka 0.11 write to it
@@ -75,7 +81,9 @@ def read_batches(data: bytes, partition: int) -> Iterator[ProducedBatch]:
             raise BatchError(CORRUPT_MESSAGE, "record batch CRC-32C mismatch")
         body = _decompress(attributes & _COMPRESSION, data[pos + _HEADER.size:end])
         records = list(_read_records(body, count, first_ts, partition))
-        yield ProducedBatch(records, bool(attributes & _CONTROL))
+        yield ProducedBatch(records, bool(attributes & _CONTROL),
+                            bool(attributes & _TRANSACTIONAL), producer_id,
+                            producer_epoch, sequence)
         pos = end
 
 

@@ -17,9 +17,10 @@ from streamkit.errors import BrokerError
 from streamkit.log.watch import AppendWatch
 from streamkit.transport.base import WatchedBroker
 from streamkit.types import TopicPartition
-from streamkit.wire.apis import FETCH, LIST_OFFSETS, NO_THROTTLE, PRODUCE, Node, build, \
-    nested
-from streamkit.wire.batches import BatchError, encode_batches, read_batches
+from streamkit.wire.apis import (FETCH, INIT_PRODUCER_ID, LIST_OFFSETS, NO_THROTTLE,
+                                 PRODUCE, Node, build, nested)
+from streamkit.wire.batches import BatchError, ProducedBatch, encode_batches, read_batches
+from streamkit.wire.producers import GAP
 from streamkit.wire.protocol import Request, response_type
 
 __all__ = ["RECORD_HANDLERS", "AppendWaiter", "fetch", "list_offsets", "produce"]
@@ -65,17 +66,56 @@ def _produce_partition(node: Node, topic: str, partition: int, data: bytes | Non
     if count is None or not 0 <= partition < count:
         # Kafka creates topics on Metadata only (and only with auto-create on)
         return ErrorCode.unknown_topic_or_partition, None, -1
+    tp = TopicPartition(topic, partition)
     try:
-        records = [r for batch in read_batches(data or b"", partition) for r in batch.records]
+        batches = list(read_batches(data or b"", partition))   # all checked first
     except BatchError as exc:
         return ErrorCode(exc.code), str(exc), -1
-    if not records:
-        return ErrorCode.none, None, node.broker.offsets(TopicPartition(topic, partition))[1]
+    base = -1
+    for batch in batches:
+        error, message, offset = _append(node, tp, batch)
+        if error is not ErrorCode.none:
+            return error, message, -1
+        base = offset if base == -1 else base
+    return ErrorCode.none, None, base if base != -1 else node.broker.offsets(tp)[1]
+
+
+def _append(node: Node, tp: TopicPartition, batch: ProducedBatch
+            ) -> tuple[ErrorCode, str | None, int]:
+    """Append one batch, unless its idempotent producer sent it already."""
+    if batch.control or batch.transactional:
+        return ErrorCode.unsupported_for_message_format, "transactions are not served", -1
+    idempotent = batch.producer_id >= 0 and batch.base_sequence >= 0
+    if idempotent:
+        seen = node.producers.check(batch.producer_id, batch.producer_epoch, tp,
+                                    batch.base_sequence, len(batch.records))
+        if isinstance(seen, int):
+            return ErrorCode.none, None, seen            # sent again: where it went
+        if seen == GAP:
+            return ErrorCode.out_of_order_sequence_number, None, -1
+    if not batch.records:
+        return ErrorCode.none, None, -1
     try:
-        written = node.broker.produce(topic, records)
+        written = node.broker.produce(tp.topic, batch.records)
     except BrokerError as exc:
         return ErrorCode.unknown_server_error, str(exc), -1
+    if idempotent:
+        node.producers.appended(batch.producer_id, batch.producer_epoch, tp,
+                                batch.base_sequence, len(batch.records), written[0].offset)
     return ErrorCode.none, None, written[0].offset
+
+
+# -- InitProducerId ---------------------------------------------------------------------
+def init_producer_id(node: Node, request: Request) -> Any:
+    """A new producer id, epoch 0, for an idempotent producer; a transactional one is
+    refused (transactions are not served)."""
+    cls = response_type(INIT_PRODUCER_ID, request.api_version)
+    if request.body.transactional_id is not None:
+        return build(cls, throttle_time=NO_THROTTLE,
+                     error_code=ErrorCode.transactional_id_authorization_failed,
+                     producer_id=-1, producer_epoch=-1)
+    return build(cls, throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
+                 producer_id=node.producers.new_id(), producer_epoch=0)
 
 
 # -- Fetch ------------------------------------------------------------------------------
@@ -221,4 +261,5 @@ def _list_offset(node: Node, tp: TopicPartition, timestamp: int
 
 
 #: the synchronous handlers of this module, by api key (Fetch waits: ``fetch``)
-RECORD_HANDLERS = {PRODUCE: produce, LIST_OFFSETS: list_offsets}
+RECORD_HANDLERS = {PRODUCE: produce, LIST_OFFSETS: list_offsets,
+                   INIT_PRODUCER_ID: init_producer_id}

@@ -23,6 +23,7 @@ from streamkit.wire.apis import API_VERSIONS, FETCH, SERVED, TOPIC_IDS, Node, ha
     unsupported_version
 from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
     encode_response, peek_header
+from streamkit.wire.producers import ProducerState
 from streamkit.wire.records import RECORD_HANDLERS, AppendWaiter, fetch
 
 __all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
@@ -75,6 +76,8 @@ class WireServer:
         self.max_partitions = max_partitions
         self.idle_timeout = idle_timeout
         self.cluster_id = cluster_id or cluster_id_for(broker.url)
+        #: the idempotent producers' ids and sequence numbers, for every connection
+        self.producers = ProducerState()
         #: connections open now, and requests answered since the start
         self.connections = 0
         self.requests = 0
@@ -120,7 +123,7 @@ class WireServer:
         # clients reach this broker again at the address they connected to
         node = Node(self.broker, host=str(local[0]), port=self.port,
                     cluster_id=self.cluster_id, auto_create_topics=self.auto_create_topics,
-                    max_partitions=self.max_partitions)
+                    max_partitions=self.max_partitions, producers=self.producers)
         reader = BufferedByteReceiveStream(stream)
         waiter = AppendWaiter(node)
         try:
