@@ -26,6 +26,10 @@ __all__ = ["BatchError", "ProducedBatch", "encode_batch", "read_batches", "CODEC
 CORRUPT_MESSAGE = 2
 UNSUPPORTED_COMPRESSION_TYPE = 76
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
+MESSAGE_TOO_LARGE = 10
+#: the most bytes one compressed batch may inflate to (a small request must not make
+#: the server allocate without bound)
+MAX_INFLATED = 256 * 1024 * 1024
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 #: the offset of the attributes: where the CRC starts
@@ -91,10 +95,15 @@ def _decompress(codec: int, body: bytes) -> bytes:
     if codec == 0:
         return body
     if codec == 1:
+        inflater = zlib.decompressobj(wbits=47)         # a gzip (or zlib) header
         try:
-            return zlib.decompress(body, wbits=47)      # gzip or zlib header
+            data = inflater.decompress(body, MAX_INFLATED)
         except zlib.error as exc:
             raise BatchError(CORRUPT_MESSAGE, f"gzip records: {exc}") from None
+        if inflater.unconsumed_tail:
+            raise BatchError(MESSAGE_TOO_LARGE,
+                             f"gzip records inflate past {MAX_INFLATED} bytes")
+        return data
     raise BatchError(UNSUPPORTED_COMPRESSION_TYPE,
                      f"compression {codec} is not read by this broker (none and gzip are)")
 

@@ -121,15 +121,18 @@ def init_producer_id(node: Node, request: Request) -> Any:
 # -- Fetch ------------------------------------------------------------------------------
 class AppendWaiter:
     """One connection's wait for appends to the partitions it fetches (decision 111's
-    watch, waited on in the event loop, without a thread)."""
+    watch, waited on in the event loop, without a thread). The watch is opened at the
+    first fetch: a connection that only looks up metadata or produces holds no
+    inotify instance (a user has 128 by default)."""
 
     def __init__(self, node: Node) -> None:
-        broker = node.broker
-        self._watch: AppendWatch | None = \
-            broker.append_watch() if isinstance(broker, WatchedBroker) else None
+        self._broker = node.broker
+        self._watch: AppendWatch | None = None
 
     def arm(self, tps: list[TopicPartition]) -> None:
         """Watch ``tps`` and take the events so far: call before reading the log."""
+        if self._watch is None and isinstance(self._broker, WatchedBroker):
+            self._watch = self._broker.append_watch()
         if self._watch is not None:
             self._watch.watch(tps)
             self._watch.clear()
