@@ -74,6 +74,7 @@ def test_a_consumer_reads_what_a_log_producer_wrote(wire: Wire) -> None:
         [(i, b"k%d" % i, b"v%d" % i, [("h", b"x")]) for i in range(20)]
 
 
+@pytest.mark.filterwarnings("ignore:value_serializer does not implement")  # (the course's)
 def test_the_courses_producer_sends_json_the_log_keeps(wire: Wire) -> None:
     wire.log.create_topic("rides", 1)
     producer = KafkaProducer(bootstrap_servers=[f"127.0.0.1:{wire.port}"],

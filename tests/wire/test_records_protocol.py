@@ -184,7 +184,7 @@ def test_several_batches_in_one_produce_are_all_written(wire: Wire, version: int
 
 def test_a_waiting_fetch_does_not_hold_up_other_connections(wire: Wire) -> None:
     wire.log.create_topic("orders", 1)
-    waiting = threading.Thread(target=fetch, args=(wire, 0), kwargs={"max_wait_ms": 1500})
+    waiting = threading.Thread(target=fetch, args=(wire, 0), kwargs={"max_wait_ms": 1000})
     waiting.start()
     time.sleep(0.1)
     started = time.monotonic()
