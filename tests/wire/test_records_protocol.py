@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import streamkit
 from streamkit.types import OutgoingRecord, TopicPartition
 from tests.wire.conftest import (Wire, fetch_body, frame_of, init_producer_id_body,
                                  list_offsets_body, produce_body, read_batches, record_batch)
@@ -113,13 +114,15 @@ def test_fetch_keeps_to_max_bytes_but_returns_at_least_one_record(wire: Wire) ->
 
 def test_a_fetch_waits_for_an_append_and_returns_with_it(wire: Wire) -> None:
     wire.log.create_topic("orders", 1)
-    appender = threading.Timer(0.3, lambda: wire.log.produce(
-        "orders", [OutgoingRecord(b"k", b"late", None, TS, 0)]))
+    # another writer of the same data directory, as a log:// app is
+    producer = streamkit.Producer(broker="log://", datadir=wire.datadir)
+    appender = threading.Timer(0.3, lambda: producer.send("orders", b"late").get(5))
     appender.start()
     started = time.monotonic()
     part = fetch(wire, 0, max_wait_ms=10_000)
     waited = time.monotonic() - started
     appender.join()
+    producer.close()
 
     assert [v for _o, _k, v, _t in read_batches(part.records)] == [b"late"]
     assert 0.25 < waited < 5
