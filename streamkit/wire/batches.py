@@ -116,7 +116,9 @@ def _read_records(body: bytes, count: int, first_ts: int, partition: int
             length = reader.varint()
             end = reader.pos + length
             reader.pos += 1                           # attributes: unused
-            timestamp = first_ts + reader.varint()
+            delta = reader.varint()
+            # -1 is Kafka's "no timestamp": the log stamps the record when it writes it
+            timestamp = first_ts + delta if first_ts >= 0 else None
             reader.varint()                           # offset delta: the log assigns
             key = reader.bytes_or_none()
             value = reader.bytes_or_none()

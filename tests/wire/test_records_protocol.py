@@ -198,3 +198,12 @@ def test_a_waiting_fetch_does_not_hold_up_other_connections(wire: Wire) -> None:
 
     assert response.topics[0].partitions[0].error_code == 0
     assert served_in < 0.5
+
+
+def test_a_record_without_a_timestamp_is_stamped_when_written(wire: Wire) -> None:
+    wire.log.create_topic("orders", 1)
+    before = int(time.time() * 1000)
+
+    assert produce(wire, "orders", record_batch([(None, b"v", [], -1)])) == (0, 0)
+    (message,) = wire.log.fetch(TopicPartition("orders", 0), 0)
+    assert before <= message.timestamp <= int(time.time() * 1000)
