@@ -1,9 +1,10 @@
-"""Produce, Fetch and ListOffsets: records in and out of the log over the protocol.
+"""Produce, Fetch, ListOffsets and InitProducerId: records in and out of the log.
 
 Produce appends each partition's batches (``batches``) to the log; Fetch reads from an
 offset, writing the log's messages as uncompressed v2 batches, and waits for an append
 (long polling) when there is nothing to return yet; ListOffsets answers a partition's
-first and next offsets, or the first offset at or after a time.
+first and next offsets, or the first offset at or after a time; InitProducerId gives
+idempotent producers their ids (``producers``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from kio.schema.errors import ErrorCode
 
 from streamkit.errors import BrokerError
 from streamkit.log.watch import AppendWatch
+from streamkit.names import is_topic_name
 from streamkit.transport.base import WatchedBroker
 from streamkit.types import TopicPartition
 from streamkit.wire.apis import (FETCH, INIT_PRODUCER_ID, LIST_OFFSETS, NO_THROTTLE,
@@ -32,6 +34,14 @@ _CHUNK = 500
 #: how often a fetch looks at a log that no watch covers (a broker without appends
 #: to watch)
 _POLL_SECONDS = 0.05
+
+
+def _exists(node: Node, tp: TopicPartition) -> bool:
+    """Whether the log has partition ``tp`` (a name the log refuses: it has not)."""
+    if not is_topic_name(tp.topic):
+        return False
+    count = node.broker.partition_count(tp.topic)
+    return count is not None and 0 <= tp.partition < count
 
 
 # -- Produce ----------------------------------------------------------------------------
@@ -62,8 +72,7 @@ def produce(node: Node, request: Request) -> Any:
 def _produce_partition(node: Node, topic: str, partition: int, data: bytes | None
                        ) -> tuple[ErrorCode, str | None, int]:
     """(error, message, base offset) of appending one partition's record set."""
-    count = node.broker.partition_count(topic)
-    if count is None or not 0 <= partition < count:
+    if not _exists(node, TopicPartition(topic, partition)):
         # Kafka creates topics on Metadata only (and only with auto-create on)
         return ErrorCode.unknown_topic_or_partition, None, -1
     tp = TopicPartition(topic, partition)
@@ -202,8 +211,7 @@ def _read_partition(node: Node, tp: TopicPartition, offset: int, max_bytes: int,
                     at_least_one: bool) -> tuple[ErrorCode, bytes, tuple[int, int]]:
     """(error, batches, (high watermark, log start)) of one partition from ``offset``."""
     broker = node.broker
-    count = broker.partition_count(tp.topic)
-    if count is None or not 0 <= tp.partition < count:
+    if not _exists(node, tp):
         return ErrorCode.unknown_topic_or_partition, b"", (-1, -1)
     start, end = broker.offsets(tp)
     if not start <= offset <= end:
@@ -247,8 +255,7 @@ def list_offsets(node: Node, request: Request) -> Any:
 def _list_offset(node: Node, tp: TopicPartition, timestamp: int
                  ) -> tuple[ErrorCode, int, int]:
     broker = node.broker
-    count = broker.partition_count(tp.topic)
-    if count is None or not 0 <= tp.partition < count:
+    if not _exists(node, tp):
         return ErrorCode.unknown_topic_or_partition, -1, -1
     start, end = broker.offsets(tp)
     if timestamp == EARLIEST:

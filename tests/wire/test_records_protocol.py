@@ -207,3 +207,13 @@ def test_a_record_without_a_timestamp_is_stamped_when_written(wire: Wire) -> Non
     assert produce(wire, "orders", record_batch([(None, b"v", [], -1)])) == (0, 0)
     (message,) = wire.log.fetch(TopicPartition("orders", 0), 0)
     assert before <= message.timestamp <= int(time.time() * 1000)
+
+
+def test_a_topic_name_the_log_refuses_is_an_unknown_topic(wire: Wire) -> None:
+    with connection(wire) as sock:
+        fetched = call(sock, FETCH, 12, fetch_body(12, "bad name!", 0, 0))
+        listed = call(sock, LIST_OFFSETS, 6, list_offsets_body(6, "..", 0, -1))
+    assert produce(wire, "bad name!", record_batch(records(1)))[0] == \
+        UNKNOWN_TOPIC_OR_PARTITION
+    assert fetched.responses[0].partitions[0].error_code == UNKNOWN_TOPIC_OR_PARTITION
+    assert listed.topics[0].partitions[0].error_code == UNKNOWN_TOPIC_OR_PARTITION
