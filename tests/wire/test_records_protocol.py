@@ -3,6 +3,7 @@ Kafka's errors for bad batches, unknown partitions and offsets out of range; byt
 limits; long polling woken by an append; the idempotent producer's sequence numbers."""
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -217,3 +218,22 @@ def test_a_topic_name_the_log_refuses_is_an_unknown_topic(wire: Wire) -> None:
         UNKNOWN_TOPIC_OR_PARTITION
     assert fetched.responses[0].partitions[0].error_code == UNKNOWN_TOPIC_OR_PARTITION
     assert listed.topics[0].partitions[0].error_code == UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_flipped_bytes_in_a_batch_are_answered_and_never_half_written(wire: Wire) -> None:
+    wire.log.create_topic("orders", 1)
+    good = record_batch(records(3), gzip_records=True)
+    rng = random.Random(18)
+    written = 0
+    with connection(wire) as sock:
+        for _ in range(200):
+            batch = bytearray(good)
+            at = rng.randrange(len(batch))
+            batch[at] ^= 1 << rng.randrange(8)
+            response = call(sock, PRODUCE, 9, produce_body(9, "orders", 0, bytes(batch)))
+            (part,) = response.responses[0].partition_responses
+            if at >= 16:           # magic, CRC and what it covers: refused
+                assert part.error_code in (CORRUPT_MESSAGE, 43), at
+            if part.error_code == 0:
+                written += 3
+    assert wire.log.offsets(TopicPartition("orders", 0)) == (0, written)
