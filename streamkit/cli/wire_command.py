@@ -38,8 +38,8 @@ logger = logging.getLogger("streamkit.wire")
               help="Log level (debug: one line per connection).")
 def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
            max_connections: int, status_interval: float, loglevel: str) -> None:
-    """Serve the embedded log over the Kafka protocol (ApiVersions, Metadata,
-    CreateTopics and DeleteTopics so far; see docs/broker.md)."""
+    """Serve the embedded log over the Kafka protocol (topics, Produce, Fetch and
+    ListOffsets; no consumer groups yet; see docs/broker.md)."""
     import anyio
 
     from streamkit.cli.main import setup_logging

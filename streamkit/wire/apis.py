@@ -13,7 +13,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -22,39 +22,52 @@ from streamkit.errors import (BrokerError, InvalidConfig, InvalidTopicName, Topi
                               UnknownTopic)
 from streamkit.names import is_topic_name
 from streamkit.transport.base import Broker
+from streamkit.wire.producers import ProducerState
 from streamkit.wire.protocol import Request, response_type
 
-__all__ = ["API_VERSIONS", "SERVED", "Node", "handle", "topic_id", "unsupported_version"]
+__all__ = ["API_VERSIONS", "FETCH", "INIT_PRODUCER_ID", "LIST_OFFSETS", "PRODUCE", "SERVED",
+           "Node", "handle", "topic_id", "unsupported_version"]
 
 logger = logging.getLogger("streamkit.wire")
 
+PRODUCE = 0
+FETCH = 1
+LIST_OFFSETS = 2
 API_VERSIONS = 18
 METADATA = 3
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
+INIT_PRODUCER_ID = 22
 
 #: api key -> (min, max) version served: Kafka 4.0's minimums, and the newest versions
 #: whose fields this server fills (librdkafka 2.16 asks for ApiVersions v3, Metadata
-#: v12, CreateTopics v4; every version here is tested in tests/wire).
+#: v12, CreateTopics v4; every version here is tested in tests/wire). Produce, Fetch
+#: ListOffsets and InitProducerId are answered by ``streamkit.wire.records``; Fetch
+#: stops at v12, the last that names topics (v13 names them by id).
 SERVED: dict[int, tuple[int, int]] = {
+    PRODUCE: (3, 9),
+    FETCH: (4, 12),
+    LIST_OFFSETS: (1, 6),
     API_VERSIONS: (0, 4),
     METADATA: (0, 12),
     CREATE_TOPICS: (2, 7),
     DELETE_TOPICS: (1, 6),
+    INIT_PRODUCER_ID: (0, 4),
 }
 
 #: this broker's node id: the only node, leader of every partition
 NODE_ID = 0
 #: the namespace of topic ids (decision 903): uuid5(TOPIC_IDS, name)
 TOPIC_IDS = uuid.UUID("6f1d3c52-5b8e-4a8e-9d0c-7b3f2d1e9a40")
-_NO_THROTTLE = datetime.timedelta(0)
+NO_THROTTLE = datetime.timedelta(0)
 _INTERNAL = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 @dataclass(frozen=True, slots=True)
 class Node:
     """What a handler needs besides the request: the log, how clients reach this
-    broker (the address they connected to), and the server's settings."""
+    broker (the address they connected to), the server's settings, and its
+    idempotent producers' sequence numbers (shared by every connection)."""
 
     broker: Broker
     host: str
@@ -62,6 +75,7 @@ class Node:
     cluster_id: str
     auto_create_topics: bool = False
     max_partitions: int = 1000
+    producers: ProducerState = field(default_factory=ProducerState)
 
 
 def topic_id(name: str) -> uuid.UUID:
@@ -94,7 +108,7 @@ def api_versions(node: Node, request: Request) -> Any:
     entry = nested(cls, "ApiVersion")
     keys = tuple(entry(api_key=key, min_version=low, max_version=high)
                  for key, (low, high) in sorted(SERVED.items()))
-    return build(cls, error_code=ErrorCode.none, api_keys=keys, throttle_time=_NO_THROTTLE)
+    return build(cls, error_code=ErrorCode.none, api_keys=keys, throttle_time=NO_THROTTLE)
 
 
 def unsupported_version() -> Any:
@@ -125,7 +139,7 @@ def metadata(node: Node, request: Request) -> Any:
                    for name, asked_id in names)
     broker = build(nested(cls, "MetadataResponseBroker"), node_id=NODE_ID, host=node.host,
                    port=node.port, rack=None)
-    return build(cls, throttle_time=_NO_THROTTLE, brokers=(broker,),
+    return build(cls, throttle_time=NO_THROTTLE, brokers=(broker,),
                  cluster_id=node.cluster_id, controller_id=NODE_ID, topics=topics,
                  cluster_authorized_operations=-2147483648, error_code=ErrorCode.none)
 
@@ -178,7 +192,7 @@ def create_topics(node: Node, request: Request) -> Any:
             error_code=error, error_message=message,
             num_partitions=count if error is ErrorCode.none else -1,
             replication_factor=1 if error is ErrorCode.none else -1, configs=None))
-    return build(cls, throttle_time=_NO_THROTTLE, topics=tuple(results))
+    return build(cls, throttle_time=NO_THROTTLE, topics=tuple(results))
 
 
 def _create_topic(node: Node, topic: Any, validate_only: bool
@@ -237,7 +251,7 @@ def delete_topics(node: Node, request: Request) -> Any:
         error, message = _delete_topic(node.broker, name)
         results.append(build(result_cls, name=name, error_code=error, error_message=message,
                              topic_id=topic_id(name) if name else uuid.UUID(int=0)))
-    return build(cls, throttle_time=_NO_THROTTLE, responses=tuple(results))
+    return build(cls, throttle_time=NO_THROTTLE, responses=tuple(results))
 
 
 def _delete_topic(broker: Broker, name: str | None) -> tuple[ErrorCode, str | None]:

@@ -19,10 +19,12 @@ from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from streamkit.transport.base import Broker
-from streamkit.wire.apis import API_VERSIONS, SERVED, TOPIC_IDS, Node, handle, \
+from streamkit.wire.apis import API_VERSIONS, FETCH, SERVED, TOPIC_IDS, Node, handle, \
     unsupported_version
 from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
     encode_response, peek_header
+from streamkit.wire.producers import ProducerState
+from streamkit.wire.records import RECORD_HANDLERS, AppendWaiter, fetch
 
 __all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
 
@@ -74,6 +76,8 @@ class WireServer:
         self.max_partitions = max_partitions
         self.idle_timeout = idle_timeout
         self.cluster_id = cluster_id or cluster_id_for(broker.url)
+        #: the idempotent producers' ids and sequence numbers, for every connection
+        self.producers = ProducerState()
         #: connections open now, and requests answered since the start
         self.connections = 0
         self.requests = 0
@@ -119,15 +123,21 @@ class WireServer:
         # clients reach this broker again at the address they connected to
         node = Node(self.broker, host=str(local[0]), port=self.port,
                     cluster_id=self.cluster_id, auto_create_topics=self.auto_create_topics,
-                    max_partitions=self.max_partitions)
+                    max_partitions=self.max_partitions, producers=self.producers)
         reader = BufferedByteReceiveStream(stream)
-        while True:
-            frame = None
-            with anyio.move_on_after(self.idle_timeout):
-                frame = await self._read_frame(reader)
-            if frame is None:
-                raise FrameError(f"no whole request in {self.idle_timeout:g} s")
-            await stream.send(self.respond(node, frame))
+        waiter = AppendWaiter(node)
+        try:
+            while True:
+                frame = None
+                with anyio.move_on_after(self.idle_timeout):
+                    frame = await self._read_frame(reader)
+                if frame is None:
+                    raise FrameError(f"no whole request in {self.idle_timeout:g} s")
+                response = await self.respond(node, frame, waiter)
+                if response:
+                    await stream.send(response)
+        finally:
+            waiter.close()
 
     async def _read_frame(self, reader: BufferedByteReceiveStream) -> bytes:
         (size,) = _SIZE.unpack(await reader.receive_exactly(4))
@@ -135,9 +145,10 @@ class WireServer:
             raise FrameError(f"frame of {size} bytes (the limit is {self.max_frame_size})")
         return await reader.receive_exactly(size)
 
-    def respond(self, node: Node, frame: bytes) -> bytes:
-        """The framed response to one request frame; raises ``FrameError`` for a frame
-        whose connection is to be closed."""
+    async def respond(self, node: Node, frame: bytes, waiter: AppendWaiter) -> bytes:
+        """The framed response to one request frame (empty for a Produce with
+        ``acks=0``, which Kafka does not answer); raises ``FrameError`` for a frame
+        whose connection is to be closed. A Fetch may wait for appends (``waiter``)."""
         key, version, correlation_id = peek_header(frame)
         low, high = SERVED.get(key, (0, -1))
         if not low <= version <= high:
@@ -147,6 +158,11 @@ class WireServer:
             # Kafka closes the connection: there is no response the client could read
             raise FrameError(f"api key {key} version {version} is not served")
         request = decode_request(frame, key, version)
-        response = encode_response(correlation_id, handle(node, request))
+        if key == FETCH:
+            body = await fetch(node, request, waiter)
+        elif key in RECORD_HANDLERS:
+            body = RECORD_HANDLERS[key](node, request)
+        else:
+            body = handle(node, request)
         self.requests += 1
-        return response
+        return b"" if body is None else encode_response(correlation_id, body)

@@ -16,11 +16,16 @@ import pytest
 
 from kio.index import load_request_schema
 
+from streamkit.types import OutgoingRecord, TopicPartition
 from streamkit.wire import SERVED
-from tests.wire.conftest import (Wire, closed_by_server, decode_response, frame_of,
-                                 header_only, read_frame, start_wire)
+from tests.wire.conftest import (Wire, closed_by_server, decode_response, fetch_body,
+                                 frame_of, header_only, init_producer_id_body,
+                                 list_offsets_body, produce_body, read_batches, read_frame,
+                                 record_batch, start_wire)
 
 API_VERSIONS, METADATA, CREATE_TOPICS, DELETE_TOPICS = 18, 3, 19, 20
+PRODUCE, FETCH, LIST_OFFSETS, INIT_PRODUCER_ID = 0, 1, 2, 22
+ONE_RECORD = record_batch([(b"k", b"v", [("h", b"x")], 1_700_000_000_000)])
 
 
 def connection(wire: Wire) -> socket.socket:
@@ -40,6 +45,14 @@ def call(sock: socket.socket, api_key: int, version: int, body: Any,
 
 def request_body(api_key: int, version: int) -> Any:
     """A small valid request of each served API version."""
+    if api_key == PRODUCE:
+        return produce_body(version, "orders", 1, ONE_RECORD)
+    if api_key == FETCH:
+        return fetch_body(version, "orders", 0, 0)
+    if api_key == LIST_OFFSETS:
+        return list_offsets_body(version, "orders", 0, -1)
+    if api_key == INIT_PRODUCER_ID:
+        return init_producer_id_body(version)
     cls = load_request_schema(api_key, version)
     module = __import__(cls.__module__, fromlist=["_"])
     if api_key == API_VERSIONS:
@@ -77,10 +90,28 @@ SERVED_VERSIONS = [(key, version) for key, (low, high) in sorted(SERVED.items())
 def test_every_advertised_version_answers(wire: Wire, api_key: int, version: int) -> None:
     wire.log.create_topic("orders", 3)
     wire.log.create_topic(f"gone-v{version}", 1)
+    wire.log.produce("orders", [OutgoingRecord(b"a", b"one", None, 5, 0),
+                                OutgoingRecord(b"b", b"two", None, 6, 0)])
     with connection(wire) as sock:
         response = call(sock, api_key, version, request_body(api_key, version))
 
-    if api_key == API_VERSIONS:
+    if api_key == PRODUCE:
+        (part,) = response.responses[0].partition_responses
+        assert (part.index, part.error_code, part.base_offset) == (1, 0, 0)
+        (message,) = wire.log.fetch(TopicPartition("orders", 1), 0)
+        assert (message.key, message.value, message.headers) == (b"k", b"v", [("h", b"x")])
+    elif api_key == FETCH:
+        (part,) = response.responses[0].partitions
+        assert (part.error_code, part.high_watermark) == (0, 2)
+        assert [(o, k, v, t) for o, k, v, t in read_batches(part.records)] == \
+            [(0, b"a", b"one", 5), (1, b"b", b"two", 6)]
+    elif api_key == LIST_OFFSETS:
+        (part,) = response.topics[0].partitions
+        assert (part.error_code, part.offset) == (0, 2)
+    elif api_key == INIT_PRODUCER_ID:
+        assert (response.error_code, response.producer_epoch) == (0, 0)
+        assert response.producer_id >= 0
+    elif api_key == API_VERSIONS:
         assert response.error_code == 0
         assert {k.api_key: (k.min_version, k.max_version) for k in response.api_keys} \
             == SERVED
@@ -116,7 +147,7 @@ def test_apiversions_of_an_unknown_version_gets_unsupported_version(wire: Wire) 
 
 
 @pytest.mark.parametrize(("api_key", "version"), [
-    (1, 12),           # Fetch: not served yet
+    (1, 13),           # Fetch by topic id: not served yet
     (3, 13),           # Metadata, a version above the advertised range
     (19, 1),           # CreateTopics below Kafka 4's minimum
     (999, 0),          # no such API
