@@ -9,16 +9,18 @@ REST registry through ``streamkit.avro.client``) and its HTTP server
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from typing import TYPE_CHECKING
 
 import click
 
+from streamkit.cli.serving import serve_until_stopped
 from streamkit.cli.shared_options import spread_group_options
 from streamkit.errors import IncompatibleSchema, SchemaRegistryError
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from streamkit.avro.client import RegistryClient
     from streamkit.avro.registry import SchemaRegistry
     from streamkit.avro.schema import Schema
@@ -54,8 +56,6 @@ def registry() -> None:
 def serve(host: str, port: int, broker: str | None, datadir: str | None,
           compatibility: str) -> None:
     """Serve the Schema Registry REST API (Confluent-compatible subset)."""
-    import anyio
-
     from streamkit.avro.registry import SchemaRegistry
     from streamkit.transport import connect
     try:
@@ -68,21 +68,11 @@ def serve(host: str, port: int, broker: str | None, datadir: str | None,
     reg = SchemaRegistry(connect(url, datadir=datadir or _default_datadir()),
                          default_compatibility=compatibility, owns_broker=True)
 
-    async def run() -> None:
-        async with anyio.create_task_group() as tg:
-            bound = await tg.start(serve_registry, reg, host, port)
-            click.echo(f"schema registry on http://{host}:{bound} (broker {url})", err=True)
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    tg.cancel_scope.cancel()    # stops the server; exit status 0
-                    break
+    async def start(tg: TaskGroup) -> None:
+        bound = await tg.start(serve_registry, reg, host, port)
+        click.echo(f"schema registry on http://{host}:{bound} (broker {url})", err=True)
 
-    try:
-        anyio.run(run)
-    except OSError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        reg.close()
+    serve_until_stopped(start, reg.close)
 
 
 @click.group()

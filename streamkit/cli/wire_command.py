@@ -6,13 +6,15 @@ app in that data directory uses. Which APIs are served so far: docs/broker.md.
 from __future__ import annotations
 
 import logging
-import signal
-
 from typing import TYPE_CHECKING
 
 import click
 
+from streamkit.cli.serving import serve_until_stopped
+
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from streamkit.wire import WireServer
 
 logger = logging.getLogger("streamkit.wire")
@@ -40,8 +42,6 @@ def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
            max_connections: int, status_interval: float, loglevel: str) -> None:
     """Serve the embedded log over the Kafka protocol (topics, Produce, Fetch and
     ListOffsets; no consumer groups yet; see docs/broker.md)."""
-    import anyio
-
     from streamkit.cli.main import setup_logging
     from streamkit.transport import connect
     from streamkit.transport.embedded import log_root
@@ -59,23 +59,13 @@ def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
                         auto_create_topics=auto_create_topics,
                         cluster_id=cluster_id_for(str(root)))
 
-    async def run() -> None:
-        async with anyio.create_task_group() as tg:
-            bound = await tg.start(server.serve)
-            logger.info("Kafka protocol on %s:%d, serving the log in %s", host, bound, root)
-            if status_interval > 0:
-                tg.start_soon(log_status, server, status_interval)
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    tg.cancel_scope.cancel()    # stops the server; exit status 0
-                    break
+    async def start(tg: TaskGroup) -> None:
+        bound = await tg.start(server.serve)
+        logger.info("Kafka protocol on %s:%d, serving the log in %s", host, bound, root)
+        if status_interval > 0:
+            tg.start_soon(log_status, server, status_interval)
 
-    try:
-        anyio.run(run)
-    except OSError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        log.close()
+    serve_until_stopped(start, log.close)
 
 
 async def log_status(server: WireServer, interval: float) -> None:
