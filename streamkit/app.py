@@ -278,7 +278,7 @@ class App:
             load_right=channel.right.value_serde.loads,
             before_ms=channel.before_ms, after_ms=channel.after_ms,
             grace_ms=channel.grace_ms, how=channel.how,
-            drops=self.monitor.join_drops)   # (partitioned as the topics are)
+            drops=self.monitor.join_drops)
         self._add_table(buffer)
         load_key = channel.left.key_serde.loads
         return lambda stream: JoinedStream(stream, buffer, load_key)

@@ -140,15 +140,14 @@ class WindowJoinBuffer(Table):
     def __init__(self, name: str, *, context: TableContext, left_topic: str,
                  right_topic: str, load_left: Callable[[bytes], Any],
                  load_right: Callable[[bytes], Any], before_ms: int, after_ms: int,
-                 grace_ms: int, how: str, drops: MutableMapping[str, int],
-                 partitions: int | None = None) -> None:
+                 grace_ms: int, how: str, drops: MutableMapping[str, int]) -> None:
         #: per partition, the record whose results the agent is not done with: the
         #: stream times and each key's records before it (``flush`` writes those)
         self._in_flight: dict[int, dict[Any, Any]] = {}
         #: per partition held, what ``process`` needs of it (see ``Held``)
         self._held: dict[int, Held] = {}
+        # (no partitions=: open() takes the topics' count)
         super().__init__(name, context=context,
-                         partitions=partitions,
                          help=f"window buffers of the {how} join of {left_topic} "
                               f"and {right_topic}")
         self.value_serde = Serde(None, _BUFFERED)
