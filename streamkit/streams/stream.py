@@ -377,22 +377,36 @@ class Stream(_Operators):
         if batch.done is not None:
             batch.done.set()
 
+    async def _take_batch(self) -> Batch | _Tick | None:
+        """The batch to go on with: the one in hand unless its partition was given up,
+        else the next (None when the stream stops; TICK at a take() deadline)."""
+        batch = self.batch
+        if batch is not None and self._revoked is batch:
+            self._drop_revoked_batch()
+            batch = None
+        if batch is None:
+            return await self._next_batch()
+        return batch
+
+    def _leave_batch(self, batch: Batch, i: int) -> bool:
+        """After the loop over ``batch`` stopped at ``i``: finish it if it was read to
+        its end; whether the stream stops here."""
+        if self._revoked is batch:
+            self._drop_revoked_batch()
+        elif i >= len(batch.values):
+            self._finish_batch(batch)
+        return self.stopping and not (self.drain_on_stop and self._batches)
+
     async def _iterate(self, pick: Callable[[Batch, int], Any] | None
                        ) -> AsyncIterator[Any]:
         current_stream.set(self)
         while True:
-            batch = self.batch
-            if batch is not None and self._revoked is batch:
-                self._drop_revoked_batch()
-                batch = None
+            batch = await self._take_batch()
             if batch is None:
-                got = await self._next_batch()
-                if got is None:
-                    return
-                if isinstance(got, _Tick):
-                    yield TICK
-                    continue
-                batch = got
+                return
+            if isinstance(batch, _Tick):
+                yield TICK
+                continue
             i = self.cursor
             n = len(batch.values)
             # two copies of the loop on purpose: plain values (the hot path) cost no
@@ -412,11 +426,40 @@ class Stream(_Operators):
                     self.cursor = i
                     if self._interrupt:
                         break
-            if self._revoked is batch:
-                self._drop_revoked_batch()
-            elif i >= n:
-                self._finish_batch(batch)
-            if self.stopping and not (self.drain_on_stop and self._batches):
+            if self._leave_batch(batch, i):
+                return
+
+    async def _iterate_results(self, take: Callable[[Batch, int], tuple[int, list[Any]]],
+                               settle: Callable[[Batch], None]) -> AsyncIterator[Any]:
+        """The results of events that give any number each (a stream-stream join's):
+        ``take(batch, i)`` takes the events from ``i`` on until one gives results and
+        returns its index and results (the batch's length and none at its end), in a
+        loop of its own: an event with no result costs no step of this generator.
+        Each result is given with its event in hand (the cursor on it); once the
+        consumer asks for more after its last, ``settle(batch)`` and the event is done."""
+        current_stream.set(self)
+        while True:
+            batch = await self._take_batch()
+            if batch is None:
+                return
+            if isinstance(batch, _Tick):
+                yield TICK
+                continue
+            i = self.cursor
+            n = len(batch.values)
+            while i < n:
+                i, results = take(batch, i)
+                self.cursor = i
+                if i >= n:
+                    break
+                for result in results:
+                    yield result
+                settle(batch)
+                i += 1
+                self.cursor = i
+                if self._interrupt:
+                    break
+            if self._leave_batch(batch, i):
                 return
 
     def __aiter__(self) -> AsyncIterator[Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from streamkit.streams.operators import TICK
 from streamkit.streams.stream import Batch, DerivedStream, Stream
 from streamkit.types import Message
 
@@ -23,7 +22,8 @@ from streamkit.types import Message
 class WindowBuffer(Protocol):
     """What the stream reads of a stream-stream join's buffer."""
 
-    def process(self, message: Message, value: Any) -> list[tuple[bytes, Any, Any]]: ...
+    def take(self, topic: str, partition: int, messages: list[Message], values: list[Any],
+             start: int) -> tuple[int, list[tuple[bytes, Any, Any]]]: ...
 
     def settle(self, partition: int) -> None: ...
 
@@ -43,25 +43,20 @@ class JoinedStream(DerivedStream):
         return DerivedStream(root, lambda: _results(root, buffer, load_key))
 
 
-def _message_and_value(batch: Batch, i: int) -> tuple[Message, Any]:
-    return batch.messages[i], batch.values[i]
+def _results(root: Stream, buffer: WindowBuffer,
+             load_key: Callable[[bytes], Any] | None) -> AsyncIterator[Any]:
+    take, settle = buffer.take, buffer.settle
 
+    def take_batch(batch: Batch, start: int) -> tuple[int, list[Any]]:
+        tp = batch.tp
+        i, results = take(tp.topic, tp.partition, batch.messages, batch.values, start)
+        if load_key is None:
+            return i, [(left, right) for _key, left, right in results]
+        return i, [(load_key(key), (left, right)) for key, left, right in results]
 
-async def _results(root: Stream, buffer: WindowBuffer,
-                   load_key: Callable[[bytes], Any] | None) -> AsyncIterator[Any]:
-    process, settle = buffer.process, buffer.settle
-    async for item in root._iterate(_message_and_value):  # noqa: SLF001 - its package
-        if item is TICK:
-            yield item
-            continue
-        message, value = item
-        results = process(message, value)
-        if results:
-            for raw_key, left, right in results:
-                if load_key is None:
-                    yield left, right
-                else:
-                    yield load_key(raw_key), (left, right)
-            # done with the record's results (and, the stream goes on at once, with
-            # the record): a commit may write what it changed in the buffers now
-            settle(message.partition)
+    def settle_batch(batch: Batch) -> None:
+        # done with the record's results (and, the stream goes on at once, with the
+        # record): a commit may write what it changed in the buffers now
+        settle(batch.tp.partition)
+
+    return root._iterate_results(take_batch, settle_batch)  # noqa: SLF001 - its package
