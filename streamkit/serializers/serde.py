@@ -78,6 +78,10 @@ class Serde:
         self._many = None
         if _is_record_type(type_):
             self._many = self._make_many(type_)
+        elif type_ is str and self.serializer == "raw":
+            # (str keys: one listcomp per batch; anything but bytes and None, or bad
+            # UTF-8, raises and the batch is decoded one by one, the careful way)
+            self._many = _utf8_strings
         self._dumps_one = self._make_dumps()
         self.loads = self._make_checked_loads()
 
@@ -294,3 +298,8 @@ class Serde:
         if obj is None or type(obj) is bytes:
             return obj
         return self._dumps_one(obj)
+
+
+def _utf8_strings(datas: list[bytes | None]) -> list[str | None]:
+    """Raw payloads as text, ``None`` kept."""
+    return [None if data is None else data.decode() for data in datas]

@@ -32,6 +32,8 @@ logger = logging.getLogger("streamkit.worker")
 MAX_BUFFERED = 20_000
 #: distinct decoded keys remembered per channel
 KEY_CACHE_SIZE = 10_000
+#: keys of a batch looked at to tell whether its keys repeat
+KEY_SAMPLE = 32
 _IMMUTABLE = (str, int, float, bytes, bool, type(None), tuple)
 
 
@@ -281,11 +283,13 @@ class Fetcher:
             return [cache[raw] for raw in raw_keys]
         except KeyError:
             pass
-        missing = list({raw for raw in raw_keys if raw not in cache})
-        if len(missing) * 2 > len(raw_keys):
-            # mostly keys not seen before (ids, not vendors): decoding the batch as it
-            # is costs less than filling a cache the next batches would not hit
+        # mostly keys not seen before (ids, not vendors; judged by the first ones):
+        # decoding the batch as it is costs less than filling a cache the next batches
+        # would not hit
+        first = raw_keys[:KEY_SAMPLE]
+        if sum(raw not in cache for raw in first) * 2 > len(first):
             return channel.key_serde.loads_many(raw_keys)
+        missing = list({raw for raw in raw_keys if raw not in cache})
         decoded = channel.key_serde.loads_many(missing)
         if len(cache) > KEY_CACHE_SIZE:
             cache.clear()
