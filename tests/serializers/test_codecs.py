@@ -499,3 +499,15 @@ def test_constructor_and_both_decoders_agree(values: dict) -> None:
     except DecodeError as exc:
         by_serde = ("error", str(exc.__cause__))
     assert by_init == by_wire == by_serde == by_batch
+
+
+def test_str_keys_in_a_batch_keep_none_and_report_bad_utf8_by_index() -> None:
+    # str keys are decoded a batch at a time; one bad key must still be named, alone
+    serde = Serde(str)
+    assert serde.loads_many([b"a", None, bytearray(b"b"), memoryview(b"c")]) == [
+        "a", None, "b", "c"]
+    errors: list = []
+    out = serde.loads_many([b"t1", b"\xff\xfe", None, b"t2"], errors)
+    assert [i for i, _ in errors] == [1]
+    assert "utf-8" in str(errors[0][1]) and errors[0][1].data == b"\xff\xfe"
+    assert (out[0], out[2], out[3]) == ("t1", None, "t2")
