@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 import streamkit
+from streamkit.cli.table_command import read_changelog
 from streamkit.errors import ImproperlyConfigured
 from streamkit.types import OutgoingRecord, TopicPartition
 from streamkit.worker import Worker
@@ -315,3 +316,61 @@ def test_a_joined_value_is_a_json_pair() -> None:
     raw = joined.value_serde.dumps((trip("z1", 1), "Z1"))
     assert json.loads(raw) == [{"zone": "z1", "n": 1}, "Z1"]
     assert joined.value_serde.dumps((trip(None, 1), None)) == b'[{"zone":null,"n":1},null]'
+
+
+async def test_changes_and_the_table_command_read_the_join(tmp_path: Path) -> None:
+    app, updates, joined = build(f"log://{tmp_path}/log", tmp_path, "inner",
+                                 f"fkchanges{next(_ids)}")
+    seen: list[tuple[Any, Any]] = []
+
+    @app.agent(joined.changes())
+    async def watch(stream: Any) -> None:
+        async for key, pair in stream.items():
+            seen.append((key, pair))
+
+    async with running(app) as worker:
+        await play(worker, updates, Changelog(app, joined), UPDATES[:10])
+        with anyio.fail_after(5):
+            while len(seen) < 8:
+                await anyio.sleep(0.01)
+    # one event per change, in order, tombstones included (steps 2, 4-6, 8 twice, 9, 10)
+    # (the two keys of step 8 come in one commit, in no given order)
+    seen[4:6] = sorted(seen[4:6], key=lambda event: event[0])
+    assert seen == [("t1", (trip("z1", 1), "Z1")), ("t2", (trip("z2", 2), "Z2")),
+                    ("t1", (trip("z1", 1), "Z1b")), ("t2", (trip("z1", 3), "Z1b")),
+                    ("t1", (trip("z1", 1), "Z1c")), ("t2", (trip("z1", 3), "Z1c")),
+                    ("t1", None), ("t2", None)]
+    # ``streamkit table`` reads the changelog: the join as committed
+    assert read_changelog(app.broker, joined) == {}
+
+
+async def test_a_right_update_reaches_left_keys_in_every_partition(tmp_path: Path
+                                                                   ) -> None:
+    app = streamkit.App(f"fkparts{next(_ids)}", broker=f"memory://fk{next(_ids)}",
+                        store="memory://", web_enabled=False, commit_interval=0.01,
+                        topic_partitions=4)
+    trips_topic = app.topic("trips")
+    trips = app.Table("trips")
+    zones = app.GlobalTable("zones")
+    joined = trips.join(zones, foreign_key=lambda v: v["zone"], how="left",
+                        name="trip_zone")
+
+    @app.agent(trips_topic)
+    async def load(stream: Any) -> None:
+        async for key, value in stream.items():
+            if key.startswith("z"):
+                zones[key] = value
+            else:
+                trips[key] = value
+
+    keys = [f"t{i}" for i in range(12)]
+    async with running(app):
+        for key in keys:
+            await trips_topic.send(key=key, value=trip("z1", 1))
+        await trips_topic.send(key="z1", value="Zone one")
+        with anyio.fail_after(5):
+            while read_changelog(app.broker, joined) != {
+                    key: (trip("z1", 1), "Zone one") for key in keys}:
+                await anyio.sleep(0.02)
+    partitions = {trips._partition_of_key(key) for key in keys}
+    assert len(partitions) > 1      # the trips are spread over the partitions
