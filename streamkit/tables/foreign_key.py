@@ -32,6 +32,7 @@ from typing import Any
 from streamkit.errors import ImproperlyConfigured
 from streamkit.serializers.codecs import JSONCodec
 from streamkit.tables.context import TableContext
+from streamkit.tables.global_table import GlobalTable
 from streamkit.tables.joined import JoinedTable, _check_side, _value_at
 from streamkit.tables.table import _DELETED, Table
 from streamkit.types import TopicPartition
@@ -56,7 +57,7 @@ class ForeignKeyJoinedTable(JoinedTable):
             raise ImproperlyConfigured(f"foreign-key join {name!r}: {right!r} is not a "
                                        "table")
         _check_side(name, left)
-        _check_right(name, right)
+        lookup = _check_right(name, right)
         Table.__init__(self, name, context=context, key_type=left.key_type,
                        partitions=left.partitions,
                        help=f"{how} foreign-key join of {left.name} and {right.name}")
@@ -69,7 +70,7 @@ class ForeignKeyJoinedTable(JoinedTable):
         #: right keys other workers' (or this one's) changelog records changed since
         #: the last flush, as the global table followed them
         self._followed: set[Any] = set()
-        right.on_followed(self._followed.update)   # type: ignore[attr-defined]
+        lookup.on_followed(self._followed.update)
 
     def __repr__(self) -> str:
         return (f"<ForeignKeyJoinedTable {self.name}: {self.left.name} {self.how} "
@@ -244,9 +245,10 @@ def _referring(referrers: dict[Any, set[Any]], fks: Iterable[Any]) -> set[Any]:
     return keys
 
 
-def _check_right(name: str, right: Table) -> None:
-    """A foreign-key join looks its foreign keys up in a global table (decision 054)."""
-    if not right.is_global:
+def _check_right(name: str, right: Table) -> GlobalTable:
+    """A foreign-key join looks its foreign keys up in a global table (decision 054):
+    ``right``, once checked."""
+    if not isinstance(right, GlobalTable):
         raise ImproperlyConfigured(
             f"foreign-key join {name!r}: {right.name!r} is a partitioned table; the right "
             "side of a foreign-key join must be an app.GlobalTable (every worker holds "
@@ -258,3 +260,4 @@ def _check_right(name: str, right: Table) -> None:
         raise ImproperlyConfigured(
             f"foreign-key join {name!r}: {right.name!r} encodes its values with "
             f"{right.value_serde.serializer!r}; joined tables need JSON-encoded sides")
+    return right
