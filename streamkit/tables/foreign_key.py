@@ -58,6 +58,7 @@ class ForeignKeyJoinedTable(JoinedTable):
                                        "table")
         _check_side(name, left)
         lookup = _check_right(name, right)
+        # (Table's, not JoinedTable's: its checks are those of an equal-key join)
         Table.__init__(self, name, context=context, key_type=left.key_type,
                        partitions=left.partitions,
                        help=f"{how} foreign-key join of {left.name} and {right.name}")
