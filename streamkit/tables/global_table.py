@@ -1,6 +1,7 @@
 """``GlobalTable``: a table every worker holds whole, following its changelog."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -31,6 +32,14 @@ class GlobalTable(Table):
     def __init__(self, name: str, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self._key_partitions = {}
+        #: called with the keys each followed changelog batch changed (a foreign-key
+        #: join re-joins the keys referring to them: writes by other workers)
+        self._followers: list[Callable[[list[Any]], None]] = []
+
+    def on_followed(self, callback: Callable[[list[Any]], None]) -> None:
+        """Call ``callback(keys)`` after each batch of changelog records this worker
+        follows (written by any worker, its own included) is in the table."""
+        self._followers.append(callback)
 
     # every worker reads and writes a key in the partition it hashes to, whatever the
     # partition of the event being processed
@@ -108,6 +117,10 @@ class GlobalTable(Table):
                     else None
                 if key is not None and key not in dirty:
                     cache.pop(key, None)
+        if self._followers:
+            keys = [self.load_key(raw) for raw in changed if raw[:1] != b"\x00"]
+            for callback in self._followers:
+                callback(keys)
 
 
 async def _wait_for_appends(watch: AppendWatch | None, tps: list[TopicPartition]) -> None:

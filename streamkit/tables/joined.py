@@ -85,10 +85,14 @@ class JoinedTable(Table):
         super().__init__(name, context=context, key_type=left.key_type,
                          partitions=left.partitions or right.partitions,
                          help=f"{how} join of {left.name} and {right.name}")
+        self._set_sides(left, right, how)
+
+    def _set_sides(self, left: Table, right: Table, how: str) -> None:
+        """Take the sides, the left side's keys and the pair codec."""
         self.left = left
         self.right = right
         self.how = how
-        # keys as the sides encode them: same bytes, same partitions
+        # keys as the left side encodes them: same bytes, same partitions
         self.key_serde = left.key_serde
         self._json_int_keys = left._json_int_keys  # noqa: SLF001 - see _SIDES
         self.value_serde = Serde(None, PairCodec(left, right))

@@ -135,12 +135,21 @@ class Table(TableMapping):
         return sum(len(cache) for cache in self._cache.values())
 
     # -- joining -----------------------------------------------------------------------
-    def join(self, other: Table, *, how: str = "inner", name: str) -> JoinedTable:
+    def join(self, other: Table, *, how: str = "inner", name: str,
+             foreign_key: Callable[[Any], Any] | None = None) -> JoinedTable:
         """A read-only table of ``(self's value, other's value)`` per key, kept up to
         date as either side changes (Kafka Streams' KTable-KTable join; ``how``:
-        "inner", "left" or "outer"). See docs/joins.md, "Table-table joins"."""
+        "inner", "left" or "outer"). See docs/joins.md, "Table-table joins".
+        ``foreign_key``: ``other`` (a GlobalTable) is looked up by
+        ``foreign_key(self's value)`` instead ("Foreign-key joins")."""
         from streamkit.tables.joined import JoinedTable
-        joined = JoinedTable(name, self, other, how=how, context=self.context)
+        joined: JoinedTable
+        if foreign_key is not None:
+            from streamkit.tables.foreign_key import ForeignKeyJoinedTable
+            joined = ForeignKeyJoinedTable(name, self, other, how=how,
+                                           foreign_key=foreign_key, context=self.context)
+        else:
+            joined = JoinedTable(name, self, other, how=how, context=self.context)
         self.context.add_table(joined)
         return joined
 
