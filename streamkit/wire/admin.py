@@ -208,20 +208,23 @@ def _config_entry(cls: type[Any], name: str, value: str, source: int, read_only:
 
 # -- AlterConfigs and IncrementalAlterConfigs -------------------------------------------
 Change = tuple[dict[str, str], list[str]]      # (configs to set, configs to remove)
+#: (resource, configs set on the topic, every config with the defaults) -> the change
+Changer = Callable[[Any, dict[str, str], dict[str, str]], Change]
 
 
 def alter_configs(node: Node, request: Request) -> Any:
     """Replace each topic's configs with those given (the others return to the
     defaults), as Kafka's (deprecated) AlterConfigs does."""
-    def change(resource: Any, current: dict[str, str]) -> Change:
+    def change(resource: Any, current: dict[str, str], _full: dict[str, str]) -> Change:
         given = {c.name: c.value for c in resource.configs if c.value is not None}
         return given, [key for key in current if key not in given]
     return _alter(node, request, ALTER_CONFIGS, change)
 
 
 def incremental_alter_configs(node: Node, request: Request) -> Any:
-    """Set, delete, append to or subtract from each named config of each topic."""
-    def change(resource: Any, current: dict[str, str]) -> Change:
+    """Set, delete, append to or subtract from each named config of each topic (a
+    list config not set on the topic is appended to from its default, as in Kafka)."""
+    def change(resource: Any, _current: dict[str, str], full: dict[str, str]) -> Change:
         to_set: dict[str, str] = {}
         to_delete: list[str] = []
         for config in resource.configs:
@@ -231,7 +234,7 @@ def incremental_alter_configs(node: Node, request: Request) -> Any:
             elif op == DELETE:
                 to_delete.append(config.name)
             elif op in (APPEND, SUBTRACT) and CONFIG_TYPES.get(config.name) == LIST:
-                items = [i for i in current.get(config.name, "").split(",") if i]
+                items = [i for i in full.get(config.name, "").split(",") if i]
                 given = [i.strip() for i in value.split(",") if i.strip()]
                 items = items + [i for i in given if i not in items] if op == APPEND \
                     else [i for i in items if i not in given]
@@ -243,8 +246,7 @@ def incremental_alter_configs(node: Node, request: Request) -> Any:
     return _alter(node, request, INCREMENTAL_ALTER_CONFIGS, change)
 
 
-def _alter(node: Node, request: Request, api_key: int,
-           change: Callable[[Any, dict[str, str]], Change]) -> Any:
+def _alter(node: Node, request: Request, api_key: int, change: Changer) -> Any:
     cls = response_type(api_key, request.api_version)
     result_cls = nested(cls, "AlterConfigsResourceResponse")
     results = []
@@ -256,8 +258,7 @@ def _alter(node: Node, request: Request, api_key: int,
     return build(cls, throttle_time=NO_THROTTLE, responses=tuple(results))
 
 
-def _alter_one(node: Node, resource: Any, change: Callable[[Any, dict[str, str]], Change],
-               validate_only: bool) -> Outcome:
+def _alter_one(node: Node, resource: Any, change: Changer, validate_only: bool) -> Outcome:
     if resource.resource_type == BROKER:
         error, message = _check_broker_name(resource.resource_name)
         if error is not ErrorCode.none:
@@ -275,7 +276,8 @@ def _alter_one(node: Node, resource: Any, change: Callable[[Any, dict[str, str]]
     if broker is None:
         return ErrorCode.invalid_request, "this broker's log cannot alter topic configs"
     try:
-        to_set, to_delete = change(resource, broker.topic_config(name))
+        to_set, to_delete = change(resource, broker.topic_config(name),
+                                   broker.describe_topic(name).config)
         if validate_only:
             check_topic_config(to_set)
             return OK
