@@ -84,6 +84,7 @@ def create_partitions(node: Node, request: Request) -> Any:
     names = [t.name for t in request.body.topics]
     results = []
     for topic in request.body.topics:
+        message: str | None
         if names.count(topic.name) > 1:
             error, message = ErrorCode.invalid_request, \
                 f"topic {topic.name!r} is named more than once in the request"
@@ -289,7 +290,8 @@ def _alter_one(node: Node, resource: Any, change: Changer, validate_only: bool) 
     return OK
 
 
-ADMIN_HANDLERS = {
+#: the handlers of this module, by api key (``apis.HANDLERS`` takes them)
+ADMIN_HANDLERS: dict[int, Callable[[Node, Request], Any]] = {
     CREATE_PARTITIONS: create_partitions,
     DESCRIBE_CONFIGS: describe_configs,
     ALTER_CONFIGS: alter_configs,
