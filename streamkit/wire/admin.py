@@ -15,7 +15,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from streamkit.errors import BrokerError, InvalidConfig, UnknownTopic
+from streamkit.errors import BrokerError, InvalidConfig, InvalidTopicName, UnknownTopic
 from streamkit.log.config import check_topic_config
 from streamkit.names import is_topic_name
 from streamkit.transport.base import AdminBroker
@@ -69,8 +69,10 @@ def _find_topic(node: Node, name: str) -> Outcome:
         return ErrorCode.invalid_topic_exception, f"invalid topic name {name!r}"
     try:
         found = node.broker.partition_count(name) is not None
-    except BrokerError:                 # a name the log keeps for itself
+    except InvalidTopicName:            # a name the log keeps for itself
         found = False
+    except BrokerError as exc:          # a damaged topic.json: the log says which
+        return ErrorCode.unknown_server_error, str(exc)
     if not found:
         return ErrorCode.unknown_topic_or_partition, f"topic {name!r} does not exist"
     return OK
@@ -127,7 +129,16 @@ def _create_partitions(node: Node, topic: Any, validate_only: bool) -> Outcome:
         return ErrorCode.unknown_topic_or_partition, str(exc)
     except InvalidConfig as exc:                  # grown meanwhile by another process
         return ErrorCode.invalid_partitions, str(exc)
+    except (BrokerError, OSError) as exc:         # a damaged topic, a full disk
+        return _failed(exc)
     return OK
+
+
+def _failed(exc: BrokerError | OSError) -> Outcome:
+    """Kafka's error for a log that could not do what was asked, with the reason."""
+    if isinstance(exc, OSError):
+        return ErrorCode.kafka_storage_error, f"the log's files: {exc}"
+    return ErrorCode.unknown_server_error, str(exc)
 
 
 # -- DescribeConfigs --------------------------------------------------------------------
@@ -161,9 +172,14 @@ def _describe(node: Node, resource: Any, entries: list[tuple[str, str, int, bool
         error, message = _find_topic(node, name)
         if error is not ErrorCode.none:
             return error, message
-        full = node.broker.describe_topic(name).config
         broker = _admin_broker(node)
-        set_on_topic = broker.topic_config(name) if broker is not None else full
+        try:
+            full = node.broker.describe_topic(name).config
+            set_on_topic = broker.topic_config(name) if broker is not None else full
+        except UnknownTopic as exc:               # deleted meanwhile by another process
+            return ErrorCode.unknown_topic_or_partition, str(exc)
+        except BrokerError as exc:
+            return _failed(exc)
         entries += [(key, value, TOPIC_CONFIG if key in set_on_topic else DEFAULT_CONFIG,
                      False) for key, value in sorted(full.items())]
         return OK
@@ -287,6 +303,8 @@ def _alter_one(node: Node, resource: Any, change: Changer, validate_only: bool) 
         return ErrorCode.unknown_topic_or_partition, str(exc)
     except InvalidConfig as exc:
         return ErrorCode.invalid_config, str(exc)
+    except (BrokerError, OSError) as exc:
+        return _failed(exc)
     return OK
 
 

@@ -220,3 +220,16 @@ def test_alter_configs_replaces_the_topics_configs_and_checks_them(wire: Wire) -
     assert alter(("cleanup.policy", "compact")).error_code == 0
     # the configs not given return to the log's defaults, as Kafka's AlterConfigs does
     assert wire.log.topic_config("rides") == {"cleanup.policy": "compact"}
+
+
+def test_a_damaged_topic_is_an_error_naming_the_repair_and_the_server_goes_on(
+        wire: Wire) -> None:
+    wire.log.create_topic("rides", 1)
+    wire.log.create_topic("clicks", 1)
+    (wire.datadir / "log" / "rides" / "topic.json").write_text("{not json")
+    response = call(wire, CREATE_PARTITIONS, 3, create_partitions_body(("rides", 2, None),
+                                                                       ("clicks", 2, None)))
+    (damaged, fine) = response.results
+    assert damaged.error_code == -1                          # UNKNOWN_SERVER_ERROR
+    assert "streamkit log repair rides" in damaged.error_message
+    assert fine.error_code == 0 and wire.log.partition_count("clicks") == 2
