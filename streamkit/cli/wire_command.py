@@ -91,13 +91,16 @@ def broker(host: str, port: int, datadir: str, auto_create_topics: bool,
 def _open_registry(datadir: str) -> SchemaRegistry:
     """The schema registry in the log of ``datadir`` (its own connection to the log, as
     ``streamkit registry serve`` has), or a one-line error naming the missing extra."""
+    from streamkit.cli.extras import missing_extra
+    what = "streamkit broker --registry-port"
     try:
-        import streamkit.web.registry  # noqa: F401 - starlette and uvicorn are there
         from streamkit.avro.registry import SchemaRegistry
     except ImportError:
-        from streamkit.cli.extras import missing_extra
-        raise click.ClickException(missing_extra("web", "streamkit broker --registry-port")
-                                   ) from None
+        raise click.ClickException(missing_extra("avro", what)) from None
+    try:
+        import streamkit.web.registry  # noqa: F401 - starlette and uvicorn are there
+    except ImportError:
+        raise click.ClickException(missing_extra("web", what)) from None
     from streamkit.transport import connect
     return SchemaRegistry(connect("log://", datadir=datadir), owns_broker=True)
 

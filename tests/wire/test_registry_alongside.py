@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,17 @@ def test_a_taken_registry_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"schema registry: cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("hidden", "extra"), [("starlette", "web"), ("fastavro", "avro")])
+def test_without_the_registrys_extras_it_says_which_to_add(tmp_path: Path, hidden: str,
+                                                           extra: str) -> None:
+    code = f"import sys; sys.modules[{hidden!r}] = None; from streamkit.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", code, "broker", "--port", "0",
+                           "--registry-port", "0"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"streamkit broker --registry-port needs the {extra} extra: pip install" in \
+        done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "stores").exists()          # nothing created before the check
