@@ -28,6 +28,8 @@ from tests.wire.test_broker_command import STREAMKIT, free_port, wait_for_line
 
 pytestmark = pytest.mark.slow          # a real broker process
 
+KEY = """{"type": "record", "name": "RideKey", "namespace": "taxi",
+          "fields": [{"name": "vendor", "type": "int"}]}"""
 RIDE = """{"type": "record", "name": "Ride", "namespace": "taxi",
            "fields": [{"name": "vendor", "type": "int"},
                       {"name": "total_amount", "type": "double"}]}"""
@@ -50,6 +52,34 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return err
 
 
+def course_avro_round_trip(bootstrap: str, registry_url: str) -> list[tuple[dict, dict]]:
+    """The course's AvroProducer and AvroConsumer (confluent-kafka's legacy Avro
+    clients, ``schema.registry.url`` in their config): (key, value) of what it read."""
+    from confluent_kafka import avro
+    from confluent_kafka.avro import AvroConsumer, AvroProducer
+
+    config = {"bootstrap.servers": bootstrap, "schema.registry.url": registry_url}
+    key_schema = avro.loads(KEY)
+    producer = AvroProducer(config, default_key_schema=key_schema,
+                            default_value_schema=avro.loads(RIDE))
+    for i in range(3):
+        producer.produce(topic="rides_course", key={"vendor": i},
+                         value={"vendor": i, "total_amount": 1.5 * i})
+    assert producer.flush(20) == 0
+    consumer = AvroConsumer({**config, "group.id": "unused", "enable.auto.commit": False})
+    consumer.assign([TopicPartition("rides_course", 0, 0)])      # (no groups yet)
+    got = []
+    for _ in range(50):
+        message = consumer.poll(0.2)
+        if message is not None and message.error() is None:
+            got.append((message.key(), message.value()))
+        if len(got) == 3:
+            break
+    consumer.close()
+    return got
+
+
+@pytest.mark.filterwarnings("ignore:Avro(Producer|Consumer) has been deprecated")
 def test_avro_through_the_registry_and_the_broker_of_one_process(tmp_path: Path) -> None:
     port, registry_port = free_port(), free_port()
     proc = start_broker(tmp_path, "--port", str(port), "--registry-port", str(registry_port),
@@ -81,6 +111,8 @@ def test_avro_through_the_registry_and_the_broker_of_one_process(tmp_path: Path)
                 break
         consumer.close()
         assert got == rides
+        assert course_avro_round_trip(bootstrap, f"http://127.0.0.1:{registry_port}") == \
+            [({"vendor": i}, {"vendor": i, "total_amount": 1.5 * i}) for i in range(3)]
 
         # the debug line of a connection, and the rates of the status lines
         seen = wait_for_line(proc, r"DEBUG streamkit.wire: connection from \('127.0.0.1'")
@@ -96,7 +128,8 @@ def test_avro_through_the_registry_and_the_broker_of_one_process(tmp_path: Path)
     # the schema is in the log's _schemas topic, where `streamkit registry serve` keeps it
     with SchemaRegistry(connect("log://", datadir=tmp_path / "stores"),
                         owns_broker=True) as registry:
-        assert registry.subjects() == ["rides_avro-value"]
+        assert registry.subjects() == ["rides_avro-value", "rides_course-key",
+                                       "rides_course-value"]
 
 
 def test_a_taken_registry_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
