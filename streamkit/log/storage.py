@@ -662,10 +662,13 @@ class FileStorage:
         # (a cut of the name: the whole of a 249-character one and the uuid would pass
         # the file system's 255-byte limit)
         target = trash / f"{name[:200]}.{uuid.uuid4().hex}"
-        try:
-            os.rename(topic_dir, target)     # atomic: the topic vanishes at once
-        except FileNotFoundError:
-            raise UnknownTopic(f"topic {name!r} does not exist") from None
+        # under the topic lock: not while partitions are added or configs rewritten,
+        # which would otherwise finish in a topic created again under the name
+        with self._topic_lock(name):
+            try:
+                os.rename(topic_dir, target)     # atomic: the topic vanishes at once
+            except FileNotFoundError:
+                raise UnknownTopic(f"topic {name!r} does not exist") from None
         shutil.rmtree(target, ignore_errors=True)
 
     def list_topics(self) -> list[str]:

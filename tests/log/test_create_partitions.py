@@ -127,3 +127,47 @@ def test_alter_topic_config_removes_configs_named_in_delete(broker) -> None:
     assert broker.topic_config("orders") == {"segment.bytes": "4096",
                                              "cleanup.policy": "compact"}
     assert broker.describe_topic("orders").config["retention.ms"] == "604800000"
+
+
+def test_a_topic_deleted_and_created_again_meanwhile_is_left_whole(log_url: str,
+                                                                  tmp_path) -> None:
+    adder, recreator = connect(log_url), connect(log_url)
+    adder.create_topic("orders", 1, {"retention.ms": "0"})
+    errors: list[BaseException] = []
+
+    def add() -> None:
+        try:
+            for _ in range(60):
+                try:
+                    count = adder.partition_count("orders")
+                    if count is not None:
+                        adder.create_partitions("orders", count + 1)
+                except (UnknownTopic, InvalidConfig):
+                    pass                   # deleted, or grown by the other meanwhile
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    def recreate() -> None:
+        try:
+            for i in range(1, 21):
+                recreator.delete_topic("orders")
+                recreator.create_topic("orders", 1, {"retention.ms": str(i)})
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add), threading.Thread(target=recreate)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        # the last topic keeps its own config, and has every partition it counts
+        assert recreator.topic_config("orders") == {"retention.ms": "20"}
+        count = recreator.partition_count("orders")
+        assert count is not None
+        assert all((tmp_path / "log" / "orders" / str(p)).is_dir() for p in range(count))
+        recreator.produce("orders", [OutgoingRecord(None, b"v", partition=count - 1)])
+    finally:
+        adder.close()
+        recreator.close()
