@@ -120,15 +120,41 @@ class LogBroker:
         (``streamkit log repair`` rebuilds it). Not part of the Broker protocol."""
         return self._storage.orphan_topics()
 
-    def alter_topic_config(self, name: str, config: Mapping[str, object]) -> None:
+    def alter_topic_config(self, name: str, config: Mapping[str, object],
+                           delete: Sequence[str] = ()) -> None:
         """Set topic configs of ``name`` (merged into its config; as Kafka's
-        incremental alter). Not part of the Broker protocol."""
+        incremental alter), and remove those named in ``delete`` (back to the log's
+        defaults). Not part of the Broker protocol."""
         if self._unacked:
             self._drain()
-        topic = self._topic(name)
-        merged = check_topic_config({**topic.config.raw, **config})
-        self._storage.write_topic(name, topic.partitions, merged, replace=True)
+        check_topic_name(name)
+
+        def change(raw: dict[str, str]) -> dict[str, str]:
+            kept = {k: v for k, v in raw.items() if k not in delete}
+            return check_topic_config({**kept, **config})
+
+        self._storage.alter_config(name, change)
         self._forget(name)
+
+    def topic_config(self, name: str) -> dict[str, str]:
+        """The configs set on ``name`` (at its creation or since), without the log's
+        defaults that ``describe_topic`` fills in. Raises ``UnknownTopic``."""
+        if self._unacked:
+            self._drain()
+        return dict(self._topic(name).config.raw)
+
+    def create_partitions(self, name: str, count: int) -> None:
+        """Grow ``name`` to ``count`` partitions (Kafka's ``create_partitions``). The
+        new partitions start empty; the records of the others stay where they are, so
+        a key may go to another partition from now on, as in Kafka. Raises
+        ``UnknownTopic``, or ``InvalidConfig`` unless ``count`` is more than it has
+        (partitions are never removed)."""
+        if self._unacked:
+            self._drain()
+        check_topic_name(name)
+        added_to = self._storage.add_partitions(name, int(count))
+        self._forget(name)
+        logger.info("topic %r: %d partitions, was %d", name, count, added_to)
 
     def describe_topic(self, name: str) -> TopicInfo:
         if self._unacked:

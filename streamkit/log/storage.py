@@ -5,6 +5,7 @@
 On disk::
 
     <root>/<topic>/topic.json                 {"partitions": N, "config": {...}}
+    <root>/<topic>/topic.lock                 flock'd while topic.json is rewritten
     <root>/<topic>/<partition>/<base>.log     segments (20-digit base offset)
     <root>/<topic>/<partition>/lock           flock'd by a process appending
     <root>/<topic>/<partition>/synced         flock'd to fsync; holds "fsynced up to"
@@ -34,12 +35,12 @@ import time
 import uuid
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from streamkit.errors import CorruptLog, TopicExists, UnknownTopic
+from streamkit.errors import CorruptLog, InvalidConfig, TopicExists, UnknownTopic
 from streamkit.log.config import RESERVED_NAMES
 from streamkit.log.segment import FileHandle, Handle, MemoryHandle, segment_name
 
@@ -125,6 +126,16 @@ def fsync_dir(path: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_partition_increase(name: str, partitions: int, count: int) -> None:
+    """Raise InvalidConfig unless ``count`` is more partitions than ``partitions``
+    (a topic's partitions can be added, never removed: their records would go)."""
+    if count == partitions:
+        raise InvalidConfig(f"topic {name!r} already has {partitions} partitions")
+    if count < partitions:
+        raise InvalidConfig(f"topic {name!r} has {partitions} partitions, more than the "
+                            f"{count} asked for: partitions cannot be removed")
 
 
 class PartitionStore(Protocol):
@@ -543,13 +554,72 @@ class FileStorage:
             # then topic.json was lost, and read_topic says so)
             self.read_topic(name)
         for p in range(partitions):
-            part = topic_dir / str(p)
-            part.mkdir(exist_ok=True)
-            seg = part / segment_name(0)
-            if not any(part.glob("*.log")):
-                seg.touch()
-            fsync_dir(part)
+            self._make_partition(topic_dir / str(p))
         self.write_topic(name, partitions, config, replace=False)
+
+    @staticmethod
+    def _make_partition(part: Path) -> None:
+        """A partition directory with an empty first segment; one left by an earlier
+        attempt is kept as it is (segments in it are never replaced)."""
+        part.mkdir(exist_ok=True)
+        if not any(part.glob("*.log")):
+            (part / segment_name(0)).touch()
+        fsync_dir(part)
+
+    @contextmanager
+    def _topic_lock(self, name: str) -> Iterator[None]:
+        """Exclusive across processes while ``name``'s topic.json is read and rewritten,
+        so that two changes at once (partitions added, configs altered) do not undo each
+        other. Raises UnknownTopic if the topic's directory is gone."""
+        path = f"{self._root}/{name}/topic.lock"
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                raise UnknownTopic(f"topic {name!r} does not exist") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # the topic may have been deleted (its directory moved away) while we
+                # waited: the lock held is then on the old directory's file
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                os.close(fd)
+                raise UnknownTopic(f"topic {name!r} does not exist") from None
+            os.close(fd)
+        try:
+            yield
+        finally:
+            os.close(fd)            # (releases the flock)
+
+    def _locked_meta(self, name: str) -> tuple[int, dict[str, str]]:
+        """(partitions, config) of ``name``, read under its topic lock."""
+        meta = self.read_topic(name)
+        if meta is None:
+            raise UnknownTopic(f"topic {name!r} does not exist")
+        return meta[0], meta[1]
+
+    def add_partitions(self, name: str, count: int) -> int:
+        """Grow ``name`` to ``count`` partitions; returns how many it had. The new
+        partitions' directories are made first and topic.json is replaced last, so a
+        crash in between leaves the topic as it was (the next attempt reuses the empty
+        directories). Raises InvalidConfig unless ``count`` is more than it has."""
+        with self._topic_lock(name):
+            partitions, config = self._locked_meta(name)
+            check_partition_increase(name, partitions, count)
+            topic_dir = self.root / name
+            for p in range(partitions, count):
+                self._make_partition(topic_dir / str(p))
+            self.write_topic(name, count, config, replace=True)
+            return partitions
+
+    def alter_config(self, name: str, change: Callable[[dict[str, str]], dict[str, str]]
+                     ) -> None:
+        """Replace ``name``'s config with ``change(config)``, read and written under
+        the topic lock (its partitions are kept as they are then)."""
+        with self._topic_lock(name):
+            partitions, config = self._locked_meta(name)
+            self.write_topic(name, partitions, change(config), replace=True)
 
     def write_topic(self, name: str, partitions: int, config: dict[str, str],
                     replace: bool) -> None:
@@ -592,10 +662,13 @@ class FileStorage:
         # (a cut of the name: the whole of a 249-character one and the uuid would pass
         # the file system's 255-byte limit)
         target = trash / f"{name[:200]}.{uuid.uuid4().hex}"
-        try:
-            os.rename(topic_dir, target)     # atomic: the topic vanishes at once
-        except FileNotFoundError:
-            raise UnknownTopic(f"topic {name!r} does not exist") from None
+        # under the topic lock: not while partitions are added or configs rewritten,
+        # which would otherwise finish in a topic created again under the name
+        with self._topic_lock(name):
+            try:
+                os.rename(topic_dir, target)     # atomic: the topic vanishes at once
+            except FileNotFoundError:
+                raise UnknownTopic(f"topic {name!r} does not exist") from None
         shutil.rmtree(target, ignore_errors=True)
 
     def list_topics(self) -> list[str]:
@@ -651,6 +724,27 @@ class MemoryStorage:
         with self.lock:
             count, _old, stores, _identity = self.topics[name]
             self.topics[name] = (count, config, stores, next(self._identities))
+
+    def add_partitions(self, name: str, count: int) -> int:
+        """Grow ``name`` to ``count`` partitions; returns how many it had."""
+        with self.lock:
+            entry = self.topics.get(name)
+            if entry is None:
+                raise UnknownTopic(f"topic {name!r} does not exist")
+            partitions, config, stores, _identity = entry
+            check_partition_increase(name, partitions, count)
+            stores = stores + [MemoryPartitionStore() for _ in range(partitions, count)]
+            self.topics[name] = (count, config, stores, next(self._identities))
+            return partitions
+
+    def alter_config(self, name: str, change: Callable[[dict[str, str]], dict[str, str]]
+                     ) -> None:
+        """Replace ``name``'s config with ``change(config)``."""
+        with self.lock:
+            entry = self.topics.get(name)
+            if entry is None:
+                raise UnknownTopic(f"topic {name!r} does not exist")
+            self.write_topic(name, entry[0], change(entry[1]), replace=True)
 
     def orphan_topics(self) -> list[str]:
         return []

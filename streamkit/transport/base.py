@@ -18,7 +18,7 @@ Rules every driver keeps (tests in tests/transport/ check them on each driver):
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from streamkit.log.watch import AppendWatch
@@ -203,4 +203,26 @@ class WatchedBroker(Broker, Protocol):
     def append_watch(self) -> AppendWatch:
         """A watch on partitions of this broker (``streamkit.log.watch``); the caller
         closes it."""
+        ...
+
+
+@runtime_checkable
+class AdminBroker(Broker, Protocol):
+    """A broker whose topics can gain partitions and whose topic configs can be read
+    and changed (``log://``, ``memory://``): what ``streamkit broker``'s
+    CreatePartitions, DescribeConfigs and AlterConfigs answers use."""
+
+    def create_partitions(self, name: str, count: int) -> None:
+        """Grow topic ``name`` to ``count`` partitions. Raises ``UnknownTopic``, or
+        ``InvalidConfig`` unless ``count`` is more than it has."""
+        ...
+
+    def topic_config(self, name: str) -> dict[str, str]:
+        """The configs set on the topic, without the defaults ``describe_topic``
+        fills in. Raises ``UnknownTopic``."""
+        ...
+
+    def alter_topic_config(self, name: str, config: Mapping[str, object],
+                           delete: Sequence[str] = ()) -> None:
+        """Set ``config`` on the topic (merged) and remove the configs in ``delete``."""
         ...

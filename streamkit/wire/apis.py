@@ -38,6 +38,10 @@ METADATA = 3
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
 INIT_PRODUCER_ID = 22
+DESCRIBE_CONFIGS = 32
+ALTER_CONFIGS = 33
+CREATE_PARTITIONS = 37
+INCREMENTAL_ALTER_CONFIGS = 44
 
 #: api key -> (min, max) version served: Kafka 4.0's minimums, and the newest versions
 #: whose fields this server fills (librdkafka 2.16 asks for ApiVersions v3, Metadata
@@ -53,6 +57,10 @@ SERVED: dict[int, tuple[int, int]] = {
     CREATE_TOPICS: (2, 7),
     DELETE_TOPICS: (1, 6),
     INIT_PRODUCER_ID: (0, 4),
+    DESCRIBE_CONFIGS: (1, 4),            # streamkit.wire.admin, these four
+    ALTER_CONFIGS: (0, 2),
+    CREATE_PARTITIONS: (0, 3),
+    INCREMENTAL_ALTER_CONFIGS: (0, 1),
 }
 
 #: this broker's node id: the only node, leader of every partition
@@ -273,6 +281,11 @@ HANDLERS: dict[int, Handler] = {
     CREATE_TOPICS: create_topics,
     DELETE_TOPICS: delete_topics,
 }
+
+# (imported last: its handlers use this module's helpers)
+from streamkit.wire.admin import ADMIN_HANDLERS  # noqa: E402
+
+HANDLERS.update(ADMIN_HANDLERS)
 
 
 def handle(node: Node, request: Request) -> Any:

@@ -91,7 +91,8 @@ def decode_request(frame: bytes, api_key: int, version: int) -> Request:
     try:
         header, used = _reader(cls.__header_schema__)(frame, 0)
         body, _size = _reader(cls)(frame, used)
-    except (SerialError, ValueError, OverflowError) as exc:
+    except (SerialError, ValueError, OverflowError, KeyError) as exc:
+        # (KeyError: kio refuses a tagged field it does not know, which Kafka would skip)
         raise FrameError(f"cannot decode api {api_key} v{version}: {exc}") from None
     # bytes after the body are ignored, as Kafka does: librdkafka 2.x sends some after
     # a Metadata v12 request for all topics

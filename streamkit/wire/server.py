@@ -25,6 +25,7 @@ from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
     encode_response, peek_header
 from streamkit.wire.producers import ProducerState
 from streamkit.wire.records import RECORD_HANDLERS, AppendWaiter, fetch
+from streamkit.wire.traffic import Traffic
 
 __all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
 
@@ -81,6 +82,8 @@ class WireServer:
         #: connections open now, and requests answered since the start
         self.connections = 0
         self.requests = 0
+        #: records produced and fetched since the start (the status line's rates)
+        self.traffic = Traffic()
 
     async def serve(self, *, task_status: TaskStatus[Any] = anyio.TASK_STATUS_IGNORED
                     ) -> None:
@@ -165,4 +168,5 @@ class WireServer:
         else:
             body = handle(node, request)
         self.requests += 1
+        self.traffic.note(key, request.body, body)
         return b"" if body is None else encode_response(correlation_id, body)
