@@ -246,7 +246,8 @@ class LogBroker:
         if self._unacked:
             self._drain()
         log = state.logs[partition]
-        offset, stamps, mark = log.append_columns(records.keys, records.values)
+        offset, stamps, mark = log.append_columns(records.keys, records.values,
+                                                  records.timestamps, records.headers)
         if acks != 1:
             log.fsync(mark)
         return AppendedRecords(topic, partition, offset, stamps)

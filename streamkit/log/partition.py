@@ -296,13 +296,21 @@ class Partition:
         stamps, keys, values, headers = _columns(rows, now, self.config.log_append_time)
         return self._append_columns(now, stamps, keys, values, headers)
 
-    def append_columns(self, keys: Sequence[bytes | None], values: Sequence[bytes | None]
+    def append_columns(self, keys: Sequence[bytes | None], values: Sequence[bytes | None],
+                       timestamps: Sequence[int] | None = None,
+                       headers: Sequence[Headers | None] | None = None
                        ) -> tuple[int, list[int], FsyncMark]:
-        """Append records given as keys and values, without headers, stamped now; as
-        ``append``."""
+        """Append records given as columns, as ``append``: keys and values, their
+        timestamps (None: stamped now, as all are on a LogAppendTime topic) and
+        headers (None: none)."""
         now = _now_ms()
         count = len(keys)
-        return self._append_columns(now, [now] * count, keys, values, (None,) * count)
+        if timestamps is None or self.config.log_append_time:
+            stamps = [now] * count
+        else:
+            stamps = list(timestamps)
+        return self._append_columns(now, stamps, keys, values,
+                                    (None,) * count if headers is None else headers)
 
     def _append_columns(self, now: int, stamps: list[int], keys: Sequence[bytes | None],
                         values: Sequence[bytes | None], headers: Sequence[Headers | None]

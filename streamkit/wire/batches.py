@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import crc32c
 
-from streamkit.types import LOG_APPEND_TIME, Message, OutgoingRecord
+from streamkit.types import LOG_APPEND_TIME, Headers, Message, PartitionRecords
 
 __all__ = ["BatchError", "ProducedBatch", "encode_batch", "read_batches", "CODECS"]
 
@@ -57,7 +57,7 @@ class ProducedBatch:
     """The records of one produced batch, as the log takes them, and the idempotent
     producer's id, epoch and first sequence number (-1 when not idempotent)."""
 
-    records: list[OutgoingRecord]
+    records: PartitionRecords
     control: bool
     transactional: bool
     producer_id: int = -1
@@ -125,30 +125,37 @@ def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _read_records(body: bytes, count: int, first_ts: int, partition: int
-                  ) -> list[OutgoingRecord]:
-    """The ``count`` records of an uncompressed batch body."""
-    out: list[OutgoingRecord] = []
-    append = out.append
-    new = tuple.__new__
+                  ) -> PartitionRecords:
+    """The ``count`` records of an uncompressed batch body, as the log's columns (no
+    tuple per record, and the log appends them without placing each)."""
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    deltas: list[int] = []
+    headers: list[Headers | None] = []
+    with_headers = False
     size = len(body)
     pos = 0
     try:
         for _ in range(count):
-            delta, key, value, headers, pos = _read_record(body, pos, size)
-            # -1 is Kafka's "no timestamp": the log stamps the record when it writes it
-            append(new(OutgoingRecord, (key, value, headers,
-                                        first_ts + delta if first_ts >= 0 else None,
-                                        partition)))
+            delta, key, value, record_headers, pos = _read_record(body, pos, size)
+            keys.append(key)
+            values.append(value)
+            deltas.append(delta)
+            headers.append(record_headers)
+            if record_headers is not None:
+                with_headers = True
     except (IndexError, ValueError) as exc:
         raise BatchError(CORRUPT_MESSAGE, f"record cut short: {exc}") from None
     if pos != size:
         raise BatchError(CORRUPT_MESSAGE, "bytes after the batch's last record")
-    return out
+    # -1 is Kafka's "no timestamp": the log stamps the records when it writes them
+    stamps = [first_ts + delta for delta in deltas] if first_ts >= 0 else None
+    return PartitionRecords(keys, values, partition, stamps,
+                            headers if with_headers else None)
 
 
 def _read_record(data: bytes, pos: int, limit: int
-                 ) -> tuple[int, bytes | None, bytes | None,
-                            list[tuple[str, bytes | None]] | None, int]:
+                 ) -> tuple[int, bytes | None, bytes | None, Headers | None, int]:
     """(timestamp delta, key, value, headers, the position after) of the record at
     ``pos``. Varints of one and two bytes (sizes up to 8 KiB, deltas) are read inline:
     a call per varint was most of the cost of a produced record."""
