@@ -72,6 +72,17 @@ def start_streamkit(datadir: str) -> tuple[subprocess.Popen[bytes], str]:
     sys.exit("streamkit broker did not start")
 
 
+def cpu_seconds(proc: subprocess.Popen[bytes] | None) -> float:
+    """CPU seconds (user + system) the broker process used so far; 0 for one not
+    started here. Per record, it is the broker's cost without the noise of the other
+    jobs on the machine."""
+    if proc is None:
+        return 0.0
+    with open(f"/proc/{proc.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
@@ -221,8 +232,12 @@ def one_run(name: str, start: Callable[[], tuple[subprocess.Popen[bytes] | None,
         topic = f"wire-bench-{run}-{os.getpid()}-{time.monotonic_ns()}"
         create_topic(bootstrap, topic)
         out: dict[str, float] = {}
+        n = len(pairs)
+        cpu = cpu_seconds(proc)
         out["produce"] = bench_produce(bootstrap, topic, pairs, args.acks, args.compression)
-        out["consume"] = bench_consume(bootstrap, topic, len(pairs))
+        cpu, out["produce us/rec"] = cpu_seconds(proc), (cpu_seconds(proc) - cpu) / n * 1e6
+        out["consume"] = bench_consume(bootstrap, topic, n)
+        out["consume us/rec"] = (cpu_seconds(proc) - cpu) / n * 1e6
         if args.seconds > 0:
             create_topic(bootstrap, topic + "-latency")
             out["p50"], out["p99"] = bench_latency(bootstrap, topic + "-latency",
@@ -268,13 +283,14 @@ def main() -> None:
             result = one_run(name, start, pairs, args, run)
             results[name].append(result)
             print(f"run {run + 1} {name}: " + ", ".join(
-                f"{k} {v:,.0f}" if k not in ("p50", "p99") else f"{k} {v:.2f} ms"
+                f"{k} {v:,.0f}" if k in ("produce", "consume", "bare") else f"{k} {v:.2f}"
                 for k, v in result.items()), flush=True)
     print(f"\n{args.records:,} records of {RECORD_SIZE} B, acks={args.acks}, "
           f"compression={args.compression}, median of {args.runs} runs, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print("| broker | produce rec/s | / bare | consume rec/s | / bare | p50 ms | p99 ms |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| broker | produce rec/s | / bare | broker CPU us/rec | consume rec/s | / bare | "
+          "broker CPU us/rec | p50 ms | p99 ms |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, rows in results.items():
         def med(key: str, rows: list[dict[str, float]] = rows) -> float:
             return statistics.median(r[key] for r in rows)
@@ -284,7 +300,8 @@ def main() -> None:
 
         lat = (f"{med('p50'):.2f} | {med('p99'):.2f}" if args.seconds > 0 else "- | -")
         print(f"| {name} | {med('produce'):,.0f} | {ratio('produce'):.4f} | "
-              f"{med('consume'):,.0f} | {ratio('consume'):.4f} | {lat} |")
+              f"{med('produce us/rec'):.2f} | {med('consume'):,.0f} | "
+              f"{ratio('consume'):.4f} | {med('consume us/rec'):.2f} | {lat} |")
 
 
 if __name__ == "__main__":

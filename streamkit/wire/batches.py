@@ -6,30 +6,29 @@ attributes, last offset delta, first and max timestamps, producer id and epoch, 
 sequence, record count) and its records, each a varint-framed record whose timestamp and
 offset are deltas from the header's. The CRC covers everything from the attributes to
 the end. The records may be compressed as one block (attribute bits 0-2); this server
-reads none and gzip, and answers UNSUPPORTED_COMPRESSION_TYPE for the others (decision
-907). It writes uncompressed batches.
+reads all five of Kafka's codecs (``compression``; decisions 907 and 930). It writes
+uncompressed batches.
 """
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import crc32c
 
 from streamkit.types import LOG_APPEND_TIME, Headers, Message, PartitionRecords
+from streamkit.wire.compression import (CODECS, MAX_INFLATED, TooLarge, Unreadable,
+                                        Unsupported, decompress)
 
-__all__ = ["BatchError", "ProducedBatch", "encode_batch", "read_batches", "CODECS"]
+__all__ = ["BatchError", "CODECS", "MAX_INFLATED", "ProducedBatch", "encode_batch",
+           "read_batches"]
 
 #: Kafka's error codes a batch can be refused with
 CORRUPT_MESSAGE = 2
 UNSUPPORTED_COMPRESSION_TYPE = 76
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
 MESSAGE_TOO_LARGE = 10
-#: the most bytes one compressed batch may inflate to (a small request must not make
-#: the server allocate without bound)
-MAX_INFLATED = 256 * 1024 * 1024
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 #: the offset of the attributes: where the CRC starts
@@ -40,8 +39,6 @@ _COMPRESSION = 0x07
 _TIMESTAMP_TYPE = 0x08
 _TRANSACTIONAL = 0x10
 _CONTROL = 0x20
-#: compression attribute -> its name (the ones this server reads: none and gzip)
-CODECS = {0: "none", 1: "gzip"}
 
 
 class BatchError(Exception):
@@ -93,20 +90,14 @@ def read_batches(data: bytes, partition: int) -> Iterator[ProducedBatch]:
 
 
 def _decompress(codec: int, body: bytes) -> bytes:
-    if codec == 0:
-        return body
-    if codec == 1:
-        inflater = zlib.decompressobj(wbits=47)         # a gzip (or zlib) header
-        try:
-            data = inflater.decompress(body, MAX_INFLATED)
-        except zlib.error as exc:
-            raise BatchError(CORRUPT_MESSAGE, f"gzip records: {exc}") from None
-        if inflater.unconsumed_tail:
-            raise BatchError(MESSAGE_TOO_LARGE,
-                             f"gzip records inflate past {MAX_INFLATED} bytes")
-        return data
-    raise BatchError(UNSUPPORTED_COMPRESSION_TYPE,
-                     f"compression {codec} is not read by this broker (none and gzip are)")
+    try:
+        return decompress(codec, body)
+    except Unreadable as exc:
+        raise BatchError(CORRUPT_MESSAGE, str(exc)) from None
+    except TooLarge as exc:
+        raise BatchError(MESSAGE_TOO_LARGE, str(exc)) from None
+    except Unsupported as exc:
+        raise BatchError(UNSUPPORTED_COMPRESSION_TYPE, str(exc)) from None
 
 
 def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
