@@ -106,6 +106,8 @@ class Partition:
         self._relisted_at = 0.0
         self._retention_checked_at = time.monotonic()
         self._started: tuple[int, int] = (-1, 0)       # (segment base, rolled in at ms)
+        #: the fsync mark of this process's last append (``sync``)
+        self._last_mark: FsyncMark | None = None
 
     # -- segment list ----------------------------------------------------------------
     def _gone(self) -> UnknownTopic:
@@ -356,7 +358,8 @@ class Partition:
                     # the append that triggered it; the next check tries again
                     log.error("cleanup of %s[%d] failed: %s", self.topic, self.partition,
                               exc)
-        return first, stamps, (seg.base, end, seg.handle)
+        self._last_mark = (seg.base, end, seg.handle)
+        return first, stamps, self._last_mark
 
     def _undo_write_locked(self, seg: Segment, error: BaseException) -> None:
         """A write failed part way (a full disk, a signal): cut what it left, so the
@@ -395,6 +398,12 @@ class Partition:
             handle.fsync()
             if (base, whole) > synced:
                 self.store.set_synced((base, whole))
+
+    def sync(self) -> None:
+        """Make every record this process appended so far durable: ``fsync`` up to its
+        last append (several appends answered with one fsync)."""
+        if self._last_mark is not None:
+            self.fsync(self._last_mark)
 
     # -- read ----------------------------------------------------------------------
     def read(self, offset: int, max_records: int) -> list[Message]:

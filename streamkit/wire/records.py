@@ -25,7 +25,8 @@ from streamkit.wire.batches import BatchError, ProducedBatch, encode_batches, re
 from streamkit.wire.producers import GAP
 from streamkit.wire.protocol import Request, response_type
 
-__all__ = ["RECORD_HANDLERS", "AppendWaiter", "fetch", "list_offsets", "produce"]
+__all__ = ["RECORD_HANDLERS", "AppendWaiter", "can_sync", "fetch", "list_offsets",
+           "produce"]
 
 EARLIEST = -2
 LATEST = -1
@@ -45,14 +46,23 @@ def _exists(node: Node, tp: TopicPartition) -> bool:
 
 
 # -- Produce ----------------------------------------------------------------------------
-def produce(node: Node, request: Request) -> Any:
-    """Append each partition's batches; None for ``acks=0`` (Kafka sends no response)."""
+def produce(node: Node, request: Request, durable: set[TopicPartition] | None = None
+            ) -> Any:
+    """Append each partition's batches; None for ``acks=0`` (Kafka sends no response).
+
+    ``acks=-1`` ("all") is to be answered once the records are fsynced, as a log://
+    producer's ``acks="all"`` (the log is the only copy); 0 and 1 once they are
+    written. Given ``durable``, and a broker that can ``sync`` later, the records are
+    only written and their partitions added to ``durable``: the caller syncs them
+    before it answers (one fsync for several requests, decision 931)."""
     cls = response_type(PRODUCE, request.api_version)
     part_cls = nested(cls, "PartitionProduceResponse")
     topic_cls = nested(cls, "TopicProduceResponse")
-    # acks=-1 ("all") is answered once the records are fsynced, as a log:// producer's
-    # acks="all" (the log is the only copy); 0 and 1 once they are written
     acks: Literal[1, "all"] = "all" if request.body.acks == -1 else 1
+    if acks == "all" and durable is not None and can_sync(node.broker):
+        acks = 1
+    else:
+        durable = None
     responses = []
     for topic in request.body.topic_data:
         parts = []
@@ -61,7 +71,10 @@ def produce(node: Node, request: Request) -> Any:
                                                       data.records, acks)
             start = -1
             if error is ErrorCode.none:
-                start = node.broker.offsets(TopicPartition(topic.name, data.index))[0]
+                tp = TopicPartition(topic.name, data.index)
+                start = node.broker.offsets(tp)[0]
+                if durable is not None:
+                    durable.add(tp)
             parts.append(build(part_cls, index=data.index, error_code=error,
                                base_offset=base, log_append_time=None,
                                log_start_offset=start, record_errors=(),
@@ -70,6 +83,12 @@ def produce(node: Node, request: Request) -> Any:
     if request.body.acks == 0:
         return None
     return build(cls, responses=tuple(responses), throttle_time=NO_THROTTLE)
+
+
+def can_sync(broker: object) -> bool:
+    """Whether ``broker`` makes records written with ``acks=1`` durable when asked
+    (``sync``: the embedded log)."""
+    return callable(getattr(broker, "sync", None))
 
 
 def _produce_partition(node: Node, topic: str, partition: int, data: bytes | None,
