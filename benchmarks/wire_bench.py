@@ -22,8 +22,11 @@ wheel), creates a topic and then:
 
 Beside them, in the same run, the bare loop of docs/benchmarks.md: a tuple per payload
 into a list, over the same payloads in memory. The figures printed are medians over the
-runs; "/ bare" is the median of each run's ratio. The broker and the client share the
-machine's cores.
+runs; "/ bare" is the median of each run's ratio. "broker CPU us/rec" is the broker
+process's user+system CPU per record during the step (from /proc): what the broker
+costs, which other jobs on a shared machine change far less than the wall-clock rates.
+The broker and the client share the machine's cores. ``--bootstrap`` runs the steps
+against a broker started elsewhere (under a profiler, say) instead.
 """
 from __future__ import annotations
 

@@ -257,7 +257,11 @@ class LogBroker:
         ``acks="all"`` would have (not part of the Broker protocol: the Kafka-protocol
         server answers several ``acks=all`` requests with one fsync per partition)."""
         for tp in tps:
-            self._partition(tp).sync()
+            try:
+                partition = self._partition(tp)
+            except UnknownTopic:
+                continue                    # deleted since: its records are gone too
+            partition.sync()
 
     def flush(self) -> None:
         """Write the records produced with acks=0 now (not part of the Broker

@@ -216,6 +216,7 @@ class _Frames:
             raise FrameError(f"frame of {size} bytes (the limit is {self._max})")
         if len(buffer) < 4 + size:
             return None
-        frame = bytes(buffer[4:4 + size])
+        with memoryview(buffer) as view:        # (one copy, and released before the del)
+            frame = bytes(view[4:4 + size])
         del buffer[:4 + size]
         return frame
