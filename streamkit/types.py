@@ -103,21 +103,28 @@ class OutgoingRecord(NamedTuple):
 
 
 class PartitionRecords(Sequence[OutgoingRecord]):
-    """Records bound for one partition, given as two columns: keys and values (no
-    headers, each stamped when written). Any broker reads it as ``OutgoingRecord``s;
-    the embedded log appends the columns as they are. A table's commit writes one
-    changelog record per changed key, and building, placing and acknowledging a tuple
-    per record cost more than writing it."""
+    """Records bound for one partition, given as columns: keys and values, and
+    optionally their timestamps (None: each stamped when written) and headers (None:
+    none). Any broker reads it as ``OutgoingRecord``s; the embedded log appends the
+    columns as they are. A table's commit writes one changelog record per changed key,
+    and a Kafka client's produced batch many records, and building, placing and
+    acknowledging a tuple per record cost more than writing it."""
 
-    __slots__ = ("keys", "values", "partition")
+    __slots__ = ("keys", "values", "partition", "timestamps", "headers")
 
     def __init__(self, keys: Sequence[bytes | None], values: Sequence[bytes | None],
-                 partition: int) -> None:
+                 partition: int, timestamps: Sequence[int] | None = None,
+                 headers: Sequence[Headers | None] | None = None) -> None:
         if len(keys) != len(values):
             raise ValueError(f"{len(keys)} keys but {len(values)} values")
+        for name, column in (("timestamps", timestamps), ("headers", headers)):
+            if column is not None and len(column) != len(keys):
+                raise ValueError(f"{len(keys)} keys but {len(column)} {name}")
         self.keys = keys
         self.values = values
         self.partition = partition
+        self.timestamps = timestamps
+        self.headers = headers
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -130,11 +137,15 @@ class PartitionRecords(Sequence[OutgoingRecord]):
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
             return list(self)[index]
-        return OutgoingRecord(self.keys[index], self.values[index], None, None,
-                              self.partition)
+        return OutgoingRecord(
+            self.keys[index], self.values[index],
+            None if self.headers is None else self.headers[index],
+            None if self.timestamps is None else self.timestamps[index], self.partition)
 
     def __iter__(self) -> Iterator[OutgoingRecord]:
-        return map(OutgoingRecord, self.keys, self.values, repeat(None), repeat(None),
+        return map(OutgoingRecord, self.keys, self.values,
+                   repeat(None) if self.headers is None else self.headers,
+                   repeat(None) if self.timestamps is None else self.timestamps,
                    repeat(self.partition))
 
 

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, cast
 
@@ -272,10 +272,22 @@ class LogBroker:
         if self._unacked:
             self._drain()
         log = state.logs[partition]
-        offset, stamps, mark = log.append_columns(records.keys, records.values)
+        offset, stamps, mark = log.append_columns(records.keys, records.values,
+                                                  records.timestamps, records.headers)
         if acks != 1:
             log.fsync(mark)
         return AppendedRecords(topic, partition, offset, stamps)
+
+    def sync(self, tps: Iterable[TopicPartition]) -> None:
+        """Make the records produced with ``acks=1`` to ``tps`` so far durable, as
+        ``acks="all"`` would have (not part of the Broker protocol: the Kafka-protocol
+        server answers several ``acks=all`` requests with one fsync per partition)."""
+        for tp in tps:
+            try:
+                partition = self._partition(tp)
+            except UnknownTopic:
+                continue                    # deleted since: its records are gone too
+            partition.sync()
 
     def flush(self) -> None:
         """Write the records produced with acks=0 now (not part of the Broker

@@ -106,6 +106,8 @@ class Partition:
         self._relisted_at = 0.0
         self._retention_checked_at = time.monotonic()
         self._started: tuple[int, int] = (-1, 0)       # (segment base, rolled in at ms)
+        #: the fsync mark of this process's last append (``sync``)
+        self._last_mark: FsyncMark | None = None
 
     # -- segment list ----------------------------------------------------------------
     def _gone(self) -> UnknownTopic:
@@ -296,13 +298,21 @@ class Partition:
         stamps, keys, values, headers = _columns(rows, now, self.config.log_append_time)
         return self._append_columns(now, stamps, keys, values, headers)
 
-    def append_columns(self, keys: Sequence[bytes | None], values: Sequence[bytes | None]
+    def append_columns(self, keys: Sequence[bytes | None], values: Sequence[bytes | None],
+                       timestamps: Sequence[int] | None = None,
+                       headers: Sequence[Headers | None] | None = None
                        ) -> tuple[int, list[int], FsyncMark]:
-        """Append records given as keys and values, without headers, stamped now; as
-        ``append``."""
+        """Append records given as columns, as ``append``: keys and values, their
+        timestamps (None: stamped now, as all are on a LogAppendTime topic) and
+        headers (None: none)."""
         now = _now_ms()
         count = len(keys)
-        return self._append_columns(now, [now] * count, keys, values, (None,) * count)
+        if timestamps is None or self.config.log_append_time:
+            stamps = [now] * count
+        else:
+            stamps = list(timestamps)
+        return self._append_columns(now, stamps, keys, values,
+                                    (None,) * count if headers is None else headers)
 
     def _append_columns(self, now: int, stamps: list[int], keys: Sequence[bytes | None],
                         values: Sequence[bytes | None], headers: Sequence[Headers | None]
@@ -348,7 +358,8 @@ class Partition:
                     # the append that triggered it; the next check tries again
                     log.error("cleanup of %s[%d] failed: %s", self.topic, self.partition,
                               exc)
-        return first, stamps, (seg.base, end, seg.handle)
+        self._last_mark = (seg.base, end, seg.handle)
+        return first, stamps, self._last_mark
 
     def _undo_write_locked(self, seg: Segment, error: BaseException) -> None:
         """A write failed part way (a full disk, a signal): cut what it left, so the
@@ -387,6 +398,12 @@ class Partition:
             handle.fsync()
             if (base, whole) > synced:
                 self.store.set_synced((base, whole))
+
+    def sync(self) -> None:
+        """Make every record this process appended so far durable: ``fsync`` up to its
+        last append (several appends answered with one fsync)."""
+        if self._last_mark is not None:
+            self.fsync(self._last_mark)
 
     # -- read ----------------------------------------------------------------------
     def read(self, offset: int, max_records: int) -> list[Message]:

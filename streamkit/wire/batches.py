@@ -6,41 +6,39 @@ attributes, last offset delta, first and max timestamps, producer id and epoch, 
 sequence, record count) and its records, each a varint-framed record whose timestamp and
 offset are deltas from the header's. The CRC covers everything from the attributes to
 the end. The records may be compressed as one block (attribute bits 0-2); this server
-reads none and gzip, and answers UNSUPPORTED_COMPRESSION_TYPE for the others (decision
-907). It writes uncompressed batches.
+reads all five of Kafka's codecs (``compression``; decisions 907 and 930). It writes
+uncompressed batches.
 """
 from __future__ import annotations
 
 import struct
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import crc32c
 
-from streamkit.types import LOG_APPEND_TIME, Message, OutgoingRecord
+from streamkit.types import LOG_APPEND_TIME, Headers, Message, PartitionRecords
+from streamkit.wire.compression import (CODECS, MAX_INFLATED, TooLarge, Unreadable,
+                                        Unsupported, decompress)
 
-__all__ = ["BatchError", "ProducedBatch", "encode_batch", "read_batches", "CODECS"]
+__all__ = ["BatchError", "CODECS", "MAX_INFLATED", "ProducedBatch", "encode_batch",
+           "read_batches"]
 
 #: Kafka's error codes a batch can be refused with
 CORRUPT_MESSAGE = 2
 UNSUPPORTED_COMPRESSION_TYPE = 76
 UNSUPPORTED_FOR_MESSAGE_FORMAT = 43
 MESSAGE_TOO_LARGE = 10
-#: the most bytes one compressed batch may inflate to (a small request must not make
-#: the server allocate without bound)
-MAX_INFLATED = 256 * 1024 * 1024
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 #: the offset of the attributes: where the CRC starts
 _CRC_FROM = 21
+_CRC = struct.Struct(">I")
 _LENGTH_FROM = 12        # the batch length counts the bytes after this
 _COMPRESSION = 0x07
 _TIMESTAMP_TYPE = 0x08
 _TRANSACTIONAL = 0x10
 _CONTROL = 0x20
-#: compression attribute -> its name (the ones this server reads: none and gzip)
-CODECS = {0: "none", 1: "gzip"}
 
 
 class BatchError(Exception):
@@ -56,7 +54,7 @@ class ProducedBatch:
     """The records of one produced batch, as the log takes them, and the idempotent
     producer's id, epoch and first sequence number (-1 when not idempotent)."""
 
-    records: list[OutgoingRecord]
+    records: PartitionRecords
     control: bool
     transactional: bool
     producer_id: int = -1
@@ -84,7 +82,7 @@ def read_batches(data: bytes, partition: int) -> Iterator[ProducedBatch]:
         if crc32c.crc32c(data[pos + _CRC_FROM:end]) != crc:
             raise BatchError(CORRUPT_MESSAGE, "record batch CRC-32C mismatch")
         body = _decompress(attributes & _COMPRESSION, data[pos + _HEADER.size:end])
-        records = list(_read_records(body, count, first_ts, partition))
+        records = _read_records(body, count, first_ts, partition)
         yield ProducedBatch(records, bool(attributes & _CONTROL),
                             bool(attributes & _TRANSACTIONAL), producer_id,
                             producer_epoch, sequence)
@@ -92,113 +90,169 @@ def read_batches(data: bytes, partition: int) -> Iterator[ProducedBatch]:
 
 
 def _decompress(codec: int, body: bytes) -> bytes:
-    if codec == 0:
-        return body
-    if codec == 1:
-        inflater = zlib.decompressobj(wbits=47)         # a gzip (or zlib) header
-        try:
-            data = inflater.decompress(body, MAX_INFLATED)
-        except zlib.error as exc:
-            raise BatchError(CORRUPT_MESSAGE, f"gzip records: {exc}") from None
-        if inflater.unconsumed_tail:
-            raise BatchError(MESSAGE_TOO_LARGE,
-                             f"gzip records inflate past {MAX_INFLATED} bytes")
-        return data
-    raise BatchError(UNSUPPORTED_COMPRESSION_TYPE,
-                     f"compression {codec} is not read by this broker (none and gzip are)")
+    try:
+        return decompress(codec, body)
+    except Unreadable as exc:
+        raise BatchError(CORRUPT_MESSAGE, str(exc)) from None
+    except TooLarge as exc:
+        raise BatchError(MESSAGE_TOO_LARGE, str(exc)) from None
+    except Unsupported as exc:
+        raise BatchError(UNSUPPORTED_COMPRESSION_TYPE, str(exc)) from None
+
+
+def _varint_at(data: bytes, pos: int) -> tuple[int, int]:
+    """The zigzag varint at ``pos`` and the position after it (the slow path of
+    ``_read_records``, for varints of more than one byte)."""
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 10 bytes")
 
 
 def _read_records(body: bytes, count: int, first_ts: int, partition: int
-                  ) -> Iterator[OutgoingRecord]:
-    reader = _Reader(body)
+                  ) -> PartitionRecords:
+    """The ``count`` records of an uncompressed batch body, as the log's columns (no
+    tuple per record, and the log appends them without placing each)."""
+    keys: list[bytes | None] = []
+    values: list[bytes | None] = []
+    deltas: list[int] = []
+    headers: list[Headers | None] = []
+    with_headers = False
+    size = len(body)
+    pos = 0
     try:
         for _ in range(count):
-            length = reader.varint()
-            end = reader.pos + length
-            reader.pos += 1                           # attributes: unused
-            delta = reader.varint()
-            # -1 is Kafka's "no timestamp": the log stamps the record when it writes it
-            timestamp = first_ts + delta if first_ts >= 0 else None
-            reader.varint()                           # offset delta: the log assigns
-            key = reader.bytes_or_none()
-            value = reader.bytes_or_none()
-            headers = []
-            for _h in range(reader.varint()):
-                name = reader.bytes_or_none()
-                headers.append(((name or b"").decode("utf-8", "replace"),
-                                reader.bytes_or_none()))
-            if reader.pos != end:
-                raise BatchError(CORRUPT_MESSAGE, "record length does not match")
-            yield OutgoingRecord(key, value, headers, timestamp, partition)
+            delta, key, value, record_headers, pos = _read_record(body, pos, size)
+            keys.append(key)
+            values.append(value)
+            deltas.append(delta)
+            headers.append(record_headers)
+            if record_headers is not None:
+                with_headers = True
     except (IndexError, ValueError) as exc:
         raise BatchError(CORRUPT_MESSAGE, f"record cut short: {exc}") from None
-    if reader.pos != len(body):
+    if pos != size:
         raise BatchError(CORRUPT_MESSAGE, "bytes after the batch's last record")
+    # -1 is Kafka's "no timestamp": the log stamps the records when it writes them
+    stamps = [first_ts + delta for delta in deltas] if first_ts >= 0 else None
+    return PartitionRecords(keys, values, partition, stamps,
+                            headers if with_headers else None)
 
 
-class _Reader:
-    """Kafka's zigzag varints and varint-sized byte strings, from ``data``."""
+def _read_record(data: bytes, pos: int, limit: int
+                 ) -> tuple[int, bytes | None, bytes | None, Headers | None, int]:
+    """(timestamp delta, key, value, headers, the position after) of the record at
+    ``pos``. Varints of one and two bytes (sizes up to 8 KiB, deltas) are read inline:
+    a call per varint was most of the cost of a produced record."""
+    # the record's length
+    byte = data[pos]
+    if byte < 0x80:
+        length, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+    elif data[pos + 1] < 0x80:
+        length = (byte & 0x7F) | data[pos + 1] << 7
+        length, pos = (length >> 1) ^ -(length & 1), pos + 2
+    else:
+        length, pos = _varint_at(data, pos)
+    end = pos + length
+    # attributes (unused), then the timestamp delta
+    byte = data[pos + 1]
+    if byte < 0x80:
+        delta, pos = (byte >> 1) ^ -(byte & 1), pos + 2
+    else:
+        delta, pos = _varint_at(data, pos + 1)
+    # the offset delta: the log assigns offsets
+    if data[pos] < 0x80:
+        pos += 1
+    elif data[pos + 1] < 0x80:
+        pos += 2
+    else:
+        pos = _varint_at(data, pos)[1]
+    # the key, then the value: varint-sized, -1 for null
+    key, pos = _sized_at(data, pos, limit)
+    byte = data[pos]
+    if byte < 0x80:
+        size, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+    elif data[pos + 1] < 0x80:
+        size = (byte & 0x7F) | data[pos + 1] << 7
+        size, pos = (size >> 1) ^ -(size & 1), pos + 2
+    else:
+        size, pos = _varint_at(data, pos)
+    if size < 0:
+        value = None
+    elif pos + size > limit:
+        raise ValueError("value past the record")
+    else:
+        value, pos = data[pos:pos + size], pos + size
+    headers = None
+    if data[pos] == 0:                                # no headers: the common case
+        pos += 1
+    else:
+        headers, pos = _headers_at(data, pos, limit)
+    if pos != end:
+        raise BatchError(CORRUPT_MESSAGE, "record length does not match")
+    return delta, key, value, headers, pos
 
-    __slots__ = ("data", "pos")
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            byte = self.data[self.pos]
-            self.pos += 1
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return (result >> 1) ^ -(result & 1)
-            shift += 7
-            if shift > 63:
-                raise ValueError("varint longer than 10 bytes")
-
-    def bytes_or_none(self) -> bytes | None:
-        size = self.varint()
-        if size < 0:
-            return None
-        if self.pos + size > len(self.data):
-            raise ValueError("string past the record")
-        value = self.data[self.pos:self.pos + size]
-        self.pos += size
-        return value
+def _sized_at(data: bytes, pos: int, limit: int) -> tuple[bytes | None, int]:
+    """The varint-sized byte string (None for size -1) at ``pos``, and the position
+    after it."""
+    byte = data[pos]
+    if byte < 0x80:
+        size, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+    else:
+        size, pos = _varint_at(data, pos)
+    if size < 0:
+        return None, pos
+    end = pos + size
+    if end > limit:
+        raise ValueError("string past the record")
+    return data[pos:end], end
 
 
-def _varint(value: int, out: bytearray) -> None:
+def _headers_at(data: bytes, pos: int, limit: int
+                ) -> tuple[list[tuple[str, bytes | None]], int]:
+    """A record's headers at ``pos`` (their count first), and the position after."""
+    count, pos = _varint_at(data, pos)
+    headers = []
+    for _ in range(count):
+        name, pos = _sized_at(data, pos, limit)
+        value, pos = _sized_at(data, pos, limit)
+        headers.append(((name or b"").decode("utf-8", "replace"), value))
+    return headers, pos
+
+
+def _varint(value: int) -> bytes:
+    """``value`` as a zigzag varint."""
     value = (value << 1) ^ (value >> 63)               # zigzag
+    out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
+    return bytes(out)
 
 
-def _sized(value: bytes | None, out: bytearray) -> None:
-    if value is None:
-        _varint(-1, out)
-    else:
-        _varint(len(value), out)
-        out += value
+#: the varints of -1 .. _TABLE_END - 1, by value + 1: sizes, deltas and lengths of
+#: most records are in it, and a look-up is a tenth of the cost of encoding
+_TABLE_END = 8192
+_VARINTS = [_varint(value) for value in range(-1, _TABLE_END)]
+_NULL = _VARINTS[0]
+_NO_HEADERS = _VARINTS[1]
 
 
-def encode_record(message: Message, base_offset: int, base_ts: int) -> bytes:
-    """One record of a batch whose first offset and timestamp are given."""
-    body = bytearray(b"\0")                            # attributes
-    _varint(message.timestamp - base_ts, body)
-    _varint(message.offset - base_offset, body)
-    _sized(message.key, body)
-    _sized(message.value, body)
-    headers = message.headers or []
-    _varint(len(headers), body)
+def _headers_bytes(headers: Sequence[tuple[str, bytes | None]]) -> bytes:
+    out = [_varint(len(headers))]
     for name, value in headers:
-        _sized(name.encode(), body)
-        _sized(value, body)
-    out = bytearray()
-    _varint(len(body), out)
-    return bytes(out + body)
+        encoded = name.encode()
+        out += (_varint(len(encoded)), encoded)
+        out += (_NULL,) if value is None else (_varint(len(value)), value)
+    return b"".join(out)
 
 
 def encode_batch(messages: Sequence[Message], max_bytes: int) -> tuple[bytes, int]:
@@ -206,24 +260,49 @@ def encode_batch(messages: Sequence[Message], max_bytes: int) -> tuple[bytes, in
     first, as many as fit in ``max_bytes`` but at least one: (the batch, how many)."""
     first = messages[0]
     base_offset, base_ts = first.offset, first.timestamp
-    records = bytearray()
-    used = 0
+    table, end = _VARINTS, _TABLE_END
+    # the records' parts, joined once at the end; a record is its size's varint, then
+    # attributes (0), timestamp and offset deltas, key, value and headers
+    parts: list[bytes] = []
+    room = max_bytes - _HEADER.size
+    size = used = 0
     max_ts = base_ts
     for message in messages:
-        record = encode_record(message, base_offset, base_ts)
-        if used and _HEADER.size + len(records) + len(record) > max_bytes:
+        ts = message.timestamp
+        delta = ts - base_ts
+        ts_v = table[delta + 1] if -1 <= delta < end else _varint(delta)
+        delta = message.offset - base_offset
+        offset_v = table[delta + 1] if delta < end else _varint(delta)
+        key = message.key
+        if key is None:
+            key_v, key = _NULL, b""
+        else:
+            key_v = table[len(key) + 1] if len(key) < end else _varint(len(key))
+        value = message.value
+        if value is None:
+            value_v, value = _NULL, b""
+        else:
+            value_v = table[len(value) + 1] if len(value) < end else _varint(len(value))
+        headers = message._headers        # noqa: SLF001 - as the log handed them over
+        headers_v = _headers_bytes(headers) if headers else _NO_HEADERS
+        length = (1 + len(ts_v) + len(offset_v) + len(key_v) + len(key) + len(value_v)
+                  + len(value) + len(headers_v))
+        length_v = table[length + 1] if length < end else _varint(length)
+        size += len(length_v) + length
+        if used and size > room:
             break
-        records += record
-        max_ts = max(max_ts, message.timestamp)
+        parts += (length_v, b"\0", ts_v, offset_v, key_v, key, value_v, value, headers_v)
         used += 1
+        if ts > max_ts:
+            max_ts = ts
+    records = b"".join(parts)
     last = messages[used - 1]
     attributes = _TIMESTAMP_TYPE if first.timestamp_type == LOG_APPEND_TIME else 0
     header = _HEADER.pack(base_offset, _HEADER.size - _LENGTH_FROM + len(records), 0, 2, 0,
                           attributes, last.offset - base_offset, base_ts, max_ts, -1, -1,
                           -1, used)
-    batch = bytearray(header) + records
-    struct.pack_into(">I", batch, 17, crc32c.crc32c(bytes(batch[_CRC_FROM:])))
-    return bytes(batch), used
+    crc = crc32c.crc32c(records, crc32c.crc32c(header[_CRC_FROM:]))
+    return header[:17] + _CRC.pack(crc) + header[_CRC_FROM:] + records, used
 
 
 def encode_batches(messages: Sequence[Message], max_bytes: int, at_least_one: bool

@@ -9,7 +9,7 @@ idempotent producers their ids (``producers``).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from kio.schema.errors import ErrorCode
@@ -25,7 +25,8 @@ from streamkit.wire.batches import BatchError, ProducedBatch, encode_batches, re
 from streamkit.wire.producers import GAP
 from streamkit.wire.protocol import Request, response_type
 
-__all__ = ["RECORD_HANDLERS", "AppendWaiter", "fetch", "list_offsets", "produce"]
+__all__ = ["RECORD_HANDLERS", "AppendWaiter", "can_sync", "fetch", "list_offsets",
+           "produce"]
 
 EARLIEST = -2
 LATEST = -1
@@ -45,20 +46,35 @@ def _exists(node: Node, tp: TopicPartition) -> bool:
 
 
 # -- Produce ----------------------------------------------------------------------------
-def produce(node: Node, request: Request) -> Any:
-    """Append each partition's batches; None for ``acks=0`` (Kafka sends no response)."""
+def produce(node: Node, request: Request, durable: set[TopicPartition] | None = None
+            ) -> Any:
+    """Append each partition's batches; None for ``acks=0`` (Kafka sends no response).
+
+    ``acks=-1`` ("all") is to be answered once the records are fsynced, as a log://
+    producer's ``acks="all"`` (the log is the only copy); 0 and 1 once they are
+    written. Given ``durable``, and a broker that can ``sync`` later, the records are
+    only written and their partitions added to ``durable``: the caller syncs them
+    before it answers (one fsync for several requests, decision 931)."""
     cls = response_type(PRODUCE, request.api_version)
     part_cls = nested(cls, "PartitionProduceResponse")
     topic_cls = nested(cls, "TopicProduceResponse")
+    acks: Literal[1, "all"] = "all" if request.body.acks == -1 else 1
+    if acks == "all" and durable is not None and can_sync(node.broker):
+        acks = 1
+    else:
+        durable = None
     responses = []
     for topic in request.body.topic_data:
         parts = []
         for data in topic.partition_data:
             error, message, base = _produce_partition(node, topic.name, data.index,
-                                                      data.records)
+                                                      data.records, acks)
             start = -1
             if error is ErrorCode.none:
-                start = node.broker.offsets(TopicPartition(topic.name, data.index))[0]
+                tp = TopicPartition(topic.name, data.index)
+                start = node.broker.offsets(tp)[0]
+                if durable is not None:
+                    durable.add(tp)
             parts.append(build(part_cls, index=data.index, error_code=error,
                                base_offset=base, log_append_time=None,
                                log_start_offset=start, record_errors=(),
@@ -69,8 +85,14 @@ def produce(node: Node, request: Request) -> Any:
     return build(cls, responses=tuple(responses), throttle_time=NO_THROTTLE)
 
 
-def _produce_partition(node: Node, topic: str, partition: int, data: bytes | None
-                       ) -> tuple[ErrorCode, str | None, int]:
+def can_sync(broker: object) -> bool:
+    """Whether ``broker`` makes records written with ``acks=1`` durable when asked
+    (``sync``: the embedded log)."""
+    return callable(getattr(broker, "sync", None))
+
+
+def _produce_partition(node: Node, topic: str, partition: int, data: bytes | None,
+                       acks: Literal[1, "all"]) -> tuple[ErrorCode, str | None, int]:
     """(error, message, base offset) of appending one partition's record set."""
     if not _exists(node, TopicPartition(topic, partition)):
         # Kafka creates topics on Metadata only (and only with auto-create on)
@@ -82,15 +104,15 @@ def _produce_partition(node: Node, topic: str, partition: int, data: bytes | Non
         return ErrorCode(exc.code), str(exc), -1
     base = -1
     for batch in batches:
-        error, message, offset = _append(node, tp, batch)
+        error, message, offset = _append(node, tp, batch, acks)
         if error is not ErrorCode.none:
             return error, message, -1
         base = offset if base == -1 else base
     return ErrorCode.none, None, base if base != -1 else node.broker.offsets(tp)[1]
 
 
-def _append(node: Node, tp: TopicPartition, batch: ProducedBatch
-            ) -> tuple[ErrorCode, str | None, int]:
+def _append(node: Node, tp: TopicPartition, batch: ProducedBatch,
+            acks: Literal[1, "all"]) -> tuple[ErrorCode, str | None, int]:
     """Append one batch, unless its idempotent producer sent it already."""
     if batch.control or batch.transactional:
         return ErrorCode.unsupported_for_message_format, "transactions are not served", -1
@@ -105,7 +127,7 @@ def _append(node: Node, tp: TopicPartition, batch: ProducedBatch
     if not batch.records:
         return ErrorCode.none, None, -1
     try:
-        written = node.broker.produce(tp.topic, batch.records)
+        written = node.broker.produce(tp.topic, batch.records, acks=acks)
     except BrokerError as exc:
         return ErrorCode.unknown_server_error, str(exc), -1
     if idempotent:

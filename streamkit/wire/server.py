@@ -16,15 +16,15 @@ from typing import Any
 
 import anyio
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from streamkit.transport.base import Broker
-from streamkit.wire.apis import API_VERSIONS, FETCH, SERVED, TOPIC_IDS, Node, handle, \
-    unsupported_version
+from streamkit.types import TopicPartition
+from streamkit.wire.apis import API_VERSIONS, FETCH, PRODUCE, SERVED, TOPIC_IDS, Node, \
+    handle, unsupported_version
 from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
     encode_response, peek_header
 from streamkit.wire.producers import ProducerState
-from streamkit.wire.records import RECORD_HANDLERS, AppendWaiter, fetch
+from streamkit.wire.records import RECORD_HANDLERS, AppendWaiter, fetch, produce
 from streamkit.wire.traffic import Traffic
 
 __all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
@@ -40,6 +40,9 @@ IDLE_TIMEOUT = 600.0
 MAX_PARTITIONS = 1000
 
 _SIZE = struct.Struct(">i")
+_KEY = struct.Struct(">h")
+#: the most bytes taken from the socket at a time
+_RECEIVE_SIZE = 1 << 20
 _CLOSED = (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
            anyio.ClosedResourceError, ConnectionError)
 
@@ -127,31 +130,41 @@ class WireServer:
         node = Node(self.broker, host=str(local[0]), port=self.port,
                     cluster_id=self.cluster_id, auto_create_topics=self.auto_create_topics,
                     max_partitions=self.max_partitions, producers=self.producers)
-        reader = BufferedByteReceiveStream(stream)
+        frames = _Frames(stream, self.max_frame_size)
         waiter = AppendWaiter(node)
         try:
             while True:
                 frame = None
                 with anyio.move_on_after(self.idle_timeout):
-                    frame = await self._read_frame(reader)
+                    frame = await frames.next()
                 if frame is None:
                     raise FrameError(f"no whole request in {self.idle_timeout:g} s")
-                response = await self.respond(node, frame, waiter)
-                if response:
-                    await stream.send(response)
+                responses = await self._respond_run(node, frame, frames, waiter)
+                if responses:
+                    await stream.send(responses)
         finally:
             waiter.close()
 
-    async def _read_frame(self, reader: BufferedByteReceiveStream) -> bytes:
-        (size,) = _SIZE.unpack(await reader.receive_exactly(4))
-        if size < 0 or size > self.max_frame_size:
-            raise FrameError(f"frame of {size} bytes (the limit is {self.max_frame_size})")
-        return await reader.receive_exactly(size)
+    async def _respond_run(self, node: Node, frame: bytes, frames: _Frames,
+                           waiter: AppendWaiter) -> bytes:
+        """The responses to ``frame`` and to the Produce requests already received
+        after it: their acks=all records are fsynced once, together, before any of
+        them is answered (group commit, decision 931)."""
+        durable: set[TopicPartition] = set()
+        responses = [await self.respond(node, frame, waiter, durable)]
+        while (following := frames.ready(PRODUCE)) is not None:
+            responses.append(await self.respond(node, following, waiter, durable))
+        if durable:
+            node.broker.sync(durable)       # type: ignore[attr-defined] # (can_sync)
+        return b"".join(responses)
 
-    async def respond(self, node: Node, frame: bytes, waiter: AppendWaiter) -> bytes:
+    async def respond(self, node: Node, frame: bytes, waiter: AppendWaiter,
+                      durable: set[TopicPartition] | None = None) -> bytes:
         """The framed response to one request frame (empty for a Produce with
         ``acks=0``, which Kafka does not answer); raises ``FrameError`` for a frame
-        whose connection is to be closed. A Fetch may wait for appends (``waiter``)."""
+        whose connection is to be closed. A Fetch may wait for appends (``waiter``).
+        Given ``durable``, a Produce with acks=all adds the partitions the caller is
+        to sync before it sends the response (``records.produce``)."""
         key, version, correlation_id = peek_header(frame)
         low, high = SERVED.get(key, (0, -1))
         if not low <= version <= high:
@@ -163,6 +176,8 @@ class WireServer:
         request = decode_request(frame, key, version)
         if key == FETCH:
             body = await fetch(node, request, waiter)
+        elif key == PRODUCE:
+            body = produce(node, request, durable)
         elif key in RECORD_HANDLERS:
             body = RECORD_HANDLERS[key](node, request)
         else:
@@ -170,3 +185,42 @@ class WireServer:
         self.requests += 1
         self.traffic.note(key, request.body, body)
         return b"" if body is None else encode_response(correlation_id, body)
+
+
+class _Frames:
+    """The request frames of one connection. It receives as much as the socket has at
+    a time, so that requests a client sent one after another are seen together
+    (``ready``)."""
+
+    def __init__(self, stream: SocketStream, max_frame_size: int) -> None:
+        self._stream = stream
+        self._max = max_frame_size
+        self._buffer = bytearray()
+
+    async def next(self) -> bytes:
+        """The next frame (its size prefix removed), received as needed."""
+        while True:
+            frame = self._take()
+            if frame is not None:
+                return frame
+            self._buffer += await self._stream.receive(_RECEIVE_SIZE)
+
+    def ready(self, api_key: int) -> bytes | None:
+        """The next frame if it is here whole and a request of ``api_key``."""
+        if len(self._buffer) < 6 or _KEY.unpack_from(self._buffer, 4)[0] != api_key:
+            return None
+        return self._take()
+
+    def _take(self) -> bytes | None:
+        buffer = self._buffer
+        if len(buffer) < 4:
+            return None
+        (size,) = _SIZE.unpack_from(buffer)
+        if size < 0 or size > self._max:
+            raise FrameError(f"frame of {size} bytes (the limit is {self._max})")
+        if len(buffer) < 4 + size:
+            return None
+        with memoryview(buffer) as view:        # (one copy, and released before the del)
+            frame = bytes(view[4:4 + size])
+        del buffer[:4 + size]
+        return frame

@@ -1,5 +1,5 @@
 """Records through ``streamkit broker`` with confluent-kafka (librdkafka 2.x): what its
-Producer sends (uncompressed and gzip) is in the log as sent, and what streamkit wrote
+Producer sends (uncompressed, gzip, snappy, lz4 or zstd) is in the log as sent, and what streamkit wrote
 to the log its Consumer reads with ``assign()``, from the start or from a time."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def sent_records(count: int) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]
             for i in range(count)]
 
 
-@pytest.mark.parametrize("compression", ["none", "gzip"])
+@pytest.mark.parametrize("compression", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_a_producer_writes_records_a_log_consumer_reads(wire: Wire, compression: str
                                                         ) -> None:
     wire.log.create_topic("rides", 2)
