@@ -21,6 +21,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from streamkit.transport.base import Broker
 from streamkit.wire.apis import API_VERSIONS, FETCH, SERVED, TOPIC_IDS, Node, handle, \
     unsupported_version
+from streamkit.wire.coordinator import GroupCoordinator
+from streamkit.wire.groups import GROUP_HANDLERS
 from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
     encode_response, peek_header
 from streamkit.wire.producers import ProducerState
@@ -78,6 +80,8 @@ class WireServer:
         self.cluster_id = cluster_id or cluster_id_for(broker.url)
         #: the idempotent producers' ids and sequence numbers, for every connection
         self.producers = ProducerState()
+        #: the coordinator of every consumer group (served while ``serve`` runs)
+        self.groups = GroupCoordinator(broker)
         #: connections open now, and requests answered since the start
         self.connections = 0
         self.requests = 0
@@ -93,8 +97,9 @@ class WireServer:
             # host is not this machine's)
             raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: "
                           f"{exc.strerror or exc}") from None
-        async with listener:
+        async with listener, anyio.create_task_group() as tasks:
             self.port = listener.extra(SocketAttribute.local_port)
+            tasks.start_soon(self.groups.run)
             task_status.started(self.port)
             await listener.serve(self._connection)
 
@@ -120,6 +125,7 @@ class WireServer:
 
     async def _serve_connection(self, stream: SocketStream) -> None:
         local = stream.extra(SocketAttribute.local_address)
+        peer = stream.extra(SocketAttribute.remote_address)
         # clients reach this broker again at the address they connected to
         node = Node(self.broker, host=str(local[0]), port=self.port,
                     cluster_id=self.cluster_id, auto_create_topics=self.auto_create_topics,
@@ -133,7 +139,7 @@ class WireServer:
                     frame = await self._read_frame(reader)
                 if frame is None:
                     raise FrameError(f"no whole request in {self.idle_timeout:g} s")
-                response = await self.respond(node, frame, waiter)
+                response = await self.respond(node, frame, waiter, peer=str(peer[0]))
                 if response:
                     await stream.send(response)
         finally:
@@ -145,10 +151,13 @@ class WireServer:
             raise FrameError(f"frame of {size} bytes (the limit is {self.max_frame_size})")
         return await reader.receive_exactly(size)
 
-    async def respond(self, node: Node, frame: bytes, waiter: AppendWaiter) -> bytes:
+    async def respond(self, node: Node, frame: bytes, waiter: AppendWaiter, *,
+                      peer: str = "") -> bytes:
         """The framed response to one request frame (empty for a Produce with
         ``acks=0``, which Kafka does not answer); raises ``FrameError`` for a frame
-        whose connection is to be closed. A Fetch may wait for appends (``waiter``)."""
+        whose connection is to be closed. A Fetch may wait for appends (``waiter``),
+        a JoinGroup or SyncGroup for the group's other members; ``peer`` is the
+        client's address (DescribeGroups shows it)."""
         key, version, correlation_id = peek_header(frame)
         low, high = SERVED.get(key, (0, -1))
         if not low <= version <= high:
@@ -160,6 +169,8 @@ class WireServer:
         request = decode_request(frame, key, version)
         if key == FETCH:
             body = await fetch(node, request, waiter)
+        elif key in GROUP_HANDLERS:
+            body = await GROUP_HANDLERS[key](self.groups, node, request, f"/{peer}")
         elif key in RECORD_HANDLERS:
             body = RECORD_HANDLERS[key](node, request)
         else:
