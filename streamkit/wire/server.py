@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import struct
 import uuid
 from typing import Any
@@ -21,6 +22,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from streamkit.transport.base import Broker
 from streamkit.wire.apis import API_VERSIONS, FETCH, SERVED, TOPIC_IDS, Node, handle, \
     unsupported_version
+from streamkit.wire.apis import JOIN_GROUP, SYNC_GROUP
 from streamkit.wire.coordinator import GroupCoordinator
 from streamkit.wire.groups import GROUP_HANDLERS
 from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
@@ -40,7 +42,15 @@ IDLE_TIMEOUT = 600.0
 #: the most partitions a CreateTopics request may ask for one topic (decision 905)
 MAX_PARTITIONS = 1000
 
+#: seconds between looks at whether a client waiting on a JoinGroup or SyncGroup is
+#: still connected (a wait for the group can last the rebalance timeout)
+PEER_CHECK = 0.2
+
 _SIZE = struct.Struct(">i")
+_WAITS_FOR_GROUP = frozenset({JOIN_GROUP, SYNC_GROUP})
+#: a look that never blocks, whatever the socket's mode (no MSG_DONTWAIT on Windows,
+#: where the socket is non-blocking anyway)
+_PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 _CLOSED = (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError,
            anyio.ClosedResourceError, ConnectionError)
 
@@ -139,11 +149,51 @@ class WireServer:
                     frame = await self._read_frame(reader)
                 if frame is None:
                     raise FrameError(f"no whole request in {self.idle_timeout:g} s")
-                response = await self.respond(node, frame, waiter, peer=str(peer[0]))
+                if peek_header(frame)[0] in _WAITS_FOR_GROUP:
+                    response = await self._respond_while_connected(stream, node, frame,
+                                                                   waiter, str(peer[0]))
+                else:
+                    response = await self.respond(node, frame, waiter, peer=str(peer[0]))
                 if response:
                     await stream.send(response)
         finally:
             waiter.close()
+
+    async def _respond_while_connected(self, stream: SocketStream, node: Node,
+                                       frame: bytes, waiter: AppendWaiter, peer: str
+                                       ) -> bytes:
+        """``respond``, given up if the client goes away meanwhile (its member then
+        times out as if it had not rejoined)."""
+        raw = stream.extra(SocketAttribute.raw_socket)
+        # (asyncio hands out a wrapper without recv: peek through a duplicate)
+        probe = socket.fromfd(raw.fileno(), raw.family, raw.type)
+        answers: list[bytes] = []
+        failures: list[Exception] = []
+        with probe:
+            await self._answer_or_hang_up(probe, node, frame, waiter, peer, answers,
+                                          failures)
+        if failures:
+            raise failures[0]
+        if not answers:
+            raise anyio.EndOfStream
+        return answers[0]
+
+    async def _answer_or_hang_up(self, probe: socket.socket, node: Node, frame: bytes,
+                                 waiter: AppendWaiter, peer: str, answers: list[bytes],
+                                 failures: list[Exception]) -> None:
+        async with anyio.create_task_group() as tasks:
+            async def answer() -> None:
+                try:
+                    answers.append(await self.respond(node, frame, waiter, peer=peer))
+                except Exception as exc:  # noqa: BLE001 - raised below, outside the group
+                    failures.append(exc)
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(answer)
+            while True:            # (until the answer cancels this wait)
+                await anyio.sleep(PEER_CHECK)
+                if _peer_closed(probe):
+                    tasks.cancel_scope.cancel()
 
     async def _read_frame(self, reader: BufferedByteReceiveStream) -> bytes:
         (size,) = _SIZE.unpack(await reader.receive_exactly(4))
@@ -177,3 +227,14 @@ class WireServer:
             body = handle(node, request)
         self.requests += 1
         return b"" if body is None else encode_response(correlation_id, body)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether the peer closed its side (a peek that reads the end of the stream);
+    bytes waiting to be read, or none yet, mean it is still there."""
+    try:
+        return sock.recv(1, _PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True

@@ -124,7 +124,11 @@ def test_a_second_member_makes_heartbeats_ask_the_first_to_rejoin(wire: Wire,
 
     required = second.join()
     second.send_join(required.member_id)          # waits for the first to rejoin
-    assert first.heartbeat(1, one.member_id) == REBALANCE_IN_PROGRESS
+    answers = [first.heartbeat(1, one.member_id)]
+    while answers[-1] == NONE and len(answers) < 100:      # (the join is on its way)
+        time.sleep(0.02)
+        answers.append(first.heartbeat(1, one.member_id))
+    assert answers[-1] == REBALANCE_IN_PROGRESS
     again = first.join(one.member_id)
     two = second.receive()
 
@@ -227,3 +231,24 @@ def test_commits_check_the_generation_and_offset_fetch_answers_unknown_groups(
     assert [p.committed_offset for t in old.topics for p in t.partitions] == [-1]
     # committed where log:// groups keep theirs
     assert [(o.partition, o.committed) for o in wire.log.group_offsets("g")] == [(0, 7)]
+
+
+def test_a_client_that_goes_away_while_its_join_waits_is_let_go(wire: Wire,
+                                                                clients: Any) -> None:
+    first, second = clients(), clients()
+    one = joined(first, rebalance_ms=60_000)
+    first.sync(1, one.member_id)
+    required = second.join(rebalance_ms=60_000)
+    second.send_join(required.member_id, rebalance_ms=60_000)   # waits for the first
+    assert wire.server.connections == 2
+    second.close()
+
+    deadline = time.monotonic() + 3
+    while wire.server.connections > 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert wire.server.connections == 1
+    # the first rejoins; the second, gone, is dropped at its session timeout
+    assert first.heartbeat(1, one.member_id) == REBALANCE_IN_PROGRESS
+    again = first.join(one.member_id, rebalance_ms=60_000)
+    assert (again.error_code, [m.member_id for m in again.members]) == \
+        (NONE, [one.member_id])
