@@ -155,3 +155,38 @@ def test_admin_clients_list_and_describe_groups(wire: Wire) -> None:
     assert str(by_confluent.state).endswith("STABLE")
     assert {tp.partition for m in by_confluent.members
             for tp in m.assignment.topic_partitions} == {0, 1, 2, 3}
+
+
+@pytest.mark.anyio
+async def test_aiokafka_commits_where_a_log_consumer_of_the_group_resumes(wire: Wire
+                                                                         ) -> None:
+    aiokafka = pytest.importorskip("aiokafka")
+    write(wire, "orders", 20)
+    consumer = aiokafka.AIOKafkaConsumer("orders", bootstrap_servers=wire.bootstrap,
+                                         group_id="aio", enable_auto_commit=False,
+                                         auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        got: list[Any] = []
+        deadline = time.monotonic() + 15
+        while len(got) < 20 and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                got += records
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    write(wire, "orders", 5, start=20)
+
+    # a log:// consumer of the same group reads on from what aiokafka committed
+    log_consumer = streamkit.Consumer("orders", broker="log://", datadir=wire.datadir,
+                                      group_id="aio", auto_offset_reset="earliest")
+    try:
+        rest: list[Any] = []
+        deadline = time.monotonic() + 10
+        while len(rest) < 5 and time.monotonic() < deadline:
+            for messages in log_consumer.poll(timeout_ms=200).values():
+                rest += messages
+    finally:
+        log_consumer.close()
+    assert len(got) == 20
+    assert sorted(m.value for m in rest) == sorted(b"v%d" % i for i in range(20, 25))
