@@ -33,11 +33,10 @@ from streamkit.log.groupstore import GroupStore
 from streamkit.transport.base import Broker
 from streamkit.types import TopicPartition
 from streamkit.wire.consumer_protocol import (ProtocolError, decode_assignment,
-                                              decode_subscription, encode_assignment,
-                                              encode_subscription)
+                                              decode_subscription, encode_assignment)
 
-__all__ = ["COMPLETING", "EMPTY", "PREPARING", "STABLE", "GroupCoordinator", "GroupView",
-           "JoinResult", "MemberView"]
+__all__ = ["COMPLETING", "CONSUMER", "EMPTY", "PREPARING", "STABLE", "Group",
+           "GroupCoordinator", "JoinResult", "StoreBroker"]
 
 logger = logging.getLogger("streamkit.wire")
 
@@ -57,7 +56,7 @@ TICK = 0.05
 TOUCH_INTERVAL = 1.0
 #: a ``log://`` member counts while its process holds its member file: the log's
 #: members drop one that stopped polling themselves, by their own session timeout
-_LOCK_ONLY = 1e9
+LOCK_ONLY = 1e9
 _ID_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -80,29 +79,6 @@ class JoinResult:
     member_id: str = ""
     #: (member id, group instance id, metadata) for the leader; empty for the others
     members: list[tuple[str, str | None, bytes]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class MemberView:
-    """A member as DescribeGroups shows it."""
-
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-@dataclass(frozen=True)
-class GroupView:
-    """A group as ListGroups and DescribeGroups show it."""
-
-    group_id: str
-    state: str
-    protocol_type: str
-    protocol: str
-    members: list[MemberView]
 
 
 @dataclass(eq=False)
@@ -368,7 +344,7 @@ class GroupCoordinator:
             state = store.read_state()
             log_members: dict[str, Sequence[str]] = {
                 m: list(info["topics"]) for m, info in state["members"].items()
-                if m not in topics and store.is_alive(m, _LOCK_ONLY)}
+                if m not in topics and store.is_alive(m, LOCK_ONLY)}
             for gone in set(state["members"]) - set(log_members) - set(topics):
                 store.forget(gone)
             everyone: dict[str, Sequence[str]] = {**log_members, **topics}
@@ -555,55 +531,6 @@ class GroupCoordinator:
             member.store.unregister(member.member_id)
             member.store.close()
             member.store = None
-
-    # -- ListGroups, DescribeGroups --------------------------------------------------------
-    def describe(self, group_id: str) -> GroupView | None:
-        """The group's state and members (over the protocol and ``log://``); None if
-        there is no such group."""
-        group = self.groups.get(group_id)
-        if group is not None and group.members:
-            members = [MemberView(m.member_id, m.group_instance_id, m.client_id,
-                                  m.client_host, m.metadata(group.protocol), m.assignment)
-                       for m in group.members.values()]
-            assignment = group.log_assignment or {}
-            members += [_log_member(m, topics, assignment.get(m, []))
-                        for m, topics in group.log_members.items()]
-            return GroupView(group_id, group.state, group.protocol_type or "",
-                             group.protocol or "", members)
-        if not isinstance(self.broker, StoreBroker) or \
-                group_id not in self.broker.list_groups():
-            return None
-        store = self.broker.group_store(group_id)
-        try:
-            state = store.read_state()
-            alive = [m for m in state["members"] if store.is_alive(m, _LOCK_ONLY)]
-        finally:
-            store.close()
-        log_assignment = {m: [TopicPartition(str(t), int(p)) for t, p in pairs]
-                          for m, pairs in state["assignment"].items()}
-        members = [_log_member(m, list(state["members"][m]["topics"]),
-                               log_assignment.get(m, [])) for m in alive]
-        return GroupView(group_id, STABLE if members else EMPTY, CONSUMER,
-                         "range" if members else "", members)
-
-    def list_groups(self) -> list[GroupView]:
-        """Every group: those of the log's store and those joined over the protocol."""
-        views = []
-        for name in sorted(set(self.broker.list_groups()) | set(self.groups)):
-            view = self.describe(name)
-            if view is None and name in self.groups:     # joining, no generation yet
-                group = self.groups[name]
-                view = GroupView(name, group.state, group.protocol_type or "", "", [])
-            if view is not None:
-                views.append(view)
-        return views
-
-
-def _log_member(member_id: str, topics: list[str], tps: list[TopicPartition]
-                ) -> MemberView:
-    """A ``log://`` member as a Kafka tool sees it."""
-    return MemberView(member_id, None, "streamkit log://", "localhost",
-                      encode_subscription(topics), encode_assignment(tps))
 
 
 def _topics(metadata: bytes) -> list[str]:

@@ -11,6 +11,7 @@ the reverse (decision 911).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -22,10 +23,12 @@ from streamkit.wire.apis import (DESCRIBE_GROUPS, FIND_COORDINATOR, HEARTBEAT, J
                                  LEAVE_GROUP, LIST_GROUPS, NO_THROTTLE, NODE_ID,
                                  OFFSET_COMMIT, OFFSET_FETCH, SYNC_GROUP, Node, build,
                                  has_field, nested)
-from streamkit.wire.coordinator import GroupCoordinator, GroupView
+from streamkit.wire.consumer_protocol import encode_assignment, encode_subscription
+from streamkit.wire.coordinator import (CONSUMER, EMPTY, LOCK_ONLY, STABLE,
+                                        GroupCoordinator, StoreBroker)
 from streamkit.wire.protocol import Request, response_type
 
-__all__ = ["GROUP_HANDLERS"]
+__all__ = ["GROUP_HANDLERS", "GroupView", "MemberView", "all_groups", "describe"]
 
 #: Kafka's key types of FindCoordinator
 _GROUP_KEY = 0
@@ -220,6 +223,79 @@ def _fetched(node: Node, cls: type[Any], group_id: str, asked: Any, topic_name: 
 
 
 # -- ListGroups, DescribeGroups ---------------------------------------------------------
+@dataclass(frozen=True)
+class MemberView:
+    """A member as DescribeGroups shows it."""
+
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    metadata: bytes
+    assignment: bytes
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A group as ListGroups and DescribeGroups show it."""
+
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol: str
+    members: list[MemberView]
+
+
+def describe(groups: GroupCoordinator, group_id: str) -> GroupView | None:
+    """The group's state and members (over the protocol and ``log://``); None if
+    there is no such group."""
+    group = groups.groups.get(group_id)
+    if group is not None and group.members:
+        members = [MemberView(m.member_id, m.group_instance_id, m.client_id,
+                              m.client_host, m.metadata(group.protocol), m.assignment)
+                   for m in group.members.values()]
+        assignment = group.log_assignment or {}
+        members += [_log_member(m, topics, assignment.get(m, []))
+                    for m, topics in group.log_members.items()]
+        return GroupView(group_id, group.state, group.protocol_type or "",
+                         group.protocol or "", members)
+    broker = groups.broker
+    if not isinstance(broker, StoreBroker) or group_id not in broker.list_groups():
+        return None
+    store = broker.group_store(group_id)
+    try:
+        state = store.read_state()
+        alive = [m for m in state["members"] if store.is_alive(m, LOCK_ONLY)]
+    finally:
+        store.close()
+    log_assignment = {m: [TopicPartition(str(t), int(p)) for t, p in pairs]
+                      for m, pairs in state["assignment"].items()}
+    members = [_log_member(m, list(state["members"][m]["topics"]),
+                           log_assignment.get(m, [])) for m in alive]
+    return GroupView(group_id, STABLE if members else EMPTY, CONSUMER,
+                     "range" if members else "", members)
+
+
+def all_groups(groups: GroupCoordinator) -> list[GroupView]:
+    """Every group: those of the log's store and those joined over the protocol."""
+    views = []
+    for name in sorted(set(groups.broker.list_groups()) | set(groups.groups)):
+        view = describe(groups, name)
+        if view is None and name in groups.groups:     # joining, no generation yet
+            group = groups.groups[name]
+            view = GroupView(name, group.state, group.protocol_type or "", "", [])
+        if view is not None:
+            views.append(view)
+    return views
+
+
+def _log_member(member_id: str, topics: list[str], tps: list[TopicPartition]
+                ) -> MemberView:
+    """A ``log://`` member as a Kafka tool sees it."""
+    return MemberView(member_id, None, "streamkit log://", "localhost",
+                      encode_subscription(topics), encode_assignment(tps))
+
+
 async def list_groups(groups: GroupCoordinator, node: Node, request: Request,
                       peer: str) -> Any:
     """Every group of the log and of the protocol, filtered by state (v4+) and type
@@ -231,7 +307,7 @@ async def list_groups(groups: GroupCoordinator, node: Node, request: Request,
     listed_cls = nested(cls, "ListedGroup")
     listed = tuple(build(listed_cls, group_id=g.group_id, protocol_type=g.protocol_type,
                          group_state=g.state, group_type="classic")
-                   for g in groups.list_groups()
+                   for g in all_groups(groups)
                    if (not states or g.state.lower() in states)
                    and (not types or "classic" in types))
     return build(cls, throttle_time=NO_THROTTLE, error_code=ErrorCode.none, groups=listed)
@@ -242,7 +318,7 @@ async def describe_groups(groups: GroupCoordinator, node: Node, request: Request
     """Each group's state, protocol and members (``log://`` members too); an unknown
     group is "Dead" with no members, as Kafka answers before v6."""
     cls = response_type(DESCRIBE_GROUPS, request.api_version)
-    described = tuple(_described(cls, group_id, groups.describe(group_id))
+    described = tuple(_described(cls, group_id, describe(groups, group_id))
                       for group_id in request.body.groups)
     return build(cls, throttle_time=NO_THROTTLE, groups=described)
 
