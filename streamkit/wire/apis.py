@@ -47,6 +47,7 @@ LEAVE_GROUP = 13
 SYNC_GROUP = 14
 DESCRIBE_GROUPS = 15
 LIST_GROUPS = 16
+DELETE_GROUPS = 42
 
 #: api key -> (min, max) version served: Kafka 4.0's minimums, and the newest versions
 #: whose fields this server fills (librdkafka 2.16 asks for ApiVersions v3, Metadata
@@ -72,6 +73,7 @@ SERVED: dict[int, tuple[int, int]] = {
     SYNC_GROUP: (0, 5),
     DESCRIBE_GROUPS: (0, 5),
     LIST_GROUPS: (0, 5),
+    DELETE_GROUPS: (0, 2),
 }
 
 #: this broker's node id: the only node, leader of every partition

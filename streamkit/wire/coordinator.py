@@ -205,6 +205,14 @@ class GroupCoordinator:
             logger.info("group %s: the log's members changed; rebalancing", group.group_id)
             self._prepare_rebalance(group)
 
+    def forget(self, group_id: str) -> None:
+        """Drop a group without members from memory (it is being deleted)."""
+        group = self.groups.get(group_id)
+        if group is not None and not group.members:
+            del self.groups[group_id]
+            if group.store is not None:
+                group.store.close()
+
     def _group(self, group_id: str) -> Group:
         group = self.groups.get(group_id)
         if group is None:

@@ -1,6 +1,6 @@
 """Consumer groups over the protocol: FindCoordinator, the classic group protocol
-(JoinGroup, SyncGroup, Heartbeat, LeaveGroup), OffsetCommit / OffsetFetch and
-ListGroups / DescribeGroups.
+(JoinGroup, SyncGroup, Heartbeat, LeaveGroup), OffsetCommit / OffsetFetch,
+ListGroups / DescribeGroups and DeleteGroups.
 
 This node coordinates every group. The state machine is ``coordinator``'s; this module
 reads the requests and writes the answers. Committed offsets are the log's own (the
@@ -19,10 +19,10 @@ from kio.schema.errors import ErrorCode
 from streamkit.errors import BrokerError, InvalidConfig
 from streamkit.names import is_topic_name
 from streamkit.types import TopicPartition
-from streamkit.wire.apis import (DESCRIBE_GROUPS, FIND_COORDINATOR, HEARTBEAT, JOIN_GROUP,
-                                 LEAVE_GROUP, LIST_GROUPS, NO_THROTTLE, NODE_ID,
-                                 OFFSET_COMMIT, OFFSET_FETCH, SYNC_GROUP, Node, build,
-                                 has_field, nested)
+from streamkit.wire.apis import (DELETE_GROUPS, DESCRIBE_GROUPS, FIND_COORDINATOR,
+                                 HEARTBEAT, JOIN_GROUP, LEAVE_GROUP, LIST_GROUPS,
+                                 NO_THROTTLE, NODE_ID, OFFSET_COMMIT, OFFSET_FETCH,
+                                 SYNC_GROUP, Node, build, has_field, nested)
 from streamkit.wire.consumer_protocol import encode_assignment, encode_subscription
 from streamkit.wire.coordinator import (CONSUMER, EMPTY, LOCK_ONLY, STABLE,
                                         GroupCoordinator, StoreBroker)
@@ -340,6 +340,32 @@ def _described(cls: type[Any], group_id: str, view: GroupView | None) -> Any:
                  authorized_operations=_UNKNOWN_AUTHORIZED_OPERATIONS)
 
 
+async def delete_groups(groups: GroupCoordinator, node: Node, request: Request,
+                        peer: str) -> Any:
+    """Delete groups with no live member (their committed offsets and state):
+    NON_EMPTY_GROUP while one has members (over the protocol or ``log://``)."""
+    cls = response_type(DELETE_GROUPS, request.api_version)
+    result_cls = nested(cls, "DeletableGroupResult")
+    results = tuple(build(result_cls, group_id=group_id,
+                          error_code=_delete_group(groups, node, group_id))
+                    for group_id in request.body.groups_names)
+    return build(cls, throttle_time=NO_THROTTLE, results=results)
+
+
+def _delete_group(groups: GroupCoordinator, node: Node, group_id: str) -> ErrorCode:
+    group = groups.groups.get(group_id)
+    if group is not None and (group.members or group.pending):
+        return ErrorCode.non_empty_group
+    if not group_id or group_id not in node.broker.list_groups():
+        return ErrorCode.group_id_not_found
+    groups.forget(group_id)
+    try:
+        node.broker.delete_group(group_id)        # refuses live log:// members
+    except (BrokerError, InvalidConfig):
+        return ErrorCode.non_empty_group
+    return ErrorCode.none
+
+
 GroupHandler = Callable[[GroupCoordinator, Node, Request, str], Awaitable[Any]]
 #: the group APIs' handlers, by api key (awaited: JoinGroup and SyncGroup wait)
 GROUP_HANDLERS: dict[int, GroupHandler] = {
@@ -352,4 +378,5 @@ GROUP_HANDLERS: dict[int, GroupHandler] = {
     OFFSET_FETCH: offset_fetch,
     LIST_GROUPS: list_groups,
     DESCRIBE_GROUPS: describe_groups,
+    DELETE_GROUPS: delete_groups,
 }

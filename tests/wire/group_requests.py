@@ -11,9 +11,11 @@ from tests.wire.conftest import kio_body, kio_module
 
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP = 8, 9, 10, 11
 HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS = 12, 13, 14, 15, 16
+DELETE_GROUPS = 42
 GROUP_APIS = frozenset({OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP,
-                        HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS})
-UNKNOWN_MEMBER_ID, MEMBER_ID_REQUIRED = 25, 79
+                        HEARTBEAT, LEAVE_GROUP, SYNC_GROUP, DESCRIBE_GROUPS, LIST_GROUPS,
+                        DELETE_GROUPS})
+UNKNOWN_MEMBER_ID, GROUP_ID_NOT_FOUND, MEMBER_ID_REQUIRED = 25, 69, 79
 
 
 def group_request_body(api_key: int, version: int) -> Any:
@@ -57,6 +59,8 @@ def group_request_body(api_key: int, version: int) -> Any:
         return kio_body(cls, group_id=group, topics=(topic,), require_stable=False)
     if api_key == DESCRIBE_GROUPS:
         return kio_body(cls, groups=(group,), include_authorized_operations=False)
+    if api_key == DELETE_GROUPS:
+        return kio_body(cls, groups_names=(f"never-{version}",))
     assert api_key == LIST_GROUPS
     return kio_body(cls, states_filter=(), types_filter=())
 
@@ -84,5 +88,7 @@ def check_group_response(api_key: int, version: int, response: Any) -> None:
         assert [p.committed_offset for p in topics[0].partitions] == [-1]
     elif api_key == DESCRIBE_GROUPS:
         assert [g.group_state for g in response.groups] == ["Dead"]
+    elif api_key == DELETE_GROUPS:
+        assert [r.error_code for r in response.results] == [GROUP_ID_NOT_FOUND]
     else:
         assert response.error_code == 0

@@ -252,3 +252,20 @@ def test_a_client_that_goes_away_while_its_join_waits_is_let_go(wire: Wire,
     again = first.join(one.member_id, rebalance_ms=60_000)
     assert (again.error_code, [m.member_id for m in again.members]) == \
         (NONE, [one.member_id])
+
+
+def test_delete_groups_refuses_a_group_with_members_and_deletes_an_empty_one(
+        wire: Wire, clients: Any) -> None:
+    client = clients()
+    member = joined(client)
+
+    def delete() -> list[int]:
+        return [r.error_code for r in client.call(42, 2, groups_names=("g",)).results]
+
+    assert delete() == [68]                                   # NON_EMPTY_GROUP
+    client.call(LEAVE, 2, group_id="g", member_id=member.member_id)
+    assert "g" in wire.log.list_groups()
+    assert delete() == [NONE]
+    assert "g" not in wire.log.list_groups()
+    assert delete() == [69]                                   # GROUP_ID_NOT_FOUND
+    assert joined(client).error_code == NONE                  # a new group of that id
