@@ -116,3 +116,32 @@ def test_a_log_worker_and_a_kafka_consumer_share_one_group(wire: Wire,
     assert sorted(m["client_id"] for m in described["members"]) == \
         sorted([consumer.config["client_id"], "streamkit log://"])
     assert described["group_state"] == "Stable"
+
+
+def test_a_log_worker_joining_and_leaving_rebalances_the_kafka_consumer(wire: Wire
+                                                                         ) -> None:
+    wire.log.create_topic("orders", 4)
+    consumer = KafkaConsumer(bootstrap_servers=[wire.bootstrap], group_id="mixed",
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             heartbeat_interval_ms=200)
+    assert consumer.partitions_for_topic("orders") == {0, 1, 2, 3}
+    consumer.subscribe(["orders"])
+
+    def poll() -> None:
+        consumer.poll(timeout_ms=1000)     # (see above: not shorter)
+
+    try:
+        wait_for(lambda: len(consumer.assignment()) == 4, step=poll)
+        worker = LogWorker(wire)           # its join is a new generation in the log
+        try:
+            wait_for(lambda: len(consumer.assignment()) == 2 and
+                     len(worker.assignment) == 2, step=poll)
+            shares = ({tp.partition for tp in consumer.assignment()},
+                      set(worker.assignment))
+        finally:
+            worker.close()                 # its leaving is another
+        wait_for(lambda: len(consumer.assignment()) == 4, step=poll)
+    finally:
+        consumer.close()
+
+    assert shares[0] | shares[1] == {0, 1, 2, 3} and not shares[0] & shares[1]
