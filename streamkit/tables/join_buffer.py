@@ -103,10 +103,14 @@ class Closing:
         bucket = closes_at // self.step
         keys = self.buckets.get(bucket)
         if keys is None:
-            self.buckets[bucket] = [key]
-            heapq.heappush(self.order, bucket)
+            self.open(bucket, key)
         else:
             keys.append(key)
+
+    def open(self, bucket: int, key: bytes) -> None:
+        """Start ``bucket`` with ``key``."""
+        self.buckets[bucket] = [key]
+        heapq.heappush(self.order, bucket)
 
     def take(self, now: int) -> dict[bytes, None]:
         """The keys of the buckets that end at or before ``now``, once each."""
@@ -212,7 +216,9 @@ class WindowJoinBuffer(Table):
         side = RIGHT if topic == self.right_topic else LEFT
         other = 1 - side
         times, cache, dirty = held.times, held.cache, held.dirty
+        stored, fresh = held.stored, held.fresh
         own_closing, other_order = held.closing[side], held.closing[other].order
+        own_buckets = own_closing.buckets
         step, grace, reach = self._step, self.grace_ms, self._reach[side]
         dirty_limit = self._dirty_limit
         given = self._unjoined_given[side]
@@ -240,14 +246,18 @@ class WindowJoinBuffer(Table):
                 continue
             found = cache.get(key, _ABSENT)
             if found is _ABSENT:
-                found = self._read(held, key)
+                if key in stored:
+                    found = self._read(held, key)
+                else:               # (_read, inline: a key first seen)
+                    fresh.add(key)
+                    found = _FRESH
             if found is _DELETED or found is _FRESH:
                 entries: tuple[Any, ...] = ()
                 joined = 0
             else:
                 entries, joined = self._pair(key, side, ts, values[i], found, results)
-            closes_at = ts + reach
-            if closes_at // step < times[other] // step:
+            bucket = (ts + reach) // step
+            if bucket < times[other] // step:
                 # its window closed already (the other topic is read ahead of this
                 # one): it joined what it could, nothing can come for it any more.
                 # (Decided by bucket, as Closing decides for buffered records, so that
@@ -267,7 +277,11 @@ class WindowJoinBuffer(Table):
                 dirty.add(key)
                 if len(dirty) >= dirty_limit:
                     self._check_dirty()
-                own_closing.add(closes_at, key)
+                keys = own_buckets.get(bucket)     # (own_closing.add, inline)
+                if keys is None:
+                    own_closing.open(bucket, key)
+                else:
+                    keys.append(key)
             if results:
                 # the agent gets results: until it is done with them (settle), a commit
                 # writes what this record changed as it was before, stream times too
@@ -370,7 +384,8 @@ class WindowJoinBuffer(Table):
         unjoined: list[tuple[int, int, bytes, Any]] = []
         reach = self._reach[side]
         given = self._unjoined_given[side]
-        cache = held.cache
+        cache, dirty, fresh = held.cache, held.dirty, held.fresh
+        remember = undo.setdefault
         for key in keys:
             entries = cache.get(key, _ABSENT)
             if entries is _ABSENT:
@@ -384,8 +399,22 @@ class WindowJoinBuffer(Table):
                     kept.append(entry)
                 elif given and not joined:
                     unjoined.append((ts, len(unjoined), key, raw))
-            if len(kept) != len(entries):
-                self._keep(held, key, tuple(kept) or _DELETED, undo, entries)
+            if len(kept) == len(entries):
+                continue
+            # (_keep, inline: once per record closed)
+            remember(key, entries)
+            if kept:
+                cache[key] = tuple(kept)
+                dirty.add(key)
+            elif key in fresh:      # came and went since the last commit: forgotten
+                fresh.discard(key)
+                dirty.discard(key)
+                del cache[key]
+            else:
+                cache[key] = _DELETED
+                dirty.add(key)
+        if len(dirty) >= self._dirty_limit:
+            self._check_dirty()
         unjoined.sort()
         load = self._load[side]
         for _ts, _n, raw_key, raw in unjoined:
@@ -445,6 +474,12 @@ class WindowJoinBuffer(Table):
                     if cache.get(side) != written[side] and written[side] != _NEVER:
                         self._write_at(partition, side, written[side])
         super().flush()
+        # the keys just written are in the stores from the commit on: ``_stored``
+        # may hold more keys than the stores, never fewer, so they count from now
+        for partition, written in self._flushed_keys.items():
+            stored = self._stored.get(partition)
+            if stored is not None:
+                stored |= written
         for fresh in self._fresh.values():
             fresh.clear()
         for partition, key, before, now in changed_since:
@@ -484,17 +519,15 @@ class WindowJoinBuffer(Table):
                 self._in_flight.pop(partition, None)
 
     def apply_flushed(self) -> None:
-        """Keep ``_stored`` as the stores: the keys written, less those deleted."""
-        for partition, raw_keys, raw_values, _offset in self._pending_store:
-            stored = self._stored.get(partition)
-            if stored is None:
+        """Keep ``_stored`` as the stores: less the keys deleted (those written were
+        added at ``flush``), unless written again since."""
+        for partition, keys in self._deleted_keys.items():
+            stored, cache = self._stored.get(partition), self._cache.get(partition)
+            if stored is None or cache is None:
                 continue
-            for raw_key, raw_value in zip(raw_keys, raw_values, strict=True):
-                if raw_key[:1] == _KEY:
-                    if raw_value is None:
-                        stored.discard(raw_key[1:])
-                    else:
-                        stored.add(raw_key[1:])
+            for key in keys:
+                if cache.get(key, _ABSENT) is _DELETED:
+                    stored.discard(key)
         super().apply_flushed()
 
     def discard_uncommitted(self) -> None:
