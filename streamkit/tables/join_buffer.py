@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import ormsgpack
@@ -62,8 +62,17 @@ _FRESH: Any = object()
 #: stream time of a partition nothing has been seen on
 _NEVER = -(1 << 62)
 
-#: one result: the key bytes, the left value, the right value
-JoinResult = tuple[bytes, Any, Any]
+#: one result: ``(left value, right value)``, or ``(key bytes, (left, right))`` when
+#: the results are asked for with their keys
+JoinResult = tuple[Any, Any]
+
+
+class RecordBatch(Protocol):
+    """What ``take`` reads of a batch of one topic partition (the stream's ``Batch``)."""
+
+    tp: TopicPartition
+    messages: list[Message]
+    values: list[Any]
 
 
 class BufferedRecords:
@@ -198,22 +207,25 @@ class WindowJoinBuffer(Table):
                 f"{self.right_topic}>")
 
     # -- joining -------------------------------------------------------------------------
-    def take(self, topic: str, partition: int, messages: list[Message], values: list[Any],
-             start: int) -> tuple[int, list[JoinResult]]:
-        """Take the records of one batch of ``topic``'s ``partition`` from ``start`` on
-        (``values`` decoded) until one gives results; returns its index and the results,
+    def take(self, batch: RecordBatch, start: int, keyed: bool = False
+             ) -> tuple[int, list[JoinResult]]:
+        """Take the records of ``batch`` (one topic partition, its values decoded)
+        from ``start`` on until one gives results; returns its index and the results,
         in order: the other side's records whose window it closed, then its own pairs
-        (the batch's length and none if no record gave any). Until ``settle`` says the
+        (the batch's length and none if no record gave any); each result is
+        ``(left, right)``, or ``(key bytes, (left, right))`` if ``keyed``. Until ``settle`` says the
         agent is done with them, a commit writes the buffers as they were before that
         record (see ``flush``). One loop per batch: what a record needs of its side and
         partition is looked up once."""
+        tp, messages, values = batch.tp, batch.messages, batch.values
+        partition = tp.partition
         n = len(values)
         held = self._held.get(partition)
         if held is None:
             held = self._hold(partition)
             if held is None:
                 return n, []    # revoked meanwhile: its new owner joins these records
-        side = RIGHT if topic == self.right_topic else LEFT
+        side = RIGHT if tp.topic == self.right_topic else LEFT
         other = 1 - side
         times, cache, dirty = held.times, held.cache, held.dirty
         stored, fresh = held.stored, held.fresh
@@ -240,7 +252,7 @@ class WindowJoinBuffer(Table):
                 times[side] = ts
                 if other_order and other_order[0] < ts // step:
                     undo = {}
-                    self._close(held, other, ts, results, undo)
+                    self._close(held, other, ts, results, undo, keyed)
             elif ts + grace < own_time:
                 drops[name] += 1        # late: its own side has moved on
                 continue
@@ -255,7 +267,8 @@ class WindowJoinBuffer(Table):
                 entries: tuple[Any, ...] = ()
                 joined = 0
             else:
-                entries, joined = self._pair(key, side, ts, values[i], found, results)
+                entries, joined = self._pair(key, side, ts, values[i], found, results,
+                                             keyed)
             bucket = (ts + reach) // step
             if bucket < times[other] // step:
                 # its window closed already (the other topic is read ahead of this
@@ -266,8 +279,8 @@ class WindowJoinBuffer(Table):
                     undo = {} if undo is None else undo
                     self._keep(held, key, entries, undo, found)  # the records it joined
                 elif given:
-                    results.append((key, values[i], None) if side == LEFT
-                                   else (key, None, values[i]))
+                    pair = (values[i], None) if side == LEFT else (None, values[i])
+                    results.append((key, pair) if keyed else pair)
             else:
                 # (_keep, inline: once per record)
                 if results:
@@ -292,10 +305,10 @@ class WindowJoinBuffer(Table):
                 return i, results
         return n, results
 
-    def settle(self, partition: int) -> None:
-        """The agent is done with the results ``partition``'s last record gave: a
-        commit may write what it changed."""
-        self._in_flight.pop(partition, None)
+    def settle(self, batch: RecordBatch) -> None:
+        """The agent is done with the results the last record ``take`` stopped at in
+        ``batch`` gave: a commit may write what it changed."""
+        self._in_flight.pop(batch.tp.partition, None)
 
     def _hold(self, partition: int) -> Held | None:
         """What ``process`` needs of ``partition``, gathered (None: given up)."""
@@ -345,7 +358,7 @@ class WindowJoinBuffer(Table):
             self._check_dirty()
 
     def _pair(self, raw_key: bytes, side: int, ts: int, value: Any,
-              entries: tuple[Any, ...], results: list[JoinResult]
+              entries: tuple[Any, ...], results: list[JoinResult], keyed: bool
               ) -> tuple[tuple[Any, ...], int]:
         """Add the pairs a record of ``side`` at ``ts`` makes with the other side's
         buffered records, in their timestamp order; returns the buffered records
@@ -371,12 +384,12 @@ class WindowJoinBuffer(Table):
         load = self._load[other]
         for entry in matches:
             found = load(entry[3])
-            results.append((raw_key, value, found) if side == LEFT
-                           else (raw_key, found, value))
+            pair = (value, found) if side == LEFT else (found, value)
+            results.append((raw_key, pair) if keyed else pair)
         return tuple(marked), 1
 
     def _close(self, held: Held, side: int, now: int, results: list[JoinResult],
-               undo: dict[bytes, Any]) -> None:
+               undo: dict[bytes, Any], keyed: bool) -> None:
         """Drop the records of ``side`` in a partition whose window closed before
         ``now`` (the other side's stream time), giving those that never joined when
         the kind of join says so, oldest first."""
@@ -419,8 +432,8 @@ class WindowJoinBuffer(Table):
         load = self._load[side]
         for _ts, _n, raw_key, raw in unjoined:
             value = load(raw)
-            results.append((raw_key, value, None) if side == LEFT
-                           else (raw_key, None, value))
+            pair = (value, None) if side == LEFT else (None, value)
+            results.append((raw_key, pair) if keyed else pair)
 
     # -- stream time and closing times, per partition ------------------------------------
     def _index(self, partition: int) -> list[int]:
@@ -476,10 +489,10 @@ class WindowJoinBuffer(Table):
         super().flush()
         # the keys just written are in the stores from the commit on: ``_stored``
         # may hold more keys than the stores, never fewer, so they count from now
-        for partition, written in self._flushed_keys.items():
+        for partition, flushed in self._flushed_keys.items():
             stored = self._stored.get(partition)
             if stored is not None:
-                stored |= written
+                stored |= flushed
         for fresh in self._fresh.values():
             fresh.clear()
         for partition, key, before, now in changed_since:
