@@ -1,11 +1,13 @@
 """Running an in-process worker in a test until something the test waits for holds."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 
+from streamkit.types import TopicPartition
 from streamkit.worker import Worker
 
 
@@ -22,3 +24,23 @@ async def run_until(app_or_worker: Any, condition: Callable[[], Any],
                 await anyio.sleep(0.01)
         worker.stop()
     return worker
+
+
+@asynccontextmanager
+async def running(app: Any) -> AsyncIterator[Worker]:
+    """A worker of ``app`` running (ready) for the ``async with`` block."""
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(10):
+            while not worker.ready:
+                await anyio.sleep(0.01)
+        yield worker
+        worker.stop()
+
+
+async def committed(worker: Worker, tp: TopicPartition, events: int) -> None:
+    """Wait until ``worker`` has committed the first ``events`` records of ``tp``."""
+    with anyio.fail_after(10):
+        while worker.committer.committed.get(tp, 0) < events:
+            await anyio.sleep(0.005)

@@ -28,7 +28,8 @@ from streamkit.log.groups import LogGroupConsumer, RebalanceCallback
 from streamkit.log.groupstore import GroupStore
 from streamkit.log.partition import Partition
 from streamkit.partitioner import KeyPartitioner
-from streamkit.log.storage import FileStorage, MemoryStorage
+from streamkit.log.memory import MemoryStorage
+from streamkit.log.storage import FileStorage
 from streamkit.log.watch import AppendWatch, open_append_watch
 from streamkit.types import (AppendedRecords, GroupOffset, Message, OffsetAndTimestamp,
                              OutgoingRecord, PartitionRecords, RecordMetadata, TopicInfo,

@@ -38,7 +38,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from streamkit.log.storage import FileStorage, MemoryPartitionStore, MemoryStorage
+from streamkit.log.memory import MemoryPartitionStore, MemoryStorage
+from streamkit.log.storage import FileStorage
 from streamkit.types import TopicPartition
 
 log = logging.getLogger("streamkit.log")

@@ -12,20 +12,19 @@ that record counts as done once the agent asks for the next result after its las
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from streamkit.streams.stream import Batch, DerivedStream, Stream
-from streamkit.types import Message
 
 
 class WindowBuffer(Protocol):
     """What the stream reads of a stream-stream join's buffer."""
 
-    def take(self, topic: str, partition: int, messages: list[Message], values: list[Any],
-             start: int) -> tuple[int, list[tuple[bytes, Any, Any]]]: ...
+    def take(self, batch: Batch, start: int, keyed: bool = False
+             ) -> tuple[int, list[Any]]: ...
 
-    def settle(self, partition: int) -> None: ...
+    def settle(self, batch: Batch) -> None: ...
 
 
 class JoinedStream(DerivedStream):
@@ -33,30 +32,20 @@ class JoinedStream(DerivedStream):
 
     def __init__(self, root: Stream, buffer: WindowBuffer,
                  load_key: Callable[[bytes], Any]) -> None:
-        super().__init__(root, lambda: _results(root, buffer, None))
+        # (the buffer's own methods, with no step between: they give the pairs)
+        super().__init__(root, lambda: root._iterate_results(  # noqa: SLF001 - its package
+            buffer.take, buffer.settle))
         self._buffer = buffer
         self._load_key = load_key
 
     def items(self) -> DerivedStream:
         """``(key, (left, right))`` for each result."""
         root, buffer, load_key = self.root, self._buffer, self._load_key
-        return DerivedStream(root, lambda: _results(root, buffer, load_key))
+        take = buffer.take
 
+        def take_keyed(batch: Batch, start: int) -> tuple[int, list[Any]]:
+            i, results = take(batch, start, True)
+            return i, [(load_key(key), pair) for key, pair in results]
 
-def _results(root: Stream, buffer: WindowBuffer,
-             load_key: Callable[[bytes], Any] | None) -> AsyncIterator[Any]:
-    take, settle = buffer.take, buffer.settle
-
-    def take_batch(batch: Batch, start: int) -> tuple[int, list[Any]]:
-        tp = batch.tp
-        i, results = take(tp.topic, tp.partition, batch.messages, batch.values, start)
-        if load_key is None:
-            return i, [(left, right) for _key, left, right in results]
-        return i, [(load_key(key), (left, right)) for key, left, right in results]
-
-    def settle_batch(batch: Batch) -> None:
-        # done with the record's results (and, the stream goes on at once, with the
-        # record): a commit may write what it changed in the buffers now
-        settle(batch.tp.partition)
-
-    return root._iterate_results(take_batch, settle_batch)  # noqa: SLF001 - its package
+        return DerivedStream(root, lambda: root._iterate_results(  # noqa: SLF001
+            take_keyed, buffer.settle))

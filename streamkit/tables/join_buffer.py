@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import ormsgpack
@@ -62,8 +62,17 @@ _FRESH: Any = object()
 #: stream time of a partition nothing has been seen on
 _NEVER = -(1 << 62)
 
-#: one result: the key bytes, the left value, the right value
-JoinResult = tuple[bytes, Any, Any]
+#: one result: ``(left value, right value)``, or ``(key bytes, (left, right))`` when
+#: the results are asked for with their keys
+JoinResult = tuple[Any, Any]
+
+
+class RecordBatch(Protocol):
+    """What ``take`` reads of a batch of one topic partition (the stream's ``Batch``)."""
+
+    tp: TopicPartition
+    messages: list[Message]
+    values: list[Any]
 
 
 class BufferedRecords:
@@ -103,10 +112,14 @@ class Closing:
         bucket = closes_at // self.step
         keys = self.buckets.get(bucket)
         if keys is None:
-            self.buckets[bucket] = [key]
-            heapq.heappush(self.order, bucket)
+            self.open(bucket, key)
         else:
             keys.append(key)
+
+    def open(self, bucket: int, key: bytes) -> None:
+        """Start ``bucket`` with ``key``."""
+        self.buckets[bucket] = [key]
+        heapq.heappush(self.order, bucket)
 
     def take(self, now: int) -> dict[bytes, None]:
         """The keys of the buckets that end at or before ``now``, once each."""
@@ -194,25 +207,30 @@ class WindowJoinBuffer(Table):
                 f"{self.right_topic}>")
 
     # -- joining -------------------------------------------------------------------------
-    def take(self, topic: str, partition: int, messages: list[Message], values: list[Any],
-             start: int) -> tuple[int, list[JoinResult]]:
-        """Take the records of one batch of ``topic``'s ``partition`` from ``start`` on
-        (``values`` decoded) until one gives results; returns its index and the results,
+    def take(self, batch: RecordBatch, start: int, keyed: bool = False
+             ) -> tuple[int, list[JoinResult]]:
+        """Take the records of ``batch`` (one topic partition, its values decoded)
+        from ``start`` on until one gives results; returns its index and the results,
         in order: the other side's records whose window it closed, then its own pairs
-        (the batch's length and none if no record gave any). Until ``settle`` says the
+        (the batch's length and none if no record gave any); each result is
+        ``(left, right)``, or ``(key bytes, (left, right))`` if ``keyed``. Until ``settle`` says the
         agent is done with them, a commit writes the buffers as they were before that
         record (see ``flush``). One loop per batch: what a record needs of its side and
         partition is looked up once."""
+        tp, messages, values = batch.tp, batch.messages, batch.values
+        partition = tp.partition
         n = len(values)
         held = self._held.get(partition)
         if held is None:
             held = self._hold(partition)
             if held is None:
                 return n, []    # revoked meanwhile: its new owner joins these records
-        side = RIGHT if topic == self.right_topic else LEFT
+        side = RIGHT if tp.topic == self.right_topic else LEFT
         other = 1 - side
         times, cache, dirty = held.times, held.cache, held.dirty
+        stored, fresh = held.stored, held.fresh
         own_closing, other_order = held.closing[side], held.closing[other].order
+        own_buckets = own_closing.buckets
         step, grace, reach = self._step, self.grace_ms, self._reach[side]
         dirty_limit = self._dirty_limit
         given = self._unjoined_given[side]
@@ -234,20 +252,25 @@ class WindowJoinBuffer(Table):
                 times[side] = ts
                 if other_order and other_order[0] < ts // step:
                     undo = {}
-                    self._close(held, other, ts, results, undo)
+                    self._close(held, other, ts, results, undo, keyed)
             elif ts + grace < own_time:
                 drops[name] += 1        # late: its own side has moved on
                 continue
             found = cache.get(key, _ABSENT)
             if found is _ABSENT:
-                found = self._read(held, key)
+                if key in stored:
+                    found = self._read(held, key)
+                else:               # (_read, inline: a key first seen)
+                    fresh.add(key)
+                    found = _FRESH
             if found is _DELETED or found is _FRESH:
                 entries: tuple[Any, ...] = ()
                 joined = 0
             else:
-                entries, joined = self._pair(key, side, ts, values[i], found, results)
-            closes_at = ts + reach
-            if closes_at // step < times[other] // step:
+                entries, joined = self._pair(key, side, ts, values[i], found, results,
+                                             keyed)
+            bucket = (ts + reach) // step
+            if bucket < times[other] // step:
                 # its window closed already (the other topic is read ahead of this
                 # one): it joined what it could, nothing can come for it any more.
                 # (Decided by bucket, as Closing decides for buffered records, so that
@@ -256,8 +279,8 @@ class WindowJoinBuffer(Table):
                     undo = {} if undo is None else undo
                     self._keep(held, key, entries, undo, found)  # the records it joined
                 elif given:
-                    results.append((key, values[i], None) if side == LEFT
-                                   else (key, None, values[i]))
+                    pair = (values[i], None) if side == LEFT else (None, values[i])
+                    results.append((key, pair) if keyed else pair)
             else:
                 # (_keep, inline: once per record)
                 if results:
@@ -267,7 +290,11 @@ class WindowJoinBuffer(Table):
                 dirty.add(key)
                 if len(dirty) >= dirty_limit:
                     self._check_dirty()
-                own_closing.add(closes_at, key)
+                keys = own_buckets.get(bucket)     # (own_closing.add, inline)
+                if keys is None:
+                    own_closing.open(bucket, key)
+                else:
+                    keys.append(key)
             if results:
                 # the agent gets results: until it is done with them (settle), a commit
                 # writes what this record changed as it was before, stream times too
@@ -278,10 +305,10 @@ class WindowJoinBuffer(Table):
                 return i, results
         return n, results
 
-    def settle(self, partition: int) -> None:
-        """The agent is done with the results ``partition``'s last record gave: a
-        commit may write what it changed."""
-        self._in_flight.pop(partition, None)
+    def settle(self, batch: RecordBatch) -> None:
+        """The agent is done with the results the last record ``take`` stopped at in
+        ``batch`` gave: a commit may write what it changed."""
+        self._in_flight.pop(batch.tp.partition, None)
 
     def _hold(self, partition: int) -> Held | None:
         """What ``process`` needs of ``partition``, gathered (None: given up)."""
@@ -331,7 +358,7 @@ class WindowJoinBuffer(Table):
             self._check_dirty()
 
     def _pair(self, raw_key: bytes, side: int, ts: int, value: Any,
-              entries: tuple[Any, ...], results: list[JoinResult]
+              entries: tuple[Any, ...], results: list[JoinResult], keyed: bool
               ) -> tuple[tuple[Any, ...], int]:
         """Add the pairs a record of ``side`` at ``ts`` makes with the other side's
         buffered records, in their timestamp order; returns the buffered records
@@ -357,12 +384,12 @@ class WindowJoinBuffer(Table):
         load = self._load[other]
         for entry in matches:
             found = load(entry[3])
-            results.append((raw_key, value, found) if side == LEFT
-                           else (raw_key, found, value))
+            pair = (value, found) if side == LEFT else (found, value)
+            results.append((raw_key, pair) if keyed else pair)
         return tuple(marked), 1
 
     def _close(self, held: Held, side: int, now: int, results: list[JoinResult],
-               undo: dict[bytes, Any]) -> None:
+               undo: dict[bytes, Any], keyed: bool) -> None:
         """Drop the records of ``side`` in a partition whose window closed before
         ``now`` (the other side's stream time), giving those that never joined when
         the kind of join says so, oldest first."""
@@ -370,7 +397,8 @@ class WindowJoinBuffer(Table):
         unjoined: list[tuple[int, int, bytes, Any]] = []
         reach = self._reach[side]
         given = self._unjoined_given[side]
-        cache = held.cache
+        cache, dirty, fresh = held.cache, held.dirty, held.fresh
+        remember = undo.setdefault
         for key in keys:
             entries = cache.get(key, _ABSENT)
             if entries is _ABSENT:
@@ -384,14 +412,28 @@ class WindowJoinBuffer(Table):
                     kept.append(entry)
                 elif given and not joined:
                     unjoined.append((ts, len(unjoined), key, raw))
-            if len(kept) != len(entries):
-                self._keep(held, key, tuple(kept) or _DELETED, undo, entries)
+            if len(kept) == len(entries):
+                continue
+            # (_keep, inline: once per record closed)
+            remember(key, entries)
+            if kept:
+                cache[key] = tuple(kept)
+                dirty.add(key)
+            elif key in fresh:      # came and went since the last commit: forgotten
+                fresh.discard(key)
+                dirty.discard(key)
+                del cache[key]
+            else:
+                cache[key] = _DELETED
+                dirty.add(key)
+        if len(dirty) >= self._dirty_limit:
+            self._check_dirty()
         unjoined.sort()
         load = self._load[side]
         for _ts, _n, raw_key, raw in unjoined:
             value = load(raw)
-            results.append((raw_key, value, None) if side == LEFT
-                           else (raw_key, None, value))
+            pair = (value, None) if side == LEFT else (None, value)
+            results.append((raw_key, pair) if keyed else pair)
 
     # -- stream time and closing times, per partition ------------------------------------
     def _index(self, partition: int) -> list[int]:
@@ -445,6 +487,12 @@ class WindowJoinBuffer(Table):
                     if cache.get(side) != written[side] and written[side] != _NEVER:
                         self._write_at(partition, side, written[side])
         super().flush()
+        # the keys just written are in the stores from the commit on: ``_stored``
+        # may hold more keys than the stores, never fewer, so they count from now
+        for partition, flushed in self._flushed_keys.items():
+            stored = self._stored.get(partition)
+            if stored is not None:
+                stored |= flushed
         for fresh in self._fresh.values():
             fresh.clear()
         for partition, key, before, now in changed_since:
@@ -484,17 +532,15 @@ class WindowJoinBuffer(Table):
                 self._in_flight.pop(partition, None)
 
     def apply_flushed(self) -> None:
-        """Keep ``_stored`` as the stores: the keys written, less those deleted."""
-        for partition, raw_keys, raw_values, _offset in self._pending_store:
-            stored = self._stored.get(partition)
-            if stored is None:
+        """Keep ``_stored`` as the stores: less the keys deleted (those written were
+        added at ``flush``), unless written again since."""
+        for partition, keys in self._deleted_keys.items():
+            stored, cache = self._stored.get(partition), self._cache.get(partition)
+            if stored is None or cache is None:
                 continue
-            for raw_key, raw_value in zip(raw_keys, raw_values, strict=True):
-                if raw_key[:1] == _KEY:
-                    if raw_value is None:
-                        stored.discard(raw_key[1:])
-                    else:
-                        stored.add(raw_key[1:])
+            for key in keys:
+                if cache.get(key, _ABSENT) is _DELETED:
+                    stored.discard(key)
         super().apply_flushed()
 
     def discard_uncommitted(self) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from streamkit.cli.main import one_line
 from streamkit.errors import ImproperlyConfigured
 from streamkit.types import TopicPartition
 from streamkit.worker import Worker
+from tests.running import committed as committed_records, running
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -67,25 +66,9 @@ def build(broker: str, tmp_path: Path, how: str, name: str, *,
     return app, updates, joined
 
 
-@asynccontextmanager
-async def running(app: streamkit.App) -> AsyncIterator[Worker]:
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        with anyio.fail_after(10):
-            while not worker.ready:
-                await anyio.sleep(0.01)
-        yield worker
-        worker.stop()
-
-
 async def committed(worker: Worker, events: int) -> None:
-    """Wait until the worker has committed the first ``events`` updates (their join
-    results are in the joined table's changelog then)."""
-    tp = TopicPartition("updates", 0)
-    with anyio.fail_after(10):
-        while worker.committer.committed.get(tp, 0) < events:
-            await anyio.sleep(0.005)
+    """Wait until the worker has committed the first ``events`` updates."""
+    await committed_records(worker, TopicPartition("updates", 0), events)
 
 
 def new_records(app: streamkit.App, topic: str, start: int) -> list[Any]:
