@@ -27,12 +27,8 @@ from hypothesis import strategies as st
 from streamkit.errors import CorruptRecord, OffsetOutOfRange
 from streamkit.log.broker import LogBroker
 from streamkit.log.segment import HEADER, MAGIC, MemoryHandle, encode_batch
-from streamkit.log.storage import (
-    MemoryPartitionStore,
-    MemoryStorage,
-    RecoveryPoint,
-    boot_id,
-)
+from streamkit.log.memory import MemoryPartitionStore, MemoryStorage
+from streamkit.log.storage import RecoveryPoint, boot_id
 from streamkit.transport import connect
 from streamkit.types import OutgoingRecord, TopicPartition
 
