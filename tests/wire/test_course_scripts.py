@@ -1,13 +1,15 @@
 """The course's kafka-python scripts (the project's own copies in examples/kafka_python)
 as processes against the server, run as docs/broker.md says to replace the course's
 docker-compose (``--auto-create-topics``, as Kafka's default): the producer sends the
-CSV's rows, the log keeps them, the consumer prints them back. The consumer runs
-without a group here (``group_id=None``); with a group it needs the group APIs."""
+CSV's rows, the log keeps them, the consumer prints them back, without a group
+(``group_id=None``) and in one, as the course runs it."""
 from __future__ import annotations
 
 import csv
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import time
@@ -82,3 +84,55 @@ def test_the_course_consumer_prints_the_rides_without_a_group(course_wire: Wire)
         f"partition=0 offset={i} vendor={rows[i]['VendorID']} "
         f"total_amount={rows[i]['total_amount']}" for i in range(2)]
     assert lines[-1].startswith(f"partition=0 offset={len(rows) - 1} ")
+
+
+def read_lines(process: subprocess.Popen[str], count: int, within: float = 30) -> list[str]:
+    """Up to ``count`` lines of ``process``'s output, waiting at most ``within`` seconds
+    (read from its pipe directly: a silent process must not block the test)."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    data = b""
+    deadline = time.monotonic() + within
+    while data.count(b"\n") < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            break
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return [line.strip() for line in data.decode().splitlines()][:count]
+
+
+def test_the_course_consumer_in_a_group_commits_what_it_printed(course_wire: Wire) -> None:
+    with open(RIDES, newline="") as f:
+        rows = list(csv.DictReader(f))
+    produced = subprocess.run([sys.executable, str(SCRIPTS / "producer.py")],
+                              env=script_env(course_wire), capture_output=True, text=True,
+                              timeout=60)
+    assert produced.returncode == 0, produced.stderr
+    group = "consumer.group.id.json-example.1"
+
+    consumer = subprocess.Popen([sys.executable, str(SCRIPTS / "consumer.py"), group],
+                                env=script_env(course_wire), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        lines = read_lines(consumer, len(rows))
+    finally:
+        consumer.send_signal(signal.SIGINT)       # Ctrl-C: the script closes, committing
+        _out, err = consumer.communicate(timeout=20)
+    assert len(lines) == len(rows), err
+    assert consumer.returncode == 0, err
+    # the group's offset, as the log keeps it for every client (streamkit groups too)
+    offsets = course_wire.log.group_offsets(group)
+    assert [(o.topic, o.partition, o.committed) for o in offsets] == [
+        ("rides_json", 0, len(rows))]
+
+    again = subprocess.Popen([sys.executable, str(SCRIPTS / "consumer.py"), group],
+                             env=script_env(course_wire), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert read_lines(again, 1, within=4) == []     # resumes after what it printed
+    finally:
+        again.send_signal(signal.SIGINT)
+        again.communicate(timeout=20)
