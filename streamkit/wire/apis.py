@@ -223,8 +223,8 @@ def create_topics(node: Node, request: Request) -> Any:
             error_code=error, error_message=message,
             num_partitions=count if created else -1,
             replication_factor=1 if created else -1,
-            configs=_created_configs(node, result_cls, topic, validate_only) if created
-            else None))
+            configs=_created_configs(node, result_cls, topic, validate_only)
+            if created and has_field(result_cls, "configs") else None))
     return build(cls, throttle_time=NO_THROTTLE, topics=tuple(results))
 
 
