@@ -1,7 +1,8 @@
 """Kafka's Java client (kafka-clients, the version in tests/wire/java/pom.xml) against
-the server: its Admin creates a topic, its idempotent producer (acks=all) writes keyed
-records, and a consumer in a group reads them all and commits; kafka-python then sees
-each record once in the log and the group's committed offsets at the partitions' ends.
+the server: its Admin creates a topic, its idempotent producer (acks=all; uncompressed,
+and with zstd) writes keyed records, and a consumer in a group reads them all and
+commits; kafka-python then sees each record once in the log and the group's committed
+offsets at the partitions' ends.
 
 The jars come from ``mvn -q -f tests/wire/java/pom.xml dependency:copy-dependencies``
 (.ci/run runs it) into ~/.cache/streamkit/java/kafka-clients-<version> (decision 950);
@@ -44,12 +45,14 @@ pytestmark = pytest.mark.skipif(
 COUNT = 300
 
 
-def run_java_client(wire: Wire, topic: str, group: str) -> list[tuple[int, int, str, str]]:
+def run_java_client(wire: Wire, topic: str, group: str, compression: str
+                    ) -> list[tuple[int, int, str, str]]:
     """(partition, offset, key, value) of each record the Java consumer read."""
     assert JAVA is not None
     done = subprocess.run(
         [JAVA, "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", f"{JARS}/*",
-         str(JAVA_DIR / "JavaClient.java"), wire.bootstrap, topic, group, str(COUNT)],
+         str(JAVA_DIR / "JavaClient.java"), wire.bootstrap, topic, group, str(COUNT),
+         compression],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     read = []
@@ -60,8 +63,9 @@ def run_java_client(wire: Wire, topic: str, group: str) -> list[tuple[int, int, 
     return read
 
 
-def test_java_producer_and_consumer_group(wire: Wire) -> None:
-    read = run_java_client(wire, "java-orders", "java-group")
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_java_producer_and_consumer_group(wire: Wire, compression: str) -> None:
+    read = run_java_client(wire, "java-orders", "java-group", compression)
 
     # the Java consumer read every record once, in offset order within each partition
     assert sorted((k, v) for _p, _o, k, v in read) == \

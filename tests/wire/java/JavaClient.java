@@ -1,8 +1,10 @@
 // The Java Kafka client against `streamkit broker`, run by tests/wire/test_java_client.py
-// in source-file mode: java -cp '<jars>/*' JavaClient.java BOOTSTRAP TOPIC GROUP COUNT
+// in source-file mode:
+//   java -cp '<jars>/*' JavaClient.java BOOTSTRAP TOPIC GROUP COUNT [COMPRESSION]
 //
 // It creates TOPIC (3 partitions) with the Admin client, produces COUNT keyed records
-// with the idempotent producer (acks=all), then reads them in consumer group GROUP
+// with the idempotent producer (acks=all, compression.type COMPRESSION, default none),
+// then reads them in consumer group GROUP
 // (subscribe, commitSync after every poll) and prints one line per record read:
 //   record <partition> <offset> <key> <value>
 // Exit status 0 only if every record was sent and COUNT records were read in 30 s.
@@ -28,6 +30,7 @@ public class JavaClient {
     public static void main(String[] args) throws Exception {
         String bootstrap = args[0], topic = args[1], group = args[2];
         int count = Integer.parseInt(args[3]);
+        String compression = args.length > 4 ? args[4] : "none";
 
         Properties common = new Properties();
         common.put("bootstrap.servers", bootstrap);
@@ -39,6 +42,7 @@ public class JavaClient {
         produce.putAll(common);
         produce.put("enable.idempotence", "true");
         produce.put("acks", "all");
+        produce.put("compression.type", compression);
         produce.put("key.serializer", StringSerializer.class.getName());
         produce.put("value.serializer", StringSerializer.class.getName());
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(produce)) {
