@@ -19,9 +19,9 @@ from streamkit.errors import BrokerError, InvalidConfig, InvalidTopicName, Unkno
 from streamkit.log.config import check_topic_config
 from streamkit.names import is_topic_name
 from streamkit.transport.base import AdminBroker
-from streamkit.wire.apis import (ALTER_CONFIGS, CREATE_PARTITIONS, DESCRIBE_CONFIGS,
-                                 INCREMENTAL_ALTER_CONFIGS, NO_THROTTLE, NODE_ID, Node,
-                                 build, nested)
+from streamkit.wire.apis import (ALTER_CONFIGS, CREATE_PARTITIONS, DEFAULT_CONFIG,
+                                 DESCRIBE_CONFIGS, INCREMENTAL_ALTER_CONFIGS, NO_THROTTLE,
+                                 NODE_ID, TOPIC_CONFIG, Node, build, nested)
 from streamkit.wire.protocol import Request, response_type
 
 __all__ = ["ADMIN_HANDLERS", "alter_configs", "create_partitions", "describe_configs",
@@ -30,10 +30,9 @@ __all__ = ["ADMIN_HANDLERS", "alter_configs", "create_partitions", "describe_con
 #: Kafka's config resource types (ConfigResource.Type)
 TOPIC = 2
 BROKER = 4
-#: Kafka's config sources (DescribeConfigsResponse): set on the topic, a default
-TOPIC_CONFIG = 1
+#: Kafka's config source of the broker's own settings (DescribeConfigsResponse; those
+#: of a topic's, TOPIC_CONFIG and DEFAULT_CONFIG, are in apis with CreateTopics)
 STATIC_BROKER_CONFIG = 4
-DEFAULT_CONFIG = 5
 #: Kafka's config types (v3+); a config not listed is a string
 BOOLEAN, STRING, INT, LONG, DOUBLE, LIST = 1, 2, 3, 5, 6, 7
 CONFIG_TYPES = {

@@ -20,6 +20,7 @@ from kio.schema.errors import ErrorCode
 
 from streamkit.errors import (BrokerError, InvalidConfig, InvalidTopicName, TopicExists,
                               UnknownTopic)
+from streamkit.log.config import DEFAULTS, check_topic_config
 from streamkit.names import is_topic_name
 from streamkit.transport.base import Broker
 from streamkit.wire.producers import ProducerState
@@ -215,13 +216,39 @@ def create_topics(node: Node, request: Request) -> Any:
     results = []
     for topic in request.body.topics:
         error, message, count = _create_topic(node, topic, validate_only)
+        created = error is ErrorCode.none
         results.append(build(
             result_cls, name=topic.name,
-            topic_id=topic_id(topic.name) if error is ErrorCode.none else uuid.UUID(int=0),
+            topic_id=topic_id(topic.name) if created else uuid.UUID(int=0),
             error_code=error, error_message=message,
-            num_partitions=count if error is ErrorCode.none else -1,
-            replication_factor=1 if error is ErrorCode.none else -1, configs=None))
+            num_partitions=count if created else -1,
+            replication_factor=1 if created else -1,
+            configs=_created_configs(node, result_cls, topic, validate_only)
+            if created and has_field(result_cls, "configs") else None))
     return build(cls, throttle_time=NO_THROTTLE, topics=tuple(results))
+
+
+#: Kafka's config sources (DescribeConfigs, CreateTopics v5+): set on the topic, a default
+TOPIC_CONFIG = 1
+DEFAULT_CONFIG = 5
+
+
+def _created_configs(node: Node, result_cls: type[Any], topic: Any, validate_only: bool
+                     ) -> tuple[Any, ...]:
+    """The configs a topic got (v5+): Kafka's Java admin client reads them whenever
+    ``topic_config_error_code`` is 0, and fails on a null list."""
+    given = check_topic_config({c.name: c.value for c in topic.configs
+                                if c.value is not None})
+    try:
+        full = {**DEFAULTS, **given} if validate_only else \
+            node.broker.describe_topic(topic.name).config
+    except BrokerError:                   # deleted meanwhile by another process
+        full = {**DEFAULTS, **given}
+    config_cls = nested(result_cls, "CreatableTopicConfigs")
+    return tuple(build(config_cls, name=key, value=value, read_only=False,
+                       config_source=TOPIC_CONFIG if key in given else DEFAULT_CONFIG,
+                       is_sensitive=False)
+                 for key, value in sorted(full.items()))
 
 
 def _create_topic(node: Node, topic: Any, validate_only: bool
@@ -247,6 +274,10 @@ def _create_topic(node: Node, topic: Any, validate_only: bool
     if broker.partition_count(topic.name) is not None:
         return ErrorCode.topic_already_exists, f"topic {topic.name!r} already exists", -1
     if validate_only:
+        try:
+            check_topic_config(config)
+        except InvalidConfig as exc:
+            return ErrorCode.invalid_config, str(exc), -1
         return ErrorCode.none, None, count
     try:
         broker.create_topic(topic.name, count, config, exist_ok=False)

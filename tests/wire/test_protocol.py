@@ -309,3 +309,44 @@ def test_mutated_request_bodies_are_answered_or_refused_never_fail(
         assert [r.getMessage() for r in caplog.records] == []
         with connection(wire) as good:
             assert call(good, API_VERSIONS, 3, request_body(API_VERSIONS, 3)).error_code == 0
+
+
+def create_topic_body(version: int, name: str, configs: dict[str, str],
+                      validate_only: bool = False) -> Any:
+    cls = load_request_schema(CREATE_TOPICS, version)
+    module = __import__(cls.__module__, fromlist=["_"])
+    given = tuple(module.CreatableTopicConfig(name=k, value=v) for k, v in configs.items())
+    topic = module.CreatableTopic(name=name, num_partitions=2, replication_factor=-1,
+                                  assignments=(), configs=given)
+    return cls(topics=(topic,), timeout=datetime.timedelta(seconds=5),
+               validate_only=validate_only)
+
+
+@pytest.mark.parametrize("validate_only", [False, True])
+def test_create_topics_v5_answers_the_topics_configs(wire: Wire,
+                                                     validate_only: bool) -> None:
+    # Kafka's Java admin client reads the configs of every topic created without a
+    # config error, and fails on a null list
+    with connection(wire) as sock:
+        response = call(sock, CREATE_TOPICS, 7,
+                        create_topic_body(7, "compacted", {"cleanup.policy": "compact"},
+                                          validate_only))
+
+    (result,) = response.topics
+    assert (result.error_code, result.topic_config_error_code, result.num_partitions) == \
+        (0, 0, 2)
+    configs = {c.name: (c.value, c.config_source) for c in result.configs}
+    assert configs["cleanup.policy"] == ("compact", 1)            # set on the topic
+    assert configs["retention.ms"] == ("604800000", 5)            # the default
+    assert (wire.log.partition_count("compacted") is None) == validate_only
+
+
+def test_create_topics_validate_only_checks_the_configs(wire: Wire) -> None:
+    with connection(wire) as sock:
+        response = call(sock, CREATE_TOPICS, 7,
+                        create_topic_body(7, "bad", {"cleanup.policy": "shred"}, True))
+
+    (result,) = response.topics
+    assert result.error_code == 40                                 # INVALID_CONFIG
+    assert "cleanup.policy" in result.error_message
+    assert result.configs is None
