@@ -244,9 +244,9 @@ def measure(tmp: Path, workload: str, events: int, runs: int,
         loop_ratios.append(events / loop / rate)
     med = statistics.median
     print(f"{workload:10} {med(rates):>10,.0f} ev/s from process start; "
-          f"bare loop {med(bares):>10,.0f} ev/s; ratio {med(ratios):.2f} "
-          f"(runs {', '.join(f'{r:.2f}' for r in ratios)}); "
-          f"from the first event {med(loop_ratios):.2f}", flush=True)
+          f"bare loop {med(bares):>10,.0f} ev/s; ratio {med(ratios):.3f} "
+          f"(runs {', '.join(f'{r:.3f}' for r in ratios)}); "
+          f"from the first event {med(loop_ratios):.3f}", flush=True)
 
 
 if __name__ == "__main__":
