@@ -5,6 +5,7 @@ at the same time does not undo it."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -16,6 +17,15 @@ from streamkit.types import OutgoingRecord, TopicPartition
 def _values(broker, topic: str, partition: int) -> list[bytes | None]:
     return [m.value for m in broker.fetch(TopicPartition(topic, partition), 0)]
 
+
+
+def run_together(*targets: Callable[[], None]) -> None:
+    """Run ``targets`` in threads at once, until all have returned."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 def test_added_partitions_are_empty_and_the_old_records_stay(broker) -> None:
     broker.create_topic("orders", 2, {"retention.ms": "1000000"})
@@ -105,11 +115,7 @@ def test_config_changes_at_the_same_time_do_not_undo_added_partitions(log_url: s
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=add), threading.Thread(target=alter)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(add, alter)
     try:
         assert errors == []
         for broker in (adder, alterer):
@@ -155,11 +161,7 @@ def test_a_topic_deleted_and_created_again_meanwhile_is_left_whole(log_url: str,
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=add), threading.Thread(target=recreate)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(add, recreate)
     try:
         assert errors == []
         # the last topic keeps its own config, and has every partition it counts

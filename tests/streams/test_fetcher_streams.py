@@ -9,7 +9,7 @@ import pytest
 
 import streamkit
 from streamkit.types import TopicPartition
-from streamkit.worker import Worker
+from tests.running import running
 
 pytestmark = pytest.mark.anyio
 
@@ -26,12 +26,8 @@ async def test_an_agent_over_a_join_counts_each_record_once():
         async for pair in stream:
             pairs.append(pair)
 
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
+    async with running(app) as worker:
         with anyio.fail_after(5):
-            while not worker.ready:
-                await anyio.sleep(0.01)
             for ts, value in enumerate(("A", "B", "C"), 1):
                 await left.send(key="k", value=value, timestamp=ts)
             for ts, value in enumerate(("a", "b"), 1):
@@ -40,7 +36,6 @@ async def test_an_agent_over_a_join_counts_each_record_once():
             while not all(stream.positions().get(tp) == end for stream in joined.streams
                           for tp, end in done.items()):
                 await anyio.sleep(0.01)
-        worker.stop()
     assert len(pairs) == 6                         # each of A, B, C with each of a, b
     assert joined.events_total == 5
     assert worker.events_processed() == 5

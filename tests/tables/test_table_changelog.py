@@ -14,6 +14,7 @@ import pytest
 import streamkit
 from streamkit.types import TopicPartition
 from streamkit.worker import Worker
+from tests.running import running
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -96,14 +97,8 @@ async def test_a_commit_writes_the_codec_bytes_of_each_last_value(
                         **dict.fromkeys(gone)}
     # a new worker of the same app: from the store (RocksDB) or the changelog (memory)
     again, _, parts2 = build(name, tmp_path, store)
-    worker = Worker(again, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        with anyio.fail_after(10):
-            while not worker.ready:
-                await anyio.sleep(0.01)
+    async with running(again):
         tables = {n: dict(t.items()) for n, t in parts2["tables"].items()}
-        worker.stop()
     assert tables == want
 
 

@@ -36,6 +36,17 @@ def script_env(wire: Wire) -> dict[str, str]:
     return dict(os.environ, BOOTSTRAP_SERVERS=wire.bootstrap, PYTHONUNBUFFERED="1")
 
 
+def produce_rides(wire: Wire) -> list[dict[str, str]]:
+    """Run the producer script over the whole CSV; returns the CSV's rows."""
+    with open(RIDES, newline="") as f:
+        rows = list(csv.DictReader(f))
+    produced = subprocess.run([sys.executable, str(SCRIPTS / "producer.py")],
+                              env=script_env(wire), capture_output=True, text=True,
+                              timeout=60)
+    assert produced.returncode == 0, produced.stderr
+    return rows
+
+
 def test_the_course_producer_sends_every_csv_row_as_json(course_wire: Wire,
                                                          tmp_path: Path) -> None:
     few = tmp_path / "rides.csv"              # the CSV path: the one thing changed
@@ -57,12 +68,7 @@ def test_the_course_producer_sends_every_csv_row_as_json(course_wire: Wire,
 
 
 def test_the_course_consumer_prints_the_rides_without_a_group(course_wire: Wire) -> None:
-    with open(RIDES, newline="") as f:
-        rows = list(csv.DictReader(f))
-    produced = subprocess.run([sys.executable, str(SCRIPTS / "producer.py")],
-                              env=script_env(course_wire), capture_output=True, text=True,
-                              timeout=60)
-    assert produced.returncode == 0, produced.stderr
+    rows = produce_rides(course_wire)
 
     consumer = subprocess.Popen([sys.executable, str(SCRIPTS / "consumer.py")],
                                 env=script_env(course_wire), stdout=subprocess.PIPE,
@@ -105,12 +111,7 @@ def read_lines(process: subprocess.Popen[str], count: int, within: float = 30) -
 
 
 def test_the_course_consumer_in_a_group_commits_what_it_printed(course_wire: Wire) -> None:
-    with open(RIDES, newline="") as f:
-        rows = list(csv.DictReader(f))
-    produced = subprocess.run([sys.executable, str(SCRIPTS / "producer.py")],
-                              env=script_env(course_wire), capture_output=True, text=True,
-                              timeout=60)
-    assert produced.returncode == 0, produced.stderr
+    rows = produce_rides(course_wire)
     group = "consumer.group.id.json-example.1"
 
     consumer = subprocess.Popen([sys.executable, str(SCRIPTS / "consumer.py"), group],
