@@ -27,6 +27,7 @@ def run_together(*targets: Callable[[], None]) -> None:
     for thread in threads:
         thread.join()
 
+
 def test_added_partitions_are_empty_and_the_old_records_stay(broker) -> None:
     broker.create_topic("orders", 2, {"retention.ms": "1000000"})
     broker.produce("orders", [OutgoingRecord(None, b"a%d" % i, partition=0) for i in range(3)])
