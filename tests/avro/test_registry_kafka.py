@@ -1,4 +1,4 @@
-"""The registry and the codec on kafka:// (tansu, a Kafka-protocol broker): the same
+"""The registry and the codec on kafka:// (tansu and streamkit broker): the same
 _schemas topic replayed by two registries, compatibility refused, records decoded."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from streamkit.transport import connect
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def kafka_url(start_tansu):
-    # a tansu of its own: the registries here replay the _schemas topic from the start
+    # a broker of its own: the registries here replay the _schemas topic from the start
     tansu = start_tansu()
     yield tansu.url
     tansu.stop()

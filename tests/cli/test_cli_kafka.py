@@ -1,4 +1,5 @@
-"""The broker commands on kafka:// (tansu, a Kafka-protocol broker), unchanged."""
+"""The broker commands on kafka:// (tansu and streamkit broker, Kafka-protocol brokers),
+unchanged."""
 from __future__ import annotations
 
 import json

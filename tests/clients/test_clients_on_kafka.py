@@ -1,5 +1,5 @@
-"""streamkit's synchronous Producer, Consumer and Admin clients on kafka:// (tansu):
-the same scripts as on log://, with only the broker URL changed."""
+"""streamkit's synchronous Producer, Consumer and Admin clients on kafka:// (tansu,
+streamkit broker): the same scripts as on log://, with only the broker URL changed."""
 from __future__ import annotations
 
 import json

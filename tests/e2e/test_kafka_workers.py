@@ -1,7 +1,7 @@
-"""Two worker processes of one app on kafka:// (tansu) share the topic's partitions
-through Kafka's group protocol; one is SIGKILLed, the other takes its partitions over,
-restores their table partitions from the changelog on Kafka, and the counts are
-complete."""
+"""Two worker processes of one app on kafka:// (tansu, streamkit broker) share the
+topic's partitions through Kafka's group protocol; one is SIGKILLed, the other takes
+its partitions over, restores their table partitions from the changelog on Kafka, and
+the counts are complete."""
 from __future__ import annotations
 
 import json

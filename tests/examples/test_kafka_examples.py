@@ -1,4 +1,5 @@
-"""The taxi examples on kafka:// (tansu): the same scripts, only the broker changes."""
+"""The taxi examples on kafka:// (tansu, streamkit broker): the same scripts, only the
+broker changes."""
 from __future__ import annotations
 
 import re

@@ -1,9 +1,11 @@
 """The brokers of the transport tests: a fresh, empty one per test of each kind.
 
 The broker contract (test_broker_contract.py, test_group_contract.py) runs every test
-on ``log://``, ``memory://`` and ``kafka://`` (a tansu started for the test, marked
-``kafka``; skipped in one line where tansu is not installed). A module that tests one
-driver names the kinds it runs on in ``BROKERS``.
+on ``log://``, ``memory://`` and ``kafka://``, the last once per Kafka-protocol broker
+(``kafka-tansu``, ``kafka-streamkit``: ``--kafka`` in tests/conftest.py picks them), a
+broker started for the test, marked ``kafka``; tansu's are skipped in one line where it
+is not installed. A module that tests one driver names the kinds it runs on in
+``BROKERS``.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import os
 import pytest
 
 from streamkit.transport import connect
+from tests.conftest import KafkaBrokers, kafka_brokers
 
 KINDS = ("log", "memory", "kafka")
 _names = itertools.count()
@@ -29,23 +32,28 @@ def _parametrized_by_the_test(metafunc: pytest.Metafunc, name: str) -> bool:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "url" in metafunc.fixturenames and not _parametrized_by_the_test(metafunc, "url"):
-        kinds = getattr(metafunc.module, "BROKERS", KINDS)
-        metafunc.parametrize(
-            "url", [pytest.param(kind, marks=pytest.mark.kafka) if kind == "kafka" else kind
-                    for kind in kinds], indirect=True)
+        params = []
+        for kind in getattr(metafunc.module, "BROKERS", KINDS):
+            if kind != "kafka":
+                params.append(kind)
+                continue
+            params.extend(pytest.param(f"kafka-{which}", marks=pytest.mark.kafka)
+                          for which in kafka_brokers(metafunc.config))
+        metafunc.parametrize("url", params, indirect=True)
 
 
 @pytest.fixture
-def url(request: pytest.FixtureRequest, tmp_path, start_tansu) -> str:
+def url(request: pytest.FixtureRequest, tmp_path,
+        kafka_brokers_of_session: KafkaBrokers) -> str:
     """The URL of an empty broker of the kind the test is parametrized with."""
     kind = request.param
     if kind == "log":
         return f"log://{tmp_path / 'log'}"
     if kind == "memory":
         return f"memory://contract-{os.getpid()}-{next(_names)}"
-    tansu = start_tansu()
-    request.addfinalizer(tansu.stop)
-    return tansu.url
+    kafka = kafka_brokers_of_session.start(kind.removeprefix("kafka-"))
+    request.addfinalizer(kafka.stop)
+    return kafka.url
 
 
 @pytest.fixture

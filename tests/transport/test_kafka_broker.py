@@ -1,6 +1,7 @@
 """The kafka:// driver beyond the broker contract of test_broker_contract.py, against a
-real Kafka-protocol broker (tansu): connecting, errors that name the partition or the
-servers, replication and cleanup left to the cluster, bad URLs and settings."""
+real Kafka-protocol broker (tansu, streamkit broker): connecting, errors that name
+the partition or the servers, replication and cleanup left to the cluster, bad URLs
+and settings."""
 from __future__ import annotations
 
 import time
