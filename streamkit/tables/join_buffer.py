@@ -132,7 +132,7 @@ class Closing:
 
 
 class Held:
-    """``process``'s view of one partition the worker holds: its cache and changed
+    """``take``'s view of one partition the worker holds: its cache and changed
     keys (the table's own), and the join's stream times, closing times, and keys
     new since the last commit or in the store. Gathered once, dropped whenever the
     table replaces a cache or a set of changed keys (``_forget_hot``)."""
@@ -164,7 +164,7 @@ class WindowJoinBuffer(Table):
         #: per partition, the record whose results the agent is not done with: the
         #: stream times and each key's records before it (``flush`` writes those)
         self._in_flight: dict[int, dict[Any, Any]] = {}
-        #: per partition held, what ``process`` needs of it (see ``Held``)
+        #: per partition held, what ``take`` needs of it (see ``Held``)
         self._held: dict[int, Held] = {}
         # (no partitions=: open() takes the topics' count)
         super().__init__(name, context=context,
@@ -311,7 +311,7 @@ class WindowJoinBuffer(Table):
         self._in_flight.pop(batch.tp.partition, None)
 
     def _hold(self, partition: int) -> Held | None:
-        """What ``process`` needs of ``partition``, gathered (None: given up)."""
+        """What ``take`` needs of ``partition``, gathered (None: given up)."""
         if partition not in self._cache and self._given_up(partition):
             return None
         if partition not in self._time:
