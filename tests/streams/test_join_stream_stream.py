@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgpack
 import pytest
 
 import streamkit
@@ -412,3 +413,62 @@ async def test_the_buffers_take_the_partitions_the_topics_have(tmp_path):
     outputs = await play(app, left, right, [(1, "L", "A"), (2, "R", "a")], results)
     assert outputs[-1]["inner"] == [("A", "a")]
     assert app.tables["j-inner"].partition_count() == 1
+
+
+async def play_committed(tmp_path: Path, app_id: str,
+                         sends: list[tuple[str, str, str, int]], **join: Any
+                         ) -> tuple[list[Any], dict[bytes, Any]]:
+    """``sends`` through a worker of a one-partition join, each waited for until
+    committed; returns the results and the last record of each key of the join's
+    changelog (its buffers as msgpack, None for a tombstone)."""
+    app = streamkit.App(app_id, broker="log://", store="rocksdb://",
+                        datadir=str(tmp_path), web_enabled=False, commit_interval=0.05)
+    left = app.topic("left", key_type=str, partitions=1)
+    right = app.topic("right", key_type=str, partitions=1)
+    got: list[Any] = []
+
+    @app.agent(left.join(right, name="buffers", **join))
+    async def joined(stream):
+        async for pair in stream:
+            got.append(pair)
+
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        await wait_for(lambda: worker.ready)
+        for side, key, value, ts in sends:
+            meta = await (left if side == "L" else right).send(key=key, value=value,
+                                                               timestamp=ts)
+            await wait_for(lambda meta=meta: worker.committed_offsets().get(
+                _tp(meta)) == meta.offset + 1)
+        worker.stop()
+    last: dict[bytes, Any] = {}
+    consumer = streamkit.Consumer(f"{app_id}-buffers-changelog", broker="log://",
+                                  datadir=str(tmp_path), auto_offset_reset="earliest")
+    while batch := consumer.poll(200):
+        for messages in batch.values():
+            for m in messages:
+                last[m.key] = None if m.value is None else msgpack.unpackb(m.value)
+    consumer.close(autocommit=False)
+    return got, last
+
+
+async def test_a_trip_s_key_leaves_the_buffers_when_its_last_record_closes(tmp_path):
+    """A pick-up and its drop-off, then records of another key that close both: the
+    trip's key is deleted from the buffers (nothing of it is left behind)."""
+    got, last = await play_committed(tmp_path, "jointrip", [
+        ("L", "t1", "pickup", 1), ("R", "t1", "dropoff", 2),
+        ("L", "other", "A", 100), ("R", "other", "a", 100)], within=2, how="left")
+    assert got == [("pickup", "dropoff"), ("A", "a")]
+    assert last[b"kt1"] is None                  # written, then a tombstone
+
+
+async def test_a_busy_key_keeps_only_its_open_records(tmp_path):
+    """A key with a pair every 10 s and a 2 s window always has an open record: the
+    closed ones must still leave it."""
+    sends = []
+    for i in range(30):
+        sends += [("L", "k", f"L{i}", 10 * i), ("R", "k", f"R{i}", 10 * i + 1)]
+    got, last = await play_committed(tmp_path, "joinbusy", sends, within=2, how="left")
+    assert got == [(f"L{i}", f"R{i}") for i in range(30)]
+    assert [entry[3] for entry in last[b"kk"]] == [b'"L29"', b'"R29"']   # values
