@@ -286,6 +286,22 @@ def test_a_join_needs_a_window_a_kind_and_two_topics(tmp_path):
         joined.send_soon(value=1)
 
 
+async def send_each_committed(app: streamkit.App, left: Any, right: Any,
+                              sends: list[tuple[str, str, str, int]]) -> None:
+    """Run a worker of ``app``: send ``(side, key, value, ts)`` one at a time, each
+    waited for until committed (the buffers as of it are in the changelog then)."""
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        await wait_for(lambda: worker.ready)
+        for side, key, value, ts in sends:
+            meta = await (left if side == "L" else right).send(key=key, value=value,
+                                                               timestamp=ts)
+            await wait_for(lambda meta=meta: worker.committed_offsets().get(
+                _tp(meta)) == meta.offset + 1)
+        worker.stop()
+
+
 async def run_once(tmp_path: Path, app_id: str, sends: list[tuple[str, str, str, int]],
                    **join: Any) -> list[Any]:
     """One worker of a fresh App over ``left.join(right, **join)`` on ``log://`` in
@@ -303,17 +319,7 @@ async def run_once(tmp_path: Path, app_id: str, sends: list[tuple[str, str, str,
         async for key, pair in stream.items():
             got.append((key, pair))
 
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        await wait_for(lambda: worker.ready)
-        for side, key, value, ts in sends:
-            meta = await (left if side == "L" else right).send(key=key, value=value,
-                                                               timestamp=ts)
-            # committed: the buffers as of this record are in the changelog
-            await wait_for(lambda meta=meta: worker.committed_offsets().get(
-                _tp(meta)) == meta.offset + 1)
-        worker.stop()
+    await send_each_committed(app, left, right, sends)
     return got
 
 
@@ -432,16 +438,7 @@ async def play_committed(tmp_path: Path, app_id: str,
         async for pair in stream:
             got.append(pair)
 
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
-        await wait_for(lambda: worker.ready)
-        for side, key, value, ts in sends:
-            meta = await (left if side == "L" else right).send(key=key, value=value,
-                                                               timestamp=ts)
-            await wait_for(lambda meta=meta: worker.committed_offsets().get(
-                _tp(meta)) == meta.offset + 1)
-        worker.stop()
+    await send_each_committed(app, left, right, sends)
     last: dict[bytes, Any] = {}
     consumer = streamkit.Consumer(f"{app_id}-buffers-changelog", broker="log://",
                                   datadir=str(tmp_path), auto_offset_reset="earliest")

@@ -10,7 +10,7 @@ import pytest
 
 import streamkit
 from streamkit.errors import NoCurrentEvent
-from streamkit.worker import Worker
+from tests.running import running
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -132,15 +132,10 @@ async def test_a_timer_of_a_running_worker_reads_latest_and_is_told_about_curren
             readings.append(type(exc).__name__)
         readings.append(table[1].latest())
 
-    worker = Worker(app, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run_async)
+    async with running(app):
         with anyio.fail_after(10):
-            while not worker.ready:
-                await anyio.sleep(0.01)
             for n in range(3):          # 1970, far from the wall clock's window
                 await rides.send(key="1", value=Ride(vendorId=1), timestamp=600 + n)
             while 3 not in readings:
                 await anyio.sleep(0.01)
-        worker.stop()
     assert "NoCurrentEvent" in readings

@@ -9,6 +9,7 @@ import pytest
 
 import streamkit
 from streamkit.worker import Worker
+from tests.running import running
 
 pytestmark = pytest.mark.anyio
 _ids = itertools.count()
@@ -68,15 +69,9 @@ async def test_revoked_partition_is_not_written_by_the_old_owner():
         worker_b.stop()
     # a new worker restores the table from the changelog
     app_c, _, counts_c, _ = build(block=False)
-    worker_c = Worker(app_c, install_signal_handlers=False)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker_c.run_async)
-        with anyio.fail_after(5):
-            while not worker_c.ready:
-                await anyio.sleep(0.01)
-            await anyio.sleep(0.1)
-            restored = counts_c.get("k")
-        worker_c.stop()
+    async with running(app_c):
+        await anyio.sleep(0.1)
+        restored = counts_c.get("k")
     assert restored == 5
 
 
