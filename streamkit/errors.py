@@ -198,3 +198,19 @@ class IllegalStateError(StreamkitError):
     """A client call that its state does not allow, as kafka-python's error of the same
     name: ``Consumer.assign()`` after ``subscribe()`` (or the other way round), or a
     poll with neither."""
+
+
+class ProducerFenced(BrokerError):
+    """A newer producer with the same transactional id took over (or the transaction
+    coordinator aborted this one's transaction): this producer can no longer write
+    transactionally or commit. Kafka's ``ProducerFencedException``."""
+
+
+class InvalidTxnState(BrokerError):
+    """A transactional call out of order: ``begin_transaction`` while one is open, a
+    send or ``commit_transaction`` with none open, before ``init_transactions``."""
+
+
+class TransactionAborted(BrokerError):
+    """The transaction was aborted (a fenced member, a timeout): nothing of it became
+    visible; begin a new one and redo its work."""

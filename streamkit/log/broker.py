@@ -15,7 +15,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, cast
 
@@ -30,6 +30,10 @@ from streamkit.log.partition import Partition
 from streamkit.partitioner import KeyPartitioner
 from streamkit.log.memory import MemoryStorage
 from streamkit.log.storage import FileStorage
+from streamkit.log.transactional import LogTransaction
+from streamkit.log.transactions import (DEFAULT_TIMEOUT_MS, FileTxnStore, MemoryTxnStore,
+                                        TransactionCoordinator)
+from streamkit.log.txnindex import Producer
 from streamkit.log.watch import AppendWatch, open_append_watch
 from streamkit.types import (AppendedRecords, GroupOffset, Message, OffsetAndTimestamp,
                              OutgoingRecord, PartitionRecords, RecordMetadata, TopicInfo,
@@ -81,6 +85,10 @@ class LogBroker:
         self._groups: weakref.WeakSet[LogGroupConsumer] = weakref.WeakSet()
         #: what ``fetch`` with a timeout waits on (set up by its first wait)
         self._fetch_watch: AppendWatch | None = None
+        self._coordinator: TransactionCoordinator | None = None
+        #: when a read_committed fetch last asked the coordinator to expire
+        #: transactions (``monotonic``)
+        self._expired_at = 0.0
 
     # -- topics ------------------------------------------------------------------------
     def create_topic(self, name: str, partitions: int | None = None,
@@ -344,11 +352,20 @@ class LogBroker:
 
     # -- fetch ---------------------------------------------------------------------------
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
-              timeout: float = 0.0) -> list[Message]:
+              timeout: float = 0.0, isolation_level: str = "read_uncommitted"
+              ) -> list[Message]:
         if self._unacked:
             self._drain()
         log = self._partition(tp)
-        messages = log.read(offset, max_records)
+        if isolation_level == "read_committed":
+            def read(offset: int, max_records: int) -> list[Message]:
+                return self._read_committed(log, offset, max_records)
+        elif isolation_level == "read_uncommitted":
+            read = log.read
+        else:
+            raise InvalidConfig(f"isolation_level={isolation_level!r}: use "
+                                "'read_uncommitted' or 'read_committed'")
+        messages = read(offset, max_records)
         if messages:
             return messages
         if offset > log.end_offset():
@@ -364,17 +381,77 @@ class LogBroker:
             watch = self._fetch_watch = self.append_watch()
         while True:
             if watch.watch((tp,)):
-                messages = log.read(offset, max_records)    # appended before the watch
+                messages = read(offset, max_records)    # appended before the watch
                 if messages:
                     return messages
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            watch.wait(remaining)
+            # (a read_committed reader held back by an open transaction wakes at
+            # least every second, to expire it if its producer is gone)
+            watch.wait(min(remaining, 1.0) if read is not log.read else remaining)
             watch.clear()
-            messages = log.read(offset, max_records)
+            messages = read(offset, max_records)
             if messages:
                 return messages
+
+    def _read_committed(self, log: Partition, offset: int, max_records: int
+                        ) -> list[Message]:
+        """What a read_committed reader gets: no record of an aborted or open
+        transaction, nothing past the last stable offset. A reader held back by an
+        open transaction asks the coordinator (at most once a second) to abort it if
+        it is past its timeout."""
+        view = log.committed_view()
+        messages = log.read(offset, max_records, view)
+        if not messages and view.stable < log.end_offset() and \
+                time.monotonic() - self._expired_at >= 1.0:
+            self._expired_at = time.monotonic()
+            if self.transactions().expire():
+                return log.read(offset, max_records, log.committed_view())
+        return messages
+
+    # -- transactions ------------------------------------------------------------------
+    def transactions(self) -> TransactionCoordinator:
+        """The coordinator of this log's transactions."""
+        if self._coordinator is None:
+            if isinstance(self._storage, MemoryStorage):
+                with self._storage.lock:
+                    if self._storage.txn_store is None:
+                        self._storage.txn_store = MemoryTxnStore()
+                    store: FileTxnStore | MemoryTxnStore = self._storage.txn_store
+            else:
+                store = FileTxnStore(self._storage.root)
+            self._coordinator = TransactionCoordinator(store, self._partition,
+                                                       self._group_store)
+        return self._coordinator
+
+    def transactional_producer(self, transactional_id: str,
+                               timeout_ms: int = DEFAULT_TIMEOUT_MS) -> LogTransaction:
+        """A transactional producer for ``transactional_id`` (its previous holder is
+        fenced, a transaction it left open aborted)."""
+        return LogTransaction(self, transactional_id, timeout_ms)
+
+    def produce_transactional(self, topic: str, records: Sequence[OutgoingRecord],
+                              producer: Producer, enlist: Callable[
+                                  [list[TopicPartition]], None]) -> list[RecordMetadata]:
+        """Append ``records`` inside ``producer``'s open transaction; ``enlist`` is
+        told the partitions first (the coordinator must know every partition a
+        transaction wrote to before it does). Durable at the commit."""
+        if self._unacked:
+            self._drain()
+        state = self._topic(topic, create=True)
+        groups, indexes = self._place(state, records)
+        enlist([TopicPartition(topic, p) for p, rows in enumerate(groups) if rows])
+        out: list[RecordMetadata | None] = [None] * len(records)
+        new = tuple.__new__
+        for p, rows in enumerate(groups):
+            if not rows:
+                continue
+            offset, stamps, _mark = state.logs[p].append(rows, producer)
+            for i, ts in zip(indexes[p], stamps, strict=True):
+                out[i] = new(RecordMetadata, (topic, p, offset, ts))
+                offset += 1
+        return cast(list[RecordMetadata], out)         # every record is in one group
 
     def append_watch(self) -> AppendWatch:
         """A new watch that wakes its owner when records are appended to the

@@ -7,7 +7,7 @@ from streamkit import names
 from streamkit.errors import InvalidConfig, InvalidTopicName
 
 #: Names the log keeps for itself inside its root directory.
-RESERVED_NAMES = frozenset({"__consumer_groups", "__trash", "__quarantine"})
+RESERVED_NAMES = frozenset({"__consumer_groups", "__transactions", "__trash", "__quarantine"})
 
 DEFAULTS: dict[str, str] = {
     "cleanup.policy": "delete",

@@ -16,6 +16,7 @@ from streamkit.log.storage import RecoveryPoint, boot_id, check_partition_increa
 
 if TYPE_CHECKING:
     from streamkit.log.groupstore import MemoryGroup
+    from streamkit.log.transactions import MemoryTxnStore
 
 
 class Bell(Protocol):
@@ -39,6 +40,8 @@ class MemoryPartitionStore:
         self.cleaned = 0
         self.rolled: tuple[int, int] | None = None
         self.recovery: RecoveryPoint | None = RecoveryPoint(0, 0, 0, boot_id())
+        #: the transaction index, once a transaction wrote here
+        self.transactions: MemoryHandle | None = None
 
     def version(self) -> int:
         if self.deleted:
@@ -135,6 +138,16 @@ class MemoryPartitionStore:
     def write_rolled(self, rolled: tuple[int, int]) -> None:
         self.rolled = rolled
 
+    def open_transactions(self, create: bool) -> Handle | None:
+        if self.transactions is None and create:
+            self.transactions = MemoryHandle()
+        return self.transactions
+
+    def replace_transactions(self, data: bytes) -> None:
+        if self.transactions is not None:
+            self.transactions.linked = False
+        self.transactions = MemoryHandle(data)
+
     def close(self) -> None:
         pass
 
@@ -152,6 +165,8 @@ class MemoryStorage:
         self._identities = itertools.count()
         self.lock = threading.RLock()
         self.groups: dict[str, MemoryGroup] = {}
+        #: the transactional ids' states (set by the first broker that needs them)
+        self.txn_store: MemoryTxnStore | None = None
 
     def ensure_root(self) -> None:
         pass

@@ -24,9 +24,12 @@ from bisect import bisect_right
 from collections.abc import Sequence
 
 from streamkit.errors import CorruptRecord, UnknownTopic
+from streamkit.log.cleanup import apply_retention, compact_segments
 from streamkit.log.config import TopicConfig
-from streamkit.log.segment import BatchRow, Handle, Segment, encode_batch, segment_name
+from streamkit.log.segment import (CONTROL_ABORT, CONTROL_COMMIT, BatchRow, Committed,
+                                   Handle, Segment, encode_batch, segment_name)
 from streamkit.log.storage import PartitionStore, RecoveryPoint, boot_id
+from streamkit.log.txnindex import CommittedView, Producer, TransactionIndex
 from streamkit.types import Headers, Message, OutgoingRecord
 
 log = logging.getLogger("streamkit.log")
@@ -108,9 +111,12 @@ class Partition:
         self._started: tuple[int, int] = (-1, 0)       # (segment base, rolled in at ms)
         #: the fsync mark of this process's last append (``sync``)
         self._last_mark: FsyncMark | None = None
+        #: open and aborted transactions, for read_committed readers and fencing
+        self.transactions = TransactionIndex(store, topic, partition)
 
     # -- segment list ----------------------------------------------------------------
-    def _gone(self) -> UnknownTopic:
+    def gone(self) -> UnknownTopic:
+        """The error for a partition whose topic was deleted."""
         return UnknownTopic(f"topic {self.topic!r} partition {self.partition} no longer "
                             "exists (deleted)")
 
@@ -121,7 +127,7 @@ class Partition:
             version = self.store.version()
         except FileNotFoundError:
             self.close()
-            raise self._gone() from None
+            raise self.gone() from None
         if version == self._version and not force:
             return False
         self._version = version
@@ -130,7 +136,7 @@ class Partition:
             bases = self.store.segment_bases()
         except FileNotFoundError:
             self.close()
-            raise self._gone() from None
+            raise self.gone() from None
         old = {seg.base: seg for seg in self.segments}
         segments = []
         for base in bases:
@@ -291,12 +297,25 @@ class Partition:
         return seg
 
     # -- append --------------------------------------------------------------------
-    def append(self, rows: Sequence[OutgoingRecord]) -> tuple[int, list[int], FsyncMark]:
+    def append(self, rows: Sequence[OutgoingRecord], producer: Producer | None = None
+               ) -> tuple[int, list[int], FsyncMark]:
         """Append records (their key, value, headers and timestamp); return (first
-        offset, timestamps, fsync mark)."""
+        offset, timestamps, fsync mark). With ``producer`` (id, epoch) the records
+        join that producer's open transaction (begun here if it is not yet); raises
+        ``ProducerFenced`` if a newer epoch of it wrote here."""
         now = _now_ms()
         stamps, keys, values, headers = _columns(rows, now, self.config.log_append_time)
-        return self._append_columns(now, stamps, keys, values, headers)
+        return self._append_columns(now, stamps, keys, values, headers, producer)
+
+    def write_marker(self, producer: Producer, commit: bool) -> int | None:
+        """End the producer's transaction in this partition with a commit or abort
+        marker; returns the marker's offset, or None if no transaction of the
+        producer is open here (it never wrote here, or a marker already ended it)."""
+        now = _now_ms()
+        key = CONTROL_COMMIT if commit else CONTROL_ABORT
+        offset, stamps, _mark = self._append_columns(
+            now, [now], [key], [b""], [None], producer, control=True)
+        return offset if stamps else None
 
     def append_columns(self, keys: Sequence[bytes | None], values: Sequence[bytes | None],
                        timestamps: Sequence[int] | None = None,
@@ -315,7 +334,8 @@ class Partition:
                                     (None,) * count if headers is None else headers)
 
     def _append_columns(self, now: int, stamps: list[int], keys: Sequence[bytes | None],
-                        values: Sequence[bytes | None], headers: Sequence[Headers | None]
+                        values: Sequence[bytes | None], headers: Sequence[Headers | None],
+                        producer: Producer | None = None, control: bool = False
                         ) -> tuple[int, list[int], FsyncMark]:
         lat = self.config.log_append_time
         with self.store.lock():
@@ -326,6 +346,9 @@ class Partition:
                 seg = self._roll_locked(seg)
                 rolled = True
             first = seg.next_offset
+            if producer is not None and not self._transaction_locked(producer, first,
+                                                                     control):
+                return first, [], (seg.base, seg.end, seg.handle)
             batches = []
             pos = seg.end
             for start in range(0, len(keys), MAX_BATCH_RECORDS):
@@ -336,7 +359,8 @@ class Partition:
                     headers[start:stop], strict=True))
                 base = first + start
                 maxts = max(ts)
-                data = encode_batch(base, first + stop - 1, body, maxts, lat)
+                data = encode_batch(base, first + stop - 1, body, maxts, lat, producer,
+                                    control)
                 batches.append((pos, base, stop - start, maxts, data))
                 pos += len(data)
             try:
@@ -347,6 +371,9 @@ class Partition:
             for at, base, count, maxts, data in batches:
                 seg.add(at, base, base + count - 1, count, maxts, at + len(data))
             self._publish_locked(seg)
+            if control:
+                assert producer is not None
+                self.transactions.end_locked(producer, first, keys[0] == CONTROL_COMMIT)
             end = seg.end
             if rolled or time.monotonic() - self._retention_checked_at > \
                     RETENTION_CHECK_SECONDS:
@@ -360,6 +387,15 @@ class Partition:
                               exc)
         self._last_mark = (seg.base, end, seg.handle)
         return first, stamps, self._last_mark
+
+    def _transaction_locked(self, producer: Producer, first: int, control: bool) -> bool:
+        """Under the lock, before a transactional append at ``first``: the index
+        learns that the transaction is open here (before its first batch, so that it
+        never misses one); a marker goes ahead only if the transaction is open."""
+        if control:
+            return self.transactions.is_open_locked(producer)
+        self.transactions.begin_locked(producer, first)
+        return True
 
     def _undo_write_locked(self, seg: Segment, error: BaseException) -> None:
         """A write failed part way (a full disk, a signal): cut what it left, so the
@@ -404,12 +440,22 @@ class Partition:
         last append (several appends answered with one fsync)."""
         if self._last_mark is not None:
             self.fsync(self._last_mark)
+        self.transactions.sync()
 
     # -- read ----------------------------------------------------------------------
-    def read(self, offset: int, max_records: int) -> list[Message]:
+    def committed_view(self) -> CommittedView:
+        """What a read_committed reader may read now: the last stable offset and the
+        aborted transactions."""
+        self.transactions.refresh()
+        return self.transactions.view(self.end_offset())
+
+    def read(self, offset: int, max_records: int, committed: Committed | None = None
+             ) -> list[Message]:
         """Up to ``max_records`` messages at offsets >= ``offset`` (none if caught up),
-        in offset order, each offset once. At damage, the records before it are
-        returned; a read that starts at it raises ``CorruptRecord``."""
+        in offset order, each offset once; never a transaction's marker. With
+        ``committed`` (``committed_view``), only what a read_committed reader sees.
+        At damage, the records before it are returned; a read that starts at it
+        raises ``CorruptRecord``."""
         self.refresh()
         out: list[Message] = []
         i = max(bisect_right(self._bases, offset) - 1, 0)
@@ -427,8 +473,9 @@ class Partition:
                         continue
                 except CorruptRecord as exc:
                     damage = exc        # the batches indexed before it are still read
-                offset = seg.read(offset, max_records - len(out), out)
-                if len(out) >= max_records:
+                offset = seg.read(offset, max_records - len(out), out, committed)
+                if len(out) >= max_records or \
+                        committed is not None and offset >= committed.stable:
                     break
                 if damage is not None:
                     raise damage
@@ -583,114 +630,31 @@ class Partition:
                 # one that does not index whole (a damaged segment waits for repair)
                 self._index_closed(i)
             if self.config.delete:
-                self._retention_locked()
+                apply_retention(self)
+                if self.segments:
+                    self.transactions.trim_locked(self.segments[0].base)
             if compact and self.config.compact:
-                self._compact_locked(force)
+                compact_segments(self, force)
         except CorruptRecord:
             if force:
                 raise
             log.error("cleanup of %s[%d] skipped: %s", self.topic, self.partition,
                       sys.exc_info()[1])
 
-    def _delete_segment(self, seg: Segment) -> None:
+    def delete_segment_locked(self, seg: Segment) -> None:
+        """Under the lock: delete a closed segment (retention)."""
         self.store.delete(seg.base)
         seg.close()
         self.segments.remove(seg)
         self._bases = [s.base for s in self.segments]
         self._version = None
 
-    def _retention_locked(self) -> None:
-        closed = self.segments[:-1]
-        cfg = self.config
-        if cfg.retention_ms >= 0:
-            cutoff = _now_ms() - cfg.retention_ms
-            for seg in closed:
-                if seg.max_timestamp >= cutoff:
-                    break
-                if seg.max_timestamp_batch >= 0 and not seg.verify(seg.max_timestamp_batch):
-                    # a damaged header could make a new segment look old
-                    raise seg.corrupt(seg.max_timestamp_batch, (
-                        "the batch with the segment's newest timestamp fails its CRC; "
-                        "retention keeps the segment"))
-                log.info("retention.ms: deleting segment %s of %s[%d]",
-                         segment_name(seg.base), self.topic, self.partition)
-                self._delete_segment(seg)
-        if cfg.retention_bytes >= 0:
-            excess = sum(seg.end for seg in self.segments) - cfg.retention_bytes
-            for seg in self.segments[:-1]:
-                if excess - seg.end < 0:
-                    break
-                excess -= seg.end
-                log.info("retention.bytes: deleting segment %s of %s[%d]",
-                         segment_name(seg.base), self.topic, self.partition)
-                self._delete_segment(seg)
-
-    def _compact_locked(self, force: bool) -> None:
-        """Keep the latest record of every key in the closed segments; drop keys whose
-        latest record is a tombstone. Offsets are kept, so gaps appear. Each changed
-        segment is rewritten to a temp file and renamed over the old one.
-
-        Unless forced, runs only when the closed segments written since the last
-        compaction ("dirty") are at least ``min.cleanable.dirty.ratio`` of all closed
-        bytes, as Kafka's cleaner: compaction reads the whole partition, so this keeps
-        its cost proportional to what was written."""
-        closed = self.segments[:-1]
-        if not closed:
-            return
-        if not force:
-            cleaned = self.store.read_cleaned()
-            total = sum(seg.end for seg in closed)
-            dirty = sum(seg.end for seg in closed if seg.base >= cleaned)
-            if not total or dirty < self.config.dirty_ratio * total:
-                return
-        latest: dict[bytes, int] = {}
-        tombstones: set[bytes] = set()
-        for seg in self.segments:
-            for header, rows in seg.iter_batches():
-                first = header[3]
-                for d, _ts, key, value, _h in rows:
-                    if key is None:
-                        continue
-                    latest[key] = first + d
-                    if value is None:
-                        tombstones.add(key)
-                    else:
-                        tombstones.discard(key)
-        for index, seg in enumerate(self.segments[:-1]):
-            batches = []
-            dropped = 0
-            kept_total = 0
-            for header, rows in seg.iter_batches():
-                first, last, maxts, attrs = header[3], header[4], header[6], header[7]
-                kept = [r for r in rows if r[2] is None or
-                        (latest.get(r[2]) == first + r[0] and r[2] not in tombstones)]
-                dropped += len(rows) - len(kept)
-                kept_total += len(kept)
-                batches.append((first, last, maxts, attrs, kept))
-            if not dropped:
-                continue
-            data = []
-            for n, (first, last, maxts, attrs, kept) in enumerate(batches):
-                if not kept and n != len(batches) - 1:
-                    continue
-                new_first = first + kept[0][0] if kept else last
-                moved = [(first + r[0] - new_first, r[1], r[2], r[3], r[4]) for r in kept]
-                data.append(encode_batch(new_first, last, moved, maxts, bool(attrs & 1)))
-            self.store.replace(seg.base, b"".join(data))
-            log.info("compacted segment %s of %s[%d]: %d records dropped, %d kept",
-                     segment_name(seg.base), self.topic, self.partition, dropped,
-                     kept_total)
-            seg.close()
-            handle = self.store.open(seg.base)
-            if handle is None:                  # the topic was deleted meanwhile
-                raise self._gone()
-            fresh = Segment(seg.base, handle, self.topic, self.partition)
-            fresh.scan(fresh.handle.size())
-            self.segments[index] = fresh
+    def forget_version(self) -> None:
+        """Make the next ``refresh`` list the segments again (after a rewrite)."""
         self._version = None
-        self.store.write_cleaned(self.segments[-1].base)
 
     def close(self) -> None:
+        self.transactions.close()
         for seg in self.segments:
             seg.close()
         self.segments = []

@@ -11,12 +11,18 @@ msgpack body::
     20     8    last_offset      last offset this batch accounts for (>= first)
     28     4    record_count     records in the body (0 for a compacted-empty batch)
     32     8    max_timestamp    largest record timestamp in the batch (ms)
-    40     1    attributes       bit 0: timestamps are LogAppendTime
-    41          body             msgpack list of [offset_delta, timestamp, key, value, headers]
+    40     1    attributes       bit 0: timestamps are LogAppendTime; bit 1: the batch
+                                 belongs to a transaction; bit 2: a control batch (a
+                                 transaction's commit or abort marker, bits 1 and 2 set)
+    41          body             msgpack list of [offset_delta, timestamp, key, value, headers],
+                                 after 10 bytes of producer id (8) and epoch (2) when
+                                 bit 1 is set
 
 All integers are little-endian. ``offset_delta`` is relative to ``first_offset``;
-``headers`` is a list of [str, bytes] pairs or nil. Compaction keeps ``last_offset`` of a
-batch even when it drops the batch's last records, so the log's end offset survives.
+``headers`` is a list of [str, bytes] pairs or nil. The producer of a transactional batch
+is in its body, under the CRC, so that logs written before transactions read as before.
+Compaction keeps ``last_offset`` of a batch even when it drops the batch's last records,
+so the log's end offset survives.
 
 The index of a segment is kept in memory and rebuilt on open by walking the batch
 headers (the bodies are not read), then extended as the file grows.
@@ -42,6 +48,14 @@ MAGIC = b"SKB1"
 HEADER = struct.Struct("<4sIIqqiqB")
 HEADER_SIZE = HEADER.size            # 41
 ATTR_LOG_APPEND_TIME = 1
+ATTR_TRANSACTIONAL = 2
+ATTR_CONTROL = 4
+#: the producer id and epoch that open the body of a transactional batch
+PRODUCER = struct.Struct("<qh")
+PRODUCER_SIZE = PRODUCER.size        # 10
+#: a control record's key: version, then 0 for an abort marker, 1 for a commit marker
+CONTROL_ABORT = struct.pack("<hh", 0, 0)
+CONTROL_COMMIT = struct.pack("<hh", 0, 1)
 #: A header claiming a body larger than this is treated as garbage, not a batch.
 MAX_BODY = 1 << 30
 SCAN_CHUNK = 1 << 20
@@ -56,6 +70,7 @@ BatchRow = tuple[int, int, bytes | None, bytes | None,
 
 _pack_header = HEADER.pack
 _unpack_header = HEADER.unpack_from
+_unpack_producer = PRODUCER.unpack_from
 _unpack_crc = struct.Struct("<I").unpack_from
 _crc32 = zlib.crc32
 #: the batch body's encoder: ormsgpack writes the same bytes as msgpack's Packer
@@ -70,11 +85,23 @@ def segment_name(base_offset: int) -> str:
     return f"{base_offset:020d}.log"
 
 
+def rows_start(attrs: int) -> int:
+    """Where a batch's rows begin in its body: after the producer of a transactional
+    batch."""
+    return PRODUCER_SIZE if attrs & ATTR_TRANSACTIONAL else 0
+
+
 def encode_batch(first_offset: int, last_offset: int, rows: Sequence[BatchRow],
-                 max_timestamp: int, log_append_time: bool) -> bytes:
-    """One batch: header + msgpack body of ``rows`` ([delta, ts, key, value, headers])."""
+                 max_timestamp: int, log_append_time: bool,
+                 producer: tuple[int, int] | None = None, control: bool = False) -> bytes:
+    """One batch: header + msgpack body of ``rows`` ([delta, ts, key, value, headers]);
+    ``producer`` (id, epoch) makes it part of that producer's open transaction, and
+    ``control`` a marker that ends it."""
     body: bytes = _packb(rows)
     attrs = ATTR_LOG_APPEND_TIME if log_append_time else 0
+    if producer is not None:
+        body = PRODUCER.pack(*producer) + body
+        attrs |= ATTR_TRANSACTIONAL | (ATTR_CONTROL if control else 0)
     tail = struct.pack("<Iqqiq", len(body), first_offset, last_offset, len(rows),
                        max_timestamp) + bytes((attrs,))
     crc = _crc32(body, _crc32(tail))
@@ -85,7 +112,7 @@ def decode_rows(buf: bytes | memoryview, pos: int) -> tuple[BatchHeader, list[Ba
     """Header fields and rows of the batch at ``pos`` of ``buf`` (no CRC check)."""
     header: BatchHeader = _unpack_header(buf, pos)
     start = pos + HEADER_SIZE
-    rows: list[BatchRow] = _unpackb(buf[start:start + header[2]])
+    rows: list[BatchRow] = _unpackb(buf[start + rows_start(header[7]):start + header[2]])
     return header, rows
 
 
@@ -128,9 +155,13 @@ def batch_problem(buf: bytes | mmap.mmap, pos: int, limit: int, previous: int,
     end = pos + HEADER_SIZE + header[2]
     if not crc_matches(buf, pos, end):
         return f"the batch at byte {at}: CRC mismatch", header
+    skip = rows_start(header[7])
+    if header[2] < skip:
+        return f"the batch at byte {at}: a transactional body without its producer", \
+            header
     try:
         with memoryview(buf) as view:
-            rows = msgpack.unpackb(view[pos + HEADER_SIZE:end], use_list=False)
+            rows = msgpack.unpackb(view[pos + HEADER_SIZE + skip:end], use_list=False)
         deltas = [row[0] for row in rows if len(row) == 5]
     except Exception as exc:  # noqa: BLE001 - any failure of a decode
         return f"the batch at byte {at}: the body does not decode ({exc})", header
@@ -154,6 +185,20 @@ def next_whole_batch(buf: bytes | mmap.mmap, start: int, limit: int, previous: i
             return at, header[3]
         at = buf.find(MAGIC, at + 1, limit)
     return limit, None
+
+
+class Committed(Protocol):
+    """What a read_committed reader of a partition may see (``streamkit.log.txnindex``):
+    offsets below the last stable offset, and no batch of an aborted transaction."""
+
+    #: the last stable offset: the first offset of the oldest open transaction, or
+    #: the end offset if none is open
+    stable: int
+
+    def aborted(self, producer_id: int, offset: int) -> bool:
+        """True if the transactional batch of ``producer_id`` at ``offset`` belongs
+        to a transaction that was aborted."""
+        ...
 
 
 class Handle(Protocol):
@@ -412,12 +457,16 @@ class Segment:
             f"{self.partition}`", self.topic, self.partition, offset)
 
     # -- reading ------------------------------------------------------------------
-    def read(self, offset: int, max_records: int, out: list[Message]) -> int:
+    def read(self, offset: int, max_records: int, out: list[Message],
+             committed: Committed | None = None) -> int:
         """Append to ``out`` up to ``max_records`` messages with offset >= ``offset``.
 
         Returns the offset to continue from: past the last batch read, or ``offset``
         if this segment has nothing at or after it. A damaged batch raises
         ``CorruptRecord``; the records of the batches before it stay in ``out``.
+        Control batches are never handed out; with ``committed`` (a read_committed
+        reader), neither are the batches of aborted transactions, and the read stops
+        at the last stable offset (returning it).
         """
         i = bisect_left(self.lasts, offset)
         n = len(self.positions)
@@ -444,12 +493,23 @@ class Segment:
                 if header[0] != MAGIC or _crc32(view[pos + 8:body_end]) != header[1]:
                     raise self.corrupt(k, f"the batch at byte {self.positions[k]}: "
                                           "CRC mismatch")
+                if committed is not None and header[3] >= committed.stable:
+                    stable: int = header[3]              # the last stable offset
+                    return max(offset, stable)
                 next_offset = header[4] + 1
                 if not header[5]:
                     continue
+                start_rows = pos + HEADER_SIZE
+                if header[7] & ATTR_TRANSACTIONAL:
+                    if header[7] & ATTR_CONTROL:
+                        continue                          # markers are not records
+                    if committed is not None and committed.aborted(
+                            _unpack_producer(buf, start_rows)[0], header[3]):
+                        continue
+                    start_rows += PRODUCER_SIZE
                 done = len(out)
                 try:
-                    taken = self._messages(view[pos + HEADER_SIZE:body_end], header,
+                    taken = self._messages(view[start_rows:body_end], header,
                                            offset, wanted, out)
                 except Exception as exc:  # noqa: BLE001 - any failure of a decode
                     # a body that passes its CRC but is not what a writer writes:
@@ -499,17 +559,23 @@ class Segment:
             append(m)
         return len(rows)
 
-    def iter_batches(self) -> Iterator[tuple[BatchHeader, tuple[BatchRow, ...]]]:
-        """Yield (header, rows) of every indexed batch, checking CRCs."""
+    def iter_batches(self) -> Iterator[tuple[BatchHeader, tuple[int, int] | None,
+                                             tuple[BatchRow, ...]]]:
+        """Yield (header, producer, rows) of every indexed batch, checking CRCs;
+        ``producer`` is (id, epoch) of a transactional batch, else None."""
         for k, pos in enumerate(self.positions):
             stop = self.positions[k + 1] if k + 1 < len(self.positions) else self.end
             buf = self.handle.pread(stop - pos, pos)
             header: BatchHeader = _unpack_header(buf, 0)
             if header[0] != MAGIC or not crc_matches(buf, 0, len(buf)):
                 raise self.corrupt(k, f"the batch at byte {pos}: CRC mismatch")
-            rows: tuple[BatchRow, ...] = _unpackb(memoryview(buf)[HEADER_SIZE:],
-                                                  use_list=False)
-            yield header, rows
+            producer: tuple[int, int] | None = None
+            start = HEADER_SIZE
+            if header[7] & ATTR_TRANSACTIONAL:
+                producer = _unpack_producer(buf, start)
+                start += PRODUCER_SIZE
+            rows: tuple[BatchRow, ...] = _unpackb(memoryview(buf)[start:], use_list=False)
+            yield header, producer, rows
 
     def close(self) -> None:
         self.handle.close()

@@ -13,7 +13,9 @@ On disk::
     <root>/<topic>/<partition>/cleaned        offset the last compaction cleaned up to
     <root>/<topic>/<partition>/rolled         "<segment base> <ms>" of the last roll
     <root>/<topic>/<partition>/recovery-point where the last completed write ended
+    <root>/<topic>/<partition>/transactions   open and aborted transactions (txnindex)
     <root>/__consumer_groups/<group>/...      consumer groups (streamkit.log.groups)
+    <root>/__transactions/<id>/...            transactional ids (streamkit.log.transactions)
     <root>/__quarantine/<topic>/<partition>/  byte ranges ``streamkit log repair`` moved
                                               out of segments (never deleted by streamkit)
 
@@ -46,6 +48,8 @@ _SYNCED = struct.Struct("<qq")
 _RECOVERY = struct.Struct("<4sqqq16s")
 _RECOVERY_MAGIC = b"SKR1"
 _RECOVERY_SIZE = _RECOVERY.size + 4          # + crc32 of the fields
+#: a partition's transaction index (``streamkit.log.txnindex``)
+TRANSACTIONS = "transactions"
 
 
 class RecoveryPoint(NamedTuple):
@@ -181,6 +185,16 @@ class PartitionStore(Protocol):
     def write_cleaned(self, offset: int) -> None: ...
     def read_rolled(self) -> tuple[int, int] | None: ...
     def write_rolled(self, rolled: tuple[int, int]) -> None: ...
+
+    def open_transactions(self, create: bool) -> Handle | None:
+        """The partition's transaction index (``streamkit.log.txnindex``); None if it
+        has none and ``create`` is false."""
+        ...
+
+    def replace_transactions(self, data: bytes) -> None:
+        """Replace the transaction index whole (under ``lock``)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -331,6 +345,17 @@ class FilePartitionStore:
 
     def write_rolled(self, rolled: tuple[int, int]) -> None:
         (self.path / "rolled").write_text(f"{rolled[0]} {rolled[1]}")
+
+    def open_transactions(self, create: bool) -> Handle | None:
+        path = os.path.join(self._dir, TRANSACTIONS)
+        try:
+            return FileHandle(path, create=create)
+        except FileNotFoundError:
+            return None
+
+    def replace_transactions(self, data: bytes) -> None:
+        write_atomic(self.path / TRANSACTIONS, data)
+        fsync_dir(self._dir)
 
     def close(self) -> None:
         for fd in (self._lock_fd, self._sync_fd, self._recovery_fd,

@@ -1,0 +1,281 @@
+"""Transactions on the embedded log: markers, the last stable offset, aborted
+transactions hidden from read_committed readers, fencing, timeouts, group offsets,
+compaction and the transaction index on disk (issue 19)."""
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from streamkit.errors import (CorruptRecord, InvalidTxnState, ProducerFenced,
+                              TransactionAborted)
+from streamkit.log.broker import open_log_broker
+from streamkit.types import OutgoingRecord, TopicPartition
+
+from .conftest import PYTHON, subprocess_env
+
+TP = TopicPartition("t", 0)
+RC = "read_committed"
+
+
+def records(*values: str, key: bytes | None = None) -> list[OutgoingRecord]:
+    return [OutgoingRecord(key, v.encode(), partition=0) for v in values]
+
+
+def values(broker, isolation: str = "read_uncommitted", tp: TopicPartition = TP,
+           offset: int = 0) -> list[str]:
+    return [m.value.decode() for m in broker.fetch(tp, offset, 1000,
+                                                   isolation_level=isolation)]
+
+
+@pytest.fixture
+def broker(url):
+    b = open_log_broker(url)
+    b.create_topic("t", 1)
+    yield b
+    b.close()
+
+
+def test_commit_is_seen_abort_is_not_and_markers_never(broker):
+    tx = broker.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("a1", "a2"))
+    tx.commit()
+    tx.begin()
+    tx.send("t", records("b1"))
+    tx.abort()
+    broker.produce("t", records("plain"))
+    assert values(broker, RC) == ["a1", "a2", "plain"]
+    # read_uncommitted sees the aborted record too, and neither sees a marker
+    assert values(broker) == ["a1", "a2", "b1", "plain"]
+    # (offsets 2 and 4 are the markers)
+    assert [m.offset for m in broker.fetch(TP, 0, 100)] == [0, 1, 3, 5]
+
+
+def test_an_open_transaction_holds_read_committed_readers_at_its_first_offset(broker):
+    broker.produce("t", records("before"))
+    tx = broker.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("inside"))
+    broker.produce("t", records("after"))           # not transactional, but later
+    assert values(broker, RC) == ["before"]
+    assert values(broker, RC, offset=1) == []
+    assert values(broker) == ["before", "inside", "after"]
+    tx.commit()
+    assert values(broker, RC) == ["before", "inside", "after"]
+
+
+def test_interleaved_committed_and_aborted_transactions_on_one_partition(broker):
+    one = broker.transactional_producer("one")
+    two = broker.transactional_producer("two")
+    one.begin()
+    two.begin()
+    one.send("t", records("1a"))
+    two.send("t", records("2a"))
+    one.send("t", records("1b"))
+    two.send("t", records("2b"))
+    two.abort()
+    assert values(broker, RC) == []                 # "one" is still open
+    one.commit()
+    one.begin()
+    two.begin()
+    two.send("t", records("2c"))
+    one.send("t", records("1c"))
+    two.commit()
+    one.abort()
+    assert values(broker, RC) == ["1a", "1b", "2c"]
+    assert values(broker, RC, offset=3) == ["2c"]
+
+
+def test_a_new_producer_with_the_same_id_fences_the_old_one(broker):
+    broker.create_topic("u", 1)
+    old = broker.transactional_producer("tx")
+    old.begin()
+    old.send("t", records("zombie"))
+    new = broker.transactional_producer("tx")      # aborts what "old" left open
+    assert values(broker, RC) == []
+    assert values(broker) == ["zombie"]
+    with pytest.raises(ProducerFenced, match=r"t\[0\].*epoch 1"):
+        old.send("t", records("late"))              # a partition it wrote to
+    with pytest.raises(ProducerFenced, match="fenced by epoch 1"):
+        old.send("u", records("late"))              # one it did not
+    with pytest.raises(ProducerFenced):
+        old.commit()
+    new.begin()
+    new.send("t", records("fresh"))
+    new.commit()
+    assert values(broker, RC) == ["fresh"]
+    old.close()                                     # quiet: it is fenced
+
+
+def test_transaction_calls_out_of_order_are_refused(broker):
+    tx = broker.transactional_producer("tx")
+    with pytest.raises(InvalidTxnState, match="begin"):
+        tx.send("t", records("x"))
+    tx.begin()
+    with pytest.raises(InvalidTxnState, match="already open"):
+        tx.begin()
+    tx.commit()
+    with pytest.raises(InvalidTxnState):
+        tx.commit()
+
+
+def test_group_offsets_commit_with_the_transaction_only(broker):
+    tx = broker.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("out"))
+    tx.add_offsets("g", {TopicPartition("in", 0): 7})
+    tx.abort()
+    assert broker.group_offsets("g") == []
+    tx.begin()
+    tx.add_offsets("g", {TopicPartition("in", 0): 9})
+    tx.commit()
+    store = broker.group_store("g")
+    try:
+        assert store.read_offsets() == {TopicPartition("in", 0): 9}
+    finally:
+        store.close()
+
+
+def test_a_member_that_lost_its_partition_cannot_commit(broker):
+    broker.create_topic("in", 1)
+    member = broker.group_consumer("g", ["in"])
+    member.poll(0.5)
+    assert TopicPartition("in", 0) in member.assignment()
+    tx = broker.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("done by a zombie"))
+    tx.send_offsets(member, {TopicPartition("in", 0): 1})
+    store = broker.group_store("g")                 # the group moved the partition on
+    try:
+        with store.locked():
+            state = store.read_state()
+            state["assignment"][member.member_id] = []
+            store.write_state(state)
+    finally:
+        store.close()
+    with pytest.raises(TransactionAborted, match=r"no longer owns in\[0\]"):
+        tx.commit()
+    assert values(broker, RC) == []
+    member.close()
+
+
+def test_a_transaction_past_its_timeout_is_aborted_by_a_waiting_reader(broker):
+    tx = broker.transactional_producer("slow", timeout_ms=300)
+    tx.begin()
+    tx.send("t", records("never"))
+    broker.produce("t", records("later"))
+    started = time.monotonic()
+    got = broker.fetch(TP, 0, 100, timeout=5.0, isolation_level=RC)
+    assert [m.value for m in got] == [b"later"]
+    assert time.monotonic() - started < 3.0
+    with pytest.raises(ProducerFenced):
+        tx.commit()
+
+
+def test_compaction_keeps_the_committed_value_under_a_later_aborted_one(tmp_path):
+    broker = open_log_broker(f"log://{tmp_path}/log")
+    broker.create_topic("c", 1, config={"cleanup.policy": "compact"})
+    tp = TopicPartition("c", 0)
+    tx = broker.transactional_producer("tx")
+    for value, commit in (("v1", True), ("v2", True), ("v3-aborted", False)):
+        tx.begin()
+        tx.send("c", [OutgoingRecord(b"k", value.encode(), partition=0)])
+        tx.commit() if commit else tx.abort()
+    broker.cleanup("c")
+    assert values(broker, RC, tp) == ["v2"]
+    assert values(broker, tp=tp) == ["v2"]          # the aborted record is gone too
+    broker.close()
+
+
+def test_the_index_survives_a_restart_and_a_torn_entry_is_cut(tmp_path):
+    url = f"log://{tmp_path}/log"
+    broker = open_log_broker(url)
+    broker.create_topic("t", 1)
+    tx = broker.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("gone"))
+    tx.abort()
+    broker.close()
+    index = tmp_path / "log" / "t" / "0" / "transactions"
+    with index.open("ab") as f:
+        f.write(b"\x01\x02\x03")                    # a writer killed mid-entry
+    again = open_log_broker(url)
+    assert values(again, RC) == []
+    tx = again.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("kept"))
+    tx.commit()
+    assert values(again, RC) == ["kept"]
+    assert index.stat().st_size % 39 == 0
+    again.close()
+
+
+def test_a_damaged_index_entry_is_reported_not_cut(tmp_path):
+    url = f"log://{tmp_path}/log"
+    broker = open_log_broker(url)
+    broker.create_topic("t", 1)
+    tx = broker.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("x"))
+    tx.abort()
+    broker.close()
+    index = tmp_path / "log" / "t" / "0" / "transactions"
+    data = bytearray(index.read_bytes())
+    data[5] ^= 0xFF
+    index.write_bytes(bytes(data))
+    again = open_log_broker(url)
+    with pytest.raises(CorruptRecord, match=r"transaction index: t\[0\] entry 0"):
+        again.fetch(TP, 0, 10, isolation_level=RC)
+    assert values(again) == ["x"]                   # read_uncommitted still reads
+    assert index.read_bytes() == bytes(data)
+    again.close()
+
+
+def test_a_producer_killed_in_its_transaction_is_aborted_after_its_timeout(tmp_path):
+    url = f"log://{tmp_path}/log"
+    broker = open_log_broker(url)
+    broker.create_topic("t", 1)
+    child = textwrap.dedent(f"""
+        import os
+        from streamkit.log.broker import open_log_broker
+        from streamkit.types import OutgoingRecord
+        b = open_log_broker({url!r})
+        tx = b.transactional_producer("worker", timeout_ms=500)
+        tx.begin()
+        tx.send("t", [OutgoingRecord(None, b"half done", partition=0)])
+        os._exit(9)
+    """)
+    subprocess.run([PYTHON, "-c", child], env=subprocess_env(), check=False, timeout=60)
+    broker.produce("t", records("after the crash"))
+    got = broker.fetch(TP, 0, 100, timeout=10.0, isolation_level=RC)
+    assert [m.value for m in got] == [b"after the crash"]
+    # a restarted producer with the same id would not have had to wait
+    assert (Path(tmp_path) / "log" / "__transactions").is_dir()
+    broker.close()
+
+
+def test_a_restarted_producer_aborts_what_its_predecessor_left_open(tmp_path):
+    url = f"log://{tmp_path}/log"
+    broker = open_log_broker(url)
+    broker.create_topic("t", 1)
+    child = textwrap.dedent(f"""
+        import os
+        from streamkit.log.broker import open_log_broker
+        from streamkit.types import OutgoingRecord
+        b = open_log_broker({url!r})
+        tx = b.transactional_producer("worker")
+        tx.begin()
+        tx.send("t", [OutgoingRecord(None, b"half done", partition=0)])
+        os._exit(9)
+    """)
+    subprocess.run([PYTHON, "-c", child], env=subprocess_env(), check=False, timeout=60)
+    tx = broker.transactional_producer("worker")
+    tx.begin()
+    tx.send("t", records("redone"))
+    tx.commit()
+    assert values(broker, RC) == ["redone"]
+    broker.close()
