@@ -11,6 +11,7 @@ are given by whoever starts the worker (the command line).
 from __future__ import annotations
 
 import gc
+import hashlib
 import inspect
 import logging
 import os
@@ -270,14 +271,23 @@ class Worker:
         if (self.app.conf.processing_guarantee == "exactly_once"
                 and not isinstance(self.app.broker, TransactionalBroker)):
             raise ImproperlyConfigured(
-                f"processing_guarantee='exactly_once' needs a kafka:// broker (Kafka "
-                f"transactions); {self.app.conf.broker} has none. Use at_least_once.")
+                f"processing_guarantee='exactly_once' needs a broker with transactions "
+                f"(log://, memory:// or kafka://); {self.app.conf.broker} has none. Use "
+                "at_least_once.")
 
     def _begin_transactions(self) -> None:
         """exactly_once: every record the app writes goes into the transaction."""
         if self.app.conf.processing_guarantee != "exactly_once":
             return
-        transactional_id = f"{self.app.conf.id}-{socket.gethostname()}-{os.getpid()}"
+        # one id per worker data directory (which one live worker holds at a time),
+        # as Kafka Streams keeps its process id in its state directory: a worker
+        # restarted after a crash takes the same id, which aborts what its previous
+        # life left open at once, rather than after the transaction timeout
+        place = os.path.abspath(self.app.conf.datadir)
+        if not self.app.conf.store.startswith("rocksdb"):
+            place += f"-{os.getpid()}"        # (no store lock makes the folder one's)
+        transactional_id = (f"{self.app.conf.id}-{socket.gethostname()}-"
+                            f"{hashlib.sha256(place.encode()).hexdigest()[:12]}")
         broker = self.app.broker
         assert isinstance(broker, TransactionalBroker)     # checked by _check_guarantee
         transaction = broker.transactional_producer(transactional_id)
@@ -355,7 +365,9 @@ class Worker:
             session_timeout=app.conf.session_timeout,
             on_assign=self.on_partitions_assigned,
             on_revoke=self.on_partitions_revoked,
-            copartitioned=any(not t.is_global for t in app.tables.values()))
+            copartitioned=any(not t.is_global for t in app.tables.values()),
+            # (an upstream app's aborted outputs are never events)
+            isolation_level="read_committed")
 
     def _stop_streams(self) -> None:
         fetcher = self.app.fetcher

@@ -506,7 +506,8 @@ class LogBroker:
                        session_timeout: float = 10.0,
                        on_assign: RebalanceCallback | None = None,
                        on_revoke: RebalanceCallback | None = None,
-                       copartitioned: bool = False) -> LogGroupConsumer:
+                       copartitioned: bool = False,
+                       isolation_level: str = "read_uncommitted") -> LogGroupConsumer:
         # ``copartitioned`` needs nothing here: groups of the log always use the range
         # assignor and take the partitions of one number together (groups.py).
         if self._unacked:
@@ -517,7 +518,7 @@ class LogBroker:
             self, self._group_store(group_id), group_id, topics,
             auto_offset_reset=auto_offset_reset, enable_auto_commit=enable_auto_commit,
             auto_commit_interval=auto_commit_interval, session_timeout=session_timeout,
-            on_assign=on_assign, on_revoke=on_revoke)
+            on_assign=on_assign, on_revoke=on_revoke, isolation_level=isolation_level)
         self._groups.add(member)
         return member
 

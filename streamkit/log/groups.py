@@ -49,7 +49,8 @@ class GroupBroker(Protocol):
     def partition_count(self, name: str) -> int | None: ...
     def offsets(self, tp: TopicPartition) -> tuple[int, int]: ...
 
-    def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000
+    def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
+              timeout: float = 0.0, isolation_level: str = "read_uncommitted"
               ) -> list[Message]: ...
 
     def append_watch(self) -> AppendWatch: ...
@@ -80,7 +81,8 @@ class LogGroupConsumer:
                  auto_offset_reset: str = "earliest", enable_auto_commit: bool = False,
                  auto_commit_interval: float = 5.0, session_timeout: float = 10.0,
                  on_assign: RebalanceCallback | None = None,
-                 on_revoke: RebalanceCallback | None = None) -> None:
+                 on_revoke: RebalanceCallback | None = None,
+                 isolation_level: str = "read_uncommitted") -> None:
         if auto_offset_reset not in ("earliest", "latest"):
             raise InvalidConfig(f"auto_offset_reset={auto_offset_reset!r}: use earliest "
                                 "or latest")
@@ -96,6 +98,8 @@ class LogGroupConsumer:
         self._heartbeat_interval = min(session_timeout / 3, 1.0)
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        #: read_committed: no record of an aborted or open transaction
+        self.isolation_level = isolation_level
         self._generation = -1
         self._state_version: object = None
         self._positions: dict[TopicPartition, int] = {}     # owned partitions
@@ -331,7 +335,8 @@ class LogGroupConsumer:
         for tp in active[self._rr:] + active[:self._rr]:
             try:
                 messages = self._broker.fetch(tp, self._positions[tp],
-                                              max_records - len(out))
+                                              max_records - len(out),
+                                              isolation_level=self.isolation_level)
             except CorruptRecord as exc:
                 damage = damage or exc       # the others first; raised once they are dry
                 continue

@@ -94,7 +94,8 @@ class GlobalTable(Table):
             while True:
                 moved = False
                 for partition, tp in zip(partitions, tps, strict=True):
-                    messages = broker.fetch(tp, positions[partition], RESTORE_BATCH)
+                    messages = broker.fetch(tp, positions[partition], RESTORE_BATCH,
+                                            isolation_level="read_committed")
                     if messages:
                         moved = True
                         positions[partition] = messages[-1].offset + 1

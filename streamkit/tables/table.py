@@ -638,7 +638,8 @@ class Table(TableMapping):
             offset = start
         applied = 0
         while offset < end:
-            messages = broker.fetch(tp, offset, RESTORE_BATCH)
+            messages = broker.fetch(tp, offset, RESTORE_BATCH,
+                                    isolation_level="read_committed")
             if not messages:
                 break
             offset = messages[-1].offset + 1

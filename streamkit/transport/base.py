@@ -117,9 +117,11 @@ class Broker(Protocol):
 
     # -- fetch without a group (changelog restore, ``streamkit tail``) ------------
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
-              timeout: float = 0.0) -> list[Message]:
+              timeout: float = 0.0, isolation_level: str = "read_uncommitted"
+              ) -> list[Message]:
         """Messages of one partition starting at ``offset`` (the first offset >= it
-        after compaction), waiting up to ``timeout`` for one."""
+        after compaction), waiting up to ``timeout`` for one. ``read_committed``:
+        none of an aborted or open transaction, none past the last stable offset."""
 
     def offsets(self, tp: TopicPartition) -> tuple[int, int]:
         """(start offset, end offset) of a partition."""
@@ -137,7 +139,8 @@ class Broker(Protocol):
                        session_timeout: float = 10.0,
                        on_assign: RebalanceCallback | None = None,
                        on_revoke: RebalanceCallback | None = None,
-                       copartitioned: bool = False) -> GroupConsumer:
+                       copartitioned: bool = False,
+                       isolation_level: str = "read_uncommitted") -> GroupConsumer:
         """Join ``group_id`` subscribed to ``topics`` (created if missing).
 
         ``copartitioned=True``: a member gets the same partition numbers of every
@@ -189,7 +192,7 @@ class Transaction(Protocol):
 
 @runtime_checkable
 class TransactionalBroker(Broker, Protocol):
-    """A broker with transactions (``kafka://``)."""
+    """A broker with transactions (``kafka://``, ``log://``, ``memory://``)."""
 
     def transactional_producer(self, transactional_id: str) -> Transaction:
         """A producer for ``transactional_id``; a newer one fences it."""

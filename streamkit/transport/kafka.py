@@ -268,10 +268,12 @@ class KafkaBroker:
                              {"fetch.wait.max.ms": 100, **(defaults or {})})
 
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
-              timeout: float = 0.0) -> list[Message]:
+              timeout: float = 0.0, isolation_level: str = "read_uncommitted"
+              ) -> list[Message]:
         """Messages of one partition from ``offset``, waiting up to ``timeout`` for new
         ones. Records the partition already holds are returned even with ``timeout=0``
-        (the call then waits for the fetch round trip, as reading a file would)."""
+        (the call then waits for the fetch round trip, as reading a file would). Reads
+        are read_committed whatever ``isolation_level`` says (librdkafka's default)."""
         if self._fetcher is None:
             self._fetcher = Fetcher(self._consumer_conf(Fetcher.config()), self.servers,
                                     catch_up=self.timeout)
@@ -315,7 +317,8 @@ class KafkaBroker:
                        session_timeout: float = 10.0,
                        on_assign: RebalanceCallback | None = None,
                        on_revoke: RebalanceCallback | None = None,
-                       copartitioned: bool = False) -> KafkaGroupConsumer:
+                       copartitioned: bool = False,
+                       isolation_level: str = "read_committed") -> KafkaGroupConsumer:
         """Join ``group_id`` on ``topics`` (created if missing). Kafka's group
         coordinator assigns partitions; ``on_revoke``/``on_assign`` get the partitions
         given up / taken in each rebalance. ``copartitioned=True`` uses the range
@@ -336,7 +339,8 @@ class KafkaBroker:
             "enable.auto.offset.store": True,
             "auto.commit.interval.ms": int(auto_commit_interval * 1000),
             "session.timeout.ms": session_ms,
-        }, {"heartbeat.interval.ms": max(100, session_ms // 4)})   # (the user's wins)
+        }, {"heartbeat.interval.ms": max(100, session_ms // 4),     # (the user's wins)
+            "isolation.level": isolation_level})
         conf.setdefault("partition.assignment.strategy",
                         "range" if copartitioned else "cooperative-sticky")
         return KafkaGroupConsumer(conf, group_id, topics, servers=self.servers,

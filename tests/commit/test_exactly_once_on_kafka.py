@@ -13,7 +13,6 @@ import anyio
 import pytest
 
 import streamkit
-from streamkit.errors import ImproperlyConfigured
 from streamkit.types import TopicPartition
 from streamkit.worker import Worker
 
@@ -89,11 +88,3 @@ async def test_sends_changelog_and_offsets_commit_together(tansu):
     assert {k: sum(v for (_, key), v in latest.items() if key == k) for k in (0, 1)} == {
         0: 25, 1: 25}
 
-
-def test_exactly_once_on_the_embedded_log_is_refused_in_one_line():
-    app = streamkit.App("eos-log", broker="memory://eos-log", web_enabled=False,
-                        processing_guarantee="exactly_once",
-                        # eager joins are quicker on tansu (decision 601)
-                        broker_config={"consumer": {"partition.assignment.strategy": "range"}})
-    with pytest.raises(ImproperlyConfigured, match="needs a kafka:// broker"):
-        app.run_worker(install_signal_handlers=False)
