@@ -9,7 +9,12 @@ the ratio of the two, measured in the same run, is the figure to compare across
 machines. ``--bare-decoder ormsgpack`` times the bare loop with ormsgpack instead of
 msgpack-python (msgpack values only): the fastest decoder a bare loop could use.
 
+``--guarantee both`` runs the agent under at_least_once and under exactly_once (each
+commit one transaction of the log's coordinator) in turn, and prints the ratio of the
+two rates per run as well.
+
     python benchmarks/pipeline_bench.py [--events 200000] [--runs 5] [--serializer json]
+                                        [--guarantee at_least_once|exactly_once|both]
 """
 from __future__ import annotations
 
@@ -36,11 +41,13 @@ from taxi_data import TaxiRide, bare_loop, produce  # noqa: E402
 clock = time.perf_counter
 
 
-def run_once(tmp: str, events: int, serializer: str, run: int) -> float:
+def run_once(tmp: str, events: int, serializer: str, run: int,
+             guarantee: str = "at_least_once") -> float:
     """Events/s of the agent reading the rides in ``tmp`` (a new group each run)."""
     url = f"log://{tmp}/log"
-    app = streamkit.App(f"bench{run}", broker=url, datadir=tmp, store="memory://",
-                        web_enabled=False)
+    app = streamkit.App(f"bench{run}-{guarantee}", broker=url, datadir=tmp,
+                        store="memory://", web_enabled=False,
+                        processing_guarantee=guarantee)
     rides = app.topic("rides", value_type=TaxiRide, value_serializer=serializer)
     seen = 0
     amount = 0.0
@@ -75,6 +82,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--serializer", default="both", choices=["json", "msgpack", "both"])
     parser.add_argument("--cpu", action="store_true", help="rate per CPU second")
+    parser.add_argument("--guarantee", default="at_least_once",
+                        choices=["at_least_once", "exactly_once", "both"])
     parser.add_argument("--bare-decoder", choices=["usual", "ormsgpack"], default="usual",
                         help="decoder of the bare loop's msgpack values")
     args = parser.parse_args()
@@ -83,13 +92,21 @@ def main() -> None:
         clock = time.process_time
     serializers = ["msgpack", "json"] if args.serializer == "both" else [args.serializer]
     for serializer in serializers:
-        rates, bare, ratios = [], [], []
+        rates: list[float] = []
+        bare: list[float] = []
+        ratios: list[float] = []
+        eos: list[float] = []
         fast = ormsgpack.unpackb if (args.bare_decoder == "ormsgpack"
                                      and serializer == "msgpack") else None
         with tempfile.TemporaryDirectory() as tmp:
             produce(f"log://{tmp}/log", "rides", args.events, serializer, datadir=tmp)
             for run in range(args.runs):  # interleaved: both see the same machine state
-                rates.append(run_once(tmp, args.events, serializer, run))
+                first = "exactly_once" if args.guarantee == "exactly_once" \
+                    else "at_least_once"
+                rates.append(run_once(tmp, args.events, serializer, run, first))
+                if args.guarantee == "both":
+                    eos.append(run_once(tmp, args.events, serializer, run,
+                                        "exactly_once"))
                 bare.append(bare_loop(f"log://{tmp}/log", "rides", args.events,
                                       serializer, tmp, clock, fast))
                 ratios.append(rates[-1] / bare[-1])
@@ -97,8 +114,15 @@ def main() -> None:
               f"  runs: {', '.join(f'{r:,.0f}' for r in rates)}")
         print(f"bare     {serializer:8s} median {statistics.median(bare):>10,.0f} events/s"
               f"  runs: {', '.join(f'{r:,.0f}' for r in bare)}")
-        print(f"pipeline/bare {serializer:8s} median {statistics.median(ratios):.2f}"
-              f"  runs: {', '.join(f'{r:.2f}' for r in ratios)}")
+        print(f"pipeline/bare {serializer:8s} median {statistics.median(ratios):.3f}"
+              f"  runs: {', '.join(f'{r:.3f}' for r in ratios)}")
+        if eos:
+            cost = [e / a for e, a in zip(eos, rates, strict=True)]
+            print(f"exactly_once {serializer:8s} median {statistics.median(eos):>10,.0f} "
+                  f"events/s  runs: {', '.join(f'{r:,.0f}' for r in eos)}")
+            print(f"exactly_once/at_least_once {serializer:8s} median "
+                  f"{statistics.median(cost):.3f}  runs: "
+                  f"{', '.join(f'{r:.3f}' for r in cost)}")
 
 
 if __name__ == "__main__":

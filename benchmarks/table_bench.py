@@ -47,11 +47,13 @@ from taxi_data import TaxiRide, bare_loop, produce, rides  # noqa: E402
 clock = time.perf_counter
 
 
-def run_app(tmp: str, events: int, mode: str, run: int) -> float:
+def run_app(tmp: str, events: int, mode: str, run: int,
+            guarantee: str = "at_least_once") -> float:
     """Events/s of the table agent over the rides in ``tmp`` (a new app each run)."""
     url = f"log://{tmp}/log"
-    app = streamkit.App(f"bench{run}", broker=url, datadir=tmp, store="rocksdb://",
-                        web_enabled=False)
+    app = streamkit.App(f"bench{run}-{guarantee}", broker=url, datadir=tmp,
+                        store="rocksdb://", web_enabled=False,
+                        processing_guarantee=guarantee)
     topic = app.topic("rides", value_type=TaxiRide, value_serializer="msgpack")
     done = anyio.Event()
     seen = 0
@@ -268,6 +270,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="count,count-group-by,window,restart")
     parser.add_argument("--cpu", action="store_true", help="rate per CPU second")
+    parser.add_argument("--guarantee", default="at_least_once",
+                        choices=["at_least_once", "exactly_once", "both"],
+                        help="both: each run under at_least_once, then exactly_once")
     args = parser.parse_args()
     if args.cpu:
         global clock
@@ -281,19 +286,30 @@ def main() -> None:
             print(f"restart {args.keys:,} keys: median {statistics.median(times):.2f} s"
                   f"  runs: {', '.join(f'{t:.2f}' for t in times)}")
             continue
-        rates, ratios = [], []
+        rates: list[float] = []
+        ratios: list[float] = []
+        eos: list[float] = []
+        first = "exactly_once" if args.guarantee == "exactly_once" else "at_least_once"
         with tempfile.TemporaryDirectory() as tmp:
             url = f"log://{tmp}/log"
             produce(url, "rides", args.events, "msgpack", datadir=tmp,
                     key_field="PULocationID" if mode == "count" else "vendorId")
             for run in range(args.runs):  # interleaved with the yardstick
-                rates.append(run_app(tmp, args.events, mode, run))
+                rates.append(run_app(tmp, args.events, mode, run, first))
+                if args.guarantee == "both":
+                    eos.append(run_app(tmp, args.events, mode, run, "exactly_once"))
                 ratios.append(rates[-1] / bare_loop(url, "rides", args.events, "msgpack",
                                                     tmp, clock))
         print(f"{mode:15s} median {statistics.median(rates):>10,.0f} events/s"
               f"  runs: {', '.join(f'{r:,.0f}' for r in rates)}")
-        print(f"{mode + '/bare':15s} median {statistics.median(ratios):>10.2f}"
-              f"  runs: {', '.join(f'{r:.2f}' for r in ratios)}")
+        print(f"{mode + '/bare':15s} median {statistics.median(ratios):>10.3f}"
+              f"  runs: {', '.join(f'{r:.3f}' for r in ratios)}")
+        if eos:
+            cost = [e / a for e, a in zip(eos, rates, strict=True)]
+            print(f"{mode + ' eos':15s} median {statistics.median(eos):>10,.0f} events/s"
+                  f"  runs: {', '.join(f'{r:,.0f}' for r in eos)}")
+            print(f"{mode + ' eos/alo':15s} median {statistics.median(cost):>10.3f}"
+                  f"  runs: {', '.join(f'{r:.3f}' for r in cost)}")
 
 
 if __name__ == "__main__":
