@@ -33,7 +33,7 @@ from streamkit.log.storage import FileStorage
 from streamkit.log.transactional import LogTransaction
 from streamkit.log.transactions import (DEFAULT_TIMEOUT_MS, FileTxnStore, MemoryTxnStore,
                                         TransactionCoordinator)
-from streamkit.log.txnindex import Producer
+from streamkit.log.txnindex import NONE_OPEN, Producer
 from streamkit.log.watch import AppendWatch, open_append_watch
 from streamkit.types import (AppendedRecords, GroupOffset, Message, OffsetAndTimestamp,
                              OutgoingRecord, PartitionRecords, RecordMetadata, TopicInfo,
@@ -403,7 +403,7 @@ class LogBroker:
         it is past its timeout."""
         view = log.committed_view()
         messages = log.read(offset, max_records, view)
-        if not messages and view.stable < log.end_offset() and \
+        if not messages and view.stable != NONE_OPEN and \
                 time.monotonic() - self._expired_at >= 1.0:
             self._expired_at = time.monotonic()
             if self.transactions().expire():

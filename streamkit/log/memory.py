@@ -143,6 +143,9 @@ class MemoryPartitionStore:
             self.transactions = MemoryHandle()
         return self.transactions
 
+    def has_transactions(self) -> bool:
+        return self.transactions is not None
+
     def replace_transactions(self, data: bytes) -> None:
         if self.transactions is not None:
             self.transactions.linked = False

@@ -444,10 +444,11 @@ class Partition:
 
     # -- read ----------------------------------------------------------------------
     def committed_view(self) -> CommittedView:
-        """What a read_committed reader may read now: the last stable offset and the
-        aborted transactions."""
+        """What a read_committed reader may read now: the last stable offset (past
+        the end, ``NONE_OPEN``, when no transaction is open) and the aborted
+        transactions."""
         self.transactions.refresh()
-        return self.transactions.view(self.end_offset())
+        return self.transactions.view()
 
     def read(self, offset: int, max_records: int, committed: Committed | None = None
              ) -> list[Message]:

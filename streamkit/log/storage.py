@@ -195,6 +195,10 @@ class PartitionStore(Protocol):
         """Replace the transaction index whole (under ``lock``)."""
         ...
 
+    def has_transactions(self) -> bool:
+        """True if the partition has a transaction index."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -356,6 +360,9 @@ class FilePartitionStore:
     def replace_transactions(self, data: bytes) -> None:
         write_atomic(self.path / TRANSACTIONS, data)
         fsync_dir(self._dir)
+
+    def has_transactions(self) -> bool:
+        return os.access(os.path.join(self._dir, TRANSACTIONS), os.F_OK)
 
     def close(self) -> None:
         for fd in (self._lock_fd, self._sync_fd, self._recovery_fd,

@@ -42,6 +42,8 @@ BEGIN, COMMIT, ABORT = 1, 2, 3
 
 #: producer id, epoch
 Producer = tuple[int, int]
+#: the last stable offset of a partition with no open transaction: past any offset
+NONE_OPEN = 1 << 62
 
 
 def encode_entry(kind: int, producer: Producer, offset: int, first: int,
@@ -95,15 +97,19 @@ class TransactionIndex:
         """Read what other processes appended (or the whole file again if it was
         replaced)."""
         handle = self._handle
-        if handle is not None and handle.linked_size() < 0:
+        size = -1 if handle is None else handle.linked_size()
+        if handle is not None and size < 0:
             handle.close()                  # replaced by a cleanup: read the new file
             handle = self._handle = None
         if handle is None:
+            # (most partitions never see a transaction: asking costs no exception)
+            if not create and not self._store.has_transactions():
+                return
             handle = self._handle = self._store.open_transactions(create)
             self._forget()
             if handle is None:
                 return
-        size = handle.size()
+            size = handle.size()
         whole = size - size % ENTRY_SIZE
         if whole < self._read_to:           # cut or replaced in place: start again
             self._forget()
@@ -133,10 +139,11 @@ class TransactionIndex:
                 if kind == ABORT:
                     self.aborted.setdefault(pid, []).append((first, offset))
 
-    def view(self, end_offset: int) -> CommittedView:
-        """What a read_committed reader may read now (call ``refresh`` first)."""
-        stable = min((first for _e, first, _t in self.open.values()), default=end_offset)
-        return CommittedView(min(stable, end_offset), self.aborted)
+    def view(self) -> CommittedView:
+        """What a read_committed reader may read now (call ``refresh`` first); its
+        ``stable`` is ``NONE_OPEN`` when no transaction is open (the end offset)."""
+        stable = min((first for _e, first, _t in self.open.values()), default=NONE_OPEN)
+        return CommittedView(stable, self.aborted)
 
     def check_epoch(self, producer: Producer) -> None:
         """Raise ``ProducerFenced`` if a newer epoch of the producer wrote here."""
