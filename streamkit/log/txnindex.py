@@ -173,6 +173,11 @@ class TransactionIndex:
         current = self.open.get(producer[0])
         if current is not None and current[0] == producer[1]:
             return
+        if current is not None:
+            # a transaction of an older epoch that no marker ended (the coordinator
+            # ends every one it knows of before a new epoch writes): it is aborted,
+            # never taken as committed
+            self._append_locked(encode_entry(ABORT, producer, first, current[1]))
         self._append_locked(encode_entry(BEGIN, producer, first, first))
 
     def is_open_locked(self, producer: Producer) -> bool:

@@ -279,3 +279,40 @@ def test_a_restarted_producer_aborts_what_its_predecessor_left_open(tmp_path):
     tx.commit()
     assert values(broker, RC) == ["redone"]
     broker.close()
+
+
+def test_a_new_epoch_writing_over_an_unended_transaction_aborts_it(broker):
+    """The coordinator ends every transaction before a new epoch writes; if one was
+    left without a marker all the same, the partition takes it as aborted, never as
+    committed."""
+    log = broker._partition(TP)
+    log.append(records("left open"), producer=(7, 0))
+    log.append(records("new epoch"), producer=(7, 1))
+    log.write_marker((7, 1), commit=True)
+    assert values(broker, RC) == ["new epoch"]
+    with pytest.raises(ProducerFenced):
+        log.append(records("old epoch again"), producer=(7, 0))
+
+
+def test_retention_shortens_the_index_and_reads_stay_right(tmp_path):
+    broker = open_log_broker(f"log://{tmp_path}/log")
+    broker.create_topic("r", 1, config={"segment.bytes": "200", "retention.bytes": "400"})
+    tp = TopicPartition("r", 0)
+    tx = broker.transactional_producer("tx")
+    for n in range(30):
+        tx.begin()
+        tx.send("r", [OutgoingRecord(None, f"v{n}".encode() * 10, partition=0)])
+        tx.commit() if n % 2 else tx.abort()
+    index = tmp_path / "log" / "r" / "0" / "transactions"
+    before = index.stat().st_size
+    broker.cleanup("r")
+    start = broker.offsets(tp)[0]
+    assert start > 0
+    assert index.stat().st_size < before
+    kept = [m.value.decode()[:3] for m in broker.fetch(tp, start, 100, isolation_level=RC)]
+    assert kept and all(int(v[1:].rstrip("v")) % 2 for v in kept)   # only the commits
+    tx.begin()
+    tx.send("r", [OutgoingRecord(None, b"after", partition=0)])
+    tx.commit()
+    assert broker.fetch(tp, start, 100, isolation_level=RC)[-1].value == b"after"
+    broker.close()
