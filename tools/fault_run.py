@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Run many fault trials against the embedded log and count the promises it broke.
 
-    python tools/fault_run.py --trials 300 --seed 0 --kind all
+    python tools/fault_run.py --trials 300 --seed 0 --kind all      # bitflip, kill, txn
 
 Trial ``i`` of a kind runs with seed ``--seed + i`` (the trials themselves are in
 tests/faults/trials.py, shared with the fault tests), each in a fresh temporary
@@ -23,6 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.faults.trials import TRIALS, VIOLATIONS, TrialResult, time_limit  # noqa: E402
+from tests.faults.txn_trials import txn_trial  # noqa: E402
+
+#: every kind: the log's own trials, and transactions killed mid-way
+KINDS = {**TRIALS, "txn": txn_trial}
 
 COLUMNS = ("trials", "acknowledged", *VIOLATIONS, "detected", "harmless", "torn")
 #: A trial running longer than this is a hang in the log.
@@ -34,7 +38,7 @@ def run_trial(kind: str, seed: int) -> TrialResult:
     with tempfile.TemporaryDirectory(prefix=f"fault-{kind}-") as tmp:
         try:
             with time_limit(TRIAL_SECONDS, f"{kind} trial seed={seed}"):
-                return TRIALS[kind](Path(tmp) / "log", seed)
+                return KINDS[kind](Path(tmp) / "log", seed)
         except Exception:
             result = TrialResult(kind, seed, fault="raised")
             result.broken("errors", ["raised"], traceback.format_exc())
@@ -59,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200, help="trials per kind")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first trial")
-    parser.add_argument("--kind", choices=[*TRIALS, "all"], default="all")
+    parser.add_argument("--kind", choices=[*KINDS, "all"], default="all")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="print one line per trial")
     args = parser.parse_args(argv)
     # the log's warnings (cut torn writes, skipped cleanups) are counted, not printed
     logging.getLogger("streamkit").addHandler(logging.NullHandler())
-    kinds = list(TRIALS) if args.kind == "all" else [args.kind]
+    kinds = list(KINDS) if args.kind == "all" else [args.kind]
     results: dict[str, list[TrialResult]] = {}
     started = time.monotonic()
     for kind in kinds:
