@@ -33,23 +33,22 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Unpack
 
 from streamkit.client_metrics import Rates
 from streamkit.consumer import ConsumerGroupMetadata
-from streamkit.errors import (InvalidConfig, InvalidTxnState, KafkaTimeoutError,
-                              ProducerFenced, TransactionAborted)
+from streamkit.errors import InvalidConfig, InvalidTxnState, KafkaTimeoutError
 from streamkit.log.broker import LogBroker
 from streamkit.log.transactional import LogTransaction
-from streamkit.log.transactions import DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS
+from streamkit.log.transactions import DEFAULT_TIMEOUT_MS
+from streamkit.producer_txn import Offsets, ProducerTransactions, check_transactional
 from streamkit.transport import connect
 from streamkit.transport.base import Acks, Broker
 from streamkit.transport.options import (PRODUCER_OPTIONS, ProducerOptions, broker_config,
                                          check_names, choose_broker)
-from streamkit.types import (Headers, OffsetAndMetadata, OutgoingRecord, RecordMetadata,
-                             TopicPartition)
+from streamkit.types import Headers, OutgoingRecord, RecordMetadata
 
 log = logging.getLogger("streamkit.clients")
 
@@ -460,7 +459,7 @@ class Producer:
                  transaction_timeout_ms: int = DEFAULT_TIMEOUT_MS,
                  **options: Unpack[ProducerOptions]) -> None:
         check_names("Producer", options, PRODUCER_OPTIONS)
-        _check_transactional(transactional_id, transaction_timeout_ms)
+        check_transactional(transactional_id, transaction_timeout_ms)
         broker = choose_broker("Producer", broker, bootstrap_servers)
         config = broker_config("Producer", "producer", broker, config, options)
         if acks in (-1, "-1"):
@@ -492,15 +491,8 @@ class Producer:
                                timer=owned and linger_ms > 0, owner=self)
         self._rates = Rates("sent", "failed", "requests")
         self.transactional_id = transactional_id
-        self._transaction_timeout_ms = transaction_timeout_ms
-        #: the log's producer of ``transactional_id``, once ``init_transactions`` ran
-        self._txn: LogTransaction | None = None
-        #: the last commit failed and rolled the transaction back: the
-        #: ``abort_transaction()`` a kafka-python loop calls next has nothing to do
-        self._rolled_back = False
-        if transactional_id is not None:
-            self._sender.transactional = True
-            self._sender.end_transaction = self._abort_at_close
+        self._txns = None if transactional_id is None else ProducerTransactions(
+            self._sender, transactional_id, transaction_timeout_ms)
 
     def send(self, topic: str, value: object = None, key: object = None,
              headers: Iterable[tuple[str, HeaderValue]] | None = None,
@@ -543,72 +535,33 @@ class Producer:
             sender.flush(None)
         return future
 
-    # -- transactions (kafka-python / confluent-kafka names) ---------------------------
+    # -- transactions (kafka-python / confluent-kafka names; streamkit.producer_txn) ---
+    def _transactions(self, call: str) -> ProducerTransactions:
+        if self._txns is None:
+            raise InvalidTxnState(f"{call} on a Producer without a transactional_id")
+        return self._txns
+
     def init_transactions(self, timeout: float | None = None) -> None:
         """Take ``transactional_id``: an older producer holding it is fenced (its
         sends and commits fail with ``ProducerFenced``) and a transaction it left open
         is aborted. Call once, before ``begin_transaction``. (``timeout`` is
         confluent-kafka's; the log's coordinator answers without a round trip.)"""
-        if self.transactional_id is None:
-            raise InvalidTxnState("init_transactions on a Producer without a "
-                                  "transactional_id")
-        if self._txn is not None:
-            raise InvalidTxnState(f"transactional id {self.transactional_id!r}: "
-                                  "init_transactions was already called")
-        sender = self._sender
-        with sender.io_lock:
-            broker = sender.broker
-            assert isinstance(broker, LogBroker)    # (checked in __init__)
-            self._txn = broker.transactional_producer(self.transactional_id,
-                                                      self._transaction_timeout_ms)
-
-    def _initialized(self, call: str) -> LogTransaction:
-        if self._txn is None:
-            raise InvalidTxnState(f"{call}: call init_transactions() first"
-                                  if self.transactional_id is not None else
-                                  f"{call} on a Producer without a transactional_id")
-        return self._txn
-
-    def _in_transaction(self, call: str) -> LogTransaction:
-        txn = self._initialized(call)
-        if self._sender.txn is None:
-            raise InvalidTxnState(f"{call}: transactional id {self.transactional_id!r} "
-                                  "has no transaction open (call begin_transaction())")
-        return txn
+        self._transactions("init_transactions").init()
 
     def begin_transaction(self) -> None:
         """Open a transaction: sends from now until the commit or abort go into it."""
-        txn = self._initialized("begin_transaction")
-        sender = self._sender
-        with sender.io_lock:
-            if sender.txn is not None:
-                raise InvalidTxnState(f"begin_transaction: transactional id "
-                                      f"{self.transactional_id!r} already has one open")
-            txn.begin()
-            sender.txn, sender.txn_error = txn, None
-            self._rolled_back = False
+        self._transactions("begin_transaction").begin()
 
-    def send_offsets_to_transaction(
-            self, offsets: Mapping[TopicPartition, int | OffsetAndMetadata]
-            | Iterable[Any], group: str | ConsumerGroupMetadata,
-            timeout: float | None = None) -> None:
+    def send_offsets_to_transaction(self, offsets: Offsets,
+                                    group: str | ConsumerGroupMetadata,
+                                    timeout: float | None = None) -> None:
         """Commit ``offsets`` (the next offsets to read) of a consumer group with the
         open transaction: they count only if it commits. ``group`` is a group id
         (kafka-python) or a Consumer's ``consumer_group_metadata()`` (confluent-kafka):
         then the commit is refused if that member no longer owns the partitions.
         ``offsets`` may also be confluent-kafka style objects with ``.topic
         .partition .offset``. (``timeout`` is confluent-kafka's; not needed here.)"""
-        txn = self._in_transaction("send_offsets_to_transaction")
-        if isinstance(group, ConsumerGroupMetadata):
-            group_id, member_id = group.group_id, group.member_id
-        elif isinstance(group, str) and group:
-            group_id, member_id = group, ""
-        else:
-            raise TypeError(f"send_offsets_to_transaction: group={group!r} must be a "
-                            "group id or Consumer.consumer_group_metadata()")
-        numbers = _offset_numbers(offsets)
-        with self._sender.io_lock:
-            txn.add_offsets(group_id, numbers, member_id)
+        self._transactions("send_offsets_to_transaction").send_offsets(offsets, group)
 
     def commit_transaction(self, timeout: float | None = None) -> None:
         """Write what lingers into the transaction, then commit it: its records and
@@ -616,45 +569,13 @@ class Producer:
         took the id, ``TransactionAborted`` if it was rolled back instead (a send of
         it failed, or its consumer's member was fenced); then ``abort_transaction()``
         is accepted and does nothing."""
-        txn = self._in_transaction("commit_transaction")
-        sender = self._sender
-        with sender.io_lock:
-            sender.flush(timeout)
-            error, sender.txn, sender.txn_error = sender.txn_error, None, None
-            self._rolled_back = True        # (until the commit below succeeds)
-            if error is not None:
-                txn.abort()                 # (raises ProducerFenced if fenced)
-                if isinstance(error, ProducerFenced):
-                    raise error
-                raise TransactionAborted(
-                    f"commit_transaction: a send of transactional id "
-                    f"{self.transactional_id!r} failed ({error}); the transaction was "
-                    "aborted") from error
-            txn.commit()
-            self._rolled_back = False
+        self._transactions("commit_transaction").commit(timeout)
 
     def abort_transaction(self, timeout: float | None = None) -> None:
         """Roll the open transaction back: read_committed readers never see its
         records, its offsets are not committed. Records still lingering are written
         into it first (and so rolled back too)."""
-        txn = self._initialized("abort_transaction")
-        sender = self._sender
-        with sender.io_lock:
-            if sender.txn is None and self._rolled_back:
-                self._rolled_back = False   # (the failed commit already rolled back)
-                return
-            self._in_transaction("abort_transaction")
-            try:
-                sender.flush(timeout)
-            finally:
-                sender.txn, sender.txn_error = None, None
-                txn.abort()
-
-    def _abort_at_close(self) -> None:
-        """(Under ``io_lock``, after the last write) abort an open transaction."""
-        if self._txn is not None:
-            self._sender.txn = None
-            self._txn.close()
+        self._transactions("abort_transaction").abort(timeout)
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every queued record and resolve its future (errors go to futures);
@@ -693,30 +614,3 @@ class Producer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _check_transactional(transactional_id: str | None, timeout_ms: int) -> None:
-    """Refuse a bad ``transactional_id`` or ``transaction_timeout_ms`` (one line)."""
-    if transactional_id is None:
-        return
-    if not isinstance(transactional_id, str) or not transactional_id:
-        raise InvalidConfig(f"Producer transactional_id={transactional_id!r} must be a "
-                            "non-empty string")
-    if not isinstance(timeout_ms, int) or not 0 < timeout_ms <= MAX_TIMEOUT_MS:
-        raise InvalidConfig(f"Producer transaction_timeout_ms={timeout_ms!r} must be a "
-                            f"whole number of ms in 1..{MAX_TIMEOUT_MS}")
-
-
-def _offset_numbers(offsets: Mapping[TopicPartition, int | OffsetAndMetadata]
-                    | Iterable[Any]) -> dict[TopicPartition, int]:
-    """``send_offsets_to_transaction``'s offsets as {TopicPartition: next offset}."""
-    if isinstance(offsets, Mapping):
-        pairs = [(TopicPartition(*tp), o.offset if isinstance(o, OffsetAndMetadata) else o)
-                 for tp, o in offsets.items()]
-    else:
-        pairs = [(TopicPartition(p.topic, p.partition), p.offset) for p in offsets]
-    for tp, offset in pairs:
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError(f"send_offsets_to_transaction: {tp.topic}[{tp.partition}] "
-                             f"offset {offset!r} must be a whole number >= 0")
-    return dict(pairs)
