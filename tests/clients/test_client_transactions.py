@@ -227,3 +227,53 @@ def test_bad_settings_are_one_line_errors(url):
 def test_kafka_urls_are_refused_with_a_clear_error():
     with pytest.raises(InvalidConfig, match="need log:// or memory://"):
         streamkit.Producer(broker="kafka://127.0.0.1:1", transactional_id="x")
+
+
+def test_a_failed_send_rolls_the_whole_transaction_back(url):
+    """A record that could not be written fails the commit: the others of the
+    transaction and its offsets are rolled back with it, and the loop goes on."""
+    tp = TopicPartition("in", 0)
+    with streamkit.Producer(broker=url) as plain:
+        plain.send("t", value=b"setup").get()          # "t" has one partition
+    producer = tx_producer(url)
+    producer.begin_transaction()
+    good = producer.send("t", value=b"good")
+    bad = producer.send("t", value=b"bad", partition=7)
+    producer.send_offsets_to_transaction({tp: 1}, "g")
+    with pytest.raises(TransactionAborted, match="failed"):
+        producer.commit_transaction()
+    assert good.succeeded() and bad.failed()
+    producer.abort_transaction()                      # nothing left to do: no error
+    producer.begin_transaction()
+    producer.send("t", value=b"retry")
+    producer.commit_transaction()
+    producer.close()
+    assert read_all(url, "t") == [b"setup", b"retry"]
+    with streamkit.Consumer(broker=url, group_id="g") as consumer:
+        assert consumer.committed(tp) is None
+
+
+class ConfluentTP:
+    """confluent_kafka.TopicPartition's shape: what confluent-kafka code passes."""
+
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+def test_confluent_style_offsets_and_group_metadata(url):
+    with streamkit.Producer(broker=url) as plain:
+        plain.send("in", value=b"a").get()
+    consumer = streamkit.Consumer("in", broker=url, group_id="g",
+                                  auto_offset_reset="earliest", enable_auto_commit=False,
+                                  isolation_level=RC)
+    assert consumer.poll(timeout_ms=2000)
+    producer = tx_producer(url)
+    producer.begin_transaction()
+    producer.send("out", value=b"A")
+    producer.send_offsets_to_transaction([ConfluentTP("in", 0, 1)],
+                                         consumer.consumer_group_metadata(), 10)
+    producer.commit_transaction(10)
+    producer.close()
+    assert consumer.committed(TopicPartition("in", 0)) == 1
+    consumer.close(autocommit=False)
+    assert read_all(url, "out") == [b"A"]
