@@ -23,8 +23,10 @@ class ManualAssignment:
     """Reads the given partitions, with no group membership (GroupConsumer's calls)."""
 
     def __init__(self, broker: Broker, partitions: Iterable[TopicPartition], reset: str,
-                 group_id: str | None = None) -> None:
+                 group_id: str | None = None,
+                 isolation_level: str = "read_uncommitted") -> None:
         self._broker = broker
+        self._isolation_level = isolation_level
         self._group_id = group_id
         self._positions: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
@@ -78,7 +80,8 @@ class ManualAssignment:
             if tp in self._paused:
                 continue
             try:
-                messages = self._broker.fetch(tp, position, max_records - len(out))
+                messages = self._broker.fetch(tp, position, max_records - len(out),
+                                              isolation_level=self._isolation_level)
             except CorruptRecord as exc:
                 damage = damage or exc   # the others first; raised once they are dry
                 continue

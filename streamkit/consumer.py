@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, Unpack
@@ -29,7 +30,10 @@ Deserializer = Callable[[bytes], Any]
 #: ``commit_async``'s callback: ``(offsets, None)`` on success, ``(offsets, error)``.
 CommitCallback = Callable[[dict[TopicPartition, OffsetAndMetadata], Any], object]
 
-__all__ = ["CommitFuture", "Consumer", "ConsumerRebalanceListener"]
+__all__ = ["CommitFuture", "Consumer", "ConsumerGroupMetadata", "ConsumerRebalanceListener"]
+
+#: kafka-python's ``isolation_level`` values (its default first)
+ISOLATION_LEVELS = ("read_uncommitted", "read_committed")
 
 _EXCLUSIVE = ("subscription to topics, to a pattern, and manual partition assignment "
               "are mutually exclusive")
@@ -41,6 +45,18 @@ class ConsumerRebalanceListener(Protocol):
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None: ...
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConsumerGroupMetadata:
+    """What ``Consumer.consumer_group_metadata()`` returns, for a transactional
+    ``Producer.send_offsets_to_transaction``: the group, and the member whose
+    partitions the offsets are of (empty for a consumer with manual assignment). A
+    commit carrying a member is refused once that member no longer owns the
+    partitions (a zombie's, Kafka's KIP-447)."""
+
+    group_id: str
+    member_id: str = ""
 
 
 class CommitFuture:
@@ -80,11 +96,18 @@ class Consumer:
                  session_timeout_ms: float = 10000, max_poll_records: int = 500,
                  metadata_max_age_ms: float = 300_000, datadir: str | Path = "stores",
                  default_partitions: int = 1, config: dict[str, Any] | None = None,
+                 isolation_level: str = "read_uncommitted",
                  **options: Unpack[ConsumerOptions]) -> None:
         check_names("Consumer", options, CONSUMER_OPTIONS)
         if auto_offset_reset not in ("earliest", "latest"):
             raise InvalidConfig(f"Consumer auto_offset_reset={auto_offset_reset!r}: use "
                                 "earliest or latest")
+        if isolation_level not in ISOLATION_LEVELS:
+            raise InvalidConfig(f"Consumer isolation_level={isolation_level!r}: use "
+                                "read_uncommitted or read_committed")
+        #: read_committed: only records of committed transactions (and none past the
+        #: last stable offset); read_uncommitted: every record but transaction markers
+        self.isolation_level = isolation_level
         target = choose_broker("Consumer", broker, bootstrap_servers)
         config = broker_config("Consumer", "consumer", target, config, options)
         self.group_id = group_id
@@ -167,7 +190,9 @@ class Consumer:
                 self._broker.create_topic(topic, exist_ok=True)
                 partitions += [TopicPartition(topic, p)
                                for p in range(self._broker.partition_count(topic) or 0)]
-            self._member = member = ManualAssignment(self._broker, partitions, self._reset)
+            self._member = member = ManualAssignment(
+                self._broker, partitions, self._reset,
+                isolation_level=self.isolation_level)
             for tp in member.assignment() & kept.keys():
                 member.seek(tp, kept[tp])
             return
@@ -176,7 +201,8 @@ class Consumer:
             self.group_id, topics, auto_offset_reset=self._reset,
             enable_auto_commit=False, session_timeout=self._session_timeout,
             on_assign=None if listener is None else listener.on_partitions_assigned,
-            on_revoke=None if listener is None else listener.on_partitions_revoked)
+            on_revoke=None if listener is None else listener.on_partitions_revoked,
+            isolation_level=self.isolation_level)
 
     def _leave(self, autocommit: bool | None = None) -> None:
         """Stop reading what is read now; commit what was handed out if ``autocommit``
@@ -208,7 +234,7 @@ class Consumer:
         self._manual = bool(wanted)
         if wanted:
             self._member = ManualAssignment(self._broker, wanted, self._reset,
-                                            self.group_id)
+                                            self.group_id, self.isolation_level)
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions read now (a group member's change with rebalances)."""
@@ -353,6 +379,15 @@ class Consumer:
         if callback is not None:
             callback(shown, error)
         return CommitFuture(shown, error)
+
+    def consumer_group_metadata(self) -> ConsumerGroupMetadata:
+        """This consumer's group and member, for a transactional Producer's
+        ``send_offsets_to_transaction`` (confluent-kafka's name)."""
+        if self.group_id is None:
+            raise InvalidConfig("consumer_group_metadata needs a Consumer with a group_id")
+        member_id = getattr(self._member, "member_id", "")
+        return ConsumerGroupMetadata(self.group_id,
+                                     member_id if isinstance(member_id, str) else "")
 
     def committed(self, tp: TopicPartition) -> int | None:
         """The group's committed offset of ``tp`` (None if there is none)."""

@@ -18,6 +18,12 @@ caller's, and a broker is not safe to use from two threads. It writes in the thr
 that call it, at once by default (``linger_ms=0``); with ``linger_ms > 0`` when
 ``batch_size`` records wait, when ``linger_ms`` has passed (checked on each ``send``),
 or on ``flush``/``get``/``close``. See docs/clients.md and decision 110.
+
+A producer with a ``transactional_id`` (``log://``, ``memory://``) writes only inside
+a transaction: ``init_transactions()`` once, then ``begin_transaction()``, sends,
+``send_offsets_to_transaction(offsets, group)``, ``commit_transaction()`` (which first
+writes what lingers) or ``abort_transaction()``. Its writes go through the log's
+``LogTransaction`` (``streamkit.log.transactional``).
 """
 from __future__ import annotations
 
@@ -32,7 +38,12 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from streamkit.client_metrics import Rates
-from streamkit.errors import InvalidConfig, KafkaTimeoutError
+from streamkit.consumer import ConsumerGroupMetadata
+from streamkit.errors import InvalidConfig, InvalidTxnState, KafkaTimeoutError
+from streamkit.log.broker import LogBroker
+from streamkit.log.transactional import LogTransaction
+from streamkit.log.transactions import DEFAULT_TIMEOUT_MS
+from streamkit.producer_txn import Offsets, ProducerTransactions, check_transactional
 from streamkit.transport import connect
 from streamkit.transport.base import Acks, Broker
 from streamkit.transport.options import (PRODUCER_OPTIONS, ProducerOptions, broker_config,
@@ -219,6 +230,15 @@ class _Sender:
         self.write_late = timer and acks != "all"
         #: for ``Producer.metrics()``: records written, records failed, produce calls
         self.sent = self.failed = self.requests = 0
+        #: a transactional producer's writes go into ``txn``, its open transaction
+        #: (under ``io_lock``); with none open they fail, never write outside one
+        self.transactional = False
+        self.txn: LogTransaction | None = None
+        #: the first write of the open transaction that failed: its commit must not
+        self.txn_error: BaseException | None = None
+        #: (a transactional producer's) aborts the open transaction before an owned
+        #: broker closes, whoever closes the sender (``close``, ``atexit``)
+        self.end_transaction: Callable[[], None] | None = None
         self.closing = False
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
@@ -296,9 +316,15 @@ class _Sender:
             for batch in batches:
                 self.requests += 1
                 try:
-                    metadata = self.broker.produce(batch.topic, batch.records, self.acks)
+                    if self.transactional:
+                        metadata = self._send_in_transaction(batch)
+                    else:
+                        metadata = self.broker.produce(batch.topic, batch.records,
+                                                       self.acks)
                 except Exception as exc:                 # noqa: BLE001 - to the futures
                     self.failed += len(batch.records)
+                    if self.txn is not None and self.txn_error is None:
+                        self.txn_error = exc
                     batch.fail(exc)
                 else:
                     self.sent += len(metadata)
@@ -309,6 +335,13 @@ class _Sender:
         finally:
             self.io_lock.release()
         return True
+
+    def _send_in_transaction(self, batch: _Batch) -> Sequence[RecordMetadata]:
+        txn = self.txn
+        if txn is None:     # (a send that raced with the commit or abort)
+            raise InvalidTxnState(f"send to {batch.topic!r} with no transaction open "
+                                  "(call begin_transaction() first)")
+        return txn.send(batch.topic, batch.records)
 
     def flush(self, timeout: float | None) -> None:
         """Write everything queued before this call (what a write in progress took
@@ -331,6 +364,12 @@ class _Sender:
             while self.count:               # (a send that passed its check meanwhile)
                 self.flush(timeout)
         finally:
+            if self.end_transaction is not None:
+                try:
+                    with self.io_lock:
+                        self.end_transaction()
+                except Exception:
+                    log.exception("the open transaction could not be aborted at close")
             if self.owned:
                 with self.io_lock:
                     self.broker.close()
@@ -402,7 +441,12 @@ class Producer:
     ``kafka://<servers>``; ``client_id``, ``retries``, ``compression_type``,
     ``request_timeout_ms``, ``security_protocol``, ... become librdkafka settings on
     ``kafka://`` and have no effect on the embedded log (``streamkit.transport.options``,
-    docs/clients.md)."""
+    docs/clients.md).
+
+    With ``transactional_id`` the producer is transactional (on ``log://`` and
+    ``memory://``): see ``init_transactions``; ``transaction_timeout_ms`` is how long a
+    transaction may stay open before the log's coordinator aborts it (Kafka's
+    ``transaction.timeout.ms``)."""
 
     def __init__(self, broker: str | Broker | None = None, *,
                  bootstrap_servers: str | Sequence[str] | None = None,
@@ -411,8 +455,11 @@ class Producer:
                  linger_ms: float | None = None, batch_size: int = 1000,
                  datadir: str | Path = "stores", default_partitions: int = 1,
                  config: dict[str, Any] | None = None,
+                 transactional_id: str | None = None,
+                 transaction_timeout_ms: int = DEFAULT_TIMEOUT_MS,
                  **options: Unpack[ProducerOptions]) -> None:
         check_names("Producer", options, PRODUCER_OPTIONS)
+        check_transactional(transactional_id, transaction_timeout_ms)
         broker = choose_broker("Producer", broker, bootstrap_servers)
         config = broker_config("Producer", "producer", broker, config, options)
         if acks in (-1, "-1"):
@@ -434,9 +481,18 @@ class Producer:
         if linger_ms is None:
             linger_ms = LINGER_MS if owned else 0
         self.linger_ms = linger_ms
+        if transactional_id is not None and not isinstance(broker, LogBroker):
+            if owned:
+                broker.close()
+            raise InvalidConfig(f"Producer transactional_id={transactional_id!r}: "
+                                "transactions from streamkit.Producer need log:// or "
+                                "memory:// for now")
         self._sender = _Sender(broker, owned, self.acks, linger_ms, batch_size,
                                timer=owned and linger_ms > 0, owner=self)
         self._rates = Rates("sent", "failed", "requests")
+        self.transactional_id = transactional_id
+        self._txns = None if transactional_id is None else ProducerTransactions(
+            self._sender, transactional_id, transaction_timeout_ms)
 
     def send(self, topic: str, value: object = None, key: object = None,
              headers: Iterable[tuple[str, HeaderValue]] | None = None,
@@ -446,6 +502,10 @@ class Producer:
         sender = self._sender
         if sender.closing:
             raise InvalidConfig("send on a closed Producer")
+        if sender.transactional and sender.txn is None:
+            raise InvalidTxnState(f"send to {topic!r}: transactional id "
+                                  f"{self.transactional_id!r} has no transaction open "
+                                  "(call begin_transaction() first)")
         # (bytes without a serializer, the common case, skip the call; the key goes
         # first, as kafka-python serializes it: a registry numbers schemas in that order)
         if key.__class__ is not bytes or self._key_serializer is not None:
@@ -474,6 +534,48 @@ class Producer:
         elif sender.write_late and _monotonic() - sender.first_at >= sender.linger:
             sender.flush(None)
         return future
+
+    # -- transactions (kafka-python / confluent-kafka names; streamkit.producer_txn) ---
+    def _transactions(self, call: str) -> ProducerTransactions:
+        if self._txns is None:
+            raise InvalidTxnState(f"{call} on a Producer without a transactional_id")
+        return self._txns
+
+    def init_transactions(self, timeout: float | None = None) -> None:
+        """Take ``transactional_id``: an older producer holding it is fenced (its
+        sends and commits fail with ``ProducerFenced``) and a transaction it left open
+        is aborted. Call once, before ``begin_transaction``. (``timeout`` is
+        confluent-kafka's; the log's coordinator answers without a round trip.)"""
+        self._transactions("init_transactions").init()
+
+    def begin_transaction(self) -> None:
+        """Open a transaction: sends from now until the commit or abort go into it."""
+        self._transactions("begin_transaction").begin()
+
+    def send_offsets_to_transaction(self, offsets: Offsets,
+                                    group: str | ConsumerGroupMetadata,
+                                    timeout: float | None = None) -> None:
+        """Commit ``offsets`` (the next offsets to read) of a consumer group with the
+        open transaction: they count only if it commits. ``group`` is a group id
+        (kafka-python) or a Consumer's ``consumer_group_metadata()`` (confluent-kafka):
+        then the commit is refused if that member no longer owns the partitions.
+        ``offsets`` may also be confluent-kafka style objects with ``.topic
+        .partition .offset``. (``timeout`` is confluent-kafka's; not needed here.)"""
+        self._transactions("send_offsets_to_transaction").send_offsets(offsets, group)
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        """Write what lingers into the transaction, then commit it: its records and
+        offsets become visible together. Raises ``ProducerFenced`` if a newer producer
+        took the id, ``TransactionAborted`` if it was rolled back instead (a send of
+        it failed, or its consumer's member was fenced); then ``abort_transaction()``
+        is accepted and does nothing."""
+        self._transactions("commit_transaction").commit(timeout)
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        """Roll the open transaction back: read_committed readers never see its
+        records, its offsets are not committed. Records still lingering are written
+        into it first (and so rolled back too)."""
+        self._transactions("abort_transaction").abort(timeout)
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every queued record and resolve its future (errors go to futures);
