@@ -182,10 +182,19 @@ class TransactionIndex:
 
     def is_open_locked(self, producer: Producer) -> bool:
         """Under the partition's lock: True if the producer has a transaction open
-        here, which a marker of ``producer`` (its epoch or newer) may end."""
+        here, which a marker of ``producer`` (its epoch or newer) may end. If it has
+        none, a newer epoch is still written down: the transaction may have been told
+        of this partition and not written to it yet, and a write it makes now (a
+        zombie's, after the coordinator aborted it) must be fenced, not begin a
+        transaction that no marker would end."""
         self.refresh()
         self.check_epoch(producer)
-        return producer[0] in self.open
+        if producer[0] in self.open:
+            return True
+        if producer[1] > self.epochs.get(producer[0], -1):
+            # a commit entry that ends nothing: it only carries the epoch
+            self._append_locked(encode_entry(COMMIT, producer, -1, -1))
+        return False
 
     def end_locked(self, producer: Producer, marker: int, commit: bool) -> None:
         """Under the partition's lock, after the marker at ``marker`` was appended."""

@@ -316,3 +316,17 @@ def test_retention_shortens_the_index_and_reads_stay_right(tmp_path):
     tx.commit()
     assert broker.fetch(tp, start, 100, isolation_level=RC)[-1].value == b"after"
     broker.close()
+
+
+def test_a_write_after_the_coordinator_aborted_the_transaction_is_fenced(broker):
+    """A producer told the coordinator of a partition but had not written to it when
+    its transaction was aborted (by a newer producer of its id, or a timeout): its
+    late write is fenced, and opens no transaction that no marker would end."""
+    old = broker.transactional_producer("tx")
+    old.begin()
+    old._enlist([TP])                               # told, not yet written
+    broker.transactional_producer("tx")             # aborts it with a new epoch
+    with pytest.raises(ProducerFenced):
+        broker._partition(TP).append(records("late"), producer=old.producer)
+    broker.produce("t", records("plain"))
+    assert values(broker, RC) == ["plain"]
