@@ -1,0 +1,178 @@
+"""Transactions through ``streamkit broker`` with confluent-kafka (librdkafka 2.x): a
+transactional producer commits and aborts, a read_committed consumer sees only what was
+committed (and moves past the markers to the end), a newer producer with the same
+transactional.id fences the older one, and ``send_offsets_to_transaction`` commits a
+group's offsets with the transaction's records (decisions 960-962)."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError,  # noqa: E402
+                             KafkaException, Producer)
+from confluent_kafka import TopicPartition as KafkaPartition  # noqa: E402
+
+from streamkit.types import TopicPartition  # noqa: E402
+from tests.wire.conftest import Wire  # noqa: E402
+
+
+def transactional(wire: Wire, transactional_id: str, **conf: object) -> Producer:
+    producer = Producer({"bootstrap.servers": wire.bootstrap,
+                         "transactional.id": transactional_id, "linger.ms": 5, **conf})
+    producer.init_transactions(10)
+    return producer
+
+
+def read(wire: Wire, topic: str, isolation: str, partitions: int = 1,
+         seconds: float = 10.0) -> tuple[list[bytes], dict[int, int]]:
+    """Every record a consumer of ``isolation`` reads from the start, until it reached
+    the end of each partition; and the position it got to in each."""
+    consumer = Consumer({"bootstrap.servers": wire.bootstrap, "group.id": "unused",
+                         "isolation.level": isolation, "enable.partition.eof": True,
+                         "enable.auto.commit": False})
+    consumer.assign([KafkaPartition(topic, p, OFFSET_BEGINNING)
+                     for p in range(partitions)])
+    values: list[bytes] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while len(at_end) < partitions:
+        assert time.monotonic() < deadline, f"not at the end after {seconds} s: {values}"
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            assert msg.error().code() == KafkaError._PARTITION_EOF, msg.error()
+            at_end.add(msg.partition())
+            continue
+        values.append(msg.value())
+    positions = {tp.partition: tp.offset for tp in consumer.position(
+        [KafkaPartition(topic, p) for p in range(partitions)])}
+    consumer.close()
+    return values, positions
+
+
+def test_committed_records_are_read_aborted_ones_are_not(wire: Wire) -> None:
+    wire.log.create_topic("payments", 1)
+    producer = transactional(wire, "payments-tx")
+    producer.begin_transaction()
+    for i in range(3):
+        producer.produce("payments", value=b"kept-%d" % i)
+    producer.commit_transaction(10)
+    producer.begin_transaction()
+    for i in range(2):
+        producer.produce("payments", value=b"dropped-%d" % i)
+    producer.flush(10)                   # (written to the log, then aborted)
+    producer.abort_transaction(10)
+    producer.begin_transaction()
+    producer.produce("payments", value=b"kept-3")
+    producer.commit_transaction(10)
+
+    committed, positions = read(wire, "payments", "read_committed")
+    assert committed == [b"kept-0", b"kept-1", b"kept-2", b"kept-3"]
+    # 4 kept, 2 aborted and 3 markers: the consumer moved past the last marker
+    end = wire.log.offsets(TopicPartition("payments", 0))[1]
+    assert end == 9
+    assert positions == {0: end}
+    uncommitted, positions = read(wire, "payments", "read_uncommitted")
+    assert uncommitted == [b"kept-0", b"kept-1", b"kept-2", b"dropped-0", b"dropped-1",
+                           b"kept-3"]
+    assert positions == {0: end}
+    # the log's own read_committed readers see the same
+    got = wire.log.fetch(TopicPartition("payments", 0), 0, 100,
+                         isolation_level="read_committed")
+    assert [m.value for m in got] == committed
+
+
+def test_an_open_transaction_holds_back_read_committed_readers(wire: Wire) -> None:
+    wire.log.create_topic("orders", 1)
+    plain = Producer({"bootstrap.servers": wire.bootstrap})
+    plain.produce("orders", value=b"before")
+    plain.flush(10)
+    producer = transactional(wire, "orders-tx")
+    producer.begin_transaction()
+    producer.produce("orders", value=b"pending")
+    producer.flush(10)
+    plain.produce("orders", value=b"after")
+    plain.flush(10)
+
+    values, positions = read(wire, "orders", "read_committed")
+    assert values == [b"before"]
+    assert positions == {0: 1}            # the last stable offset: the open one's first
+    values, _ = read(wire, "orders", "read_uncommitted")
+    assert values == [b"before", b"pending", b"after"]
+    producer.commit_transaction(10)
+    values, _ = read(wire, "orders", "read_committed")
+    assert values == [b"before", b"pending", b"after"]
+
+
+def test_a_newer_producer_fences_the_older_one(wire: Wire) -> None:
+    wire.log.create_topic("rides", 1)
+    old = transactional(wire, "rides-tx")
+    old.begin_transaction()
+    old.produce("rides", value=b"zombie")
+    old.flush(10)
+
+    new = transactional(wire, "rides-tx")      # aborts what the old one left open
+    new.begin_transaction()
+    new.produce("rides", value=b"live")
+    new.commit_transaction(10)
+
+    with pytest.raises(KafkaException) as caught:
+        old.produce("rides", value=b"zombie-2")
+        old.commit_transaction(10)
+    error = caught.value.args[0]
+    assert error.fatal(), error
+    assert error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                            KafkaError.INVALID_PRODUCER_EPOCH), error
+    values, _ = read(wire, "rides", "read_committed")
+    assert values == [b"live"]
+
+
+def test_send_offsets_to_transaction_commits_the_group_offsets(wire: Wire) -> None:
+    wire.log.create_topic("in", 1)
+    wire.log.create_topic("out", 1)
+    plain = Producer({"bootstrap.servers": wire.bootstrap})
+    for i in range(5):
+        plain.produce("in", value=b"%d" % i)
+    plain.flush(10)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer({"bootstrap.servers": wire.bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": 6000})
+    consumer.subscribe(["in"])
+    got = []
+    deadline = time.monotonic() + 20
+    while len(got) < 5:
+        assert time.monotonic() < deadline, got
+        msg = consumer.poll(0.5)
+        if msg is not None and not msg.error():
+            got.append(msg)
+    producer = transactional(wire, "relay-tx")
+
+    # an aborted transaction commits no offsets
+    producer.begin_transaction()
+    producer.produce("out", value=b"aborted")
+    producer.send_offsets_to_transaction(
+        [KafkaPartition("in", 0, 3)], consumer.consumer_group_metadata(), 10)
+    producer.abort_transaction(10)
+    assert wire.log.group_offsets(group) == []
+
+    producer.begin_transaction()
+    for msg in got:
+        producer.produce("out", value=msg.value() + b"!")
+    producer.send_offsets_to_transaction(
+        [KafkaPartition("in", 0, got[-1].offset() + 1)],
+        consumer.consumer_group_metadata(), 10)
+    producer.commit_transaction(10)
+
+    [committed] = consumer.committed([KafkaPartition("in", 0)], 10)
+    assert committed.offset == 5
+    assert [(o.topic, o.partition, o.committed) for o in wire.log.group_offsets(group)] \
+        == [("in", 0, 5)]
+    consumer.close()
+    values, _ = read(wire, "out", "read_committed")
+    assert values == [b"0!", b"1!", b"2!", b"3!", b"4!"]
