@@ -176,3 +176,36 @@ def test_send_offsets_to_transaction_commits_the_group_offsets(wire: Wire) -> No
     consumer.close()
     values, _ = read(wire, "out", "read_committed")
     assert values == [b"0!", b"1!", b"2!", b"3!", b"4!"]
+
+
+def test_offsets_of_a_member_that_left_its_group_are_refused(wire: Wire) -> None:
+    """KIP-447's zombie fencing: group metadata of a generation that is over (the
+    consumer left, its partitions went elsewhere) cannot commit offsets."""
+    wire.log.create_topic("in", 1)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer({"bootstrap.servers": wire.bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(["in"])
+    deadline = time.monotonic() + 20
+    while not consumer.assignment():
+        assert time.monotonic() < deadline, "never assigned"
+        consumer.poll(0.2)
+    stale = consumer.consumer_group_metadata()
+    consumer.close()                                  # its generation is over
+
+    producer = transactional(wire, "zombie-tx")
+    producer.begin_transaction()
+    producer.produce("in", value=b"output")
+    with pytest.raises(KafkaException) as caught:
+        producer.send_offsets_to_transaction([KafkaPartition("in", 0, 1)], stale, 10)
+    error = caught.value.args[0]
+    assert error.txn_requires_abort() and not error.fatal(), error
+    assert error.code() == KafkaError.ILLEGAL_GENERATION, error
+    producer.abort_transaction(10)
+    assert wire.log.group_offsets(group) == []
+    # the producer carries on with its next transaction
+    producer.begin_transaction()
+    producer.produce("in", value=b"next")
+    producer.commit_transaction(10)
+    values, _ = read(wire, "in", "read_committed")
+    assert values == [b"next"]
