@@ -21,8 +21,8 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 from kio.schema.errors import ErrorCode
 
-from streamkit.errors import (BrokerError, InvalidTxnState, ProducerFenced,
-                              TransactionAborted)
+from streamkit.errors import (BrokerError, InvalidConfig, InvalidTxnState,
+                              ProducerFenced, TransactionAborted)
 from streamkit.log.transactions import TransactionCoordinator
 from streamkit.log.txnindex import Producer
 from streamkit.names import is_topic_name
@@ -100,6 +100,8 @@ def init_transactional_producer(node: Node, request: Request) -> Any:
         return answer(ErrorCode.transactional_id_authorization_failed)
     coordinator = _coordinator(node)
     transactional_id = body.transactional_id
+    if not transactional_id:
+        return answer(ErrorCode.invalid_request)         # as Kafka: null or a name
     given = (getattr(body, "producer_id", -1), getattr(body, "producer_epoch", -1))
     if given[0] >= 0:
         state = coordinator.describe(transactional_id)
@@ -125,7 +127,7 @@ def append_transactional(node: Node, tp: TopicPartition, batch: ProducedBatch,
     if not serves_transactions(node):
         return (ErrorCode.unsupported_for_message_format,
                 "this broker's log has no transactions", -1)
-    if transactional_id is None:
+    if not transactional_id:
         return (ErrorCode.invalid_txn_state,
                 "a transactional batch in a Produce request without a transactional id",
                 -1)
@@ -216,6 +218,9 @@ def _call(fenced: ErrorCode, call: Callable[[], None]) -> ErrorCode:
     except InvalidTxnState as exc:
         logger.info("%s", exc)
         return ErrorCode.invalid_txn_state
+    except InvalidConfig as exc:                # a transactional or group id it refuses
+        logger.info("%s", exc)
+        return ErrorCode.invalid_request
     except (BrokerError, OSError) as exc:
         logger.warning("transaction request failed: %s", exc)
         return ErrorCode.unknown_server_error

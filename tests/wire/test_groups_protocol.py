@@ -98,7 +98,8 @@ def joined(client: Client, **options: Any) -> Any:
     return client.join(first.member_id, **options)
 
 
-def test_find_coordinator_names_this_node_for_any_group_or_transactional_id(wire: Wire, clients: Any) -> None:
+def test_find_coordinator_names_this_node_for_any_group_or_transactional_id(
+        wire: Wire, clients: Any) -> None:
     client = clients()
     one = client.call(FIND_COORDINATOR, 3, key="orders", key_type=0)
     batched = client.call(FIND_COORDINATOR, 4, key_type=0, coordinator_keys=("a", "b"))
