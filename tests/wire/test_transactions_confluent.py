@@ -209,3 +209,34 @@ def test_offsets_of_a_member_that_left_its_group_are_refused(wire: Wire) -> None
     producer.commit_transaction(10)
     values, _ = read(wire, "in", "read_committed")
     assert values == [b"next"]
+
+
+def test_a_commit_after_the_member_lost_its_partitions_is_aborted(wire: Wire) -> None:
+    """The offsets were sent while the member owned the partition; it left the group
+    before the commit: the coordinator aborts the transaction (nothing of it visible,
+    no offsets), the producer gets an abortable error and carries on."""
+    wire.log.create_topic("in", 1)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer({"bootstrap.servers": wire.bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(["in"])
+    deadline = time.monotonic() + 20
+    while not consumer.assignment():
+        assert time.monotonic() < deadline, "never assigned"
+        consumer.poll(0.2)
+    producer = transactional(wire, "late-tx")
+    producer.begin_transaction()
+    producer.produce("in", value=b"output")
+    producer.send_offsets_to_transaction([KafkaPartition("in", 0, 1)],
+                                         consumer.consumer_group_metadata(), 10)
+    consumer.close()                               # its partition is no longer its own
+
+    with pytest.raises(KafkaException) as caught:
+        producer.commit_transaction(10)
+    error = caught.value.args[0]
+    assert error.txn_requires_abort() and not error.fatal(), error
+    assert error.code() == KafkaError.ILLEGAL_GENERATION, error
+    producer.abort_transaction(10)
+    assert wire.log.group_offsets(group) == []
+    values, _ = read(wire, "in", "read_committed")
+    assert values == []
