@@ -286,8 +286,10 @@ def _read_partition(node: Node, tp: TopicPartition, offset: int, max_bytes: int,
 # -- ListOffsets ------------------------------------------------------------------------
 def list_offsets(node: Node, request: Request) -> Any:
     """Each partition's earliest (-2) or latest (-1) offset, or the first offset whose
-    record's timestamp is at or after the one asked for (-1 when none is)."""
+    record's timestamp is at or after the one asked for (-1 when none is). The latest
+    offset of a read_committed client (v2+) is the last stable offset, as in Kafka."""
     cls = response_type(LIST_OFFSETS, request.api_version)
+    committed = getattr(request.body, "isolation_level", 0) == READ_COMMITTED
     part_cls = nested(cls, "ListOffsetsPartitionResponse")
     topic_cls = nested(cls, "ListOffsetsTopicResponse")
     topics = []
@@ -295,7 +297,8 @@ def list_offsets(node: Node, request: Request) -> Any:
         parts = []
         for asked in topic.partitions:
             error, offset, timestamp = _list_offset(
-                node, TopicPartition(topic.name, asked.partition_index), asked.timestamp)
+                node, TopicPartition(topic.name, asked.partition_index), asked.timestamp,
+                committed)
             parts.append(build(part_cls, partition_index=asked.partition_index,
                                error_code=error, timestamp=timestamp, offset=offset,
                                leader_epoch=0 if error is ErrorCode.none else -1))
@@ -303,7 +306,7 @@ def list_offsets(node: Node, request: Request) -> Any:
     return build(cls, throttle_time=NO_THROTTLE, topics=tuple(topics))
 
 
-def _list_offset(node: Node, tp: TopicPartition, timestamp: int
+def _list_offset(node: Node, tp: TopicPartition, timestamp: int, committed: bool
                  ) -> tuple[ErrorCode, int, int]:
     broker = node.broker
     if not _exists(node, tp):
@@ -312,6 +315,8 @@ def _list_offset(node: Node, tp: TopicPartition, timestamp: int
     if timestamp == EARLIEST:
         return ErrorCode.none, start, -1
     if timestamp == LATEST:
+        if committed and isinstance(broker, TransactionalBroker):
+            return ErrorCode.none, broker.last_stable_offset(tp), -1
         return ErrorCode.none, end, -1
     if timestamp < 0:
         return ErrorCode.invalid_request, -1, -1      # -3 (max timestamp) and others

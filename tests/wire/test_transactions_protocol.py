@@ -16,10 +16,11 @@ import pytest
 
 from streamkit.types import OutgoingRecord, TopicPartition
 from tests.wire.conftest import (Wire, decode_response, fetch_body, frame_of, kio_body,
-                                 kio_module, produce_body, read_batches, read_frame,
-                                 record_batch)
+                                 kio_module, list_offsets_body, produce_body,
+                                 read_batches, read_frame, record_batch)
 
-PRODUCE, FETCH, INIT_PRODUCER_ID, ADD_PARTITIONS_TO_TXN, END_TXN = 0, 1, 22, 24, 26
+PRODUCE, FETCH, LIST_OFFSETS, INIT_PRODUCER_ID = 0, 1, 2, 22
+ADD_PARTITIONS_TO_TXN, END_TXN = 24, 26
 INVALID_REQUEST, INVALID_TRANSACTION_TIMEOUT, PRODUCER_FENCED = 42, 50, 90
 UNKNOWN_TOPIC_OR_PARTITION, OPERATION_NOT_ATTEMPTED, INVALID_RECORD = 3, 55, 87
 INVALID_PRODUCER_EPOCH = 47
@@ -61,6 +62,13 @@ class Client:
         body = dataclasses.replace(body, isolation_level=isolation_level)
         (part,) = self.call(FETCH, 12, body).responses[0].partitions
         return part
+
+    def latest(self, topic: str, isolation_level: int) -> int:
+        """ListOffsets' latest offset of partition 0 for a client of that level."""
+        body = list_offsets_body(6, topic, 0, -1)
+        body = dataclasses.replace(body, isolation_level=isolation_level)
+        (part,) = self.call(LIST_OFFSETS, 6, body).topics[0].partitions
+        return int(part.offset)
 
     def end(self, transactional_id: str, producer: tuple[int, int], commit: bool) -> int:
         cls, _module = kio_module(END_TXN, 3)
@@ -155,6 +163,7 @@ def test_read_committed_fetch_stops_at_the_open_transaction(wire: Wire,
     committed = client.fetch("orders", 0, isolation_level=1)
     assert (committed.high_watermark, committed.last_stable_offset) == (4, 1)
     assert [v for _o, _k, v, _t in read_batches(committed.records)] == [b"before"]
+    assert [client.latest("orders", isolation_level=i) for i in (0, 1)] == [4, 1]
     uncommitted = client.fetch("orders", 0, isolation_level=0)
     assert uncommitted.last_stable_offset == 1
     assert [v for _o, _k, v, _t in read_batches(uncommitted.records)] == \
