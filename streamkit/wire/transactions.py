@@ -293,9 +293,13 @@ def _txn_offsets(groups: GroupCoordinator, node: Node, body: Any, member: str,
     if not offsets:
         return ErrorCode.none
     group = groups.groups.get(body.group_id)
-    # the coordinator checks ownership in the group store at the commit: only where
-    # the group's assignment is written there (a consumer group)
-    owner = member if group is not None and group.shared else ""
+    # the coordinator checks ownership in the group store at the commit: where the
+    # group's assignment is written there (a consumer group), and the assignor is
+    # eager; a cooperative member commits the partitions it is giving up in its
+    # revoke callback, after the new assignment without them was written (Kafka
+    # checks only the generation, done above)
+    cooperative = group is not None and "cooperative" in (group.protocol or "")
+    owner = member if group is not None and group.shared and not cooperative else ""
     producer = (body.producer_id, body.producer_epoch)
     # (TxnOffsetCommit has no PRODUCER_FENCED version)
     return _call(ErrorCode.invalid_producer_epoch, lambda: _coordinator(node).add_offsets(

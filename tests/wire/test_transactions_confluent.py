@@ -240,3 +240,48 @@ def test_a_commit_after_the_member_lost_its_partitions_is_aborted(wire: Wire) ->
     assert wire.log.group_offsets(group) == []
     values, _ = read(wire, "in", "read_committed")
     assert values == []
+
+
+def test_a_cooperative_member_commits_what_it_gives_up_in_its_revoke_callback(
+        wire: Wire) -> None:
+    """With cooperative-sticky, a member commits the offsets of the partitions it is
+    giving up from its revoke callback, in the new generation whose assignment no
+    longer has them: Kafka takes that commit (only the generation is checked), and
+    so does this broker."""
+    wire.log.create_topic("in", 2)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    conf = {"bootstrap.servers": wire.bootstrap, "group.id": group,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "heartbeat.interval.ms": 300}
+    producer = transactional(wire, "coop-tx")
+    first = Consumer(conf)
+    committed: list[list[int]] = []
+
+    def on_revoke(consumer: Consumer, parts: list[KafkaPartition]) -> None:
+        if not parts:
+            return
+        producer.begin_transaction()
+        producer.produce("in", value=b"output", partition=0)
+        producer.send_offsets_to_transaction(
+            [KafkaPartition(p.topic, p.partition, 1) for p in parts],
+            consumer.consumer_group_metadata(), 10)
+        producer.commit_transaction(10)
+        committed.append([p.partition for p in parts])
+
+    first.subscribe(["in"], on_revoke=on_revoke)
+    deadline = time.monotonic() + 20
+    while len(first.assignment()) < 2:
+        assert time.monotonic() < deadline, "never assigned both partitions"
+        first.poll(0.1)
+    second = Consumer(conf)
+    second.subscribe(["in"])
+    while not committed:
+        assert time.monotonic() < deadline, "no partition was revoked"
+        first.poll(0.1)
+        second.poll(0.1)
+    [revoked] = committed
+    assert len(revoked) == 1
+    assert [(o.partition, o.committed) for o in wire.log.group_offsets(group)] == \
+        [(revoked[0], 1)]
+    first.close()
+    second.close()
