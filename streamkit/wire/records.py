@@ -256,8 +256,10 @@ def _read_partition(node: Node, tp: TopicPartition, offset: int, max_bytes: int,
     if not _exists(node, tp):
         return ErrorCode.unknown_topic_or_partition, b"", (-1, -1, -1)
     start, end = broker.offsets(tp)
-    stable = broker.last_stable_offset(tp) if isinstance(broker, TransactionalBroker) \
-        else end
+    # (a read_uncommitted client has no use for the LSO: it reads up to the end, and
+    # is answered without the transaction index, as before there were transactions)
+    stable = broker.last_stable_offset(tp) \
+        if committed and isinstance(broker, TransactionalBroker) else end
     if not start <= offset <= end:
         return ErrorCode.offset_out_of_range, b"", (end, start, stable)
     readable = stable if committed else end
