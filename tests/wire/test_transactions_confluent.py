@@ -5,6 +5,8 @@ transactional.id fences the older one, and ``send_offsets_to_transaction`` commi
 group's offsets with the transaction's records (decisions 960-962)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 
@@ -285,3 +287,40 @@ def test_a_cooperative_member_commits_what_it_gives_up_in_its_revoke_callback(
         [(revoked[0], 1)]
     first.close()
     second.close()
+
+
+PRODUCER_THAT_DIES = """
+import os, sys
+from confluent_kafka import Producer
+producer = Producer({"bootstrap.servers": sys.argv[1], "transactional.id": "dies",
+                     "transaction.timeout.ms": 4000})
+producer.init_transactions(10)
+producer.begin_transaction()
+producer.produce("jobs", value=b"never-committed")
+producer.flush(10)
+os.kill(os.getpid(), 9)                # no EndTxn: the transaction stays open
+"""
+
+
+def test_the_transaction_of_a_producer_that_died_is_aborted_at_its_timeout(
+        wire: Wire) -> None:
+    wire.log.create_topic("jobs", 1)
+    died = subprocess.run([sys.executable, "-c", PRODUCER_THAT_DIES, wire.bootstrap],
+                          capture_output=True, timeout=60)
+    assert died.returncode == -9, died.stderr[-2000:]
+    plain = Producer({"bootstrap.servers": wire.bootstrap})
+    plain.produce("jobs", value=b"after")
+    plain.flush(10)
+    assert wire.log.offsets(TopicPartition("jobs", 0)) == (0, 2)
+
+    # a read_committed reader is held at the open transaction (its end is the LSO, 0)
+    values, _ = read(wire, "jobs", "read_committed")
+    assert values == []
+    # until the server aborts it (a 4 s timeout, looked at every second); then it
+    # reads on, past the abort marker to the end
+    deadline = time.monotonic() + 15
+    while wire.log.offsets(TopicPartition("jobs", 0))[1] < 3:
+        assert time.monotonic() < deadline, "the transaction was never aborted"
+        time.sleep(0.1)
+    values, positions = read(wire, "jobs", "read_committed")
+    assert (values, positions) == ([b"after"], {0: 3})
