@@ -7,9 +7,9 @@ Every test on a Kafka-protocol broker runs on both, as test_x[tansu] and
 test_x[streamkit] (tests/transport's contract: [kafka-tansu], [kafka-streamkit]); most
 share one tansu per session and one streamkit broker per module, the broker-contract
 suite in tests/transport starts a fresh one per test. ``--kafka=tansu`` or
-``--kafka=streamkit`` runs them on one only. On streamkit broker, tests that need
-transactions (not served) or a replication factor above 1 (one copy kept) are skipped,
-naming why; tests on tansu are skipped where it is not installed."""
+``--kafka=streamkit`` runs them on one only. On streamkit broker, tests that need a
+replication factor above 1 (one copy kept) are skipped, naming why; tests on tansu are
+skipped where it is not installed."""
 from __future__ import annotations
 
 import importlib.util
@@ -126,11 +126,6 @@ class StreamkitBroker:
 KAFKA_BROKERS = {"both": ("tansu", "streamkit"), "tansu": ("tansu",),
                  "streamkit": ("streamkit",)}
 
-#: test modules that need transactions over the protocol (not served by streamkit
-#: broker); tests named for exactly_once need them too
-_NEEDS_TRANSACTIONS = ("test_kafka_transactions.py", "test_exactly_once_on_kafka.py")
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--kafka", choices=tuple(KAFKA_BROKERS), default="both",
                      help="the Kafka-protocol broker(s) of the kafka:// tests (default: "
@@ -163,15 +158,12 @@ def kafka_broker_of(item: pytest.Item) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    skip = pytest.mark.skip(reason="streamkit broker does not serve transactions yet")
     one_copy = pytest.mark.skip(reason="streamkit broker keeps one copy: a replication "
                                        "factor above 1 is refused (INVALID_REPLICATION_FACTOR)")
     for item in items:
         if kafka_broker_of(item) != "streamkit":
             continue
-        if item.path.name in _NEEDS_TRANSACTIONS or "exactly_once" in item.name:
-            item.add_marker(skip)
-        elif "replication_factor" in item.name:
+        if "replication_factor" in item.name:
             item.add_marker(one_copy)
 
 

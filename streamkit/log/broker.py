@@ -425,6 +425,13 @@ class LogBroker:
                                                        self._group_store)
         return self._coordinator
 
+    def last_stable_offset(self, tp: TopicPartition) -> int:
+        """The partition's last stable offset: the first offset of its oldest open
+        transaction, or its end offset when none is open (what a read_committed reader
+        may read up to, as Kafka's Fetch reports it)."""
+        log = self._partition(tp)
+        return min(log.committed_view().stable, log.end_offset())
+
     def transactional_producer(self, transactional_id: str,
                                timeout_ms: int = DEFAULT_TIMEOUT_MS) -> LogTransaction:
         """A transactional producer for ``transactional_id`` (its previous holder is

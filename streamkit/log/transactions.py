@@ -198,6 +198,13 @@ class TransactionCoordinator:
         self._partition = partition
         self._group_store = group_store
 
+    def describe(self, transactional_id: str) -> TxnState | None:
+        """The id's state as last written (None for an id never initialised): who
+        holds it, and what its open transaction wrote to. Read without the lock, so
+        it may be stale by the time it is looked at; for checks that the lock-taking
+        calls repeat."""
+        return self._store.read(transactional_id)
+
     # -- producers -----------------------------------------------------------------
     def init_producer(self, transactional_id: str, timeout_ms: int = DEFAULT_TIMEOUT_MS
                       ) -> Producer:

@@ -53,6 +53,10 @@ SYNC_GROUP = 14
 DESCRIBE_GROUPS = 15
 LIST_GROUPS = 16
 DELETE_GROUPS = 42
+ADD_PARTITIONS_TO_TXN = 24
+ADD_OFFSETS_TO_TXN = 25
+END_TXN = 26
+TXN_OFFSET_COMMIT = 28
 
 #: api key -> (min, max) version served: Kafka 4.0's minimums, and the newest versions
 #: whose fields this server fills (librdkafka 2.16 asks for ApiVersions v3, Metadata
@@ -83,6 +87,12 @@ SERVED: dict[int, tuple[int, int]] = {
     DESCRIBE_GROUPS: (0, 5),
     LIST_GROUPS: (0, 5),
     DELETE_GROUPS: (0, 2),
+    # transactions: streamkit.wire.transactions (decision 960); the clients' versions
+    # (AddPartitionsToTxn v4+ are the brokers'), before KIP-890's TRANSACTION_ABORTABLE
+    ADD_PARTITIONS_TO_TXN: (0, 3),
+    ADD_OFFSETS_TO_TXN: (0, 3),
+    END_TXN: (0, 3),
+    TXN_OFFSET_COMMIT: (0, 3),
 }
 
 #: this broker's node id: the only node, leader of every partition

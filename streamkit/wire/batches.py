@@ -12,6 +12,7 @@ uncompressed batches.
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -21,8 +22,8 @@ from streamkit.types import LOG_APPEND_TIME, Headers, Message, PartitionRecords
 from streamkit.wire.compression import (CODECS, MAX_INFLATED, TooLarge, Unreadable,
                                         Unsupported, decompress)
 
-__all__ = ["BatchError", "CODECS", "MAX_INFLATED", "ProducedBatch", "encode_batch",
-           "read_batches"]
+__all__ = ["BatchError", "CODECS", "CONTROL_BATCH_SIZE", "MAX_INFLATED", "ProducedBatch",
+           "encode_batch", "encode_control_batch", "read_batches"]
 
 #: Kafka's error codes a batch can be refused with
 CORRUPT_MESSAGE = 2
@@ -303,6 +304,31 @@ def encode_batch(messages: Sequence[Message], max_bytes: int) -> tuple[bytes, in
                           -1, used)
     crc = crc32c.crc32c(records, crc32c.crc32c(header[_CRC_FROM:]))
     return header[:17] + _CRC.pack(crc) + header[_CRC_FROM:] + records, used
+
+
+#: a commit marker's key (version 0, type 1) and value (version 0, coordinator epoch 0)
+_COMMIT_KEY = struct.pack(">hh", 0, 1)
+_MARKER_VALUE = struct.pack(">hi", 0, 0)
+
+
+def encode_control_batch(first: int, last: int) -> bytes:
+    """A control batch over offsets ``first`` to ``last`` holding one commit marker
+    (at ``last``), with no producer: clients read no record from it and fetch from
+    ``last + 1`` next, as past the markers of Kafka's transactions (decision 961)."""
+    delta = last - first
+    record = b"".join((b"\0", _varint(0), _varint(delta), _varint(len(_COMMIT_KEY)),
+                       _COMMIT_KEY, _varint(len(_MARKER_VALUE)), _MARKER_VALUE,
+                       _varint(0)))
+    records = _varint(len(record)) + record
+    now = time.time_ns() // 1_000_000
+    header = _HEADER.pack(first, _HEADER.size - _LENGTH_FROM + len(records), 0, 2, 0,
+                          _CONTROL | _TRANSACTIONAL, delta, now, now, -1, -1, -1, 1)
+    crc = crc32c.crc32c(records, crc32c.crc32c(header[_CRC_FROM:]))
+    return header[:17] + _CRC.pack(crc) + header[_CRC_FROM:] + records
+
+
+#: the size of ``encode_control_batch``'s batches, at most
+CONTROL_BATCH_SIZE = _HEADER.size + 40
 
 
 def encode_batches(messages: Sequence[Message], max_bytes: int, at_least_one: bool

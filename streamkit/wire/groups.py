@@ -27,6 +27,7 @@ from streamkit.wire.consumer_protocol import encode_assignment, encode_subscript
 from streamkit.wire.coordinator import (CONSUMER, EMPTY, LOCK_ONLY, STABLE,
                                         GroupCoordinator, StoreBroker)
 from streamkit.wire.protocol import Request, response_type
+from streamkit.wire.transactions import serves_transactions
 
 __all__ = ["GROUP_HANDLERS", "GroupView", "MemberView", "all_groups", "describe"]
 
@@ -44,7 +45,8 @@ def _seconds(value: Any) -> float:
 # -- FindCoordinator --------------------------------------------------------------------
 async def find_coordinator(groups: GroupCoordinator, node: Node, request: Request,
                            peer: str) -> Any:
-    """This node coordinates every group (v4+ ask for many keys at once)."""
+    """This node coordinates every group and every transactional id (v4+ ask for many
+    keys at once)."""
     cls = response_type(FIND_COORDINATOR, request.api_version)
     body = request.body
     key_type = getattr(body, "key_type", _GROUP_KEY)
@@ -57,9 +59,12 @@ async def find_coordinator(groups: GroupCoordinator, node: Node, request: Reques
 
 
 def _coordinator(node: Node, key: str, key_type: int) -> dict[str, Any]:
-    if key_type == _TRANSACTION_KEY:
-        error, message = ErrorCode.coordinator_not_available, "transactions are not served"
-    elif key_type != _GROUP_KEY:
+    if key_type == _TRANSACTION_KEY and not serves_transactions(node):
+        error, message = (ErrorCode.coordinator_not_available,
+                          "this broker's log has no transactions")
+    elif key_type == _TRANSACTION_KEY and not key:
+        error, message = ErrorCode.invalid_request, "an empty transactional id"
+    elif key_type not in (_GROUP_KEY, _TRANSACTION_KEY):
         error, message = ErrorCode.invalid_request, f"key type {key_type} is not served"
     elif not key:
         error, message = ErrorCode.invalid_request, "an empty group id"

@@ -21,15 +21,20 @@ from streamkit.transport.base import WatchedBroker
 from streamkit.types import TopicPartition
 from streamkit.wire.apis import (FETCH, INIT_PRODUCER_ID, LIST_OFFSETS, NO_THROTTLE,
                                  PRODUCE, Node, build, nested)
-from streamkit.wire.batches import BatchError, ProducedBatch, encode_batches, read_batches
+from streamkit.wire.batches import (CONTROL_BATCH_SIZE, BatchError, ProducedBatch,
+                                    encode_batches, encode_control_batch, read_batches)
 from streamkit.wire.producers import GAP
 from streamkit.wire.protocol import Request, response_type
+from streamkit.wire.transactions import (TransactionalBroker, append_transactional,
+                                         init_transactional_producer)
 
 __all__ = ["RECORD_HANDLERS", "AppendWaiter", "can_sync", "fetch", "list_offsets",
            "produce"]
 
 EARLIEST = -2
 LATEST = -1
+#: Fetch's isolation_level of a read_committed consumer (0: read_uncommitted)
+READ_COMMITTED = 1
 #: messages read from the log at a time while filling a fetch response
 _CHUNK = 500
 #: how often a fetch looks at a log that no watch covers (a broker without appends
@@ -68,7 +73,8 @@ def produce(node: Node, request: Request, durable: set[TopicPartition] | None = 
         parts = []
         for data in topic.partition_data:
             error, message, base = _produce_partition(node, topic.name, data.index,
-                                                      data.records, acks)
+                                                      data.records, acks,
+                                                      request.body.transactional_id)
             start = -1
             if error is ErrorCode.none:
                 tp = TopicPartition(topic.name, data.index)
@@ -92,8 +98,10 @@ def can_sync(broker: object) -> bool:
 
 
 def _produce_partition(node: Node, topic: str, partition: int, data: bytes | None,
-                       acks: Literal[1, "all"]) -> tuple[ErrorCode, str | None, int]:
-    """(error, message, base offset) of appending one partition's record set."""
+                       acks: Literal[1, "all"], transactional_id: str | None = None
+                       ) -> tuple[ErrorCode, str | None, int]:
+    """(error, message, base offset) of appending one partition's record set
+    (``transactional_id``: the request's, for transactional batches)."""
     if not _exists(node, TopicPartition(topic, partition)):
         # Kafka creates topics on Metadata only (and only with auto-create on)
         return ErrorCode.unknown_topic_or_partition, None, -1
@@ -104,7 +112,11 @@ def _produce_partition(node: Node, topic: str, partition: int, data: bytes | Non
         return ErrorCode(exc.code), str(exc), -1
     base = -1
     for batch in batches:
-        error, message, offset = _append(node, tp, batch, acks)
+        if batch.transactional and not batch.control:
+            error, message, offset = append_transactional(node, tp, batch,
+                                                          transactional_id)
+        else:
+            error, message, offset = _append(node, tp, batch, acks)
         if error is not ErrorCode.none:
             return error, message, -1
         base = offset if base == -1 else base
@@ -114,8 +126,9 @@ def _produce_partition(node: Node, topic: str, partition: int, data: bytes | Non
 def _append(node: Node, tp: TopicPartition, batch: ProducedBatch,
             acks: Literal[1, "all"]) -> tuple[ErrorCode, str | None, int]:
     """Append one batch, unless its idempotent producer sent it already."""
-    if batch.control or batch.transactional:
-        return ErrorCode.unsupported_for_message_format, "transactions are not served", -1
+    if batch.control:
+        # (markers are the transaction coordinator's to write, as in Kafka)
+        return ErrorCode.invalid_record, "a control batch from a client", -1
     idempotent = batch.producer_id >= 0 and batch.base_sequence >= 0
     if idempotent:
         seen = node.producers.check(batch.producer_id, batch.producer_epoch, tp,
@@ -138,13 +151,12 @@ def _append(node: Node, tp: TopicPartition, batch: ProducedBatch,
 
 # -- InitProducerId ---------------------------------------------------------------------
 def init_producer_id(node: Node, request: Request) -> Any:
-    """A new producer id, epoch 0, for an idempotent producer; a transactional one is
-    refused (transactions are not served)."""
+    """A new producer id, epoch 0, for an idempotent producer; a transactional one
+    gets its id's producer id and a new epoch from the log's transaction coordinator
+    (``transactions``)."""
     cls = response_type(INIT_PRODUCER_ID, request.api_version)
     if request.body.transactional_id is not None:
-        return build(cls, throttle_time=NO_THROTTLE,
-                     error_code=ErrorCode.transactional_id_authorization_failed,
-                     producer_id=-1, producer_epoch=-1)
+        return init_transactional_producer(node, request)
     return build(cls, throttle_time=NO_THROTTLE, error_code=ErrorCode.none,
                  producer_id=node.producers.new_id(), producer_epoch=0)
 
@@ -206,6 +218,7 @@ def _fetch_once(node: Node, request: Request) -> tuple[Any, int, bool]:
     part_cls = nested(cls, "PartitionData")
     topic_cls = nested(cls, "FetchableTopicResponse")
     room = max(request.body.max_bytes, 0)
+    committed = getattr(request.body, "isolation_level", 0) == READ_COMMITTED
     size = 0
     errors = False
     topics = []
@@ -215,12 +228,13 @@ def _fetch_once(node: Node, request: Request) -> tuple[Any, int, bool]:
             tp = TopicPartition(topic.topic, asked.partition)
             error, data, marks = _read_partition(node, tp, asked.fetch_offset,
                                                  min(asked.partition_max_bytes, room - size),
-                                                 at_least_one=size == 0)
+                                                 at_least_one=size == 0,
+                                                 committed=committed)
             errors = errors or error is not ErrorCode.none
             size += len(data)
-            high, start = marks
+            high, start, stable = marks
             parts.append(build(part_cls, partition_index=asked.partition, error_code=error,
-                               high_watermark=high, last_stable_offset=high,
+                               high_watermark=high, last_stable_offset=stable,
                                log_start_offset=start, aborted_transactions=(),
                                preferred_read_replica=-1, records=data))
         topics.append(build(topic_cls, topic=topic.topic, partitions=tuple(parts)))
@@ -230,18 +244,35 @@ def _fetch_once(node: Node, request: Request) -> tuple[Any, int, bool]:
 
 
 def _read_partition(node: Node, tp: TopicPartition, offset: int, max_bytes: int,
-                    at_least_one: bool) -> tuple[ErrorCode, bytes, tuple[int, int]]:
-    """(error, batches, (high watermark, log start)) of one partition from ``offset``."""
+                    at_least_one: bool, committed: bool = False
+                    ) -> tuple[ErrorCode, bytes, tuple[int, int, int]]:
+    """(error, batches, (high watermark, log start, last stable offset)) of one
+    partition from ``offset``. ``committed`` (read_committed): only records of
+    committed transactions (and of none), up to the last stable offset; the log
+    filters them (decision 961). Offsets that hold nothing the reader may see up to
+    where it may read (markers, aborted records) end with a control batch over them,
+    so that the client moves past them as past Kafka's markers."""
     broker = node.broker
     if not _exists(node, tp):
-        return ErrorCode.unknown_topic_or_partition, b"", (-1, -1)
+        return ErrorCode.unknown_topic_or_partition, b"", (-1, -1, -1)
     start, end = broker.offsets(tp)
+    # (a read_uncommitted client has no use for the LSO: it reads up to the end, and
+    # is answered without the transaction index, as before there were transactions)
+    stable = broker.last_stable_offset(tp) \
+        if committed and isinstance(broker, TransactionalBroker) else end
     if not start <= offset <= end:
-        return ErrorCode.offset_out_of_range, b"", (end, start)
+        return ErrorCode.offset_out_of_range, b"", (end, start, stable)
+    readable = stable if committed else end
+    isolation = "read_committed" if committed else "read_uncommitted"
     out = bytearray()
-    while offset < end and (max_bytes > len(out) or (at_least_one and not out)):
-        messages = broker.fetch(tp, offset, max_records=_CHUNK)
+    while offset < readable and (max_bytes > len(out) or (at_least_one and not out)):
+        messages = broker.fetch(tp, offset, max_records=_CHUNK, isolation_level=isolation)
+        if committed and messages and messages[-1].offset >= readable:
+            # (a transaction ended since ``stable`` was read: the next fetch has them)
+            messages = [m for m in messages if m.offset < readable]
         if not messages:
+            if max_bytes - len(out) >= CONTROL_BATCH_SIZE or (at_least_one and not out):
+                out += encode_control_batch(offset, readable - 1)
             break
         data, used = encode_batches(messages, max_bytes - len(out),
                                     at_least_one=at_least_one and not out)
@@ -251,14 +282,16 @@ def _read_partition(node: Node, tp: TopicPartition, offset: int, max_bytes: int,
         offset = messages[used - 1].offset + 1
         if used < len(messages):
             break                                     # full
-    return ErrorCode.none, bytes(out), (end, start)
+    return ErrorCode.none, bytes(out), (end, start, stable)
 
 
 # -- ListOffsets ------------------------------------------------------------------------
 def list_offsets(node: Node, request: Request) -> Any:
     """Each partition's earliest (-2) or latest (-1) offset, or the first offset whose
-    record's timestamp is at or after the one asked for (-1 when none is)."""
+    record's timestamp is at or after the one asked for (-1 when none is). The latest
+    offset of a read_committed client (v2+) is the last stable offset, as in Kafka."""
     cls = response_type(LIST_OFFSETS, request.api_version)
+    committed = getattr(request.body, "isolation_level", 0) == READ_COMMITTED
     part_cls = nested(cls, "ListOffsetsPartitionResponse")
     topic_cls = nested(cls, "ListOffsetsTopicResponse")
     topics = []
@@ -266,7 +299,8 @@ def list_offsets(node: Node, request: Request) -> Any:
         parts = []
         for asked in topic.partitions:
             error, offset, timestamp = _list_offset(
-                node, TopicPartition(topic.name, asked.partition_index), asked.timestamp)
+                node, TopicPartition(topic.name, asked.partition_index), asked.timestamp,
+                committed)
             parts.append(build(part_cls, partition_index=asked.partition_index,
                                error_code=error, timestamp=timestamp, offset=offset,
                                leader_epoch=0 if error is ErrorCode.none else -1))
@@ -274,7 +308,7 @@ def list_offsets(node: Node, request: Request) -> Any:
     return build(cls, throttle_time=NO_THROTTLE, topics=tuple(topics))
 
 
-def _list_offset(node: Node, tp: TopicPartition, timestamp: int
+def _list_offset(node: Node, tp: TopicPartition, timestamp: int, committed: bool
                  ) -> tuple[ErrorCode, int, int]:
     broker = node.broker
     if not _exists(node, tp):
@@ -283,6 +317,8 @@ def _list_offset(node: Node, tp: TopicPartition, timestamp: int
     if timestamp == EARLIEST:
         return ErrorCode.none, start, -1
     if timestamp == LATEST:
+        if committed and isinstance(broker, TransactionalBroker):
+            return ErrorCode.none, broker.last_stable_offset(tp), -1
         return ErrorCode.none, end, -1
     if timestamp < 0:
         return ErrorCode.invalid_request, -1, -1      # -3 (max timestamp) and others

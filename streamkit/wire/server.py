@@ -29,6 +29,7 @@ from streamkit.wire.protocol import FRAME_SIZE, FrameError, decode_request, \
 from streamkit.wire.producers import ProducerState
 from streamkit.wire.records import RECORD_HANDLERS, AppendWaiter, fetch, produce
 from streamkit.wire.traffic import Traffic
+from streamkit.wire.transactions import TXN_HANDLERS, expire_transactions
 
 __all__ = ["IDLE_TIMEOUT", "MAX_CONNECTIONS", "WireServer", "cluster_id_for"]
 
@@ -115,6 +116,7 @@ class WireServer:
         async with listener, anyio.create_task_group() as tasks:
             self.port = listener.extra(SocketAttribute.local_port)
             tasks.start_soon(self.groups.run)
+            tasks.start_soon(expire_transactions, self.broker)
             task_status.started(self.port)
             await listener.serve(self._connection)
 
@@ -238,6 +240,8 @@ class WireServer:
             body = produce(node, request, durable)
         elif key in GROUP_HANDLERS:
             body = await GROUP_HANDLERS[key](self.groups, node, request, f"/{peer}")
+        elif key in TXN_HANDLERS:
+            body = await TXN_HANDLERS[key](self.groups, node, request, f"/{peer}")
         elif key in RECORD_HANDLERS:
             body = RECORD_HANDLERS[key](node, request)
         else:

@@ -98,7 +98,8 @@ def joined(client: Client, **options: Any) -> Any:
     return client.join(first.member_id, **options)
 
 
-def test_find_coordinator_names_this_node_for_any_group(wire: Wire, clients: Any) -> None:
+def test_find_coordinator_names_this_node_for_any_group_or_transactional_id(
+        wire: Wire, clients: Any) -> None:
     client = clients()
     one = client.call(FIND_COORDINATOR, 3, key="orders", key_type=0)
     batched = client.call(FIND_COORDINATOR, 4, key_type=0, coordinator_keys=("a", "b"))
@@ -108,7 +109,8 @@ def test_find_coordinator_names_this_node_for_any_group(wire: Wire, clients: Any
         (NONE, 0, "127.0.0.1", wire.port)
     assert [(c.key, c.node_id, c.port, c.error_code) for c in batched.coordinators] == \
         [("a", 0, wire.port, NONE), ("b", 0, wire.port, NONE)]
-    assert transactions.coordinators[0].error_code != NONE
+    assert [(c.key, c.node_id, c.port, c.error_code) for c in transactions.coordinators] \
+        == [("tx", 0, wire.port, NONE)]            # the transaction coordinator too
 
 
 def test_a_second_member_makes_heartbeats_ask_the_first_to_rejoin(wire: Wire,

@@ -27,6 +27,7 @@ from tests.wire.conftest import (Wire, closed_by_server, decode_response, fetch_
                                  record_batch, start_wire)
 from tests.wire.group_requests import GROUP_APIS, check_group_response, \
     group_request_body
+from tests.wire.txn_requests import TXN_APIS, check_txn_response, txn_request_body
 
 API_VERSIONS, METADATA, CREATE_TOPICS, DELETE_TOPICS = 18, 3, 19, 20
 PRODUCE, FETCH, LIST_OFFSETS, INIT_PRODUCER_ID = 0, 1, 2, 22
@@ -62,6 +63,8 @@ def request_body(api_key: int, version: int) -> Any:
         return admin_body(api_key, version)
     if api_key in GROUP_APIS:
         return group_request_body(api_key, version)
+    if api_key in TXN_APIS:
+        return txn_request_body(api_key, version)
     cls = load_request_schema(api_key, version)
     module = __import__(cls.__module__, fromlist=["_"])
     if api_key == API_VERSIONS:
@@ -133,6 +136,8 @@ def test_every_advertised_version_answers(wire: Wire, api_key: int, version: int
         check_admin_response(wire, api_key, response)
     elif api_key in GROUP_APIS:
         check_group_response(api_key, version, response)
+    elif api_key in TXN_APIS:
+        check_txn_response(api_key, version, response)
     elif api_key == DELETE_TOPICS:
         (result,) = response.responses
         assert (result.name, result.error_code) == (f"gone-v{version}", 0)
