@@ -133,21 +133,19 @@ class Closing:
 
 class Held:
     """``take``'s view of one partition the worker holds: its cache and changed
-    keys (the table's own), and the join's stream times, closing times, and keys
-    new since the last commit or in the store. Gathered once, dropped whenever the
-    table replaces a cache or a set of changed keys (``_forget_hot``)."""
+    keys (the table's own), and the join's stream times, closing times, and keys in
+    the store. Gathered once, dropped whenever the table replaces a cache or a set of
+    changed keys (``_forget_hot``)."""
 
-    __slots__ = ("partition", "store", "cache", "dirty", "fresh", "stored", "times",
-                 "closing")
+    __slots__ = ("partition", "store", "cache", "dirty", "stored", "times", "closing")
 
     def __init__(self, partition: int, store: Any, cache: dict[Any, Any], dirty: set[Any],
-                 fresh: set[bytes], stored: set[bytes], times: list[int],
+                 stored: set[bytes], times: list[int],
                  closing: tuple[Closing, Closing]) -> None:
         self.partition = partition
         self.store = store
         self.cache = cache
         self.dirty = dirty
-        self.fresh = fresh
         self.stored = stored
         self.times = times
         self.closing = closing
@@ -196,10 +194,11 @@ class WindowJoinBuffer(Table):
         self._step = max(1000, (before_ms + after_ms + grace_ms) // 64)
         #: changed keys at which to ask for an early commit (as ``_write_at`` does)
         self._dirty_limit = 1
-        #: per partition, keys first buffered since the last commit (not in the store)
-        self._fresh: dict[int, set[bytes]] = {}
         #: per partition, the keys its store holds (or more): a key in neither the
-        #: cache nor this set is not buffered, and costs no store read
+        #: cache nor this set is not buffered, and costs no store read; a buffered key
+        #: not in it was first buffered since the last commit, and neither the store
+        #: nor the changelog has ever had it (or their last record of it is a
+        #: tombstone): if it goes before the next commit it is forgotten, unwritten
         self._stored: dict[int, set[bytes]] = {}
 
     def __repr__(self) -> str:
@@ -228,7 +227,7 @@ class WindowJoinBuffer(Table):
         side = RIGHT if tp.topic == self.right_topic else LEFT
         other = 1 - side
         times, cache, dirty = held.times, held.cache, held.dirty
-        stored, fresh = held.stored, held.fresh
+        stored = held.stored
         own_closing, other_order = held.closing[side], held.closing[other].order
         own_buckets = own_closing.buckets
         step, grace, reach = self._step, self.grace_ms, self._reach[side]
@@ -258,11 +257,8 @@ class WindowJoinBuffer(Table):
                 continue
             found = cache.get(key, _ABSENT)
             if found is _ABSENT:
-                if key in stored:
-                    found = self._read(held, key)
-                else:               # (_read, inline: a key first seen)
-                    fresh.add(key)
-                    found = _FRESH
+                # (_read, inline for a key first seen)
+                found = self._read(held, key) if key in stored else _FRESH
             if found is _DELETED or found is _FRESH:
                 entries: tuple[Any, ...] = ()
                 joined = 0
@@ -318,7 +314,7 @@ class WindowJoinBuffer(Table):
             self._index(partition)
         held = self._held[partition] = Held(
             partition, self._stores.get(partition), self._cache_of(partition),
-            self._dirty[partition], self._fresh[partition], self._stored[partition],
+            self._dirty[partition], self._stored[partition],
             self._time[partition], self._closing[partition])
         return held
 
@@ -330,11 +326,13 @@ class WindowJoinBuffer(Table):
         """A key not in the cache: its buffered records from the store, or ``_FRESH``
         (none; then, if it closes before the next commit, nothing of it is ever
         written: see ``_keep``)."""
-        if key in held.stored and held.store is not None:
+        stored = held.stored
+        if key in stored and held.store is not None:
             raw = held.store.get(held.partition, _KEY + key)
             if raw is not None:
                 return self.value_serde.loads(raw)
-        held.fresh.add(key)
+        # not in the store (nor dirty: a changed key is always in the cache)
+        stored.discard(key)
         return _FRESH
 
     def _keep(self, held: Held, key: bytes, entries: Any, undo: dict[bytes, Any],
@@ -346,9 +344,7 @@ class WindowJoinBuffer(Table):
         undo.setdefault(key, before)
         dirty = held.dirty
         if entries is _DELETED:
-            fresh = held.fresh
-            if key in fresh:
-                fresh.discard(key)
+            if key not in held.stored:
                 dirty.discard(key)
                 del held.cache[key]
                 return
@@ -397,7 +393,7 @@ class WindowJoinBuffer(Table):
         unjoined: list[tuple[int, int, bytes, Any]] = []
         reach = self._reach[side]
         given = self._unjoined_given[side]
-        cache, dirty, fresh = held.cache, held.dirty, held.fresh
+        cache, dirty, stored = held.cache, held.dirty, held.stored
         remember = undo.setdefault
         for key in keys:
             entries = cache.get(key, _ABSENT)
@@ -419,8 +415,7 @@ class WindowJoinBuffer(Table):
             if kept:
                 cache[key] = tuple(kept)
                 dirty.add(key)
-            elif key in fresh:      # came and went since the last commit: forgotten
-                fresh.discard(key)
+            elif key not in stored:     # came and went since the last commit: forgotten
                 dirty.discard(key)
                 del cache[key]
             else:
@@ -452,7 +447,6 @@ class WindowJoinBuffer(Table):
                 side = entry[1]
                 closing[side].add(entry[0] + reach[side], key)
         self._dirty_limit = max(self.cache_size // 2, 1)
-        self._fresh[partition] = set()
         self._closing[partition] = closing
         self._time[partition] = times
         return times
@@ -493,16 +487,13 @@ class WindowJoinBuffer(Table):
             stored = self._stored.get(partition)
             if stored is not None:
                 stored |= flushed
-        for fresh in self._fresh.values():
-            fresh.clear()
         for partition, key, before, now in changed_since:
             cache = self._cache[partition]
             if now is _ABSENT:          # came and went (see _keep)
                 if before is _FRESH:
                     continue
                 now = _DELETED          # in the store from this commit: a tombstone
-            elif before is _FRESH:
-                self._fresh[partition].add(key)
+            # (a key that was _FRESH before stays out of the store's keys: unwritten)
             cache[key] = now
             self._dirty[partition].add(key)
 
@@ -527,7 +518,6 @@ class WindowJoinBuffer(Table):
             if partition not in self._active:
                 del self._time[partition]
                 self._closing.pop(partition, None)
-                self._fresh.pop(partition, None)
                 self._stored.pop(partition, None)
                 self._in_flight.pop(partition, None)
 
@@ -549,14 +539,12 @@ class WindowJoinBuffer(Table):
         super().discard_uncommitted()
         self._time.clear()
         self._closing.clear()
-        self._fresh.clear()
         self._in_flight.clear()
 
     def close(self) -> None:
         super().close()
         self._time.clear()
         self._closing.clear()
-        self._fresh.clear()
         self._stored.clear()
         self._in_flight.clear()
 
