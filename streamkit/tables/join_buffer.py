@@ -61,6 +61,8 @@ _KEY = b"k"
 _FRESH: Any = object()
 #: stream time of a partition nothing has been seen on
 _NEVER = -(1 << 62)
+#: the stream time at which a side with nothing buffered closes something: never
+_LAST = 1 << 62
 
 #: one result: ``(left value, right value)``, or ``(key bytes, (left, right))`` when
 #: the results are asked for with their keys
@@ -137,7 +139,8 @@ class Held:
     the store. Gathered once, dropped whenever the table replaces a cache or a set of
     changed keys (``_forget_hot``)."""
 
-    __slots__ = ("partition", "store", "cache", "dirty", "stored", "times", "closing")
+    __slots__ = ("partition", "store", "cache", "dirty", "stored", "times", "closing",
+                 "sides")
 
     def __init__(self, partition: int, store: Any, cache: dict[Any, Any], dirty: set[Any],
                  stored: set[bytes], times: list[int],
@@ -149,6 +152,8 @@ class Held:
         self.stored = stored
         self.times = times
         self.closing = closing
+        #: per side, what ``take`` needs for a batch of it, in one tuple (``_hold``)
+        self.sides: tuple[tuple[Any, ...], ...] = ()
 
 
 class WindowJoinBuffer(Table):
@@ -212,28 +217,28 @@ class WindowJoinBuffer(Table):
         from ``start`` on until one gives results; returns its index and the results,
         in order: the other side's records whose window it closed, then its own pairs
         (the batch's length and none if no record gave any); each result is
-        ``(left, right)``, or ``(key bytes, (left, right))`` if ``keyed``. Until ``settle`` says the
-        agent is done with them, a commit writes the buffers as they were before that
-        record (see ``flush``). One loop per batch: what a record needs of its side and
-        partition is looked up once."""
+        ``(left, right)``, or ``(key bytes, (left, right))`` if ``keyed``. Until
+        ``settle`` says the agent is done with them, a commit writes the buffers as
+        they were before that record (see ``flush``). One loop per batch: what a
+        record needs of its side and partition is looked up once, in one tuple."""
         tp, messages, values = batch.tp, batch.messages, batch.values
         partition = tp.partition
         n = len(values)
+        in_flight = self._in_flight
         held = self._held.get(partition)
         if held is None:
             held = self._hold(partition)
             if held is None:
                 return n, []    # revoked meanwhile: its new owner joins these records
-        side = RIGHT if tp.topic == self.right_topic else LEFT
-        other = 1 - side
-        times, cache, dirty = held.times, held.cache, held.dirty
-        stored = held.stored
-        own_closing, other_order = held.closing[side], held.closing[other].order
-        own_buckets = own_closing.buckets
-        step, grace, reach = self._step, self.grace_ms, self._reach[side]
-        dirty_limit = self._dirty_limit
-        given = self._unjoined_given[side]
-        drops, name = self._drops, self.name
+        (side, other, times, cache, dirty, stored, own_closing, own_buckets, other_order,
+         step, grace, reach, dirty_limit, given, drops, name
+         ) = held.sides[tp.topic == self.right_topic]
+        # the other side's stream time does not move in this loop (nor do its closing
+        # times, but by _close): the bucket of its stream time, and the stream time of
+        # this side at which the next of its buckets closes
+        other_bucket = times[other] // step
+        close_at = (other_order[0] + 1) * step if other_order else _LAST
+        latest = times[side]
         results: list[JoinResult] = []
         for i in range(start, n):
             message = messages[i]
@@ -243,15 +248,16 @@ class WindowJoinBuffer(Table):
                 drops[name] += 1
                 continue
             ts = message.timestamp
-            own_time = times[side]
+            own_time = latest
             # what this record changes, as it was before (see flush): needed only if
             # it gives results, as a commit can come only while the agent holds them
             undo: dict[Any, Any] | None = None
             if ts > own_time:
-                times[side] = ts
-                if other_order and other_order[0] < ts // step:
+                times[side] = latest = ts
+                if ts >= close_at:
                     undo = {}
                     self._close(held, other, ts, results, undo, keyed)
+                    close_at = (other_order[0] + 1) * step if other_order else _LAST
             elif ts + grace < own_time:
                 drops[name] += 1        # late: its own side has moved on
                 continue
@@ -266,7 +272,7 @@ class WindowJoinBuffer(Table):
                 entries, joined = self._pair(key, side, ts, values[i], found, results,
                                              keyed)
             bucket = (ts + reach) // step
-            if bucket < times[other] // step:
+            if bucket < other_bucket:
                 # its window closed already (the other topic is read ahead of this
                 # one): it joined what it could, nothing can come for it any more.
                 # (Decided by bucket, as Closing decides for buffered records, so that
@@ -297,7 +303,7 @@ class WindowJoinBuffer(Table):
                 undo = {} if undo is None else undo
                 undo[side] = own_time
                 undo[other] = times[other]
-                self._in_flight[partition] = undo
+                in_flight[partition] = undo
                 return i, results
         return n, results
 
@@ -316,7 +322,17 @@ class WindowJoinBuffer(Table):
             partition, self._stores.get(partition), self._cache_of(partition),
             self._dirty[partition], self._stored[partition],
             self._time[partition], self._closing[partition])
+        held.sides = (self._side_view(held, LEFT), self._side_view(held, RIGHT))
         return held
+
+    def _side_view(self, held: Held, side: int) -> tuple[Any, ...]:
+        """What ``take`` unpacks for a batch of ``side`` in ``held``'s partition."""
+        other = 1 - side
+        own_closing = held.closing[side]
+        return (side, other, held.times, held.cache, held.dirty, held.stored,
+                own_closing, own_closing.buckets, held.closing[other].order, self._step,
+                self.grace_ms, self._reach[side], self._dirty_limit,
+                self._unjoined_given[side], self._drops, self.name)
 
     def _forget_hot(self) -> None:
         super()._forget_hot()
