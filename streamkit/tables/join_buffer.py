@@ -217,10 +217,11 @@ class WindowJoinBuffer(Table):
         from ``start`` on until one gives results; returns its index and the results,
         in order: the other side's records whose window it closed, then its own pairs
         (the batch's length and none if no record gave any); each result is
-        ``(left, right)``, or ``(key bytes, (left, right))`` if ``keyed``. Until
-        ``settle`` says the agent is done with them, a commit writes the buffers as
-        they were before that record (see ``flush``). One loop per batch: what a
-        record needs of its side and partition is looked up once, in one tuple."""
+        ``(left, right)``, or ``(key bytes, (left, right))`` if ``keyed``. Until the
+        agent is done with them (the next ``take`` of the partition, or ``settle``), a
+        commit writes the buffers as they were before that record (see ``flush``).
+        One loop per batch: what a record needs of its side and partition is looked
+        up once, in one tuple."""
         tp, messages, values = batch.tp, batch.messages, batch.values
         partition = tp.partition
         n = len(values)
@@ -230,6 +231,7 @@ class WindowJoinBuffer(Table):
             held = self._hold(partition)
             if held is None:
                 return n, []    # revoked meanwhile: its new owner joins these records
+        in_flight.pop(partition, None)      # (settled: the records before start)
         (side, other, times, cache, dirty, stored, own_closing, own_buckets, other_order,
          step, grace, reach, dirty_limit, given, drops, name
          ) = held.sides[tp.topic == self.right_topic]
@@ -298,8 +300,8 @@ class WindowJoinBuffer(Table):
                 else:
                     keys.append(key)
             if results:
-                # the agent gets results: until it is done with them (settle), a commit
-                # writes what this record changed as it was before, stream times too
+                # the agent gets results: until it is done with them, a commit writes
+                # what this record changed as it was before, stream times too
                 undo = {} if undo is None else undo
                 undo[side] = own_time
                 undo[other] = times[other]
@@ -309,7 +311,8 @@ class WindowJoinBuffer(Table):
 
     def settle(self, batch: RecordBatch) -> None:
         """The agent is done with the results the last record ``take`` stopped at in
-        ``batch`` gave: a commit may write what it changed."""
+        ``batch`` gave (without a ``take`` of the records after it): a commit may
+        write what it changed."""
         self._in_flight.pop(batch.tp.partition, None)
 
     def _hold(self, partition: int) -> Held | None:
