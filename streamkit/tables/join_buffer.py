@@ -410,25 +410,35 @@ class WindowJoinBuffer(Table):
         the kind of join says so, oldest first."""
         keys = held.closing[side].take(now)
         unjoined: list[tuple[int, int, bytes, Any]] = []
-        reach = self._reach[side]
+        #: a record of ``side`` before this closed (its ts + reach < now)
+        cutoff = now - self._reach[side]
         given = self._unjoined_given[side]
         cache, dirty, stored = held.cache, held.dirty, held.stored
         remember = undo.setdefault
+        kept: list[Any] | None
         for key in keys:
             entries = cache.get(key, _ABSENT)
             if entries is _ABSENT:
                 entries = self._read(held, key)
             if entries is _DELETED or entries is _FRESH:
                 continue
-            kept = []
-            for entry in entries:
-                ts, entry_side, joined, raw = entry
-                if entry_side != side or ts + reach >= now:
-                    kept.append(entry)
-                elif given and not joined:
-                    unjoined.append((ts, len(unjoined), key, raw))
-            if len(kept) == len(entries):
-                continue
+            if len(entries) == 1:
+                # a key's last record (the most common case), with no list
+                entry = entries[0]
+                if entry[1] != side or entry[0] >= cutoff:
+                    continue
+                if given and not entry[2]:
+                    unjoined.append((entry[0], len(unjoined), key, entry[3]))
+                kept = None
+            else:
+                kept = []
+                for entry in entries:
+                    if entry[1] != side or entry[0] >= cutoff:
+                        kept.append(entry)
+                    elif given and not entry[2]:
+                        unjoined.append((entry[0], len(unjoined), key, entry[3]))
+                if len(kept) == len(entries):
+                    continue
             # (_keep, inline: once per record closed)
             remember(key, entries)
             if kept:
