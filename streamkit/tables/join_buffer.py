@@ -384,6 +384,15 @@ class WindowJoinBuffer(Table):
         else:
             low, high = ts - self.after_ms, ts + self.before_ms
         other = 1 - side
+        if len(entries) == 1:
+            # one buffered record (the most common case), with no lists
+            entry = entries[0]
+            if entry[1] != other or not low <= entry[0] <= high:
+                return entries, 0
+            found = self._load[other](entry[3])
+            pair = (value, found) if side == LEFT else (found, value)
+            results.append((raw_key, pair) if keyed else pair)
+            return (entry if entry[2] else (entry[0], other, 1, entry[3]),), 1
         matches = []
         marked = []
         for entry in entries:
