@@ -290,7 +290,9 @@ class WindowJoinBuffer(Table):
                 if results:
                     undo = {} if undo is None else undo
                     undo.setdefault(key, found)
-                cache[key] = (*entries, (ts, side, joined, raw_value))
+                # (no (*entries, entry): that builds a list on the way)
+                entry = (ts, side, joined, raw_value)
+                cache[key] = entries + (entry,) if entries else (entry,)
                 dirty.add(key)
                 if len(dirty) >= dirty_limit:
                     self._check_dirty()
