@@ -186,6 +186,22 @@ class Serde:
                 raise fail(data, exc) from exc
         return loads_record
 
+    def loads_again(self) -> Callable[[bytes], Any]:
+        """``loads`` for payloads it decoded once already (a stream-stream join's
+        buffered values, decoded again when they join): msgspec's decoder straight
+        away, without the bookkeeping of refusals, and ``loads`` if it refuses."""
+        fast, loads = self._fast, self.loads
+        if fast is None:
+            return loads
+
+        def load_again(data: bytes) -> Any:
+            """Decode a payload decoded once already."""
+            try:
+                return fast(data)
+            except Exception:  # noqa: BLE001 - the usual way, which names any error
+                return loads(data)
+        return load_again
+
     def _failure(self, data: bytes, exc: BaseException) -> DecodeError:
         err = DecodeError(f"cannot decode {self._describe}: {exc}")
         err.cause = exc
