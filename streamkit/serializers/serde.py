@@ -318,4 +318,7 @@ class Serde:
 
 def _utf8_strings(datas: list[bytes | None]) -> list[str | None]:
     """Raw payloads as text, ``None`` kept."""
-    return [None if data is None else data.decode() for data in datas]
+    try:
+        return list(map(bytes.decode, datas))  # type: ignore[arg-type]  # (a loop in C)
+    except TypeError:   # a None (a record with no key) among them, or not bytes
+        return [None if data is None else data.decode() for data in datas]
