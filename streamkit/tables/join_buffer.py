@@ -294,8 +294,6 @@ class WindowJoinBuffer(Table):
                 entry = (ts, side, joined, raw_value)
                 cache[key] = entries + (entry,) if entries else (entry,)
                 dirty.add(key)
-                if len(dirty) >= dirty_limit:
-                    self._check_dirty()
                 keys = own_buckets.get(bucket)     # (own_closing.add, inline)
                 if keys is None:
                     own_closing.open(bucket, key)
@@ -308,7 +306,12 @@ class WindowJoinBuffer(Table):
                 undo[side] = own_time
                 undo[other] = times[other]
                 in_flight[partition] = undo
+                if len(dirty) >= dirty_limit:
+                    self._check_dirty()
                 return i, results
+        # (checked once a call, not once a record: a batch more at most)
+        if len(dirty) >= dirty_limit:
+            self._check_dirty()
         return n, results
 
     def settle(self, batch: RecordBatch) -> None:
