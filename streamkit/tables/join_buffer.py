@@ -349,7 +349,7 @@ class WindowJoinBuffer(Table):
     def _read(self, held: Held, key: bytes) -> Any:
         """A key not in the cache: its buffered records from the store, or ``_FRESH``
         (none; then, if it closes before the next commit, nothing of it is ever
-        written: see ``_keep``)."""
+        written: see ``_close``)."""
         stored = held.stored
         if key in stored and held.store is not None:
             raw = held.store.get(held.partition, _KEY + key)
@@ -361,21 +361,12 @@ class WindowJoinBuffer(Table):
 
     def _keep(self, held: Held, key: bytes, entries: Any, undo: dict[bytes, Any],
               before: Any) -> None:
-        """Write ``key``'s buffered records (``_DELETED``: none), remembering in
-        ``undo`` what it held before the record in flight (``before``). A key that
-        came and went since the last commit is forgotten instead: neither its
-        changelog nor its store has ever had it."""
+        """Write ``key``'s buffered records (those a record closed on arrival joined),
+        remembering in ``undo`` what it held before the record in flight
+        (``before``); ``take`` checks the changed keys against the cache's bound."""
         undo.setdefault(key, before)
-        dirty = held.dirty
-        if entries is _DELETED:
-            if key not in held.stored:
-                dirty.discard(key)
-                del held.cache[key]
-                return
         held.cache[key] = entries
-        dirty.add(key)
-        if len(dirty) >= self._dirty_limit:
-            self._check_dirty()
+        held.dirty.add(key)
 
     def _pair(self, raw_key: bytes, side: int, ts: int, value: Any,
               entries: tuple[Any, ...], results: list[JoinResult], keyed: bool
@@ -532,7 +523,7 @@ class WindowJoinBuffer(Table):
                 stored |= flushed
         for partition, key, before, now in changed_since:
             cache = self._cache[partition]
-            if now is _ABSENT:          # came and went (see _keep)
+            if now is _ABSENT:          # came and went (see _close)
                 if before is _FRESH:
                     continue
                 now = _DELETED          # in the store from this commit: a tombstone
