@@ -274,8 +274,8 @@ class App:
         buffer = WindowJoinBuffer(
             channel.join_name, context=self.table_context,
             left_topic=channel.left.name, right_topic=channel.right.name,
-            load_left=channel.left.value_serde.loads,
-            load_right=channel.right.value_serde.loads,
+            load_left=channel.left.value_serde.loads_again(),
+            load_right=channel.right.value_serde.loads_again(),
             before_ms=channel.before_ms, after_ms=channel.after_ms,
             grace_ms=channel.grace_ms, how=channel.how,
             drops=self.monitor.join_drops)

@@ -436,7 +436,9 @@ class Stream(_Operators):
         returns its index and results (the batch's length and none at its end), in a
         loop of its own: an event with no result costs no step of this generator.
         Each result is given with its event in hand (the cursor on it); once the
-        consumer asks for more after its last, ``settle(batch)`` and the event is done."""
+        consumer asks for more after its last, the event is done: ``take`` learns it
+        from the next call (the events before its ``i`` are done), ``settle(batch)``
+        when the loop leaves the batch after it."""
         current_stream.set(self)
         while True:
             batch = await self._take_batch()
@@ -454,10 +456,10 @@ class Stream(_Operators):
                     break
                 for result in results:
                     yield result
-                settle(batch)
                 i += 1
                 self.cursor = i
-                if self._interrupt:
+                if i >= n or self._interrupt:
+                    settle(batch)
                     break
             if self._leave_batch(batch, i):
                 return

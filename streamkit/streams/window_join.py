@@ -22,9 +22,11 @@ class WindowBuffer(Protocol):
     """What the stream reads of a stream-stream join's buffer."""
 
     def take(self, batch: Batch, start: int, keyed: bool = False
-             ) -> tuple[int, list[Any]]: ...
+             ) -> tuple[int, list[Any]]:
+        """The next results from ``start`` on (the events before it are done)."""
 
-    def settle(self, batch: Batch) -> None: ...
+    def settle(self, batch: Batch) -> None:
+        """The event of the last results of ``batch`` is done."""
 
 
 class JoinedStream(DerivedStream):

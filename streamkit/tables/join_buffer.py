@@ -61,6 +61,8 @@ _KEY = b"k"
 _FRESH: Any = object()
 #: stream time of a partition nothing has been seen on
 _NEVER = -(1 << 62)
+#: the stream time at which a side with nothing buffered closes something: never
+_LAST = 1 << 62
 
 #: one result: ``(left value, right value)``, or ``(key bytes, (left, right))`` when
 #: the results are asked for with their keys
@@ -133,24 +135,25 @@ class Closing:
 
 class Held:
     """``take``'s view of one partition the worker holds: its cache and changed
-    keys (the table's own), and the join's stream times, closing times, and keys
-    new since the last commit or in the store. Gathered once, dropped whenever the
-    table replaces a cache or a set of changed keys (``_forget_hot``)."""
+    keys (the table's own), and the join's stream times, closing times, and keys in
+    the store. Gathered once, dropped whenever the table replaces a cache or a set of
+    changed keys (``_forget_hot``)."""
 
-    __slots__ = ("partition", "store", "cache", "dirty", "fresh", "stored", "times",
-                 "closing")
+    __slots__ = ("partition", "store", "cache", "dirty", "stored", "times", "closing",
+                 "sides")
 
     def __init__(self, partition: int, store: Any, cache: dict[Any, Any], dirty: set[Any],
-                 fresh: set[bytes], stored: set[bytes], times: list[int],
+                 stored: set[bytes], times: list[int],
                  closing: tuple[Closing, Closing]) -> None:
         self.partition = partition
         self.store = store
         self.cache = cache
         self.dirty = dirty
-        self.fresh = fresh
         self.stored = stored
         self.times = times
         self.closing = closing
+        #: per side, what ``take`` needs for a batch of it, in one tuple (``_hold``)
+        self.sides: tuple[tuple[Any, ...], ...] = ()
 
 
 class WindowJoinBuffer(Table):
@@ -196,10 +199,11 @@ class WindowJoinBuffer(Table):
         self._step = max(1000, (before_ms + after_ms + grace_ms) // 64)
         #: changed keys at which to ask for an early commit (as ``_write_at`` does)
         self._dirty_limit = 1
-        #: per partition, keys first buffered since the last commit (not in the store)
-        self._fresh: dict[int, set[bytes]] = {}
         #: per partition, the keys its store holds (or more): a key in neither the
-        #: cache nor this set is not buffered, and costs no store read
+        #: cache nor this set is not buffered, and costs no store read; a buffered key
+        #: not in it was first buffered since the last commit, and neither the store
+        #: nor the changelog has ever had it (or their last record of it is a
+        #: tombstone): if it goes before the next commit it is forgotten, unwritten
         self._stored: dict[int, set[bytes]] = {}
 
     def __repr__(self) -> str:
@@ -213,28 +217,30 @@ class WindowJoinBuffer(Table):
         from ``start`` on until one gives results; returns its index and the results,
         in order: the other side's records whose window it closed, then its own pairs
         (the batch's length and none if no record gave any); each result is
-        ``(left, right)``, or ``(key bytes, (left, right))`` if ``keyed``. Until ``settle`` says the
-        agent is done with them, a commit writes the buffers as they were before that
-        record (see ``flush``). One loop per batch: what a record needs of its side and
-        partition is looked up once."""
+        ``(left, right)``, or ``(key bytes, (left, right))`` if ``keyed``. Until the
+        agent is done with them (the next ``take`` of the partition, or ``settle``), a
+        commit writes the buffers as they were before that record (see ``flush``).
+        One loop per batch: what a record needs of its side and partition is looked
+        up once, in one tuple."""
         tp, messages, values = batch.tp, batch.messages, batch.values
         partition = tp.partition
         n = len(values)
+        in_flight = self._in_flight
         held = self._held.get(partition)
         if held is None:
             held = self._hold(partition)
             if held is None:
                 return n, []    # revoked meanwhile: its new owner joins these records
-        side = RIGHT if tp.topic == self.right_topic else LEFT
-        other = 1 - side
-        times, cache, dirty = held.times, held.cache, held.dirty
-        stored, fresh = held.stored, held.fresh
-        own_closing, other_order = held.closing[side], held.closing[other].order
-        own_buckets = own_closing.buckets
-        step, grace, reach = self._step, self.grace_ms, self._reach[side]
-        dirty_limit = self._dirty_limit
-        given = self._unjoined_given[side]
-        drops, name = self._drops, self.name
+        in_flight.pop(partition, None)      # (settled: the records before start)
+        (side, other, times, cache, dirty, stored, own_closing, own_buckets, other_order,
+         step, grace, reach, dirty_limit, given, drops, name
+         ) = held.sides[tp.topic == self.right_topic]
+        # the other side's stream time does not move in this loop (nor do its closing
+        # times, but by _close): the bucket of its stream time, and the stream time of
+        # this side at which the next of its buckets closes
+        other_bucket = times[other] // step
+        close_at = (other_order[0] + 1) * step if other_order else _LAST
+        latest = times[side]
         results: list[JoinResult] = []
         for i in range(start, n):
             message = messages[i]
@@ -244,25 +250,23 @@ class WindowJoinBuffer(Table):
                 drops[name] += 1
                 continue
             ts = message.timestamp
-            own_time = times[side]
+            own_time = latest
             # what this record changes, as it was before (see flush): needed only if
             # it gives results, as a commit can come only while the agent holds them
             undo: dict[Any, Any] | None = None
             if ts > own_time:
-                times[side] = ts
-                if other_order and other_order[0] < ts // step:
+                times[side] = latest = ts
+                if ts >= close_at:
                     undo = {}
                     self._close(held, other, ts, results, undo, keyed)
+                    close_at = (other_order[0] + 1) * step if other_order else _LAST
             elif ts + grace < own_time:
                 drops[name] += 1        # late: its own side has moved on
                 continue
             found = cache.get(key, _ABSENT)
             if found is _ABSENT:
-                if key in stored:
-                    found = self._read(held, key)
-                else:               # (_read, inline: a key first seen)
-                    fresh.add(key)
-                    found = _FRESH
+                # (_read, inline for a key first seen)
+                found = self._read(held, key) if key in stored else _FRESH
             if found is _DELETED or found is _FRESH:
                 entries: tuple[Any, ...] = ()
                 joined = 0
@@ -270,7 +274,7 @@ class WindowJoinBuffer(Table):
                 entries, joined = self._pair(key, side, ts, values[i], found, results,
                                              keyed)
             bucket = (ts + reach) // step
-            if bucket < times[other] // step:
+            if bucket < other_bucket:
                 # its window closed already (the other topic is read ahead of this
                 # one): it joined what it could, nothing can come for it any more.
                 # (Decided by bucket, as Closing decides for buffered records, so that
@@ -286,28 +290,34 @@ class WindowJoinBuffer(Table):
                 if results:
                     undo = {} if undo is None else undo
                     undo.setdefault(key, found)
-                cache[key] = (*entries, (ts, side, joined, raw_value))
+                # (no (*entries, entry): that builds a list on the way)
+                entry = (ts, side, joined, raw_value)
+                cache[key] = entries + (entry,) if entries else (entry,)
                 dirty.add(key)
-                if len(dirty) >= dirty_limit:
-                    self._check_dirty()
                 keys = own_buckets.get(bucket)     # (own_closing.add, inline)
                 if keys is None:
                     own_closing.open(bucket, key)
                 else:
                     keys.append(key)
             if results:
-                # the agent gets results: until it is done with them (settle), a commit
-                # writes what this record changed as it was before, stream times too
+                # the agent gets results: until it is done with them, a commit writes
+                # what this record changed as it was before, stream times too
                 undo = {} if undo is None else undo
                 undo[side] = own_time
                 undo[other] = times[other]
-                self._in_flight[partition] = undo
+                in_flight[partition] = undo
+                if len(dirty) >= dirty_limit:
+                    self._check_dirty()
                 return i, results
+        # (checked once a call, not once a record: a batch more at most)
+        if len(dirty) >= dirty_limit:
+            self._check_dirty()
         return n, results
 
     def settle(self, batch: RecordBatch) -> None:
         """The agent is done with the results the last record ``take`` stopped at in
-        ``batch`` gave: a commit may write what it changed."""
+        ``batch`` gave (without a ``take`` of the records after it): a commit may
+        write what it changed."""
         self._in_flight.pop(batch.tp.partition, None)
 
     def _hold(self, partition: int) -> Held | None:
@@ -318,9 +328,19 @@ class WindowJoinBuffer(Table):
             self._index(partition)
         held = self._held[partition] = Held(
             partition, self._stores.get(partition), self._cache_of(partition),
-            self._dirty[partition], self._fresh[partition], self._stored[partition],
+            self._dirty[partition], self._stored[partition],
             self._time[partition], self._closing[partition])
+        held.sides = (self._side_view(held, LEFT), self._side_view(held, RIGHT))
         return held
+
+    def _side_view(self, held: Held, side: int) -> tuple[Any, ...]:
+        """What ``take`` unpacks for a batch of ``side`` in ``held``'s partition."""
+        other = 1 - side
+        own_closing = held.closing[side]
+        return (side, other, held.times, held.cache, held.dirty, held.stored,
+                own_closing, own_closing.buckets, held.closing[other].order, self._step,
+                self.grace_ms, self._reach[side], self._dirty_limit,
+                self._unjoined_given[side], self._drops, self.name)
 
     def _forget_hot(self) -> None:
         super()._forget_hot()
@@ -329,33 +349,24 @@ class WindowJoinBuffer(Table):
     def _read(self, held: Held, key: bytes) -> Any:
         """A key not in the cache: its buffered records from the store, or ``_FRESH``
         (none; then, if it closes before the next commit, nothing of it is ever
-        written: see ``_keep``)."""
-        if key in held.stored and held.store is not None:
+        written: see ``_close``)."""
+        stored = held.stored
+        if key in stored and held.store is not None:
             raw = held.store.get(held.partition, _KEY + key)
             if raw is not None:
                 return self.value_serde.loads(raw)
-        held.fresh.add(key)
+        # not in the store (nor dirty: a changed key is always in the cache)
+        stored.discard(key)
         return _FRESH
 
     def _keep(self, held: Held, key: bytes, entries: Any, undo: dict[bytes, Any],
               before: Any) -> None:
-        """Write ``key``'s buffered records (``_DELETED``: none), remembering in
-        ``undo`` what it held before the record in flight (``before``). A key that
-        came and went since the last commit is forgotten instead: neither its
-        changelog nor its store has ever had it."""
+        """Write ``key``'s buffered records (those a record closed on arrival joined),
+        remembering in ``undo`` what it held before the record in flight
+        (``before``); ``take`` checks the changed keys against the cache's bound."""
         undo.setdefault(key, before)
-        dirty = held.dirty
-        if entries is _DELETED:
-            fresh = held.fresh
-            if key in fresh:
-                fresh.discard(key)
-                dirty.discard(key)
-                del held.cache[key]
-                return
         held.cache[key] = entries
-        dirty.add(key)
-        if len(dirty) >= self._dirty_limit:
-            self._check_dirty()
+        held.dirty.add(key)
 
     def _pair(self, raw_key: bytes, side: int, ts: int, value: Any,
               entries: tuple[Any, ...], results: list[JoinResult], keyed: bool
@@ -369,6 +380,15 @@ class WindowJoinBuffer(Table):
         else:
             low, high = ts - self.after_ms, ts + self.before_ms
         other = 1 - side
+        if len(entries) == 1:
+            # one buffered record (the most common case), with no lists
+            entry = entries[0]
+            if entry[1] != other or not low <= entry[0] <= high:
+                return entries, 0
+            found = self._load[other](entry[3])
+            pair = (value, found) if side == LEFT else (found, value)
+            results.append((raw_key, pair) if keyed else pair)
+            return (entry if entry[2] else (entry[0], other, 1, entry[3]),), 1
         matches = []
         marked = []
         for entry in entries:
@@ -395,32 +415,41 @@ class WindowJoinBuffer(Table):
         the kind of join says so, oldest first."""
         keys = held.closing[side].take(now)
         unjoined: list[tuple[int, int, bytes, Any]] = []
-        reach = self._reach[side]
+        #: a record of ``side`` before this closed (its ts + reach < now)
+        cutoff = now - self._reach[side]
         given = self._unjoined_given[side]
-        cache, dirty, fresh = held.cache, held.dirty, held.fresh
+        cache, dirty, stored = held.cache, held.dirty, held.stored
         remember = undo.setdefault
+        kept: list[Any] | None
         for key in keys:
             entries = cache.get(key, _ABSENT)
             if entries is _ABSENT:
                 entries = self._read(held, key)
             if entries is _DELETED or entries is _FRESH:
                 continue
-            kept = []
-            for entry in entries:
-                ts, entry_side, joined, raw = entry
-                if entry_side != side or ts + reach >= now:
-                    kept.append(entry)
-                elif given and not joined:
-                    unjoined.append((ts, len(unjoined), key, raw))
-            if len(kept) == len(entries):
-                continue
+            if len(entries) == 1:
+                # a key's last record (the most common case), with no list
+                entry = entries[0]
+                if entry[1] != side or entry[0] >= cutoff:
+                    continue
+                if given and not entry[2]:
+                    unjoined.append((entry[0], len(unjoined), key, entry[3]))
+                kept = None
+            else:
+                kept = []
+                for entry in entries:
+                    if entry[1] != side or entry[0] >= cutoff:
+                        kept.append(entry)
+                    elif given and not entry[2]:
+                        unjoined.append((entry[0], len(unjoined), key, entry[3]))
+                if len(kept) == len(entries):
+                    continue
             # (_keep, inline: once per record closed)
             remember(key, entries)
             if kept:
                 cache[key] = tuple(kept)
                 dirty.add(key)
-            elif key in fresh:      # came and went since the last commit: forgotten
-                fresh.discard(key)
+            elif key not in stored:     # came and went since the last commit: forgotten
                 dirty.discard(key)
                 del cache[key]
             else:
@@ -452,7 +481,6 @@ class WindowJoinBuffer(Table):
                 side = entry[1]
                 closing[side].add(entry[0] + reach[side], key)
         self._dirty_limit = max(self.cache_size // 2, 1)
-        self._fresh[partition] = set()
         self._closing[partition] = closing
         self._time[partition] = times
         return times
@@ -493,16 +521,13 @@ class WindowJoinBuffer(Table):
             stored = self._stored.get(partition)
             if stored is not None:
                 stored |= flushed
-        for fresh in self._fresh.values():
-            fresh.clear()
         for partition, key, before, now in changed_since:
             cache = self._cache[partition]
-            if now is _ABSENT:          # came and went (see _keep)
+            if now is _ABSENT:          # came and went (see _close)
                 if before is _FRESH:
                     continue
                 now = _DELETED          # in the store from this commit: a tombstone
-            elif before is _FRESH:
-                self._fresh[partition].add(key)
+            # (a key that was _FRESH before stays out of the store's keys: unwritten)
             cache[key] = now
             self._dirty[partition].add(key)
 
@@ -527,7 +552,6 @@ class WindowJoinBuffer(Table):
             if partition not in self._active:
                 del self._time[partition]
                 self._closing.pop(partition, None)
-                self._fresh.pop(partition, None)
                 self._stored.pop(partition, None)
                 self._in_flight.pop(partition, None)
 
@@ -549,14 +573,12 @@ class WindowJoinBuffer(Table):
         super().discard_uncommitted()
         self._time.clear()
         self._closing.clear()
-        self._fresh.clear()
         self._in_flight.clear()
 
     def close(self) -> None:
         super().close()
         self._time.clear()
         self._closing.clear()
-        self._fresh.clear()
         self._stored.clear()
         self._in_flight.clear()
 

@@ -272,3 +272,25 @@ def test_types_msgspec_reads_otherwise_keep_the_converters_reading(fmt: str) -> 
     if fmt == "msgpack":
         data = msgpack.packb({"price": "1", "extra": stamp})
         assert serde.loads(data).extra == stamp
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_loads_again_gives_what_loads_gives_and_names_the_same_errors(fmt: str) -> None:
+    # a stream-stream join decodes a buffered value again with loads_again when it
+    # joins: msgspec first, the usual way when msgspec refuses
+    serde = Serde(Trip, fmt)
+    again = serde.loads_again()
+    typed = encode({"vendorId": 1, "amount": 2.5, "stops": [{"x": 1.0}]}, fmt)
+    coerced = encode({"vendorId": "7", "amount": 1.0}, fmt)
+    assert again(typed) == serde.loads(typed) == Trip(1, 2.5, stops=[Point(1.0)])
+    assert again(coerced) == serde.loads(coerced) == Trip(7, 1.0)
+    bad = encode({"vendorId": "seven", "amount": 1.0}, fmt)
+    with pytest.raises(DecodeError) as usual:
+        serde.loads(bad)
+    with pytest.raises(DecodeError) as second:
+        again(bad)
+    assert str(second.value) == str(usual.value)
+    assert "vendorId" in str(second.value)
+    # a type msgspec does not decode straight: loads itself
+    plain = Serde(int, fmt)
+    assert plain.loads_again() is plain.loads
