@@ -125,8 +125,11 @@ class Worker:
                     self._declare_topics()
                     self._record_topics()
                     self._open_tables()
-                    self.consumer = self.committer.consumer = self._join_group()
+                    # the transactional id first: taking it finishes a commit our
+                    # previous life left prepared (its markers and offsets), so the
+                    # group's offsets and the changelogs we restore from are whole
                     self._begin_transactions()
+                    self.consumer = self.committer.consumer = self._join_group()
                     app.fetcher.on_first_assignment = self._on_ready
                     if not app.fetcher.topics():
                         # nothing to consume, so no assignment will come: ready now
