@@ -11,7 +11,10 @@ be (docs/decisions/107-group-ids-of-any-length.md)::
                         "assignment": {id: [[topic, partition], ...]}}
     offsets.json       {"<topic>": {"<partition>": next offset to read}}
     members/<id>       flock'd by the member for its whole life; mtime = last heartbeat
-    owners/<topic>-<p> flock'd by the member reading that partition right now
+    owners/<topic>-<p> flock'd by the member reading that partition right now; holds
+                       its member id (a member dropped from the group while it
+                       still holds the flock, a stopped process, is replaced: a new
+                       file renamed over this one, decision 160)
 
 A process that dies loses its flocks at once, so its member file can be locked by
 anyone: that is how the others know it is gone, with no server and no waiting.
@@ -102,6 +105,16 @@ class GroupStore(Protocol):
         ...
 
     def release(self, tp: TopicPartition, member_id: str) -> None: ...
+
+    def owner(self, tp: TopicPartition) -> str | None:
+        """The member holding ``tp`` (None if nobody does, or it is not known)."""
+        ...
+
+    def take_over(self, tp: TopicPartition, member_id: str) -> None:
+        """Under ``locked``: own ``tp`` in place of its holder, a member that left
+        the group without letting go of it (its process is stopped or hung)."""
+        ...
+
     def read_offsets(self) -> Offsets: ...
 
     def write_offsets(self, offsets: Offsets) -> None:
@@ -275,8 +288,30 @@ class FileGroupStore:
         fd = _try_flock(self._owners / _owner_file_name(tp), create=True)
         if fd is None:
             return False
+        os.ftruncate(fd, 0)
+        os.write(fd, member_id.encode())
         self._owned[tp] = fd
         return True
+
+    def owner(self, tp: TopicPartition) -> str | None:
+        try:
+            holder = (self._owners / _owner_file_name(tp)).read_bytes().decode()
+        except FileNotFoundError:
+            return None
+        return holder or None
+
+    def take_over(self, tp: TopicPartition, member_id: str) -> None:
+        """Lock a new owner file under a temporary name and rename it over the old
+        one: the old holder keeps its flock on a file nobody opens again, and lets
+        go of it when it learns it left the group (or dies)."""
+        path = self._owners / _owner_file_name(tp)
+        tmp = self._owners / f".{path.name}.{member_id}.tmp"
+        fd = _try_flock(tmp, create=True)
+        assert fd is not None          # (a name of our own)
+        os.ftruncate(fd, 0)
+        os.write(fd, member_id.encode())
+        os.rename(tmp, path)
+        self._owned[tp] = fd
 
     def release(self, tp: TopicPartition, member_id: str) -> None:
         fd = self._owned.pop(tp, None)
@@ -389,6 +424,13 @@ class MemoryGroupStore:
         with self.group.lock:
             if self.group.owners.get(tp) == member_id:
                 del self.group.owners[tp]
+
+    def owner(self, tp: TopicPartition) -> str | None:
+        return self.group.owners.get(tp)
+
+    def take_over(self, tp: TopicPartition, member_id: str) -> None:
+        with self.group.lock:
+            self.group.owners[tp] = member_id
 
     def read_offsets(self) -> Offsets:
         return dict(self.group.offsets)

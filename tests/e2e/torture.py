@@ -87,10 +87,14 @@ class TortureResult:
 class Worker:
     """A worker subprocess of the torture app, its output in a log file."""
 
-    def __init__(self, datadir: Path, env: dict[str, str], name: str) -> None:
+    def __init__(self, datadir: Path, env: dict[str, str], name: str,
+                 log_dir: Path | None = None) -> None:
+        """A worker with its data in ``datadir``, on the log in ``log_dir`` (by
+        default ``datadir/log``)."""
         self.log_path = datadir / f"{name}.log"
+        log_dir = log_dir or datadir / "log"
         environment = dict(os.environ, STREAMKIT_DATADIR=str(datadir),
-                           STREAMKIT_BROKER=f"log://{datadir}/log", PYTHONUNBUFFERED="1")
+                           STREAMKIT_BROKER=f"log://{log_dir}", PYTHONUNBUFFERED="1")
         environment.update(env)
         # the streamkit of this checkout, wherever the tool is run from
         environment["PYTHONPATH"] = os.pathsep.join(
@@ -177,14 +181,16 @@ def committed_all(datadir: Path, events: int) -> bool:
     return sum(o.committed or 0 for o in offsets) >= events
 
 
-def txn_states(datadir: Path) -> list[str]:
-    """The state of each transactional id of the log (a worker has one)."""
-    out = []
+def txn_states(datadir: Path) -> dict[str, tuple[int, str]]:
+    """Per transactional id of the log (a worker has one): its epoch and state
+    (``open``: ongoing with records written)."""
+    out = {}
     for path in glob.glob(str(datadir / "log" / "__transactions" / "*" / "state.json")):
         with open(path, "rb") as f:
             state = json.loads(f.read())
-        out.append("open" if state["state"] == "ongoing" and state["partitions"]
-                   else state["state"])
+        kind = state["state"]
+        out[state["transactional_id"]] = (
+            state["epoch"], "open" if kind == "ongoing" and state["partitions"] else kind)
     return out
 
 
@@ -247,6 +253,7 @@ def _one_life(datadir: Path, env: dict[str, str], n: int, rng: random.Random,
               feed: Feed, result: TortureResult, startup: float, life: float,
               say: Callable[[str], None] | None) -> None:
     """Start a worker, feed it for a random time, SIGKILL it; count where it was."""
+    before = txn_states(datadir)
     worker = Worker(datadir, env, f"life-{n:03d}")
     begun = time.monotonic()
     at_startup = rng.random() < STARTUP_SHARE
@@ -267,7 +274,9 @@ def _one_life(datadir: Path, env: dict[str, str], n: int, rng: random.Random,
         result.startup_estimate = delay + 0.3      # slower than thought (a loaded machine)
     ready = worker.ready()
     result.startup_kills += not ready
-    states = txn_states(datadir)
+    # (a state this life did not touch, one it never took the id for, is not its)
+    states = [state for tid, (epoch, state) in txn_states(datadir).items()
+              if before.get(tid, (-1, ""))[0] != epoch]
     result.commit_kills += any(s.startswith("prepare") for s in states)
     result.open_kills += "open" in states
     if say is not None:
