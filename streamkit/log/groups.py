@@ -60,6 +60,10 @@ class GroupBroker(Protocol):
 
     def append_watch(self) -> AppendWatch: ...
 
+    def settle_transactions(self) -> None:
+        """Finish the commits (and aborts) that producers which died left prepared."""
+        ...
+
 
 def range_assignment(members: dict[str, Sequence[str]],
                      partitions: dict[str, int]) -> dict[str, list[list[str | int]]]:
@@ -206,7 +210,12 @@ class LogGroupConsumer:
         if not taken:
             return
         try:
-            committed = self._store.read_offsets()
+            if self.isolation_level == "read_committed":
+                # offsets a dead producer's prepared commit holds are the group's
+                # (Kafka's consumers ask for stable offsets, KIP-447)
+                self._broker.settle_transactions()
+            with self._store.locked():      # (not in the middle of a commit)
+                committed = self._store.read_offsets()
             starts = {tp: self._start_position(tp, committed.get(tp)) for tp in taken}
         except BaseException:
             self._release(taken)   # flocks held but never read would block the next owner

@@ -84,7 +84,8 @@ class GroupStore(Protocol):
     def unregister(self, member_id: str) -> None: ...
 
     def locked(self) -> AbstractContextManager[None]:
-        """The group lock: held while the state or the offsets change."""
+        """The group lock: held while the state or the offsets change (and while a
+        transaction holding offsets of the group commits). Reentrant."""
         ...
 
     def state_version(self) -> object:
@@ -212,6 +213,7 @@ class FileGroupStore:
         if self.path.name.startswith(_HASHED):
             _keep_group_id(self.path, group_id)
         self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_depth = 0
         self.directory = self.path
         self._member_fd = -1
         self._owned: dict[TopicPartition, int] = {}
@@ -257,11 +259,17 @@ class FileGroupStore:
     # -- state -------------------------------------------------------------------------
     @contextmanager
     def locked(self) -> Iterator[None]:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        """The group lock; taken again inside (``write_offsets`` in a transaction's
+        commit), it is let go of by the outermost only."""
+        self._lock_depth += 1
+        if self._lock_depth == 1:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._lock_depth -= 1
+            if self._lock_depth == 0:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def state_version(self) -> object:
         try:

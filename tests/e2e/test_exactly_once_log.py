@@ -4,13 +4,17 @@ partitions). The long run is tools/eos_torture.py; this is its short version."""
 from __future__ import annotations
 
 import collections
+import fcntl
 import json
 import os
+import random
 import signal
 import time
 from pathlib import Path
 
 import pytest
+
+import streamkit
 
 from . import torture
 
@@ -40,13 +44,47 @@ def _outputs_by_pid(datadir: Path) -> collections.Counter[int]:
                                for m in torture.read_committed(datadir, torture.OUTPUT))
 
 
+def _committed(log_dir: Path) -> int:
+    """How many input events the app's group committed."""
+    with streamkit.Admin(broker=f"log://{log_dir}") as admin:
+        return sum(o.committed or 0 for o in admin.group_offsets(torture.APP_ID)
+                   if o.topic == torture.INPUT)
+
+
+def _stop_with_work_in_flight(worker: torture.Worker, log_dir: Path,
+                              feed: torture.Feed) -> None:
+    """SIGSTOP ``worker`` at a moment its transaction holds records it wrote (so it
+    has a commit to make when it wakes) and it does not hold its group's lock.
+    (Stopped inside a commit, it would hold it, and the group would wait for it to go
+    on, as Kafka's consumers wait for the offsets of a transaction being committed.)"""
+    group_lock = log_dir / "__consumer_groups" / torture.APP_ID / "lock"
+    for _ in range(200):
+        feed.send_due()
+        time.sleep(random.uniform(0.05, 0.2))
+        worker.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.05)                  # (the signal is delivered)
+        with open(group_lock, "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                locked = True
+            else:
+                locked = False
+                fcntl.flock(f, fcntl.LOCK_UN)
+        states = [state for _epoch, state in torture.txn_states(log_dir.parent).values()]
+        if not locked and states == ["open"]:
+            return
+        worker.proc.send_signal(signal.SIGCONT)
+    raise AssertionError("the worker never had a transaction open outside a commit")
+
+
 def test_a_zombie_worker_cannot_commit_after_its_partitions_moved(tmp_path):
     """Worker A is SIGSTOPped; worker B (another data directory, same app) takes A's
     partitions once A's session times out, and commits; A gets SIGCONT: its commit is
     refused (A stops with an error), nothing A wrote after the takeover is visible to
     read_committed readers, and the output holds each event once."""
     events = 1500
-    env = {"EOS_GUARANTEE": "exactly_once", "EOS_COMMIT_INTERVAL": "0.05",
+    env = {"EOS_GUARANTEE": "exactly_once", "EOS_COMMIT_INTERVAL": "1.0",
            "EOS_SESSION_TIMEOUT": "2.0", "EOS_EVENT_WORK": "0.0002"}
     log_dir = tmp_path / "log"
     (tmp_path / "a").mkdir()
@@ -60,13 +98,16 @@ def test_a_zombie_worker_cannot_commit_after_its_partitions_moved(tmp_path):
             feed.send_due()
             assert time.monotonic() < deadline, a.log()
             time.sleep(0.02)
-        a.proc.send_signal(signal.SIGSTOP)
+        _stop_with_work_in_flight(a, log_dir, feed)
+        committed_by_a = _committed(log_dir)
         b = torture.Worker(tmp_path / "b", env, "b", log_dir=log_dir)
         deadline = time.monotonic() + 30
-        while _outputs_by_pid(tmp_path)[b.proc.pid] < 100:   # B took over, committed
+        while _committed(log_dir) < committed_by_a + 100:    # B took over, committed
             feed.send_due()
             assert time.monotonic() < deadline, b.log()
             time.sleep(0.02)
+        # (B's outputs are not visible yet: A's open transaction holds the last
+        # stable offset of the partitions both wrote to, until it is aborted)
         of_a = _outputs_by_pid(tmp_path)[a.proc.pid]
         a.proc.send_signal(signal.SIGCONT)
         assert a.proc.wait(20) != 0, a.log()                  # its commit was refused
