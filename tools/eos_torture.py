@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e import torture  # noqa: E402
+from tests.e2e import torture
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,7 @@ async def count(stream):
         counts[key] += 1
         out.send_soon(key=key, value={"id": value, "pid": os.getpid()})
         if WORK:
-            time.sleep(WORK)
+            time.sleep(WORK)  # noqa: ASYNC251 - work that holds the loop, on purpose
         if SLEEP:
             import anyio
             await anyio.sleep(SLEEP)
