@@ -150,3 +150,41 @@ async def test_a_commit_left_prepared_is_finished_before_the_restart_reads_offse
     await run_until_committed(again, name, 10)
     outputs = sorted(json.loads(m.value) for m in read_all(again, f"{name}-out"))
     assert outputs == list(range(10))                 # each once
+
+
+async def test_a_commit_waits_for_an_agent_awaiting_inside_an_event(tmp_path):
+    """An agent that awaits inside an event (a call out, a sleep) has sent some of
+    what the event gives and not the rest. A commit then would make those sends
+    visible without the event's offset, and a restart would send them again: the
+    commit waits until the agent asks for its next event."""
+    name = f"eos-{uuid.uuid4().hex[:8]}"
+    app = streamkit.App(name, broker=f"log://{tmp_path}/log", store="rocksdb://",
+                        datadir=str(tmp_path / "data"), web_enabled=False,
+                        commit_interval=0.05, processing_guarantee="exactly_once")
+    source = app.topic(f"{name}-in", partitions=1)
+    out = app.topic(f"{name}-out", partitions=1)
+    inside, go_on = anyio.Event(), anyio.Event()
+
+    @app.agent(source)
+    async def relay(stream):
+        async for value in stream:
+            out.send_soon(value=f"{value} first")
+            inside.set()
+            await go_on.wait()
+            out.send_soon(value=f"{value} then")
+
+    await source.send(value=1)
+    worker = Worker(app, install_signal_handlers=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run_async)
+        with anyio.fail_after(30):
+            await inside.wait()
+            await anyio.sleep(0.5)       # ten commit intervals
+            assert read_all(app, f"{name}-out") == []
+            assert not [o for o in app.broker.group_offsets(name) if o.committed]
+            go_on.set()
+            while sum(o.committed or 0 for o in app.broker.group_offsets(name)) < 1:
+                await anyio.sleep(0.02)
+        worker.stop()
+    assert [json.loads(m.value) for m in read_all(app, f"{name}-out")] == [
+        "1 first", "1 then"]
