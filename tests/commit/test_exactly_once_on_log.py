@@ -160,7 +160,7 @@ async def test_a_commit_waits_for_an_agent_awaiting_inside_an_event(tmp_path):
     name = f"eos-{uuid.uuid4().hex[:8]}"
     app = streamkit.App(name, broker=f"log://{tmp_path}/log", store="rocksdb://",
                         datadir=str(tmp_path / "data"), web_enabled=False,
-                        commit_interval=0.05, processing_guarantee="exactly_once")
+                        commit_interval=0.5, processing_guarantee="exactly_once")
     source = app.topic(f"{name}-in", partitions=1)
     out = app.topic(f"{name}-out", partitions=1)
     inside, go_on = anyio.Event(), anyio.Event()
@@ -179,7 +179,7 @@ async def test_a_commit_waits_for_an_agent_awaiting_inside_an_event(tmp_path):
         tg.start_soon(worker.run_async)
         with anyio.fail_after(30):
             await inside.wait()
-            await anyio.sleep(0.5)       # ten commit intervals
+            await anyio.sleep(1.0)       # two commit intervals (it waits up to 2 s)
             assert read_all(app, f"{name}-out") == []
             assert not [o for o in app.broker.group_offsets(name) if o.committed]
             go_on.set()
