@@ -125,8 +125,11 @@ class Worker:
                     self._declare_topics()
                     self._record_topics()
                     self._open_tables()
-                    self.consumer = self.committer.consumer = self._join_group()
+                    # the transactional id first: taking it finishes a commit our
+                    # previous life left prepared (its markers and offsets), so the
+                    # group's offsets and the changelogs we restore from are whole
                     self._begin_transactions()
+                    self.consumer = self.committer.consumer = self._join_group()
                     app.fetcher.on_first_assignment = self._on_ready
                     if not app.fetcher.topics():
                         # nothing to consume, so no assignment will come: ready now
@@ -434,8 +437,35 @@ class Worker:
                 assert self._commit_wanted is not None
                 await self._commit_wanted.wait()
             self._commit_wanted = anyio.Event()
-            self.commit()
+            if self.committer.transaction is not None:
+                await self._commit_between_events()
+            else:
+                self.commit()
             self.app.monitor.sample()
+
+    async def _commit_between_events(self) -> None:
+        """exactly_once: commit once every agent is between two events. An agent that
+        awaits inside an event (a sleep, a call out) has made some of its effects and
+        not others; committed then, the effects made so far would be visible without
+        the event's offset, and a restart would make them again."""
+        gate = anyio.Event()
+        try:
+            streams = self.app.fetcher.pause_for_commit(gate)
+            limit = max(1.0, 4 * self.app.conf.commit_interval)
+            with anyio.move_on_after(limit):
+                # (each stream parks when its agent asks for the next event: a look
+                # every millisecond is simpler than an event per stream)
+                while any(stream.holds_event() for stream in streams):  # noqa: ASYNC110
+                    await anyio.sleep(0.001)
+            held = [stream for stream in streams if stream.holds_event()]
+            if held:
+                logger.warning("commit: %s still inside an event after %.1f s; "
+                               "committing its effects so far without its offset (a "
+                               "restart before the next commit would repeat them)",
+                               ", ".join(map(repr, held)), limit)
+            self.commit()
+        finally:
+            gate.set()
 
     def commit_soon(self) -> None:
         """Commit at the next chance, before the commit interval is up (a table's

@@ -411,6 +411,11 @@ class LogBroker:
         return messages
 
     # -- transactions ------------------------------------------------------------------
+    def settle_transactions(self) -> None:
+        """Finish the commits and aborts left prepared by producers that died, and
+        abort the transactions open past their timeout (``expire``)."""
+        self.transactions().expire()
+
     def transactions(self) -> TransactionCoordinator:
         """The coordinator of this log's transactions."""
         if self._coordinator is None:

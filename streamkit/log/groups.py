@@ -11,8 +11,13 @@ How a member lives (see streamkit.log.groupstore for the files):
   ``on_revoke`` and release the partitions taken away, then take the new ones;
 - a partition is read only while holding its ownership lock. A partition moved to us is
   taken only once its previous owner released it, so two members never read one
-  partition at once, even mid-rebalance. ``on_assign``/``on_revoke`` get the partitions
-  that changed (incremental, as Kafka's cooperative protocol), not the whole set.
+  partition at once, even mid-rebalance; except from a member dropped from the group
+  (no heartbeat for ``session_timeout``) that still holds it, a stopped or hung
+  process: its partitions are taken over at once (decision 160), as Kafka's
+  coordinator reassigns them, and what it commits when it wakes is refused (its
+  transactions' commits by the coordinator's zombie check). ``on_assign``/``on_revoke``
+  get the partitions that changed (incremental, as Kafka's cooperative protocol), not
+  the whole set.
 """
 from __future__ import annotations
 
@@ -54,6 +59,10 @@ class GroupBroker(Protocol):
               ) -> list[Message]: ...
 
     def append_watch(self) -> AppendWatch: ...
+
+    def settle_transactions(self) -> None:
+        """Finish the commits (and aborts) that producers which died left prepared."""
+        ...
 
 
 def range_assignment(members: dict[str, Sequence[str]],
@@ -201,7 +210,12 @@ class LogGroupConsumer:
         if not taken:
             return
         try:
-            committed = self._store.read_offsets()
+            if self.isolation_level == "read_committed":
+                # offsets a dead producer's prepared commit holds are the group's
+                # (Kafka's consumers ask for stable offsets, KIP-447)
+                self._broker.settle_transactions()
+            with self._store.locked():      # (not in the middle of a commit)
+                committed = self._store.read_offsets()
             starts = {tp: self._start_position(tp, committed.get(tp)) for tp in taken}
         except BaseException:
             self._release(taken)   # flocks held but never read would block the next owner
@@ -231,7 +245,7 @@ class LogGroupConsumer:
             for _number, tps in itertools.groupby(by_number, key=lambda tp: tp.partition):
                 got = []
                 for tp in tps:
-                    if not self._store.acquire(tp, self.member_id):
+                    if not self._acquire(tp):
                         self._release(got)
                         break
                     got.append(tp)
@@ -241,6 +255,31 @@ class LogGroupConsumer:
             self._release(taken + got)
             raise
         return sorted(taken)
+
+    def _acquire(self, tp: TopicPartition) -> bool:
+        """Take ownership of ``tp``: once its holder let go, or at once if the holder
+        is no longer a member of the group (it was dropped for missing heartbeats
+        while its process, stopped or hung, still holds the partition; decision 160).
+        That holder is a zombie: whatever it commits later is refused."""
+        if self._store.acquire(tp, self.member_id):
+            return True
+        holder = self._store.owner(tp)
+        if holder is None or holder == self.member_id or \
+                holder in self._store.read_state()["members"]:
+            return False                # it lets go once it follows the generation
+        with self._store.locked():
+            if holder in self._store.read_state()["members"]:
+                return False            # (it rejoined)
+            if self._store.acquire(tp, self.member_id):
+                return True
+            if self._store.owner(tp) != holder:
+                return False            # someone else took it over first
+            log.warning("group %s: %s[%d] is still held by %s, which left the group (no "
+                        "heartbeat for %.1fs: a stopped or hung process); taking it over",
+                        self.group_id, tp.topic, tp.partition, holder,
+                        self._session_timeout)
+            self._store.take_over(tp, self.member_id)
+            return True
 
     def _release(self, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:

@@ -11,7 +11,10 @@ be (docs/decisions/107-group-ids-of-any-length.md)::
                         "assignment": {id: [[topic, partition], ...]}}
     offsets.json       {"<topic>": {"<partition>": next offset to read}}
     members/<id>       flock'd by the member for its whole life; mtime = last heartbeat
-    owners/<topic>-<p> flock'd by the member reading that partition right now
+    owners/<topic>-<p> flock'd by the member reading that partition right now; holds
+                       its member id (a member dropped from the group while it
+                       still holds the flock, a stopped process, is replaced: a new
+                       file renamed over this one, decision 160)
 
 A process that dies loses its flocks at once, so its member file can be locked by
 anyone: that is how the others know it is gone, with no server and no waiting.
@@ -81,7 +84,8 @@ class GroupStore(Protocol):
     def unregister(self, member_id: str) -> None: ...
 
     def locked(self) -> AbstractContextManager[None]:
-        """The group lock: held while the state or the offsets change."""
+        """The group lock: held while the state or the offsets change (and while a
+        transaction holding offsets of the group commits). Reentrant."""
         ...
 
     def state_version(self) -> object:
@@ -102,6 +106,16 @@ class GroupStore(Protocol):
         ...
 
     def release(self, tp: TopicPartition, member_id: str) -> None: ...
+
+    def owner(self, tp: TopicPartition) -> str | None:
+        """The member holding ``tp`` (None if nobody does, or it is not known)."""
+        ...
+
+    def take_over(self, tp: TopicPartition, member_id: str) -> None:
+        """Under ``locked``: own ``tp`` in place of its holder, a member that left
+        the group without letting go of it (its process is stopped or hung)."""
+        ...
+
     def read_offsets(self) -> Offsets: ...
 
     def write_offsets(self, offsets: Offsets) -> None:
@@ -199,6 +213,7 @@ class FileGroupStore:
         if self.path.name.startswith(_HASHED):
             _keep_group_id(self.path, group_id)
         self._lock_fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_depth = 0
         self.directory = self.path
         self._member_fd = -1
         self._owned: dict[TopicPartition, int] = {}
@@ -244,11 +259,17 @@ class FileGroupStore:
     # -- state -------------------------------------------------------------------------
     @contextmanager
     def locked(self) -> Iterator[None]:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        """The group lock; taken again inside (``write_offsets`` in a transaction's
+        commit), it is let go of by the outermost only."""
+        self._lock_depth += 1
+        if self._lock_depth == 1:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._lock_depth -= 1
+            if self._lock_depth == 0:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def state_version(self) -> object:
         try:
@@ -275,8 +296,30 @@ class FileGroupStore:
         fd = _try_flock(self._owners / _owner_file_name(tp), create=True)
         if fd is None:
             return False
+        os.ftruncate(fd, 0)
+        os.write(fd, member_id.encode())
         self._owned[tp] = fd
         return True
+
+    def owner(self, tp: TopicPartition) -> str | None:
+        try:
+            holder = (self._owners / _owner_file_name(tp)).read_bytes().decode()
+        except FileNotFoundError:
+            return None
+        return holder or None
+
+    def take_over(self, tp: TopicPartition, member_id: str) -> None:
+        """Lock a new owner file under a temporary name and rename it over the old
+        one: the old holder keeps its flock on a file nobody opens again, and lets
+        go of it when it learns it left the group (or dies)."""
+        path = self._owners / _owner_file_name(tp)
+        tmp = self._owners / f".{path.name}.{member_id}.tmp"
+        fd = _try_flock(tmp, create=True)
+        assert fd is not None          # (a name of our own)
+        os.ftruncate(fd, 0)
+        os.write(fd, member_id.encode())
+        os.rename(tmp, path)
+        self._owned[tp] = fd
 
     def release(self, tp: TopicPartition, member_id: str) -> None:
         fd = self._owned.pop(tp, None)
@@ -389,6 +432,13 @@ class MemoryGroupStore:
         with self.group.lock:
             if self.group.owners.get(tp) == member_id:
                 del self.group.owners[tp]
+
+    def owner(self, tp: TopicPartition) -> str | None:
+        return self.group.owners.get(tp)
+
+    def take_over(self, tp: TopicPartition, member_id: str) -> None:
+        with self.group.lock:
+            self.group.owners[tp] = member_id
 
     def read_offsets(self) -> Offsets:
         return dict(self.group.offsets)

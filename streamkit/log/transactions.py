@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Protocol, TypedDict
 
@@ -286,27 +286,41 @@ class TransactionCoordinator:
             state = self._current(transactional_id, producer)
             if state["state"] != "ongoing":
                 return                  # nothing was written: nothing to end
-            problem = self._zombie(state) if commit else None
-            state["state"] = "prepare_abort" if problem or not commit else "prepare_commit"
-            self._store.write(state)
-            self._finish(state, bump=False)
-            self._store.write(state)
+            # the groups stay locked from the zombie check until the offsets are
+            # written: a member taking the partitions over (which takes the lock to
+            # rebalance and to read the offsets) comes wholly before this commit,
+            # which is then refused, or wholly after it, and starts where it ended
+            with self._groups_locked(state if commit else None) as groups:
+                problem = self._zombie(state, groups) if commit else None
+                state["state"] = "prepare_abort" if problem or not commit \
+                    else "prepare_commit"
+                self._store.write(state)
+                self._finish(state, bump=False, groups=groups)
+                self._store.write(state)
         if problem:
             raise TransactionAborted(f"transactional id {transactional_id!r}: {problem}; "
                                      "the transaction was aborted")
 
-    def _zombie(self, state: TxnState) -> str | None:
+    @contextmanager
+    def _groups_locked(self, state: TxnState | None) -> Iterator[dict[str, GroupStore]]:
+        """The stores of the groups whose offsets ``state`` commits, locked in the
+        order of their ids (none for None)."""
+        with ExitStack() as stack:
+            groups: dict[str, GroupStore] = {}
+            for group_id in sorted(state["offsets"]) if state is not None else []:
+                store = groups[group_id] = self._group_store(group_id)
+                stack.callback(store.close)
+                stack.enter_context(store.locked())
+            yield groups
+
+    def _zombie(self, state: TxnState, groups: dict[str, GroupStore]) -> str | None:
         """Why the transaction's group offsets may not be committed (their member no
-        longer owns one of the partitions), or None."""
+        longer owns one of the partitions), or None. ``groups``: their stores."""
         for group_id, entry in state["offsets"].items():
             member = entry["member"]
             if not member:
                 continue
-            store = self._group_store(group_id)
-            try:
-                assignment = store.read_state()["assignment"].get(str(member), [])
-            finally:
-                store.close()
+            assignment = groups[group_id].read_state()["assignment"].get(str(member), [])
             owned = {(t, p) for t, p in assignment}
             for t, p, _o in entry["offsets"]:  # type: ignore[attr-defined]
                 if (t, p) not in owned:
@@ -314,10 +328,12 @@ class TransactionCoordinator:
                             f"{t}[{p}] (it was reassigned: this member is a zombie)")
         return None
 
-    def _finish(self, state: TxnState, bump: bool) -> None:
+    def _finish(self, state: TxnState, bump: bool,
+                groups: dict[str, GroupStore] | None = None) -> None:
         """Complete what the state says is under way (under the id's lock): an open
         transaction is aborted (with the epoch bumped when ``bump``, which fences its
-        producer at every partition it wrote to), a prepared one is finished."""
+        producer at every partition it wrote to), a prepared one is finished, its
+        groups locked throughout (``groups``: their stores, locked by the caller)."""
         kind = state["state"]
         if kind == "ongoing":
             if bump:
@@ -327,6 +343,9 @@ class TransactionCoordinator:
         if kind not in ("prepare_commit", "prepare_abort"):
             return
         commit = kind == "prepare_commit"
+        if groups is None and commit:
+            with self._groups_locked(state) as groups:
+                return self._finish(state, bump, groups)
         producer = (state["producer_id"], state["epoch"])
         for topic, partition in state["partitions"]:
             tp = TopicPartition(str(topic), int(partition))
@@ -334,13 +353,11 @@ class TransactionCoordinator:
             log.write_marker(producer, commit)
             log.sync()
         if commit:
+            assert groups is not None
             for group_id, entry in state["offsets"].items():
-                store = self._group_store(group_id)
-                try:
-                    store.write_offsets({TopicPartition(t, p): o for t, p, o
-                                         in entry["offsets"]})  # type: ignore[attr-defined]
-                finally:
-                    store.close()
+                groups[group_id].write_offsets(
+                    {TopicPartition(t, p): o
+                     for t, p, o in entry["offsets"]})  # type: ignore[attr-defined]
         state["state"] = "complete_commit" if commit else "complete_abort"
         state["partitions"] = []
         state["offsets"] = {}

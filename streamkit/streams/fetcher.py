@@ -163,6 +163,15 @@ class Fetcher:
     def buffered(self) -> int:
         return sum(s.buffered() for s in self.streams())
 
+    def pause_for_commit(self, gate: anyio.Event) -> list[Stream]:
+        """Stop every stream of a topic at its next event boundary until ``gate`` is
+        set (see ``Stream.pause_for_commit``); returns them."""
+        streams = list({id(stream): stream for subs in self.subscriptions.values()
+                        for sub in subs for stream in sub.streams}.values())
+        for stream in streams:
+            stream.pause_for_commit(gate)
+        return streams
+
     # -- positions -------------------------------------------------------------------
     def positions(self) -> dict[TopicPartition, int]:
         """Per partition, the offset every subscriber of it is done with (a partition

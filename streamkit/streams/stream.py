@@ -212,6 +212,11 @@ class Stream(_Operators):
         #: (they share one committed offset per partition)
         self.drain_on_stop = False
         self._revoked: Batch | None = None
+        #: set while a commit waits for the agent to be between two events
+        #: (exactly_once): the stream waits on it before handing out the next one
+        self._gate: anyio.Event | None = None
+        #: True while the agent holds no event: waiting for a batch, at the gate
+        self.between_events = True
         self.tick_after: float | None = None
         self.events_total = 0
         #: set by ``group_by``/``through``: a task moves this stream to another topic
@@ -266,6 +271,33 @@ class Stream(_Operators):
         if batch is not None and batch.tp in tps:
             self._revoked = batch
             self._interrupt = True
+
+    def pause_for_commit(self, gate: anyio.Event) -> None:
+        """Hand out no more events until ``gate`` is set: the agent stops between the
+        event in hand and the next, so that a commit holds every effect of the events
+        it commits the offsets of, and none of the others'."""
+        self._gate = gate
+        self._interrupt = True
+
+    def holds_event(self) -> bool:
+        """Whether the agent is inside an event: some of its effects may be made,
+        others not yet."""
+        return not self.between_events and self.batch is not None
+
+    async def _pass_gate(self) -> None:
+        gate = self._gate
+        if gate is None:
+            return
+        self.between_events = True
+        try:
+            await gate.wait()
+        finally:
+            self.between_events = False
+        if self._gate is gate:
+            self._gate = None
+        # (what else may have asked the loop to stop after this event still does)
+        self._interrupt = (self.stopping and not self.drain_on_stop) or \
+            self._revoked is not None
 
     def stop(self) -> None:
         """End the agent's iteration after the event in hand (or, with
@@ -338,21 +370,31 @@ class Stream(_Operators):
             if self.stopping:
                 return None
             if self._source is not None:
-                source_batch = await self._source.next_batch()
+                self.between_events = True
+                try:
+                    source_batch = await self._source.next_batch()
+                finally:
+                    self.between_events = False
                 if source_batch is None:
                     self.exhausted = True
                     return None
                 self._batches.append(source_batch)
                 break
             waiter = self._waiter = anyio.Event()
-            if self.tick_after is None:
-                await waiter.wait()
-            else:
-                with anyio.move_on_after(max(0.0, self.tick_after - time.monotonic())):
+            self.between_events = True
+            ticking = self.tick_after is not None
+            try:
+                if self.tick_after is None:
                     await waiter.wait()
-                if not waiter.is_set():
-                    self._waiter = None
-                    return TICK
+                else:
+                    with anyio.move_on_after(max(0.0,
+                                                 self.tick_after - time.monotonic())):
+                        await waiter.wait()
+            finally:
+                self.between_events = False
+            if ticking and not waiter.is_set():
+                self._waiter = None
+                return TICK
         batch = self._batches.popleft()
         self._made_room()
         self.batch = batch
@@ -401,6 +443,8 @@ class Stream(_Operators):
                        ) -> AsyncIterator[Any]:
         current_stream.set(self)
         while True:
+            if self._gate is not None:
+                await self._pass_gate()
             batch = await self._take_batch()
             if batch is None:
                 return
@@ -441,6 +485,8 @@ class Stream(_Operators):
         when the loop leaves the batch after it."""
         current_stream.set(self)
         while True:
+            if self._gate is not None:
+                await self._pass_gate()
             batch = await self._take_batch()
             if batch is None:
                 return
@@ -487,6 +533,8 @@ class Stream(_Operators):
         """Whole batches; each counts as done when the next is asked for."""
         current_stream.set(self)
         while True:
+            if self._gate is not None:
+                await self._pass_gate()
             batch = self.batch
             if batch is None:
                 got = await self._next_batch()

@@ -13,6 +13,7 @@ import pytest
 from streamkit.errors import (CorruptRecord, InvalidTxnState, ProducerFenced,
                               TransactionAborted)
 from streamkit.log.broker import open_log_broker
+from streamkit.log.partition import Partition
 from streamkit.types import OutgoingRecord, TopicPartition
 
 from .conftest import PYTHON, subprocess_env
@@ -330,3 +331,70 @@ def test_a_write_after_the_coordinator_aborted_the_transaction_is_fenced(broker)
         broker._partition(TP).append(records("late"), producer=old.producer)
     broker.produce("t", records("plain"))
     assert values(broker, RC) == ["plain"]
+
+
+def test_offsets_read_while_a_commit_is_under_way_come_after_it(tmp_path, monkeypatch):
+    """A commit that passed the zombie check holds its group's lock until its offsets
+    are written: a member taking the partition over (which reads the offsets under
+    that lock) starts where the commit ends, never before it."""
+    url = f"log://{tmp_path}/log"
+    broker = open_log_broker(url)
+    broker.create_topic("t", 1)
+    broker.create_topic("in", 1)
+    member = broker.group_consumer("g", ["in"])
+    tx = broker.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("out"))
+    tx.send_offsets(member, {TopicPartition("in", 0): 5})
+    reader = textwrap.dedent(f"""
+        from streamkit.log.broker import open_log_broker
+        store = open_log_broker({url!r}).group_store("g")
+        print("ready", flush=True)
+        with store.locked():
+            print(store.read_offsets(), flush=True)
+    """)
+    seen: list[str] = []
+    write_marker = Partition.write_marker
+
+    def marker_with_a_reader_waiting(self, *args, **kwargs):
+        if not seen:                     # a new owner reads the offsets now
+            child = subprocess.Popen([PYTHON, "-c", reader], env=subprocess_env(),
+                                     stdout=subprocess.PIPE, text=True)
+            seen.append(child.stdout.readline())
+            time.sleep(0.5)              # (time to read, were it not held off)
+            seen.append(child)
+        return write_marker(self, *args, **kwargs)
+
+    monkeypatch.setattr(Partition, "write_marker", marker_with_a_reader_waiting)
+    tx.commit()
+    child = seen[1]
+    out, _ = child.communicate(timeout=30)
+    assert seen[0] == "ready\n"
+    assert out.strip() == str({TopicPartition("in", 0): 5})
+    member.close()
+    broker.close()
+
+
+def test_a_member_takes_a_partition_where_a_dead_producers_prepared_commit_ends(
+        url):
+    """A producer killed inside its commit (state ``prepare_commit``) leaves the
+    offsets of the commit to be written: a read_committed member taking the
+    partition finishes that commit first and starts after it."""
+    broker = open_log_broker(url)
+    broker.create_topic("t", 1)
+    broker.create_topic("in", 1)
+    broker.produce("in", records(*"abcdefgh"))
+    tx = broker.transactional_producer("tx")
+    tx.begin()
+    tx.send("t", records("out"))
+    tx.add_offsets("g", {TopicPartition("in", 0): 6})
+    coordinator = broker.transactions()
+    with coordinator._store.locked("tx"):        # it died once this was durable
+        state = coordinator._store.read("tx")
+        state["state"] = "prepare_commit"
+        coordinator._store.write(state)
+    member = broker.group_consumer("g", ["in"], isolation_level=RC)
+    assert member.position(TopicPartition("in", 0)) == 6
+    assert values(broker, RC) == ["out"]
+    member.close()
+    broker.close()

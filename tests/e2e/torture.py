@@ -1,0 +1,299 @@
+"""The exactly-once torture run (issue 19), shared by tools/eos_torture.py and
+tests/e2e/test_exactly_once_log.py.
+
+A real ``python eos_counting.py worker`` process counts events per key into a table
+and forwards each event to ``eos-out``; it is SIGKILLed at random moments (some during
+start-up, some inside a commit) and restarted, with the same data directory, each
+time. A last worker finishes the input and stops gracefully. Then, read as any
+read_committed consumer would:
+
+- ``eos-out`` must hold each input event once (``duplicates``, ``missing``);
+- the table's changelog (latest value per key) and the last worker's own table must
+  equal the true counts (``count_errors``: the sum of the differences, over keys).
+"""
+from __future__ import annotations
+
+import collections
+import glob
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamkit
+from streamkit.types import Message, TopicPartition
+
+APP = Path(__file__).parent / "apps" / "eos_counting.py"
+ROOT = Path(__file__).resolve().parents[2]
+APP_ID = "eoscount"
+INPUT, OUTPUT = "eos-in", "eos-out"
+CHANGELOG = f"{APP_ID}-counts-changelog"
+KEYS = 13
+#: share of the kills aimed at start-up (before the worker logs "ready")
+STARTUP_SHARE = 0.25
+
+
+@dataclass
+class TortureResult:
+    """The figures of one run."""
+
+    guarantee: str
+    kills: int = 0
+    #: kills before the worker was ready (importing, recovering, joining, restoring)
+    startup_kills: int = 0
+    #: kills that left a transaction prepared (``prepare_commit``/``prepare_abort``):
+    #: inside the two phases of a commit
+    commit_kills: int = 0
+    #: kills that left a transaction open (records written, not committed)
+    open_kills: int = 0
+    events: int = 0
+    outputs: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    #: sum over keys of |count - true count|, changelog read read_committed
+    count_errors: int = 0
+    #: the same for the last worker's own table (its REPORT line)
+    report_errors: int = 0
+    #: events by how many times the output holds them
+    copies: dict[int, int] = field(default_factory=dict)
+    wall: float = 0.0
+    last_exit: int | None = None
+    #: seconds a worker takes to be ready, as measured
+    startup_estimate: float = 1.0
+
+    @property
+    def exact(self) -> bool:
+        """Each event out once, counts exact, the last worker stopped cleanly."""
+        return (self.duplicates == 0 and self.missing == 0 and self.count_errors == 0
+                and self.report_errors == 0 and self.last_exit == 0)
+
+    def summary(self) -> str:
+        return (f"guarantee={self.guarantee} kills={self.kills} (start-up "
+                f"{self.startup_kills}, inside a commit {self.commit_kills}, with a "
+                f"transaction open {self.open_kills}) events={self.events} "
+                f"outputs={self.outputs} duplicates={self.duplicates} "
+                f"missing={self.missing} count_errors={self.count_errors} "
+                f"report_errors={self.report_errors} last_exit={self.last_exit} "
+                f"wall={self.wall:.1f}s")
+
+
+class Worker:
+    """A worker subprocess of the torture app, its output in a log file."""
+
+    def __init__(self, datadir: Path, env: dict[str, str], name: str,
+                 log_dir: Path | None = None) -> None:
+        """A worker with its data in ``datadir``, on the log in ``log_dir`` (by
+        default ``datadir/log``)."""
+        self.log_path = datadir / f"{name}.log"
+        log_dir = log_dir or datadir / "log"
+        environment = dict(os.environ, STREAMKIT_DATADIR=str(datadir),
+                           STREAMKIT_BROKER=f"log://{log_dir}", PYTHONUNBUFFERED="1")
+        environment.update(env)
+        # the streamkit of this checkout, wherever the tool is run from
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, str(APP), "worker"],
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         env=environment, cwd=str(datadir))
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def ready(self) -> bool:
+        return " ready: " in self.log()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def last_report(self) -> dict[str, int] | None:
+        reports = re.findall(r"^REPORT (.*)$", self.log(), re.M)
+        return json.loads(reports[-1]) if reports else None
+
+
+def key_of(i: int) -> str:
+    return f"k{i % KEYS}"
+
+
+class Feed:
+    """Sends events 0, 1, ... (key ``k<i % 13>``, value i; not in a transaction) at a
+    steady rate, so that every life of the worker has work."""
+
+    def __init__(self, datadir: Path, events: int, rate: float) -> None:
+        url = f"log://{datadir}/log"
+        with streamkit.Admin(broker=url) as admin:
+            if INPUT not in admin.list_topics():
+                admin.create_topic(INPUT, partitions=4)
+        self.producer = streamkit.Producer(broker=url, linger_ms=5, batch_size=500)
+        self.events = events
+        self.rate = rate
+        self.sent = 0
+        self.started = time.monotonic()
+
+    def send_due(self, everything: bool = False) -> None:
+        """Send the events due by now (or all that are left)."""
+        due = self.events if everything else min(
+            self.events, int((time.monotonic() - self.started) * self.rate))
+        for i in range(self.sent, due):
+            self.producer.send(INPUT, key=key_of(i).encode(), value=str(i).encode())
+        if due > self.sent:
+            self.producer.flush()
+            self.sent = due
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def read_committed(datadir: Path, topic: str) -> list[Message]:
+    """Every record of ``topic`` a read_committed reader sees, all partitions."""
+    with streamkit.Admin(broker=f"log://{datadir}/log") as admin:
+        if topic not in admin.list_topics():
+            return []
+        info = admin.describe_topic(topic)
+        broker = admin._broker
+        out: list[Message] = []
+        for p in range(info.partitions):
+            offset = info.start_offsets[p]
+            while batch := broker.fetch(TopicPartition(topic, p), offset, 10_000,
+                                        isolation_level="read_committed"):
+                out.extend(batch)
+                offset = batch[-1].offset + 1
+        return out
+
+
+def committed_all(datadir: Path, events: int) -> bool:
+    """Whether the app's group committed every input offset."""
+    with streamkit.Admin(broker=f"log://{datadir}/log") as admin:
+        offsets = [o for o in admin.group_offsets(APP_ID) if o.topic == INPUT]
+    return sum(o.committed or 0 for o in offsets) >= events
+
+
+def txn_states(datadir: Path) -> dict[str, tuple[int, str]]:
+    """Per transactional id of the log (a worker has one): its epoch and state
+    (``open``: ongoing with records written)."""
+    out = {}
+    for path in glob.glob(str(datadir / "log" / "__transactions" / "*" / "state.json")):
+        with open(path, "rb") as f:
+            state = json.loads(f.read())
+        kind = state["state"]
+        out[state["transactional_id"]] = (
+            state["epoch"], "open" if kind == "ongoing" and state["partitions"] else kind)
+    return out
+
+
+def table_from_changelog(datadir: Path) -> dict[str, int]:
+    latest: dict[str, int] = {}
+    for m in read_committed(datadir, CHANGELOG):
+        if m.key[:1] == b"\x00":
+            continue
+        key = json.loads(m.key)
+        if m.value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = json.loads(m.value)
+    return latest
+
+
+def errors(counts: dict[str, int], truth: dict[str, int]) -> int:
+    return sum(abs(counts.get(k, 0) - truth.get(k, 0)) for k in set(counts) | set(truth))
+
+
+def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
+        commit_interval: float = 0.05, life: float = 1.5, event_work: float = 0.0002,
+        event_sleep: float = 0.0, marker_sleep: float = 0.004, timeout: float = 600.0,
+        say: Callable[[str], None] | None = None) -> TortureResult:
+    """The whole run in ``datadir`` (fresh); see the module docstring. Events come at
+    a steady rate meant to last until the last kill; a life lasts a random time
+    (below the start-up time for a quarter of them, up to start-up + ``life``
+    seconds for the others)."""
+    rng = random.Random(seed)
+    result = TortureResult(guarantee)
+    started = time.monotonic()
+    env = {"EOS_GUARANTEE": guarantee, "EOS_COMMIT_INTERVAL": str(commit_interval),
+           "EOS_EVENT_WORK": str(event_work), "EOS_EVENT_SLEEP": str(event_sleep),
+           "EOS_MARKER_SLEEP": str(marker_sleep)}
+    startup = 1.0                           # seconds to "ready", learnt as we go
+    feed = Feed(datadir, events, events / (kills * (startup + life * 0.6) + 1.0))
+    try:
+        for n in range(kills):
+            result.kills += 1
+            _one_life(datadir, env, n, rng, feed, result, startup, life, say)
+            startup = result.startup_estimate
+        feed.send_due(everything=True)
+    finally:
+        feed.close()
+    last = Worker(datadir, env, "last")
+    deadline = time.monotonic() + timeout
+    while not committed_all(datadir, events):
+        if last.proc.poll() is not None or time.monotonic() > deadline:
+            last.kill()
+            raise RuntimeError(f"the last worker did not finish:\n{last.log()[-3000:]}")
+        time.sleep(0.1)
+    time.sleep(0.7)                         # a REPORT after the last commit
+    result.last_exit = last.terminate()
+    result.wall = time.monotonic() - started
+    check(datadir, result, events, last.last_report() or {})
+    return result
+
+
+def _one_life(datadir: Path, env: dict[str, str], n: int, rng: random.Random,
+              feed: Feed, result: TortureResult, startup: float, life: float,
+              say: Callable[[str], None] | None) -> None:
+    """Start a worker, feed it for a random time, SIGKILL it; count where it was."""
+    before = txn_states(datadir)
+    worker = Worker(datadir, env, f"life-{n:03d}")
+    begun = time.monotonic()
+    at_startup = rng.random() < STARTUP_SHARE
+    delay = rng.uniform(0.05, startup) if at_startup else startup + rng.uniform(0, life)
+    ready_after = None
+    while (now := time.monotonic()) - begun < delay:
+        feed.send_due()
+        if ready_after is None and worker.ready():
+            ready_after = now - begun
+        if worker.proc.poll() is not None:
+            raise RuntimeError(f"worker life {n} exited by itself "
+                               f"({worker.proc.returncode}):\n{worker.log()[-3000:]}")
+        time.sleep(0.005)
+    worker.kill()
+    if ready_after is not None:
+        result.startup_estimate = 0.7 * startup + 0.3 * ready_after
+    elif not at_startup:
+        result.startup_estimate = delay + 0.3      # slower than thought (a loaded machine)
+    ready = worker.ready()
+    result.startup_kills += not ready
+    # (a state this life did not touch, one it never took the id for, is not its)
+    states = [state for tid, (epoch, state) in txn_states(datadir).items()
+              if before.get(tid, (-1, ""))[0] != epoch]
+    result.commit_kills += any(s.startswith("prepare") for s in states)
+    result.open_kills += "open" in states
+    if say is not None:
+        say(f"kill {n + 1} after {delay:.2f}s ({'ready' if ready else 'starting'}; "
+            f"transaction {', '.join(states) or 'none'}; {feed.sent} events sent)")
+
+
+def check(datadir: Path, result: TortureResult, events: int,
+          report: dict[str, int]) -> None:
+    """Fill in the figures of ``result`` from the log (read_committed)."""
+    truth = collections.Counter(key_of(i) for i in range(events))
+    outputs = [json.loads(m.value)["id"] for m in read_committed(datadir, OUTPUT)]
+    seen = collections.Counter(outputs)
+    result.events = events
+    result.outputs = len(outputs)
+    result.duplicates = sum(n - 1 for n in seen.values() if n > 1)
+    result.missing = sum(1 for i in range(events) if i not in seen)
+    result.copies = dict(sorted(collections.Counter(seen.values()).items()))
+    result.count_errors = errors(table_from_changelog(datadir), truth)
+    result.report_errors = errors(report, truth)
