@@ -14,6 +14,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from kio.schema.errors import ErrorCode
+
 from streamkit.types import TopicPartition
 
 __all__ = ["APPEND", "GAP", "ProducerState", "Sequenced"]
@@ -69,6 +71,17 @@ class ProducerState:
             if (batch.first, batch.last) == (first, last):
                 return batch.base_offset
         return APPEND if first == (state.batches[-1].last + 1) % 2**31 else GAP
+
+    def answer_if_seen(self, producer_id: int, epoch: int, tp: TopicPartition, first: int,
+                       count: int) -> tuple[ErrorCode, str | None, int] | None:
+        """The Produce answer (error, message, first offset) to a batch sent before
+        (where it went) or out of order; None for a new batch, to append."""
+        seen = self.check(producer_id, epoch, tp, first, count)
+        if isinstance(seen, int):
+            return ErrorCode.none, None, seen            # sent again: where it went
+        if seen == GAP:
+            return ErrorCode.out_of_order_sequence_number, None, -1
+        return None
 
     def appended(self, producer_id: int, epoch: int, tp: TopicPartition, first: int,
                  count: int, base_offset: int) -> None:

@@ -23,7 +23,6 @@ from streamkit.wire.apis import (FETCH, INIT_PRODUCER_ID, LIST_OFFSETS, NO_THROT
                                  PRODUCE, Node, build, nested)
 from streamkit.wire.batches import (CONTROL_BATCH_SIZE, BatchError, ProducedBatch,
                                     encode_batches, encode_control_batch, read_batches)
-from streamkit.wire.producers import GAP
 from streamkit.wire.protocol import Request, response_type
 from streamkit.wire.transactions import (TransactionalBroker, append_transactional,
                                          init_transactional_producer)
@@ -131,12 +130,10 @@ def _append(node: Node, tp: TopicPartition, batch: ProducedBatch,
         return ErrorCode.invalid_record, "a control batch from a client", -1
     idempotent = batch.producer_id >= 0 and batch.base_sequence >= 0
     if idempotent:
-        seen = node.producers.check(batch.producer_id, batch.producer_epoch, tp,
-                                    batch.base_sequence, len(batch.records))
-        if isinstance(seen, int):
-            return ErrorCode.none, None, seen            # sent again: where it went
-        if seen == GAP:
-            return ErrorCode.out_of_order_sequence_number, None, -1
+        answer = node.producers.answer_if_seen(batch.producer_id, batch.producer_epoch,
+                                               tp, batch.base_sequence, len(batch.records))
+        if answer is not None:
+            return answer
     if not batch.records:
         return ErrorCode.none, None, -1
     try:

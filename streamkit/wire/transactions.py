@@ -32,7 +32,6 @@ from streamkit.wire.apis import (ADD_OFFSETS_TO_TXN, ADD_PARTITIONS_TO_TXN, END_
                                  build, nested)
 from streamkit.wire.batches import ProducedBatch
 from streamkit.wire.coordinator import GroupCoordinator
-from streamkit.wire.producers import GAP
 from streamkit.wire.protocol import Request, response_type
 
 __all__ = ["EXPIRE_INTERVAL", "TXN_HANDLERS", "TransactionalBroker", "append_transactional",
@@ -132,12 +131,10 @@ def append_transactional(node: Node, tp: TopicPartition, batch: ProducedBatch,
                 "a transactional batch in a Produce request without a transactional id",
                 -1)
     producer = (batch.producer_id, batch.producer_epoch)
-    seen = node.producers.check(batch.producer_id, batch.producer_epoch, tp,
-                                batch.base_sequence, len(batch.records))
-    if isinstance(seen, int):
-        return ErrorCode.none, None, seen                # sent again: where it went
-    if seen == GAP:
-        return ErrorCode.out_of_order_sequence_number, None, -1
+    answer = node.producers.answer_if_seen(batch.producer_id, batch.producer_epoch, tp,
+                                           batch.base_sequence, len(batch.records))
+    if answer is not None:
+        return answer
     if not batch.records:
         return ErrorCode.none, None, -1
     broker = node.broker

@@ -441,12 +441,7 @@ def _kill_round(root: Path, rng: random.Random, acks: int | str | None,
                     str(rng.randrange(1 << 32)), tag]
             procs.append((tag, ack, subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)))
-        for _tag, _ack, proc in procs:
-            _wait_ready(proc)
-        start = time.monotonic()
-        for delay, proc in sorted((rng.uniform(0.0, 0.15), p[2]) for p in procs):
-            time.sleep(max(0.0, start + delay - time.monotonic()))
-            proc.send_signal(signal.SIGKILL)
+        kill_when_ready([p[2] for p in procs], rng, 0.15)
     finally:
         for _tag, _ack, proc in procs:
             if proc.poll() is None:
@@ -458,6 +453,19 @@ def _kill_round(root: Path, rng: random.Random, acks: int | str | None,
         _check_producer_exit(tag, proc.returncode, err.decode(errors="replace"), result)
         said.append(f"producer {tag} (acks={ack}) killed after {count} acknowledged")
     return ", ".join(said)
+
+
+def kill_when_ready(procs: list[subprocess.Popen], rng: random.Random,
+                    latest: float) -> None:
+    """Wait for each process's ``ready`` line, then SIGKILL each at a random moment
+    up to ``latest`` seconds later."""
+    for proc in procs:
+        _wait_ready(proc)
+    start = time.monotonic()
+    for delay, proc in sorted(((rng.uniform(0.0, latest), p) for p in procs),
+                              key=lambda pair: pair[0]):
+        time.sleep(max(0.0, start + delay - time.monotonic()))
+        proc.send_signal(signal.SIGKILL)
 
 
 def _wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> None:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 from streamkit.log.broker import open_log_broker
 from streamkit.types import TopicPartition
 
-from .trials import REPO, TrialResult, _wait_ready
+from .trials import REPO, TrialResult, kill_when_ready
 
 TOPIC = "t"
 TXN_PRODUCER = Path(__file__).resolve().parent / "apps" / "txn_producer.py"
@@ -67,12 +65,7 @@ def _round(root: Path, rng: random.Random, ids: list[str], lives: Counter[str],
                     str(lives[tid]), str(rng.randrange(1 << 32))]
             procs.append((tid, lives[tid], subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)))
-        for _tid, _life, proc in procs:
-            _wait_ready(proc)
-        start = time.monotonic()
-        for delay, proc in sorted((rng.uniform(0.0, 0.4), p[2]) for p in procs):
-            time.sleep(max(0.0, start + delay - time.monotonic()))
-            proc.send_signal(signal.SIGKILL)
+        kill_when_ready([p[2] for p in procs], rng, 0.4)
     finally:
         for _tid, _life, proc in procs:
             if proc.poll() is None:

@@ -192,16 +192,22 @@ def test_compaction_keeps_the_committed_value_under_a_later_aborted_one(tmp_path
     broker.close()
 
 
-def test_the_index_survives_a_restart_and_a_torn_entry_is_cut(tmp_path):
+def aborted_on_disk(tmp_path, value: str) -> tuple[str, Path]:
+    """A log with one aborted transaction of ``value`` on t[0]: its URL, and the
+    path of the partition's transaction index."""
     url = f"log://{tmp_path}/log"
     broker = open_log_broker(url)
     broker.create_topic("t", 1)
     tx = broker.transactional_producer("tx")
     tx.begin()
-    tx.send("t", records("gone"))
+    tx.send("t", records(value))
     tx.abort()
     broker.close()
-    index = tmp_path / "log" / "t" / "0" / "transactions"
+    return url, tmp_path / "log" / "t" / "0" / "transactions"
+
+
+def test_the_index_survives_a_restart_and_a_torn_entry_is_cut(tmp_path):
+    url, index = aborted_on_disk(tmp_path, "gone")
     with index.open("ab") as f:
         f.write(b"\x01\x02\x03")                    # a writer killed mid-entry
     again = open_log_broker(url)
@@ -216,15 +222,7 @@ def test_the_index_survives_a_restart_and_a_torn_entry_is_cut(tmp_path):
 
 
 def test_a_damaged_index_entry_is_reported_not_cut(tmp_path):
-    url = f"log://{tmp_path}/log"
-    broker = open_log_broker(url)
-    broker.create_topic("t", 1)
-    tx = broker.transactional_producer("tx")
-    tx.begin()
-    tx.send("t", records("x"))
-    tx.abort()
-    broker.close()
-    index = tmp_path / "log" / "t" / "0" / "transactions"
+    url, index = aborted_on_disk(tmp_path, "x")
     data = bytearray(index.read_bytes())
     data[5] ^= 0xFF
     index.write_bytes(bytes(data))
