@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, Unpack
@@ -53,10 +53,13 @@ class ConsumerGroupMetadata:
     ``Producer.send_offsets_to_transaction``: the group, and the member whose
     partitions the offsets are of (empty for a consumer with manual assignment). A
     commit carrying a member is refused once that member no longer owns the
-    partitions (a zombie's, Kafka's KIP-447)."""
+    partitions (a zombie's, Kafka's KIP-447). On ``kafka://``, ``client_metadata`` is
+    librdkafka's own (opaque) metadata of the member, generation included, which
+    Kafka's transaction coordinator checks."""
 
     group_id: str
     member_id: str = ""
+    client_metadata: object = field(default=None, compare=False, repr=False)
 
 
 class CommitFuture:
@@ -386,8 +389,11 @@ class Consumer:
         if self.group_id is None:
             raise InvalidConfig("consumer_group_metadata needs a Consumer with a group_id")
         member_id = getattr(self._member, "member_id", "")
-        return ConsumerGroupMetadata(self.group_id,
-                                     member_id if isinstance(member_id, str) else "")
+        # (a kafka:// group member has librdkafka's metadata; other members have none)
+        client_metadata = getattr(self._member, "group_metadata", None)
+        return ConsumerGroupMetadata(
+            self.group_id, member_id if isinstance(member_id, str) else "",
+            client_metadata() if callable(client_metadata) else None)
 
     def committed(self, tp: TopicPartition) -> int | None:
         """The group's committed offset of ``tp`` (None if there is none)."""

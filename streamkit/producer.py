@@ -19,11 +19,11 @@ that call it, at once by default (``linger_ms=0``); with ``linger_ms > 0`` when
 ``batch_size`` records wait, when ``linger_ms`` has passed (checked on each ``send``),
 or on ``flush``/``get``/``close``. See docs/clients.md and decision 110.
 
-A producer with a ``transactional_id`` (``log://``, ``memory://``) writes only inside
-a transaction: ``init_transactions()`` once, then ``begin_transaction()``, sends,
-``send_offsets_to_transaction(offsets, group)``, ``commit_transaction()`` (which first
-writes what lingers) or ``abort_transaction()``. Its writes go through the log's
-``LogTransaction`` (``streamkit.log.transactional``).
+A producer with a ``transactional_id`` (``log://``, ``memory://``, ``kafka://``) writes
+only inside a transaction: ``init_transactions()`` once, then ``begin_transaction()``,
+sends, ``send_offsets_to_transaction(offsets, group)``, ``commit_transaction()`` (which
+first writes what lingers) or ``abort_transaction()``. Its writes go through the
+broker's transactional producer (``streamkit.producer_txn``).
 """
 from __future__ import annotations
 
@@ -40,10 +40,9 @@ from typing import Any, Unpack
 from streamkit.client_metrics import Rates
 from streamkit.consumer import ConsumerGroupMetadata
 from streamkit.errors import InvalidConfig, InvalidTxnState, KafkaTimeoutError
-from streamkit.log.broker import LogBroker
-from streamkit.log.transactional import LogTransaction
 from streamkit.log.transactions import DEFAULT_TIMEOUT_MS
-from streamkit.producer_txn import Offsets, ProducerTransactions, check_transactional
+from streamkit.producer_txn import (Offsets, OpenTransaction, ProducerTransactions,
+                                    check_transactional, has_transactions)
 from streamkit.transport import connect
 from streamkit.transport.base import Acks, Broker
 from streamkit.transport.options import (PRODUCER_OPTIONS, ProducerOptions, broker_config,
@@ -233,7 +232,7 @@ class _Sender:
         #: a transactional producer's writes go into ``txn``, its open transaction
         #: (under ``io_lock``); with none open they fail, never write outside one
         self.transactional = False
-        self.txn: LogTransaction | None = None
+        self.txn: OpenTransaction | None = None
         #: the first write of the open transaction that failed: its commit must not
         self.txn_error: BaseException | None = None
         #: (a transactional producer's) aborts the open transaction before an owned
@@ -443,10 +442,10 @@ class Producer:
     ``kafka://`` and have no effect on the embedded log (``streamkit.transport.options``,
     docs/clients.md).
 
-    With ``transactional_id`` the producer is transactional (on ``log://`` and
-    ``memory://``): see ``init_transactions``; ``transaction_timeout_ms`` is how long a
-    transaction may stay open before the log's coordinator aborts it (Kafka's
-    ``transaction.timeout.ms``)."""
+    With ``transactional_id`` the producer is transactional (on ``log://``,
+    ``memory://`` and ``kafka://``): see ``init_transactions``;
+    ``transaction_timeout_ms`` is how long a transaction may stay open before the
+    coordinator aborts it (Kafka's ``transaction.timeout.ms``)."""
 
     def __init__(self, broker: str | Broker | None = None, *,
                  bootstrap_servers: str | Sequence[str] | None = None,
@@ -481,12 +480,12 @@ class Producer:
         if linger_ms is None:
             linger_ms = LINGER_MS if owned else 0
         self.linger_ms = linger_ms
-        if transactional_id is not None and not isinstance(broker, LogBroker):
+        if transactional_id is not None and not has_transactions(broker):
             if owned:
                 broker.close()
             raise InvalidConfig(f"Producer transactional_id={transactional_id!r}: "
-                                "transactions from streamkit.Producer need log:// or "
-                                "memory:// for now")
+                                f"{broker!r} has no transactions (use log://, memory:// "
+                                "or kafka://)")
         self._sender = _Sender(broker, owned, self.acks, linger_ms, batch_size,
                                timer=owned and linger_ms > 0, owner=self)
         self._rates = Rates("sent", "failed", "requests")
@@ -545,7 +544,7 @@ class Producer:
         """Take ``transactional_id``: an older producer holding it is fenced (its
         sends and commits fail with ``ProducerFenced``) and a transaction it left open
         is aborted. Call once, before ``begin_transaction``. (``timeout`` is
-        confluent-kafka's; the log's coordinator answers without a round trip.)"""
+        confluent-kafka's; on ``kafka://`` the broker's timeout bounds the call.)"""
         self._transactions("init_transactions").init()
 
     def begin_transaction(self) -> None:
@@ -560,7 +559,7 @@ class Producer:
         (kafka-python) or a Consumer's ``consumer_group_metadata()`` (confluent-kafka):
         then the commit is refused if that member no longer owns the partitions.
         ``offsets`` may also be confluent-kafka style objects with ``.topic
-        .partition .offset``. (``timeout`` is confluent-kafka's; not needed here.)"""
+        .partition .offset``. (``timeout`` is confluent-kafka's; not used.)"""
         self._transactions("send_offsets_to_transaction").send_offsets(offsets, group)
 
     def commit_transaction(self, timeout: float | None = None) -> None:

@@ -1,25 +1,57 @@
 """The transactions of a ``streamkit.Producer`` with a ``transactional_id``
-(kafka-python / confluent-kafka names), on ``log://`` and ``memory://``.
+(kafka-python / confluent-kafka names), on ``log://``, ``memory://`` and ``kafka://``.
 
-``ProducerTransactions`` holds the log's ``LogTransaction`` of the id and the state
-kafka-python's transaction manager keeps: initialised or not, a transaction open or
-not. Sends go into the open transaction through the producer's sender (its
-``txn``); every call on the log runs under the sender's ``io_lock``, as the linger
-timer's writes do, so a broker is never used from two threads at once.
+``ProducerTransactions`` holds the broker's transactional producer of the id (the log's
+``LogTransaction``, or on ``kafka://`` the transport's ``KafkaTransactionalProducer``,
+librdkafka's transactions) and the state kafka-python's transaction manager keeps:
+initialised or not, a transaction open or not. Sends go into the open transaction
+through the producer's sender (its ``txn``); every call on the broker runs under the
+sender's ``io_lock``, as the linger timer's writes do, so a broker is never used from
+two threads at once.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from streamkit.consumer import ConsumerGroupMetadata
-from streamkit.errors import InvalidConfig, InvalidTxnState, ProducerFenced, TransactionAborted
+from streamkit.errors import (BrokerError, InvalidConfig, InvalidTxnState, ProducerFenced,
+                              TransactionAborted)
 from streamkit.log.broker import LogBroker
-from streamkit.log.transactional import LogTransaction
 from streamkit.log.transactions import MAX_TIMEOUT_MS
 from streamkit.transport.base import Broker
-from streamkit.types import OffsetAndMetadata, TopicPartition
+from streamkit.types import OffsetAndMetadata, OutgoingRecord, RecordMetadata, TopicPartition
+
+
+class OpenTransaction(Protocol):
+    """A broker's transactional producer of one id, as the Producer drives it (the
+    log's ``LogTransaction``, ``kafka://``'s ``KafkaTransactionalProducer``)."""
+
+    def begin(self) -> None: ...
+    def send(self, topic: str, records: Sequence[OutgoingRecord]
+             ) -> list[RecordMetadata]: ...
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class KafkaTransaction(OpenTransaction, Protocol):
+    """``kafka://``'s transactional producer: offsets go with librdkafka's metadata."""
+
+    def send_group_offsets(self, group_metadata: object,
+                           offsets: dict[TopicPartition, int]) -> None: ...
+
+
+@runtime_checkable
+class KafkaTransactions(Protocol):
+    """A ``kafka://`` broker (``KafkaBroker``), as far as transactions go; named so
+    that a producer on the log does not import confluent-kafka."""
+
+    def transactional_producer(self, transactional_id: str,
+                               timeout_ms: int | None = None) -> KafkaTransaction: ...
+    def group_metadata(self, group_id: str) -> object: ...
 
 
 class Sender(Protocol):
@@ -28,7 +60,7 @@ class Sender(Protocol):
     broker: Broker
     io_lock: threading.RLock
     transactional: bool
-    txn: LogTransaction | None
+    txn: OpenTransaction | None
     txn_error: BaseException | None
     end_transaction: Callable[[], None] | None
 
@@ -51,6 +83,12 @@ def check_transactional(transactional_id: str | None, timeout_ms: int) -> None:
                             f"whole number of ms in 1..{MAX_TIMEOUT_MS}")
 
 
+def has_transactions(broker: Broker) -> bool:
+    """Whether a Producer on ``broker`` can be transactional (log://, memory://,
+    kafka://)."""
+    return isinstance(broker, (LogBroker, KafkaTransactions))
+
+
 class ProducerTransactions:
     """One producer's transactional id: ``init``, ``begin``, ``send_offsets``,
     ``commit``, ``abort`` in the order Kafka allows (``InvalidTxnState`` otherwise)."""
@@ -59,8 +97,11 @@ class ProducerTransactions:
         self.transactional_id = transactional_id
         self._timeout_ms = timeout_ms
         self._sender = sender
-        #: the log's producer of the id, once ``init`` ran
-        self._txn: LogTransaction | None = None
+        #: the broker's producer of the id, once ``init`` ran
+        self._txn: OpenTransaction | None = None
+        #: commits a group's offsets with the open transaction, as the broker takes them
+        self._add_offsets: Callable[[ConsumerGroupMetadata, dict[TopicPartition, int]],
+                                    None] | None = None
         #: the last commit failed and rolled the transaction back: the
         #: ``abort_transaction()`` a kafka-python loop calls next has nothing to do
         self._rolled_back = False
@@ -75,16 +116,34 @@ class ProducerTransactions:
         sender = self._sender
         with sender.io_lock:
             broker = sender.broker
-            assert isinstance(broker, LogBroker)    # (checked by the Producer)
-            self._txn = broker.transactional_producer(self.transactional_id,
+            if isinstance(broker, LogBroker):
+                log_txn = broker.transactional_producer(self.transactional_id,
+                                                        self._timeout_ms)
+                self._txn = log_txn
+                self._add_offsets = lambda group, numbers: log_txn.add_offsets(
+                    group.group_id, numbers, group.member_id)
+                return
+            assert isinstance(broker, KafkaTransactions)    # (checked by the Producer)
+            kafka_txn = broker.transactional_producer(self.transactional_id,
                                                       self._timeout_ms)
+            self._txn = kafka_txn
 
-    def _initialized(self, call: str) -> LogTransaction:
+            def add_offsets(group: ConsumerGroupMetadata,
+                            numbers: dict[TopicPartition, int]) -> None:
+                # librdkafka takes its own metadata: the member's, or (a group id
+                # alone, a manually assigned consumer's) the group's without a member
+                metadata = group.client_metadata
+                if metadata is None:
+                    metadata = broker.group_metadata(group.group_id)
+                kafka_txn.send_group_offsets(metadata, numbers)
+            self._add_offsets = add_offsets
+
+    def _initialized(self, call: str) -> OpenTransaction:
         if self._txn is None:
             raise InvalidTxnState(f"{call}: call init_transactions() first")
         return self._txn
 
-    def _open(self, call: str) -> LogTransaction:
+    def _open(self, call: str) -> OpenTransaction:
         txn = self._initialized(call)
         if self._sender.txn is None:
             raise InvalidTxnState(f"{call}: transactional id {self.transactional_id!r} "
@@ -106,17 +165,16 @@ class ProducerTransactions:
     def send_offsets(self, offsets: Offsets, group: str | ConsumerGroupMetadata) -> None:
         """Commit a group's ``offsets`` with the open transaction (fenced by the
         member when ``group`` is a Consumer's group metadata)."""
-        txn = self._open("send_offsets_to_transaction")
-        if isinstance(group, ConsumerGroupMetadata):
-            group_id, member_id = group.group_id, group.member_id
-        elif isinstance(group, str) and group:
-            group_id, member_id = group, ""
-        else:
+        self._open("send_offsets_to_transaction")
+        if isinstance(group, str) and group:
+            group = ConsumerGroupMetadata(group)
+        elif not isinstance(group, ConsumerGroupMetadata):
             raise TypeError(f"send_offsets_to_transaction: group={group!r} must be a "
                             "group id or Consumer.consumer_group_metadata()")
         numbers = offset_numbers(offsets)
+        assert self._add_offsets is not None        # (set with the transaction)
         with self._sender.io_lock:
-            txn.add_offsets(group_id, numbers, member_id)
+            self._add_offsets(group, numbers)
 
     def commit(self, timeout: float | None) -> None:
         """Write what lingers into the transaction, then commit it (or, if a send of
@@ -135,7 +193,18 @@ class ProducerTransactions:
                     f"commit_transaction: a send of transactional id "
                     f"{self.transactional_id!r} failed ({error}); the transaction was "
                     "aborted") from error
-            txn.commit()
+            try:
+                txn.commit()
+            except (ProducerFenced, TransactionAborted):
+                raise
+            except BrokerError as exc:
+                # (kafka://: a commit that timed out or failed otherwise) roll back
+                # now, as a failed send's commit does, so the producer goes on
+                with contextlib.suppress(InvalidTxnState):      # (already rolled back)
+                    txn.abort()
+                raise TransactionAborted(
+                    f"commit_transaction: transactional id {self.transactional_id!r} "
+                    f"could not commit ({exc}); the transaction was aborted") from exc
             self._rolled_back = False
 
     def abort(self, timeout: float | None) -> None:

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Literal, cast
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, \
-    Producer
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, \
+    KafkaException, Producer
 from confluent_kafka import TopicPartition as KTP
 from confluent_kafka import Message as KafkaMessage
 from confluent_kafka.admin import AdminClient, ClusterMetadata, ConfigResource, NewTopic
@@ -55,7 +55,10 @@ class KafkaBroker:
         self._admin = make_client(AdminClient,
                                   client_config(self._base, self._config, "admin"), "admin")
         self._producers: dict[int, Producer] = {}
-        self._fetcher: Fetcher | None = None
+        #: group-less readers, one per isolation level asked for
+        self._fetchers: dict[str, Fetcher] = {}
+        #: librdkafka's metadata of group ids named without a member (per id)
+        self._group_metadata: dict[str, object] = {}
         self._end_offsets: EndOffsets | None = None
         self._known_topics: set[str] = set()
         self._closed = False
@@ -123,9 +126,10 @@ class KafkaBroker:
         # A librdkafka consumer that fetched a topic lately crashes (SIGSEGV) when the
         # topic is deleted under it, at least on tansu, even after unassigning it.
         # Closing the client is safe; the next fetch/offsets call opens a new one.
-        if self._fetcher is not None and self._fetcher.has_read(topic):
-            self._fetcher.close()
-            self._fetcher = None
+        for level, fetcher in list(self._fetchers.items()):
+            if fetcher.has_read(topic):
+                fetcher.close()
+                del self._fetchers[level]
         if self._end_offsets is not None and topic in self._end_offsets.topics:
             self._end_offsets.close()
             self._end_offsets = None
@@ -238,16 +242,36 @@ class KafkaBroker:
                 f"{err.str()}")
         return cast(list[RecordMetadata], results)     # _wait_delivered filled it
 
-    def transactional_producer(self, transactional_id: str) -> KafkaTransactionalProducer:
+    def transactional_producer(self, transactional_id: str, timeout_ms: int | None = None
+                               ) -> KafkaTransactionalProducer:
         """A producer whose sends and consumer offsets commit atomically (Kafka
-        transactions, for ``exactly_once``). One per ``transactional_id`` at a time:
-        a new one fences the old."""
+        transactions, for ``exactly_once`` and ``streamkit.Producer``). One per
+        ``transactional_id`` at a time: a new one fences the old. ``timeout_ms`` is
+        ``transaction.timeout.ms`` (60 s unless the config sets it)."""
         defaults = {"transaction.timeout.ms": 60_000}
+        if timeout_ms is not None:
+            defaults["transaction.timeout.ms"] = timeout_ms
         base = {**self._base, "transactional.id": transactional_id,
                 "partitioner": "murmur2_random", "acks": -1, "enable.idempotence": True}
         conf = client_config(base, self._config, "producer", defaults)
         return KafkaTransactionalProducer(conf, transactional_id, self.servers,
                                           self.timeout, self._deliver, self._ensure_topic)
+
+    def group_metadata(self, group_id: str) -> object:
+        """librdkafka's group metadata of ``group_id`` without a member (what
+        ``send_offsets_to_transaction`` takes for a bare group id): confluent-kafka
+        builds it only from a consumer, so from one that has the group's id and never
+        joins it (no round trip; kept per id)."""
+        metadata = self._group_metadata.get(group_id)
+        if metadata is None:
+            consumer = make_client(Consumer, self._consumer_conf({"group.id": group_id}),
+                                   "consumer")
+            try:
+                metadata = consumer.consumer_group_metadata()
+            finally:
+                consumer.close()
+            self._group_metadata[group_id] = metadata
+        return metadata
 
     def _wait_delivered(self, producer: Producer, results: list[RecordMetadata | None],
                         topic: str) -> None:
@@ -268,16 +292,19 @@ class KafkaBroker:
                              {"fetch.wait.max.ms": 100, **(defaults or {})})
 
     def fetch(self, tp: TopicPartition, offset: int, max_records: int = 1000,
-              timeout: float = 0.0, isolation_level: str = "read_uncommitted"
+              timeout: float = 0.0, isolation_level: str = "read_committed"
               ) -> list[Message]:
         """Messages of one partition from ``offset``, waiting up to ``timeout`` for new
         ones. Records the partition already holds are returned even with ``timeout=0``
-        (the call then waits for the fetch round trip, as reading a file would). Reads
-        are read_committed whatever ``isolation_level`` says (librdkafka's default)."""
-        if self._fetcher is None:
-            self._fetcher = Fetcher(self._consumer_conf(Fetcher.config()), self.servers,
-                                    catch_up=self.timeout)
-        return self._fetcher.fetch(tp, offset, max_records, timeout)
+        (the call then waits for the fetch round trip, as reading a file would).
+        ``isolation_level`` is librdkafka's ``isolation.level`` (read_committed, its
+        default, unless told)."""
+        fetcher = self._fetchers.get(isolation_level)
+        if fetcher is None:
+            conf = {**Fetcher.config(), "isolation.level": isolation_level}
+            fetcher = self._fetchers[isolation_level] = Fetcher(
+                self._consumer_conf(conf), self.servers, catch_up=self.timeout)
+        return fetcher.fetch(tp, offset, max_records, timeout)
 
     def _offsets_reader(self) -> EndOffsets:
         if self._end_offsets is None:
@@ -424,10 +451,12 @@ class KafkaBroker:
         for producer in self._producers.values():
             producer.flush(self.timeout)
         self._producers.clear()
-        for client in (self._fetcher, self._end_offsets):
-            if client is not None:
-                client.close()
-        self._fetcher = self._end_offsets = None
+        for fetcher in self._fetchers.values():
+            fetcher.close()
+        self._fetchers.clear()
+        if self._end_offsets is not None:
+            self._end_offsets.close()
+            self._end_offsets = None
 
     def __enter__(self) -> KafkaBroker:
         return self

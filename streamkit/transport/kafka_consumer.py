@@ -277,6 +277,9 @@ class Fetcher:
         self._cursor: dict[TopicPartition, int] = {}   # where each stream continues
         self._buffers: dict[TopicPartition, list[Message]] = {}
         self._paused: set[TopicPartition] = set()
+        #: where librdkafka last reported a partition's end (its fetch position then):
+        #: past transaction markers, which it never hands over
+        self._ends: dict[TopicPartition, int] = {}
         self._error: errors.BrokerError | None = None
 
     @staticmethod
@@ -284,7 +287,7 @@ class Fetcher:
         """Settings streamkit needs on the fetcher's consumer."""
         return {"group.id": f"streamkit-fetch-{uuid.uuid4().hex[:12]}",
                 "enable.auto.commit": False, "enable.auto.offset.store": False,
-                "auto.offset.reset": "error", "enable.partition.eof": False}
+                "auto.offset.reset": "error", "enable.partition.eof": True}
 
     def fetch(self, tp: TopicPartition, offset: int, max_records: int,
               timeout: float) -> list[Message]:
@@ -319,7 +322,9 @@ class Fetcher:
         while not buf:
             _, high = self._consumer.get_watermark_offsets(KTP(tp.topic, tp.partition),
                                                            cached=True)
-            behind = high < 0 or high > offset     # unknown yet, or records to come
+            # unknown yet, or records to come (a partition whose last offsets are
+            # transaction markers has none: librdkafka reached its end past them)
+            behind = high < 0 or high > offset and self._ends.get(tp, -1) < high
             left = (max(deadline, catch_up) if behind else deadline) - time.monotonic()
             if left <= 0:
                 return
@@ -353,6 +358,7 @@ class Fetcher:
                 return
             self._buffers[tp] = []
             self._cursor[tp] = offset
+            self._ends.pop(tp, None)
             self._consumer.incremental_unassign([KTP(tp.topic, tp.partition)])
             self._paused.discard(tp)
         else:
@@ -370,6 +376,7 @@ class Fetcher:
         self._consumer.incremental_unassign([KTP(tp.topic, tp.partition)])
         self._cursor.pop(tp, None)
         self._buffers.pop(tp, None)
+        self._ends.pop(tp, None)
         self._paused.discard(tp)
 
     def _take(self, max_records: int, timeout: float) -> None:
@@ -392,6 +399,11 @@ class Fetcher:
 
     def _on_error(self, msg: KafkaMessage, err: KafkaError) -> None:
         tp = TopicPartition(msg.topic() or "", msg.partition() or 0)
+        if err.code() == KafkaError._PARTITION_EOF:
+            offset = msg.offset()
+            if tp in self._cursor and offset is not None:
+                self._ends[tp] = offset
+            return
         if err.code() in _OUT_OF_RANGE and tp in self._cursor:
             low, high = self._consumer.get_watermark_offsets(
                 KTP(tp.topic, tp.partition), timeout=10)

@@ -224,11 +224,6 @@ def test_bad_settings_are_one_line_errors(url):
             consumer.consumer_group_metadata()
 
 
-def test_kafka_urls_are_refused_with_a_clear_error():
-    with pytest.raises(InvalidConfig, match="need log:// or memory://"):
-        streamkit.Producer(broker="kafka://127.0.0.1:1", transactional_id="x")
-
-
 def test_a_failed_send_rolls_the_whole_transaction_back(url):
     """A record that could not be written fails the commit: the others of the
     transaction and its offsets are rolled back with it, and the loop goes on."""
