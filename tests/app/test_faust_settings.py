@@ -222,3 +222,20 @@ def test_autodiscover_imports_the_packages_modules(tmp_path: Path,
     finally:
         for name in [m for m in sys.modules if m.startswith("faustproj")]:
             del sys.modules[name]
+
+
+def test_the_commit_interval_is_shorter_under_exactly_once_unless_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decision 143: 1 s by default, 0.1 s under exactly_once (as Kafka Streams); a
+    value given, by argument, Faust's name or the environment, is kept."""
+    monkeypatch.delenv("STREAMKIT_COMMIT_INTERVAL", raising=False)
+    assert streamkit.App("ci-alo").conf.commit_interval == 1.0
+    assert streamkit.App("ci-eos", processing_guarantee="exactly_once"
+                         ).conf.commit_interval == 0.1
+    assert streamkit.App("ci-given", processing_guarantee="exactly_once",
+                         commit_interval=2.5).conf.commit_interval == 2.5
+    assert streamkit.App("ci-faust", processing_guarantee="exactly_once",
+                         broker_commit_interval=3.0).conf.commit_interval == 3.0
+    monkeypatch.setenv("STREAMKIT_COMMIT_INTERVAL", "4")
+    assert streamkit.App("ci-env", processing_guarantee="exactly_once"
+                         ).conf.commit_interval == 4.0
