@@ -118,7 +118,7 @@ def seen():
         first = time.time()
     if count == EVENTS:
         with open({out!r}, "w") as f:
-            f.write(f"{{first}} {{time.time()}} {{time.process_time()}}")
+            f.write(f"{{first}} {{time.time()}}")
 
 {job}
 
@@ -161,10 +161,8 @@ def read_payloads(broker: str, datadir: str, events: int) -> list[bytes]:
     return payloads
 
 
-def run_worker(tmp: Path, workload: str, events: int, run: int
-               ) -> tuple[float, float, float]:
-    """Seconds from process start to the last event, from the first to the last, and
-    the worker's CPU seconds up to the last event."""
+def run_worker(tmp: Path, workload: str, events: int, run: int) -> tuple[float, float]:
+    """Seconds from process start to the last event, and from the first to the last."""
     datadir = tmp / f"{workload}{run}"
     out = tmp / f"{workload}{run}.done"
     app_file = tmp / f"{workload}{run}_app.py"
@@ -181,14 +179,14 @@ def run_worker(tmp: Path, workload: str, events: int, run: int
                 raise SystemExit(f"{workload}: the worker exited:\n{proc.stderr.read()}")  # type: ignore[union-attr]
             time.sleep(0.01)
         time.sleep(0.01)  # the two times are written in one call
-        first, last, cpu = map(float, out.read_text().split())
+        first, last = map(float, out.read_text().split())
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return last - start, last - first, cpu
+    return last - start, last - first
 
 
 def main() -> None:
@@ -234,28 +232,21 @@ def measure(tmp: Path, workload: str, events: int, runs: int,
             ) -> None:
     """Run ``workload``'s worker ``runs`` times, each followed by the bare loop
     (``bare(workload)``, events/s), and print the medians and each run's ratio."""
-    rates, ratios, loop_ratios, bares, cpu_ratios = [], [], [], [], []
+    rates, ratios, loop_ratios, bares = [], [], [], []
     for run in range(runs):
         if before_run is not None:
             before_run(run)
-        total, loop, cpu = run_worker(tmp, workload, events, run)
-        started = time.process_time()
+        total, loop = run_worker(tmp, workload, events, run)
         rate = bare(workload)
-        bare_cpu = time.process_time() - started
         rates.append(events / total)
         bares.append(rate)
         ratios.append(events / total / rate)
         loop_ratios.append(events / loop / rate)
-        # the same ratio in CPU seconds (the worker's from its start, the loop's):
-        # steadier than wall clock on a machine busy with other work
-        cpu_ratios.append(bare_cpu / cpu)
     med = statistics.median
     print(f"{workload:10} {med(rates):>10,.0f} ev/s from process start; "
           f"bare loop {med(bares):>10,.0f} ev/s; ratio {med(ratios):.3f} "
           f"(runs {', '.join(f'{r:.3f}' for r in ratios)}); "
-          f"from the first event {med(loop_ratios):.3f}; in CPU time "
-          f"{med(cpu_ratios):.3f} (runs {', '.join(f'{r:.3f}' for r in cpu_ratios)})",
-          flush=True)
+          f"from the first event {med(loop_ratios):.3f}", flush=True)
 
 
 if __name__ == "__main__":
