@@ -30,8 +30,12 @@ START_TIMEOUT = 90.0
 
 #: broker settings beyond the ports and directories: one copy of everything, few
 #: partitions for the internal topics (created at the first group or transaction), and
-#: background tasks that run within a second instead of minutes
+#: background tasks that run within a second instead of minutes. Topics keep their
+#: records unless their own ``retention.ms`` says otherwise: with retention checked twice
+#: a second, the stock 7 days would delete at once the records tests write with fixed
+#: timestamps from 2023.
 SETTINGS = {
+    "log.retention.ms": "-1",
     "num.partitions": "1",
     "offsets.topic.replication.factor": "1",
     "offsets.topic.num.partitions": "4",

@@ -58,6 +58,15 @@ def transactional_producer(url: str) -> Producer:
     return producer
 
 
+def test_offsets_of_a_topic_just_created_wait_for_its_leaders(broker):
+    # Kafka makes a new topic's partition leaders a moment after the topic shows in
+    # its metadata; list-offsets answers NOT_LEADER_OR_FOLLOWER until then.
+    for _ in range(10):
+        name = f"new-{uuid.uuid4().hex[:8]}"
+        broker.create_topic(name, partitions=4)
+        assert [broker.offsets(TopicPartition(name, p)) for p in range(4)] == [(0, 0)] * 4
+
+
 def test_read_committed_readers_never_see_an_aborted_transaction(broker, topic_name):
     broker.create_topic(topic_name, partitions=1)
     producer = transactional_producer(broker.url)
