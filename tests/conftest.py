@@ -15,9 +15,9 @@ naming why; tests on tansu are skipped where it is not installed.
 broker per session, from jars Maven fetched; skipped in one line where Java or the jars
 are missing), which also serves what tansu cannot show: aborted transactions hidden from
 read_committed readers, compaction and retention (tests/transport/test_apache_kafka.py,
-apache only). A test that wants an empty broker gets a view of the session's Apache
-Kafka whose ``stop()`` deletes the topics and groups it made, since a JVM broker takes
-seconds to start (decision 941). ``--kafka=all`` runs every kafka:// test on the three."""
+apache only). A test that wants an empty broker gets the session's Apache Kafka emptied
+of the topics and groups earlier tests left, since a JVM broker takes seconds to start
+(decision 941). ``--kafka=all`` runs every kafka:// test on the three."""
 from __future__ import annotations
 
 import importlib.util
@@ -134,30 +134,28 @@ class StreamkitBroker:
 
 class ApacheKafkaView:
     """The session's Apache Kafka as a fresh broker for one test: the same
-    ``url``/``stop()`` as ``Tansu``, where ``stop()`` deletes the topics and groups the
-    test made (those there at the start are kept)."""
+    ``url``/``stop()`` as ``Tansu``. It is emptied first: the groups and topics that
+    earlier tests left on it are deleted (Kafka's internal topics stay)."""
 
     def __init__(self, kafka: apache_kafka.ApacheKafka) -> None:
+        from streamkit import errors
         from streamkit.transport.kafka import KafkaBroker
 
         self.url = kafka.url
-        self._admin = KafkaBroker(kafka.url)
-        self._topics = set(self._admin.list_topics())
-        self._groups = set(self._admin.list_groups())
+        admin = KafkaBroker(kafka.url)
+        try:
+            for group in admin.list_groups():
+                try:
+                    admin.delete_group(group)
+                except errors.BrokerError:       # a member a test left open
+                    pass
+            for topic in admin.list_topics():
+                admin.delete_topic(topic)
+        finally:
+            admin.close()
 
     def stop(self) -> None:
-        from streamkit import errors
-
-        try:
-            for group in set(self._admin.list_groups()) - self._groups:
-                try:
-                    self._admin.delete_group(group)
-                except errors.BrokerError:       # a member the test left open
-                    pass
-            for topic in set(self._admin.list_topics()) - self._topics:
-                self._admin.delete_topic(topic)
-        finally:
-            self._admin.close()
+        """Nothing to stop: the next view empties the broker."""
 
 
 #: the Kafka-protocol brokers the kafka:// tests run against, by ``--kafka``

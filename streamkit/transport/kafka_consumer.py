@@ -482,6 +482,13 @@ class EndOffsets:
             self._consumer.unassign()
         return out
 
+    def wait_for_leaders(self, tps: Sequence[TopicPartition], timeout: float) -> None:
+        """Return once the leader of each of ``tps`` answers list-offsets for it."""
+        self.topics.update(tp.topic for tp in tps)
+        deadline = time.monotonic() + timeout
+        for tp in tps:
+            self._listed(tp, deadline)
+
     def _listed(self, tp: TopicPartition, deadline: float) -> tuple[int, int]:
         """(start, end) of ``tp`` by list-offsets, asked again while its leader is not
         in place yet, up to ``deadline``."""

@@ -67,6 +67,19 @@ def test_offsets_of_a_topic_just_created_wait_for_its_leaders(broker):
         assert [broker.offsets(TopicPartition(name, p)) for p in range(4)] == [(0, 0)] * 4
 
 
+def test_acks_0_records_sent_to_a_topic_just_created_all_arrive(broker):
+    # A leader not in place yet drops acks=0 records: create_topic waits for them.
+    for _ in range(5):
+        name = f"new-{uuid.uuid4().hex[:8]}"
+        broker.produce(name, [OutgoingRecord(b"k%d" % i, b"v") for i in range(20)],
+                       acks=0)
+        deadline = time.monotonic() + 5
+        while sum(broker.describe_topic(name).end_offsets) < 20 and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sum(broker.describe_topic(name).end_offsets) == 20
+
+
 def test_read_committed_readers_never_see_an_aborted_transaction(broker, topic_name):
     broker.create_topic(topic_name, partitions=1)
     producer = transactional_producer(broker.url)
