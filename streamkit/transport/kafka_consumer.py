@@ -321,10 +321,14 @@ class Fetcher:
         deadline = started + timeout
         catch_up = started + self._catch_up
         buf = self._buffers[tp]
+        ktp = KTP(tp.topic, tp.partition)
         while not buf:
-            _, high = self._consumer.get_watermark_offsets(KTP(tp.topic, tp.partition),
-                                                           cached=True)
-            behind = high < 0 or high > offset     # unknown yet, or records to come
+            _, high = self._consumer.get_watermark_offsets(ktp, cached=True)
+            # librdkafka's position moves past transaction markers, which it never
+            # hands over: a partition ending in one is read to its end once the
+            # position reaches the high watermark.
+            position = self._consumer.position([ktp])[0].offset
+            behind = high < 0 or high > max(offset, position)   # unknown, or to come
             left = (max(deadline, catch_up) if behind else deadline) - time.monotonic()
             if left <= 0:
                 return

@@ -117,6 +117,24 @@ def test_read_committed_readers_never_see_an_aborted_transaction(broker, topic_n
                                                b"committed0", b"committed1"]
 
 
+def test_a_fetch_at_a_transaction_marker_returns_at_once(broker, topic_name):
+    # A partition written in transactions ends with a commit marker, never handed to
+    # a reader: fetching there is fetching at the end (a table restored from an
+    # exactly_once changelog does it for every partition).
+    broker.create_topic(topic_name, partitions=1)
+    tx = broker.transactional_producer(f"tx-{uuid.uuid4().hex[:8]}")
+    tx.begin()
+    tx.send(topic_name, [OutgoingRecord(b"k", b"v%d" % i) for i in range(3)])
+    tx.commit()
+    tx.close()
+    tp = TopicPartition(topic_name, 0)
+    assert broker.offsets(tp) == (0, 4)
+    assert [m.offset for m in broker.fetch(tp, 0, 100, timeout=5)] == [0, 1, 2]
+    began = time.monotonic()
+    assert broker.fetch(tp, 3, 100, timeout=0.5) == []
+    assert time.monotonic() - began < 2      # not the catch-up wait of 10 s
+
+
 def test_streamkit_abort_hides_its_records(broker, topic_name):
     broker.create_topic(topic_name, partitions=1)
     tx = broker.transactional_producer(f"tx-{uuid.uuid4().hex[:8]}")
