@@ -267,6 +267,7 @@ class KafkaBrokers:
         self.apache: apache_kafka.ApacheKafka | None = None
         #: how long it took to start (seconds), once it did
         self.apache_started_in: float | None = None
+        self._apache_failed: str | None = None
 
     def start(self, kind: str) -> Tansu | StreamkitBroker | ApacheKafkaView:
         """A new, empty broker of ``kind`` (skips if tansu is not installed, or Java or
@@ -282,8 +283,14 @@ class KafkaBrokers:
         reason = apache_kafka.missing()
         if reason is not None:
             pytest.skip(reason)
+        if self._apache_failed is not None:     # once, not a 90 s wait per test
+            raise RuntimeError(self._apache_failed)
         if self.apache is None:
-            self.apache = apache_kafka.ApacheKafka(self._tmp.mktemp("apache-kafka"))
+            try:
+                self.apache = apache_kafka.ApacheKafka(self._tmp.mktemp("apache-kafka"))
+            except RuntimeError as exc:
+                self._apache_failed = f"Apache Kafka did not start earlier: {exc}"
+                raise
             self.apache_started_in = self.apache.started_in
         return self.apache
 
