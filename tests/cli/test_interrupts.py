@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.pipes import readable
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +94,7 @@ def _wait_until_reading(proc: subprocess.Popen[str], timeout: float = 30.0) -> N
         if stat[0] == "S" and ticks == last and _wchan_is_read(proc.pid):
             return
         last = ticks
-        select.select([], [], [], 0.2)
+        time.sleep(0.2)
     pytest.fail("the process never waited for stdin")
 
 
@@ -114,8 +115,8 @@ def test_send_from_a_slow_pipe_sends_each_line_without_waiting_for_a_batch(tmp_p
         for n in range(3):
             proc.stdin.write(f"line {n}\n")
             proc.stdin.flush()           # and the pipe stays open
-            ready, _, _ = select.select([proc.stdout], [], [], 20)
-            assert ready, f"line {n} was not sent while the pipe stayed open"
+            assert readable(proc.stdout, 20), \
+                f"line {n} was not sent while the pipe stayed open"
             assert proc.stdout.readline() == f"lines[0]@{n}\n"
         proc.stdin.close()
         assert proc.wait(timeout=30) == 0

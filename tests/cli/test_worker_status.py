@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pipes import readable
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,9 +119,7 @@ def test_on_a_terminal_an_idle_worker_prints_no_new_status_lines(tmp_path):
 
 def _read_fd(fd: int, seconds: float) -> bytes:
     """What ``fd`` (a pipe or a terminal) has within ``seconds``."""
-    import select
-    ready, _, _ = select.select([fd], [], [], seconds)
-    if not ready:
+    if not readable(fd, seconds):
         return b""
     try:
         return os.read(fd, 65536)

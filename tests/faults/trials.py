@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from streamkit.log.storage import FileStorage
 from streamkit.transport import Broker, connect
 from streamkit.types import OutgoingRecord, TopicPartition
 
+from tests.pipes import readable
 from .logfiles import HEADER_SIZE, batches, field_at, flip, segments
 
 TOPIC = "t"
@@ -476,7 +476,7 @@ def _wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> None:
     line = b""
     deadline = time.monotonic() + timeout
     while not line.endswith(b"\n"):
-        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        if not readable(fd, deadline - time.monotonic()):
             raise TimeoutError(f"producer not ready after {timeout:.0f} s")
         byte = os.read(fd, 1)
         if not byte:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 pytest.importorskip("kafka", reason="kafka-python is not installed")
 
 from streamkit.types import TopicPartition
+from tests.pipes import readable
 from tests.wire.conftest import Wire, start_wire
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "examples" / "kafka_python"
@@ -101,7 +101,7 @@ def read_lines(process: subprocess.Popen[str], count: int, within: float = 30) -
     deadline = time.monotonic() + within
     while data.count(b"\n") < count:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        if remaining <= 0 or not readable(fd, remaining):
             break
         chunk = os.read(fd, 1 << 16)
         if not chunk:
