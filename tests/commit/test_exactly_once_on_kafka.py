@@ -16,6 +16,8 @@ import streamkit
 from streamkit.types import TopicPartition
 from streamkit.worker import Worker
 
+from tests.commit.relay import add_relay
+
 pytestmark = [pytest.mark.kafka, pytest.mark.anyio]
 
 
@@ -37,16 +39,7 @@ def make_app(url: str, name: str):
                         processing_guarantee="exactly_once",
                         # eager joins are quicker on tansu (decision 601)
                         broker_config={"consumer": {"partition.assignment.strategy": "range"}})
-    source = app.topic(f"{name}-in", partitions=2)
-    out = app.topic(f"{name}-out", partitions=2)
-    counts = app.Table("counts", default=int, partitions=2)
-
-    @app.agent(source)
-    async def relay(stream):
-        async for value in stream:
-            counts[value % 2] += 1
-            out.send_soon(value=value)
-
+    source, counts = add_relay(app, name)
     return app, source, counts
 
 

@@ -14,6 +14,8 @@ import streamkit
 from streamkit.types import OutgoingRecord, TopicPartition
 from streamkit.worker import Worker
 
+from tests.commit.relay import add_relay
+
 pytestmark = pytest.mark.anyio
 
 
@@ -27,16 +29,7 @@ def make_app(url: str, name: str, datadir: str, commit_interval: float = 0.2):
                         web_enabled=False, commit_interval=commit_interval,
                         topic_partitions=2,
                         processing_guarantee="exactly_once")
-    source = app.topic(f"{name}-in", partitions=2)
-    out = app.topic(f"{name}-out", partitions=2)
-    counts = app.Table("counts", default=int, partitions=2)
-
-    @app.agent(source)
-    async def relay(stream):
-        async for value in stream:
-            counts[value % 2] += 1
-            out.send_soon(value=value)
-
+    source, counts = add_relay(app, name)
     return app, source, counts
 
 
