@@ -26,7 +26,7 @@ from streamkit.log.config import (TopicConfig, check_replication_factor,
                                   check_topic_config, check_topic_name)
 from streamkit.log.groups import LogGroupConsumer, RebalanceCallback
 from streamkit.log.groupstore import GroupStore
-from streamkit.log.partition import Partition
+from streamkit.log.partition import FsyncMark, Partition
 from streamkit.partitioner import KeyPartitioner
 from streamkit.log.memory import MemoryStorage
 from streamkit.log.storage import FileStorage
@@ -256,20 +256,31 @@ class LogBroker:
             return cast(list[RecordMetadata], out)     # every record is in one group
         if self._unacked:
             self._drain()
+        written, marks = self._append_groups(state, groups, indexes, len(records), None)
+        if acks in ("all", -1):
+            for log, mark in marks:
+                log.fsync(mark)
+        return written
+
+    def _append_groups(self, state: _Topic, groups: list[list[OutgoingRecord]],
+                       indexes: list[list[int]], count: int, producer: Producer | None
+                       ) -> tuple[list[RecordMetadata], list[tuple[Partition, FsyncMark]]]:
+        """Append each partition's records (``_place``'s groups; with ``producer``,
+        inside its transaction): the metadata of the ``count`` records in the order
+        they were given, and each partition's fsync mark."""
+        out: list[RecordMetadata | None] = [None] * count
+        new = tuple.__new__
         marks = []
         for p, rows in enumerate(groups):
             if not rows:
                 continue
             log = state.logs[p]
-            offset, stamps, mark = log.append(rows)
+            offset, stamps, mark = log.append(rows, producer)
             marks.append((log, mark))
             for i, ts in zip(indexes[p], stamps, strict=True):
-                out[i] = new(RecordMetadata, (topic, p, offset, ts))
+                out[i] = new(RecordMetadata, (state.name, p, offset, ts))
                 offset += 1
-        if acks in ("all", -1):
-            for log, mark in marks:
-                log.fsync(mark)
-        return cast(list[RecordMetadata], out)         # every record is in one group
+        return cast(list[RecordMetadata], out), marks   # every record is in one group
 
     def _append_to_partition(self, topic: str, records: PartitionRecords,
                              acks: Literal[1, "all", -1]) -> Sequence[RecordMetadata]:
@@ -454,16 +465,7 @@ class LogBroker:
         state = self._topic(topic, create=True)
         groups, indexes = self._place(state, records)
         enlist([TopicPartition(topic, p) for p, rows in enumerate(groups) if rows])
-        out: list[RecordMetadata | None] = [None] * len(records)
-        new = tuple.__new__
-        for p, rows in enumerate(groups):
-            if not rows:
-                continue
-            offset, stamps, _mark = state.logs[p].append(rows, producer)
-            for i, ts in zip(indexes[p], stamps, strict=True):
-                out[i] = new(RecordMetadata, (topic, p, offset, ts))
-                offset += 1
-        return cast(list[RecordMetadata], out)         # every record is in one group
+        return self._append_groups(state, groups, indexes, len(records), producer)[0]
 
     def append_watch(self) -> AppendWatch:
         """A new watch that wakes its owner when records are appended to the
