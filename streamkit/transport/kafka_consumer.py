@@ -75,8 +75,22 @@ def drain(consumer: Consumer, max_records: int, timeout: float,
             if max_records > 1:
                 raw.extend(consumer.consume(max_records - 1, 0))
             kept = _keep_data(raw, on_error)
-        return kept
-    return _keep_data(raw, on_error)
+        return _take_queued(consumer, kept, len(raw) - len(kept), max_records, on_error)
+    kept = _keep_data(raw, on_error)
+    return _take_queued(consumer, kept, len(raw) - len(kept), max_records, on_error)
+
+
+def _take_queued(consumer: Consumer, kept: list[ConsumedMessage], events: int,
+                 max_records: int, on_error: ErrorCallback) -> list[ConsumedMessage]:
+    """``kept`` and the records still queued, up to ``max_records``: ``events`` error
+    events (a partition's end, under ``enable.partition.eof``) were taken with them,
+    each in a record's place in the batch, so take again what is queued."""
+    while events and len(kept) < max_records:
+        raw = consumer.consume(max_records - len(kept), 0)
+        more = _keep_data(raw, on_error)
+        kept = kept + more
+        events = len(raw) - len(more)
+    return kept
 
 
 def _keep_data(raw: list[KafkaMessage], on_error: ErrorCallback) -> list[ConsumedMessage]:
