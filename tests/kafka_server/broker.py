@@ -71,8 +71,14 @@ def _free_port() -> int:
 
 
 def _cluster_id() -> str:
-    # What kafka-storage random-uuid prints: a UUID in URL-safe base64, unpadded.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # What kafka-storage random-uuid prints: a UUID in URL-safe base64, unpadded, and
+    # (as Kafka's own Uuid.randomUuid) never one starting with "-", which the command
+    # line would take for an option: one cluster id in 64 did, and the broker never
+    # started
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class ApacheKafka:
