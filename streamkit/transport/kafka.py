@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, \
     KafkaException, Producer
@@ -29,7 +29,24 @@ from streamkit.types import (GroupOffset, Message, OffsetAndTimestamp, OutgoingR
 
 __all__ = ["KafkaBroker"]
 
+T = TypeVar("T")
+
 _ACKS = {0: 0, 1: 1, "all": -1, -1: -1, "0": 0, "1": 1, "-1": -1}
+
+
+#: a group coordinator's errors that pass: it is loading the group's offsets, or the
+#: group moved to another broker (librdkafka finds the new one)
+_COORDINATOR_MOVING = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                       KafkaError.COORDINATOR_LOAD_IN_PROGRESS}
+
+
+def _checked(parts: list[KTP] | None) -> list[KTP]:
+    """``parts`` of an offsets answer, raising the first partition's error: such an
+    answer succeeds as a whole while each partition can fail (a commit not stored)."""
+    for part in parts or []:
+        if part.error is not None:
+            raise KafkaException(part.error)
+    return parts or []
 
 
 class KafkaBroker:
@@ -392,18 +409,30 @@ class KafkaBroker:
 
     def group_offsets(self, group_id: str) -> list[GroupOffset]:
         """Committed offset, end offset and lag of each partition ``group_id`` has
-        committed."""
-        request = [ConsumerGroupTopicPartitions(group_id)]
+        committed.
+
+        Asked by a consumer of the group that never joins it, over every partition of
+        the cluster's topics, not by the admin client's ListConsumerGroupOffsets:
+        librdkafka crashes the process when that answer carries a coordinator error
+        (a coordinator still loading its offsets, as just after a broker starts, or
+        one that moved), handing it to a consumer group the admin client does not
+        have (librdkafka issue 5040). A consumer's OffsetFetch retries those."""
+        metadata = self._metadata(f"offsets of group {group_id!r}")
+        parts = [KTP(name, p) for name, topic in sorted(metadata.topics.items())
+                 if not name.startswith("__") and topic.error is None
+                 for p in sorted(topic.partitions)]
+        if not parts:
+            return []
+        consumer = make_client(Consumer, self._consumer_conf({"group.id": group_id}),
+                               "consumer")
         try:
-            result = self._admin.list_consumer_group_offsets(
-                request, request_timeout=self.timeout)[group_id].result(
-                    timeout=self.timeout + 1)
-        except KafkaException as exc:
-            if error_code(exc) == KafkaError.GROUP_ID_NOT_FOUND:
-                return []
-            raise broker_error(exc, f"offsets of group {group_id!r}", self.servers) from None
+            found = self._with_coordinator(
+                f"offsets of group {group_id!r}",
+                lambda: _checked(consumer.committed(parts, timeout=self.timeout)))
+        finally:
+            consumer.close()
         committed = {TopicPartition(p.topic, p.partition): p.offset
-                     for p in result.topic_partitions or [] if p.offset >= 0}
+                     for p in found if p.offset >= 0}
         if not committed:
             return []
         ends = self._offsets_of(sorted(committed))
@@ -416,13 +445,23 @@ class KafkaBroker:
         has live members."""
         request = [ConsumerGroupTopicPartitions(
             group_id, [KTP(tp.topic, tp.partition, off) for tp, off in offsets.items()])]
-        try:
-            self._admin.alter_consumer_group_offsets(
+        self._with_coordinator(
+            f"commit offsets of group {group_id!r}",
+            lambda: _checked(self._admin.alter_consumer_group_offsets(
                 request, request_timeout=self.timeout)[group_id].result(
-                    timeout=self.timeout + 1)
-        except KafkaException as exc:
-            raise broker_error(exc, f"commit offsets of group {group_id!r}",
-                               self.servers) from None
+                    timeout=self.timeout + 1).topic_partitions))
+
+    def _with_coordinator(self, what: str, call: Callable[[], T]) -> T:
+        """``call()``, again while the group's coordinator is loading or moving (as
+        for a few seconds after a broker starts), up to the broker's timeout."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                if error_code(exc) not in _COORDINATOR_MOVING or time.monotonic() > deadline:
+                    raise broker_error(exc, what, self.servers) from None
+            time.sleep(0.1)
 
     def delete_group(self, group_id: str) -> None:
         """Delete the group and its committed offsets; refused (``BrokerError``) while

@@ -10,15 +10,20 @@ and each topic's own config (``segment.ms``, ``min.cleanable.dirty.ratio``,
 ``delete.retention.ms``), so each test waits seconds, not minutes."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
 
 from streamkit.transport.kafka import KafkaBroker
 from streamkit.types import Message, OutgoingRecord, TopicPartition
+from tests.kafka_server import broker as apache_kafka
 
 pytestmark = [pytest.mark.kafka,
               pytest.mark.parametrize("kafka_broker", ["apache"], indirect=True)]
@@ -65,6 +70,41 @@ def test_offsets_of_a_topic_just_created_wait_for_its_leaders(broker):
         name = f"new-{uuid.uuid4().hex[:8]}"
         broker.create_topic(name, partitions=4)
         assert [broker.offsets(TopicPartition(name, p)) for p in range(4)] == [(0, 0)] * 4
+
+
+#: a group's offsets asked first thing on a new broker (its coordinator still loading
+#: them), then once the group committed one
+GROUP_OFFSETS_AT_START = textwrap.dedent("""
+    import sys
+    from streamkit.transport.kafka import KafkaBroker
+    from streamkit.types import TopicPartition
+    broker = KafkaBroker(sys.argv[1])
+    print(broker.group_offsets("g"), flush=True)
+    broker.create_topic("t", partitions=1)
+    broker.commit_offsets("g", {TopicPartition("t", 0): 0})
+    print(broker.group_offsets("g"), flush=True)
+    broker.close()
+""")
+
+
+def test_group_offsets_asked_as_the_broker_starts(kafka_broker, tmp_path: Path):
+    """Asked while the group coordinator still loads its offsets (a new broker, its
+    offsets topic just created), they come (none yet), then the committed one: the
+    admin client's ListConsumerGroupOffsets crashed the process with a segmentation
+    fault there, in two runs of three (librdkafka issue 5040)."""
+    reason = apache_kafka.missing()
+    if reason is not None:
+        pytest.skip(reason)
+    kafka = apache_kafka.ApacheKafka(tmp_path)      # its own: a new broker
+    try:
+        done = subprocess.run([sys.executable, "-c", GROUP_OFFSETS_AT_START, kafka.url],
+                              capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[2])
+    finally:
+        kafka.stop()
+    assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.splitlines() == [
+        "[]", "[GroupOffset(topic='t', partition=0, committed=0, end_offset=0)]"]
 
 
 def test_acks_0_records_sent_to_a_topic_just_created_all_arrive(broker):
