@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Iterable
 
-from streamkit.errors import CommitFailed
+from streamkit.errors import CommitFailed, PartitionsLost
 from streamkit.monitor import Monitor
 from streamkit.streams.fetcher import Fetcher
 from streamkit.tables.table import Table
@@ -67,7 +67,12 @@ class Committer:
         offsets = {tp: offset for tp, offset in positions.items()
                    if tp in held and self.committed.get(tp) != offset}
         if self.transaction is not None:
-            self._commit_transaction(offsets)                            # 4
+            try:
+                self._commit_transaction(offsets)                        # 4
+            except PartitionsLost as exc:
+                logger.warning("%s", exc)
+                self.abandon()
+                return
         for table in self._tables:                                       # 5
             table.apply_flushed()
         if self.transaction is not None:
@@ -83,12 +88,33 @@ class Committer:
             if offsets:
                 self.transaction.send_offsets(self.consumer, offsets)
             self.transaction.commit()
+        except PartitionsLost:
+            raise                  # (before anything was sent: the caller drops it all)
         except Exception:
             for table in self._tables:
                 table.discard_uncommitted()
             logger.error("transaction failed: nothing of it is visible; the worker stops "
                          "and a restart replays from the last committed offsets")
             raise
+
+    def abandon(self) -> None:
+        """Partitions lost (this worker was removed from its group): nothing done
+        since the last commit may be committed now, since the partitions' new owner
+        processes those events again. Under exactly_once the open transaction is
+        aborted, with the records still buffered (written into it first), and the
+        next begins; the tables forget their uncommitted changes. Under at_least_once
+        the offsets are simply not committed."""
+        for table in self._tables:
+            table.discard_uncommitted()
+        if self.transaction is None:
+            return
+        try:
+            self._sender.buffer.flush()        # into the transaction being aborted
+        finally:
+            self.transaction.abort()
+        self.transaction.begin()
+        logger.warning("transaction aborted: its partitions were lost; their new "
+                       "owner processes their events since the last commit again")
 
     def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> bool:
         assert self.consumer is not None

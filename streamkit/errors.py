@@ -206,6 +206,12 @@ class ProducerFenced(BrokerError):
     transactionally or commit. Kafka's ``ProducerFencedException``."""
 
 
+class PartitionsLost(CommitFailed):
+    """Offsets of partitions this member lost: the group removed it (its session
+    expired, as in a long pause) after it read them, so their new owner processes
+    those events again and these offsets may not be committed."""
+
+
 class InvalidTxnState(BrokerError):
     """A transactional call out of order: ``begin_transaction`` while one is open, a
     send or ``commit_transaction`` with none open, before ``init_transactions``."""

@@ -368,6 +368,7 @@ class Worker:
             session_timeout=app.conf.session_timeout,
             on_assign=self.on_partitions_assigned,
             on_revoke=self.on_partitions_revoked,
+            on_lost=self.on_partitions_lost,
             copartitioned=any(not t.is_global for t in app.tables.values()),
             # (an upstream app's aborted outputs are never events)
             isolation_level="read_committed")
@@ -585,11 +586,27 @@ class Worker:
 
     def on_partitions_revoked(self, tps: list[TopicPartition]) -> None:
         logger.info("partitions revoked: %s", describe_partitions(tps) or "none")
+        self._give_up(tps, lost=False)
+
+    def on_partitions_lost(self, tps: list[TopicPartition]) -> None:
+        """The group removed this worker (it did not poll within session_timeout: a
+        pause, a blocked event loop): its partitions are another's already, so what
+        it did since its last commit is dropped, not committed (decision 161)."""
+        logger.warning("partitions lost: %s (this worker was out of its group for "
+                       "longer than session_timeout=%ss); what it did since its last "
+                       "commit is dropped and their new owner does it again",
+                       describe_partitions(tps) or "none", self.app.conf.session_timeout)
+        self._give_up(tps, lost=True)
+
+    def _give_up(self, tps: list[TopicPartition], lost: bool) -> None:
         revoked = set(tps)
         app = self.app
         assigned = self.consumer.assignment() if self.consumer is not None else set()
         if not self._closing:
-            self.committer.commit(revoking=revoked)
+            if lost:
+                self.committer.abandon()
+            else:
+                self.committer.commit(revoking=revoked)
             for stream in app.fetcher.streams():
                 stream.drop_partitions(revoked)
             self.committer.forget(revoked)

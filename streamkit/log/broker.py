@@ -521,7 +521,8 @@ class LogBroker:
                        on_assign: RebalanceCallback | None = None,
                        on_revoke: RebalanceCallback | None = None,
                        copartitioned: bool = False,
-                       isolation_level: str = "read_uncommitted") -> LogGroupConsumer:
+                       isolation_level: str = "read_uncommitted",
+                       on_lost: RebalanceCallback | None = None) -> LogGroupConsumer:
         # ``copartitioned`` needs nothing here: groups of the log always use the range
         # assignor and take the partitions of one number together (groups.py).
         if self._unacked:
@@ -532,7 +533,8 @@ class LogBroker:
             self, self._group_store(group_id), group_id, topics,
             auto_offset_reset=auto_offset_reset, enable_auto_commit=enable_auto_commit,
             auto_commit_interval=auto_commit_interval, session_timeout=session_timeout,
-            on_assign=on_assign, on_revoke=on_revoke, isolation_level=isolation_level)
+            on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost,
+            isolation_level=isolation_level)
         self._groups.add(member)
         return member
 

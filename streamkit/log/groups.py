@@ -91,7 +91,8 @@ class LogGroupConsumer:
                  auto_commit_interval: float = 5.0, session_timeout: float = 10.0,
                  on_assign: RebalanceCallback | None = None,
                  on_revoke: RebalanceCallback | None = None,
-                 isolation_level: str = "read_uncommitted") -> None:
+                 isolation_level: str = "read_uncommitted",
+                 on_lost: RebalanceCallback | None = None) -> None:
         if auto_offset_reset not in ("earliest", "latest"):
             raise InvalidConfig(f"auto_offset_reset={auto_offset_reset!r}: use earliest "
                                 "or latest")
@@ -107,6 +108,7 @@ class LogGroupConsumer:
         self._heartbeat_interval = min(session_timeout / 3, 1.0)
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self._on_lost = on_lost or on_revoke
         #: read_committed: no record of an aborted or open transaction
         self.isolation_level = isolation_level
         self._generation = -1
@@ -178,7 +180,9 @@ class LogGroupConsumer:
             # the others decided we were dead (we did not poll for session_timeout)
             log.warning("group %s: member %s was removed from the group; rejoining",
                         self.group_id, self.member_id)
-            self._revoke(set(self._positions) | self._pending)
+            # (lost, not given up: their new owner may be reading them already, so
+            # no auto commit of them, and on_lost instead of on_revoke)
+            self._revoke(set(self._positions) | self._pending, lost=True)
             self._store.unregister(self.member_id)     # our member file was removed
             self._store.register(self.member_id)
             self._join()
@@ -190,15 +194,17 @@ class LogGroupConsumer:
         self._pending |= target - set(self._positions)
         self._take_pending()
 
-    def _revoke(self, tps: set[TopicPartition], commit: bool = True) -> None:
+    def _revoke(self, tps: set[TopicPartition], commit: bool = True,
+                lost: bool = False) -> None:
         owned = sorted(tp for tp in tps if tp in self._positions)
         self._pending -= tps
         if not owned:
             return
-        if self._auto_commit and commit:
+        if self._auto_commit and commit and not lost:
             self._commit_positions(owned)
-        if self._on_revoke is not None:
-            self._on_revoke(owned)
+        callback = self._on_lost if lost else self._on_revoke
+        if callback is not None:
+            callback(owned)
         for tp in owned:
             del self._positions[tp]
             self._paused.discard(tp)

@@ -320,12 +320,20 @@ class TransactionCoordinator:
             member = entry["member"]
             if not member:
                 continue
-            assignment = groups[group_id].read_state()["assignment"].get(str(member), [])
-            owned = {(t, p) for t, p in assignment}
+            store = groups[group_id]
+            group = store.read_state()
+            owned = {(t, p) for t, p in group["assignment"].get(str(member), [])}
+            in_group = str(member) in group["members"]
             for t, p, _o in entry["offsets"]:  # type: ignore[attr-defined]
-                if (t, p) not in owned:
-                    return (f"member {member} of group {group_id!r} no longer owns "
-                            f"{t}[{p}] (it was reassigned: this member is a zombie)")
+                if (t, p) in owned:
+                    continue
+                # a member giving partitions up in a rebalance commits them after the
+                # new assignment was written and before it lets go of them: no other
+                # member takes them until it does, as long as it is in the group
+                if in_group and store.owner(TopicPartition(t, p)) == member:
+                    continue
+                return (f"member {member} of group {group_id!r} no longer owns "
+                        f"{t}[{p}] (it was reassigned: this member is a zombie)")
         return None
 
     def _finish(self, state: TxnState, bump: bool,

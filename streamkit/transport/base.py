@@ -14,7 +14,9 @@ Rules every driver keeps (tests in tests/transport/ check them on each driver):
 - keyed records without an explicit partition go to
   ``(murmur2(key) & 0x7fffffff) % partitions`` (``streamkit.log.partitioner``);
 - a group member only returns messages of partitions it currently owns, and calls
-  ``on_revoke`` before giving a partition up and ``on_assign`` after taking one.
+  ``on_revoke`` before giving a partition up and ``on_assign`` after taking one; a
+  member the group removed (it did not poll within its session) calls ``on_lost``
+  (``on_revoke`` if there is none) for what it had, and commits none of it.
 """
 from __future__ import annotations
 
@@ -140,8 +142,14 @@ class Broker(Protocol):
                        on_assign: RebalanceCallback | None = None,
                        on_revoke: RebalanceCallback | None = None,
                        copartitioned: bool = False,
-                       isolation_level: str = "read_uncommitted") -> GroupConsumer:
+                       isolation_level: str = "read_uncommitted",
+                       on_lost: RebalanceCallback | None = None) -> GroupConsumer:
         """Join ``group_id`` subscribed to ``topics`` (created if missing).
+
+        ``on_lost`` gets the partitions this member lost without giving them up: the
+        group removed it (its session expired, as when its process was paused), so
+        their new owner may be reading them already and nothing of them may be
+        committed. Without ``on_lost``, ``on_revoke`` gets them (Kafka's default).
 
         ``copartitioned=True``: a member gets the same partition numbers of every
         topic, as tables need (their partition N goes with partition N of any topic).
@@ -183,6 +191,10 @@ class Transaction(Protocol):
 
     def commit(self) -> None:
         """Make the open transaction visible."""
+        ...
+
+    def abort(self) -> None:
+        """Roll the open transaction back: none of it becomes visible."""
         ...
 
     def close(self) -> None:

@@ -367,7 +367,8 @@ class KafkaBroker:
                        on_assign: RebalanceCallback | None = None,
                        on_revoke: RebalanceCallback | None = None,
                        copartitioned: bool = False,
-                       isolation_level: str = "read_committed") -> KafkaGroupConsumer:
+                       isolation_level: str = "read_committed",
+                       on_lost: RebalanceCallback | None = None) -> KafkaGroupConsumer:
         """Join ``group_id`` on ``topics`` (created if missing). Kafka's group
         coordinator assigns partitions; ``on_revoke``/``on_assign`` get the partitions
         given up / taken in each rebalance. ``copartitioned=True`` uses the range
@@ -395,7 +396,7 @@ class KafkaBroker:
         return KafkaGroupConsumer(conf, group_id, topics, servers=self.servers,
                                   enable_auto_commit=enable_auto_commit,
                                   on_assign=on_assign, on_revoke=on_revoke,
-                                  auto_offset_reset=auto_offset_reset,
+                                  on_lost=on_lost, auto_offset_reset=auto_offset_reset,
                                   offsets=self.offsets)
 
     def list_groups(self) -> list[str]:

@@ -115,6 +115,7 @@ class KafkaGroupConsumer:
                  on_assign: RebalanceCallback | None,
                  on_revoke: RebalanceCallback | None,
                  auto_offset_reset: str,
+                 on_lost: RebalanceCallback | None = None,
                  offsets: Callable[[TopicPartition], tuple[int, int]]) -> None:
         self.group_id = group_id
         self._servers = servers
@@ -123,6 +124,10 @@ class KafkaGroupConsumer:
         self._offsets = offsets     # the broker's (start, end) of a partition
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self._on_lost = on_lost or on_revoke
+        #: the member id at the last rebalance callback: what this member's offsets
+        #: belong to (librdkafka rejoins in its own thread, before the next poll tells)
+        self._member_seen = ""
         self._closed = False
         self._cooperative = "cooperative" in str(conf.get("partition.assignment.strategy", ""))
         # Partitions being assigned while on_assign runs, with the offsets seek() asked
@@ -130,7 +135,7 @@ class KafkaGroupConsumer:
         self._assigning: dict[TopicPartition, int | None] | None = None
         self._consumer = make_client(Consumer, conf, "consumer")
         self._consumer.subscribe(list(topics), on_assign=self._assigned,
-                                 on_revoke=self._revoked, on_lost=self._revoked)
+                                 on_revoke=self._revoked, on_lost=self._lost)
 
     @property
     def member_id(self) -> str:
@@ -143,6 +148,7 @@ class KafkaGroupConsumer:
     # librdkafka calls these from inside consume()/poll()/close() on this thread; it
     # assigns/unassigns by itself after they return.
     def _assigned(self, consumer: Consumer, parts: list[KTP]) -> None:
+        self._member_seen = self.member_id
         if self._on_assign is None or not parts:
             return
         self._assigning = dict.fromkeys(_tps(parts))
@@ -161,8 +167,16 @@ class KafkaGroupConsumer:
                 consumer.assign(assigned)
 
     def _revoked(self, _consumer: Consumer, parts: list[KTP]) -> None:
+        self._member_seen = self.member_id
         if self._on_revoke is not None and parts:
             self._on_revoke(_tps(parts))
+
+    def _lost(self, _consumer: Consumer, parts: list[KTP]) -> None:
+        # librdkafka found this member out of its group (its session expired, or the
+        # coordinator answered UNKNOWN_MEMBER_ID): the partitions are another's now
+        self._member_seen = self.member_id
+        if self._on_lost is not None and parts:
+            self._on_lost(_tps(parts))
 
     def assignment(self) -> set[TopicPartition]:
         """The partitions this member owns right now."""
@@ -261,7 +275,18 @@ class KafkaGroupConsumer:
 
     def group_metadata(self) -> object:
         """librdkafka's group metadata (opaque), for ``send_offsets`` of a
-        transaction."""
+        transaction. Raises ``PartitionsLost`` if this member was removed from the
+        group since the last rebalance callback: librdkafka rejoins in its own thread,
+        so its metadata can name a new member and generation before ``poll`` reports
+        the loss, and the coordinator would take the offsets of the old assignment
+        under it (KIP-447 fencing checks only the generation)."""
+        member = self.member_id
+        if member != self._member_seen:
+            raise errors.PartitionsLost(
+                f"group {self.group_id!r}: this member ({self._member_seen or 'none'}) "
+                f"was removed from the group and rejoined as {member or 'none yet'} "
+                "since its partitions were assigned: their offsets may not be "
+                "committed (its session expired: a pause longer than session_timeout)")
         metadata: object = self._consumer.consumer_group_metadata()
         return metadata
 

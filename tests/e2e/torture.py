@@ -88,13 +88,13 @@ class Worker:
     """A worker subprocess of the torture app, its output in a log file."""
 
     def __init__(self, datadir: Path, env: dict[str, str], name: str,
-                 log_dir: Path | None = None) -> None:
-        """A worker with its data in ``datadir``, on the log in ``log_dir`` (by
-        default ``datadir/log``)."""
+                 broker: str | None = None) -> None:
+        """A worker with its data in ``datadir``, on ``broker`` (a URL; by default
+        the log in ``datadir/log``)."""
         self.log_path = datadir / f"{name}.log"
-        log_dir = log_dir or datadir / "log"
         environment = dict(os.environ, STREAMKIT_DATADIR=str(datadir),
-                           STREAMKIT_BROKER=f"log://{log_dir}", PYTHONUNBUFFERED="1")
+                           STREAMKIT_BROKER=broker or log_of(datadir),
+                           PYTHONUNBUFFERED="1")
         environment.update(env)
         # the streamkit of this checkout, wherever the tool is run from
         environment["PYTHONPATH"] = os.pathsep.join(
@@ -124,6 +124,11 @@ class Worker:
         return json.loads(reports[-1]) if reports else None
 
 
+def log_of(datadir: Path) -> str:
+    """The URL of the run's log: ``datadir/log``."""
+    return f"log://{datadir}/log"
+
+
 def key_of(i: int) -> str:
     return f"k{i % KEYS}"
 
@@ -132,8 +137,7 @@ class Feed:
     """Sends events 0, 1, ... (key ``k<i % 13>``, value i; not in a transaction) at a
     steady rate, so that every life of the worker has work."""
 
-    def __init__(self, datadir: Path, events: int, rate: float) -> None:
-        url = f"log://{datadir}/log"
+    def __init__(self, url: str, events: int, rate: float) -> None:
         with streamkit.Admin(broker=url) as admin:
             if INPUT not in admin.list_topics():
                 admin.create_topic(INPUT, partitions=4)
@@ -157,9 +161,10 @@ class Feed:
         self.producer.close()
 
 
-def read_committed(datadir: Path, topic: str) -> list[Message]:
-    """Every record of ``topic`` a read_committed reader sees, all partitions."""
-    with streamkit.Admin(broker=f"log://{datadir}/log") as admin:
+def read_committed(url: str, topic: str) -> list[Message]:
+    """Every record of ``topic`` a read_committed reader of ``url`` sees, all
+    partitions."""
+    with streamkit.Admin(broker=url) as admin:
         if topic not in admin.list_topics():
             return []
         info = admin.describe_topic(topic)
@@ -174,11 +179,16 @@ def read_committed(datadir: Path, topic: str) -> list[Message]:
         return out
 
 
-def committed_all(datadir: Path, events: int) -> bool:
+def committed(url: str) -> int:
+    """How many input events the app's group committed."""
+    with streamkit.Admin(broker=url) as admin:
+        return sum(o.committed or 0 for o in admin.group_offsets(APP_ID)
+                   if o.topic == INPUT)
+
+
+def committed_all(url: str, events: int) -> bool:
     """Whether the app's group committed every input offset."""
-    with streamkit.Admin(broker=f"log://{datadir}/log") as admin:
-        offsets = [o for o in admin.group_offsets(APP_ID) if o.topic == INPUT]
-    return sum(o.committed or 0 for o in offsets) >= events
+    return committed(url) >= events
 
 
 def txn_states(datadir: Path) -> dict[str, tuple[int, str]]:
@@ -194,9 +204,9 @@ def txn_states(datadir: Path) -> dict[str, tuple[int, str]]:
     return out
 
 
-def table_from_changelog(datadir: Path) -> dict[str, int]:
+def table_from_changelog(url: str) -> dict[str, int]:
     latest: dict[str, int] = {}
-    for m in read_committed(datadir, CHANGELOG):
+    for m in read_committed(url, CHANGELOG):
         if m.key[:1] == b"\x00":
             continue
         key = json.loads(m.key)
@@ -226,7 +236,7 @@ def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
            "EOS_EVENT_WORK": str(event_work), "EOS_EVENT_SLEEP": str(event_sleep),
            "EOS_MARKER_SLEEP": str(marker_sleep)}
     startup = 1.0                           # seconds to "ready", learnt as we go
-    feed = Feed(datadir, events, events / (kills * (startup + life * 0.6) + 1.0))
+    feed = Feed(log_of(datadir), events, events / (kills * (startup + life * 0.6) + 1.0))
     try:
         for n in range(kills):
             result.kills += 1
@@ -237,7 +247,7 @@ def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
         feed.close()
     last = Worker(datadir, env, "last")
     deadline = time.monotonic() + timeout
-    while not committed_all(datadir, events):
+    while not committed_all(log_of(datadir), events):
         if last.proc.poll() is not None or time.monotonic() > deadline:
             last.kill()
             raise RuntimeError(f"the last worker did not finish:\n{last.log()[-3000:]}")
@@ -245,7 +255,7 @@ def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
     time.sleep(0.7)                         # a REPORT after the last commit
     result.last_exit = last.terminate()
     result.wall = time.monotonic() - started
-    check(datadir, result, events, last.last_report() or {})
+    check(log_of(datadir), result, events, last.last_report() or {})
     return result
 
 
@@ -284,16 +294,116 @@ def _one_life(datadir: Path, env: dict[str, str], n: int, rng: random.Random,
             f"transaction {', '.join(states) or 'none'}; {feed.sent} events sent)")
 
 
-def check(datadir: Path, result: TortureResult, events: int,
+def check(url: str, result: TortureResult, events: int,
           report: dict[str, int]) -> None:
-    """Fill in the figures of ``result`` from the log (read_committed)."""
+    """Fill in the figures of ``result`` from the broker at ``url`` (read_committed)."""
     truth = collections.Counter(key_of(i) for i in range(events))
-    outputs = [json.loads(m.value)["id"] for m in read_committed(datadir, OUTPUT)]
+    outputs = [json.loads(m.value)["id"] for m in read_committed(url, OUTPUT)]
     seen = collections.Counter(outputs)
     result.events = events
     result.outputs = len(outputs)
     result.duplicates = sum(n - 1 for n in seen.values() if n > 1)
     result.missing = sum(1 for i in range(events) if i not in seen)
     result.copies = dict(sorted(collections.Counter(seen.values()).items()))
-    result.count_errors = errors(table_from_changelog(datadir), truth)
+    result.count_errors = errors(table_from_changelog(url), truth)
     result.report_errors = errors(report, truth)
+
+
+#: the zombie run's app settings: commits 1 s apart (a pause lands between two), a
+#: session that expires 2 s into a pause
+ZOMBIE_ENV = {"EOS_GUARANTEE": "exactly_once", "EOS_COMMIT_INTERVAL": "1.0",
+              "EOS_SESSION_TIMEOUT": "2.0", "EOS_EVENT_WORK": "0.0002",
+              "EOS_SAY_COMMITS": "1"}
+
+
+@dataclass
+class ZombieRun:
+    """What ``zombie_run`` saw."""
+
+    result: TortureResult
+    #: A's log, and how it ended: its exit code if it stopped by itself after SIGCONT
+    #: (its commit refused), else that of the SIGTERM the run sent it at the end
+    a_log: str
+    a_exit: int
+    a_stopped_by_itself: bool
+
+
+def zombie_run(datadir: Path, url: str, stop: Callable[[Worker, Feed], None],
+               events: int = 1500) -> ZombieRun:
+    """Worker A (``datadir/a``) counts and forwards; ``stop`` SIGSTOPs it while it has
+    work in flight. Worker B (``datadir/b``: another transactional id, same group)
+    starts, takes A's partitions once A's session expired, and commits 200 more
+    events. A gets SIGCONT: it must commit nothing of what it did as a zombie (its
+    commit refused, or its partitions lost and its transaction aborted); the rest of
+    the input goes to both, and the output is checked as a read_committed reader sees
+    it."""
+    (datadir / "a").mkdir()
+    (datadir / "b").mkdir()
+    feed = Feed(url, events, rate=250.0)
+    a = Worker(datadir / "a", ZOMBIE_ENV, "a", broker=url)
+    b = None
+    try:
+        _wait(lambda: committed(url) >= 100, a, feed)
+        stop(a, feed)
+        by_a = committed(url)
+        b = Worker(datadir / "b", ZOMBIE_ENV, "b", broker=url)
+        _wait(lambda: committed(url) >= by_a + 200, b, feed)
+        a.proc.send_signal(signal.SIGCONT)
+        feed.send_due(everything=True)
+        _wait(lambda: committed_all(url, events), b, feed, timeout=90)
+        a_stopped = a.proc.poll() is not None
+        a_exit = a.proc.returncode if a_stopped else a.terminate()
+        # B alone now: a REPORT of the whole table (every partition restored)
+        _wait(lambda: sum((b.last_report() or {}).values()) == events, b, feed)
+        assert b.terminate() == 0, b.log()
+    finally:
+        feed.close()
+        for worker in (a, b):
+            if worker is not None:
+                if worker.proc.poll() is None:
+                    os.kill(worker.proc.pid, signal.SIGCONT)
+                worker.kill()
+    result = TortureResult("exactly_once")
+    # (B's table holds every key: it restored A's partitions and its own)
+    check(url, result, events, b.last_report() or {})
+    return ZombieRun(result, a.log(), a_exit, a_stopped)
+
+
+def _wait(condition: Callable[[], bool], worker: Worker, feed: Feed,
+          timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        feed.send_due()
+        assert worker.proc.poll() is None, worker.log()
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.05)
+
+
+def join_run(datadir: Path, url: str, events: int = 1500) -> TortureResult:
+    """Worker A counts and forwards; worker B joins its group while it works, so A
+    gives partitions up in a rebalance (committing what it did with them), and both
+    go on to the end of the input; then A stops, B takes everything, B stops. Both
+    must stop cleanly, and the output hold each event once."""
+    (datadir / "a").mkdir()
+    (datadir / "b").mkdir()
+    feed = Feed(url, events, rate=250.0)
+    a = Worker(datadir / "a", ZOMBIE_ENV, "a", broker=url)
+    b = None
+    try:
+        _wait(lambda: committed(url) >= 100, a, feed)
+        b = Worker(datadir / "b", ZOMBIE_ENV, "b", broker=url)
+        _wait(lambda: " partitions assigned" in b.log(), b, feed)
+        feed.send_due(everything=True)
+        _wait(lambda: committed_all(url, events), a, feed, timeout=90)
+        assert b.proc.poll() is None, b.log()
+        assert a.terminate() == 0, a.log()
+        _wait(lambda: sum((b.last_report() or {}).values()) == events, b, feed)
+        assert b.terminate() == 0, b.log()
+    finally:
+        feed.close()
+        for worker in (a, b):
+            if worker is not None:
+                worker.kill()
+    result = TortureResult("exactly_once")
+    check(url, result, events, b.last_report() or {})
+    return result

@@ -7,6 +7,7 @@ await inside an event) or EOS_EVENT_SLEEP (awaited inside the event).
 EOS_MARKER_SLEEP (seconds, at most): a random pause after each commit or abort marker
 the coordinator writes, which widens the middle of a commit (state ``prepare_commit``,
 some partitions marked, others not) so that random SIGKILLs land inside commits too.
+EOS_SAY_COMMITS: print ``COMMITTED`` after each commit.
 """
 import json
 import os
@@ -26,6 +27,19 @@ if MARKER_SLEEP:
         return result
 
     Partition.write_marker = _slow_write_marker
+
+
+if os.environ.get("EOS_SAY_COMMITS"):
+    # a line after each commit, so that a test can pause the worker between two
+    from streamkit.commit import Committer
+    _commit = Committer.commit
+
+    def _commit_and_say(self, *args, **kwargs):
+        result = _commit(self, *args, **kwargs)
+        print("COMMITTED", flush=True)
+        return result
+
+    Committer.commit = _commit_and_say
 
 
 app = streamkit.App("eoscount", web_enabled=False,
