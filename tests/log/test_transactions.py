@@ -141,26 +141,51 @@ def test_group_offsets_commit_with_the_transaction_only(broker):
         store.close()
 
 
-def test_a_member_that_lost_its_partition_cannot_commit(broker):
+def _member_with_offsets_in_a_transaction(broker):
     broker.create_topic("in", 1)
     member = broker.group_consumer("g", ["in"])
     member.poll(0.5)
     assert TopicPartition("in", 0) in member.assignment()
     tx = broker.transactional_producer("tx")
     tx.begin()
-    tx.send("t", records("done by a zombie"))
+    tx.send("t", records("done by the member"))
     tx.send_offsets(member, {TopicPartition("in", 0): 1})
-    store = broker.group_store("g")                 # the group moved the partition on
+    return member, tx
+
+
+def _move_partition_on(broker, member, remove: bool) -> None:
+    """The group gives the member's partition to no one yet (a new generation), and
+    with ``remove`` drops the member too (it missed its session)."""
+    store = broker.group_store("g")
     try:
         with store.locked():
             state = store.read_state()
             state["assignment"][member.member_id] = []
+            if remove:
+                del state["members"][member.member_id]
             store.write_state(state)
     finally:
         store.close()
+
+
+def test_a_member_dropped_from_its_group_cannot_commit(broker):
+    member, tx = _member_with_offsets_in_a_transaction(broker)
+    _move_partition_on(broker, member, remove=True)
     with pytest.raises(TransactionAborted, match=r"no longer owns in\[0\]"):
         tx.commit()
     assert values(broker, RC) == []
+    member.close()
+
+
+def test_a_member_giving_its_partition_up_commits_it_before_letting_go(broker):
+    """A rebalance: the new assignment is written first, then the member, still in
+    the group and still holding the partition (no one else can take it), commits what
+    it did with it in its revoke callback."""
+    member, tx = _member_with_offsets_in_a_transaction(broker)
+    _move_partition_on(broker, member, remove=False)
+    tx.commit()
+    assert values(broker, RC) == ["done by the member"]
+    assert broker.group_offsets("g")[0].committed == 1
     member.close()
 
 
