@@ -22,6 +22,10 @@ Zombie fencing (Kafka's KIP-447): the group offsets of a transaction carry the m
 that consumed them; the commit is refused (and the transaction aborted) unless that
 member still owns every one of those partitions in its group, so a worker that was
 paused while its partitions moved to another cannot commit what it did meanwhile.
+Until a transaction that holds offsets of a group has ended, ``pending_offsets`` names
+their partitions (Kafka's unstable offsets): a group's readers find the transactions
+to look at in a note per group and id (``<root>/__transactions/.groups``), not by
+reading every id's state.
 """
 from __future__ import annotations
 
@@ -77,6 +81,18 @@ class TxnStore(Protocol):
 
     def ids(self) -> list[str]:
         """Every transactional id with a state."""
+        ...
+
+    def hold(self, group_id: str, transactional_id: str) -> None:
+        """Note that the id's open transaction holds offsets of ``group_id``."""
+        ...
+
+    def release(self, group_id: str, transactional_id: str) -> None:
+        """Forget the note of ``hold`` (the transaction ended)."""
+        ...
+
+    def holders(self, group_id: str) -> list[str]:
+        """The ids noted by ``hold`` for ``group_id`` and not released."""
         ...
 
     def next_producer_id(self) -> int:
@@ -137,6 +153,33 @@ class FileTxnStore:
             out.append(json.loads(data)["transactional_id"])
         return out
 
+    def _hold_path(self, group_id: str, transactional_id: str) -> Path:
+        # (no id's directory starts with a dot: group_dir_name quotes a leading one)
+        return self.root / ".groups" / group_dir_name(group_id) / \
+            group_dir_name(transactional_id)
+
+    def hold(self, group_id: str, transactional_id: str) -> None:
+        path = self._hold_path(group_id, transactional_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, transactional_id.encode())
+
+    def release(self, group_id: str, transactional_id: str) -> None:
+        self._hold_path(group_id, transactional_id).unlink(missing_ok=True)
+
+    def holders(self, group_id: str) -> list[str]:
+        folder = self.root / ".groups" / group_dir_name(group_id)
+        try:
+            names = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            return []
+        out = []
+        for name in names:
+            try:
+                out.append((folder / name).read_text())
+            except FileNotFoundError:       # released meanwhile
+                continue
+        return out
+
     def next_producer_id(self) -> int:
         with self._flock(self.root / "producer-ids.lock", wait=True):
             path = self.root / "next-producer-id"
@@ -156,6 +199,7 @@ class MemoryTxnStore:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._next = 1000
+        self._holders: dict[str, set[str]] = {}
 
     @contextmanager
     def locked(self, transactional_id: str, wait: bool = True) -> Iterator[bool]:
@@ -177,6 +221,18 @@ class MemoryTxnStore:
 
     def ids(self) -> list[str]:
         return sorted(self._states)
+
+    def hold(self, group_id: str, transactional_id: str) -> None:
+        with self._guard:
+            self._holders.setdefault(group_id, set()).add(transactional_id)
+
+    def release(self, group_id: str, transactional_id: str) -> None:
+        with self._guard:
+            self._holders.get(group_id, set()).discard(transactional_id)
+
+    def holders(self, group_id: str) -> list[str]:
+        with self._guard:
+            return sorted(self._holders.get(group_id, ()))
 
     def next_producer_id(self) -> int:
         with self._guard:
@@ -271,6 +327,10 @@ class TransactionCoordinator:
         with self._store.locked(transactional_id):
             state = self._current(transactional_id, producer)
             self._ongoing(state)
+            if group_id not in state["offsets"]:
+                # noted before the state is written: a reader of the notes then finds
+                # the offsets (``pending_offsets``) as soon as the state has them
+                self._store.hold(group_id, transactional_id)
             entry = state["offsets"].setdefault(group_id, {"member": member_id,
                                                            "offsets": []})
             entry["member"] = member_id
@@ -368,26 +428,48 @@ class TransactionCoordinator:
                      for t, p, o in entry["offsets"]})  # type: ignore[attr-defined]
         state["state"] = "complete_commit" if commit else "complete_abort"
         state["partitions"] = []
+        # (the groups have their offsets, or never get them: the transaction holds
+        # them no longer, even before the caller writes this state)
+        for group_id in state["offsets"]:
+            self._store.release(group_id, state["transactional_id"])
         state["offsets"] = {}
 
     def expire(self) -> int:
         """Abort every transaction open past its timeout and finish every prepared
         one whose process died; returns how many. Ids whose lock is held are left."""
-        done = 0
         now = _now_ms()
-        for transactional_id in self._store.ids():
-            with self._store.locked(transactional_id, wait=False) as held:
-                if not held:
-                    continue
-                state = self._store.read(transactional_id)
-                if state is None:
-                    continue
-                kind = state["state"]
-                late = kind == "ongoing" and \
-                    now - state["started_ms"] > state["timeout_ms"]
-                if late or kind in ("prepare_commit", "prepare_abort"):
-                    self._finish(state, bump=True)
-                    self._store.write(state)
-                    done += 1
-        return done
+        return sum(self._settle(transactional_id, now)[1]
+                   for transactional_id in self._store.ids())
 
+    def _settle(self, transactional_id: str, now: int) -> tuple[TxnState | None, bool]:
+        """``expire`` for one id: its state after, and whether it ended a transaction.
+        With its lock held by someone else, its state as last written."""
+        with self._store.locked(transactional_id, wait=False) as held:
+            state = self._store.read(transactional_id)
+            if not held or state is None:
+                return state, False
+            kind = state["state"]
+            late = kind == "ongoing" and now - state["started_ms"] > state["timeout_ms"]
+            if not late and kind not in ("prepare_commit", "prepare_abort"):
+                return state, False
+            self._finish(state, bump=True)
+            self._store.write(state)
+            return state, True
+
+    def pending_offsets(self, group_id: str) -> set[TopicPartition]:
+        """The partitions of ``group_id`` whose offsets a transaction holds that is not
+        complete (open, or committing or aborting now): their committed offset may
+        change when it ends (Kafka's unstable offsets, KIP-447). A transaction past its
+        timeout, or left prepared by a process that died, is ended first, so that it
+        holds them no longer. Reads only the ids that added offsets of the group."""
+        now = _now_ms()
+        pending: set[TopicPartition] = set()
+        for transactional_id in self._store.holders(group_id):
+            state, _ = self._settle(transactional_id, now)
+            if state is None or state["state"] not in ("ongoing", "prepare_commit",
+                                                       "prepare_abort"):
+                continue
+            entry = state["offsets"].get(group_id)
+            for t, p, _o in entry["offsets"] if entry else []:  # type: ignore[attr-defined]
+                pending.add(TopicPartition(str(t), int(p)))
+        return pending
