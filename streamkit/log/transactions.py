@@ -23,9 +23,7 @@ that consumed them; the commit is refused (and the transaction aborted) unless t
 member still owns every one of those partitions in its group, so a worker that was
 paused while its partitions moved to another cannot commit what it did meanwhile.
 Until a transaction that holds offsets of a group has ended, ``pending_offsets`` names
-their partitions (Kafka's unstable offsets): a group's readers find the transactions
-to look at in a note per group and id (``<root>/__transactions/.groups``), not by
-reading every id's state.
+their partitions (Kafka's unstable offsets).
 """
 from __future__ import annotations
 
@@ -81,18 +79,6 @@ class TxnStore(Protocol):
 
     def ids(self) -> list[str]:
         """Every transactional id with a state."""
-        ...
-
-    def hold(self, group_id: str, transactional_id: str) -> None:
-        """Note that the id's open transaction holds offsets of ``group_id``."""
-        ...
-
-    def release(self, group_id: str, transactional_id: str) -> None:
-        """Forget the note of ``hold`` (the transaction ended)."""
-        ...
-
-    def holders(self, group_id: str) -> list[str]:
-        """The ids noted by ``hold`` for ``group_id`` and not released."""
         ...
 
     def next_producer_id(self) -> int:
@@ -153,33 +139,6 @@ class FileTxnStore:
             out.append(json.loads(data)["transactional_id"])
         return out
 
-    def _hold_path(self, group_id: str, transactional_id: str) -> Path:
-        # (no id's directory starts with a dot: group_dir_name quotes a leading one)
-        return self.root / ".groups" / group_dir_name(group_id) / \
-            group_dir_name(transactional_id)
-
-    def hold(self, group_id: str, transactional_id: str) -> None:
-        path = self._hold_path(group_id, transactional_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, transactional_id.encode())
-
-    def release(self, group_id: str, transactional_id: str) -> None:
-        self._hold_path(group_id, transactional_id).unlink(missing_ok=True)
-
-    def holders(self, group_id: str) -> list[str]:
-        folder = self.root / ".groups" / group_dir_name(group_id)
-        try:
-            names = sorted(os.listdir(folder))
-        except FileNotFoundError:
-            return []
-        out = []
-        for name in names:
-            try:
-                out.append((folder / name).read_text())
-            except FileNotFoundError:       # released meanwhile
-                continue
-        return out
-
     def next_producer_id(self) -> int:
         with self._flock(self.root / "producer-ids.lock", wait=True):
             path = self.root / "next-producer-id"
@@ -199,7 +158,6 @@ class MemoryTxnStore:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._next = 1000
-        self._holders: dict[str, set[str]] = {}
 
     @contextmanager
     def locked(self, transactional_id: str, wait: bool = True) -> Iterator[bool]:
@@ -221,18 +179,6 @@ class MemoryTxnStore:
 
     def ids(self) -> list[str]:
         return sorted(self._states)
-
-    def hold(self, group_id: str, transactional_id: str) -> None:
-        with self._guard:
-            self._holders.setdefault(group_id, set()).add(transactional_id)
-
-    def release(self, group_id: str, transactional_id: str) -> None:
-        with self._guard:
-            self._holders.get(group_id, set()).discard(transactional_id)
-
-    def holders(self, group_id: str) -> list[str]:
-        with self._guard:
-            return sorted(self._holders.get(group_id, ()))
 
     def next_producer_id(self) -> int:
         with self._guard:
@@ -327,10 +273,6 @@ class TransactionCoordinator:
         with self._store.locked(transactional_id):
             state = self._current(transactional_id, producer)
             self._ongoing(state)
-            if group_id not in state["offsets"]:
-                # noted before the state is written: a reader of the notes then finds
-                # the offsets (``pending_offsets``) as soon as the state has them
-                self._store.hold(group_id, transactional_id)
             entry = state["offsets"].setdefault(group_id, {"member": member_id,
                                                            "offsets": []})
             entry["member"] = member_id
@@ -428,10 +370,6 @@ class TransactionCoordinator:
                      for t, p, o in entry["offsets"]})  # type: ignore[attr-defined]
         state["state"] = "complete_commit" if commit else "complete_abort"
         state["partitions"] = []
-        # (the groups have their offsets, or never get them: the transaction holds
-        # them no longer, even before the caller writes this state)
-        for group_id in state["offsets"]:
-            self._store.release(group_id, state["transactional_id"])
         state["offsets"] = {}
 
     def expire(self) -> int:
@@ -461,10 +399,11 @@ class TransactionCoordinator:
         complete (open, or committing or aborting now): their committed offset may
         change when it ends (Kafka's unstable offsets, KIP-447). A transaction past its
         timeout, or left prepared by a process that died, is ended first, so that it
-        holds them no longer. Reads only the ids that added offsets of the group."""
+        holds them no longer. Reads the state of every transactional id: it is asked
+        when a consumer takes partitions, not in the commit's path."""
         now = _now_ms()
         pending: set[TopicPartition] = set()
-        for transactional_id in self._store.holders(group_id):
+        for transactional_id in self._store.ids():
             state, _ = self._settle(transactional_id, now)
             if state is None or state["state"] not in ("ongoing", "prepare_commit",
                                                        "prepare_abort"):
