@@ -22,6 +22,8 @@ Zombie fencing (Kafka's KIP-447): the group offsets of a transaction carry the m
 that consumed them; the commit is refused (and the transaction aborted) unless that
 member still owns every one of those partitions in its group, so a worker that was
 paused while its partitions moved to another cannot commit what it did meanwhile.
+Until a transaction that holds offsets of a group has ended, ``pending_offsets`` names
+their partitions (Kafka's unstable offsets).
 """
 from __future__ import annotations
 
@@ -373,21 +375,40 @@ class TransactionCoordinator:
     def expire(self) -> int:
         """Abort every transaction open past its timeout and finish every prepared
         one whose process died; returns how many. Ids whose lock is held are left."""
-        done = 0
         now = _now_ms()
-        for transactional_id in self._store.ids():
-            with self._store.locked(transactional_id, wait=False) as held:
-                if not held:
-                    continue
-                state = self._store.read(transactional_id)
-                if state is None:
-                    continue
-                kind = state["state"]
-                late = kind == "ongoing" and \
-                    now - state["started_ms"] > state["timeout_ms"]
-                if late or kind in ("prepare_commit", "prepare_abort"):
-                    self._finish(state, bump=True)
-                    self._store.write(state)
-                    done += 1
-        return done
+        return sum(self._settle(transactional_id, now)[1]
+                   for transactional_id in self._store.ids())
 
+    def _settle(self, transactional_id: str, now: int) -> tuple[TxnState | None, bool]:
+        """``expire`` for one id: its state after, and whether it ended a transaction.
+        With its lock held by someone else, its state as last written."""
+        with self._store.locked(transactional_id, wait=False) as held:
+            state = self._store.read(transactional_id)
+            if not held or state is None:
+                return state, False
+            kind = state["state"]
+            late = kind == "ongoing" and now - state["started_ms"] > state["timeout_ms"]
+            if not late and kind not in ("prepare_commit", "prepare_abort"):
+                return state, False
+            self._finish(state, bump=True)
+            self._store.write(state)
+            return state, True
+
+    def pending_offsets(self, group_id: str) -> set[TopicPartition]:
+        """The partitions of ``group_id`` whose offsets a transaction holds that is not
+        complete (open, or committing or aborting now): their committed offset may
+        change when it ends (Kafka's unstable offsets, KIP-447). A transaction past its
+        timeout, or left prepared by a process that died, is ended first, so that it
+        holds them no longer. Reads the state of every transactional id: it is asked
+        when a consumer takes partitions, not in the commit's path."""
+        now = _now_ms()
+        pending: set[TopicPartition] = set()
+        for transactional_id in self._store.ids():
+            state, _ = self._settle(transactional_id, now)
+            if state is None or state["state"] not in ("ongoing", "prepare_commit",
+                                                       "prepare_abort"):
+                continue
+            entry = state["offsets"].get(group_id)
+            for t, p, _o in entry["offsets"] if entry else []:  # type: ignore[attr-defined]
+                pending.add(TopicPartition(str(t), int(p)))
+        return pending

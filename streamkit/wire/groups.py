@@ -27,7 +27,7 @@ from streamkit.wire.consumer_protocol import encode_assignment, encode_subscript
 from streamkit.wire.coordinator import (CONSUMER, EMPTY, LOCK_ONLY, STABLE,
                                         GroupCoordinator, StoreBroker)
 from streamkit.wire.protocol import Request, response_type
-from streamkit.wire.transactions import serves_transactions
+from streamkit.wire.transactions import TransactionalBroker, serves_transactions
 
 __all__ = ["GROUP_HANDLERS", "GroupView", "MemberView", "all_groups", "describe"]
 
@@ -193,24 +193,30 @@ async def offset_fetch(groups: GroupCoordinator, node: Node, request: Request,
                        peer: str) -> Any:
     """Committed offsets of the partitions asked for (all committed ones for a null
     list); -1 where none is committed, or the group is unknown. v8+ ask for many
-    groups at once."""
+    groups at once. With require_stable (v7+, read_committed consumers), a partition
+    whose offset a transaction not yet ended holds answers UNSTABLE_OFFSET_COMMIT
+    (the client asks again), as in Kafka (KIP-447)."""
     cls = response_type(OFFSET_FETCH, request.api_version)
     body = request.body
+    stable = bool(getattr(body, "require_stable", False))
     if has_field(type(body), "groups"):
         group_cls = nested(cls, "OffsetFetchResponseGroup")
         answers = tuple(build(group_cls, group_id=g.group_id, error_code=ErrorCode.none,
-                              topics=_fetched(node, cls, g.group_id, g.topics,
+                              topics=_fetched(node, cls, g.group_id, g.topics, stable,
                                               "OffsetFetchResponseTopics",
                                               "OffsetFetchResponsePartitions"))
                         for g in body.groups)
         return build(cls, throttle_time=NO_THROTTLE, groups=answers)
-    topics = _fetched(node, cls, body.group_id, body.topics, "OffsetFetchResponseTopic",
-                      "OffsetFetchResponsePartition")
+    topics = _fetched(node, cls, body.group_id, body.topics, stable,
+                      "OffsetFetchResponseTopic", "OffsetFetchResponsePartition")
     return build(cls, throttle_time=NO_THROTTLE, topics=topics, error_code=ErrorCode.none)
 
 
-def _fetched(node: Node, cls: type[Any], group_id: str, asked: Any, topic_name: str,
-             part_name: str) -> tuple[Any, ...]:
+def _fetched(node: Node, cls: type[Any], group_id: str, asked: Any, stable: bool,
+             topic_name: str, part_name: str) -> tuple[Any, ...]:
+    # the unstable ones first: a transaction found ended has written its offsets
+    # before, so the committed ones read next are those it left
+    unstable = _unstable(node, group_id) if stable else set()
     committed = {TopicPartition(o.topic, o.partition): o.committed
                  for o in node.broker.group_offsets(group_id) if o.committed is not None}
     if asked is None:
@@ -220,11 +226,28 @@ def _fetched(node: Node, cls: type[Any], group_id: str, asked: Any, topic_name: 
     else:
         wanted = {t.name: list(t.partition_indexes) for t in asked}
     topic_cls, part_cls = nested(cls, topic_name), nested(cls, part_name)
+
+    def partition(topic: str, p: int) -> Any:
+        tp = TopicPartition(topic, p)
+        if tp in unstable:
+            return build(part_cls, partition_index=p, committed_offset=-1,
+                         committed_leader_epoch=-1, metadata="",
+                         error_code=ErrorCode.unstable_offset_commit)
+        return build(part_cls, partition_index=p, committed_offset=committed.get(tp, -1),
+                     committed_leader_epoch=-1, metadata="", error_code=ErrorCode.none)
+
     return tuple(build(topic_cls, name=topic, partitions=tuple(
-        build(part_cls, partition_index=p,
-              committed_offset=committed.get(TopicPartition(topic, p), -1),
-              committed_leader_epoch=-1, metadata="", error_code=ErrorCode.none)
-        for p in partitions)) for topic, partitions in wanted.items())
+        partition(topic, p) for p in partitions)) for topic, partitions in wanted.items())
+
+
+def _unstable(node: Node, group_id: str) -> set[TopicPartition]:
+    """The group's partitions whose offsets a transaction not yet ended holds (a
+    transaction past its timeout is aborted first: it holds none)."""
+    if not serves_transactions(node) or not group_id:
+        return set()
+    broker = node.broker
+    assert isinstance(broker, TransactionalBroker)
+    return broker.transactions().pending_offsets(group_id)
 
 
 # -- ListGroups, DescribeGroups ---------------------------------------------------------

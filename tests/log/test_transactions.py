@@ -189,6 +189,38 @@ def test_a_member_giving_its_partition_up_commits_it_before_letting_go(broker):
     member.close()
 
 
+def test_offsets_an_open_transaction_holds_are_pending_until_it_ends(broker):
+    """What OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for."""
+    coordinator = broker.transactions()
+    tx = broker.transactional_producer("tx")
+    other = broker.transactional_producer("other", timeout_ms=300)
+    assert coordinator.pending_offsets("g") == set()
+    tx.begin()
+    tx.add_offsets("g", {TopicPartition("in", 0): 7, TopicPartition("in", 1): 3})
+    other.begin()
+    other.add_offsets("h", {TopicPartition("in", 2): 1})       # another group
+    assert coordinator.pending_offsets("g") == {TopicPartition("in", 0),
+                                                TopicPartition("in", 1)}
+    tx.commit()
+    assert coordinator.pending_offsets("g") == set()
+    tx.begin()
+    tx.add_offsets("g", {TopicPartition("in", 0): 9})
+    assert coordinator.pending_offsets("g") == {TopicPartition("in", 0)}
+    tx.abort()
+    assert coordinator.pending_offsets("g") == set()
+    assert coordinator.pending_offsets("h") == {TopicPartition("in", 2)}
+    time.sleep(0.4)                 # past its timeout: aborted at the look
+    assert coordinator.pending_offsets("h") == set()
+    with pytest.raises(ProducerFenced):
+        other.commit()
+    store = broker.group_store("g")
+    try:
+        assert store.read_offsets() == {TopicPartition("in", 0): 7,
+                                        TopicPartition("in", 1): 3}
+    finally:
+        store.close()
+
+
 def test_a_transaction_past_its_timeout_is_aborted_by_a_waiting_reader(broker):
     tx = broker.transactional_producer("slow", timeout_ms=300)
     tx.begin()
