@@ -153,6 +153,14 @@ class App:
                                    config=self.conf.broker_config)
         return self._broker
 
+    def close(self) -> None:
+        """Close the broker connection: deliver what is queued, free its clients
+        (on Kafka, librdkafka's threads and sockets) and its files. It opens again
+        on next use. A worker closes it when it stops."""
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            broker.close()
+
     def _produce(self, topic: str, records: Sequence[OutgoingRecord], acks: Any
                  ) -> Sequence[RecordMetadata]:
         """The sender's way to the broker, at the app's ``producer_acks``."""

@@ -171,6 +171,10 @@ class Worker:
             self._close()
             if joined:
                 self._log_summary()
+            try:
+                app.close()          # (after the summary, which asks the broker)
+            except Exception:
+                logger.exception("closing the broker connection failed")
             gc.set_threshold(*gc_thresholds)
             gc.unfreeze()
             with anyio.CancelScope(shield=True):

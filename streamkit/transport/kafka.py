@@ -69,8 +69,8 @@ class KafkaBroker:
             timeout = float(self._config.get("socket.timeout.ms", 10_000)) / 1000
         self.timeout = timeout
         self._base = {"bootstrap.servers": self.servers}
-        self._admin = make_client(AdminClient,
-                                  client_config(self._base, self._config, "admin"), "admin")
+        self._admin_client: AdminClient | None = make_client(
+            AdminClient, client_config(self._base, self._config, "admin"), "admin")
         self._producers: dict[int, Producer] = {}
         #: group-less readers, one per isolation level asked for
         self._fetchers: dict[str, Fetcher] = {}
@@ -82,6 +82,12 @@ class KafkaBroker:
 
     def __repr__(self) -> str:
         return f"<KafkaBroker {self.servers}>"
+
+    @property
+    def _admin(self) -> AdminClient:
+        if self._admin_client is None:
+            raise errors.BrokerError(f"{self!r} is closed")
+        return self._admin_client
 
     # -- topics ------------------------------------------------------------------
     def _metadata(self, what: str) -> ClusterMetadata:
@@ -502,6 +508,9 @@ class KafkaBroker:
         if self._end_offsets is not None:
             self._end_offsets.close()
             self._end_offsets = None
+        # librdkafka's admin client has no close: it is freed (its threads joined, its
+        # sockets closed) with the last reference to it
+        self._admin_client = None
 
     def __enter__(self) -> KafkaBroker:
         return self

@@ -3,6 +3,8 @@ group_by, counts them in a table and forwards some to another topic; a second ru
 restores the table from its changelog topic on Kafka."""
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 
 import anyio
@@ -143,3 +145,27 @@ async def test_workers_of_an_app_with_tables_get_copartitioned_assignments(tansu
     for assignment in assignments:
         numbers = [{tp.partition for tp in assignment if tp.topic == t} for t in topics]
         assert numbers[0] == numbers[1], assignments
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_stopped_worker_leaves_no_connection_open(tansu, kafka_broker):
+    """The worker closes its app's broker connection when it stops: librdkafka's
+    clients (their threads and sockets) go with it, so a process that runs workers
+    one after another, as a test suite does, does not gather them. It opens again
+    on the next use."""
+    before = _open_descriptors()
+    threads = threading.active_count()
+    name = f"app-{uuid.uuid4().hex[:8]}"
+    app, rides, counts = make_app(tansu, name)
+    await rides.send(key="0", value=Ride(vendorId=0))
+    assert await run_until_counted(app, counts, 1) == {0: 1}
+    assert threading.active_count() <= threads
+    if kafka_broker != "streamkit":
+        # (streamkit broker serves in this process, and keeps the files of the topics
+        # the app created open)
+        assert _open_descriptors() <= before + 2
+    await rides.send(key="1", value=Ride(vendorId=1))      # (opens it again)
+    assert sum(app.broker.describe_topic(rides.get_topic_name()).end_offsets) == 2
