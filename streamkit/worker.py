@@ -26,12 +26,13 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from streamkit.app import App, Task, Timer
+from streamkit.app import App, Task
 from streamkit.commit import Committer
 from streamkit.errors import ImproperlyConfigured
 from streamkit.streams.join import check_co_partitioned
 from streamkit.internal_topics import DEAD_LETTER, INTERNAL
 from streamkit.signals import Signal
+from streamkit.timers import run_task, run_timer
 from streamkit.transport.base import GroupConsumer, TransactionalBroker
 from streamkit.types import TopicPartition
 import anyio.lowlevel
@@ -146,7 +147,7 @@ class Worker:
                     services.start_soon(self._commit_loop)
                     services.start_soon(self._flush_loop)
                     for timer in app.timers:
-                        services.start_soon(self._run_timer, timer)
+                        services.start_soon(run_timer, timer, app, self.is_leader)
                     for table in app.tables.values():
                         services.start_soon(table.run_background)
                     if self.status_interval:
@@ -214,18 +215,10 @@ class Worker:
         if isinstance(started, Signal):
             self._signal(started)
         elif self._services is not None:        # an App subclass's method (Faust's way)
-            self._services.start_soon(self._run_task, Task(started))
+            self._services.start_soon(run_task, Task(started), self.app)
         for task in self.app.tasks:
             if self._services is not None and (not task.on_leader or self.is_leader()):
-                self._services.start_soon(self._run_task, task)
-
-    async def _run_task(self, task: Task) -> None:
-        try:
-            result = _call_timer(task.fun, self.app)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            logger.exception("task %s raised", task.name)
+                self._services.start_soon(run_task, task, self.app)
 
     def _signal(self, signal: Signal, *args: Any) -> None:
         """Send ``signal``: its plain receivers run now, its async ones as tasks
@@ -505,20 +498,6 @@ class Worker:
         except (NotImplementedError, ValueError):  # not the main thread
             return
 
-    async def _run_timer(self, timer: Timer) -> None:
-        while True:
-            await anyio.sleep(_seconds_until_next(timer))
-            if timer.on_leader and not self.is_leader():
-                continue
-            try:
-                result = _call_timer(timer.fun, self.app)
-                if inspect.isawaitable(result):
-                    await result
-                timer.runs += 1
-            except Exception:
-                timer.errors += 1
-                logger.exception("timer %s raised", timer.name)
-
     async def _status_loop(self) -> None:
         assert self.status_interval
         last = None
@@ -631,23 +610,6 @@ def describe_offsets(offsets: dict[TopicPartition, int]) -> str:
     """``topic[0]=12 topic[1]=7``, in topic and partition order."""
     return " ".join(f"{tp.topic}[{tp.partition}]={offset}"
                     for tp, offset in sorted(offsets.items()))
-
-
-def _seconds_until_next(timer: Timer) -> float:
-    if timer.interval is not None:
-        return timer.interval
-    from croniter import croniter
-    now = datetime.now(timer.timezone) if timer.timezone else datetime.now()
-    following: datetime = croniter(timer.cron, now).get_next(datetime)
-    return max(0.0, (following - now).total_seconds())
-
-
-def _call_timer(fun: Any, app: App) -> Any:
-    try:
-        takes_app = bool(inspect.signature(fun).parameters)
-    except (TypeError, ValueError):
-        takes_app = False
-    return fun(app) if takes_app else fun()
 
 
 def _nothing() -> None:

@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "streamkit"
 LAYERS: list[tuple[str, ...]] = [
     ("__init__",),                                  # the package's face
     ("cli", "web", "wire"),                         # command line, HTTP, Kafka protocol
-    ("worker", "commit"),
+    ("worker", "commit", "timers"),
     ("app",),
     ("agents", "tables", "joins"),
     ("streams", "topics"),
