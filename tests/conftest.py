@@ -17,7 +17,11 @@ are missing), which also serves what tansu cannot show: aborted transactions hid
 read_committed readers, compaction and retention (tests/transport/test_apache_kafka.py,
 apache only). A test that wants an empty broker gets the session's Apache Kafka emptied
 of the topics and groups earlier tests left, since a JVM broker takes seconds to start
-(decision 941); a replication factor above 1 is skipped there (one node)."""
+(decision 941); a replication factor above 1 is skipped there (one node).
+
+``--kafka=kafka://HOST:PORT`` runs the kafka:// tests on a broker already running there
+instead (the Apache-only tests skip); it is emptied the same way before each test that
+wants an empty broker, so give a throwaway one."""
 from __future__ import annotations
 
 import importlib.util
@@ -132,17 +136,18 @@ class StreamkitBroker:
         self.log.close()
 
 
-class ApacheKafkaView:
-    """The session's Apache Kafka as a fresh broker for one test: the same
-    ``url``/``stop()`` as ``Tansu``. It is emptied first: the groups and topics that
-    earlier tests left on it are deleted (Kafka's internal topics stay)."""
+class EmptiedKafka:
+    """A running Kafka broker (the session's Apache Kafka, or the one ``--kafka=URL``
+    names) as a fresh broker for one test: the same ``url``/``stop()`` as ``Tansu``.
+    It is emptied first: the groups and topics that earlier tests left on it are
+    deleted (Kafka's internal topics stay)."""
 
-    def __init__(self, kafka: apache_kafka.ApacheKafka) -> None:
+    def __init__(self, url: str) -> None:
         from streamkit import errors
         from streamkit.transport.kafka import KafkaBroker
 
-        self.url = kafka.url
-        admin = KafkaBroker(kafka.url)
+        self.url = url
+        admin = KafkaBroker(url)
         try:
             for group in admin.list_groups():
                 try:
@@ -163,16 +168,28 @@ KAFKA_BROKERS = {"both": ("tansu", "streamkit"), "tansu": ("tansu",),
                  "streamkit": ("streamkit",), "apache": ("apache",),
                  "all": ("tansu", "streamkit", "apache")}
 
+
+def kafka_choice(value: str) -> str:
+    if value in KAFKA_BROKERS or value.startswith("kafka://"):
+        return value
+    raise ValueError(f"{value!r}: use one of {', '.join(KAFKA_BROKERS)} or kafka://HOST:PORT")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--kafka", choices=tuple(KAFKA_BROKERS), default="all",
-                     help="the Kafka-protocol broker(s) of the kafka:// tests (default: "
-                          "all, each test on tansu, on streamkit broker and on Apache "
-                          "Kafka; both: tansu and streamkit broker)")
+    parser.addoption("--kafka", type=kafka_choice, default="all",
+                     help="the Kafka-protocol broker(s) of the kafka:// tests: all "
+                          "(default: each test on tansu, on streamkit broker and on "
+                          "Apache Kafka), both (tansu and streamkit broker), tansu, "
+                          "streamkit, apache, or kafka://HOST:PORT, a running broker, "
+                          "whose topics and consumer groups are ALL DELETED before "
+                          "each test that wants an empty broker: give a throwaway one")
 
 
 def kafka_brokers(config: pytest.Config) -> tuple[str, ...]:
-    """The brokers ``--kafka`` chose, of ``tansu``, ``streamkit`` and ``apache``."""
-    return KAFKA_BROKERS[config.getoption("--kafka")]
+    """The brokers ``--kafka`` chose, of ``tansu``, ``streamkit``, ``apache`` and
+    ``external`` (the running broker of ``--kafka=kafka://HOST:PORT``)."""
+    option = config.getoption("--kafka")
+    return ("external",) if option.startswith("kafka://") else KAFKA_BROKERS[option]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -251,8 +268,11 @@ class KafkaBrokers:
     at its first use, and fresh ones for tests that need an empty broker (stopped by
     their caller)."""
 
-    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory,
+                 external: str | None = None) -> None:
         self._tmp = tmp_path_factory
+        #: the running broker of ``--kafka=kafka://HOST:PORT``
+        self._external = external
         self._shared: dict[str, Tansu | StreamkitBroker] = {}
         #: the session's Apache Kafka, started at its first use, stopped at the end
         self.apache: apache_kafka.ApacheKafka | None = None
@@ -260,13 +280,16 @@ class KafkaBrokers:
         self.apache_started_in: float | None = None
         self._apache_failed: str | None = None
 
-    def start(self, kind: str) -> Tansu | StreamkitBroker | ApacheKafkaView:
+    def start(self, kind: str) -> Tansu | StreamkitBroker | EmptiedKafka:
         """A new, empty broker of ``kind`` (skips if tansu is not installed, or Java or
         Apache Kafka's jars are missing); on Apache Kafka a view of the session's."""
         if kind == "streamkit":
             return StreamkitBroker(self._tmp.mktemp("streamkit-broker"))
         if kind == "apache":
-            return ApacheKafkaView(self.apache_kafka())
+            return EmptiedKafka(self.apache_kafka().url)
+        if kind == "external":
+            assert self._external is not None
+            return EmptiedKafka(self._external)
         return Tansu(self._tmp.mktemp("tansu"))
 
     def apache_kafka(self) -> apache_kafka.ApacheKafka:
@@ -289,6 +312,9 @@ class KafkaBrokers:
         """``kafka://127.0.0.1:PORT`` of the session's broker of ``kind``."""
         if kind == "apache":
             return self.apache_kafka().url
+        if kind == "external":
+            assert self._external is not None
+            return self._external
         if kind not in self._shared:
             self._shared[kind] = self.start(kind)
         return self._shared[kind].url
@@ -308,7 +334,9 @@ class KafkaBrokers:
 def kafka_brokers_of_session(tmp_path_factory: pytest.TempPathFactory,
                              request: pytest.FixtureRequest) -> Iterator[KafkaBrokers]:
     """The session's ``KafkaBrokers``."""
-    brokers = KafkaBrokers(tmp_path_factory)
+    option = request.config.getoption("--kafka")
+    brokers = KafkaBrokers(tmp_path_factory,
+                           option if option.startswith("kafka://") else None)
     request.config.stash[_SESSION_BROKERS] = brokers
     try:
         yield brokers
@@ -336,7 +364,7 @@ def kafka_broker(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def start_tansu(kafka_broker: str, kafka_brokers_of_session: KafkaBrokers
-                ) -> Callable[[], Tansu | StreamkitBroker | ApacheKafkaView]:
+                ) -> Callable[[], Tansu | StreamkitBroker | EmptiedKafka]:
     """Start a new, empty broker of the test's kind (tansu, skipped if it is not
     installed, or streamkit broker; on Apache Kafka a view of the session's broker);
     the caller stops it."""
