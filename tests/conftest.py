@@ -8,8 +8,9 @@ test_x[streamkit] and test_x[apache] (tests/transport's contract: [kafka-tansu],
 most share one tansu per session and one streamkit broker per module, the
 broker-contract suite in tests/transport starts a fresh one per test. ``--kafka=tansu``,
 ``--kafka=streamkit`` or ``--kafka=apache`` runs them on one only, ``--kafka=both`` on
-tansu and streamkit broker. On streamkit broker, tests that need a
-replication factor above 1 (one copy kept) are skipped, naming why; tests on tansu are skipped where it is not installed.
+tansu and streamkit broker. On streamkit broker, tests that need a replication factor
+above 1 (one copy kept) are skipped, naming why; tests on tansu are skipped where it is
+not installed.
 
 Apache Kafka 4.4 itself runs them too (tests/kafka_server: one KRaft
 broker per session, from jars Maven fetched; skipped in one line where Java or the jars
