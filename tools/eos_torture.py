@@ -3,6 +3,7 @@
 
     python tools/eos_torture.py --kills 60 --events 20000 --seed 1
     python tools/eos_torture.py --kills 60 --events 20000 --guarantee at_least_once
+    python tools/eos_torture.py --kills 20 --events 5000 --broker apache
 
 A ``python eos_counting.py worker`` process (tests/e2e/apps) counts events per key into
 a table and forwards each event to an output topic, on ``log://``, with a 50 ms commit
@@ -16,6 +17,11 @@ exact, or if at_least_once showed no duplicate (the run could not tell them apar
 
 ``--await-in-agent`` makes the agent await inside each event (a sleep) instead of
 working without awaiting: see the report of this run for what that shows.
+
+``--broker apache`` runs it on Apache Kafka 4.4 (one KRaft node started for the run, as
+the tests do: tests/kafka_server), ``--broker kafka://HOST:PORT`` on a running Kafka
+(its topics eos-in, eos-out and the app's must not exist yet). A killed worker's
+partitions move once its session (3 s) expires, so each life starts slower there.
 """
 from __future__ import annotations
 
@@ -46,16 +52,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="keep the data directory (printed) for a look")
     parser.add_argument("-q", "--quiet", action="store_true", help="no line per kill")
+    parser.add_argument("--broker", default=None,
+                        help="apache, or kafka://HOST:PORT (default: the embedded log)")
     args = parser.parse_args(argv)
     if args.kills < 1 or args.events < 1:
         parser.error("--kills and --events must be at least 1")
     logging.getLogger("streamkit").addHandler(logging.NullHandler())
     work = Path(tempfile.mkdtemp(prefix="eos-torture-"))
     say = None if args.quiet else (lambda line: print(line, flush=True))
-    result = torture.run(work, kills=args.kills, events=args.events, seed=args.seed,
-                         guarantee=args.guarantee, commit_interval=args.commit_interval,
-                         event_work=0.0 if args.await_in_agent else 0.0002,
-                         event_sleep=0.001 if args.await_in_agent else 0.0, say=say)
+    kafka = None
+    if args.broker == "apache":
+        from tests.kafka_server.broker import ApacheKafka, missing
+        if (reason := missing()) is not None:
+            parser.error(reason)
+        (work / "apache-kafka").mkdir()
+        kafka = ApacheKafka(work / "apache-kafka")
+        print(f"Apache Kafka started in {kafka.started_in:.1f} s at {kafka.url}")
+    try:
+        result = torture.run(work, kills=args.kills, events=args.events, seed=args.seed,
+                             guarantee=args.guarantee, commit_interval=args.commit_interval,
+                             event_work=0.0 if args.await_in_agent else 0.0002,
+                             event_sleep=0.001 if args.await_in_agent else 0.0, say=say,
+                             broker=kafka.url if kafka is not None else args.broker)
+    finally:
+        if kafka is not None:
+            kafka.stop()
     print(f"kills:        {result.kills} (during start-up {result.startup_kills}, "
           f"inside a commit {result.commit_kills}, with a transaction open "
           f"{result.open_kills})")

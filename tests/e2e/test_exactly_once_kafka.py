@@ -1,6 +1,6 @@
 """Exactly-once on ``kafka://`` with real worker processes (issue 20): a zombie worker,
 SIGSTOPped while another worker took its partitions, commits nothing of what it did
-when it wakes.
+when it wakes; a worker joining a working one; a worker SIGKILLed again and again.
 
 Each worker has its own data directory, so its own transactional id: nothing fences A
 by its id when B starts. Two things do, whichever comes first once A runs again:
@@ -24,9 +24,9 @@ import pytest
 
 from . import torture
 
-pytestmark = [pytest.mark.kafka, pytest.mark.slow,
-              pytest.mark.parametrize("kafka_broker", ["apache", "streamkit"],
-                                      indirect=True)]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+#: the brokers that check a transaction's member and generation (tansu does not)
+FENCING = pytest.mark.parametrize("kafka_broker", ["apache", "streamkit"], indirect=True)
 
 
 def _stop_between_commits(worker: torture.Worker, feed: torture.Feed) -> None:
@@ -41,6 +41,7 @@ def _stop_between_commits(worker: torture.Worker, feed: torture.Feed) -> None:
     worker.proc.send_signal(signal.SIGSTOP)
 
 
+@FENCING
 def test_a_zombie_worker_commits_nothing_after_its_partitions_moved(
         tmp_path: Path, start_tansu) -> None:
     kafka = start_tansu()
@@ -58,6 +59,7 @@ def test_a_zombie_worker_commits_nothing_after_its_partitions_moved(
         assert run.a_exit == 0, run.a_log
 
 
+@FENCING
 def test_a_worker_joining_takes_partitions_from_a_working_one(tmp_path: Path,
                                                              start_tansu) -> None:
     """A second worker joins while the first works: the first commits what it did with
@@ -70,3 +72,21 @@ def test_a_worker_joining_takes_partitions_from_a_working_one(tmp_path: Path,
         kafka.stop()
     assert (result.duplicates, result.missing, result.count_errors,
             result.report_errors) == (0, 0, 0, 0), result.summary()
+
+
+@pytest.mark.parametrize("kafka_broker", ["apache"], indirect=True)
+def test_sigkilled_worker_counts_and_forwards_each_event_exactly_once(
+        tmp_path: Path, start_tansu) -> None:
+    """The torture run's short version on Apache Kafka (tools/eos_torture.py --broker
+    apache is the long one): a worker SIGKILLed 4 times, restarted each time with its
+    data directory (so its transactional id, which fences its previous life)."""
+    kafka = start_tansu()
+    try:
+        result = torture.run(tmp_path, kills=4, events=1500, seed=7,
+                             guarantee="exactly_once", life=1.5, broker=kafka.url)
+    finally:
+        kafka.stop()
+    assert result.kills == 4
+    assert (result.duplicates, result.missing, result.count_errors,
+            result.report_errors, result.last_exit) == (0, 0, 0, 0, 0), result.summary()
+    assert result.copies == {1: 1500}

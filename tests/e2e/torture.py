@@ -224,11 +224,13 @@ def errors(counts: dict[str, int], truth: dict[str, int]) -> int:
 def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
         commit_interval: float = 0.05, life: float = 1.5, event_work: float = 0.0002,
         event_sleep: float = 0.0, marker_sleep: float = 0.004, timeout: float = 600.0,
-        say: Callable[[str], None] | None = None) -> TortureResult:
+        say: Callable[[str], None] | None = None, broker: str | None = None
+        ) -> TortureResult:
     """The whole run in ``datadir`` (fresh); see the module docstring. Events come at
     a steady rate meant to last until the last kill; a life lasts a random time
     (below the start-up time for a quarter of them, up to start-up + ``life``
-    seconds for the others)."""
+    seconds for the others). ``broker``: a URL instead of the log in ``datadir``
+    (then the kills inside a commit or with a transaction open are not told apart)."""
     rng = random.Random(seed)
     result = TortureResult(guarantee)
     started = time.monotonic()
@@ -236,18 +238,19 @@ def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
            "EOS_EVENT_WORK": str(event_work), "EOS_EVENT_SLEEP": str(event_sleep),
            "EOS_MARKER_SLEEP": str(marker_sleep)}
     startup = 1.0                           # seconds to "ready", learnt as we go
-    feed = Feed(log_of(datadir), events, events / (kills * (startup + life * 0.6) + 1.0))
+    url = broker or log_of(datadir)
+    feed = Feed(url, events, events / (kills * (startup + life * 0.6) + 1.0))
     try:
         for n in range(kills):
             result.kills += 1
-            _one_life(datadir, env, n, rng, feed, result, startup, life, say)
+            _one_life(datadir, url, env, n, rng, feed, result, startup, life, say)
             startup = result.startup_estimate
         feed.send_due(everything=True)
     finally:
         feed.close()
-    last = Worker(datadir, env, "last")
+    last = Worker(datadir, env, "last", broker=url)
     deadline = time.monotonic() + timeout
-    while not committed_all(log_of(datadir), events):
+    while not committed_all(url, events):
         if last.proc.poll() is not None or time.monotonic() > deadline:
             last.kill()
             raise RuntimeError(f"the last worker did not finish:\n{last.log()[-3000:]}")
@@ -255,16 +258,16 @@ def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
     time.sleep(0.7)                         # a REPORT after the last commit
     result.last_exit = last.terminate()
     result.wall = time.monotonic() - started
-    check(log_of(datadir), result, events, last.last_report() or {})
+    check(url, result, events, last.last_report() or {})
     return result
 
 
-def _one_life(datadir: Path, env: dict[str, str], n: int, rng: random.Random,
+def _one_life(datadir: Path, url: str, env: dict[str, str], n: int, rng: random.Random,
               feed: Feed, result: TortureResult, startup: float, life: float,
               say: Callable[[str], None] | None) -> None:
     """Start a worker, feed it for a random time, SIGKILL it; count where it was."""
     before = txn_states(datadir)
-    worker = Worker(datadir, env, f"life-{n:03d}")
+    worker = Worker(datadir, env, f"life-{n:03d}", broker=url)
     begun = time.monotonic()
     at_startup = rng.random() < STARTUP_SHARE
     delay = rng.uniform(0.05, startup) if at_startup else startup + rng.uniform(0, life)
