@@ -340,13 +340,9 @@ def zombie_run(datadir: Path, url: str, stop: Callable[[Worker, Feed], None],
     commit refused, or its partitions lost and its transaction aborted); the rest of
     the input goes to both, and the output is checked as a read_committed reader sees
     it."""
-    (datadir / "a").mkdir()
-    (datadir / "b").mkdir()
-    feed = Feed(url, events, rate=250.0)
-    a = Worker(datadir / "a", ZOMBIE_ENV, "a", broker=url)
+    feed, a = _first_worker(datadir, url, events)
     b = None
     try:
-        _wait(lambda: committed(url) >= 100, a, feed)
         stop(a, feed)
         by_a = committed(url)
         b = Worker(datadir / "b", ZOMBIE_ENV, "b", broker=url)
@@ -360,16 +356,35 @@ def zombie_run(datadir: Path, url: str, stop: Callable[[Worker, Feed], None],
         _wait(lambda: sum((b.last_report() or {}).values()) == events, b, feed)
         assert b.terminate() == 0, b.log()
     finally:
-        feed.close()
-        for worker in (a, b):
-            if worker is not None:
-                if worker.proc.poll() is None:
-                    os.kill(worker.proc.pid, signal.SIGCONT)
-                worker.kill()
+        _end(feed, a, b)
     result = TortureResult("exactly_once")
     # (B's table holds every key: it restored A's partitions and its own)
     check(url, result, events, b.last_report() or {})
     return ZombieRun(result, a.log(), a_exit, a_stopped)
+
+
+def _first_worker(datadir: Path, url: str, events: int) -> tuple[Feed, Worker]:
+    """Worker A in ``datadir/a`` (B gets ``datadir/b``), fed at 250 events a second,
+    once it committed 100 events."""
+    (datadir / "a").mkdir()
+    (datadir / "b").mkdir()
+    feed = Feed(url, events, rate=250.0)
+    a = Worker(datadir / "a", ZOMBIE_ENV, "a", broker=url)
+    try:
+        _wait(lambda: committed(url) >= 100, a, feed)
+    except BaseException:
+        _end(feed, a, None)
+        raise
+    return feed, a
+
+
+def _end(feed: Feed, a: Worker, b: Worker | None) -> None:
+    feed.close()
+    for worker in (a, b):
+        if worker is not None:
+            if worker.proc.poll() is None:
+                os.kill(worker.proc.pid, signal.SIGCONT)     # (a stopped one)
+            worker.kill()
 
 
 def _wait(condition: Callable[[], bool], worker: Worker, feed: Feed,
@@ -387,13 +402,9 @@ def join_run(datadir: Path, url: str, events: int = 1500) -> TortureResult:
     gives partitions up in a rebalance (committing what it did with them), and both
     go on to the end of the input; then A stops, B takes everything, B stops. Both
     must stop cleanly, and the output hold each event once."""
-    (datadir / "a").mkdir()
-    (datadir / "b").mkdir()
-    feed = Feed(url, events, rate=250.0)
-    a = Worker(datadir / "a", ZOMBIE_ENV, "a", broker=url)
+    feed, a = _first_worker(datadir, url, events)
     b = None
     try:
-        _wait(lambda: committed(url) >= 100, a, feed)
         b = Worker(datadir / "b", ZOMBIE_ENV, "b", broker=url)
         _wait(lambda: " partitions assigned" in b.log(), b, feed)
         feed.send_due(everything=True)
@@ -403,10 +414,7 @@ def join_run(datadir: Path, url: str, events: int = 1500) -> TortureResult:
         _wait(lambda: sum((b.last_report() or {}).values()) == events, b, feed)
         assert b.terminate() == 0, b.log()
     finally:
-        feed.close()
-        for worker in (a, b):
-            if worker is not None:
-                worker.kill()
+        _end(feed, a, b)
     result = TortureResult("exactly_once")
     check(url, result, events, b.last_report() or {})
     return result
