@@ -256,9 +256,12 @@ def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
             raise RuntimeError(f"the last worker did not finish:\n{last.log()[-3000:]}")
         time.sleep(0.1)
     time.sleep(0.7)                         # a REPORT after the last commit
+    # (taken before it stops: a timer may still print one once its partitions
+    # were revoked, of an empty table)
+    report = last.last_report() or {}
     result.last_exit = last.terminate()
     result.wall = time.monotonic() - started
-    check(url, result, events, last.last_report() or {})
+    check(url, result, events, report)
     return result
 
 
@@ -353,13 +356,12 @@ def zombie_run(datadir: Path, url: str, stop: Callable[[Worker, Feed], None],
         a_stopped = a.proc.poll() is not None
         a_exit = a.proc.returncode if a_stopped else a.terminate()
         # B alone now: a REPORT of the whole table (every partition restored)
-        _wait(lambda: sum((b.last_report() or {}).values()) == events, b, feed)
+        report = _whole_report(b, feed, events)
         assert b.terminate() == 0, b.log()
     finally:
         _end(feed, a, b)
     result = TortureResult("exactly_once")
-    # (B's table holds every key: it restored A's partitions and its own)
-    check(url, result, events, b.last_report() or {})
+    check(url, result, events, report)
     return ZombieRun(result, a.log(), a_exit, a_stopped)
 
 
@@ -387,6 +389,14 @@ def _end(feed: Feed, a: Worker, b: Worker | None) -> None:
             worker.kill()
 
 
+def _whole_report(b: Worker, feed: Feed, events: int) -> dict[str, int]:
+    """B's REPORT once it counts every event (B alone: it restored every partition),
+    taken before it stops (a timer may still print one once its partitions were
+    revoked, of an empty table)."""
+    _wait(lambda: sum((b.last_report() or {}).values()) == events, b, feed)
+    return b.last_report() or {}
+
+
 def _wait(condition: Callable[[], bool], worker: Worker, feed: Feed,
           timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
@@ -411,10 +421,10 @@ def join_run(datadir: Path, url: str, events: int = 1500) -> TortureResult:
         _wait(lambda: committed_all(url, events), a, feed, timeout=90)
         assert b.proc.poll() is None, b.log()
         assert a.terminate() == 0, a.log()
-        _wait(lambda: sum((b.last_report() or {}).values()) == events, b, feed)
+        report = _whole_report(b, feed, events)
         assert b.terminate() == 0, b.log()
     finally:
         _end(feed, a, b)
     result = TortureResult("exactly_once")
-    check(url, result, events, b.last_report() or {})
+    check(url, result, events, report)
     return result
