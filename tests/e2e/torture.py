@@ -255,9 +255,14 @@ def run(datadir: Path, *, kills: int, events: int, seed: int, guarantee: str,
             last.kill()
             raise RuntimeError(f"the last worker did not finish:\n{last.log()[-3000:]}")
         time.sleep(0.1)
+    # its table once restored (on Kafka the killed lives may have committed every
+    # event before it even joined), taken before it stops (a timer may still print
+    # one once its partitions were revoked, of an empty table)
+    deadline = time.monotonic() + 30
+    while (not last.ready() or sum((last.last_report() or {}).values()) != events) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
     time.sleep(0.7)                         # a REPORT after the last commit
-    # (taken before it stops: a timer may still print one once its partitions
-    # were revoked, of an empty table)
     report = last.last_report() or {}
     result.last_exit = last.terminate()
     result.wall = time.monotonic() - started
