@@ -21,7 +21,7 @@ from streamkit import errors
 from streamkit.names import check_topic_name
 from streamkit.transport.base import Acks, RebalanceCallback
 from streamkit.transport.kafka_common import KafkaConfig, bootstrap_servers, broker_error, \
-    client_config, error_code, make_client
+    client_config, error_code, make_client, retrying
 from streamkit.transport.kafka_consumer import EndOffsets, Fetcher, KafkaGroupConsumer
 from streamkit.transport.kafka_tx import KafkaTransactionalProducer
 from streamkit.types import (GroupOffset, Message, OffsetAndTimestamp, OutgoingRecord,
@@ -461,14 +461,8 @@ class KafkaBroker:
     def _with_coordinator(self, what: str, call: Callable[[], T]) -> T:
         """``call()``, again while the group's coordinator is loading or moving (as
         for a few seconds after a broker starts), up to the broker's timeout."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                return call()
-            except KafkaException as exc:
-                if error_code(exc) not in _COORDINATOR_MOVING or time.monotonic() > deadline:
-                    raise broker_error(exc, what, self.servers) from None
-            time.sleep(0.1)
+        return retrying(call, _COORDINATOR_MOVING, time.monotonic() + self.timeout, what,
+                        self.servers, pause=0.1)
 
     def delete_group(self, group_id: str) -> None:
         """Delete the group and its committed offsets; refused (``BrokerError``) while

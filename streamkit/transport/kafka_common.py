@@ -7,6 +7,7 @@ producer can use them without importing the broker class.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -116,6 +117,21 @@ _INVALID_CONFIG = {KafkaError.INVALID_CONFIG, KafkaError.INVALID_PARTITIONS,
                    KafkaError.INVALID_REPLICATION_FACTOR, KafkaError.POLICY_VIOLATION,
                    KafkaError.INVALID_REPLICA_ASSIGNMENT, KafkaError.INVALID_REQUEST,
                    KafkaError._INVALID_ARG}
+
+
+def retrying(call: Callable[[], T], passing: set[int], deadline: float, what: str,
+             servers: str, pause: float = 0.05) -> T:
+    """``call()``, again (``pause`` seconds apart) while it fails with a librdkafka
+    error whose code is in ``passing`` (a state of the cluster that passes: a leader
+    or a coordinator not in place yet), up to ``deadline`` (``time.monotonic()``);
+    then its error as ``broker_error`` of ``what``."""
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            if error_code(exc) not in passing or time.monotonic() >= deadline:
+                raise broker_error(exc, what, servers) from None
+        time.sleep(pause)
 
 
 def broker_error(exc: BaseException, what: str, servers: str) -> errors.BrokerError:

@@ -18,7 +18,7 @@ from confluent_kafka import TopicPartition as KTP
 
 from streamkit import errors
 from streamkit.transport.kafka_common import ConsumedMessage, KafkaConfig, broker_error, \
-    error_code, log, make_client, to_messages
+    error_code, log, make_client, retrying, to_messages
 from streamkit.types import Message, TopicPartition
 
 RebalanceCallback = Callable[[list[TopicPartition]], None]
@@ -61,9 +61,9 @@ def drain(consumer: Consumer, max_records: int, timeout: float,
     queued at once and, only if that is nothing, wait for one more with ``poll``.
     """
     raw = consumer.consume(max_records, 0)
+    kept = _keep_data(raw, on_error)
     if not raw and timeout > 0:
         deadline = time.monotonic() + timeout
-        kept: list[ConsumedMessage] = []
         while not kept:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -75,8 +75,6 @@ def drain(consumer: Consumer, max_records: int, timeout: float,
             if max_records > 1:
                 raw.extend(consumer.consume(max_records - 1, 0))
             kept = _keep_data(raw, on_error)
-        return _take_queued(consumer, kept, len(raw) - len(kept), max_records, on_error)
-    kept = _keep_data(raw, on_error)
     return _take_queued(consumer, kept, len(raw) - len(kept), max_records, on_error)
 
 
@@ -543,16 +541,12 @@ class EndOffsets:
     def _listed(self, tp: TopicPartition, deadline: float) -> tuple[int, int]:
         """(start, end) of ``tp`` by list-offsets, asked again while its leader is not
         in place yet, up to ``deadline``."""
-        while True:
-            try:
-                return self._consumer.get_watermark_offsets(
-                    KTP(tp.topic, tp.partition),
-                    timeout=max(deadline - time.monotonic(), 0.1), cached=False)
-            except KafkaException as exc:
-                if error_code(exc) not in _NO_LEADER_YET or time.monotonic() >= deadline:
-                    raise broker_error(exc, f"offsets of {tp.topic}[{tp.partition}]",
-                                       self._servers) from None
-            time.sleep(0.05)
+        return retrying(
+            lambda: self._consumer.get_watermark_offsets(
+                KTP(tp.topic, tp.partition),
+                timeout=max(deadline - time.monotonic(), 0.1), cached=False),
+            _NO_LEADER_YET, deadline, f"offsets of {tp.topic}[{tp.partition}]",
+            self._servers)
 
     def offset_for_time(self, tp: TopicPartition, timestamp: int,
                         timeout: float) -> int | None:
