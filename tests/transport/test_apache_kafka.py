@@ -175,20 +175,6 @@ def test_a_fetch_at_a_transaction_marker_returns_at_once(broker, topic_name):
     assert time.monotonic() - began < 2      # not the catch-up wait of 10 s
 
 
-def test_streamkit_abort_hides_its_records(broker, topic_name):
-    broker.create_topic(topic_name, partitions=1)
-    tx = broker.transactional_producer(f"tx-{uuid.uuid4().hex[:8]}")
-    tx.begin()
-    tx.send(topic_name, [OutgoingRecord(b"k", b"dropped%d" % i) for i in range(3)])
-    tx.abort()
-    tx.begin()
-    tx.send(topic_name, [OutgoingRecord(b"k", b"kept")])
-    tx.commit()
-    tx.close()
-    fetched = broker.fetch(TopicPartition(topic_name, 0), 0, 100, timeout=5)
-    assert [m.value for m in fetched] == [b"kept"]
-
-
 def test_compaction_keeps_the_latest_value_per_key_and_drops_tombstones(broker,
                                                                        topic_name):
     broker.create_topic(topic_name, partitions=1, config=COMPACTED)
